@@ -1,0 +1,311 @@
+"""Contract 2: the model card, version 1 — what SBML cannot say, and how a patient binds.
+
+SBML carries the deterministic equations. Individual parameters are SBML assignment rules
+over typical values, covariates and random effects (``CL := TVCL*(WT/70)^0.75*exp(ETA_CL)``);
+each ``ETA_*`` is an SBML parameter, 0 by default. The card names those ids; the registry's
+cross-check verifies that each one exists in the SBML.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal, Self
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from interop.schema.base import SCHEMA_VERSION, Coding, Frozen
+from interop.schema.patient import Route
+
+SBML_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+def _sbml_id(v: str) -> str:
+    if not SBML_ID.match(v):
+        raise ValueError(f"{v!r} is not an SBML identifier")
+    return v
+
+
+class Person(Frozen):
+    name: str = Field(min_length=1)
+    orcid: str | None = Field(default=None, pattern=r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$")
+    email: str | None = None
+
+
+class Publication(Frozen):
+    doi: str | None = None
+    pubmed: str | None = Field(default=None, pattern=r"^\d+$")
+    citation: str | None = None
+
+
+class DosingInput(Frozen):
+    """For one route: where the dose (or a fraction of it) goes and how.
+
+    A route may have several inputs whose fractions add up to at most 1: a dose split between
+    a depot (first order) and a zero-order input into the central compartment, say.
+    """
+
+    route: Route
+    fraction: float = Field(default=1.0, gt=0, le=1, description="Share of each dose sent here")
+    target: str = Field(description="SBML species that receives the dose (as amount)")
+    amount_unit: str = Field(default="mg", description="UCUM unit of the dose amount")
+    bioavailability: float | str = Field(
+        default=1.0, description="Fraction absorbed: a number or an SBML parameter id"
+    )
+    lag_time_h: float | str | None = Field(
+        default=None, description="Absorption lag: hours or an SBML parameter id"
+    )
+    duration_parameter: str | None = Field(
+        default=None,
+        description="SBML id of a modelled zero-order input duration (NONMEM RATE=-2)",
+    )
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        return _sbml_id(v)
+
+    @field_validator("bioavailability")
+    @classmethod
+    def _f(cls, v: float | str) -> float | str:
+        if isinstance(v, str):
+            return _sbml_id(v)
+        if not 0 < v <= 1:
+            raise ValueError(f"bioavailability must be in (0, 1] (got {v})")
+        return v
+
+
+class Observable(Frozen):
+    """A predicted quantity that matches a kind of measurement."""
+
+    id: str = Field(description="Name used in results and residual error entries")
+    sbml: str = Field(description="SBML id (or infix expression over SBML ids) of the prediction")
+    unit: str = Field(description="UCUM unit of the prediction, e.g. mg/L")
+    analyte: Coding = Field(description="Drug or metabolite predicted; matches DrugLevel.analyte")
+    measurement_codes: tuple[Coding, ...] = Field(
+        default=(), description="Measurement codes (LOINC) this observable predicts"
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _sbml_id(v)
+
+
+class CovariateSource(Frozen):
+    """Where a covariate comes from in the patient schema."""
+
+    measurement: Coding | None = Field(default=None, description="Measurement code, e.g. LOINC")
+    unit: str | None = Field(default=None, description="UCUM unit the model expects")
+    patient_field: Literal["age_years", "sex"] | None = None
+    categories: dict[str, float] = Field(
+        default_factory=dict, description="Category -> model value, e.g. {female: 1, male: 0}"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.measurement is None) == (self.patient_field is None):
+            raise ValueError("give exactly one of measurement or patient_field")
+        if self.measurement is not None and not self.unit:
+            raise ValueError("a measurement covariate needs the unit the model expects")
+        if self.patient_field == "sex" and not self.categories:
+            raise ValueError("sex needs categories, e.g. {'female': 1, 'male': 0}")
+        return self
+
+
+class Covariate(Frozen):
+    name: str = Field(description="SBML parameter the covariate value is written to")
+    source: CovariateSource
+    reference: float | None = Field(default=None, description="Reference (typical) value")
+    missing: Literal["error", "reference"] = "error"
+    time_varying: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _sbml_id(v)
+
+    @model_validator(mode="after")
+    def _reference_when_needed(self) -> Self:
+        if self.missing == "reference" and self.reference is None:
+            raise ValueError("missing='reference' needs a reference value")
+        return self
+
+
+class Occasion(Frozen):
+    """Inter-occasion variability: one ETA per occasion for a parameter."""
+
+    parameter: str
+    etas: tuple[str, ...] = Field(min_length=1, description="SBML ids, one per occasion")
+    variance: float = Field(gt=0)
+
+
+class RandomEffects(Frozen):
+    """Between-subject random effects: the ETA parameters and their Omega (variances)."""
+
+    etas: tuple[str, ...] = ()
+    omega: tuple[tuple[float, ...], ...] = Field(
+        default=(), description="Variance-covariance matrix, rows in the order of etas"
+    )
+    occasions: tuple[Occasion, ...] = ()
+
+    @model_validator(mode="after")
+    def _omega_valid(self) -> Self:
+        n = len(self.etas)
+        for e in self.etas:
+            _sbml_id(e)
+        if len(set(self.etas)) != n:
+            raise ValueError("etas must be unique")
+        if len(self.omega) != n or any(len(row) != n for row in self.omega):
+            raise ValueError(f"omega must be {n}x{n} to match etas")
+        if n:
+            m = np.asarray(self.omega, dtype=float)
+            if not np.all(np.isfinite(m)) or not np.allclose(m, m.T, rtol=0, atol=1e-12):
+                raise ValueError("omega must be finite and symmetric")
+            if np.linalg.eigvalsh(m).min() <= 0:
+                raise ValueError("omega must be positive definite")
+        return self
+
+    def omega_matrix(self) -> np.ndarray:
+        return np.asarray(self.omega, dtype=float).reshape(len(self.etas), len(self.etas))
+
+
+class ResidualError(Frozen):
+    """Residual error of one observable. SDs, not variances (NONMEM's SIGMA is a variance)."""
+
+    observable: str
+    model: Literal["additive", "proportional", "combined", "exponential"]
+    additive_sd: float = Field(default=0.0, ge=0)
+    proportional_sd: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _sds(self) -> Self:
+        need = {
+            "additive": ("additive_sd",),
+            "proportional": ("proportional_sd",),
+            "exponential": ("proportional_sd",),
+            "combined": ("additive_sd", "proportional_sd"),
+        }[self.model]
+        for name in need:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"a {self.model} error model needs {name} > 0")
+        return self
+
+    def variance(self, prediction: float) -> float:
+        """Residual variance at an individual prediction (exponential: on the log scale)."""
+        if self.model == "additive":
+            return self.additive_sd**2
+        if self.model == "exponential":
+            return self.proportional_sd**2
+        f = prediction if prediction != 0 else 1.0  # NONMEM's convention where F is exactly 0
+        prop = (self.proportional_sd * f) ** 2
+        return prop if self.model == "proportional" else prop + self.additive_sd**2
+
+
+class ValidityDomain(Frozen):
+    population: str = Field(default="", description="e.g. adults with normal renal function")
+    taxon: str = Field(default="9606", description="NCBI taxon id")
+    covariate_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+
+class ReferenceDose(Frozen):
+    route: Route
+    amount: float = Field(gt=0)
+    time_h: float = Field(ge=0)
+    duration_h: float | None = Field(default=None, gt=0)
+
+
+class ReferenceOutput(Frozen):
+    """A simulation whose result any correct runtime must reproduce."""
+
+    description: str = ""
+    observable: str
+    doses: tuple[ReferenceDose, ...] = Field(min_length=1)
+    covariates: dict[str, float] = Field(default_factory=dict)
+    times_h: tuple[float, ...] = Field(min_length=1)
+    values: tuple[float, ...] = Field(min_length=1)
+    rtol: float = Field(default=1e-6, gt=0)
+
+    @model_validator(mode="after")
+    def _lengths(self) -> Self:
+        if len(self.times_h) != len(self.values):
+            raise ValueError("times_h and values must have the same length")
+        if any(not math.isfinite(v) for v in self.values):
+            raise ValueError("reference values must be finite")
+        return self
+
+
+class ModelCard(Frozen):
+    """What a registered model promises and how a patient binds to it."""
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    id: str = Field(description="Registry id: lower case, digits, . _ -")
+    version: str = Field(default="1", min_length=1)
+    title: str = Field(min_length=1)
+    description: str = ""
+    drugs: tuple[Coding, ...] = Field(min_length=1)
+    publications: tuple[Publication, ...] = ()
+    contributors: tuple[Person, ...] = ()
+    institution: str = Field(min_length=1)
+    licence: str = Field(default="CC-BY-4.0", min_length=1)
+    time_unit: Literal["h"] = "h"
+    dosing: tuple[DosingInput, ...] = Field(min_length=1)
+    observables: tuple[Observable, ...] = Field(min_length=1)
+    covariates: tuple[Covariate, ...] = ()
+    random_effects: RandomEffects = RandomEffects()
+    residual_error: tuple[ResidualError, ...] = ()
+    validity: ValidityDomain = ValidityDomain()
+    reference_outputs: tuple[ReferenceOutput, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not MODEL_ID.match(v):
+            raise ValueError("must be 2-64 characters of a-z, 0-9, '.', '_', '-'")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> Self:
+        obs = {o.id for o in self.observables}
+        if len(obs) != len(self.observables):
+            raise ValueError("observable ids must be unique")
+        for r in self.residual_error:
+            if r.observable not in obs:
+                raise ValueError(f"residual_error names unknown observable {r.observable!r}")
+        for ref in self.reference_outputs:
+            if ref.observable not in obs:
+                raise ValueError(f"reference_outputs names unknown observable {ref.observable!r}")
+        names = [c.name for c in self.covariates]
+        if len(set(names)) != len(names):
+            raise ValueError("covariate names must be unique")
+        for route in {d.route for d in self.dosing}:
+            total = sum(d.fraction for d in self.dosing if d.route == route)
+            if total > 1 + 1e-9:
+                raise ValueError(f"dosing fractions for route {route!r} add up to {total:g} > 1")
+        return self
+
+    def dosing_for(self, route: str) -> tuple[DosingInput, ...]:
+        """The inputs that a dose by ``route`` feeds (empty when the model has none)."""
+        return tuple(d for d in self.dosing if d.route == route)
+
+    def error_for(self, observable: str) -> ResidualError | None:
+        return next((r for r in self.residual_error if r.observable == observable), None)
+
+    def sbml_ids(self) -> set[str]:
+        """Every SBML id the card names (for the registry's cross-check)."""
+        ids = {d.target for d in self.dosing}
+        for d in self.dosing:
+            if isinstance(d.bioavailability, str):
+                ids.add(d.bioavailability)
+            if isinstance(d.lag_time_h, str):
+                ids.add(d.lag_time_h)
+            if d.duration_parameter:
+                ids.add(d.duration_parameter)
+        ids |= {o.sbml for o in self.observables if SBML_ID.match(o.sbml)}
+        ids |= {c.name for c in self.covariates}
+        ids |= set(self.random_effects.etas)
+        for occ in self.random_effects.occasions:
+            ids |= set(occ.etas)
+        return ids

@@ -1,0 +1,30 @@
+"""The twin runtime: compile a model once, bind a patient through its card, simulate."""
+
+from interop.twin.binding import (
+    CovariateSeries,
+    DoseEvent,
+    LevelObservation,
+    Twin,
+    bind_patient,
+    bind_regimen,
+)
+from interop.twin.model import CompiledModel, clear_model_cache, load_model
+from interop.twin.reference import ReferenceCheck, check_reference_outputs
+from interop.twin.simulate import Prediction, simulate, simulate_observations
+
+__all__ = [
+    "CompiledModel",
+    "CovariateSeries",
+    "DoseEvent",
+    "LevelObservation",
+    "Prediction",
+    "ReferenceCheck",
+    "Twin",
+    "bind_patient",
+    "bind_regimen",
+    "check_reference_outputs",
+    "clear_model_cache",
+    "load_model",
+    "simulate",
+    "simulate_observations",
+]

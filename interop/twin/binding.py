@@ -1,0 +1,230 @@
+"""Bind a patient to a compiled model through its card: doses, observations, covariates.
+
+Times become hours from the twin's origin (the first dose or first level, whichever is
+earlier). Covariates are piecewise constant the way NONMEM applies them: a record's value holds
+from the previous record up to and including that record's time; after the last record the
+last value holds.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from dataclasses import dataclass, field
+
+from interop.errors import TwinError
+from interop.schema import DosingInput, ModelCard, PatientRecord, ReferenceDose
+from interop.schema.units import UnitError, convert
+from interop.twin.model import CompiledModel
+
+__all__ = ["CovariateSeries", "DoseEvent", "LevelObservation", "Twin", "bind_patient", "bind_regimen"]
+
+
+@dataclass(frozen=True)
+class DoseEvent:
+    """One dose into one model input (a split dose gives one event per input)."""
+
+    time_h: float
+    amount: float  # in the input's amount unit, before bioavailability
+    input: DosingInput
+    duration_h: float | None  # None: bolus (or a modelled duration, see input.duration_parameter)
+    dose_id: str
+
+
+@dataclass(frozen=True)
+class LevelObservation:
+    time_h: float
+    observable: str
+    value: float  # in the observable's unit
+    below_lloq: bool
+    lloq: float | None
+    measurement_id: str
+
+
+@dataclass(frozen=True)
+class CovariateSeries:
+    """Piecewise-constant covariate: ``values[k]`` holds on (times[k-1], times[k]]."""
+
+    name: str
+    times_h: tuple[float, ...]
+    values: tuple[float, ...]
+
+    def at(self, t: float) -> float:
+        k = bisect.bisect_left(self.times_h, t)
+        return self.values[min(k, len(self.values) - 1)]
+
+    def changes(self) -> list[tuple[float, float]]:
+        """(time, new value): the value switches just after each record time."""
+        out = []
+        for k in range(len(self.times_h) - 1):
+            if self.values[k + 1] != self.values[k]:
+                out.append((self.times_h[k], self.values[k + 1]))
+        return out
+
+
+@dataclass(frozen=True)
+class Twin:
+    model: CompiledModel
+    patient_id: str
+    origin: dt.datetime
+    doses: tuple[DoseEvent, ...]
+    observations: tuple[LevelObservation, ...]
+    covariates: dict[str, CovariateSeries]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def card(self) -> ModelCard:
+        return self.model.card
+
+    def hours(self, when: dt.datetime) -> float:
+        return (when - self.origin).total_seconds() / 3600.0
+
+
+def _drug_matches(card: ModelCard, codes: tuple) -> bool:
+    return any(c.matches(d) for c in codes for d in card.drugs)
+
+
+def bind_patient(model: CompiledModel, record: PatientRecord) -> Twin:
+    """A twin of ``record`` on ``model``: doses, levels and covariates in model time and units."""
+    card = model.card
+    pid = record.patient.id
+    notes: list[str] = []
+    given = [d for d in record.administered_doses() if _drug_matches(card, d.drug.codes)]
+    skipped = len(record.administered_doses()) - len(given)
+    if skipped:
+        notes.append(f"{skipped} administered dose(s) of other drugs ignored")
+    if not given:
+        raise TwinError(
+            f"patient {pid} has no administered dose of {card.drugs[0].display or card.id}",
+            source=pid,
+            field="doses",
+        )
+    obs_meas = []
+    for m in record.drug_levels():
+        for o in card.observables:
+            if (m.drug_level and m.drug_level.analyte.matches(o.analyte)) or any(
+                m.code.matches(c) for c in o.measurement_codes
+            ):
+                obs_meas.append((m, o))
+                break
+    times = [d.start for d in given] + [m.time for m, _ in obs_meas]
+    origin = min(times)
+
+    def hours(t: dt.datetime) -> float:
+        return (t - origin).total_seconds() / 3600.0
+
+    events: list[DoseEvent] = []
+    for d in given:
+        inputs = card.dosing_for(d.route)
+        if not inputs:
+            raise TwinError(f"model {card.id} takes no {d.route} dose", source=d.id, field="route")
+        for inp in inputs:
+            try:
+                amount = convert(d.amount, d.unit, inp.amount_unit)
+            except UnitError as exc:
+                raise TwinError(str(exc), source=d.id, field="unit") from exc
+            for start in d.occurrences():
+                events.append(DoseEvent(hours(start), amount * inp.fraction, inp, d.infusion_hours, d.id))
+    events.sort(key=lambda e: e.time_h)
+
+    observations = []
+    for m, o in obs_meas:
+        try:
+            value = convert(m.value, m.unit, o.unit)
+            lloq = m.drug_level.lloq if m.drug_level else None
+            lloq = convert(lloq, m.unit, o.unit) if lloq is not None else None
+        except UnitError as exc:
+            raise TwinError(str(exc), source=m.id, field="unit") from exc
+        below = bool(m.drug_level and m.drug_level.below_lloq)
+        observations.append(LevelObservation(hours(m.time), o.id, value, below, lloq, m.id))
+    first_dose = events[0].time_h
+    early = [o for o in observations if o.time_h < first_dose]
+    if early:
+        notes.append(f"{len(early)} level(s) before the first dose")
+
+    return Twin(
+        model=model,
+        patient_id=pid,
+        origin=origin,
+        doses=tuple(events),
+        observations=tuple(observations),
+        covariates=_covariates(card, record, origin),
+        notes=tuple(notes),
+    )
+
+
+def _covariates(card: ModelCard, record: PatientRecord, origin: dt.datetime) -> dict[str, CovariateSeries]:
+    out: dict[str, CovariateSeries] = {}
+    pid = record.patient.id
+    for cov in card.covariates:
+        src = cov.source
+        series: CovariateSeries | None = None
+        if src.measurement is not None:
+            rows = sorted(
+                (m for m in record.measurements if m.code.matches(src.measurement)),
+                key=lambda m: m.time,
+            )
+            if rows:
+                try:
+                    vals = [convert(m.value, m.unit, src.unit or m.unit) for m in rows]
+                except UnitError as exc:
+                    raise TwinError(str(exc), source=rows[0].id, field="unit") from exc
+                ts = [(m.time - origin).total_seconds() / 3600.0 for m in rows]
+                if not cov.time_varying:
+                    ts, vals = ts[:1], vals[:1]
+                series = CovariateSeries(cov.name, tuple(ts), tuple(vals))
+        elif src.patient_field == "age_years":
+            age = record.patient.age_years
+            if age is None and record.patient.birth_date is not None:
+                age = (origin.date() - record.patient.birth_date).days / 365.25
+            if age is not None:
+                series = CovariateSeries(cov.name, (0.0,), (float(age),))
+        elif src.patient_field == "sex":
+            value = src.categories.get(record.patient.sex)
+            if value is not None:
+                series = CovariateSeries(cov.name, (0.0,), (float(value),))
+        if series is None:
+            if cov.missing == "reference" and cov.reference is not None:
+                series = CovariateSeries(cov.name, (0.0,), (cov.reference,))
+            else:
+                raise TwinError(
+                    f"patient {pid} has no value for covariate {cov.name} required by {card.id}",
+                    source=pid,
+                    field=cov.name,
+                )
+        out[cov.name] = series
+    return out
+
+
+def bind_regimen(
+    model: CompiledModel,
+    doses: tuple[ReferenceDose, ...],
+    covariates: dict[str, float],
+    patient_id: str = "regimen",
+) -> Twin:
+    """A twin from a bare regimen (hours from 0) and fixed covariates: no patient record.
+
+    Used for reference outputs, virtual subjects and dose recommendation.
+    """
+    card = model.card
+    events = []
+    for i, d in enumerate(doses):
+        inputs = card.dosing_for(d.route)
+        if not inputs:
+            raise TwinError(f"model {card.id} takes no {d.route} dose", field="route")
+        for inp in inputs:
+            events.append(DoseEvent(d.time_h, d.amount * inp.fraction, inp, d.duration_h, f"dose{i}"))
+    series = {}
+    for cov in card.covariates:
+        value = covariates.get(cov.name, cov.reference)
+        if value is None:
+            raise TwinError(f"no value for covariate {cov.name}", field=cov.name)
+        series[cov.name] = CovariateSeries(cov.name, (0.0,), (float(value),))
+    return Twin(
+        model=model,
+        patient_id=patient_id,
+        origin=dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+        doses=tuple(sorted(events, key=lambda e: e.time_h)),
+        observations=(),
+        covariates=series,
+    )

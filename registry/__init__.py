@@ -1,0 +1,3 @@
+"""The model registry: versioned, validated, searchable store of mechanistic models."""
+
+__all__: list[str] = []
