@@ -1,0 +1,33 @@
+"""Named paths to the test data: the project's own fixtures and the shared real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "interop" / "data" / "models"
+DEMO = ROOT / "interop" / "data" / "demo"
+
+
+def _shared_data() -> Path:
+    env = os.environ.get("INTEROP_SHARED_DATA")
+    if env:
+        return Path(env)
+    for parent in ROOT.parents:  # ../shared/data beside the checkout (CI and developers)
+        candidate = parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return ROOT.parent / "shared" / "data"
+
+
+SHARED = _shared_data()
+FHIR_SYNTHEA = SHARED / "fhir" / "synthea"
+FHIR_R4_SPEC = SHARED / "fhir" / "r4-spec"
+PGX = SHARED / "pgx"
+PHARMML = SHARED / "pharmml"
+SBML = SHARED / "sbml"
+MAPBAYR = SHARED / "mapbayr"
+
+GENTAMICIN_SBML = MODELS / "gentamicin_1cmt.xml"
+GENTAMICIN_CARD = MODELS / "gentamicin_1cmt.card.json"
