@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interop.demo import run_demo
+from interop.workflows.demo import run_demo
 from interop.settings import get_settings
 
 
