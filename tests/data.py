@@ -31,3 +31,4 @@ MAPBAYR = SHARED / "mapbayr"
 
 GENTAMICIN_SBML = MODELS / "gentamicin_1cmt.xml"
 GENTAMICIN_CARD = MODELS / "gentamicin_1cmt.card.json"
+GENTAMICIN_ANT = MODELS / "gentamicin_1cmt.ant"
