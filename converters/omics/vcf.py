@@ -1,0 +1,217 @@
+"""Read a VCF (plain or bgzipped, one or many samples) with cyvcf2 and call the panel's diplotypes.
+
+The genome build is checked before any call is made: the header's ``##reference``, the contigs'
+``assembly`` and ``length`` attributes, and the REF bases at the panel positions. A file on
+another build is refused (``ConversionError``); one that says nothing is read with a warning and
+the REF check decides. Every data line is used (a panel position), skipped (any other position)
+or rejected (malformed, REF disagreeing with GRCh38, duplicate); the report counts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from cyvcf2 import VCF
+
+from converters.omics.calling import CompiledGene, GeneCall, Observed, call_diplotype, compile_gene
+from converters.omics.definitions import GeneDefinition, load_panel
+from converters.omics.report import ImportReport
+from interop.errors import ConversionError
+
+__all__ = ["PanelGenotypes", "VcfCalls", "call_vcf", "detect_build", "read_panel_genotypes"]
+
+log = logging.getLogger(__name__)
+
+# Contig lengths that tell GRCh37 from GRCh38 (same names with or without "chr").
+_LENGTHS = {
+    "1": (249250621, 248956422),
+    "2": (243199373, 242193529),
+    "4": (191154276, 190214555),
+    "6": (171115067, 170805979),
+    "7": (159138663, 159345973),
+    "10": (135534747, 133797422),
+    "12": (133851895, 133275309),
+    "13": (115169878, 114364328),
+    "16": (90354753, 90338345),
+    "19": (59128983, 58617616),
+    "22": (51304566, 50818468),
+    "X": (155270560, 156040895),
+}
+_OTHER_BUILD = re.compile(r"GRCh37|hg19|b37|hs37|NCBI36|hg18|GRCh36", re.IGNORECASE)
+_BUILD_38 = re.compile(r"GRCh38|hg38|hs38", re.IGNORECASE)
+_CONTIG = re.compile(r"^##contig=<(.*)>$")
+
+
+def _chrom(name: str) -> str:
+    return name[3:] if name.lower().startswith("chr") else name
+
+
+def detect_build(header: str) -> tuple[str | None, str]:
+    """``("GRCh38" | "other" | None, evidence)`` from a VCF header's text."""
+    for line in header.splitlines():
+        if line.startswith("##reference=") or line.startswith("##assembly="):
+            value = line.split("=", 1)[1]
+            if _OTHER_BUILD.search(value):
+                return "other", line
+            if _BUILD_38.search(value):
+                return "GRCh38", line
+        m = _CONTIG.match(line)
+        if m:
+            attrs = dict(
+                kv.split("=", 1) for kv in re.split(r",(?=\w+=)", m.group(1)) if "=" in kv
+            )
+            assembly = attrs.get("assembly", "")
+            if _OTHER_BUILD.search(assembly):
+                return "other", line
+            length = attrs.get("length")
+            known = _LENGTHS.get(_chrom(attrs.get("ID", "")))
+            if known and length and length.isdigit():
+                if int(length) == known[0]:
+                    return "other", f"{line} (GRCh37 length)"
+                if int(length) == known[1]:
+                    return "GRCh38", line
+            if _BUILD_38.search(assembly):
+                return "GRCh38", line
+    return None, "no ##reference, contig assembly or known contig length in the header"
+
+
+@dataclass
+class _Site:
+    alleles: list[str]
+    first: np.ndarray
+    second: np.ndarray
+    phased: np.ndarray
+
+
+@dataclass
+class PanelGenotypes:
+    """Genotypes of every sample at the panel positions found in the file."""
+
+    samples: list[str]
+    genes: tuple[CompiledGene, ...]
+    sites: dict[tuple[str, str], _Site] = field(default_factory=dict)  # (gene, position id)
+
+    def observed(self, gene: CompiledGene, sample: int) -> tuple[Observed, ...]:
+        out: list[Observed] = []
+        for pid in gene.position_ids:
+            site = self.sites.get((gene.gene, pid))
+            if site is None:
+                out.append(None)
+                continue
+            a, b = int(site.first[sample]), int(site.second[sample])
+            x = site.alleles[a] if a >= 0 else None
+            y = site.alleles[b] if b >= 0 else None
+            if b == -2:  # haploid call: not a diplotype
+                y = None
+            out.append((x, y, bool(site.phased[sample])))
+        return tuple(out)
+
+
+def _index(definitions: tuple[GeneDefinition, ...]) -> dict[tuple[str, int], list[tuple[str, str, str]]]:
+    index: dict[tuple[str, int], list[tuple[str, str, str]]] = {}
+    for d in definitions:
+        for p in d.positions:
+            index.setdefault((_chrom(d.chromosome), p.pos), []).append((d.gene, p.id, p.ref))
+    return index
+
+
+def read_panel_genotypes(
+    path: Path, report: ImportReport, *, genes: tuple[str, ...] | None = None
+) -> PanelGenotypes:
+    """Read ``path`` and keep the genotypes at the panel positions; count every line."""
+    definitions = load_panel(genes)
+    try:
+        vcf = VCF(str(path), gts012=False, strict_gt=False)
+    except (OSError, Exception) as exc:  # cyvcf2 raises bare Exception for unreadable files
+        raise ConversionError(f"cannot open as VCF: {exc}", source=str(path)) from exc
+    header = vcf.raw_header
+    build, evidence = detect_build(header)
+    if build == "other":
+        raise ConversionError(
+            f"genome build is not GRCh38 ({evidence}); the allele definitions are on GRCh38 — "
+            "lift the file over first",
+            source=str(path),
+        )
+    if build is None:
+        report.warnings.append(f"genome build not declared: {evidence}; REF bases decide")
+    index = _index(definitions)
+    compiled = tuple(compile_gene(d) for d in definitions)
+    data = PanelGenotypes(list(vcf.samples), compiled)
+    lines = report.tally("vcf data lines")
+    header_lines = header.count("\n")
+    seen = 0
+    ref_mismatch = ref_checked = 0
+    iterator = iter(vcf)
+    while True:
+        line_no = header_lines + seen + 1
+        try:
+            rec = next(iterator)
+        except StopIteration:
+            break
+        except Exception as exc:  # htslib parse error on this line; cyvcf2 raises bare Exception
+            seen += 1
+            lines.reject("malformed VCF line", f"{path.name}:{line_no}: {exc}")
+            continue
+        seen += 1
+        hits = index.get((_chrom(rec.CHROM), rec.POS))
+        if not hits:
+            lines.skip("not a panel position", None)
+            continue
+        ref_checked += 1
+        gene, pid, ref = hits[0]
+        if rec.REF.upper() != ref:
+            ref_mismatch += 1
+            lines.reject(
+                "REF differs from GRCh38",
+                f"{path.name}:{line_no}: {rec.CHROM}:{rec.POS} REF {rec.REF}, GRCh38 {ref} ({pid})",
+            )
+            continue
+        if (gene, pid) in data.sites:
+            lines.reject("duplicate record for a panel position", f"{path.name}:{line_no}: {pid}")
+            continue
+        gt = rec.genotype.array() if data.samples else np.zeros((0, 3), dtype=np.int16)
+        alleles = [rec.REF.upper(), *(a.upper() for a in rec.ALT)]
+        site = _Site(alleles, gt[:, 0].copy(), gt[:, 1].copy(), gt[:, 2].astype(bool))
+        for g, p, _ in hits:
+            data.sites[(g, p)] = site
+        lines.ok()
+    vcf.close()
+    if ref_checked >= 3 and ref_mismatch * 2 > ref_checked:
+        raise ConversionError(
+            f"REF bases disagree with GRCh38 at {ref_mismatch} of {ref_checked} panel positions; "
+            "the file looks like another genome build",
+            source=str(path),
+        )
+    return data
+
+
+@dataclass
+class VcfCalls:
+    """Calls for every sample of a VCF: ``calls[sample] -> one GeneCall per panel gene``."""
+
+    samples: list[str]
+    calls: dict[str, tuple[GeneCall, ...]]
+    report: ImportReport
+
+
+def call_samples(data: PanelGenotypes) -> dict[str, tuple[GeneCall, ...]]:
+    """Call every gene for every sample of ``data``."""
+    return {
+        sample: tuple(call_diplotype(gene, data.observed(gene, s)) for gene in data.genes)
+        for s, sample in enumerate(data.samples)
+    }
+
+
+def call_vcf(path: Path, *, genes: tuple[str, ...] | None = None) -> VcfCalls:
+    """Read ``path`` and call the panel (or ``genes``) for every sample."""
+    report = ImportReport(source=str(path))
+    data = read_panel_genotypes(path, report, genes=genes)
+    present = {g for g, _ in data.sites}
+    for gene in data.genes:
+        if gene.gene not in present:
+            report.warnings.append(f"{gene.gene}: none of its positions is in the file")
+    return VcfCalls(data.samples, call_samples(data), report)
