@@ -13,7 +13,7 @@ import csv
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from interop.errors import ConversionError
@@ -65,7 +65,6 @@ class PatientIds:
 
     key: str | None = None
     mapping: dict[str, str] | None = None
-    _seen: dict[str, str] = field(default_factory=dict)
 
     @property
     def pseudonymising(self) -> bool:
