@@ -95,10 +95,11 @@ def compile_gene(definition: GeneDefinition) -> CompiledGene:
         score[allele.name] = n if full else sum(
             1 for v in allele.defining.values() if isinstance(v, str)
         )
-    # Reference first, then natural order of names (*2 before *10).
+    # Star alleles in natural order (*2 before *10, *1 before *38); otherwise reference first.
     names = sorted(
         (a.name for a in definition.alleles),
-        key=lambda s: (s != definition.reference, _natural(s)),
+        key=lambda s: (not s.startswith("*"), s != definition.reference and not s.startswith("*"),
+                       _natural(s)),
     )
     order = {name: i for i, name in enumerate(names)}
     return CompiledGene(definition, ids, allowed, defining, score, order)

@@ -9,6 +9,7 @@ or rejected (malformed, REF disagreeing with GRCh38, duplicate); the report coun
 
 from __future__ import annotations
 
+import gzip
 import logging
 import re
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ _LENGTHS = {
     "22": (51304566, 50818468),
     "X": (155270560, 156040895),
 }
-_OTHER_BUILD = re.compile(r"GRCh37|hg19|b37|hs37|NCBI36|hg18|GRCh36", re.IGNORECASE)
+_OTHER_BUILD = re.compile(r"GRCh37|hg19|b37|v37|hs37|NCBI3[67]|hg18|GRCh36", re.IGNORECASE)
 _BUILD_38 = re.compile(r"GRCh38|hg38|hs38", re.IGNORECASE)
 _CONTIG = re.compile(r"^##contig=<(.*)>$")
 
@@ -111,6 +112,20 @@ class PanelGenotypes:
         return tuple(out)
 
 
+def _count_header_lines(path: Path) -> int:
+    """Lines before the first record, as the file has them (htslib's header adds its own)."""
+    with path.open("rb") as raw:
+        magic = raw.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    n = 0
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.startswith("#"):
+                break
+            n += 1
+    return n
+
+
 def _index(definitions: tuple[GeneDefinition, ...]) -> dict[tuple[str, int], list[tuple[str, str, str]]]:
     index: dict[tuple[str, int], list[tuple[str, str, str]]] = {}
     for d in definitions:
@@ -142,7 +157,7 @@ def read_panel_genotypes(
     compiled = tuple(compile_gene(d) for d in definitions)
     data = PanelGenotypes(list(vcf.samples), compiled)
     lines = report.tally("vcf data lines")
-    header_lines = header.count("\n")
+    header_lines = _count_header_lines(path)
     seen = 0
     ref_mismatch = ref_checked = 0
     iterator = iter(vcf)
