@@ -13,12 +13,15 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from interop.errors import ConversionError
 from interop.schema import Genotype, OmicsRef, Patient, PatientRecord, Provenance
 from interop.schema.base import parse_json
 
 __all__ = ["load_record", "merge_items", "record_path", "save_record", "write_items"]
+
+T = TypeVar("T", Genotype, OmicsRef)
 
 
 def record_path(out: Path, patient_id: str) -> Path:
@@ -60,13 +63,16 @@ def merge_items(
     omics: Iterable[OmicsRef] = (),
 ) -> PatientRecord:
     """``record`` with ``genotypes`` and ``omics`` added; same ids replace the old items."""
-    new_g = {g.id: g for g in genotypes}
-    new_o = {o.id: o for o in omics}
-    kept_g = tuple(g for g in record.genotypes if g.id not in new_g)
-    kept_o = tuple(o for o in record.omics if o.id not in new_o)
     return record.replace(
-        genotypes=kept_g + tuple(new_g.values()), omics=kept_o + tuple(new_o.values())
+        genotypes=_merge(record.genotypes, genotypes), omics=_merge(record.omics, omics)
     )
+
+
+def _merge(old: tuple[T, ...], new: Iterable[T]) -> tuple[T, ...]:
+    """Replace items in place by id, append the new ones: re-imports keep the file stable."""
+    incoming = {item.id: item for item in new}
+    merged = [incoming.pop(item.id, item) for item in old]
+    return tuple(merged) + tuple(incoming.values())
 
 
 def write_items(
