@@ -189,7 +189,7 @@ def detect_scale(values: np.ndarray) -> Scale:
         return "other"
     if (finite < 0).any():
         return "log2"
-    if np.allclose(finite, np.round(finite)):
+    if np.allclose(finite, np.round(finite), rtol=0, atol=1e-9):
         return "counts"
     sums = np.nansum(values, axis=0)
     if sums.size and np.allclose(sums, 1e6, rtol=0.01):
