@@ -92,14 +92,17 @@ def compile_gene(definition: GeneDefinition) -> CompiledGene:
         allowed[allele.name] = tuple(sets)
         defining[allele.name] = tuple(i for i, pid in enumerate(ids) if pid in allele.defining)
         full = allele.pins_all or allele.name == definition.reference
-        score[allele.name] = n if full else sum(
-            1 for v in allele.defining.values() if isinstance(v, str)
+        score[allele.name] = (
+            n if full else sum(1 for v in allele.defining.values() if isinstance(v, str))
         )
     # Star alleles in natural order (*2 before *10, *1 before *38); otherwise reference first.
     names = sorted(
         (a.name for a in definition.alleles),
-        key=lambda s: (not s.startswith("*"), s != definition.reference and not s.startswith("*"),
-                       _natural(s)),
+        key=lambda s: (
+            not s.startswith("*"),
+            s != definition.reference and not s.startswith("*"),
+            _natural(s),
+        ),
     )
     order = {name: i for i, name in enumerate(names)}
     return CompiledGene(definition, ids, allowed, defining, score, order)
@@ -177,14 +180,27 @@ def _call(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
     missing_all = tuple(missing) + tuple(no_call)
     uncertain = bool(missing_all)
     if not best:
-        seen = ", ".join(f"{ids[i]} {x}/{y}" for i, x, y, _ in sites if x != y or x not in
-                         gene.allowed[gene.definition.reference][i])
+        seen = ", ".join(
+            f"{ids[i]} {x}/{y}"
+            for i, x, y, _ in sites
+            if x != y or x not in gene.allowed[gene.definition.reference][i]
+        )
         return GeneCall(
-            gene.gene, None, None, None, None, True, tuple(missing), tuple(no_call), untestable,
+            gene.gene,
+            None,
+            None,
+            None,
+            None,
+            True,
+            tuple(missing),
+            tuple(no_call),
+            untestable,
             note=f"no pair of named alleles explains the genotypes ({seen or 'see positions'})",
         )
     pairs = [tuple(sorted(p, key=gene.order.__getitem__)) for p in best]
     h1, h2 = pairs[0]
+    phenotype: str | None
+    activity: float | None
     phenotype, activity = gene.definition.phenotype_of(h1, h2)
     alternatives = tuple(f"{a}/{b}" for a, b in pairs[1:])
     if alternatives:
@@ -196,6 +212,15 @@ def _call(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
     if untestable:
         note = "alleles not testable (defining positions missing): " + ", ".join(untestable)
     return GeneCall(
-        gene.gene, h1, h2, phenotype, activity, uncertain, tuple(missing), tuple(no_call),
-        untestable, alternatives, note,
+        gene.gene,
+        h1,
+        h2,
+        phenotype,
+        activity,
+        uncertain,
+        tuple(missing),
+        tuple(no_call),
+        untestable,
+        alternatives,
+        note,
     )

@@ -66,7 +66,9 @@ def read_matrix(path: Path) -> tuple[pd.DataFrame, str | None]:
     try:
         df = pd.read_csv(path, sep=sep, index_col=0, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise ConversionError(f"cannot read as a {sep!r}-separated table: {exc}", source=str(path)) from exc
+        raise ConversionError(
+            f"cannot read as a {sep!r}-separated table: {exc}", source=str(path)
+        ) from exc
     if df.shape[1] == 0:
         raise ConversionError("no data columns (wrong separator?)", source=str(path))
     df.index = df.index.astype(str).str.strip()
@@ -227,7 +229,9 @@ def import_expression(
 ) -> ImportReport:
     """Store the matrix of ``path`` under ``out/omics/`` and reference it from each record."""
     if ids.mapping is None:
-        raise ConversionError("expression samples are linked to patients by --samples", field="samples")
+        raise ConversionError(
+            "expression samples are linked to patients by --samples", field="samples"
+        )
     if assay not in ASSAYS:
         raise ConversionError(f"unknown assay {assay!r}; use {ASSAYS}", field="assay")
     if scale is not None and scale not in SCALES:
@@ -266,7 +270,7 @@ def import_expression(
         transformations.append(
             Transformation(kind="pseudonymisation", detail="sample columns -> HMAC-SHA256 prefix")
         )
-    for column, (patient_id, stored_col) in linked.items():
+    for patient_id, stored_col in linked.values():
         prov = provenance_for(
             f"omics:{path.name}",
             converter=CONVERTER,
@@ -278,7 +282,9 @@ def import_expression(
         ref = OmicsRef(
             id=f"omics-{assay}-{digest[:12]}",
             assay=cast(
-                Literal["rna-seq", "microarray", "proteomics", "metabolomics", "methylation", "other"],
+                Literal[
+                    "rna-seq", "microarray", "proteomics", "metabolomics", "methylation", "other"
+                ],
                 assay,
             ),
             feature_namespace=ns,

@@ -59,7 +59,11 @@ SKIP_STATUS = {"entered-in-error", "cancelled"}
 
 def read_resources(path: Path) -> list[tuple[str, int | None, dict[str, Any]]]:
     """``(file name, line or None, resource)`` for every resource in a JSON, NDJSON or folder."""
-    files = sorted(p for p in path.rglob("*") if p.suffix in (".json", ".ndjson")) if path.is_dir() else [path]
+    files = (
+        sorted(p for p in path.rglob("*") if p.suffix in (".json", ".ndjson"))
+        if path.is_dir()
+        else [path]
+    )
     out: list[tuple[str, int | None, dict[str, Any]]] = []
     for f in files:
         try:
@@ -69,11 +73,15 @@ def read_resources(path: Path) -> list[tuple[str, int | None, dict[str, Any]]]:
         docs: list[tuple[int | None, Any]] = []
         try:
             if f.suffix == ".ndjson":
-                docs = [(n, json.loads(ln)) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+                docs = [
+                    (n, json.loads(ln)) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()
+                ]
             else:
                 docs = [(None, json.loads(text))]
         except json.JSONDecodeError as exc:
-            raise ConversionError(f"invalid JSON: {exc.msg}", source=str(f), line=exc.lineno) from exc
+            raise ConversionError(
+                f"invalid JSON: {exc.msg}", source=str(f), line=exc.lineno
+            ) from exc
         for line, doc in docs:
             if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
                 for entry in doc.get("entry") or []:
@@ -146,7 +154,7 @@ def _value(obs: Observation) -> str | None:
 
 def _strip_gene(value: str, gene: str | None) -> str:
     if gene and value.upper().startswith(gene):
-        return value[len(gene):].strip()
+        return value[len(gene) :].strip()
     return value.strip()
 
 
@@ -188,7 +196,11 @@ def import_fhir_genomics(path: Path, out: Path, ids: PatientIds) -> ImportReport
     tally = report.tally("resources")
     parsed: list[tuple[str, int | None, Observation]] = []
     for fname, line, raw in read_resources(path):
-        where = f"{fname}" + (f":{line}" if line else "") + f" {raw.get('resourceType')}/{raw.get('id')}"
+        where = (
+            f"{fname}"
+            + (f":{line}" if line else "")
+            + f" {raw.get('resourceType')}/{raw.get('id')}"
+        )
         if raw.get("resourceType") != "Observation":
             tally.skip(f"not an Observation ({raw.get('resourceType')})", where)
             continue
@@ -219,10 +231,14 @@ def _take(
     codes = _codes(obs.code)
     is_gene_ext = any(e.url == GENE_EXT for e in obs.extension or [])
     kind = (
-        "genotype" if codes & GENOTYPE_CODES
-        else "haplotype" if codes & HAPLOTYPE_CODES
-        else "phenotype" if codes & PHENOTYPE_CODES or codes & IMPLICATION_CODES
-        else "genotype" if is_gene_ext
+        "genotype"
+        if codes & GENOTYPE_CODES
+        else "haplotype"
+        if codes & HAPLOTYPE_CODES
+        else "phenotype"
+        if codes & PHENOTYPE_CODES or codes & IMPLICATION_CODES
+        else "genotype"
+        if is_gene_ext
         else None
     )
     if kind is None:
@@ -289,7 +305,9 @@ def _take(
     tally.ok()
 
 
-def _write(acc: dict[tuple[str, str], _Acc], out: Path, ids: PatientIds, report: ImportReport) -> None:
+def _write(
+    acc: dict[tuple[str, str], _Acc], out: Path, ids: PatientIds, report: ImportReport
+) -> None:
     by_patient: dict[str, list[Genotype]] = {}
     for (patient_id, gene), a in acc.items():
         if a.first is None:  # its only Observations were rejected
@@ -303,7 +321,9 @@ def _write(acc: dict[tuple[str, str], _Acc], out: Path, ids: PatientIds, report:
         if diplotype is None and len(a.haplotypes) == 2:
             diplotype = "/".join(a.haplotypes)
             transformations.append(
-                Transformation(kind="derivation", detail="diplotype from two haplotype Observations")
+                Transformation(
+                    kind="derivation", detail="diplotype from two haplotype Observations"
+                )
             )
         elif diplotype is None and a.haplotypes:
             report.counts["haplotype Observations without a partner (no diplotype made)"] += len(
@@ -371,7 +391,9 @@ def _genotype_observations(record: PatientRecord, g: Genotype) -> list[dict[str,
             "meta": {"profile": [GENOTYPE_PROFILE]},
             "status": "final",
             "category": category,
-            "code": {"coding": [{"system": LOINC, "code": "84413-4", "display": "Genotype display name"}]},
+            "code": {
+                "coding": [{"system": LOINC, "code": "84413-4", "display": "Genotype display name"}]
+            },
             "subject": subject,
             "method": {"text": g.caller},
             "valueCodeableConcept": value,
@@ -383,10 +405,15 @@ def _genotype_observations(record: PatientRecord, g: Genotype) -> list[dict[str,
     if g.phenotype is not None:
         components = [
             {
-                "code": {"coding": [{
-                    "system": LOINC, "code": "53040-2",
-                    "display": "Genetic variation's effect on drug metabolism",
-                }]},
+                "code": {
+                    "coding": [
+                        {
+                            "system": LOINC,
+                            "code": "53040-2",
+                            "display": "Genetic variation's effect on drug metabolism",
+                        }
+                    ]
+                },
                 "valueCodeableConcept": {"text": g.phenotype},
             }
         ]
@@ -412,9 +439,7 @@ def export_genotypes_bundle(record: PatientRecord) -> dict[str, Any]:
     """A collection Bundle of Genomics Reporting Observations for the record's genotypes."""
     # No fullUrl: optional in a collection; references stay relative (Observation/<id>).
     entries = [
-        {"resource": obs}
-        for g in record.genotypes
-        for obs in _genotype_observations(record, g)
+        {"resource": obs} for g in record.genotypes for obs in _genotype_observations(record, g)
     ]
     doc = {"resourceType": "Bundle", "type": "collection", "entry": entries}
     try:

@@ -48,7 +48,10 @@ def read_mapping(path: Path) -> dict[str, str]:
         )
     mapping: dict[str, str] = {}
     for n, row in enumerate(reader, start=2):
-        sample, patient = (row.get("sample_id") or "").strip(), (row.get("patient_id") or "").strip()
+        sample, patient = (
+            (row.get("sample_id") or "").strip(),
+            (row.get("patient_id") or "").strip(),
+        )
         if not sample or not patient:
             raise ConversionError("empty sample_id or patient_id", source=str(path), line=n)
         if mapping.get(sample, patient) != patient:

@@ -126,8 +126,10 @@ def _report_tsv(text: str) -> list[PharmcatCall]:
     for n, row in enumerate(reader, start=3):
         outside = (row.get("Outside Call") or "").strip().lower() == "yes"
         missing_text = (row.get("Missing positions") or "").strip()
-        missing = () if missing_text.lower() in ("", "no") else tuple(
-            m.strip() for m in missing_text.split(",") if m.strip()
+        missing = (
+            ()
+            if missing_text.lower() in ("", "no")
+            else tuple(m.strip() for m in missing_text.split(",") if m.strip())
         )
         calls.append(
             PharmcatCall(
@@ -154,8 +156,13 @@ def _outside_tsv(text: str) -> list[PharmcatCall]:
         cols += [""] * (4 - len(cols))
         calls.append(
             PharmcatCall(
-                cols[0], _text(cols[1]), _text(cols[2]), _score(cols[3]),
-                "outside call (PharmCAT outside-call file)", True, line=n,
+                cols[0],
+                _text(cols[1]),
+                _text(cols[2]),
+                _score(cols[3]),
+                "outside call (PharmCAT outside-call file)",
+                True,
+                line=n,
                 resource_type="PharmCAT outside-call row",
                 id_prefix="outside-call",
             )
@@ -190,7 +197,9 @@ def _genotype(call: PharmcatCall, path: Path, source_ref: str, pseudo: bool) -> 
         flags.append(Transformation(kind="pseudonymisation", detail="sample id -> HMAC-SHA256"))
     if call.alternatives:
         flags.append(
-            Transformation(kind="flag", detail="PharmCAT also reported: " + ", ".join(call.alternatives))
+            Transformation(
+                kind="flag", detail="PharmCAT also reported: " + ", ".join(call.alternatives)
+            )
         )
     prov = provenance_for(
         f"pharmcat:{path.name}",
@@ -228,7 +237,9 @@ def import_pharmcat(
     tally = report.tally("gene calls")
     patient_id = ids.patient_id(sample_id)
     if patient_id is None:
-        tally.skip("sample id not in the mapping file", f"{path.name}: sample {sample_id}", len(calls))
+        tally.skip(
+            "sample id not in the mapping file", f"{path.name}: sample {sample_id}", len(calls)
+        )
         return report
     genes = known_genes()
     genotypes: list[Genotype] = []
@@ -238,7 +249,9 @@ def import_pharmcat(
             tally.reject("unrecognised gene symbol", where)
             continue
         if call.diplotype is not None and "/" not in call.diplotype:
-            tally.reject("not a diplotype (single allele or variant call)", f"{where}: {call.diplotype}")
+            tally.reject(
+                "not a diplotype (single allele or variant call)", f"{where}: {call.diplotype}"
+            )
             continue
         genotypes.append(_genotype(call, path, ids.source_ref(sample_id), ids.pseudonymising))
         tally.ok()

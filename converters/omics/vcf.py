@@ -62,9 +62,7 @@ def detect_build(header: str) -> tuple[str | None, str]:
                 return "GRCh38", line
         m = _CONTIG.match(line)
         if m:
-            attrs = dict(
-                kv.split("=", 1) for kv in re.split(r",(?=\w+=)", m.group(1)) if "=" in kv
-            )
+            attrs = dict(kv.split("=", 1) for kv in re.split(r",(?=\w+=)", m.group(1)) if "=" in kv)
             assembly = attrs.get("assembly", "")
             if _OTHER_BUILD.search(assembly):
                 return "other", line
@@ -126,7 +124,9 @@ def _count_header_lines(path: Path) -> int:
     return n
 
 
-def _index(definitions: tuple[GeneDefinition, ...]) -> dict[tuple[str, int], list[tuple[str, str, str]]]:
+def _index(
+    definitions: tuple[GeneDefinition, ...],
+) -> dict[tuple[str, int], list[tuple[str, str, str]]]:
     index: dict[tuple[str, int], list[tuple[str, str, str]]] = {}
     for d in definitions:
         for p in d.positions:

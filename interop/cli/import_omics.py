@@ -62,7 +62,9 @@ def _finish(report: ImportReport, out: Path, kind: str) -> None:
     for t in report.tallies.values():
         for reason, n in {**t.rejected, **t.skipped}.items():
             where = "; ".join(t.examples.get(reason, [])[:3])
-            out_console.print(f"  {t.unit}: {n} x {reason}" + (f"  (e.g. {where})" if where else ""))
+            out_console.print(
+                f"  {t.unit}: {n} x {reason}" + (f"  (e.g. {where})" if where else "")
+            )
     for name, n in report.counts.items():
         out_console.print(f"  {name}: {n}")
     for w in report.warnings:
@@ -91,7 +93,9 @@ def vcf(
 
 def pharmcat(
     paths: list[Path] = typer.Argument(
-        ..., exists=True, dir_okay=False,
+        ...,
+        exists=True,
+        dir_okay=False,
         help="PharmCAT .phenotype.json, .report.json, .report.tsv or outside-call TSV",
     ),
     out: Path = OUT,
@@ -113,12 +117,14 @@ def fhir_genomics(
     ),
     out: Path = OUT,
     samples: Path | None = typer.Option(
-        None, "--subjects", help="CSV/TSV mapping subject ids (sample_id column) to patient ids",
+        None,
+        "--subjects",
+        help="CSV/TSV mapping subject ids (sample_id column) to patient ids",
         exists=True,
     ),
     key: str | None = KEY,
 ) -> None:
-    """Import Genomics Reporting and R4-core genetics Observations (genotype, haplotype, phenotype)."""
+    """Import Genomics Reporting and R4-core genetics Observations (genotype, phenotype)."""
     ids = _ids(samples, key)
     for path in paths:
         _finish(import_fhir_genomics(path, out, ids), out, "fhir-genomics")
@@ -132,7 +138,9 @@ def expression(
     ),
     key: str | None = KEY,
     features: Path | None = typer.Option(
-        None, "--features", exists=True,
+        None,
+        "--features",
+        exists=True,
         help="Mapping table with columns hgnc_symbol, ensembl_gene_id",
     ),
     namespace: str | None = typer.Option(
@@ -146,10 +154,16 @@ def expression(
     ),
     assay: str = typer.Option("rna-seq", "--assay", help="rna-seq, microarray, proteomics, ..."),
 ) -> None:
-    """Store an expression matrix as Parquet and reference it (SHA-256) from each patient's record."""
+    """Store an expression matrix as Parquet, referenced (SHA-256) from each patient's record."""
     report = import_expression(
-        path, out, _ids(samples, key), features=features, namespace=namespace,
-        orientation=orientation, scale=scale, assay=assay,
+        path,
+        out,
+        _ids(samples, key),
+        features=features,
+        namespace=namespace,
+        orientation=orientation,
+        scale=scale,
+        assay=assay,
     )
     _finish(report, out, "expression")
 

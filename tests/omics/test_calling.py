@@ -1,4 +1,4 @@
-"""The star-allele caller on genotypes built from the definitions, and the guidelines' phenotypes."""
+"""The star-allele caller on genotypes built from the definitions; guideline phenotypes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,15 @@ from converters.omics.definitions import PANEL, load_definition
 from tests.omics.vcfgen import allele_at
 
 
-def observe(gene: str, h1: str, h2: str, *, phased: bool = False, missing: set[str] = frozenset(),
-            no_call: set[str] = frozenset()) -> tuple[Observed, ...]:
+def observe(
+    gene: str,
+    h1: str,
+    h2: str,
+    *,
+    phased: bool = False,
+    missing: set[str] = frozenset(),
+    no_call: set[str] = frozenset(),
+) -> tuple[Observed, ...]:
     d = load_definition(gene)
     out: list[Observed] = []
     for p in d.positions:
@@ -37,7 +44,8 @@ def test_every_phased_pair_is_called_back_exactly(gene: str) -> None:
     for h1, h2 in combinations_with_replacement(names, 2):
         result = call_diplotype(compiled, observe(gene, h1, h2, phased=True))
         assert {result.first, result.second} == {h1, h2} and sorted(
-            [result.first, result.second]) == sorted([h1, h2]), (gene, h1, h2, result)
+            [result.first, result.second]
+        ) == sorted([h1, h2]), (gene, h1, h2, result)
         assert not result.uncertain
 
 

@@ -14,14 +14,20 @@ from converters.omics import PatientIds, import_expression, load_record
 from converters.omics.expression import detect_scale
 from interop.errors import ConversionError
 
-GENES = {"CYP3A5": "ENSG00000106258", "CYP2C19": "ENSG00000165841", "TPMT": "ENSG00000137364",
-         "DPYD": "ENSG00000188641"}
+GENES = {
+    "CYP3A5": "ENSG00000106258",
+    "CYP2C19": "ENSG00000165841",
+    "TPMT": "ENSG00000137364",
+    "DPYD": "ENSG00000188641",
+}
 MAPPING = {"S1": "patient-0001", "S2": "patient-0002"}
 
 
 def _mapping_file(tmp_path: Path) -> Path:
     p = tmp_path / "features.tsv"
-    p.write_text("hgnc_symbol\tensembl_gene_id\n" + "".join(f"{s}\t{e}\n" for s, e in GENES.items()))
+    p.write_text(
+        "hgnc_symbol\tensembl_gene_id\n" + "".join(f"{s}\t{e}\n" for s, e in GENES.items())
+    )
     return p
 
 
@@ -34,7 +40,12 @@ def test_tsv_genes_by_samples_with_counts(tmp_path: Path) -> None:
     record = load_record(tmp_path / "out", "patient-0001")
     assert record is not None
     (ref,) = record.omics
-    assert (ref.scale, ref.feature_namespace, ref.sample_id, ref.assay) == ("counts", "hgnc.symbol", "S1", "rna-seq")
+    assert (ref.scale, ref.feature_namespace, ref.sample_id, ref.assay) == (
+        "counts",
+        "hgnc.symbol",
+        "S1",
+        "rna-seq",
+    )
     stored = tmp_path / "out" / ref.path
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == ref.sha256
     df = pd.read_parquet(stored).set_index("feature_id")
@@ -50,8 +61,12 @@ def test_csv_samples_by_genes_detected_and_mapped_to_symbols(tmp_path: Path) -> 
         "S1,1.5,2.25,3.0,10.0,4.0\nS2,0.5,1.0,2.5,3.5,7.0\n"
     )
     report = import_expression(
-        path, tmp_path / "out", PatientIds(mapping=MAPPING, key="k"),
-        features=_mapping_file(tmp_path), namespace="hgnc.symbol", scale="log2",
+        path,
+        tmp_path / "out",
+        PatientIds(mapping=MAPPING, key="k"),
+        features=_mapping_file(tmp_path),
+        namespace="hgnc.symbol",
+        scale="log2",
     )
     features = report.tallies["features"]
     assert features.converted == 4 and features.balanced
@@ -76,8 +91,9 @@ def test_h5ad_via_anndata(tmp_path: Path) -> None:
     )
     path = tmp_path / "m.h5ad"
     adata.write_h5ad(path)
-    report = import_expression(path, tmp_path / "out", PatientIds(mapping=MAPPING),
-                               features=_mapping_file(tmp_path))
+    report = import_expression(
+        path, tmp_path / "out", PatientIds(mapping=MAPPING), features=_mapping_file(tmp_path)
+    )
     assert report.tallies["samples"].converted == 2
     record = load_record(tmp_path / "out", "patient-0002")
     assert record is not None
@@ -99,7 +115,9 @@ def test_symbols_to_ensembl_needs_a_mapping_table(tmp_path: Path) -> None:
     path = tmp_path / "c.tsv"
     path.write_text("gene\tS1\nTPMT\t3\n")
     with pytest.raises(ConversionError, match="needs --features"):
-        import_expression(path, tmp_path / "out", PatientIds(mapping=MAPPING), namespace="ensembl.gene")
+        import_expression(
+            path, tmp_path / "out", PatientIds(mapping=MAPPING), namespace="ensembl.gene"
+        )
 
 
 def test_detect_scale() -> None:

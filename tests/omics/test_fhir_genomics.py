@@ -85,17 +85,22 @@ def test_export_validates_and_round_trips(tmp_path: Path) -> None:
 def test_genomics_reporting_haplotypes_and_gene_specific_phenotype(tmp_path: Path) -> None:
     def obs(id_: str, code: str, value: str, gene: str | None) -> dict:
         o: dict = {
-            "resourceType": "Observation", "id": id_, "status": "final",
+            "resourceType": "Observation",
+            "id": id_,
+            "status": "final",
             "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
             "subject": {"reference": "Patient/pat-000001"},
             "valueCodeableConcept": {"text": value},
         }
         if gene:
-            o["component"] = [{
-                "code": {"coding": [{"system": "http://loinc.org", "code": "48018-6"}]},
-                "valueCodeableConcept": {"coding": [{"system": "http://www.genenames.org/geneId",
-                                                     "code": gene}]},
-            }]
+            o["component"] = [
+                {
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "48018-6"}]},
+                    "valueCodeableConcept": {
+                        "coding": [{"system": "http://www.genenames.org/geneId", "code": gene}]
+                    },
+                }
+            ]
         return o
 
     ndjson = tmp_path / "obs.ndjson"
@@ -119,7 +124,12 @@ def test_genomics_reporting_haplotypes_and_gene_specific_phenotype(tmp_path: Pat
     record = load_record(tmp_path, "pat-000001")
     assert record is not None
     genes = {g.gene: g for g in record.genotypes}
-    assert (genes["CYP2C9"].diplotype, genes["CYP2C9"].phenotype) == ("*1/*3", "Intermediate Metabolizer")
-    assert any(t.kind == "derivation" and "haplotype" in t.detail
-               for t in genes["CYP2C9"].provenance.transformations)
+    assert (genes["CYP2C9"].diplotype, genes["CYP2C9"].phenotype) == (
+        "*1/*3",
+        "Intermediate Metabolizer",
+    )
+    assert any(
+        t.kind == "derivation" and "haplotype" in t.detail
+        for t in genes["CYP2C9"].provenance.transformations
+    )
     assert genes["CYP2C19"].diplotype == "*1/*2"

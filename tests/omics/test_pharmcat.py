@@ -77,8 +77,12 @@ def test_unrecognised_gene_and_unmapped_sample_are_reported(tmp_path: Path) -> N
     tsv.write_text("CYP2D6\t*1/*4\nFOO1\t*1/*2\n")
     report = import_pharmcat(tsv, tmp_path, PatientIds(), sample="Sample_1")
     assert report.tallies["gene calls"].rejected == {"unrecognised gene symbol": 1}
-    assert report.tallies["gene calls"].examples["unrecognised gene symbol"] == ["outside.tsv:2 FOO1"]
-    report = import_pharmcat(tsv, tmp_path, PatientIds(mapping={"other": "patient-0001"}), sample="Sample_1")
+    assert report.tallies["gene calls"].examples["unrecognised gene symbol"] == [
+        "outside.tsv:2 FOO1"
+    ]
+    report = import_pharmcat(
+        tsv, tmp_path, PatientIds(mapping={"other": "patient-0001"}), sample="Sample_1"
+    )
     assert report.tallies["gene calls"].skipped == {"sample id not in the mapping file": 2}
 
 
@@ -86,4 +90,8 @@ def test_pseudonymised_patient_ids(tmp_path: Path) -> None:
     ids = PatientIds(key="site-secret", mapping={"Sample_1": "MRN-12345"})
     import_pharmcat(PGX_PHENOTYPE_JSON, tmp_path, ids)
     (path,) = (tmp_path / "records").glob("*.json")
-    assert len(path.stem) == 64 and "MRN" not in path.read_text() and "Sample_1" not in path.read_text()
+    assert (
+        len(path.stem) == 64
+        and "MRN" not in path.read_text()
+        and "Sample_1" not in path.read_text()
+    )

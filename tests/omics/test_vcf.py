@@ -11,7 +11,12 @@ import pytest
 from converters.omics.definitions import PANEL, load_panel
 from converters.omics.vcf import call_vcf, detect_build
 from interop.errors import ConversionError
-from tests.data import PGX_EXAMPLE2_REPORT_TSV, PGX_EXAMPLE2_VCF, PGX_EXAMPLE_VCF, PGX_PHENOTYPE_JSON
+from tests.data import (
+    PGX_EXAMPLE2_REPORT_TSV,
+    PGX_EXAMPLE2_VCF,
+    PGX_EXAMPLE_VCF,
+    PGX_PHENOTYPE_JSON,
+)
 from tests.omics.vcfgen import HEADER_38, write_vcf
 
 
@@ -31,7 +36,10 @@ def _agreement(vcf: Path, pharmcat: dict[str, tuple[str, str]]) -> list[tuple[st
     for gene, (dip, phe) in sorted(pharmcat.items()):
         c = ours[gene]
         agree = _same_diplotype(c.diplotype, dip) and c.phenotype == phe
-        print(f"{gene:8} {c.diplotype!s:22} {c.phenotype!s:22} {dip:22} {phe:22} {'yes' if agree else 'NO'}")
+        print(
+            f"{gene:8} {c.diplotype!s:22} {c.phenotype!s:22} {dip:22} {phe:22} "
+            f"{'yes' if agree else 'NO'}"
+        )
         rows.append((gene, str(c.diplotype), str(c.phenotype), dip, phe, str(agree)))
     return rows
 
@@ -62,10 +70,17 @@ def test_agrees_with_pharmcat_on_example2_with_cyp2c19_star2() -> None:
 
 def test_multi_sample_bgzipped_vcf(tmp_path: Path) -> None:
     truth = {
-        "P1": {"CYP2C19": ("*1", "*17"), "CYP3A5": ("*1", "*3"), "DPYD": ("Reference", "c.2846A>T")},
+        "P1": {
+            "CYP2C19": ("*1", "*17"),
+            "CYP3A5": ("*1", "*3"),
+            "DPYD": ("Reference", "c.2846A>T"),
+        },
         "P2": {"CYP2C9": ("*2", "*3"), "TPMT": ("*1", "*3A"), "UGT1A1": ("*28", "*28")},
-        "P3": {"SLCO1B1": ("*1", "*15"), "NUDT15": ("*1", "*3"),
-               "VKORC1": ("rs9923231 variant (T)", "rs9923231 variant (T)")},
+        "P3": {
+            "SLCO1B1": ("*1", "*15"),
+            "NUDT15": ("*1", "*3"),
+            "VKORC1": ("rs9923231 variant (T)", "rs9923231 variant (T)"),
+        },
     }
     path = write_vcf(tmp_path / "cohort.vcf.gz", truth, bgzip=True)
     result = call_vcf(path)
@@ -122,7 +137,9 @@ def test_malformed_lines_are_counted_with_their_line_numbers(tmp_path: Path) -> 
 
 def test_ref_mismatch_is_rejected_per_line(tmp_path: Path) -> None:
     line = "chr10\t94781859\trs4244285\tT\tA\t.\tPASS\t.\tGT\t0/1"  # GRCh38 has G here
-    path = write_vcf(tmp_path / "ref.vcf", {"S": {}}, drop=frozenset({"rs4244285"}), extra_lines=[line])
+    path = write_vcf(
+        tmp_path / "ref.vcf", {"S": {}}, drop=frozenset({"rs4244285"}), extra_lines=[line]
+    )
     result = call_vcf(path)
     lines = result.report.tallies["vcf data lines"]
     assert lines.rejected["REF differs from GRCh38"] == 1
@@ -149,7 +166,8 @@ def test_undeclared_build_with_wrong_ref_bases_is_refused(tmp_path: Path) -> Non
     header = ["##fileformat=VCFv4.2", HEADER_38[-1]]
     rows = [
         f"{d.chromosome}\t{p.pos + 1000}\t{p.id}\tN\tA\t.\tPASS\t.\tGT\t0/0"
-        for d in load_panel() for p in d.positions
+        for d in load_panel()
+        for p in d.positions
     ]
     path = write_vcf(tmp_path / "shifted.vcf", {"S": {}}, header=header, extra_lines=[])
     text = path.read_text().splitlines()

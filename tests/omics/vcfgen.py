@@ -66,16 +66,46 @@ def write_vcf(
                 else:
                     gts.append(gt(d, p.id, h1, h2, phased))
             line = "\t".join(
-                [d.chromosome, str(p.pos), p.id, p.ref, ",".join(p.alts), ".", "PASS", ".", "GT", *gts]
+                [
+                    d.chromosome,
+                    str(p.pos),
+                    p.id,
+                    p.ref,
+                    ",".join(p.alts),
+                    ".",
+                    "PASS",
+                    ".",
+                    "GT",
+                    *gts,
+                ]
             )
             rows.append((d.chromosome, p.pos, line))
     order = {f"chr{c}": i for i, c in enumerate(["1", "2", "6", "7", "10", "12", "13", "16"])}
     rows.sort(key=lambda r: (order[r[0]], r[1]))
-    text = "\n".join(
-        [*header, "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", *names])]
-        + [r[2] for r in rows]
-        + list(extra_lines)
-    ) + "\n"
+    text = (
+        "\n".join(
+            [
+                *header,
+                "\t".join(
+                    [
+                        "#CHROM",
+                        "POS",
+                        "ID",
+                        "REF",
+                        "ALT",
+                        "QUAL",
+                        "FILTER",
+                        "INFO",
+                        "FORMAT",
+                        *names,
+                    ]
+                ),
+            ]
+            + [r[2] for r in rows]
+            + list(extra_lines)
+        )
+        + "\n"
+    )
     if bgzip:
         plain = path.with_suffix("")
         plain.write_text(text)
