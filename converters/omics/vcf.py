@@ -4,7 +4,8 @@ The genome build is checked before any call is made: the header's ``##reference`
 ``assembly`` and ``length`` attributes, and the REF bases at the panel positions. A file on
 another build is refused (``ConversionError``); one that says nothing is read with a warning and
 the REF check decides. Every data line is used (a panel position), skipped (any other position)
-or rejected (malformed, REF disagreeing with GRCh38, duplicate); the report counts them.
+or rejected (malformed, REF disagreeing with GRCh38, several records for one position);
+the report counts them.
 """
 
 from __future__ import annotations
@@ -160,6 +161,8 @@ def read_panel_genotypes(
     header_lines = _count_header_lines(path)
     seen = 0
     ref_mismatch = ref_checked = 0
+    first_line: dict[tuple[str, str], int] = {}  # panel position -> line it was read from
+    conflicted: set[tuple[str, str]] = set()
     iterator = iter(vcf)
     while True:
         line_no = header_lines + seen + 1
@@ -185,16 +188,25 @@ def read_panel_genotypes(
                 f"{path.name}:{line_no}: {rec.CHROM}:{rec.POS} REF {rec.REF}, GRCh38 {ref} ({pid})",
             )
             continue
-        if (gene, pid) in data.sites:
-            lines.reject("duplicate record for a panel position", f"{path.name}:{line_no}: {pid}")
+        if (gene, pid) in first_line or (gene, pid) in conflicted:
+            # Several records for one position (a split multi-allelic site, say): keeping one
+            # could hide an allele, so the position becomes missing and the call uncertain.
+            reason = "several records for one panel position (position treated as missing)"
+            lines.reject(reason, f"{path.name}:{line_no}: {pid}")
+            if (gene, pid) in first_line:
+                lines.reject(reason, f"{path.name}:{first_line.pop((gene, pid))}: {pid}")
+                conflicted.add((gene, pid))
+                for g, p, _ in hits:
+                    data.sites.pop((g, p), None)
             continue
         gt = rec.genotype.array() if data.samples else np.zeros((0, 3), dtype=np.int16)
         alleles = [rec.REF.upper(), *(a.upper() for a in rec.ALT)]
         site = _Site(alleles, gt[:, 0].copy(), gt[:, 1].copy(), gt[:, 2].astype(bool))
         for g, p, _ in hits:
             data.sites[(g, p)] = site
-        lines.ok()
+        first_line[(gene, pid)] = line_no
     vcf.close()
+    lines.ok(len(first_line))
     if ref_checked >= 3 and ref_mismatch * 2 > ref_checked:
         raise ConversionError(
             f"REF bases disagree with GRCh38 at {ref_mismatch} of {ref_checked} panel positions; "

@@ -195,3 +195,16 @@ def test_detect_build_from_the_example_header() -> None:
 def test_unknown_gene_is_refused() -> None:
     with pytest.raises(ConversionError, match="unrecognised gene symbol"):
         call_vcf(PGX_EXAMPLE_VCF, genes=("CYP2C19", "NOTAGENE"))
+
+
+def test_split_multiallelic_position_becomes_missing_not_half_read(tmp_path: Path) -> None:
+    # UGT1A1 rs3064744 written twice (as bcftools norm -m- would): keeping only the first record
+    # would hide *28 on the second, so the position is treated as missing instead.
+    second = "chr2\t233760233\trs3064744\tCAT\tCATAT\t.\tPASS\t.\tGT\t0/1"
+    path = write_vcf(tmp_path / "split.vcf", {"S": {}}, extra_lines=[second])
+    result = call_vcf(path)
+    lines = result.report.tallies["vcf data lines"]
+    reason = "several records for one panel position (position treated as missing)"
+    assert lines.rejected[reason] == 2 and lines.balanced
+    ugt = {c.gene: c for c in result.calls["S"]}["UGT1A1"]
+    assert ugt.uncertain and ugt.missing_positions == ("rs3064744",)
