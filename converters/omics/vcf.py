@@ -81,10 +81,22 @@ def detect_build(header: str) -> tuple[str | None, str]:
 
 @dataclass
 class _Site:
-    alleles: list[str]
-    first: np.ndarray
-    second: np.ndarray
-    phased: np.ndarray
+    """One panel record: allele strings, and per sample the allele of each copy (None = '.')."""
+
+    first: list[str | None]
+    second: list[str | None]
+    phased: list[bool]
+
+    @classmethod
+    def from_array(cls, alleles: list[str], gt: np.ndarray) -> _Site:
+        names: dict[int, str | None] = {i: a for i, a in enumerate(alleles)}
+        names[-1] = None  # no-call
+        names[-2] = None  # haploid call: no second copy, so no diplotype
+        return cls(
+            [names.get(i) for i in gt[:, 0].tolist()],
+            [names.get(i) for i in gt[:, 1].tolist()],
+            [bool(p) for p in gt[:, 2].tolist()],
+        )
 
 
 @dataclass
@@ -95,20 +107,16 @@ class PanelGenotypes:
     genes: tuple[CompiledGene, ...]
     sites: dict[tuple[str, str], _Site] = field(default_factory=dict)  # (gene, position id)
 
-    def observed(self, gene: CompiledGene, sample: int) -> tuple[Observed, ...]:
-        out: list[Observed] = []
+    def observed_all(self, gene: CompiledGene) -> list[tuple[Observed, ...]]:
+        """``observed(gene, s)`` for every sample at once (columns zipped into rows)."""
+        n = len(self.samples)
+        columns: list[list[Observed]] = []
         for pid in gene.position_ids:
             site = self.sites.get((gene.gene, pid))
-            if site is None:
-                out.append(None)
-                continue
-            a, b = int(site.first[sample]), int(site.second[sample])
-            x = site.alleles[a] if a >= 0 else None
-            y = site.alleles[b] if b >= 0 else None
-            if b == -2:  # haploid call: not a diplotype
-                y = None
-            out.append((x, y, bool(site.phased[sample])))
-        return tuple(out)
+            columns.append(
+                [None] * n if site is None else list(zip(site.first, site.second, site.phased))
+            )
+        return list(zip(*columns)) if columns else [() for _ in range(n)]
 
 
 def _count_header_lines(path: Path) -> int:
@@ -201,7 +209,7 @@ def read_panel_genotypes(
             continue
         gt = rec.genotype.array() if data.samples else np.zeros((0, 3), dtype=np.int16)
         alleles = [rec.REF.upper(), *(a.upper() for a in rec.ALT)]
-        site = _Site(alleles, gt[:, 0].copy(), gt[:, 1].copy(), gt[:, 2].astype(bool))
+        site = _Site.from_array(alleles, gt)
         for g, p, _ in hits:
             data.sites[(g, p)] = site
         first_line[(gene, pid)] = line_no
@@ -227,9 +235,11 @@ class VcfCalls:
 
 def call_samples(data: PanelGenotypes) -> dict[str, tuple[GeneCall, ...]]:
     """Call every gene for every sample of ``data``."""
+    per_gene = [
+        [call_diplotype(gene, obs) for obs in data.observed_all(gene)] for gene in data.genes
+    ]
     return {
-        sample: tuple(call_diplotype(gene, data.observed(gene, s)) for gene in data.genes)
-        for s, sample in enumerate(data.samples)
+        sample: tuple(calls[s] for calls in per_gene) for s, sample in enumerate(data.samples)
     }
 
 
