@@ -114,9 +114,11 @@ class PanelGenotypes:
         for pid in gene.position_ids:
             site = self.sites.get((gene.gene, pid))
             columns.append(
-                [None] * n if site is None else list(zip(site.first, site.second, site.phased))
+                [None] * n
+                if site is None
+                else list(zip(site.first, site.second, site.phased, strict=True))
             )
-        return list(zip(*columns)) if columns else [() for _ in range(n)]
+        return list(zip(*columns, strict=True)) if columns else [() for _ in range(n)]
 
 
 def _count_header_lines(path: Path) -> int:
@@ -238,9 +240,7 @@ def call_samples(data: PanelGenotypes) -> dict[str, tuple[GeneCall, ...]]:
     per_gene = [
         [call_diplotype(gene, obs) for obs in data.observed_all(gene)] for gene in data.genes
     ]
-    return {
-        sample: tuple(calls[s] for calls in per_gene) for s, sample in enumerate(data.samples)
-    }
+    return {sample: tuple(calls[s] for calls in per_gene) for s, sample in enumerate(data.samples)}
 
 
 def call_vcf(path: Path, *, genes: tuple[str, ...] | None = None) -> VcfCalls:
