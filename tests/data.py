@@ -38,6 +38,7 @@ FHIR_CYP2C9_DIPLOTYPE = FHIR_R4_SPEC / "Observation-example-diplotype1.json"
 OMICS_FIXTURES = ROOT / "tests" / "omics" / "fixtures"
 PGX_EXAMPLE2_VCF = OMICS_FIXTURES / "pharmcat.example2.vcf"
 PGX_EXAMPLE2_REPORT_TSV = OMICS_FIXTURES / "pharmcat.example2.report.tsv"
+PGX_EXAMPLE2_REPORT_JSON = OMICS_FIXTURES / "pharmcat.example2.report.trimmed.json"
 
 GENTAMICIN_SBML = MODELS / "gentamicin_1cmt.xml"
 GENTAMICIN_CARD = MODELS / "gentamicin_1cmt.card.json"

@@ -244,7 +244,11 @@ def import_expression(
     samples = report.tally("samples")
     linked: dict[str, tuple[str, str]] = {}  # column -> (patient id, stored column)
     for column in matrix.columns:
-        patient_id = ids.patient_id(str(column))
+        try:
+            patient_id = ids.patient_id(str(column))
+        except ConversionError as exc:
+            samples.reject("unusable patient id", f"{path.name}: {column}: {exc.message}")
+            continue
         if patient_id is None:
             samples.skip("sample id not in the mapping file", f"{path.name}: {column}")
             continue
@@ -296,6 +300,5 @@ def import_expression(
         )
         report.written.append(str(write_items(out, patient_id, prov, omics=[ref])))
         samples.ok()
-    report.written.append(str(file))
     report.counts[f"matrix stored: {relative}"] = stored.shape[0]
     return report

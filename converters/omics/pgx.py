@@ -10,6 +10,7 @@ from converters.omics.ids import PatientIds
 from converters.omics.report import ImportReport
 from converters.omics.store import write_items
 from converters.omics.vcf import call_vcf
+from interop.errors import ConversionError
 from interop.schema import Genotype, Provenance, Transformation
 
 __all__ = ["CONVERTER_VERSION", "genotype_from_call", "import_vcf", "provenance_for"]
@@ -104,7 +105,11 @@ def import_vcf(
         else ()
     )
     for sample in result.samples:
-        patient_id = ids.patient_id(sample)
+        try:
+            patient_id = ids.patient_id(sample)
+        except ConversionError as exc:
+            samples.reject("unusable patient id", f"{path.name}: sample {sample}: {exc.message}")
+            continue
         if patient_id is None:
             samples.skip("sample id not in the mapping file", f"{path.name}: sample {sample}")
             continue

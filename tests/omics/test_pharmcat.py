@@ -10,7 +10,14 @@ import pytest
 from converters.omics import PatientIds, import_pharmcat, import_vcf, load_record
 from converters.omics.pharmcat import read_pharmcat
 from interop.errors import ConversionError
-from tests.data import PGX_EXAMPLE_VCF, PGX_OUTSIDE_CALL, PGX_PHENOTYPE_JSON, PGX_REPORT_TSV
+from tests.data import (
+    PGX_EXAMPLE2_REPORT_JSON,
+    PGX_EXAMPLE2_VCF,
+    PGX_EXAMPLE_VCF,
+    PGX_OUTSIDE_CALL,
+    PGX_PHENOTYPE_JSON,
+    PGX_REPORT_TSV,
+)
 
 
 def test_phenotype_json_names_its_sample_and_every_gene() -> None:
@@ -95,3 +102,21 @@ def test_pseudonymised_patient_ids(tmp_path: Path) -> None:
         and "MRN" not in path.read_text()
         and "Sample_1" not in path.read_text()
     )
+
+
+def test_report_json_and_our_vcf_call_agree_on_example2(tmp_path: Path) -> None:
+    sample, calls = read_pharmcat(PGX_EXAMPLE2_REPORT_JSON)
+    assert sample == "Sample_2"
+    by_gene = {c.gene: c for c in calls}
+    assert by_gene["CYP2C19"].diplotype == "*2/*2"
+    assert by_gene["CYP2C19"].phenotype == "Poor Metabolizer"
+    assert by_gene["CYP2C19"].caller.startswith("PharmCAT v3.1.0")
+    assert by_gene["DPYD"].activity_score == 2.0
+    ids = PatientIds(mapping={"Sample_2": "patient-0002"})
+    import_vcf(PGX_EXAMPLE2_VCF, tmp_path, ids)
+    import_pharmcat(PGX_EXAMPLE2_REPORT_JSON, tmp_path, ids)
+    record = load_record(tmp_path, "patient-0002")
+    assert record is not None
+    c19 = {g.id: g for g in record.genotypes if g.gene == "CYP2C19"}
+    assert set(c19) == {"vcf-CYP2C19", "pharmcat-CYP2C19"}
+    assert {g.diplotype for g in c19.values()} == {"*2/*2"}

@@ -208,3 +208,16 @@ def test_split_multiallelic_position_becomes_missing_not_half_read(tmp_path: Pat
     assert lines.rejected[reason] == 2 and lines.balanced
     ugt = {c.gene: c for c in result.calls["S"]}["UGT1A1"]
     assert ugt.uncertain and ugt.missing_positions == ("rs3064744",)
+
+
+def test_samples_missing_from_the_mapping_or_with_unusable_ids_are_reported(tmp_path: Path) -> None:
+    from converters.omics import PatientIds, import_vcf
+
+    path = write_vcf(tmp_path / "three.vcf", {"S1": {}, "S2": {}, "Sample_0003": {}})
+    report = import_vcf(path, tmp_path / "a", PatientIds(mapping={"S1": "patient-0001", "S2": "x"}))
+    samples = report.tallies["samples"]
+    assert samples.converted == 1 and samples.balanced
+    assert samples.skipped == {"sample id not in the mapping file": 1}
+    assert samples.rejected == {"unusable patient id": 1}
+    assert report.tallies["gene calls"].converted == 9  # only the written sample's calls
+    assert [p.name for p in (tmp_path / "a" / "records").iterdir()] == ["patient-0001.json"]
