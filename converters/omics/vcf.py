@@ -13,11 +13,12 @@ from __future__ import annotations
 import gzip
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from cyvcf2 import VCF
+from cyvcf2 import VCF, Variant
 
 from converters.omics.calling import CompiledGene, GeneCall, Observed, call_diplotype, compile_gene
 from converters.omics.definitions import GeneDefinition, load_panel
@@ -135,6 +136,48 @@ def _count_header_lines(path: Path) -> int:
     return n
 
 
+def _regions(path: Path, vcf: VCF, definitions: tuple[GeneDefinition, ...]) -> list[str] | None:
+    """One region per gene when the file has a tabix/CSI index, else None (read it all)."""
+    if not any(Path(f"{path}{ext}").exists() for ext in (".tbi", ".csi")):
+        return None
+    names = {_chrom(n): n for n in vcf.seqnames}
+    regions = []
+    for d in definitions:
+        contig = names.get(_chrom(d.chromosome))
+        if contig is not None:
+            start = min(p.pos for p in d.positions)
+            end = max(p.pos + len(p.ref) - 1 for p in d.positions)
+            regions.append(f"{contig}:{start}-{end}")
+    return regions
+
+
+def _records(
+    path: Path, vcf: VCF, regions: list[str] | None
+) -> Iterator[tuple[str, Variant | Exception]]:
+    """``(where, record or the parse error)`` for every line read; where is file:line, or
+    file and region for an indexed read."""
+    if regions is None:
+        line = _count_header_lines(path)
+        sources: list[tuple[str | None, Iterator[Variant]]] = [(None, iter(vcf))]
+    else:
+        sources = [(r, iter(vcf(r))) for r in regions]
+    for region, iterator in sources:
+        while True:
+            if region is None:
+                line += 1
+                where = f"{path.name}:{line}"
+            else:
+                where = f"{path.name} {region}"
+            try:
+                rec = next(iterator)
+            except StopIteration:
+                break
+            except Exception as exc:  # htslib parse error on this line; cyvcf2 raises Exception
+                yield where, exc
+                continue
+            yield where, rec
+
+
 def _index(
     definitions: tuple[GeneDefinition, ...],
 ) -> dict[tuple[str, int], list[tuple[str, str, str]]]:
@@ -168,23 +211,19 @@ def read_panel_genotypes(
     compiled = tuple(compile_gene(d) for d in definitions)
     data = PanelGenotypes(list(vcf.samples), compiled)
     lines = report.tally("vcf data lines")
-    header_lines = _count_header_lines(path)
-    seen = 0
     ref_mismatch = ref_checked = 0
-    first_line: dict[tuple[str, str], int] = {}  # panel position -> line it was read from
+    first_line: dict[tuple[str, str], str] = {}  # panel position -> where it was read
     conflicted: set[tuple[str, str]] = set()
-    iterator = iter(vcf)
-    while True:
-        line_no = header_lines + seen + 1
-        try:
-            rec = next(iterator)
-        except StopIteration:
-            break
-        except Exception as exc:  # htslib parse error on this line; cyvcf2 raises bare Exception
-            seen += 1
-            lines.reject("malformed VCF line", f"{path.name}:{line_no}: {exc}")
+    regions = _regions(path, vcf, definitions)
+    if regions is not None:
+        report.warnings.append(
+            "indexed file: only the panel's regions were read "
+            f"({', '.join(regions)}); other lines were not looked at"
+        )
+    for where, rec in _records(path, vcf, regions):
+        if isinstance(rec, Exception):
+            lines.reject("malformed VCF line", f"{where}: {rec}")
             continue
-        seen += 1
         hits = index.get((_chrom(rec.CHROM), rec.POS))
         if not hits:
             lines.skip("not a panel position", None)
@@ -195,16 +234,16 @@ def read_panel_genotypes(
             ref_mismatch += 1
             lines.reject(
                 "REF differs from GRCh38",
-                f"{path.name}:{line_no}: {rec.CHROM}:{rec.POS} REF {rec.REF}, GRCh38 {ref} ({pid})",
+                f"{where}: {rec.CHROM}:{rec.POS} REF {rec.REF}, GRCh38 {ref} ({pid})",
             )
             continue
         if (gene, pid) in first_line or (gene, pid) in conflicted:
             # Several records for one position (a split multi-allelic site, say): keeping one
             # could hide an allele, so the position becomes missing and the call uncertain.
             reason = "several records for one panel position (position treated as missing)"
-            lines.reject(reason, f"{path.name}:{line_no}: {pid}")
+            lines.reject(reason, f"{where}: {pid}")
             if (gene, pid) in first_line:
-                lines.reject(reason, f"{path.name}:{first_line.pop((gene, pid))}: {pid}")
+                lines.reject(reason, f"{first_line.pop((gene, pid))}: {pid}")
                 conflicted.add((gene, pid))
                 for g, p, _ in hits:
                     data.sites.pop((g, p), None)
@@ -214,7 +253,7 @@ def read_panel_genotypes(
         site = _Site.from_array(alleles, gt)
         for g, p, _ in hits:
             data.sites[(g, p)] = site
-        first_line[(gene, pid)] = line_no
+        first_line[(gene, pid)] = where
     vcf.close()
     lines.ok(len(first_line))
     if ref_checked >= 3 and ref_mismatch * 2 > ref_checked:

@@ -221,3 +221,23 @@ def test_samples_missing_from_the_mapping_or_with_unusable_ids_are_reported(tmp_
     assert samples.rejected == {"unusable patient id": 1}
     assert report.tallies["gene calls"].converted == 9  # only the written sample's calls
     assert [p.name for p in (tmp_path / "a" / "records").iterdir()] == ["patient-0001.json"]
+
+
+def test_indexed_file_reads_only_the_panel_regions(tmp_path: Path) -> None:
+    import pysam
+
+    far = "chr1\t500\t.\tA\tG\t.\tPASS\t.\tGT\t0/1"  # outside every panel region
+    plain = write_vcf(tmp_path / "idx.vcf", {"S": {"CYP2C9": ("*1", "*3")}}, extra_lines=[])
+    text = plain.read_text().splitlines()
+    head = [ln for ln in text if ln.startswith("#")]
+    body = [far] + [ln for ln in text if not ln.startswith("#")]
+    plain.write_text("\n".join(head + body) + "\n")
+    gz = Path(pysam.tabix_index(str(plain), preset="vcf", force=True))
+    assert Path(f"{gz}.tbi").exists()
+    result = call_vcf(gz)
+    assert any("indexed file" in w for w in result.report.warnings)
+    lines = result.report.tallies["vcf data lines"]
+    assert lines.converted == sum(len(d.positions) for d in load_panel())
+    assert lines.skipped.get("not a panel position", 0) == 0  # chr1:500 was never read
+    calls = {c.gene: c for c in result.calls["S"]}
+    assert calls["CYP2C9"].diplotype == "*1/*3"
