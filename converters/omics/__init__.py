@@ -7,7 +7,8 @@ per gene and source) and ``PatientRecord.omics`` (``OmicsRef`` to a Parquet matr
 from converters.omics.calling import GeneCall, call_diplotype, compile_gene
 from converters.omics.definitions import PANEL, GeneDefinition, load_definition, load_panel
 from converters.omics.expression import import_expression, read_matrix
-from converters.omics.fhir_genomics import export_genotypes_bundle, import_fhir_genomics
+from converters.omics.fhir_export import export_genotypes_bundle
+from converters.omics.fhir_genomics import import_fhir_genomics
 from converters.omics.ids import PatientIds, pseudonymise, read_mapping
 from converters.omics.pgx import genotype_from_call, import_vcf
 from converters.omics.pharmcat import PharmcatCall, import_pharmcat, read_pharmcat
