@@ -112,8 +112,6 @@ class GeneDefinition(Frozen):
                 values = (value,) if isinstance(value, str) else value
                 if not set(values) <= allowed:
                     raise ValueError(f"{allele.name}: {pid} allele {values} not in {allowed}")
-            if self.phenotype.method == "activity" and allele.activity is None:
-                raise ValueError(f"{allele.name}: activity method needs an activity value")
         return self
 
     @property
@@ -131,7 +129,8 @@ class GeneDefinition(Frozen):
         a, b = self.allele(first), self.allele(second)
         method = self.phenotype
         if method.method == "activity":
-            assert a.activity is not None and b.activity is not None
+            if a.activity is None or b.activity is None:  # an allele of unknown activity
+                return method.otherwise, None
             score = a.activity + b.activity
             for r in method.ranges:
                 if r.min - 1e-9 <= score <= r.max + 1e-9:

@@ -132,13 +132,19 @@ def test_no_calls_are_reported_separately() -> None:
 
 def test_genotype_no_pair_explains_gives_no_diplotype() -> None:
     d = load_definition("TPMT")
-    obs = list(observe("TPMT", "*1", "*1"))
-    # rs1142345 T>G is a valid ALT at that site but no core allele carries it.
-    i = [p.id for p in d.positions].index("rs1142345")
-    obs[i] = ("T", "G", False)
+    obs = list(observe("TPMT", "*2", "*2"))
+    # *2/*2 plus a heterozygous *4 variant: three variant copies on two haplotypes, no pair fits
+    i = [p.id for p in d.positions].index("rs1800584")
+    obs[i] = ("C", "T", False)
     result = call_diplotype(compile_gene(d), tuple(obs))
     assert result.diplotype is None and result.phenotype is None and result.uncertain
-    assert "rs1142345" in (result.note or "")
+    assert "rs1800584" in (result.note or "")
+
+
+def test_allele_of_unknown_activity_gives_indeterminate() -> None:
+    result = call("CYP2C9", "*1", "*27")
+    assert result.diplotype == "*1/*27"
+    assert (result.phenotype, result.activity_score) == ("Indeterminate", None)
 
 
 def test_ambiguous_unphased_cyp2c9_keeps_alternatives() -> None:
