@@ -156,7 +156,8 @@ def _call(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
             half.append((i, x if x is not None else y))  # type: ignore[arg-type]
         else:
             sites.append((i, x, y, phased))
-    unknown = set(missing) | set(no_call)
+    half_ids = {ids[i] for i, _ in half}  # half calls still say something about the alleles
+    unknown = set(missing) | (set(no_call) - half_ids)
     unknown_idx = {i for i, pid in enumerate(ids) if pid in unknown}
     untestable = tuple(
         name

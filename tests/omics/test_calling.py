@@ -157,3 +157,13 @@ def test_ambiguous_unphased_cyp2c9_keeps_alternatives() -> None:
         obs.append((p.ref, p.alts[0], False) if p.id in het else (p.ref, p.ref, False))
     result = call_diplotype(compiled, tuple(obs))
     assert result.diplotype is None  # three variants cannot sit on two single-variant alleles
+
+
+def test_half_call_constrains_but_leaves_the_call_uncertain() -> None:
+    d = load_definition("CYP3A5")
+    obs = list(observe("CYP3A5", "*3", "*3"))
+    i = [p.id for p in d.positions].index("rs776746")
+    obs[i] = ("C", None, False)  # 1/. : one copy seen as *3, the other not called
+    result = call_diplotype(compile_gene(d), tuple(obs))
+    assert result.no_call_positions == ("rs776746",) and result.uncertain
+    assert "*3" in (result.first, result.second)

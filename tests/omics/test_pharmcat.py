@@ -120,3 +120,17 @@ def test_report_json_and_our_vcf_call_agree_on_example2(tmp_path: Path) -> None:
     c19 = {g.id: g for g in record.genotypes if g.gene == "CYP2C19"}
     assert set(c19) == {"vcf-CYP2C19", "pharmcat-CYP2C19"}
     assert {g.diplotype for g in c19.values()} == {"*2/*2"}
+
+
+def test_positions_pharmcat_could_not_read_make_its_call_uncertain(tmp_path: Path) -> None:
+    doc = json.loads(PGX_PHENOTYPE_JSON.read_text())
+    for v in doc["geneReports"]["CYP2C19"]["variants"]:
+        if v["dbSnpId"] == "rs4244285":
+            v["call"] = None
+    path = tmp_path / "gaps.phenotype.json"
+    path.write_text(json.dumps(doc))
+    import_pharmcat(path, tmp_path, PatientIds())
+    record = load_record(tmp_path, "Sample_1")
+    assert record is not None
+    g = next(g for g in record.genotypes if g.id == "pharmcat-CYP2C19")
+    assert g.uncertain and g.missing_positions == ("rs4244285",)
