@@ -164,7 +164,13 @@ def _call(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
         for name, idx in gene.defining_index.items()
         if idx and all(i in unknown_idx for i in idx)
     )
-    candidates = [name for name in gene.allowed if name not in untestable]
+    # An allele can only be one of the pair if, at every site, one of the two copies fits it.
+    candidates = [
+        name
+        for name in gene.allowed
+        if name not in untestable
+        and all(x in gene.allowed[name][i] or y in gene.allowed[name][i] for i, x, y, _ in sites)
+    ]
     best: list[tuple[str, str]] = []
     best_score = -1
     for h1, h2 in combinations_with_replacement(candidates, 2):
