@@ -30,6 +30,11 @@ from interop.schema import LOINC, Genotype, PatientRecord
 __all__ = ["export_genotypes_bundle"]
 
 
+def _in_pharmvar(gene: str) -> bool:
+    """PharmVar names this gene's star alleles (the CYPs, NUDT15, SLCO1B1); else text only."""
+    return gene.startswith("CYP") or gene in {"NUDT15", "SLCO1B1"}
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "-", text)[:64]
 
@@ -54,7 +59,7 @@ def _genotype_observations(record: PatientRecord, g: Genotype) -> list[dict[str,
     geno_id = _slug(f"{g.id}-genotype")
     if g.diplotype is not None:
         value: dict[str, Any] = {"text": f"{g.gene} {g.diplotype}"}
-        if g.diplotype.startswith("*"):
+        if g.diplotype.startswith("*") and _in_pharmvar(g.gene):
             value["coding"] = [{"system": PHARMVAR, "code": f"{g.gene}{g.diplotype}"}]
         obs = {
             "resourceType": "Observation",
