@@ -133,3 +133,20 @@ def test_genomics_reporting_haplotypes_and_gene_specific_phenotype(tmp_path: Pat
         for t in genes["CYP2C9"].provenance.transformations
     )
     assert genes["CYP2C19"].diplotype == "*1/*2"
+
+
+def test_pharmcat_genotypes_export_as_valid_observations(tmp_path: Path) -> None:
+    from converters.omics import import_pharmcat
+    from tests.data import PGX_PHENOTYPE_JSON
+
+    import_pharmcat(PGX_PHENOTYPE_JSON, tmp_path, PatientIds())
+    record = load_record(tmp_path, "Sample_1")
+    assert record is not None
+    bundle = Bundle.model_validate(export_genotypes_bundle(record))
+    codes = [e.resource.code.coding[0].code for e in bundle.entry]
+    with_diplotype = [g for g in record.genotypes if g.diplotype]
+    with_phenotype = [g for g in record.genotypes if g.phenotype]
+    assert codes.count("84413-4") == len(with_diplotype)
+    assert codes.count("therapeutic-implication") == len(with_phenotype)
+    hla = next(e.resource for e in bundle.entry if e.resource.id == "pharmcat-HLA-B-genotype")
+    assert hla.valueCodeableConcept.coding is None  # not a PharmVar gene: text only
