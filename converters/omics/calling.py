@@ -2,10 +2,11 @@
 
 A pair of named alleles (h1, h2) explains a sample when, at every position observed, the two
 alleles seen are what h1 and h2 carry there (each allele carries the reference base wherever
-its definition is silent). Phased positions must agree with one orientation of the pair;
-unphased ones with either. Among the pairs that explain the sample, the call is the one whose
-definitions pin the most positions (the reference allele pins all of them), so that a double
-heterozygote unphased for TPMT c.460/c.719 is *1/*3A rather than *3B/*3C, as the guidelines do.
+its definition is silent). Phased positions of one phase set must agree with one orientation
+of the pair; unphased ones with either. Among the pairs that explain the sample, the call is
+the one whose definitions pin the most positions (the reference allele pins all of them), so
+that a double heterozygote unphased for TPMT c.460/c.719 is *1/*3A rather than *3B/*3C, as
+the guidelines do.
 
 Positions absent from the file or not called for the sample are never taken as reference:
 they constrain nothing, the call is marked uncertain and names them, and an allele all of whose
@@ -26,8 +27,10 @@ from converters.omics.definitions import GeneDefinition
 
 __all__ = ["CompiledGene", "GeneCall", "Observed", "call_diplotype", "compile_gene"]
 
-# One position for one sample: (allele 1, allele 2, phased); an allele is None when not called.
-Observed = tuple[str | None, str | None, bool] | None
+# One position for one sample: (allele 1, allele 2, phase set); an allele is None when not
+# called; the phase set is None for an unphased genotype, else an id shared by the positions
+# phased together (VCF PS, or one set per gene when the file gives none).
+Observed = tuple[str | None, str | None, int | None] | None
 
 
 @dataclass(frozen=True)
@@ -111,21 +114,24 @@ def compile_gene(definition: GeneDefinition) -> CompiledGene:
 def _compatible(
     s1: tuple[frozenset[str], ...],
     s2: tuple[frozenset[str], ...],
-    observed: list[tuple[int, str, str, bool]],
+    observed: list[tuple[int, str, str, int | None]],
 ) -> bool:
-    straight = swapped = True
-    for i, x, y, phased in observed:
+    """Does the pair explain every site? Within a phase set one orientation must fit all."""
+    orientations: dict[int, tuple[bool, bool]] = {}
+    for i, x, y, phase_set in observed:
         a, b = s1[i], s2[i]
         fits = x in a and y in b
         fits_swapped = y in a and x in b
-        if phased:
-            straight = straight and fits
-            swapped = swapped and fits_swapped
-            if not (straight or swapped):
+        if phase_set is None:
+            if not (fits or fits_swapped):
                 return False
-        elif not (fits or fits_swapped):
+            continue
+        straight, swapped = orientations.get(phase_set, (True, True))
+        straight, swapped = straight and fits, swapped and fits_swapped
+        if not (straight or swapped):
             return False
-    return straight or swapped
+        orientations[phase_set] = (straight, swapped)
+    return True
 
 
 def call_diplotype(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
@@ -142,7 +148,7 @@ def _call(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
     ids = gene.position_ids
     missing: list[str] = []
     no_call: list[str] = []
-    sites: list[tuple[int, str, str, bool]] = []
+    sites: list[tuple[int, str, str, int | None]] = []
     half: list[tuple[int, str]] = []
     for i, obs in enumerate(observed):
         if obs is None:

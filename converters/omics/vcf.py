@@ -86,17 +86,21 @@ class _Site:
 
     first: list[str | None]
     second: list[str | None]
-    phased: list[bool]
+    phase: list[int | None]  # phase set of a phased genotype (PS, or 0 without PS), else None
 
     @classmethod
-    def from_array(cls, alleles: list[str], gt: np.ndarray) -> _Site:
+    def from_array(cls, alleles: list[str], gt: np.ndarray, ps: np.ndarray | None) -> _Site:
         names: dict[int, str | None] = {i: a for i, a in enumerate(alleles)}
         names[-1] = None  # no-call
         names[-2] = None  # haploid call: no second copy, so no diplotype
+        sets = ps.reshape(-1).tolist() if ps is not None else [0] * len(gt)
         return cls(
             [names.get(i) for i in gt[:, 0].tolist()],
             [names.get(i) for i in gt[:, 1].tolist()],
-            [bool(p) for p in gt[:, 2].tolist()],
+            [
+                (int(s) if s > 0 else 0) if phased else None
+                for phased, s in zip(gt[:, 2].tolist(), sets, strict=True)
+            ],
         )
 
 
@@ -117,9 +121,18 @@ class PanelGenotypes:
             columns.append(
                 [None] * n
                 if site is None
-                else list(zip(site.first, site.second, site.phased, strict=True))
+                else list(zip(site.first, site.second, site.phase, strict=True))
             )
         return list(zip(*columns, strict=True)) if columns else [() for _ in range(n)]
+
+
+def _phase_sets(rec: Variant) -> np.ndarray | None:
+    """The PS values of a record (one per sample), or None when the file has no PS."""
+    try:
+        ps = rec.format("PS")
+    except KeyError:
+        return None
+    return None if ps is None else np.asarray(ps, dtype=np.int64)
 
 
 def _count_header_lines(path: Path) -> int:
@@ -250,7 +263,7 @@ def read_panel_genotypes(
             continue
         gt = rec.genotype.array() if data.samples else np.zeros((0, 3), dtype=np.int16)
         alleles = [rec.REF.upper(), *(a.upper() for a in rec.ALT)]
-        site = _Site.from_array(alleles, gt)
+        site = _Site.from_array(alleles, gt, _phase_sets(rec) if data.samples else None)
         for g, p, _ in hits:
             data.sites[(g, p)] = site
         first_line[(gene, pid)] = where

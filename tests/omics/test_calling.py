@@ -26,9 +26,9 @@ def observe(
         if p.id in missing:
             out.append(None)
         elif p.id in no_call:
-            out.append((None, None, False))
+            out.append((None, None, None))
         else:
-            out.append((allele_at(d, h1, p.id), allele_at(d, h2, p.id), phased))
+            out.append((allele_at(d, h1, p.id), allele_at(d, h2, p.id), 0 if phased else None))
     return tuple(out)
 
 
@@ -135,7 +135,7 @@ def test_genotype_no_pair_explains_gives_no_diplotype() -> None:
     obs = list(observe("TPMT", "*2", "*2"))
     # *2/*2 plus a heterozygous *4 variant: three variant copies on two haplotypes, no pair fits
     i = [p.id for p in d.positions].index("rs1800584")
-    obs[i] = ("C", "T", False)
+    obs[i] = ("C", "T", None)
     result = call_diplotype(compile_gene(d), tuple(obs))
     assert result.diplotype is None and result.phenotype is None and result.uncertain
     assert "rs1800584" in (result.note or "")
@@ -154,7 +154,7 @@ def test_ambiguous_unphased_cyp2c9_keeps_alternatives() -> None:
     obs = []
     het = {"rs1799853", "rs1057910", "rs28371686"}
     for p in d.positions:
-        obs.append((p.ref, p.alts[0], False) if p.id in het else (p.ref, p.ref, False))
+        obs.append((p.ref, p.alts[0], None) if p.id in het else (p.ref, p.ref, None))
     result = call_diplotype(compiled, tuple(obs))
     assert result.diplotype is None  # three variants cannot sit on two single-variant alleles
 
@@ -163,7 +163,22 @@ def test_half_call_constrains_but_leaves_the_call_uncertain() -> None:
     d = load_definition("CYP3A5")
     obs = list(observe("CYP3A5", "*3", "*3"))
     i = [p.id for p in d.positions].index("rs776746")
-    obs[i] = ("C", None, False)  # 1/. : one copy seen as *3, the other not called
+    obs[i] = ("C", None, None)  # 1/. : one copy seen as *3, the other not called
     result = call_diplotype(compile_gene(d), tuple(obs))
     assert result.no_call_positions == ("rs776746",) and result.uncertain
     assert "*3" in (result.first, result.second)
+
+
+def test_phase_sets_constrain_only_within_themselves() -> None:
+    d = load_definition("TPMT")
+    compiled = compile_gene(d)
+    c460 = [p.id for p in d.positions].index("rs1800460")
+    c719 = [p.id for p in d.positions].index("rs1142345")
+    obs: list[Observed] = [(p.ref, p.ref, None) for p in d.positions]
+    obs[c460] = ("C", "T", 1)  # c.460 variant on the second copy of phase set 1
+    obs[c719] = ("C", "T", 1)  # c.719 variant on the first copy of the same set: trans
+    assert call_diplotype(compiled, tuple(obs)).diplotype == "*3B/*3C"
+    obs[c719] = ("T", "C", 1)  # same copy: cis
+    assert call_diplotype(compiled, tuple(obs)).diplotype == "*1/*3A"
+    obs[c719] = ("C", "T", 2)  # a different phase set says nothing about c.460: as unphased
+    assert call_diplotype(compiled, tuple(obs)).diplotype == "*1/*3A"

@@ -241,3 +241,22 @@ def test_indexed_file_reads_only_the_panel_regions(tmp_path: Path) -> None:
     assert lines.skipped.get("not a panel position", 0) == 0  # chr1:500 was never read
     calls = {c.gene: c for c in result.calls["S"]}
     assert calls["CYP2C9"].diplotype == "*1/*3"
+
+
+def test_vcf_phase_sets_are_read_from_ps(tmp_path: Path) -> None:
+    header = [*HEADER_38, '##FORMAT=<ID=PS,Number=1,Type=Integer,Description="Phase set">']
+    path = write_vcf(
+        tmp_path / "ps.vcf", {"S": {}}, header=header, drop=frozenset({"rs1800460", "rs1142345"})
+    )
+    lines = path.read_text().splitlines()
+    extra = [
+        "chr6\t18130687\trs1142345\tT\tC,G\t.\tPASS\t.\tGT:PS\t1|0:100",
+        "chr6\t18138997\trs1800460\tC\tT\t.\tPASS\t.\tGT:PS\t0|1:200",  # other set
+    ]
+    path.write_text("\n".join(lines + extra) + "\n")
+    calls = {c.gene: c for c in call_vcf(path).calls["S"]}
+    assert calls["TPMT"].diplotype == "*1/*3A"  # different sets: phase between them unknown
+    extra[1] = extra[1].replace(":200", ":100")
+    path.write_text("\n".join(lines + extra) + "\n")
+    calls = {c.gene: c for c in call_vcf(path).calls["S"]}
+    assert calls["TPMT"].diplotype == "*3B/*3C"  # same set, opposite copies: trans
