@@ -90,13 +90,20 @@ class _Site:
 
     @classmethod
     def from_array(cls, alleles: list[str], gt: np.ndarray, ps: np.ndarray | None) -> _Site:
-        names: dict[int, str | None] = {i: a for i, a in enumerate(alleles)}
-        names[-1] = None  # no-call
-        names[-2] = None  # haploid call: no second copy, so no diplotype
+        # Allele index -> allele string, vectorised: -1 (no-call) and -2 (haploid: no second
+        # copy, so no diplotype) both become None.
+        lookup = np.array([*alleles, None, None], dtype=object)
+        n = len(alleles)
+
+        def strings(column: np.ndarray) -> list[str | None]:
+            idx = column.astype(np.int64)
+            idx = np.where(idx == -1, n, np.where(idx < -1, n + 1, idx))
+            return list(lookup[idx].tolist())
+
         sets = ps.reshape(-1).tolist() if ps is not None else [0] * len(gt)
         return cls(
-            [names.get(i) for i in gt[:, 0].tolist()],
-            [names.get(i) for i in gt[:, 1].tolist()],
+            strings(gt[:, 0]),
+            strings(gt[:, 1]),
             [
                 (int(s) if s > 0 else 0) if phased else None
                 for phased, s in zip(gt[:, 2].tolist(), sets, strict=True)
