@@ -5,7 +5,8 @@ The genome build is checked before any call is made: the header's ``##reference`
 another build is refused (``ConversionError``); one that says nothing is read with a warning and
 the REF check decides. Every data line is used (a panel position), skipped (any other position)
 or rejected (malformed, REF disagreeing with GRCh38, several records for one position);
-the report counts them.
+the report counts them. A bgzipped file with a tabix/CSI index is read over the panel's
+regions only. Phased genotypes keep their phase set (``PS``; one set per gene without it).
 """
 
 from __future__ import annotations
@@ -310,4 +311,13 @@ def call_vcf(path: Path, *, genes: tuple[str, ...] | None = None) -> VcfCalls:
     for gene in data.genes:
         if gene.gene not in present:
             report.warnings.append(f"{gene.gene}: none of its positions is in the file")
+    total = sum(len(g.position_ids) for g in data.genes)
+    if len(data.sites) * 2 < total:
+        report.warnings.append(
+            f"only {len(data.sites)} of {total} panel positions are in the file: calls are "
+            "uncertain; check that it is GRCh38 and covers the panel (gVCF blocks are not read)"
+        )
+    log.info(
+        "%s: %d samples, %d of %d panel positions", path, len(data.samples), len(data.sites), total
+    )
     return VcfCalls(data.samples, call_samples(data), report)
