@@ -38,9 +38,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 
 def _register() -> None:
     # One line per command group; each module defines `register(app)`.
-    from interop.cli import demo, imports, schemas
+    from interop.cli import demo, import_omics, imports, schemas
 
-    for module in (schemas, imports, demo):
+    for module in (schemas, imports, import_omics, demo):
         module.register(app)
 
 
