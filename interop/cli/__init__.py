@@ -13,6 +13,7 @@ import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from interop.errors import InteropError
 
@@ -39,9 +40,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 
 def _register() -> None:
     # One line per command group; each module defines `register(app)`.
-    from interop.cli import demo, imports, schemas
+    from interop.cli import demo, imports, pharmml, schemas
 
-    for module in (schemas, imports, demo):
+    for module in (schemas, imports, demo, pharmml):
         module.register(app)
 
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = command.main(args=argv, prog_name="interop", standalone_mode=False)
     except InteropError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except click.exceptions.Abort:
         err.print("aborted")

@@ -23,11 +23,13 @@ __all__ = ["build_covariates", "build_random_effects", "build_residual_error", "
 PHARMML_COVARIATE = "http://www.pharmml.org/covariate"
 
 # Common covariate names -> where the patient schema keeps them (unit the model expects).
+_WEIGHT = Coding(system=LOINC, code="29463-7", display="Body weight")
+_HEIGHT = Coding(system=LOINC, code="8302-2", display="Body height")
 _KNOWN: list[tuple[re.Pattern[str], CovariateSource]] = [
     (re.compile(r"^(WT|BW|WGT|WEIGHT|BODYWEIGHT|TBW)$", re.I),
-     CovariateSource(measurement=Coding(system=LOINC, code="29463-7", display="Body weight"), unit="kg")),
+     CovariateSource(measurement=_WEIGHT, unit="kg")),
     (re.compile(r"^(HT|HGT|HEIGHT)$", re.I),
-     CovariateSource(measurement=Coding(system=LOINC, code="8302-2", display="Body height"), unit="cm")),
+     CovariateSource(measurement=_HEIGHT, unit="cm")),
     (re.compile(r"^(SCR|CREAT|SCREAT)$", re.I),
      CovariateSource(measurement=Coding(system=LOINC, code="2160-0",
                                         display="Creatinine [Mass/volume] in Serum or Plasma"),
@@ -42,7 +44,9 @@ def covariate_source(name: str) -> CovariateSource:
         if pattern.match(name):
             return source
     return CovariateSource(
-        measurement=Coding(system=PHARMML_COVARIATE, code=name, display=f"PharmML covariate {name}"),
+        measurement=Coding(
+            system=PHARMML_COVARIATE, code=name, display=f"PharmML covariate {name}"
+        ),
         unit="1",
     )
 
@@ -64,7 +68,9 @@ def build_random_effects(
         try:
             v = evaluate(eta.variance, env)
         except KeyError as exc:
-            raise Unsupported(eta.element, f"variance of {eta.name!r} uses {exc} which has no value") from None
+            raise Unsupported(
+                eta.element, f"variance of {eta.name!r} uses {exc} which has no value"
+            ) from None
         if not math.isfinite(v) or v < 0:
             raise Unsupported(eta.element, f"variance of {eta.name!r} is {v}")
         if v == 0:
@@ -80,17 +86,25 @@ def build_random_effects(
             raise Unsupported(c.element, f"correlation uses {exc} which has no value") from None
         if c.first not in variances or c.second not in variances:
             if value != 0:
-                warnings.append(f"correlation of {c.first} and {c.second} dropped (a variance is 0)")
+                warnings.append(
+                    f"correlation of {c.first} and {c.second} dropped (a variance is 0)"
+                )
             continue
         i, j = ids.index(c.first), ids.index(c.second)
-        cov = value * math.sqrt(variances[c.first] * variances[c.second]) if c.kind == "correlation" else value
+        cov = (
+            value * math.sqrt(variances[c.first] * variances[c.second])
+            if c.kind == "correlation"
+            else value
+        )
         omega[i, j] = omega[j, i] = cov
     if ids and np.linalg.eigvalsh(omega).min() <= 0:
         raise Unsupported(
             correlations[0].element if correlations else etas[0].element,
             "the variance-covariance matrix of the random effects is not positive definite",
         )
-    return RandomEffects(etas=tuple(ids), omega=tuple(tuple(float(x) for x in row) for row in omega))
+    return RandomEffects(
+        etas=tuple(ids), omega=tuple(tuple(float(x) for x in row) for row in omega)
+    )
 
 
 def _close(a: float, b: float) -> bool:
@@ -122,7 +136,9 @@ def build_residual_error(
     a, g1, g2, g4 = g(0.0), g(1.0), g(2.0), g(4.0)
     if obs.log_transformed:
         if not (_close(g1, a) and _close(g4, a)):
-            raise Unsupported(obs.element, "a log-transformed observation needs a constant error SD")
+            raise Unsupported(
+                obs.element, "a log-transformed observation needs a constant error SD"
+            )
         if a * sd_eps == 0:
             warnings.append(f"{obs.id}: residual error is 0")
             return None
@@ -137,7 +153,9 @@ def build_residual_error(
     elif _close(g2**2 - a**2, 4 * (g1**2 - a**2)) and _close(g4**2 - a**2, 16 * (g1**2 - a**2)):
         b = math.sqrt(max(g1**2 - a**2, 0.0))
     else:
-        raise Unsupported(obs.element, "the error model is neither additive, proportional nor combined")
+        raise Unsupported(
+            obs.element, "the error model is neither additive, proportional nor combined"
+        )
     add, prop = a * sd_eps, b * sd_eps
     if add == 0 and prop == 0:
         warnings.append(f"{obs.id}: residual error is 0")

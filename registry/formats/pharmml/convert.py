@@ -42,7 +42,6 @@ from registry.formats.pharmml.design import (
     read_values,
 )
 from registry.formats.pharmml.document import (
-    PharmMLError,
     Problem,
     Problems,
     child,
@@ -75,7 +74,7 @@ class Conversion:
 
 
 def detect(raw: bytes) -> bool:
-    """True when ``raw`` is a PharmML document (any namespace version; support is checked by load)."""
+    """True when ``raw`` is a PharmML document (any namespace version; load checks support)."""
     head = raw[:4096]
     if b"pharmml.org/pharmml/" not in head and b"PharmML" not in head:
         return False
@@ -127,8 +126,11 @@ def convert(
     _check_definitions(model, problems)
     dosing_specs += _dataset_dosing(model, mappings, trial, dosing_specs, problems)
     if not dosing_specs:
-        problems.add(doc.root, "no dose input: no PK-macro administration, TrialDesign dose "
-                     "or dataset dose-column mapping names a model variable")  # fmt: skip
+        problems.add(
+            doc.root,
+            "no dose input: no PK-macro administration, TrialDesign dose "
+            "or dataset dose-column mapping names a model variable",
+        )
     residuals = []
     random_effects = None
     try:
@@ -151,20 +153,27 @@ def convert(
     drug = drug or Coding(system=PHARMML_DRUG, code=model_id, display=title)
     inputs = _dosing_inputs(dosing_specs, units.get("dose", "mg"), warnings)
     observables = tuple(
-        Observable(id=o.id, sbml=o.output.name if hasattr(o.output, "name") else "",
-                   unit=units.get(o.id, "1"), analyte=drug)  # fmt: skip
+        Observable(
+            id=o.id,
+            sbml=o.output.name if hasattr(o.output, "name") else "",
+            unit=units.get(o.id, "1"),
+            analyte=drug,
+        )
         for o in model.observations
     )
     for o in model.observations:
         if o.id not in units:
             warnings.append(f"PharmML gives no unit for observable {o.id}: the card says '1'")
     description = " ".join(
-        filter(None, [
-            _text(doc.root, "Description"),
-            f"Converted from PharmML {doc.written_version} by digphat-interop; time in hours.",
-            *warnings,
-        ])
-    )  # fmt: skip
+        filter(
+            None,
+            [
+                _text(doc.root, "Description"),
+                f"Converted from PharmML {doc.written_version} by digphat-interop; time in hours.",
+                *warnings,
+            ],
+        )
+    )
     card = parse(
         ModelCard,
         {
@@ -196,8 +205,9 @@ def convert(
         card=card,
         pharmml_version=doc.written_version,
         trial_doses=_reference_doses(trial, dosing_specs),
-        column_mappings={m.column: tuple(m.symbols) + tuple(f"adm{a}" for a in m.adms)
-                         for m in mappings},  # fmt: skip
+        column_mappings={
+            m.column: tuple(m.symbols) + tuple(f"adm{a}" for a in m.adms) for m in mappings
+        },
         warnings=tuple(warnings),
     )
 
@@ -227,14 +237,23 @@ def _apply_values(
                 pass
     for param in model.params.values():
         if param.kind == "population" and param.rule is None and param.value is None:
-            problems.items.append(Problem(param.path, None, f"population parameter {param.id!r} has "
-                                          "no value (no initial estimate or assignment); give one"))  # fmt: skip
+            problems.items.append(
+                Problem(
+                    param.path,
+                    param.line,
+                    f"population parameter {param.id!r} has "
+                    "no value (no initial estimate or assignment); give one",
+                )
+            )
 
 
 def _numeric_env(model: ReadModel) -> dict[str, float]:
     """Values of every population-level quantity that has one (rules evaluated in order)."""
-    env = {p.id: float(p.value) for p in model.params.values()
-           if p.value is not None and p.rule is None and p.kind in ("population", "eta")}  # fmt: skip
+    env = {
+        p.id: float(p.value)
+        for p in model.params.values()
+        if p.value is not None and p.rule is None and p.kind in ("population", "eta")
+    }
     pending = [p for p in model.params.values() if p.kind == "population" and p.rule is not None]
     for _ in range(len(pending) + 1):
         left = []
@@ -251,7 +270,7 @@ def _numeric_env(model: ReadModel) -> dict[str, float]:
 def _check_definitions(model: ReadModel, problems: Problems) -> None:
     for p in model.params.values():
         if p.kind == "variable" and p.rule is None:
-            problems.items.append(Problem(p.path, None, f"variable {p.id!r} has no definition"))
+            problems.items.append(Problem(p.path, p.line, f"variable {p.id!r} has no definition"))
 
 
 def _dataset_dosing(
@@ -273,8 +292,11 @@ def _dataset_dosing(
     for m in mappings:
         for a in m.adms:
             if a not in adms:
-                problems.items.append(Problem(f"ColumnMapping {m.column}", None,
-                                              f"no PK-macro administration adm={a}"))  # fmt: skip
+                problems.items.append(
+                    Problem(
+                        f"ColumnMapping {m.column}", None, f"no PK-macro administration adm={a}"
+                    )
+                )
     out: list[DosingSpec] = []
     known = {s.target for s in specs}
     for t in dict.fromkeys(targets):
@@ -282,14 +304,21 @@ def _dataset_dosing(
             continue
         param = model.params.get(t)
         if param is None or param.kind != "state":
-            problems.items.append(Problem(param.path if param else "/PharmML/TrialDesign", None,
-                                          f"dose target {t!r} is not a derivative variable"))  # fmt: skip
+            problems.items.append(
+                Problem(
+                    param.path if param else "/PharmML/TrialDesign",
+                    param.line if param else None,
+                    f"dose target {t!r} is not a derivative variable",
+                )
+            )
             continue
         if _ORAL_NAME.search(t):
             out.append(DosingSpec("oral", t, source=param.path))
         else:
-            out += [DosingSpec("iv-bolus", t, source=param.path),
-                    DosingSpec("iv-infusion", t, source=param.path)]  # fmt: skip
+            out += [
+                DosingSpec("iv-bolus", t, source=param.path),
+                DosingSpec("iv-infusion", t, source=param.path),
+            ]
         known.add(t)
     return out
 
@@ -305,24 +334,43 @@ def _dosing_inputs(specs: list[DosingSpec], unit: str, warnings: list[str]) -> l
             )
             continue
         seen[s.route] = s
-        out.append(DosingInput(route=s.route, target=s.target, amount_unit=unit,  # type: ignore[arg-type]
-                               bioavailability=s.bioavailability, lag_time_h=s.lag,
-                               duration_parameter=s.duration_parameter))  # fmt: skip
+        out.append(
+            DosingInput(
+                route=s.route,
+                target=s.target,
+                amount_unit=unit,  # type: ignore[arg-type]
+                bioavailability=s.bioavailability,
+                lag_time_h=s.lag,
+                duration_parameter=s.duration_parameter,
+            )
+        )
     return out
 
 
 def _reference_doses(trial: list[TrialDose], specs: list[DosingSpec]) -> tuple[ReferenceDose, ...]:
     out = []
     for d in trial:
-        spec = next((s for s in specs if (d.adm is not None and s.adm == d.adm)
-                     or (d.target is not None and s.target == d.target)), None)  # fmt: skip
+        spec = next(
+            (
+                s
+                for s in specs
+                if (d.adm is not None and s.adm == d.adm)
+                or (d.target is not None and s.target == d.target)
+            ),
+            None,
+        )
         if spec is None:
             continue
         route = spec.route
         if route.startswith("iv-"):
             route = "iv-infusion" if d.duration_h else "iv-bolus"
         for t in d.times_h:
-            out.append(ReferenceDose(route=route, amount=d.amount, time_h=t,  # type: ignore[arg-type]
-                                     duration_h=d.duration_h if route == "iv-infusion" else None))
+            out.append(
+                ReferenceDose(
+                    route=route,
+                    amount=d.amount,
+                    time_h=t,  # type: ignore[arg-type]
+                    duration_h=d.duration_h if route == "iv-infusion" else None,
+                )
+            )
     return tuple(out)
-

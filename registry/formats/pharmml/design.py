@@ -61,8 +61,10 @@ def read_values(doc: Document, table: SymbolTable, problems: Problems) -> dict[s
         return values
     for est in steps.iter("{*}ParameterEstimation", "{*}VariableAssignment"):
         ref = child(est, "SymbRef")
-        holder = child(est, "InitialEstimate") if local(est) == "ParameterEstimation" else child(
-            est, "Assign"
+        holder = (
+            child(est, "InitialEstimate")
+            if local(est) == "ParameterEstimation"
+            else child(est, "Assign")
         )
         if ref is None or holder is None:
             continue
@@ -198,7 +200,11 @@ def _fill_mapping(cm: etree._Element, mapping: ColumnMapping, table: SymbolTable
                 if m.get("admNumber"):
                     mapping.adms.append(int(m.get("admNumber", "0")))
                 elif m.get("modelSymbol"):
-                    found = [d for (b, n), d in table.declarations.items() if n == m.get("modelSymbol")]
+                    found = [
+                        d for (b, n), d in table.declarations.items() if n == m.get("modelSymbol")
+                    ]
                     if len(found) != 1:
-                        raise Unsupported(m, f"dangling reference: no model symbol {m.get('modelSymbol')!r}")
+                        raise Unsupported(
+                            m, f"dangling reference: no model symbol {m.get('modelSymbol')!r}"
+                        )
                     mapping.symbols.append(found[0].sbml)

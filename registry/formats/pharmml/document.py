@@ -157,12 +157,15 @@ def parse_document(raw: bytes, *, source: str | None = None) -> Document:
     """Parse ``raw`` safely and check its namespaces name one supported PharmML version."""
     problems = Problems(source)
     if len(raw) > MAX_BYTES:
-        raise PharmMLError([Problem("/", None, f"file larger than {MAX_BYTES} bytes")], source=source)
+        raise PharmMLError(
+            [Problem("/", None, f"file larger than {MAX_BYTES} bytes")], source=source
+        )
     try:
         root = etree.fromstring(raw, _parser())
     except etree.XMLSyntaxError as exc:
         raise PharmMLError(
-            [Problem("/", getattr(exc, "lineno", None), f"not well-formed XML: {exc}")], source=source
+            [Problem("/", getattr(exc, "lineno", None), f"not well-formed XML: {exc}")],
+            source=source,
         ) from exc
     if root.getroottree().docinfo.internalDTD is not None:
         problems.add(root, "a DOCTYPE with an internal subset is not allowed in PharmML")

@@ -48,7 +48,9 @@ class _Cmt:
     volume: Expr | None
 
 
-def _args(macro: etree._Element, model: ReadModel, block: str) -> dict[str, tuple[Expr, etree._Element]]:
+def _args(
+    macro: etree._Element, model: ReadModel, block: str
+) -> dict[str, tuple[Expr, etree._Element]]:
     scope = model.table.scope(block)
     out: dict[str, tuple[Expr, etree._Element]] = {}
     for value in children(macro):
@@ -89,7 +91,7 @@ class _Builder:
         """The SBML id of a macro amount: a declared variable without a value, or a new one."""
         if sym is None:
             pid = self.model.table.fresh(default)
-            self.model.add(Parameter(pid, "state", xml_path(el), value=0.0))
+            self.model.add(Parameter(pid, "state", el, value=0.0))
             return pid
         if not isinstance(sym, Sym):
             raise Unsupported(el, "a macro amount must be a symbol")
@@ -115,7 +117,7 @@ class _Builder:
         if isinstance(expr, Sym):
             return expr.name
         pid = self.model.table.fresh(hint)
-        self.model.add(Parameter(pid, "derived", xml_path(el), rule=expr))
+        self.model.add(Parameter(pid, "derived", el, rule=expr))
         return pid
 
     def cmt(self, number: int, el: etree._Element) -> _Cmt:
@@ -194,7 +196,9 @@ class _Builder:
             if "ke0" not in args or "concentration" not in args:
                 raise Unsupported(macro, "Effect needs ke0 and concentration")
             ce = self.state(args["concentration"][0], "Ce", macro)
-            rate = Op("times", (args["ke0"][0], Op("minus", (self.concentration(c, macro), Sym(ce)))))
+            rate = Op(
+                "times", (args["ke0"][0], Op("minus", (self.concentration(c, macro), Sym(ce))))
+            )
             self.flow(None, ce, rate)
         elif name == "IV":
             c = self.cmt(_int(args, "cmt", macro), macro)
@@ -207,7 +211,9 @@ class _Builder:
         else:
             raise Unsupported(macro, f"PK macro <{name}> is not supported")
 
-    def _f_lag(self, args: dict, adm: int | None, macro: etree._Element) -> tuple[float | str, float | str | None]:  # type: ignore[type-arg]
+    def _f_lag(
+        self, args: dict, adm: int | None, macro: etree._Element
+    ) -> tuple[float | str, float | str | None]:  # type: ignore[type-arg]
         suffix = f"adm{adm}" if adm is not None else "adm"
         f: float | str = self.ref(args["p"][0], f"F_{suffix}", macro) if "p" in args else 1.0
         lag = self.ref(args["Tlag"][0], f"Tlag_{suffix}", macro) if "Tlag" in args else None
@@ -218,7 +224,9 @@ class _Builder:
     def _absorption(self, name: str, args: dict, macro: etree._Element) -> None:  # type: ignore[type-arg]
         for transit in ("Ktr", "Mtt"):
             if transit in args:
-                raise Unsupported(args[transit][1], "transit-compartment absorption is not supported")
+                raise Unsupported(
+                    args[transit][1], "transit-compartment absorption is not supported"
+                )
         adm = _int(args, "adm", macro) if "adm" in args else None
         if name == "Depot":
             if "target" not in args:
@@ -270,7 +278,11 @@ def expand_macros(model: ReadModel, problems: Problems) -> list[DosingSpec]:
     for state, terms in builder.terms.items():
         param = model.params[state]
         existing = [param.rate] if param.rate is not None else []
-        param.rate = Op("plus", tuple(existing + terms)) if len(existing + terms) > 1 else (existing + terms)[0]
+        param.rate = (
+            Op("plus", tuple(existing + terms))
+            if len(existing + terms) > 1
+            else (existing + terms)[0]
+        )
     for param in model.params.values():
         if param.kind == "state" and param.rate is None:
             param.rate = Num(0.0)

@@ -87,7 +87,7 @@ _UNIOP: dict[str, str] = {
 }  # fmt: skip
 _BINOP = {"plus", "minus", "times", "divide", "power", "min", "max", "rem"}
 _LOGIC_BINOP = {"lt", "leq", "gt", "geq", "eq", "neq", "and", "or", "xor"}
-_CONSTANTS = {"pi": Op("pi"), "exponentiale": Op("exponentiale"),
+_CONSTANTS: dict[str, Expr] = {"pi": Op("pi"), "exponentiale": Op("exponentiale"),
               "infinity": Num(math.inf), "notanumber": Num(math.nan)}  # fmt: skip
 _WRAPPERS = {"Assign", "Equation", "Condition", "Definition"}
 

@@ -2,8 +2,8 @@
 effects, covariates and observations. Everything that cannot be read is a problem with its path.
 
 Version differences handled here (0.6 -> 0.8 -> 0.9): ``SimpleParameter`` / ``PopulationParameter``,
-``GaussianModel`` / ``StructuredModel``, ``Transformation`` as text or ``type``, the population value
-as ``LinearCovariate/PopulationParameter`` or ``PopulationValue``, ``math:Equation`` wrappers,
+``GaussianModel`` / ``StructuredModel``, ``Transformation`` as text or ``type``, the population
+value as ``LinearCovariate/PopulationParameter`` or ``PopulationValue``, ``math:Equation`` wrappers,
 UncertML or ProbOnto normal distributions, and 0.9's ``ct:Assign`` around fixed effects, random
 effects and correlated variables.
 """
@@ -27,11 +27,19 @@ _PARAM_TAGS = ("PopulationParameter", "SimpleParameter", "Parameter")
 class Parameter:
     id: str
     kind: str
-    path: str
+    element: etree._Element  # where it is declared (or the macro that made it)
     value: float | None = None
     rule: Expr | None = None
     rate: Expr | None = None
     initial: Expr | None = None
+
+    @property
+    def path(self) -> str:
+        return xml_path(self.element)
+
+    @property
+    def line(self) -> int | None:
+        return self.element.sourceline
 
 
 @dataclass
@@ -219,18 +227,20 @@ def _covariate_model(
             continue
         info = Covariate(decl.sbml, decl.name, cov)
         model.covariates.append(info)
-        param = model.add(Parameter(decl.sbml, "covariate", xml_path(cov)))
+        param = model.add(Parameter(decl.sbml, "covariate", cov))
         for tr in children(continuous, "Transformation"):
             tc = child(tr, "TransformedCovariate")
             assign = next((c for c in children(tr) if local(c) in ("Assign", "Equation")), None)
             if tc is None or assign is None:
-                problems.add(tr, "a covariate transformation needs a TransformedCovariate and a value")
+                problems.add(
+                    tr, "a covariate transformation needs a TransformedCovariate and a value"
+                )
                 continue
             target = table.declarations[(scope.block or "", tc.get("symbId", ""))]
             expr = _guard(problems, scope.parse, assign)
             if expr is None:
                 continue
-            model.add(Parameter(target.sbml, "transformed-covariate", xml_path(tr), rule=expr))
+            model.add(Parameter(target.sbml, "transformed-covariate", tr, rule=expr))
             ref = _centring_value(expr, decl.sbml)
             if ref is not None and info.reference is None:
                 info.reference = ref
@@ -238,7 +248,7 @@ def _covariate_model(
 
 
 def _centring_value(expr: Expr, cov: str) -> float | None:
-    """``c`` when ``expr`` is ``cov/c``, ``log(cov/c)`` or ``cov - c``: the covariate's reference."""
+    """``c`` when ``expr`` is ``cov/c``, ``log(cov/c)`` or ``cov - c``: the reference value."""
     if isinstance(expr, Op) and expr.op == "ln" and len(expr.args) == 1:
         expr = expr.args[0]
     if (
@@ -254,7 +264,7 @@ def _centring_value(expr: Expr, cov: str) -> float | None:
 
 def _population_parameter(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
     decl = scope.table.declarations[(scope.block or "", el.get("symbId", ""))]
-    param = model.add(Parameter(decl.sbml, "population", xml_path(el)))
+    param = model.add(Parameter(decl.sbml, "population", el))
     for c in children(el):
         name = local(c)
         if name in ("Assign", "Equation"):
@@ -308,10 +318,10 @@ def _random_variable(
         raise Unsupported(el, "inter-occasion variability is not supported")
     decl.kind = "epsilon" if level == "residual" else "eta"
     if level == "residual":
-        model.add(Parameter(decl.sbml, "epsilon", xml_path(el), value=0.0))
+        model.add(Parameter(decl.sbml, "epsilon", el, value=0.0))
         model.epsilon_variance[decl.sbml] = variance
     else:
-        model.add(Parameter(decl.sbml, "eta", xml_path(el), value=0.0))
+        model.add(Parameter(decl.sbml, "eta", el, value=0.0))
         model.etas.append(Eta(decl.sbml, decl.name, variance, el))
 
 
@@ -336,7 +346,9 @@ def _normal(el: etree._Element, scope: BlockScope) -> tuple[Expr, Expr]:
         if name == "NormalDistribution":  # UncertML
             parts = {local(c): c for c in children(d)}
             if "mean" not in parts or not ({"stddev", "variance"} & parts.keys()):
-                raise Unsupported(d, "UncertML normal distribution needs mean and stddev or variance")
+                raise Unsupported(
+                    d, "UncertML normal distribution needs mean and stddev or variance"
+                )
             mean = _uncertml_value(parts["mean"], scope)
             if "stddev" in parts:
                 return mean, Op("power", (_uncertml_value(parts["stddev"], scope), Num(2.0)))
@@ -374,7 +386,7 @@ def _symbol_in(el: etree._Element, scope: BlockScope) -> Expr:
 
 def _individual_parameter(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
     decl = scope.table.declarations[(scope.block or "", el.get("symbId", ""))]
-    param = model.add(Parameter(decl.sbml, "individual", xml_path(el)))
+    param = model.add(Parameter(decl.sbml, "individual", el))
     structured = next(
         (c for c in children(el) if local(c) in ("StructuredModel", "GaussianModel")), None
     )
@@ -447,12 +459,22 @@ def _structured_rule(
     if transform == "log":
         if general:  # the general covariate expression is already on the log scale
             return Op("exp", (Op("plus", (population, *etas)),) if etas else (population,))
-        return Op("times", (population, Op("exp", (Op("plus", tuple(extra)),)))) if extra else population
+        return (
+            Op("times", (population, Op("exp", (Op("plus", tuple(extra)),))))
+            if extra
+            else population
+        )
     if transform == "logit":
-        base = population if general else Op("ln", (Op("divide", (population, Op("minus", (Num(1.0), population)))),))
+        base = (
+            population
+            if general
+            else Op("ln", (Op("divide", (population, Op("minus", (Num(1.0), population)))),))
+        )
         lin = Op("plus", (base, *extra)) if extra else base
         return Op("divide", (Num(1.0), Op("plus", (Num(1.0), Op("exp", (Op("neg", (lin,)),))))))
-    raise Unsupported(el, f"transformation {transform!r} of an individual parameter is not supported")
+    raise Unsupported(
+        el, f"transformation {transform!r} of an individual parameter is not supported"
+    )
 
 
 def _correlation(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
@@ -468,9 +490,13 @@ def _correlation(el: etree._Element, scope: BlockScope, model: ReadModel) -> Non
     coef = child(pairwise, "CorrelationCoefficient")
     cov = child(pairwise, "Covariance")
     if coef is not None:
-        model.correlations.append(Correlation(a.name, b.name, "correlation", _expr_in(coef, scope), el))
+        model.correlations.append(
+            Correlation(a.name, b.name, "correlation", _expr_in(coef, scope), el)
+        )
     elif cov is not None:
-        model.correlations.append(Correlation(a.name, b.name, "covariance", _expr_in(cov, scope), el))
+        model.correlations.append(
+            Correlation(a.name, b.name, "covariance", _expr_in(cov, scope), el)
+        )
     else:
         raise Unsupported(pairwise, "a correlation needs CorrelationCoefficient or Covariance")
 
@@ -493,7 +519,7 @@ def _structural_model(
             continue
         decl = table.declarations[(scope.block or "", el.get("symbId", ""))]
         kind = "state" if name == "DerivativeVariable" else "variable"
-        param = model.add(Parameter(decl.sbml, kind, xml_path(el)))
+        param = model.add(Parameter(decl.sbml, kind, el))
         assign = child(el, "Assign")
         if assign is not None:
             expr = _guard(problems, scope.parse, assign)

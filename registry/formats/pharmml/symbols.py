@@ -68,7 +68,7 @@ class SymbolTable:
     def assign_ids(self) -> None:
         """Give every declaration its SBML id (call once, after every declaration)."""
         counts: dict[str, int] = {}
-        for block, name in self.declarations:
+        for _block, name in self.declarations:
             counts[name] = counts.get(name, 0) + 1
         for (block, name), decl in self.declarations.items():
             base = sbml_id(name if counts[name] == 1 else f"{name}_{block}")
