@@ -29,6 +29,7 @@ from interop.schema import (
     ReferenceDose,
     parse,
 )
+from interop.schema.units import is_ucum, same_dimension
 from registry.formats.pharmml.card import (
     build_covariates,
     build_random_effects,
@@ -47,6 +48,7 @@ from registry.formats.pharmml.document import (
     child,
     namespace_version,
     parse_document,
+    xml_path,
 )
 from registry.formats.pharmml.macros import DosingSpec, expand_macros
 from registry.formats.pharmml.maths import Unsupported, evaluate, symbols
@@ -144,6 +146,7 @@ def convert(
             problems.add(exc.element, exc.message)
     if not model.observations:
         problems.add(doc.root, "no continuous observation model")
+    _check_units(units or {}, model, dosing_specs, problems)
     problems.raise_if_any()
     assert random_effects is not None
 
@@ -210,6 +213,34 @@ def convert(
         },
         warnings=tuple(warnings),
     )
+
+
+def _check_units(
+    units: Mapping[str, str], model: ReadModel, specs: list[DosingSpec], problems: Problems
+) -> None:
+    """Units given for a conversion are UCUM, name an observable (or ``dose``), and doses are
+    amounts (mass or substance), reported at the element they would apply to."""
+    observations = {o.id: o for o in model.observations}
+    for key, unit in units.items():
+        if key != "dose" and key not in observations:
+            problems.items.append(Problem(f"units[{key!r}]", None, "no observable of that id"))
+            continue
+        element = observations[key].element if key in observations else None
+        where = (
+            (xml_path(element), element.sourceline)
+            if element is not None
+            else (specs[0].source if specs else "/PharmML", None)
+        )
+        if not is_ucum(unit):
+            problems.items.append(Problem(*where, f"unit {unit!r} for {key} is not UCUM"))
+        elif key == "dose" and not (same_dimension(unit, "mg") or same_dimension(unit, "mol")):
+            problems.items.append(
+                Problem(
+                    *where,
+                    f"dose unit {unit!r} is not an amount (mass or "
+                    "substance): the dose targets hold amounts",
+                )
+            )
 
 
 def _apply_values(

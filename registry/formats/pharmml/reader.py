@@ -564,11 +564,12 @@ def _observation_model(
 ) -> None:
     for data in children(block):
         if local(data) != "ContinuousData":
-            problems.add(
-                data,
-                f"<{local(data)}> observation models are not supported "
-                "(only continuous data: no categorical, count or time-to-event)",
-            )
+            kinds = {"CategoricalData": "categorical", "CountData": "count",
+                     "TimeToEventData": "time-to-event"}  # fmt: skip
+            for item in children(data) or [data]:
+                kind = kinds.get(local(item), local(item))
+                problems.add(item, f"{kind} observation models are not supported "
+                             "(only continuous data)")  # fmt: skip
             continue
         for el in children(data):
             name = local(el)
