@@ -38,11 +38,15 @@ def test_unknown_namespace_version_is_refused() -> None:
 
 
 def test_mixed_namespace_versions_name_the_element() -> None:
-    raw = PHARMML_ONECMT_IV.read_bytes().replace(
-        b'<Standard symbId="Y">',
-        b'<Standard symbId="Y" xmlns:m9="http://www.pharmml.org/pharmml/0.9/Maths">', 1
-    ).replace(b"<math:FunctionCall>", b"<m9:FunctionCall>", 1).replace(
-        b"</math:FunctionCall>", b"</m9:FunctionCall>", 1
+    raw = (
+        PHARMML_ONECMT_IV.read_bytes()
+        .replace(
+            b'<Standard symbId="Y">',
+            b'<Standard symbId="Y" xmlns:m9="http://www.pharmml.org/pharmml/0.9/Maths">',
+            1,
+        )
+        .replace(b"<math:FunctionCall>", b"<m9:FunctionCall>", 1)
+        .replace(b"</math:FunctionCall>", b"</m9:FunctionCall>", 1)
     )
     with pytest.raises(PharmMLError) as info:
         convert(raw)
@@ -94,10 +98,15 @@ def test_units_that_do_not_fit_are_reported_at_the_element() -> None:
 def test_external_entities_are_not_resolved(tmp_path) -> None:  # type: ignore[no-untyped-def]
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET")
-    raw = PHARMML_ONECMT_IV.read_bytes().replace(
-        b"<PharmML ",
-        f'<!DOCTYPE PharmML [<!ENTITY x SYSTEM "file://{secret}">]>\n<PharmML '.encode(), 1
-    ).replace(b"One-compartment IV test model", b"&x;")
+    raw = (
+        PHARMML_ONECMT_IV.read_bytes()
+        .replace(
+            b"<PharmML ",
+            f'<!DOCTYPE PharmML [<!ENTITY x SYSTEM "file://{secret}">]>\n<PharmML '.encode(),
+            1,
+        )
+        .replace(b"One-compartment IV test model", b"&x;")
+    )
     with pytest.raises(PharmMLError) as info:
         convert(raw)
     assert "DOCTYPE" in str(info.value)

@@ -69,10 +69,25 @@ def _warfarin_ivp(with_pd: bool) -> dict[str, np.ndarray]:
     y0 = [DOSE, 0.0, POP_PCA0]
     before = TIMES[TIMES < tlag]
     after = TIMES[TIMES >= tlag]
-    first = solve_ivp(rhs, (0, tlag), y0, method="DOP853", rtol=1e-13, atol=1e-14,
-                      t_eval=before, dense_output=True)
-    second = solve_ivp(rhs, (tlag, TIMES[-1]), first.sol(tlag), method="DOP853", rtol=1e-13,
-                       atol=1e-14, t_eval=after)
+    first = solve_ivp(
+        rhs,
+        (0, tlag),
+        y0,
+        method="DOP853",
+        rtol=1e-13,
+        atol=1e-14,
+        t_eval=before,
+        dense_output=True,
+    )
+    second = solve_ivp(
+        rhs,
+        (tlag, TIMES[-1]),
+        first.sol(tlag),
+        method="DOP853",
+        rtol=1e-13,
+        atol=1e-14,
+        t_eval=after,
+    )
     y = np.hstack([first.y, second.y])
     out = {"CC": y[1] / v}
     if with_pd:
@@ -95,7 +110,9 @@ def test_usecase3_pkpd_matches_direct_integration() -> None:
     conv = convert(PHARMML_USECASE3.read_bytes(), source=str(PHARMML_USECASE3))
     assert [c.name for c in conv.card.covariates] == ["WT"]
     assert conv.card.covariates[0].reference == 70  # from the transformation log(WT/70)
-    _, pred = _twin_prediction(conv, [ReferenceDose(route="oral", amount=DOSE, time_h=0)], {"WT": WT})
+    _, pred = _twin_prediction(
+        conv, [ReferenceDose(route="oral", amount=DOSE, time_h=0)], {"WT": WT}
+    )
     expected = _warfarin_ivp(with_pd=True)
     _assert_close(pred.values["CP_obs"], expected["CC"])
     _assert_close(pred.values["PCA_obs"], expected["PCA"])
@@ -119,7 +136,9 @@ def test_eta_moves_the_individual_parameter() -> None:
     """ETA_CL enters CL = POP_CL * exp(BETA*logtWT + ETA_CL): a positive ETA lowers exposure."""
     conv = convert(PHARMML_USECASE1.read_bytes(), source="UseCase1.xml")
     model = load_model(conv.sbml, conv.card)
-    twin = bind_regimen(model, (ReferenceDose(route="oral", amount=DOSE, time_h=0),), {"logtWT": 0.0})
+    twin = bind_regimen(
+        model, (ReferenceDose(route="oral", amount=DOSE, time_h=0),), {"logtWT": 0.0}
+    )
     base = simulate(twin, [48.0]).values["Y"][0]
     high = simulate(twin, [48.0], etas={"ETA_CL": 0.3}).values["Y"][0]
     cl0, cl1 = POP_CL, POP_CL * math.exp(0.3)
@@ -149,16 +168,22 @@ def test_advan1_iv_bolus_and_infusion_match_closed_form() -> None:
     _assert_close(inf.values["Cc_obs"], closed)
 
 
-def _two_cmt_oral(t: np.ndarray, dose: float, ka: float, k: float, k12: float, k21: float,
-                  v: float) -> np.ndarray:
+def _two_cmt_oral(
+    t: np.ndarray, dose: float, ka: float, k: float, k12: float, k21: float, v: float
+) -> np.ndarray:
     """Closed form of first-order absorption into a two-compartment model (Gibaldi & Perrier)."""
     s = k + k12 + k21
     alpha = (s + math.sqrt(s * s - 4 * k * k21)) / 2
     beta = (s - math.sqrt(s * s - 4 * k * k21)) / 2
-    return dose * ka / v * (
-        (k21 - alpha) / ((ka - alpha) * (beta - alpha)) * np.exp(-alpha * t)
-        + (k21 - beta) / ((ka - beta) * (alpha - beta)) * np.exp(-beta * t)
-        + (k21 - ka) / ((alpha - ka) * (beta - ka)) * np.exp(-ka * t)
+    return (
+        dose
+        * ka
+        / v
+        * (
+            (k21 - alpha) / ((ka - alpha) * (beta - alpha)) * np.exp(-alpha * t)
+            + (k21 - beta) / ((ka - beta) * (alpha - beta)) * np.exp(-beta * t)
+            + (k21 - ka) / ((alpha - ka) * (beta - ka)) * np.exp(-ka * t)
+        )
     )
 
 
@@ -173,9 +198,11 @@ def test_advan4_oral_two_compartments_match_closed_form() -> None:
 
     # The same numbers as a reference output on the card, checked by the twin runtime itself.
     ref = ReferenceOutput(
-        description="100 mg oral, closed form", observable="Cc_obs",
+        description="100 mg oral, closed form",
+        observable="Cc_obs",
         doses=(ReferenceDose(route="oral", amount=DOSE, time_h=0),),
-        times_h=tuple(TIMES), values=tuple(expected),
+        times_h=tuple(TIMES),
+        values=tuple(expected),
     )
     card = conv.card.replace(reference_outputs=(ref.model_dump(),))
     (check,) = check_reference_outputs(load_model(conv.sbml, card))
@@ -185,11 +212,14 @@ def test_advan4_oral_two_compartments_match_closed_form() -> None:
 # ---------------------------------------------------------------- TrialDesign administrations
 def test_trial_design_doses_match_superposition() -> None:
     """Two boluses (0 h, 12 h) and an infusion (24 h over 2 h) from the TrialDesign."""
-    conv = convert(PHARMML_ONECMT_IV.read_bytes(), source=str(PHARMML_ONECMT_IV),
-                   units={"Y": "mg/L"})
+    conv = convert(
+        PHARMML_ONECMT_IV.read_bytes(), source=str(PHARMML_ONECMT_IV), units={"Y": "mg/L"}
+    )
     doses = conv.trial_doses
     assert [(d.route, d.amount, d.time_h, d.duration_h) for d in doses] == [
-        ("iv-bolus", 100, 0, None), ("iv-bolus", 100, 12, None), ("iv-infusion", 200, 24, 2),
+        ("iv-bolus", 100, 0, None),
+        ("iv-bolus", 100, 12, None),
+        ("iv-infusion", 200, 24, 2),
     ]
     wt = 70.0
     cl, v = 4.0 * (wt / 70) ** 0.75, 30.0

@@ -4,10 +4,11 @@ The rewrites follow the published differences between the versions (the PharmML 
 0.6 -> 0.8.1 and 0.8.1 -> 0.9 transformations), run backwards for 0.6:
 
 - 0.9: namespaces ``/0.9/``; the contents of ``IndividualParameter//FixedEffect``,
-  ``IndividualParameter//RandomEffects`` and ``Correlation//RandomVariable1|2`` wrapped in ``ct:Assign``.
-- 0.6: namespaces ``/0.6/``; ``SimpleParameter`` for ``PopulationParameter``; ``GaussianModel`` for
-  ``StructuredModel``; ``<Transformation>log</Transformation>``; ``LinearCovariate/PopulationParameter``
-  for ``PopulationValue``; ``math:Equation`` inside every ``ct:Assign``; UncertML normal
+  ``IndividualParameter//RandomEffects`` and ``Correlation//RandomVariable1|2`` wrapped in
+  ``ct:Assign``.
+- 0.6: namespaces ``/0.6/``; ``SimpleParameter`` for ``PopulationParameter``; ``GaussianModel``
+  for ``StructuredModel``; ``<Transformation>log</Transformation>``;
+  ``LinearCovariate/PopulationParameter`` for ``PopulationValue``; ``math:Equation`` inside every ``ct:Assign``; UncertML normal
   distributions for ProbOnto ones; the external dataset inside ``ModellingSteps``.
 """
 
@@ -66,7 +67,11 @@ def to_06(raw: bytes) -> bytes:
             el.tag = f"{{{mdef}}}GaussianModel"
         elif ns == mdef and name == "Transformation" and el.get("type"):
             el.text = el.attrib.pop("type")
-        elif ns == mdef and name == "PopulationValue" and _local(el.getparent()) == "LinearCovariate":
+        elif ns == mdef and name == "PopulationValue":
+            if _local(el.getparent()) != "LinearCovariate":  # 0.6 always has the LinearCovariate
+                holder = etree.Element(f"{{{mdef}}}LinearCovariate")
+                el.addprevious(holder)
+                holder.append(el)
             el.tag = f"{{{mdef}}}PopulationParameter"
         elif ns == ct and name == "Assign" and len(el) == 1:
             _wrap(el, f"{{{math}}}Equation")
