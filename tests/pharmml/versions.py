@@ -8,8 +8,9 @@ The rewrites follow the published differences between the versions (the PharmML 
   ``ct:Assign``.
 - 0.6: namespaces ``/0.6/``; ``SimpleParameter`` for ``PopulationParameter``; ``GaussianModel``
   for ``StructuredModel``; ``<Transformation>log</Transformation>``;
-  ``LinearCovariate/PopulationParameter`` for ``PopulationValue``; ``math:Equation`` inside every ``ct:Assign``; UncertML normal
-  distributions for ProbOnto ones; the external dataset inside ``ModellingSteps``.
+  ``LinearCovariate/PopulationParameter`` for ``PopulationValue``; ``math:Equation`` inside
+  every ``ct:Assign``; UncertML normal distributions for ProbOnto ones; the external dataset
+  inside ``ModellingSteps``.
 """
 
 from __future__ import annotations
