@@ -127,7 +127,7 @@ def convert(
     env = _numeric_env(model)
     _check_definitions(model, problems)
     dosing_specs += _dataset_dosing(model, mappings, trial, dosing_specs, problems)
-    if not dosing_specs:
+    if not dosing_specs and not problems.items:  # otherwise likely a consequence of those
         problems.add(
             doc.root,
             "no dose input: no PK-macro administration, TrialDesign dose "
@@ -144,8 +144,9 @@ def convert(
             residuals.append(build_residual_error(obs, env, warnings))
         except Unsupported as exc:
             problems.add(exc.element, exc.message)
-    if not model.observations:
-        problems.add(doc.root, "no continuous observation model")
+    mdef = child(doc.root, "ModelDefinition")
+    if mdef is not None and child(mdef, "ObservationModel") is None:
+        problems.add(mdef, "no observation model")
     _check_units(units or {}, model, dosing_specs, problems)
     problems.raise_if_any()
     assert random_effects is not None
@@ -266,7 +267,10 @@ def _apply_values(
                 param.value, param.rule = evaluate(param.rule, {}), None
             except (KeyError, ValueError):
                 pass
+    refused = [p.path for p in problems.items]
     for param in model.params.values():
+        if any(path.startswith(param.path) for path in refused):
+            continue  # already reported at (or inside) its declaration
         if param.kind == "population" and param.rule is None and param.value is None:
             problems.items.append(
                 Problem(

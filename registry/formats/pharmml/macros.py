@@ -28,6 +28,32 @@ from registry.formats.pharmml.reader import Parameter, ReadModel
 __all__ = ["DosingSpec", "expand_macros"]
 
 _K = re.compile(r"^k_?(\d+)_?(\d+)$")
+_KNOWN_ARGS = {
+    "cmt",
+    "adm",
+    "amount",
+    "volume",
+    "concentration",
+    "k",
+    "CL",
+    "V",
+    "Vm",
+    "Km",
+    "ka",
+    "Tk0",
+    "Tlag",
+    "p",
+    "Ktr",
+    "Mtt",
+    "kt",
+    "ke0",
+    "from",
+    "to",
+    "target",
+}
+# The argument an unnamed value stands for when its symbol is not named like an argument.
+_DEFAULT_ARG = {"Elimination": "k", "Oral": "ka", "Absorption": "ka", "Depot": "ka",
+                "Transfer": "kt", "Effect": "ke0"}  # fmt: skip
 
 
 @dataclass
@@ -64,6 +90,9 @@ def _args(
             if local(inner[0]) != "SymbRef":
                 raise Unsupported(value, "an unnamed macro value must reference a symbol")
             name = inner[0].get("symbIdRef", "")
+            default = _DEFAULT_ARG.get(local(macro))
+            if name not in _KNOWN_ARGS and not _K.match(name) and default:
+                name = default  # e.g. oral(adm=1, cmt=1, ka1): the macro's main rate constant
         if name in out:
             raise Unsupported(value, f"macro argument {name!r} given twice")
         out[name] = (scope.parse(inner[0]), value)
@@ -174,6 +203,8 @@ class _Builder:
             return
         if name == "Elimination":
             c = self.cmt(_int(args, "cmt", macro), macro)
+            if c.volume is None and "V" in args:  # the volume may come with the elimination
+                c.volume = args["V"][0]
             if "k" in args:
                 rate: Expr = Op("times", (args["k"][0], Sym(c.amount)))
             elif "CL" in args:

@@ -16,7 +16,12 @@ from lxml import etree
 
 from registry.formats.pharmml.document import Document, Problems, child, children, local, xml_path
 from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Unsupported
-from registry.formats.pharmml.symbols import BlockScope, SymbolTable, first_expression
+from registry.formats.pharmml.symbols import (
+    BlockScope,
+    Declaration,
+    SymbolTable,
+    first_expression,
+)
 
 __all__ = ["Correlation", "Covariate", "Eta", "Observation", "Parameter", "ReadModel", "read_model"]
 
@@ -205,6 +210,13 @@ def _guard(problems: Problems, fn, *args):  # type: ignore[no-untyped-def]
         return None
 
 
+def _decl(table: SymbolTable, block: str | None, el: etree._Element) -> Declaration:
+    decl = table.declarations.get((block or "", el.get("symbId", "")))
+    if decl is None:
+        raise Unsupported(el, "element without a usable symbId")
+    return decl
+
+
 def _expr_in(element: etree._Element, scope: BlockScope) -> Expr:
     inner = first_expression(element)
     if inner is None:
@@ -220,7 +232,7 @@ def _covariate_model(
         if local(cov) != "Covariate":
             problems.add(cov, f"<{local(cov)}> in a CovariateModel is not supported")
             continue
-        decl = table.declarations[(scope.block or "", cov.get("symbId", ""))]
+        decl = _decl(table, scope.block, cov)
         continuous = child(cov, "Continuous")
         if continuous is None:
             problems.add(cov, "only continuous covariates are supported (categorical is not)")
@@ -236,7 +248,7 @@ def _covariate_model(
                     tr, "a covariate transformation needs a TransformedCovariate and a value"
                 )
                 continue
-            target = table.declarations[(scope.block or "", tc.get("symbId", ""))]
+            target = _decl(table, scope.block, tc)
             expr = _guard(problems, scope.parse, assign)
             if expr is None:
                 continue
@@ -263,13 +275,13 @@ def _centring_value(expr: Expr, cov: str) -> float | None:
 
 
 def _population_parameter(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
-    decl = scope.table.declarations[(scope.block or "", el.get("symbId", ""))]
+    decl = _decl(scope.table, scope.block, el)
     param = model.add(Parameter(decl.sbml, "population", el))
     for c in children(el):
         name = local(c)
         if name in ("Assign", "Equation"):
             param.rule = scope.parse(c)
-        elif name == "Distribution" or name == "NormalDistribution":
+        elif name in ("Distribution", "NormalDistribution", "VariabilityReference"):
             raise Unsupported(c, "Bayesian priors on population parameters are not supported")
         elif name not in ("Description", "Name"):
             raise Unsupported(c, f"<{name}> in a population parameter is not supported")
@@ -302,7 +314,7 @@ def _random_variable(
     model: ReadModel,
     levels: dict[tuple[str, str], str],
 ) -> None:
-    decl = scope.table.declarations[(scope.block or "", el.get("symbId", ""))]
+    decl = _decl(scope.table, scope.block, el)
     vref = child(el, "VariabilityReference")
     ref = child(vref, "SymbRef") if vref is not None else None
     if ref is None:
@@ -331,6 +343,10 @@ def _normal(el: etree._Element, scope: BlockScope) -> tuple[Expr, Expr]:
     holder = dist if dist is not None else el
     for d in children(holder):
         name = local(d)
+        if name == "UncertML" and len(children(d)) == 1:  # 0.8 wrapper around UncertML
+            d, name = children(d)[0], local(children(d)[0])
+        if name == "ProbOnto" and d.get("name") == "StandardNormal1":
+            return Num(0.0), Num(1.0)
         if name == "ProbOnto":
             kind = d.get("name", "")
             params = {p.get("name", ""): p for p in children(d, "Parameter")}
@@ -385,7 +401,7 @@ def _symbol_in(el: etree._Element, scope: BlockScope) -> Expr:
 
 
 def _individual_parameter(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
-    decl = scope.table.declarations[(scope.block or "", el.get("symbId", ""))]
+    decl = _decl(scope.table, scope.block, el)
     param = model.add(Parameter(decl.sbml, "individual", el))
     structured = next(
         (c for c in children(el) if local(c) in ("StructuredModel", "GaussianModel")), None
@@ -396,7 +412,10 @@ def _individual_parameter(el: etree._Element, scope: BlockScope, model: ReadMode
         return
     if structured is None:
         other = children(el)
-        raise Unsupported(other[0] if other else el, "individual parameter form not supported")
+        what = "individual parameter form not supported"
+        if any(local(c) in ("Distribution", "VariabilityReference") for c in other):
+            what = "distributional (Bayesian hierarchical) individual parameters are not supported"
+        raise Unsupported(other[0] if other else el, what)
     transform = "identity"
     population: Expr | None = None
     terms: list[Expr] = []
@@ -517,7 +536,9 @@ def _structural_model(
             if name not in ("Description", "Name"):
                 problems.add(el, f"<{name}> in a StructuralModel is not supported")
             continue
-        decl = table.declarations[(scope.block or "", el.get("symbId", ""))]
+        decl = table.declarations.get((scope.block or "", el.get("symbId", "")))
+        if decl is None:  # refused at declaration (no symbId)
+            continue
         kind = "state" if name == "DerivativeVariable" else "variable"
         param = model.add(Parameter(decl.sbml, kind, el))
         assign = child(el, "Assign")
@@ -586,7 +607,7 @@ def _observation_model(
 
 
 def _standard(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
-    decl = scope.table.declarations[(scope.block or "", el.get("symbId", ""))]
+    decl = _decl(scope.table, scope.block, el)
     output = child(el, "Output")
     error = child(el, "ErrorModel")
     resid = child(el, "ResidualError")
