@@ -21,6 +21,7 @@ from tests.data import (
     PHARMML_ADVAN1,
     PHARMML_ADVAN4,
     PHARMML_ONECMT_IV,
+    PHARMML_ORAL_EFFECT,
     PHARMML_USECASE1,
     PHARMML_USECASE3,
 )
@@ -241,3 +242,48 @@ def test_trial_design_doses_match_superposition() -> None:
     assert err is not None and err.model == "proportional"
     assert err.proportional_sd == pytest.approx(0.15, rel=1e-12)
     assert conv.card.random_effects.omega == ((0.09, 0.0), (0.0, 0.04))
+
+
+# ---------------------------------------------------------------- more PK macros
+def test_oral_lag_bioavailability_and_effect_compartment_match_closed_form() -> None:
+    conv = convert(PHARMML_ORAL_EFFECT.read_bytes(), source=str(PHARMML_ORAL_EFFECT))
+    (oral,) = conv.card.dosing
+    assert (oral.route, oral.bioavailability, oral.lag_time_h) == ("oral", "F", "Tlag")
+    (dose,) = conv.trial_doses  # the TrialDesign's 250 into adm 1
+    assert (dose.route, dose.amount, dose.time_h) == ("oral", 250, 0)
+    v, cl, ka, tlag, f, ke0 = 20.0, 3.0, 0.9, 0.5, 0.7, 0.4
+    k = cl / v
+    times = np.array([0.25, 0.75, 1.0, 2.0, 4.0, 8.0, 12.0, 24.0])
+    _, pred = _twin_prediction(conv, [dose], {}, times)
+    s = np.maximum(times - tlag, 0)
+    amp = f * dose.amount * ka / (v * (ka - k))
+    cc = amp * (np.exp(-k * s) - np.exp(-ka * s))
+    ce = (
+        amp
+        * ke0
+        * (
+            (np.exp(-k * s) - np.exp(-ke0 * s)) / (ke0 - k)
+            - (np.exp(-ka * s) - np.exp(-ke0 * s)) / (ke0 - ka)
+        )
+    )
+    _assert_close(pred.values["Cc_obs"], cc)
+    _assert_close(pred.values["Ce_obs"], ce)
+
+
+def test_zero_order_absorption_is_an_input_of_modelled_duration() -> None:
+    raw = PHARMML_ORAL_EFFECT.read_bytes().replace(
+        b'<Value><ct:SymbRef blkIdRef="pm1" symbIdRef="ka"/></Value>',
+        b'<Value argument="Tk0"><ct:SymbRef blkIdRef="pm1" symbIdRef="ka"/></Value>',
+    )
+    conv = convert(raw, source="zero-order.xml")
+    (oral,) = conv.card.dosing
+    assert (oral.target, oral.duration_parameter) == ("Ac", "ka")  # Tk0 is the symbol ka here
+    v, cl, tk0, tlag, f = 20.0, 3.0, 0.9, 0.5, 0.7
+    k = cl / v
+    times = np.array([0.25, 0.75, 1.0, 1.4, 2.0, 4.0, 12.0])
+    _, pred = _twin_prediction(conv, list(conv.trial_doses), {}, times)
+    rate = f * 250 / tk0
+    on = np.clip(times - tlag, 0, tk0)
+    level = rate / (k * v) * (1 - np.exp(-k * on))
+    after = np.maximum(times - tlag - tk0, 0)
+    _assert_close(pred.values["Cc_obs"], level * np.exp(-k * after))
