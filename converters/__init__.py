@@ -1,3 +1,14 @@
 """Converters: hospital and omics formats into the shared patient schema, and back."""
 
-__all__: list[str] = []
+from converters.fhir import ConversionResult, convert_bundle, convert_bundle_file
+from converters.pseudonym import load_key, pseudonymise
+from converters.report import ConversionReport
+
+__all__ = [
+    "ConversionReport",
+    "ConversionResult",
+    "convert_bundle",
+    "convert_bundle_file",
+    "load_key",
+    "pseudonymise",
+]

@@ -31,6 +31,7 @@ MAPBAYR = SHARED / "mapbayr"
 
 GENTAMICIN_SBML = MODELS / "gentamicin_1cmt.xml"
 GENTAMICIN_CARD = MODELS / "gentamicin_1cmt.card.json"
+GENTAMICIN_ANT = MODELS / "gentamicin_1cmt.ant"
 
 PHARMML_FIXTURES = ROOT / "tests" / "pharmml" / "fixtures"
 PHARMML_USECASE1 = PHARMML / "UseCase1_0.8.1.xml"

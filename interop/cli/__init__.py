@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import sys
 
-import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -50,17 +49,13 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point: click reports usage errors itself (exit 2); ours exit 1."""
     command = typer.main.get_command(app)
     try:
-        rv = command.main(args=argv, prog_name="interop", standalone_mode=False)
+        command.main(args=argv, prog_name="interop", standalone_mode=True)
     except InteropError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except click.exceptions.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    sys.exit(rv if isinstance(rv, int) else 0)
+    except OSError as exc:  # unreadable input, unwritable output folder: the user's to fix
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

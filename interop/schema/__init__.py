@@ -40,6 +40,7 @@ from interop.schema.patient import (
     Patient,
     PatientRecord,
 )
+from interop.schema.validation import MetricValue, ValidationRecord
 
 __all__ = [
     "ATC",
@@ -59,6 +60,7 @@ __all__ = [
     "DrugLevel",
     "Genotype",
     "Measurement",
+    "MetricValue",
     "ModelCard",
     "Observable",
     "Occasion",
@@ -73,6 +75,7 @@ __all__ = [
     "ReferenceOutput",
     "ResidualError",
     "Transformation",
+    "ValidationRecord",
     "ValidityDomain",
     "parse",
     "parse_json",

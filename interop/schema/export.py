@@ -13,6 +13,7 @@ from typing import Any
 from interop.schema.base import SCHEMA_VERSION
 from interop.schema.model_card import ModelCard
 from interop.schema.patient import PatientRecord
+from interop.schema.validation import ValidationRecord
 
 VOCAB = "https://w3id.org/digphat/interop/schema#"
 GENERATED = (
@@ -57,6 +58,11 @@ def model_card_schema() -> dict[str, Any]:
     return {"$comment": GENERATED, "$id": f"{VOCAB}ModelCard", **schema}
 
 
+def validation_record_schema() -> dict[str, Any]:
+    schema = ValidationRecord.model_json_schema()
+    return {"$comment": GENERATED, "$id": f"{VOCAB}ValidationRecord", **schema}
+
+
 def patient_record_context() -> dict[str, Any]:
     return {"@context": {"@vocab": VOCAB, "@version": 1.1, **_TERMS}, "_comment": GENERATED}
 
@@ -66,6 +72,7 @@ def render_all() -> dict[str, str]:
     docs = {
         "patient-record.schema.json": patient_record_schema(),
         "model-card.schema.json": model_card_schema(),
+        "validation-record.schema.json": validation_record_schema(),
         "patient-record.context.jsonld": patient_record_context(),
     }
     return {name: json.dumps(doc, indent=2, sort_keys=True) + "\n" for name, doc in docs.items()}

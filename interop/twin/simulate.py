@@ -78,7 +78,8 @@ def simulate(
                 actions[start + duration].append(("rate", input_parameter(ev.input.target), -rate))
         for name, series in twin.covariates.items():
             for t, v in series.changes():
-                actions[t].append(("set", name, v))
+                if t >= 0:  # earlier changes are already in the value at t=0
+                    actions[t].append(("set", name, v))
 
         breakpoints = sorted(t for t in actions if t >= 0)
         if any(t < 0 for t in actions):

@@ -1,0 +1,101 @@
+"""Code mapping tables: LOINC -> measurement kind and unit, RxNorm <-> ATC.
+
+The tables are versioned CSV files shipped with the package (``converters/fhir/data``); a site
+adds its own codes in a CSV of the same columns passed as ``extra_tables``, without code changes.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+
+from interop.errors import ConversionError
+from interop.schema import ATC, LOINC, RXNORM, Coding
+
+__all__ = ["CodeTables", "LabCode", "load_code_tables"]
+
+
+@dataclass(frozen=True)
+class LabCode:
+    code: str
+    display: str
+    category: str
+    unit: str
+    kind: str
+    analyte: Coding | None
+    matrix: str | None
+    molar_mass: float | None
+
+
+@dataclass(frozen=True)
+class CodeTables:
+    labs: dict[str, LabCode]  # LOINC code -> entry
+    rxnorm_to_atc: dict[str, str]
+    names: dict[str, str]  # RxNorm code -> name
+    versions: tuple[str, ...]
+
+    def lab(self, coding_system: str | None, code: str | None) -> LabCode | None:
+        if coding_system == LOINC and code:
+            return self.labs.get(code)
+        return None
+
+    def drug_codings(self, rxnorm: str) -> tuple[Coding, ...]:
+        name = self.names.get(rxnorm)
+        out = [Coding(system=RXNORM, code=rxnorm, display=name)]
+        atc = self.rxnorm_to_atc.get(rxnorm)
+        if atc:
+            out.append(Coding(system=ATC, code=atc, display=name))
+        return tuple(out)
+
+
+def _rows(path: Path | str, text: str) -> tuple[list[dict[str, str]], str]:
+    lines = text.splitlines()
+    version = next((ln.split("version:", 1)[1].split(";")[0].strip()
+                    for ln in lines if ln.startswith("#") and "version:" in ln), "unversioned")
+    body = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
+    return list(csv.DictReader(body)), f"{Path(str(path)).name}@{version}"
+
+
+def _load(tables: list[tuple[str, str]]) -> CodeTables:
+    labs: dict[str, LabCode] = {}
+    rx: dict[str, str] = {}
+    names: dict[str, str] = {}
+    versions = []
+    for name, text in tables:
+        rows, version = _rows(name, text)
+        versions.append(version)
+        for line, row in enumerate(rows, start=2):
+            try:
+                if "rxnorm" in row:
+                    rx[row["rxnorm"]] = row["atc"]
+                    names[row["rxnorm"]] = row["name"]
+                    continue
+                analyte = None
+                if row.get("analyte_code"):
+                    analyte = Coding(system=row["analyte_system"], code=row["analyte_code"],
+                                     display=row.get("analyte_display") or None)
+                labs[row["code"]] = LabCode(
+                    code=row["code"], display=row["display"], category=row["category"],
+                    unit=row["unit"], kind=row["kind"], analyte=analyte,
+                    matrix=row.get("matrix") or None,
+                    molar_mass=float(row["molar_mass"]) if row.get("molar_mass") else None,
+                )
+            except (KeyError, ValueError) as exc:
+                raise ConversionError(f"bad mapping row: {exc}", source=name, line=line) from exc
+    return CodeTables(labs, rx, names, tuple(versions))
+
+
+@lru_cache(maxsize=8)
+def load_code_tables(extra_tables: tuple[Path, ...] = ()) -> CodeTables:
+    """The shipped tables, overlaid by a site's own tables (later rows win)."""
+    data = files("converters.fhir") / "data"
+    tables = [(n, (data / n).read_text(encoding="utf-8")) for n in ("loinc.csv", "drugs.csv")]
+    for path in extra_tables:
+        try:
+            tables.append((str(path), Path(path).read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise ConversionError(f"cannot read mapping table: {exc}", source=str(path)) from exc
+    return _load(tables)

@@ -1,0 +1,41 @@
+"""Pseudonymisation: keyed HMAC-SHA256 of source identifiers.
+
+The key comes from a file or the environment and is never written to any output. The same
+key maps the same source id to the same pseudonym, so records from several feeds merge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+from interop.errors import ConversionError
+
+__all__ = ["KEY_ENV", "load_key", "pseudonymise"]
+
+KEY_ENV = "INTEROP_PSEUDONYM_KEY"
+
+
+def load_key(path: Path | None = None) -> bytes:
+    """The secret key: from ``path`` if given, else ``$INTEROP_PSEUDONYM_KEY``."""
+    if path is not None:
+        try:
+            key = Path(path).read_bytes().strip()
+        except OSError as exc:
+            raise ConversionError(f"cannot read pseudonymisation key: {exc}", source=str(path)) from exc
+    else:
+        key = os.environ.get(KEY_ENV, "").encode()
+    if len(key) < 16:
+        raise ConversionError(
+            f"pseudonymisation key must be at least 16 bytes (file or ${KEY_ENV})",
+            source=str(path) if path else KEY_ENV,
+        )
+    return key
+
+
+def pseudonymise(key: bytes, system: str, value: str) -> str:
+    """A stable pseudonym for identifier ``value`` in ``system`` (hex, 32 characters)."""
+    mac = hmac.new(key, f"{system}|{value}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
