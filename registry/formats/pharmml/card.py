@@ -44,9 +44,7 @@ def covariate_source(name: str) -> CovariateSource:
         if pattern.match(name):
             return source
     return CovariateSource(
-        measurement=Coding(
-            system=PHARMML_COVARIATE, code=name, display=f"PharmML covariate {name}"
-        ),
+        measurement=Coding(system=PHARMML_COVARIATE, code=name, display=f"PharmML covariate {name}"),
         unit="1",
     )
 
@@ -54,8 +52,7 @@ def covariate_source(name: str) -> CovariateSource:
 def build_covariates(covs: list[tuple[str, float | None]]) -> tuple[Covariate, ...]:
     """(SBML id, reference) pairs as card covariates."""
     return tuple(
-        Covariate(name=cid, source=covariate_source(cid), reference=ref, missing="error")
-        for cid, ref in covs
+        Covariate(name=cid, source=covariate_source(cid), reference=ref, missing="error") for cid, ref in covs
     )
 
 
@@ -86,15 +83,11 @@ def build_random_effects(
             raise Unsupported(c.element, f"correlation uses {exc} which has no value") from None
         if c.first not in variances or c.second not in variances:
             if value != 0:
-                warnings.append(
-                    f"correlation of {c.first} and {c.second} dropped (a variance is 0)"
-                )
+                warnings.append(f"correlation of {c.first} and {c.second} dropped (a variance is 0)")
             continue
         i, j = ids.index(c.first), ids.index(c.second)
         cov = (
-            value * math.sqrt(variances[c.first] * variances[c.second])
-            if c.kind == "correlation"
-            else value
+            value * math.sqrt(variances[c.first] * variances[c.second]) if c.kind == "correlation" else value
         )
         omega[i, j] = omega[j, i] = cov
     if ids and np.linalg.eigvalsh(omega).min() <= 0:
@@ -102,9 +95,7 @@ def build_random_effects(
             correlations[0].element if correlations else etas[0].element,
             "the variance-covariance matrix of the random effects is not positive definite",
         )
-    return RandomEffects(
-        etas=tuple(ids), omega=tuple(tuple(float(x) for x in row) for row in omega)
-    )
+    return RandomEffects(etas=tuple(ids), omega=tuple(tuple(float(x) for x in row) for row in omega))
 
 
 def _close(a: float, b: float) -> bool:
@@ -136,9 +127,7 @@ def build_residual_error(
     a, g1, g2, g4 = g(0.0), g(1.0), g(2.0), g(4.0)
     if obs.log_transformed:
         if not (_close(g1, a) and _close(g4, a)):
-            raise Unsupported(
-                obs.element, "a log-transformed observation needs a constant error SD"
-            )
+            raise Unsupported(obs.element, "a log-transformed observation needs a constant error SD")
         if a * sd_eps == 0:
             warnings.append(f"{obs.id}: residual error is 0")
             return None
@@ -153,9 +142,7 @@ def build_residual_error(
     elif _close(g2**2 - a**2, 4 * (g1**2 - a**2)) and _close(g4**2 - a**2, 16 * (g1**2 - a**2)):
         b = math.sqrt(max(g1**2 - a**2, 0.0))
     else:
-        raise Unsupported(
-            obs.element, "the error model is neither additive, proportional nor combined"
-        )
+        raise Unsupported(obs.element, "the error model is neither additive, proportional nor combined")
     add, prop = a * sd_eps, b * sd_eps
     if add == 0 and prop == 0:
         warnings.append(f"{obs.id}: residual error is 0")

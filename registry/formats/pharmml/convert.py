@@ -189,8 +189,7 @@ def convert(
             "dosing": [i.model_dump() for i in inputs],
             "observables": [o.model_dump() for o in observables],
             "covariates": [
-                c.model_dump()
-                for c in build_covariates([(c.id, c.reference) for c in model.covariates])
+                c.model_dump() for c in build_covariates([(c.id, c.reference) for c in model.covariates])
             ],
             "random_effects": random_effects.model_dump(),
             "residual_error": [r.model_dump() for r in residuals if r is not None],
@@ -209,9 +208,7 @@ def convert(
         card=card,
         pharmml_version=doc.written_version,
         trial_doses=_reference_doses(trial, dosing_specs),
-        column_mappings={
-            m.column: tuple(m.symbols) + tuple(f"adm{a}" for a in m.adms) for m in mappings
-        },
+        column_mappings={m.column: tuple(m.symbols) + tuple(f"adm{a}" for a in m.adms) for m in mappings},
         warnings=tuple(warnings),
     )
 
@@ -227,19 +224,19 @@ def _check_units(
             problems.items.append(Problem(f"units[{key!r}]", None, "no observable of that id"))
             continue
         element = observations[key].element if key in observations else None
-        where = (
+        path, line = (
             (xml_path(element), element.sourceline)
             if element is not None
             else (specs[0].source if specs else "/PharmML", None)
         )
         if not is_ucum(unit):
-            problems.items.append(Problem(*where, f"unit {unit!r} for {key} is not UCUM"))
+            problems.items.append(Problem(path, line, f"unit {unit!r} for {key} is not UCUM"))
         elif key == "dose" and not (same_dimension(unit, "mg") or same_dimension(unit, "mol")):
             problems.items.append(
                 Problem(
-                    *where,
-                    f"dose unit {unit!r} is not an amount (mass or "
-                    "substance): the dose targets hold amounts",
+                    path,
+                    line,
+                    f"dose unit {unit!r} is not an amount (mass or substance): the dose targets hold amounts",
                 )
             )
 
@@ -328,9 +325,7 @@ def _dataset_dosing(
         for a in m.adms:
             if a not in adms:
                 problems.items.append(
-                    Problem(
-                        f"ColumnMapping {m.column}", None, f"no PK-macro administration adm={a}"
-                    )
+                    Problem(f"ColumnMapping {m.column}", None, f"no PK-macro administration adm={a}")
                 )
     out: list[DosingSpec] = []
     known = {s.target for s in specs}
@@ -389,8 +384,7 @@ def _reference_doses(trial: list[TrialDose], specs: list[DosingSpec]) -> tuple[R
             (
                 s
                 for s in specs
-                if (d.adm is not None and s.adm == d.adm)
-                or (d.target is not None and s.target == d.target)
+                if (d.adm is not None and s.adm == d.adm) or (d.target is not None and s.target == d.target)
             ),
             None,
         )

@@ -62,9 +62,7 @@ def read_values(doc: Document, table: SymbolTable, problems: Problems) -> dict[s
     for est in steps.iter("{*}ParameterEstimation", "{*}VariableAssignment"):
         ref = child(est, "SymbRef")
         holder = (
-            child(est, "InitialEstimate")
-            if local(est) == "ParameterEstimation"
-            else child(est, "Assign")
+            child(est, "InitialEstimate") if local(est) == "ParameterEstimation" else child(est, "Assign")
         )
         if ref is None or holder is None:
             continue
@@ -153,9 +151,7 @@ def read_trial_doses(doc: Document, table: SymbolTable, problems: Problems) -> l
     return out
 
 
-def read_column_mappings(
-    doc: Document, table: SymbolTable, problems: Problems
-) -> list[ColumnMapping]:
+def read_column_mappings(doc: Document, table: SymbolTable, problems: Problems) -> list[ColumnMapping]:
     """Column -> model symbols (or administrations) of every external dataset."""
     design = child(doc.root, "TrialDesign")
     steps = child(doc.root, "ModellingSteps")  # PharmML 0.6 kept the dataset here
@@ -164,9 +160,7 @@ def read_column_mappings(
     for holder in holders:
         for ds in holder.iter("{*}ExternalDataSet"):
             types = {
-                c.get("columnId", ""): c.get("columnType")
-                for c in ds.iter("{*}Column")
-                if c.get("columnId")
+                c.get("columnId", ""): c.get("columnType") for c in ds.iter("{*}Column") if c.get("columnId")
             }
             for cm in children(ds, "ColumnMapping"):
                 col = child(cm, "ColumnRef")
@@ -200,11 +194,7 @@ def _fill_mapping(cm: etree._Element, mapping: ColumnMapping, table: SymbolTable
                 if m.get("admNumber"):
                     mapping.adms.append(int(m.get("admNumber", "0")))
                 elif m.get("modelSymbol"):
-                    found = [
-                        d for (b, n), d in table.declarations.items() if n == m.get("modelSymbol")
-                    ]
+                    found = [d for (b, n), d in table.declarations.items() if n == m.get("modelSymbol")]
                     if len(found) != 1:
-                        raise Unsupported(
-                            m, f"dangling reference: no model symbol {m.get('modelSymbol')!r}"
-                        )
+                        raise Unsupported(m, f"dangling reference: no model symbol {m.get('modelSymbol')!r}")
                     mapping.symbols.append(found[0].sbml)

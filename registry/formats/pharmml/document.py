@@ -157,9 +157,7 @@ def parse_document(raw: bytes, *, source: str | None = None) -> Document:
     """Parse ``raw`` safely and check its namespaces name one supported PharmML version."""
     problems = Problems(source)
     if len(raw) > MAX_BYTES:
-        raise PharmMLError(
-            [Problem("/", None, f"file larger than {MAX_BYTES} bytes")], source=source
-        )
+        raise PharmMLError([Problem("/", None, f"file larger than {MAX_BYTES} bytes")], source=source)
     try:
         root = etree.fromstring(raw, _parser())
     except etree.XMLSyntaxError as exc:
@@ -180,8 +178,7 @@ def parse_document(raw: bytes, *, source: str | None = None) -> Document:
     if version not in SUPPORTED_VERSIONS:
         problems.add(
             root,
-            f"unknown PharmML namespace version {version} ({ns}); "
-            f"supported: {', '.join(SUPPORTED_VERSIONS)}",
+            f"unknown PharmML namespace version {version} ({ns}); supported: {', '.join(SUPPORTED_VERSIONS)}",
         )
         problems.raise_if_any()
     for element in root.iter():

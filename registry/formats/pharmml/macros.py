@@ -74,9 +74,7 @@ class _Cmt:
     volume: Expr | None
 
 
-def _args(
-    macro: etree._Element, model: ReadModel, block: str
-) -> dict[str, tuple[Expr, etree._Element]]:
+def _args(macro: etree._Element, model: ReadModel, block: str) -> dict[str, tuple[Expr, etree._Element]]:
     scope = model.table.scope(block)
     out: dict[str, tuple[Expr, etree._Element]] = {}
     for value in children(macro):
@@ -227,9 +225,7 @@ class _Builder:
             if "ke0" not in args or "concentration" not in args:
                 raise Unsupported(macro, "Effect needs ke0 and concentration")
             ce = self.state(args["concentration"][0], "Ce", macro)
-            rate = Op(
-                "times", (args["ke0"][0], Op("minus", (self.concentration(c, macro), Sym(ce))))
-            )
+            rate = Op("times", (args["ke0"][0], Op("minus", (self.concentration(c, macro), Sym(ce)))))
             self.flow(None, ce, rate)
         elif name == "IV":
             c = self.cmt(_int(args, "cmt", macro), macro)
@@ -255,9 +251,7 @@ class _Builder:
     def _absorption(self, name: str, args: dict, macro: etree._Element) -> None:  # type: ignore[type-arg]
         for transit in ("Ktr", "Mtt"):
             if transit in args:
-                raise Unsupported(
-                    args[transit][1], "transit-compartment absorption is not supported"
-                )
+                raise Unsupported(args[transit][1], "transit-compartment absorption is not supported")
         adm = _int(args, "adm", macro) if "adm" in args else None
         if name == "Depot":
             if "target" not in args:
@@ -310,9 +304,7 @@ def expand_macros(model: ReadModel, problems: Problems) -> list[DosingSpec]:
         param = model.params[state]
         existing = [param.rate] if param.rate is not None else []
         param.rate = (
-            Op("plus", tuple(existing + terms))
-            if len(existing + terms) > 1
-            else (existing + terms)[0]
+            Op("plus", tuple(existing + terms)) if len(existing + terms) > 1 else (existing + terms)[0]
         )
     for param in model.params.values():
         if param.kind == "state" and param.rate is None:

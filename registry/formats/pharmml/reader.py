@@ -161,9 +161,7 @@ def read_model(doc: Document, problems: Problems) -> ReadModel:
         return model
     levels = _variability_levels(mdef, problems)
     order = ["VariabilityModel", "CovariateModel", "ParameterModel", "StructuralModel"]
-    blocks = sorted(
-        children(mdef), key=lambda b: order.index(local(b)) if local(b) in order else len(order)
-    )
+    blocks = sorted(children(mdef), key=lambda b: order.index(local(b)) if local(b) in order else len(order))
     for block in blocks:
         blk = block.get("blkId", "")
         scope = table.scope(blk)
@@ -224,9 +222,7 @@ def _expr_in(element: etree._Element, scope: BlockScope) -> Expr:
     return scope.parse(inner)
 
 
-def _covariate_model(
-    block: etree._Element, scope: BlockScope, model: ReadModel, problems: Problems
-) -> None:
+def _covariate_model(block: etree._Element, scope: BlockScope, model: ReadModel, problems: Problems) -> None:
     table = scope.table
     for cov in children(block):
         if local(cov) != "Covariate":
@@ -244,9 +240,7 @@ def _covariate_model(
             tc = child(tr, "TransformedCovariate")
             assign = next((c for c in children(tr) if local(c) in ("Assign", "Equation")), None)
             if tc is None or assign is None:
-                problems.add(
-                    tr, "a covariate transformation needs a TransformedCovariate and a value"
-                )
+                problems.add(tr, "a covariate transformation needs a TransformedCovariate and a value")
                 continue
             target = _decl(table, scope.block, tc)
             expr = _guard(problems, scope.parse, assign)
@@ -362,9 +356,7 @@ def _normal(el: etree._Element, scope: BlockScope) -> tuple[Expr, Expr]:
         if name == "NormalDistribution":  # UncertML
             parts = {local(c): c for c in children(d)}
             if "mean" not in parts or not ({"stddev", "variance"} & parts.keys()):
-                raise Unsupported(
-                    d, "UncertML normal distribution needs mean and stddev or variance"
-                )
+                raise Unsupported(d, "UncertML normal distribution needs mean and stddev or variance")
             mean = _uncertml_value(parts["mean"], scope)
             if "stddev" in parts:
                 return mean, Op("power", (_uncertml_value(parts["stddev"], scope), Num(2.0)))
@@ -403,9 +395,7 @@ def _symbol_in(el: etree._Element, scope: BlockScope) -> Expr:
 def _individual_parameter(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
     decl = _decl(scope.table, scope.block, el)
     param = model.add(Parameter(decl.sbml, "individual", el))
-    structured = next(
-        (c for c in children(el) if local(c) in ("StructuredModel", "GaussianModel")), None
-    )
+    structured = next((c for c in children(el) if local(c) in ("StructuredModel", "GaussianModel")), None)
     assign = next((c for c in children(el) if local(c) in ("Assign", "Equation")), None)
     if assign is not None:
         param.rule = scope.parse(assign)
@@ -478,11 +468,7 @@ def _structured_rule(
     if transform == "log":
         if general:  # the general covariate expression is already on the log scale
             return Op("exp", (Op("plus", (population, *etas)),) if etas else (population,))
-        return (
-            Op("times", (population, Op("exp", (Op("plus", tuple(extra)),))))
-            if extra
-            else population
-        )
+        return Op("times", (population, Op("exp", (Op("plus", tuple(extra)),)))) if extra else population
     if transform == "logit":
         base = (
             population
@@ -491,9 +477,7 @@ def _structured_rule(
         )
         lin = Op("plus", (base, *extra)) if extra else base
         return Op("divide", (Num(1.0), Op("plus", (Num(1.0), Op("exp", (Op("neg", (lin,)),))))))
-    raise Unsupported(
-        el, f"transformation {transform!r} of an individual parameter is not supported"
-    )
+    raise Unsupported(el, f"transformation {transform!r} of an individual parameter is not supported")
 
 
 def _correlation(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
@@ -509,20 +493,14 @@ def _correlation(el: etree._Element, scope: BlockScope, model: ReadModel) -> Non
     coef = child(pairwise, "CorrelationCoefficient")
     cov = child(pairwise, "Covariance")
     if coef is not None:
-        model.correlations.append(
-            Correlation(a.name, b.name, "correlation", _expr_in(coef, scope), el)
-        )
+        model.correlations.append(Correlation(a.name, b.name, "correlation", _expr_in(coef, scope), el))
     elif cov is not None:
-        model.correlations.append(
-            Correlation(a.name, b.name, "covariance", _expr_in(cov, scope), el)
-        )
+        model.correlations.append(Correlation(a.name, b.name, "covariance", _expr_in(cov, scope), el))
     else:
         raise Unsupported(pairwise, "a correlation needs CorrelationCoefficient or Covariance")
 
 
-def _structural_model(
-    block: etree._Element, scope: BlockScope, model: ReadModel, problems: Problems
-) -> None:
+def _structural_model(block: etree._Element, scope: BlockScope, model: ReadModel, problems: Problems) -> None:
     table = scope.table
     for el in children(block):
         name = local(el)
@@ -627,7 +605,5 @@ def _standard(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
     if variance is None:
         raise Unsupported(resid, f"{eps.name!r} is not a residual-error random variable")
     model.observations.append(
-        Observation(
-            decl.sbml, _symbol_in(output, scope), _symbol_in(error, scope), variance, log, el
-        )
+        Observation(decl.sbml, _symbol_in(output, scope), _symbol_in(error, scope), variance, log, el)
     )

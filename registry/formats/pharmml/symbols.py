@@ -93,9 +93,7 @@ class SymbolTable:
         if ref_block is not None:
             decl = self.declarations.get((ref_block, name))
             if decl is None:
-                raise Unsupported(
-                    element, f"dangling reference: no symbol {name!r} in block {ref_block!r}"
-                )
+                raise Unsupported(element, f"dangling reference: no symbol {name!r} in block {ref_block!r}")
             return decl
         if block is not None and (block, name) in self.declarations:
             return self.declarations[(block, name)]
