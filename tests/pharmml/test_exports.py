@@ -23,11 +23,7 @@ def test_imports_only_schema_and_errors_from_interop() -> None:
     for path in PACKAGE.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.ImportFrom)
-                and node.module
-                and node.module.startswith("interop")
-            ):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("interop"):
                 assert node.module in (
                     "interop.errors",
                     "interop.schema",

@@ -34,9 +34,7 @@ class _Names:
 
 
 def _parse(xml: str):  # type: ignore[no-untyped-def]
-    el = etree.fromstring(
-        f'<Assign xmlns="{CT}" xmlns:math="{MATH}" xmlns:ct="{CT}">{xml}</Assign>'
-    )
+    el = etree.fromstring(f'<Assign xmlns="{CT}" xmlns:math="{MATH}" xmlns:ct="{CT}">{xml}</Assign>')
     return parse_expr(el, _Names())
 
 
@@ -92,9 +90,7 @@ def test_uniop_matches_libsbml(op: str) -> None:
     "op", ["plus", "minus", "times", "divide", "power", "min", "max", "rem", "root", "logx"]
 )
 def test_binop_matches_libsbml(op: str) -> None:
-    expr = _parse(
-        f'<math:Binop op="{op}"><ct:SymbRef symbIdRef="a"/><ct:Real>2.5</ct:Real></math:Binop>'
-    )
+    expr = _parse(f'<math:Binop op="{op}"><ct:SymbRef symbIdRef="a"/><ct:Real>2.5</ct:Real></math:Binop>')
     env = {"a": 7.25}
     assert evaluate(expr, env) == pytest.approx(_libsbml_value(expr, env), rel=1e-12)
 

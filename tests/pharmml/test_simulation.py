@@ -111,9 +111,7 @@ def test_usecase3_pkpd_matches_direct_integration() -> None:
     conv = convert(PHARMML_USECASE3.read_bytes(), source=str(PHARMML_USECASE3))
     assert [c.name for c in conv.card.covariates] == ["WT"]
     assert conv.card.covariates[0].reference == 70  # from the transformation log(WT/70)
-    _, pred = _twin_prediction(
-        conv, [ReferenceDose(route="oral", amount=DOSE, time_h=0)], {"WT": WT}
-    )
+    _, pred = _twin_prediction(conv, [ReferenceDose(route="oral", amount=DOSE, time_h=0)], {"WT": WT})
     expected = _warfarin_ivp(with_pd=True)
     _assert_close(pred.values["CP_obs"], expected["CC"])
     _assert_close(pred.values["PCA_obs"], expected["PCA"])
@@ -137,9 +135,7 @@ def test_eta_moves_the_individual_parameter() -> None:
     """ETA_CL enters CL = POP_CL * exp(BETA*logtWT + ETA_CL): a positive ETA lowers exposure."""
     conv = convert(PHARMML_USECASE1.read_bytes(), source="UseCase1.xml")
     model = load_model(conv.sbml, conv.card)
-    twin = bind_regimen(
-        model, (ReferenceDose(route="oral", amount=DOSE, time_h=0),), {"logtWT": 0.0}
-    )
+    twin = bind_regimen(model, (ReferenceDose(route="oral", amount=DOSE, time_h=0),), {"logtWT": 0.0})
     base = simulate(twin, [48.0]).values["Y"][0]
     high = simulate(twin, [48.0], etas={"ETA_CL": 0.3}).values["Y"][0]
     cl0, cl1 = POP_CL, POP_CL * math.exp(0.3)
@@ -213,9 +209,7 @@ def test_advan4_oral_two_compartments_match_closed_form() -> None:
 # ---------------------------------------------------------------- TrialDesign administrations
 def test_trial_design_doses_match_superposition() -> None:
     """Two boluses (0 h, 12 h) and an infusion (24 h over 2 h) from the TrialDesign."""
-    conv = convert(
-        PHARMML_ONECMT_IV.read_bytes(), source=str(PHARMML_ONECMT_IV), units={"Y": "mg/L"}
-    )
+    conv = convert(PHARMML_ONECMT_IV.read_bytes(), source=str(PHARMML_ONECMT_IV), units={"Y": "mg/L"})
     doses = conv.trial_doses
     assert [(d.route, d.amount, d.time_h, d.duration_h) for d in doses] == [
         ("iv-bolus", 100, 0, None),
@@ -287,3 +281,53 @@ def test_zero_order_absorption_is_an_input_of_modelled_duration() -> None:
     level = rate / (k * v) * (1 - np.exp(-k * on))
     after = np.maximum(times - tlag - tk0, 0)
     _assert_close(pred.values["Cc_obs"], level * np.exp(-k * after))
+
+
+# ---------------------------------------------------------------- categorical covariates
+SEX_COVARIATE = b"""<Covariate symbId="SEX"><Categorical>
+    <Category catId="female"/><Category catId="male"/></Categorical></Covariate>
+        </CovariateModel>"""
+SEX_ON_V = b"""<LinearCovariate>
+  <PopulationValue><ct:Assign><ct:SymbRef symbIdRef="POP_V"/></ct:Assign></PopulationValue>
+  <Covariate>
+    <ct:SymbRef blkIdRef="cm" symbIdRef="SEX"/>
+    <FixedEffect><ct:SymbRef symbIdRef="BETA_V_F"/><Category catId="female"/></FixedEffect>
+  </Covariate>
+</LinearCovariate>"""
+
+
+def _with_sex_on_v() -> bytes:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    raw = raw.replace(b"</CovariateModel>", SEX_COVARIATE, 1)
+    raw = raw.replace(
+        b'<PopulationValue><ct:Assign><ct:SymbRef symbIdRef="POP_V"/></ct:Assign></PopulationValue>',
+        SEX_ON_V,
+        1,
+    )
+    raw = raw.replace(
+        b'<PopulationParameter symbId="PROP"/>',
+        b'<PopulationParameter symbId="PROP"/><PopulationParameter symbId="BETA_V_F"/>',
+    )
+    return raw.replace(
+        b"</ParametersToEstimate>",
+        b'<ParameterEstimation><ct:SymbRef blkIdRef="pm" symbIdRef="BETA_V_F"/>'
+        b"<InitialEstimate><ct:Real>-0.2</ct:Real></InitialEstimate></ParameterEstimation>"
+        b"</ParametersToEstimate>",
+    )
+
+
+@pytest.mark.parametrize("version", ["0.8", "0.9"])
+def test_categorical_covariate_fixed_effect(version: str) -> None:
+    """V = POP_V * exp(BETA_V_F * [SEX == female] + ETA_V); sex binds from the patient record."""
+    from tests.pharmml.versions import to_09
+
+    raw = _with_sex_on_v()
+    conv = convert(to_09(raw) if version == "0.9" else raw, source="sex.xml")
+    sex = next(c for c in conv.card.covariates if c.name == "SEX")
+    assert sex.source.patient_field == "sex"
+    assert sex.source.categories == {"female": 0.0, "male": 1.0}
+    dose = [ReferenceDose(route="iv-bolus", amount=DOSE, time_h=0)]
+    times = np.array([1.0, 5.0])
+    for code, v in ((0.0, 30.0 * math.exp(-0.2)), (1.0, 30.0)):
+        _, pred = _twin_prediction(conv, dose, {"WT": 70.0, "SEX": code}, times)
+        _assert_close(pred.values["Y"], DOSE / v * np.exp(-4.0 / v * times))

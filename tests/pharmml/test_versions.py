@@ -27,9 +27,7 @@ def _predict(raw: bytes, values, covariates, route):  # type: ignore[no-untyped-
 
 
 @pytest.mark.parametrize("rewrite", [to_06, to_09], ids=["0.6", "0.9"])
-@pytest.mark.parametrize(
-    ("path", "values", "covariates", "route"), CASES, ids=[c[0].stem for c in CASES]
-)
+@pytest.mark.parametrize(("path", "values", "covariates", "route"), CASES, ids=[c[0].stem for c in CASES])
 def test_other_versions_convert_alike(rewrite, path, values, covariates, route) -> None:  # type: ignore[no-untyped-def]
     raw = path.read_bytes()
     rewritten = rewrite(raw)
@@ -40,9 +38,7 @@ def test_other_versions_convert_alike(rewrite, path, values, covariates, route) 
     base, base_pred = _predict(raw, values, covariates, route)
     conv, pred = _predict(rewritten, values, covariates, route)
     assert conv.pharmml_version == version
-    assert conv.card.model_dump(exclude={"description"}) == base.card.model_dump(
-        exclude={"description"}
-    )
+    assert conv.card.model_dump(exclude={"description"}) == base.card.model_dump(exclude={"description"})
     for obs, series in base_pred.values.items():
         np.testing.assert_allclose(pred.values[obs], series, rtol=1e-12)
 
@@ -60,6 +56,4 @@ def test_rewrites_use_the_version_specific_forms() -> None:
         assert form in v06, form
     assert b"PopulationValue" not in v06 and b"ProbOnto" not in v06
     v09 = to_09(PHARMML_USECASE1.read_bytes())
-    assert b"<FixedEffect><ct:Assign>" in v09.replace(b"\n", b"").replace(b"\t", b"").replace(
-        b" ", b""
-    )
+    assert b"<FixedEffect><ct:Assign>" in v09.replace(b"\n", b"").replace(b"\t", b"").replace(b" ", b"")

@@ -36,9 +36,17 @@ def _renamespace(raw: bytes, version: str) -> etree._Element:
 
 def _wrap(el: etree._Element, tag: str) -> None:
     wrapper = etree.Element(tag)
+    categories = []
     for c in list(el):
-        wrapper.append(c)
+        if isinstance(c.tag, str) and _local(c) == "Category":  # 0.9: ct:CatRef after the Assign
+            c.tag = tag.replace("}Assign", "}CatRef")
+            c.attrib["catIdRef"] = c.attrib.pop("catId")
+            categories.append(c)
+        else:
+            wrapper.append(c)
     el.append(wrapper)
+    for c in categories:
+        el.append(c)
 
 
 def to_09(raw: bytes) -> bytes:

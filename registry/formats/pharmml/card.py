@@ -49,11 +49,35 @@ def covariate_source(name: str) -> CovariateSource:
     )
 
 
-def build_covariates(covs: list[tuple[str, float | None]]) -> tuple[Covariate, ...]:
-    """(SBML id, reference) pairs as card covariates."""
-    return tuple(
-        Covariate(name=cid, source=covariate_source(cid), reference=ref, missing="error") for cid, ref in covs
+_FEMALE = {"female", "f", "fem", "woman", "women"}
+_MALE = {"male", "m", "man", "men"}
+
+
+def categorical_source(name: str, codes: dict[str, float]) -> CovariateSource:
+    """Sex from the patient record when the categories are female/male; else a local code."""
+    female = [c for c in codes if c.lower() in _FEMALE]
+    male = [c for c in codes if c.lower() in _MALE]
+    if len(codes) == 2 and len(female) == 1 and len(male) == 1:
+        return CovariateSource(
+            patient_field="sex",
+            categories={"female": codes[female[0]], "male": codes[male[0]]},
+        )
+    return CovariateSource(
+        measurement=Coding(system=PHARMML_COVARIATE, code=name, display=f"PharmML covariate {name}"),
+        unit="1",
+        categories=codes,
     )
+
+
+def build_covariates(
+    covs: list[tuple[str, float | None, dict[str, float] | None]],
+) -> tuple[Covariate, ...]:
+    """(SBML id, reference, category codes) as card covariates."""
+    out = []
+    for cid, ref, codes in covs:
+        source = categorical_source(cid, codes) if codes else covariate_source(cid)
+        out.append(Covariate(name=cid, source=source, reference=ref, missing="error", time_varying=not codes))
+    return tuple(out)
 
 
 def build_random_effects(

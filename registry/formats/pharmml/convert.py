@@ -189,7 +189,10 @@ def convert(
             "dosing": [i.model_dump() for i in inputs],
             "observables": [o.model_dump() for o in observables],
             "covariates": [
-                c.model_dump() for c in build_covariates([(c.id, c.reference) for c in model.covariates])
+                c.model_dump()
+                for c in build_covariates(
+                    [(c.id, c.reference, model.categories.get(c.id)) for c in model.covariates]
+                )
             ],
             "random_effects": random_effects.model_dump(),
             "residual_error": [r.model_dump() for r in residuals if r is not None],

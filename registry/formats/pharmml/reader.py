@@ -91,6 +91,8 @@ class ReadModel:
     covariates: list[Covariate] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
     pkmacros: list[tuple[str, etree._Element]] = field(default_factory=list)  # (block, element)
+    categories: dict[str, dict[str, float]] = field(default_factory=dict)  # covariate -> codes
+    dataset_category_codes: dict[str, dict[str, float]] = field(default_factory=dict)
     epsilon_variance: dict[str, Expr] = field(default_factory=dict)
 
     def add(self, param: Parameter) -> Parameter:
@@ -156,7 +158,7 @@ def read_model(doc: Document, problems: Problems) -> ReadModel:
     """The flat model of ``doc``'s ModelDefinition (problems collected, not raised)."""
     table = SymbolTable(problems)
     mdef = _declare(doc, table, problems)
-    model = ReadModel(table)
+    model = ReadModel(table, dataset_category_codes=_dataset_category_codes(doc.root))
     if mdef is None:
         return model
     levels = _variability_levels(mdef, problems)
@@ -230,8 +232,12 @@ def _covariate_model(block: etree._Element, scope: BlockScope, model: ReadModel,
             continue
         decl = _decl(table, scope.block, cov)
         continuous = child(cov, "Continuous")
+        categorical = child(cov, "Categorical")
+        if categorical is not None:
+            _categorical_covariate(cov, categorical, decl.sbml, model, problems)
+            continue
         if continuous is None:
-            problems.add(cov, "only continuous covariates are supported (categorical is not)")
+            problems.add(cov, "a covariate must be continuous or categorical")
             continue
         info = Covariate(decl.sbml, decl.name, cov)
         model.covariates.append(info)
@@ -251,6 +257,44 @@ def _covariate_model(block: etree._Element, scope: BlockScope, model: ReadModel,
             if ref is not None and info.reference is None:
                 info.reference = ref
         param.value = info.reference if info.reference is not None else 0.0
+
+
+def _categorical_covariate(
+    cov: etree._Element, categorical: etree._Element, sid: str, model: ReadModel, problems: Problems
+) -> None:
+    """Categories coded as numbers: the dataset's CategoryMapping codes, else 0, 1, 2, ..."""
+    cats = [c.get("catId", "") for c in children(categorical, "Category")]
+    if not cats or "" in cats:
+        problems.add(categorical, "a categorical covariate needs categories with catId")
+        return
+    for extra in children(categorical):
+        if local(extra) != "Category":
+            problems.add(extra, f"<{local(extra)}> of a categorical covariate is not supported")
+            return
+    codes = {c: float(i) for i, c in enumerate(cats)}
+    for mapping in model.dataset_category_codes.get(cov.get("symbId", ""), {}).items():
+        codes[mapping[0]] = mapping[1]
+    model.categories[sid] = codes
+    info = Covariate(sid, cov.get("symbId", ""), cov)
+    model.covariates.append(info)
+    model.add(Parameter(sid, "covariate", cov, value=codes[cats[0]]))
+
+
+def _dataset_category_codes(root: etree._Element) -> dict[str, dict[str, float]]:
+    """covariate symbId -> {catId: code} from the datasets' ``CategoryMapping``."""
+    out: dict[str, dict[str, float]] = {}
+    for cm in root.iter("{*}ColumnMapping"):
+        ref, cat = child(cm, "SymbRef"), child(cm, "CategoryMapping")
+        if ref is None or cat is None:
+            continue
+        for m in children(cat, "Map"):
+            try:
+                out.setdefault(ref.get("symbIdRef", ""), {})[m.get("modelSymbol", "")] = float(
+                    m.get("dataSymbol", "")
+                )
+            except ValueError:
+                continue
+    return out
 
 
 def _centring_value(expr: Expr, cov: str) -> float | None:
@@ -424,7 +468,7 @@ def _individual_parameter(el: etree._Element, scope: BlockScope, model: ReadMode
                 if iname in ("PopulationValue", "PopulationParameter"):
                     population = _expr_in(item, scope)
                 elif iname == "Covariate":
-                    terms += _covariate_terms(item, scope)
+                    terms += _covariate_terms(item, scope, model)
                 else:
                     raise Unsupported(item, f"<{iname}> in LinearCovariate is not supported")
         elif name == "GeneralCovariate":
@@ -440,19 +484,31 @@ def _individual_parameter(el: etree._Element, scope: BlockScope, model: ReadMode
     param.rule = _structured_rule(structured, transform, population, terms, etas)
 
 
-def _covariate_terms(item: etree._Element, scope: BlockScope) -> list[Expr]:
+def _covariate_terms(item: etree._Element, scope: BlockScope, model: ReadModel) -> list[Expr]:
+    """beta * cov for a continuous covariate; beta * (cov == category) for a categorical one."""
     cov: Expr | None = None
     out: list[Expr] = []
     for c in children(item):
-        if local(c) == "FixedEffect":
-            if any(local(x) in ("Category", "CatRef") for x in c.iter()):
-                raise Unsupported(c, "fixed effects of categorical covariates are not supported")
-            beta = _expr_in(c, scope)
-            if cov is None:
-                raise Unsupported(item, "a covariate term needs its covariate before FixedEffect")
-            out.append(Op("times", (beta, cov)))
-        else:
+        if local(c) != "FixedEffect":
             cov = scope.parse(c)
+            continue
+        if cov is None:
+            raise Unsupported(item, "a covariate term needs its covariate before FixedEffect")
+        beta = _expr_in(c, scope)
+        cats = [x for x in c.iter() if local(x) in ("Category", "CatRef")]
+        if not cats:
+            out.append(Op("times", (beta, cov)))
+            continue
+        cov_id = cov.name if isinstance(cov, Sym) else ""
+        codes = model.categories.get(cov_id)
+        if codes is None:
+            raise Unsupported(c, "a category fixed effect needs a categorical covariate")
+        for cat in cats:
+            cat_id = cat.get("catId") or cat.get("catIdRef") or ""
+            if cat_id not in codes:
+                raise Unsupported(cat, f"dangling reference: no category {cat_id!r} of {cov_id}")
+            indicator = Op("piecewise", (Num(1.0), Op("eq", (cov, Num(codes[cat_id]))), Num(0.0)))
+            out.append(Op("times", (beta, indicator)))
     return out
 
 
