@@ -6,18 +6,21 @@ import logging
 from pathlib import Path
 
 import typer
+from pydantic import RootModel
 from rich.console import Console
 
-from interop.schema import RXNORM, Coding
+from interop.schema import RXNORM, Coding, ReferenceOutput, parse_json
 from registry.formats.pharmml import convert
 
 __all__ = ["pharmml_app", "register"]
 
 log = logging.getLogger(__name__)
-pharmml_app = typer.Typer(
-    help="PharmML models (DDMoRe): convert to SBML + model card.", no_args_is_help=True
-)
+pharmml_app = typer.Typer(help="PharmML models (DDMoRe): convert to SBML + model card.", no_args_is_help=True)
 out_console = Console()
+
+
+class _ReferenceList(RootModel[list[ReferenceOutput]]):
+    pass
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -41,12 +44,17 @@ def convert_command(
     set_values: list[str] = typer.Option(
         [], "--set", help="Parameter value NAME=NUMBER (fills values the file lacks; repeatable)"
     ),
-    units: list[str] = typer.Option(
-        [], "--unit", help="UCUM unit OBSERVABLE=UNIT or dose=UNIT (repeatable)"
-    ),
+    units: list[str] = typer.Option([], "--unit", help="UCUM unit OBSERVABLE=UNIT or dose=UNIT (repeatable)"),
     rxnorm: str | None = typer.Option(None, "--rxnorm", help="RxNorm code of the drug"),
     drug_name: str | None = typer.Option(None, "--drug-name", help="Drug name for the card"),
     institution: str | None = typer.Option(None, "--institution", help="Institution for the card"),
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        exists=True,
+        dir_okay=False,
+        help="JSON list of reference outputs (independent solutions) to put on the card",
+    ),
 ) -> None:
     """Convert MODEL; writes nothing unless the whole model converts."""
     try:
@@ -58,8 +66,12 @@ def convert_command(
         drug = Coding(system=RXNORM, code=rxnorm, display=drug_name or None)
     elif drug_name:
         raise typer.BadParameter("--drug-name needs --rxnorm", param_hint="--drug-name")
+    refs: list[ReferenceOutput] = []
+    if reference is not None:
+        refs = list(parse_json(_ReferenceList, reference.read_bytes(), source=str(reference)).root)
     result = convert(
         model.read_bytes(),
+        reference_outputs=refs,
         source=str(model),
         values=values,
         units=_pairs(units, "--unit"),

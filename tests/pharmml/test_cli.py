@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from interop.schema import ModelCard, ReferenceDose, parse_json
-from interop.twin import bind_regimen, load_model, simulate
+from interop.twin import bind_regimen, check_reference_outputs, load_model, simulate
 from tests.data import PHARMML_ADVAN1, PHARMML_FIXTURES, PHARMML_USECASE3, ROOT
 
 

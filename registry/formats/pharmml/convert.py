@@ -8,7 +8,10 @@ Decisions where PharmML is silent: time is in hours (the card's only time unit);
 in ``mg`` and observables unitless unless ``units`` says otherwise; a dose mapped to a derivative
 variable is oral when the variable is called like a gut or depot compartment, intravenous
 otherwise; a population parameter without a value anywhere in the file is refused unless
-``values`` supplies it.
+``values`` supplies it; categories of a categorical covariate are coded as the dataset's
+``CategoryMapping`` says, else 0, 1, ... in declaration order, and female/male categories bind
+to the patient's sex. ``reference_outputs`` (independent solutions the caller has) go on the card,
+so the registry's reproduction check can run them.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
@@ -27,6 +30,7 @@ from interop.schema import (
     ModelCard,
     Observable,
     ReferenceDose,
+    ReferenceOutput,
     parse,
 )
 from interop.schema.units import is_ucum, same_dimension
@@ -111,6 +115,7 @@ def convert(
     units: Mapping[str, str] | None = None,
     drug: Coding | None = None,
     institution: str | None = None,
+    reference_outputs: Sequence[ReferenceOutput] = (),
 ) -> Conversion:
     """Convert a PharmML document; ``values`` fill or override parameter values by symbol name,
     ``units`` give UCUM units by observable id (and ``"dose"`` for amounts)."""
@@ -196,6 +201,7 @@ def convert(
             ],
             "random_effects": random_effects.model_dump(),
             "residual_error": [r.model_dump() for r in residuals if r is not None],
+            "reference_outputs": [r.model_dump() for r in reference_outputs],
         },
         source=source,
     )
