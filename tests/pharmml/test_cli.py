@@ -73,3 +73,27 @@ def test_set_fills_a_missing_value(tmp_path: Path) -> None:
     assert 'id="CL" value="1.5"' in (tmp_path / "pkmacros_advan1_0.8.1.xml").read_text()
     bad = _run(str(PHARMML_ADVAN1), "--out", str(tmp_path), "--set", "CL")
     assert bad.returncode != 0 and "NAME=VALUE" in bad.stderr
+
+
+def test_reference_outputs_go_on_the_card(tmp_path: Path) -> None:
+    refs = tmp_path / "refs.json"
+    e = 2.718281828459045
+    refs.write_text(
+        json.dumps(
+            [
+                {
+                    "description": "100 mg IV bolus, closed form D/V*exp(-CL/V*t)",
+                    "observable": "Cc_obs",
+                    "doses": [{"route": "iv-bolus", "amount": 100, "time_h": 0}],
+                    "times_h": [1.0, 4.0],
+                    "values": [10 * e**-0.1, 10 * e**-0.4],
+                }
+            ]
+        )
+    )
+    proc = _run(str(PHARMML_ADVAN1), "--out", str(tmp_path), "--set", "CL=1", "--reference", str(refs))
+    assert proc.returncode == 0, proc.stderr
+    card = parse_json(ModelCard, (tmp_path / "pkmacros_advan1_0.8.1.card.json").read_text())
+    sbml = (tmp_path / "pkmacros_advan1_0.8.1.xml").read_text()
+    (check,) = check_reference_outputs(load_model(sbml, card))
+    assert check.passed, check
