@@ -23,14 +23,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from interop.errors import InteropError
+from interop.errors import InteropError, SchemaError
 from interop.schema import (
     Coding,
     DosingInput,
     ModelCard,
     Observable,
+    RandomEffects,
     ReferenceDose,
     ReferenceOutput,
+    ResidualError,
     parse,
 )
 from interop.schema.units import is_ucum, same_dimension
@@ -47,6 +49,8 @@ from registry.formats.pharmml.design import (
     read_values,
 )
 from registry.formats.pharmml.document import (
+    Document,
+    PharmMLError,
     Problem,
     Problems,
     child,
@@ -179,32 +183,15 @@ def convert(
             [
                 _text(doc.root, "Description"),
                 f"Converted from PharmML {doc.written_version} by digphat-interop; time in hours.",
-                *warnings,
+                ("Notes: " + "; ".join(warnings) + ".") if warnings else "",
             ],
         )
     )
-    card = parse(
-        ModelCard,
-        {
-            "id": model_id,
-            "title": title,
-            "description": description,
-            "drugs": [drug.model_dump()],
-            "institution": institution or doc.root.get("implementedBy") or "unspecified",
-            "dosing": [i.model_dump() for i in inputs],
-            "observables": [o.model_dump() for o in observables],
-            "covariates": [
-                c.model_dump()
-                for c in build_covariates(
-                    [(c.id, c.reference, model.categories.get(c.id)) for c in model.covariates]
-                )
-            ],
-            "random_effects": random_effects.model_dump(),
-            "residual_error": [r.model_dump() for r in residuals if r is not None],
-            "reference_outputs": [r.model_dump() for r in reference_outputs],
-        },
-        source=source,
-    )
+    try:
+        card = _card(model_id, title, description, drug, institution, doc, inputs, observables,
+                     model, random_effects, residuals, reference_outputs, source)  # fmt: skip
+    except SchemaError as exc:  # a value the card refuses (e.g. a bioavailability above 1)
+        raise PharmMLError([Problem("/PharmML", None, f"model card: {exc.message}")], source=source) from exc
     sbml_id = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
     sbml = write_sbml(
         sbml_id if re.match(r"[A-Za-z_]", sbml_id) else f"m_{sbml_id}",
@@ -248,6 +235,41 @@ def _check_units(
                     f"dose unit {unit!r} is not an amount (mass or substance): the dose targets hold amounts",
                 )
             )
+
+
+def _card(
+    model_id: str,
+    title: str,
+    description: str,
+    drug: Coding,
+    institution: str | None,
+    doc: Document,
+    inputs: list[DosingInput],
+    observables: tuple[Observable, ...],
+    model: ReadModel,
+    random_effects: RandomEffects,
+    residuals: list[ResidualError | None],
+    reference_outputs: Sequence[ReferenceOutput],
+    source: str | None,
+) -> ModelCard:
+    covariates = build_covariates([(c.id, c.reference, model.categories.get(c.id)) for c in model.covariates])
+    return parse(
+        ModelCard,
+        {
+            "id": model_id,
+            "title": title,
+            "description": description,
+            "drugs": [drug.model_dump()],
+            "institution": institution or doc.root.get("implementedBy") or "unspecified",
+            "dosing": [i.model_dump() for i in inputs],
+            "observables": [o.model_dump() for o in observables],
+            "covariates": [c.model_dump() for c in covariates],
+            "random_effects": random_effects.model_dump(),
+            "residual_error": [r.model_dump() for r in residuals if r is not None],
+            "reference_outputs": [r.model_dump() for r in reference_outputs],
+        },
+        source=source,
+    )
 
 
 def _apply_values(
