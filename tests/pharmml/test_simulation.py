@@ -332,3 +332,36 @@ def test_categorical_covariate_fixed_effect(version: str) -> None:
     for code, v in ((0.0, 30.0 * math.exp(-0.2)), (1.0, 30.0)):
         _, pred = _twin_prediction(conv, dose, {"WT": 70.0, "SEX": code}, times)
         _assert_close(pred.values["Y"], DOSE / v * np.exp(-4.0 / v * times))
+
+
+# ---------------------------------------------------------------- general-form observation, sequences
+GENERAL_Y = b"""<General symbId="Y"><ct:Assign>
+  <math:Binop op="plus">
+    <ct:SymbRef blkIdRef="sm" symbIdRef="C"/>
+    <math:Binop op="times">
+      <math:Binop op="times"><ct:SymbRef blkIdRef="pm" symbIdRef="PROP"/>
+        <ct:SymbRef blkIdRef="sm" symbIdRef="C"/></math:Binop>
+      <ct:SymbRef blkIdRef="pm" symbIdRef="EPS"/>
+    </math:Binop>
+  </math:Binop></ct:Assign></General>"""
+SEQUENCE_0_12 = b"""<ct:Assign><ct:Sequence><ct:Begin><ct:Int>0</ct:Int></ct:Begin>
+  <ct:StepSize><ct:Int>12</ct:Int></ct:StepSize><ct:End><ct:Int>12</ct:Int></ct:End></ct:Sequence></ct:Assign>"""
+
+
+def test_general_form_observation_and_dosing_sequence_convert_like_the_standard_form() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    start, end = raw.index(b'<Standard symbId="Y">'), raw.index(b"</Standard>") + len(b"</Standard>")
+    general = raw[:start] + GENERAL_Y + raw[end:]
+    vec_start = general.index(b"<ct:Assign>\n                            <ct:Vector>")
+    vec_end = general.index(b"</ct:Assign>", vec_start) + len(b"</ct:Assign>")
+    general = general[:vec_start] + SEQUENCE_0_12 + general[vec_end:]
+    base = convert(raw, source="standard.xml")
+    conv = convert(general, source="general.xml")
+    assert conv.trial_doses == base.trial_doses
+    assert conv.card.model_dump(
+        exclude={"id", "description", "drugs", "observables"}
+    ) == base.card.model_dump(exclude={"id", "description", "drugs", "observables"})
+    times = np.array([1.0, 13.0, 30.0])
+    _, a = _twin_prediction(base, list(base.trial_doses), {"WT": 70.0}, times)
+    _, b = _twin_prediction(conv, list(conv.trial_doses), {"WT": 70.0}, times)
+    np.testing.assert_allclose(b.values["Y"], a.values["Y"], rtol=1e-12)

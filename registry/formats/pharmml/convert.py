@@ -148,7 +148,12 @@ def convert(
         random_effects = build_random_effects(model.etas, model.correlations, env, warnings)
     except Unsupported as exc:
         problems.add(exc.element, exc.message)
+    unvalued = {
+        p.id for p in model.params.values() if p.kind == "population" and p.value is None and p.rule is None
+    }
     for obs in model.observations:
+        if symbols(obs.error) & unvalued:
+            continue  # its missing values are reported already
         try:
             residuals.append(build_residual_error(obs, env, warnings))
         except Unsupported as exc:

@@ -9,6 +9,7 @@ the dose column (``AMT``) or the administration column (``ADM``) to a model vari
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -83,6 +84,19 @@ def _assign(element: etree._Element) -> etree._Element:
 
 def _times(element: etree._Element, table: SymbolTable) -> tuple[float, ...]:
     holder = _assign(element)
+    sequence = next((v for v in holder.iter("{*}Sequence")), None)
+    if sequence is not None:  # Begin, StepSize and End (or Repetitions)
+        parts = {local(c): c for c in children(sequence)}
+        if not {"Begin", "StepSize"} <= parts.keys() or not ({"End", "Repetitions"} & parts.keys()):
+            raise Unsupported(sequence, "a Sequence needs Begin, StepSize and End or Repetitions")
+        begin, step = _number(parts["Begin"], table), _number(parts["StepSize"], table)
+        if step <= 0:
+            raise Unsupported(sequence, "a Sequence needs a positive StepSize")
+        if "Repetitions" in parts:
+            count = int(_number(parts["Repetitions"], table))
+        else:
+            count = int(math.floor((_number(parts["End"], table) - begin) / step + 1e-9)) + 1
+        return tuple(begin + i * step for i in range(max(count, 0)))
     vector = next((v for v in holder.iter("{*}Vector")), None)
     if vector is None:
         return (_number(holder, table),)
@@ -131,7 +145,14 @@ def read_trial_doses(doc: Document, table: SymbolTable, problems: Problems) -> l
             if amount_el is None:
                 raise Unsupported(admin, "administration without DoseAmount")
             target, adm = _dose_target(amount_el, table)
-            amount = _number(_assign(amount_el), table)
+            try:
+                amount = _number(_assign(amount_el), table)
+            except Unsupported as exc:
+                raise Unsupported(
+                    exc.element,
+                    "a dose amount must be a constant number "
+                    "(doses computed from covariates are not supported)",
+                ) from None
             times_el = child(admin, "DosingTimes")
             times = _times(times_el, table) if times_el is not None else (0.0,)
             duration = None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from registry.formats.pharmml.document import Document, Problems, child, children, local, xml_path
-from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Unsupported
+from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Unsupported, substitute, symbols
 from registry.formats.pharmml.symbols import (
     BlockScope,
     Declaration,
@@ -118,6 +118,9 @@ def _declare(doc: Document, table: SymbolTable, problems: Problems) -> etree._El
             for level in children(block, "Level"):
                 table.declare(blk, level.get("symbId", ""), "level", level)
         elif kind == "CovariateModel":
+            for el in children(block):
+                if local(el) in _PARAM_TAGS:  # parameters of covariate distributions
+                    table.declare(blk, el.get("symbId", ""), "population", el)
             for cov in children(block, "Covariate"):
                 table.declare(blk, cov.get("symbId", ""), "covariate", cov)
                 for tc in cov.iter("{*}TransformedCovariate"):
@@ -227,6 +230,9 @@ def _expr_in(element: etree._Element, scope: BlockScope) -> Expr:
 def _covariate_model(block: etree._Element, scope: BlockScope, model: ReadModel, problems: Problems) -> None:
     table = scope.table
     for cov in children(block):
+        if local(cov) in _PARAM_TAGS:
+            _guard(problems, _population_parameter, cov, scope, model)
+            continue
         if local(cov) != "Covariate":
             problems.add(cov, f"<{local(cov)}> in a CovariateModel is not supported")
             continue
@@ -626,7 +632,9 @@ def _observation_model(
                 problems.add(item, f"{kind} observation models are not supported "
                              "(only continuous data)")  # fmt: skip
             continue
-        for el in children(data):
+        # Parameters and residual random variables first: observations refer to them.
+        items = sorted(children(data), key=lambda e: local(e) in ("Standard", "General"))
+        for el in items:
             name = local(el)
             if name in _PARAM_TAGS:
                 _guard(problems, _population_parameter, el, scope, model)
@@ -635,9 +643,51 @@ def _observation_model(
             elif name == "Standard":
                 _guard(problems, _standard, el, scope, model)
             elif name == "General":
-                problems.add(el, "general-form observation models are not supported")
+                _guard(problems, _general, el, scope, model)
             elif name != "Description":
                 problems.add(el, f"<{name}> in ContinuousData is not supported")
+
+
+def _terms(expr: Expr, op: str) -> list[Expr]:
+    if isinstance(expr, Op) and expr.op == op:
+        return [t for a in expr.args for t in _terms(a, op)]
+    return [expr]
+
+
+def _general(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
+    """``y = f + g * eps`` written out: split into prediction f and error SD g, as Standard."""
+    decl = _decl(scope.table, scope.block, el)
+    assign = child(el, "Assign")
+    if assign is None:
+        raise Unsupported(el, "a general observation model needs its equation")
+    log = False
+    for tr in children(el):
+        if local(tr) in ("LHSTransformation", "Transformation"):
+            kind = tr.get("type") or (tr.text or "").strip()
+            if kind != "log":
+                raise Unsupported(tr, f"observation transformation {kind!r} is not supported")
+            log = True
+        elif local(tr) not in ("Assign", "Description"):
+            raise Unsupported(tr, f"<{local(tr)}> in a general observation model is not supported")
+    expr = scope.parse(assign)
+    eps = symbols(expr) & set(model.epsilon_variance)
+    if len(eps) != 1:
+        raise Unsupported(el, "a general observation model needs exactly one residual random variable")
+    (e,) = eps
+    with_eps = [t for t in _terms(expr, "plus") if e in symbols(t)]
+    rest = [t for t in _terms(expr, "plus") if e not in symbols(t)]
+    factors = _terms(with_eps[0], "times") if len(with_eps) == 1 else []
+    if not rest or factors.count(Sym(e)) != 1 or any(e in symbols(f) for f in factors if f != Sym(e)):
+        raise Unsupported(el, "the residual random variable must enter as prediction + SD * epsilon")
+    prediction = rest[0] if len(rest) == 1 else Op("plus", tuple(rest))
+    others = [f for f in factors if f != Sym(e)]
+    sd: Expr = Num(1.0) if not others else others[0] if len(others) == 1 else Op("times", tuple(others))
+    if not isinstance(prediction, Sym):
+        pid = scope.table.fresh(f"{decl.sbml}_pred")
+        model.add(Parameter(pid, "derived", el, rule=prediction))
+        sd = substitute(sd, {})  # the SD may name the prediction's parts; evaluated as written
+        prediction = Sym(pid)
+    model.observations.append(Observation(decl.sbml, prediction, sd, model.epsilon_variance[e], log, el))
 
 
 def _standard(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
