@@ -16,7 +16,7 @@ from scipy.integrate import solve_ivp
 
 from interop.schema import ReferenceDose, ReferenceOutput
 from interop.twin import bind_regimen, check_reference_outputs, load_model, simulate
-from registry.formats.pharmml import convert
+from registry.formats.pharmml import PharmMLError, convert
 from tests.data import (
     PHARMML_ADVAN1,
     PHARMML_ADVAN4,
@@ -365,3 +365,33 @@ def test_general_form_observation_and_dosing_sequence_convert_like_the_standard_
     _, a = _twin_prediction(base, list(base.trial_doses), {"WT": 70.0}, times)
     _, b = _twin_prediction(conv, list(conv.trial_doses), {"WT": 70.0}, times)
     np.testing.assert_allclose(b.values["Y"], a.values["Y"], rtol=1e-12)
+
+
+def test_eta_on_an_initial_condition_follows_the_eta() -> None:
+    """PCA(0) = PCA0 = POP_PCA0 * exp(ETA_PCA0): an initial assignment the runtime re-evaluates."""
+    conv = convert(PHARMML_USECASE3.read_bytes(), source="UseCase3.xml")
+    model = load_model(conv.sbml, conv.card)
+    twin = bind_regimen(model, (ReferenceDose(route="oral", amount=DOSE, time_h=0),), {"WT": 70.0})
+    assert simulate(twin, [0.0]).values["PCA_obs"][0] == pytest.approx(POP_PCA0, rel=1e-12)
+    shifted = simulate(twin, [0.0], etas={"ETA_PCA0": 0.5}).values["PCA_obs"][0]
+    assert shifted == pytest.approx(POP_PCA0 * math.exp(0.5), rel=1e-12)
+
+
+def test_covariance_form_of_a_correlation() -> None:
+    corr = b"""<Correlation>
+      <ct:VariabilityReference><ct:SymbRef blkIdRef="vm" symbIdRef="ID"/></ct:VariabilityReference>
+      <Pairwise>
+        <RandomVariable1><ct:SymbRef symbIdRef="ETA_CL"/></RandomVariable1>
+        <RandomVariable2><ct:SymbRef symbIdRef="ETA_V"/></RandomVariable2>
+        <Covariance><ct:Assign><ct:Real>0.012</ct:Real></ct:Assign></Covariance>
+      </Pairwise>
+    </Correlation>
+        </ParameterModel>"""
+    raw = PHARMML_ONECMT_IV.read_bytes().replace(b"</ParameterModel>", corr, 1)
+    card = convert(raw, source="cov.xml").card
+    assert card.random_effects.omega == ((0.09, 0.012), (0.012, 0.04))
+    matrix = raw.replace(b"<Pairwise>", b"<Matrix><Pairwise>").replace(
+        b"</Pairwise>", b"</Pairwise></Matrix>"
+    )
+    with pytest.raises(PharmMLError, match=r"Correlation.*only pairwise correlations"):
+        convert(matrix, source="matrix.xml")
