@@ -111,6 +111,9 @@ def test_usecase3_pkpd_matches_direct_integration() -> None:
     conv = convert(PHARMML_USECASE3.read_bytes(), source=str(PHARMML_USECASE3))
     assert [c.name for c in conv.card.covariates] == ["WT"]
     assert conv.card.covariates[0].reference == 70  # from the transformation log(WT/70)
+    assert conv.column_mappings == {
+        "ID": (), "TIME": (), "WT": ("WT",), "AMT": ("GUT",), "DV": ("CP_obs", "PCA_obs"),
+    }  # fmt: skip
     _, pred = _twin_prediction(conv, [ReferenceDose(route="oral", amount=DOSE, time_h=0)], {"WT": WT})
     expected = _warfarin_ivp(with_pd=True)
     _assert_close(pred.values["CP_obs"], expected["CC"])

@@ -183,7 +183,7 @@ def read_column_mappings(doc: Document, table: SymbolTable, problems: Problems) 
             types = {
                 c.get("columnId", ""): c.get("columnType") for c in ds.iter("{*}Column") if c.get("columnId")
             }
-            for cm in children(ds, "ColumnMapping"):
+            for cm in children(ds, "ColumnMapping") + children(ds, "MultipleDVMapping"):
                 col = child(cm, "ColumnRef")
                 if col is None:
                     continue
@@ -204,7 +204,8 @@ def _fill_mapping(cm: etree._Element, mapping: ColumnMapping, table: SymbolTable
             if part.get("symbIdRef") == table.time_symbol and part.get("blkIdRef") is None:
                 continue
             decl = table.lookup(part, None)
-            mapping.symbols.append(decl.sbml)
+            if decl.kind != "level":  # the ID/occasion columns name variability levels
+                mapping.symbols.append(decl.sbml)
         elif name == "Piecewise":
             for piece in children(part, "Piece"):
                 value = children(piece)[0] if children(piece) else None
