@@ -15,8 +15,8 @@ import re
 import numpy as np
 
 from interop.schema import LOINC, Coding, Covariate, CovariateSource, RandomEffects, ResidualError
+from registry.formats.pharmml.flatmodel import Correlation, Eta, Observation
 from registry.formats.pharmml.maths import Expr, Sym, Unsupported, evaluate, symbols
-from registry.formats.pharmml.reader import Correlation, Eta, Observation
 
 __all__ = ["build_covariates", "build_random_effects", "build_residual_error", "covariate_source"]
 

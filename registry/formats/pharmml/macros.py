@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from lxml import etree
 
 from registry.formats.pharmml.document import Problems, children, local, xml_path
+from registry.formats.pharmml.flatmodel import Parameter, ReadModel
 from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Unsupported
-from registry.formats.pharmml.reader import Parameter, ReadModel
 
 __all__ = ["DosingSpec", "expand_macros"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import libsbml
 
 from interop.errors import ModelError
+from registry.formats.pharmml.flatmodel import Parameter
 from registry.formats.pharmml.maths import to_ast
-from registry.formats.pharmml.reader import Parameter
 
 __all__ = ["write_sbml"]
 
