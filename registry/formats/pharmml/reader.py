@@ -17,10 +17,7 @@ from lxml import etree
 from registry.formats.pharmml.document import Document, Problems, child, children, local
 from registry.formats.pharmml.flatmodel import (
     PARAM_TAGS,
-    Correlation,
     Covariate,
-    Eta,
-    Observation,
     Parameter,
     ReadModel,
     declaration,
