@@ -43,3 +43,11 @@ PGX_EXAMPLE2_REPORT_JSON = OMICS_FIXTURES / "pharmcat.example2.report.trimmed.js
 GENTAMICIN_SBML = MODELS / "gentamicin_1cmt.xml"
 GENTAMICIN_CARD = MODELS / "gentamicin_1cmt.card.json"
 GENTAMICIN_ANT = MODELS / "gentamicin_1cmt.ant"
+
+PHARMML_FIXTURES = ROOT / "tests" / "pharmml" / "fixtures"
+PHARMML_USECASE1 = PHARMML / "UseCase1_0.8.1.xml"
+PHARMML_USECASE3 = PHARMML / "UseCase3_0.8.1.xml"
+PHARMML_ADVAN1 = PHARMML / "PKmacros_advan1_0.8.1.xml"
+PHARMML_ADVAN4 = PHARMML / "PKmacros_advan4_0.8.1.xml"
+PHARMML_ONECMT_IV = PHARMML_FIXTURES / "onecmt_iv_0.8.xml"
+PHARMML_ORAL_EFFECT = PHARMML_FIXTURES / "pkmacros_oral_effect_0.8.xml"

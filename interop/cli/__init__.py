@@ -12,6 +12,7 @@ import sys
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from interop.errors import InteropError
 
@@ -38,9 +39,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 
 def _register() -> None:
     # One line per command group; each module defines `register(app)`.
-    from interop.cli import demo, import_omics, imports, schemas
+    from interop.cli import demo, import_omics, imports, pharmml, schemas
 
-    for module in (schemas, imports, import_omics, demo):
+    for module in (schemas, imports, import_omics, demo, pharmml):
         module.register(app)
 
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         command.main(args=argv, prog_name="interop", standalone_mode=True)
     except InteropError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except OSError as exc:  # unreadable input, unwritable output folder: the user's to fix
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
