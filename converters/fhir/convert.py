@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ from converters.fhir.medication import (
 )
 from converters.fhir.observation import convert_observation
 from converters.fhir.sink import ItemSink, MemorySink
-from converters.fhir.sources import Entry, FeedInfo, iter_entries, iter_json_document
+from converters.fhir.rest import iter_search
+from converters.fhir.sources import Entry, FeedInfo, is_url, iter_entries, iter_json_document
 from converters.fhir.versions import FhirVersion, validate_resource
 from converters.report import ConversionReport
 from interop.errors import InteropError
@@ -180,14 +181,23 @@ class FhirConverter:
         return self.report
 
 
-def convert_paths(paths: Iterable[Path], key: bytes, *, tables: CodeTables | None = None,
+def iter_inputs(inputs: Iterable[Path | str], info: FeedInfo, *, token: str | None = None) -> Iterator[Entry]:
+    """Entries of files, folders (Bulk exports) and FHIR REST search URLs, in the order given."""
+    for item in inputs:
+        if isinstance(item, str) and is_url(item):
+            yield from iter_search(item, info, token=token)
+        else:
+            yield from iter_entries([Path(item)], info)
+
+
+def convert_paths(paths: Iterable[Path | str], key: bytes, *, tables: CodeTables | None = None,
                   version: FhirVersion | None = None, date_shift: bool = False,
-                  sink: ItemSink | None = None,
+                  sink: ItemSink | None = None, token: str | None = None,
                   on_entry: Callable[[Entry], None] | None = None) -> tuple[ConversionReport, ItemSink]:
-    """Convert every resource of files and folders (Bundles, NDJSON, Bulk exports) into ``sink``."""
+    """Convert every resource of files, folders (Bundles, NDJSON, Bulk exports) and REST URLs."""
     info = FeedInfo(version=version)
     conv = FhirConverter(key, tables=tables, version=version, date_shift=date_shift, sink=sink, info=info)
-    for entry in iter_entries(paths, info):
+    for entry in iter_inputs(paths, info, token=token):
         if conv.ctx.export_time is None and info.transaction_time is not None:
             conv.ctx.export_time = info.transaction_time
         conv.add(entry)

@@ -283,3 +283,7 @@ def iter_entries(paths: Iterable[Path], info: FeedInfo) -> Iterator[Entry]:
     """Every entry of every input path, in order."""
     for p in paths:
         yield from iter_path(Path(p), info)
+
+
+def is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
