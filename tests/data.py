@@ -31,3 +31,13 @@ MAPBAYR = SHARED / "mapbayr"
 
 GENTAMICIN_SBML = MODELS / "gentamicin_1cmt.xml"
 GENTAMICIN_CARD = MODELS / "gentamicin_1cmt.card.json"
+
+# FHIR converter (issue 3)
+FHIR_SYNTHEA_BUNDLES = sorted(FHIR_SYNTHEA.glob("*.json"))
+FHIR_MEDADMIN = {n: FHIR_R4_SPEC / f"MedicationAdministration-medadmin{n}.json"
+                 for n in ("0301", "0302", "0303", "0304", "0305", "0306", "0307")}
+FHIR_PATIENT_EXAMPLE = FHIR_R4_SPEC / "Patient-example.json"
+FHIR_WEIGHT_LB = FHIR_R4_SPEC / "Observation-example.json"
+FHIR_HEIGHT_IN = FHIR_R4_SPEC / "Observation-body-height.json"
+FHIR_SEARCHSET = FHIR_R4_SPEC / "Bundle-bundle-example.json"
+FHIR_DEMO_BUNDLE = DEMO / "gentamicin_patient.json"
