@@ -83,7 +83,10 @@ def _medication(res: dict[str, Any], ctx: Context) -> MedicationInfo:
         ref_obj = ref_obj or r5.get("reference")
     if isinstance(concept, dict):
         codings = [c for c in concept.get("coding") or [] if isinstance(c, dict)]
-        return MedicationInfo(*_codes(codings, ctx), None) if codings else _no_code(concept)
+        if not codings:
+            _no_code(concept)
+        codes, name = _codes(codings, ctx)
+        return MedicationInfo(codes, None, name)
     ref = ref_obj.get("reference") if isinstance(ref_obj, dict) else None
     if not isinstance(ref, str):
         raise Reject("no medication code or reference", "medication[x]")
@@ -105,7 +108,7 @@ def _medication(res: dict[str, Any], ctx: Context) -> MedicationInfo:
     return info
 
 
-def _no_code(concept: dict[str, Any]) -> MedicationInfo:
+def _no_code(concept: dict[str, Any]) -> None:
     raise Reject(f"medication without coding (text {concept.get('text')!r})", "medication[x]")
 
 
