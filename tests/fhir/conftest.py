@@ -20,7 +20,7 @@ def load(path: Path) -> dict[str, Any]:
 
 def collection(*resources: dict[str, Any]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "collection",
-            "entry": [{"fullUrl": f"http://example.org/fhir/{r['resourceType']}/{r.get('id', i)}", "resource": r}
+            "entry": [{"fullUrl": f"http://example.org/fhir/{r.get('resourceType')}/{r.get('id', i)}", "resource": r}
                       for i, r in enumerate(resources)]}
 
 
