@@ -14,6 +14,7 @@ from typing import Any
 
 from converters.fhir.codes import CodeTables
 from converters.fhir.dateshift import shift_date, shift_datetime, shift_days
+from converters.fhir.notes import note
 from converters.fhir.refs import reference_key
 from converters.fhir.sources import Entry
 from converters.fhir.versions import FhirVersion
@@ -93,9 +94,9 @@ class Context:
         rid = res.get("id")
         shown = rid if is_pseudonymised(res) else (pseudonymise(self.key, rtype, rid) if rid else None)
         line = entry.line if entry.line and entry.line > 0 else None
-        transforms = [Transformation(kind="pseudonymisation", detail="ids: keyed HMAC-SHA256")]
+        transforms = [note("pseudonymisation", "ids: keyed HMAC-SHA256")]
         if encounter:
-            transforms.append(Transformation(kind="derivation", detail=f"encounter {encounter}"))
+            transforms.append(note("derivation", f"encounter {encounter}"))
         return Provenance(
             source_system=entry.source, resource_type=rtype,
             resource_id=str(shown) if shown else None, source_file=entry.source, source_line=line,
@@ -141,7 +142,7 @@ class Context:
             return value
         days = self.shift_for(pid)
         if not any(n.kind == "date-shift" for n in notes):
-            notes.append(Transformation(kind="date-shift", detail="secret per-patient offset (whole days)"))
+            notes.append(note("date-shift", "secret per-patient offset (whole days)"))
         return shift_datetime(value, days)
 
     def place_date(self, pid: str, value: dt.date) -> dt.date:

@@ -31,8 +31,8 @@ from converters.fhir.medication import (
     index_medication,
 )
 from converters.fhir.observation import convert_observation
-from converters.fhir.sink import ItemSink, MemorySink
 from converters.fhir.rest import iter_search
+from converters.fhir.sink import ItemSink, MemorySink
 from converters.fhir.sources import Entry, FeedInfo, is_url, iter_entries, iter_json_document
 from converters.fhir.versions import FhirVersion, validate_resource
 from converters.report import ConversionReport

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from converters.fhir.context import Context, Defer, MedicationInfo, Reject, Strength
+from converters.fhir.context import Context, Defer, MedicationInfo, Reject, Strength, note
 from converters.fhir.refs import aliases_of, reference_key
 from converters.fhir.sources import Entry
 from converters.fhir.timing import aware
@@ -124,9 +124,9 @@ def _note_unmapped(info: MedicationInfo, ctx: Context, notes: list[Transformatio
     if not mapped:
         key = f"{info.codings[0].system}|{info.codings[0].code}"
         ctx.report.unmapped_codes[key] += 1
-        notes.append(Transformation(kind="flag", detail=f"drug code {key} not in the mapping tables"))
+        notes.append(note("flag", f"drug code {key} not in the mapping tables"))
     else:
-        notes.append(Transformation(kind="code-mapping", detail="drug -> RxNorm ingredient and ATC"))
+        notes.append(note("code-mapping", "drug -> RxNorm ingredient and ATC"))
 
 
 # -- amounts -----------------------------------------------------------------------------------
@@ -147,8 +147,7 @@ def _amount(value: float, unit: str, info: MedicationInfo, pid: str, when: dt.da
                          f"{ctx.weight_window.days} days of {when.isoformat()}", "dose.code")
         kg, at = found
         value, unit = value * kg, unit[: -len("/kg")]
-        notes.append(Transformation(kind="derivation",
-                                    detail=f"{original} x body weight {kg:g} kg measured {at.isoformat()}"))
+        notes.append(note("derivation", f"{original} x body weight {kg:g} kg measured {at.isoformat()}"))
         ctx.report.unit_conversions[f"{original} -> {unit} (x weight)"] += 1
     ucum = is_ucum(unit)
     if ucum and same_dimension(unit, "mg"):
@@ -158,7 +157,7 @@ def _amount(value: float, unit: str, info: MedicationInfo, pid: str, when: dt.da
                           (ucum and is_ucum(s.denominator_unit) and same_dimension(unit, s.denominator_unit))):
         per = value if unit.lower() == s.denominator_unit.lower() else convert(value, unit, s.denominator_unit)
         amount = per / s.denominator * s.numerator
-        notes.append(Transformation(kind="derivation", detail=f"{value:g} {unit} x strength "
+        notes.append(note("derivation", f"{value:g} {unit} x strength "
                                     f"{s.numerator:g} {s.numerator_unit}/{s.denominator:g} {s.denominator_unit}"))
         ctx.report.unit_conversions[f"{unit} -> {s.numerator_unit} (x strength)"] += 1
         if is_ucum(s.numerator_unit) and same_dimension(s.numerator_unit, "mg"):
@@ -177,7 +176,7 @@ def _to_mg(value: float, unit: str, ctx: Context, notes: list[Transformation]) -
         out = convert(value, unit, "mg")
     except UnitError as exc:
         raise Reject(exc.message, "dose.code") from exc
-    notes.append(Transformation(kind="unit-conversion", detail=f"{unit} -> mg"))
+    notes.append(note("unit-conversion", f"{unit} -> mg"))
     ctx.report.unit_conversions[f"{unit} -> mg"] += 1
     return out
 
@@ -228,7 +227,7 @@ def _dose(res: dict[str, Any], ctx: Context, entry: Entry, pid: str, *, rtype: s
     if route != "iv-infusion":
         duration, rate = None, None
     elif duration is not None and rate is not None:
-        notes.append(Transformation(kind="flag", detail=f"rate {rate:g} mg/h dropped: duration from the period"))
+        notes.append(note("flag", f"rate {rate:g} mg/h dropped: duration from the period"))
         rate = None
     if rate is not None and unit != "mg":
         rate = None
@@ -253,7 +252,7 @@ def convert_administration(res: dict[str, Any], model: Any, ctx: Context, entry:
         raise Reject(f"status {status}: not an administration that took place", "status", "skipped")
     if outcome == "in-progress":
         ctx.report.flags["in-progress administration"] += 1
-        notes.append(Transformation(kind="flag", detail="administration in progress"))
+        notes.append(note("flag", "administration in progress"))
     info = _medication(res, ctx)
     dosage = res.get("dosage") or {}
     qty = dosage.get("dose")

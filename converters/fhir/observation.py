@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from converters.fhir.context import Context, Reject
+from converters.fhir.context import Context, Reject, note
 from converters.fhir.refs import reference_key
 from converters.fhir.sources import Entry
 from converters.fhir.timing import aware
@@ -63,7 +63,7 @@ def convert_observation(res: dict[str, Any], model: Any, ctx: Context, entry: En
     if isinstance(spec, dict) and isinstance(spec.get("reference"), str):
         when = ctx.specimens.get(reference_key(spec["reference"]))
         if when is not None:
-            notes.append(Transformation(kind="derivation", detail="time: Specimen collection time"))
+            notes.append(note("derivation", "time: Specimen collection time"))
     if when is None:
         period = getattr(model, "effectivePeriod", None)
         when = aware(getattr(model, "effectiveDateTime", None) or getattr(model, "effectiveInstant", None)
@@ -79,7 +79,7 @@ def convert_observation(res: dict[str, Any], model: Any, ctx: Context, entry: En
     except UnitError as exc:
         raise Reject(f"unit {unit_in!r}: {exc.message}", "valueQuantity.code") from exc
     if unit_in != lab.unit:
-        notes.append(Transformation(kind="unit-conversion", detail=f"{unit_in} -> {lab.unit}"))
+        notes.append(note("unit-conversion", f"{unit_in} -> {lab.unit}"))
         ctx.report.unit_conversions[f"{unit_in} -> {lab.unit}"] += 1
     below = q.comparator in ("<", "<=")
     if (lab.low is not None and value < lab.low and not below) or (lab.high is not None and value > lab.high):
@@ -95,7 +95,7 @@ def convert_observation(res: dict[str, Any], model: Any, ctx: Context, entry: En
     mstatus = status if status in ("final", "preliminary", "amended", "corrected") else "final"
     if mstatus == "preliminary":
         ctx.report.flags["preliminary"] += 1
-        notes.append(Transformation(kind="flag", detail="preliminary result"))
+        notes.append(note("flag", "preliminary result"))
     return Measurement(
         id=ctx.item_id("Observation", res, entry),
         code=Coding(system=LOINC, code=lab.code, display=lab.display),

@@ -39,7 +39,9 @@ def merge_records(old: PatientRecord, new: PatientRecord) -> PatientRecord:
     return PatientRecord(patient=new.patient, **merged)  # type: ignore[arg-type]
 
 
-def _write_records(records: Iterable[PatientRecord], directory: Path) -> Iterator[Path]:
+def _write_records(records: Iterable[PatientRecord], directory: Path,
+                   written: list[Path]) -> Iterator[PatientRecord]:
+    """Write (merging) each record and pass the merged record on, so the cohort needs no re-read."""
     directory.mkdir(parents=True, exist_ok=True)
     for rec in records:
         path = directory / f"{rec.patient.id}.json"
@@ -49,7 +51,8 @@ def _write_records(records: Iterable[PatientRecord], directory: Path) -> Iterato
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(rec.model_dump_json(indent=1), encoding="utf-8")
         tmp.replace(path)
-        yield path
+        written.append(path)
+        yield rec
 
 
 def _read_records(paths: Iterable[Path]) -> Iterator[PatientRecord]:
@@ -61,9 +64,14 @@ def write_import(records: Iterable[PatientRecord], report: ConversionReport, out
     """Write records (merged with existing ones), the cohort of every record in ``out``, the report."""
     out.mkdir(parents=True, exist_ok=True)
     records_dir = out / "records"
-    written = list(_write_records(records, records_dir))
-    all_paths = sorted(records_dir.glob("*.json"))
-    write_cohort(_read_records(all_paths), out / "cohort")
+    earlier = set(records_dir.glob("*.json")) if records_dir.is_dir() else set()
+    written: list[Path] = []
+
+    def every_record() -> Iterator[PatientRecord]:
+        yield from _write_records(records, records_dir, written)
+        yield from _read_records(sorted(earlier - set(written)))  # records of other imports, untouched
+
+    write_cohort(every_record(), out / "cohort")
     report_json, report_txt = out / "report.json", out / "report.txt"
     report_json.write_text(report.to_json(), encoding="utf-8")
     report_txt.write_text(report.to_text(), encoding="utf-8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from converters.fhir.notes import note
 from interop.schema import Transformation
 
 __all__ = ["aware"]
@@ -17,9 +18,9 @@ def aware(value: Any, notes: list[Transformation]) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             return value
-        notes.append(Transformation(kind="timezone-assumed", detail="no time zone in source: UTC assumed"))
+        notes.append(note("timezone-assumed", "no time zone in source: UTC assumed"))
         return value.replace(tzinfo=dt.UTC)
     if isinstance(value, dt.date):
-        notes.append(Transformation(kind="timezone-assumed", detail="date only: 00:00 UTC assumed"))
+        notes.append(note("timezone-assumed", "date only: 00:00 UTC assumed"))
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     return None
