@@ -29,7 +29,7 @@ from interop.settings import Settings
 from interop.workflows.synth import load_synth_model, write_synthetic_feed
 
 DAYS = 14
-PER_PATIENT = 5 + 6 * DAYS  # resources per synthetic patient with DAYS days of dosing
+PER_PATIENT = 4 + 6 * DAYS  # resources per synthetic patient with DAYS days of dosing
 
 
 def peak_mb() -> float:
@@ -59,11 +59,15 @@ def main() -> None:
         n_patients = -(-args.resources // PER_PATIENT)
         t0 = time.perf_counter()
         sbml, card, label = load_synth_model(Settings(home=work, database_url="sqlite://"), None)
-        synth = write_synthetic_feed(feed, n_patients, sbml=sbml, card=card, label=label, fmt="ndjson",
-                                     days=DAYS, seed=42)
+        synth = write_synthetic_feed(
+            feed, n_patients, sbml=sbml, card=card, label=label, fmt="ndjson", days=DAYS, seed=42
+        )
         t_gen = time.perf_counter() - t0
-        print(f"feed: {synth.resources:,} resources, {n_patients:,} patients, "
-              f"{sum(f.stat().st_size for f in feed.iterdir()) / 1e6:.0f} MB NDJSON (generated in {t_gen:.0f} s)")
+        print(
+            f"feed: {synth.resources:,} resources, {n_patients:,} patients, "
+            f"{sum(f.stat().st_size for f in feed.iterdir()) / 1e6:.0f} MB NDJSON "
+            f"(generated in {t_gen:.0f} s)"
+        )
         model_class("R4", "Observation")  # import the models before timing either run
         mem0 = peak_mb()
 
@@ -86,16 +90,24 @@ def main() -> None:
         assert report.balanced() and n_pipe == n_base == synth.resources
 
         base_rate, pipe_rate = n_base / t_base, n_pipe / t_pipe
-        print(f"baseline (validate each line with fhir.resources): {base_rate:10,.0f} resources/s "
-              f"({t_base:.1f} s)")
-        print(f"pipeline (NDJSON -> records + Parquet cohort):     {pipe_rate:10,.0f} resources/s "
-              f"({t_pipe:.1f} s; conversion {t_conv:.1f} s, writing {t_pipe - t_conv:.1f} s)")
+        print(
+            f"baseline (validate each line with fhir.resources): {base_rate:10,.0f} resources/s "
+            f"({t_base:.1f} s)"
+        )
+        print(
+            f"pipeline (NDJSON -> records + Parquet cohort):     {pipe_rate:10,.0f} resources/s "
+            f"({t_pipe:.1f} s; conversion {t_conv:.1f} s, writing {t_pipe - t_conv:.1f} s)"
+        )
         print(f"ratio pipeline / baseline: {pipe_rate / base_rate:.2f}x (goal >= 0.5x)")
-        print(f"peak memory (ru_maxrss): before {mem0:.0f} MB, after baseline {mem_base:.0f} MB, "
-              f"after pipeline {mem_pipe:.0f} MB (goal < 1024 MB)")
+        print(
+            f"peak memory (ru_maxrss): before {mem0:.0f} MB, after baseline {mem_base:.0f} MB, "
+            f"after pipeline {mem_pipe:.0f} MB (goal < 1024 MB)"
+        )
         tot = report.totals()
-        print(f"converted {tot['converted']:,}, rejected {tot['rejected']:,}, skipped {tot['skipped']:,}; "
-              f"{written.patients:,} records")
+        print(
+            f"converted {tot['converted']:,}, rejected {tot['rejected']:,}, skipped {tot['skipped']:,}; "
+            f"{written.patients:,} records"
+        )
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -27,9 +27,15 @@ class Issue:
     field: str | None = None
 
     def where(self) -> str:
-        parts = [p for p in (self.source and f"{self.source}" + (f":{self.line}" if self.line else ""),
-                             self.resource_id and f"{self.resource_type}/{self.resource_id}",
-                             self.field and f"field {self.field}") if p]
+        parts = [
+            p
+            for p in (
+                self.source and f"{self.source}" + (f":{self.line}" if self.line else ""),
+                self.resource_id and f"{self.resource_type}/{self.resource_id}",
+                self.field and f"field {self.field}",
+            )
+            if p
+        ]
         return ", ".join(parts)
 
 
@@ -62,13 +68,18 @@ class ConversionReport:
         )
 
     def summary_rows(self) -> list[tuple[str, int, int, int, int]]:
-        return [(t, self.read[t], self.converted[t], self.count("rejected", t), self.count("skipped", t))
-                for t in self.types()]
+        return [
+            (t, self.read[t], self.converted[t], self.count("rejected", t), self.count("skipped", t))
+            for t in self.types()
+        ]
 
     def totals(self) -> dict[str, int]:
-        return {"read": sum(self.read.values()), "converted": sum(self.converted.values()),
-                "rejected": sum(n for (o, _), n in self._counts.items() if o == "rejected"),
-                "skipped": sum(n for (o, _), n in self._counts.items() if o == "skipped")}
+        return {
+            "read": sum(self.read.values()),
+            "converted": sum(self.converted.values()),
+            "rejected": sum(n for (o, _), n in self._counts.items() if o == "rejected"),
+            "skipped": sum(n for (o, _), n in self._counts.items() if o == "skipped"),
+        }
 
     def reasons(self) -> Counter[tuple[str, str, str]]:
         """(resource type, outcome, reason) -> count, for summaries."""
@@ -76,8 +87,10 @@ class ConversionReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "counts": [dict(zip(("resource_type", "read", "converted", "rejected", "skipped"), r,
-                                strict=True)) for r in self.summary_rows()],
+            "counts": [
+                dict(zip(("resource_type", "read", "converted", "rejected", "skipped"), r, strict=True))
+                for r in self.summary_rows()
+            ],
             "totals": self.totals(),
             "balanced": self.balanced(),
             "mapping_tables": list(self.versions),
@@ -95,9 +108,12 @@ class ConversionReport:
         rows = [f"{'resource type':28} {'read':>8} {'converted':>10} {'rejected':>9} {'skipped':>8}"]
         rows += [f"{t:28} {r:8d} {c:10d} {j:9d} {s:8d}" for t, r, c, j, s in self.summary_rows()]
         tot = self.totals()
-        rows.append(f"{'total':28} {tot['read']:8d} {tot['converted']:10d} {tot['rejected']:9d} "
-                    f"{tot['skipped']:8d}")
-        rows.append(f"counts add up (read = converted + rejected + skipped): {'yes' if self.balanced() else 'NO'}")
+        rows.append(
+            f"{'total':28} {tot['read']:8d} {tot['converted']:10d} {tot['rejected']:9d} {tot['skipped']:8d}"
+        )
+        rows.append(
+            f"counts add up (read = converted + rejected + skipped): {'yes' if self.balanced() else 'NO'}"
+        )
         if self.issues:
             rows.append("\nreasons (commonest first):")
             for (t, o, why), n in self.reasons().most_common(max_reasons):

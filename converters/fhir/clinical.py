@@ -45,8 +45,12 @@ def convert_patient(res: dict[str, Any], model: Any, ctx: Context, entry: Entry)
         birth = ctx.place_date(pid, birth)
         notes.append(Transformation(kind="date-shift", detail="secret per-patient offset (whole days)"))
     gender = res.get("gender")
-    patient = Patient(id=pid, sex=gender if gender in ("male", "female", "other", "unknown") else "unknown",
-                      birth_date=birth, provenance=ctx.provenance("Patient", res, entry, notes))
+    patient = Patient(
+        id=pid,
+        sex=gender if gender in ("male", "female", "other", "unknown") else "unknown",
+        birth_date=birth,
+        provenance=ctx.provenance("Patient", res, entry, notes),
+    )
     for key in aliases_of(res, entry.full_url, entry.aliases):
         ctx.patients[key] = pid
     return patient
@@ -64,8 +68,10 @@ def index_specimen(res: dict[str, Any], model: Any, ctx: Context, entry: Entry) 
     when = None
     if collection is not None:
         period = getattr(collection, "collectedPeriod", None)
-        when = aware(getattr(collection, "collectedDateTime", None) or
-                     (period.start if period is not None else None), notes)
+        when = aware(
+            getattr(collection, "collectedDateTime", None) or (period.start if period is not None else None),
+            notes,
+        )
     if when is None:
         return
     for key in aliases_of(res, entry.full_url, entry.aliases):
@@ -86,22 +92,31 @@ def convert_condition(res: dict[str, Any], model: Any, ctx: Context, entry: Entr
     clinical = _status(res.get("clinicalStatus"))
     if clinical not in CLINICAL:
         raise Reject(f"clinicalStatus {clinical!r} not usable", "clinicalStatus")
-    codings = [c for c in (res.get("code") or {}).get("coding") or []
-               if isinstance(c, dict) and c.get("system") and c.get("code")]
+    codings = [
+        c
+        for c in (res.get("code") or {}).get("coding") or []
+        if isinstance(c, dict) and c.get("system") and c.get("code")
+    ]
     if not codings:
         raise Reject("Condition without a coded code", "code")
     first = codings[0]
     notes: list[Transformation] = []
     onset_p = getattr(model, "onsetPeriod", None)
-    onset = aware(getattr(model, "onsetDateTime", None) or (onset_p.start if onset_p is not None else None),
-                  notes)
+    onset = aware(
+        getattr(model, "onsetDateTime", None) or (onset_p.start if onset_p is not None else None), notes
+    )
     abate = aware(getattr(model, "abatementDateTime", None), notes)
     onset = ctx.place_time(pid, onset, notes, "onset[x]") if onset else None
     abate = ctx.place_time(pid, abate, notes, "abatement[x]") if abate else None
     return Condition(
         id=ctx.item_id("Condition", res, entry),
-        code=Coding(system=str(first["system"]), code=str(first["code"]),
-                    display=str(first["display"]) if first.get("display") else None),
-        onset=onset, abatement=abate, clinical_status=clinical,  # type: ignore[arg-type]
+        code=Coding(
+            system=str(first["system"]),
+            code=str(first["code"]),
+            display=str(first["display"]) if first.get("display") else None,
+        ),
+        onset=onset,
+        abatement=abate,
+        clinical_status=clinical,  # type: ignore[arg-type]
         provenance=ctx.provenance("Condition", res, entry, notes, ctx.encounter_of(res)),
     )

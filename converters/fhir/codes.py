@@ -59,9 +59,15 @@ class CodeTables:
                 rx = next((r for r, a in self.rxnorm_to_atc.items() if a == code), None)
                 if rx:
                     return self.drug_codings(rx), True
-        kept = tuple(Coding(system=str(c["system"]), code=str(c["code"]),
-                            display=str(c["display"]) if c.get("display") else None)
-                     for c in codings if c.get("system") and c.get("code"))
+        kept = tuple(
+            Coding(
+                system=str(c["system"]),
+                code=str(c["code"]),
+                display=str(c["display"]) if c.get("display") else None,
+            )
+            for c in codings
+            if c.get("system") and c.get("code")
+        )
         return kept, False
 
     def lab(self, coding_system: str | None, code: str | None) -> LabCode | None:
@@ -80,8 +86,14 @@ class CodeTables:
 
 def _rows(path: Path | str, text: str) -> tuple[list[dict[str, str]], str]:
     lines = text.splitlines()
-    version = next((ln.split("version:", 1)[1].split(";")[0].strip()
-                    for ln in lines if ln.startswith("#") and "version:" in ln), "unversioned")
+    version = next(
+        (
+            ln.split("version:", 1)[1].split(";")[0].strip()
+            for ln in lines
+            if ln.startswith("#") and "version:" in ln
+        ),
+        "unversioned",
+    )
     body = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
     return list(csv.DictReader(body)), f"{Path(str(path)).name}@{version}"
 
@@ -106,11 +118,18 @@ def _load(tables: list[tuple[str, str]]) -> CodeTables:
                     continue
                 analyte = None
                 if row.get("analyte_code"):
-                    analyte = Coding(system=row["analyte_system"], code=row["analyte_code"],
-                                     display=row.get("analyte_display") or None)
+                    analyte = Coding(
+                        system=row["analyte_system"],
+                        code=row["analyte_code"],
+                        display=row.get("analyte_display") or None,
+                    )
                 labs[row["code"]] = LabCode(
-                    code=row["code"], display=row["display"], category=row["category"],
-                    unit=row["unit"], kind=row["kind"], analyte=analyte,
+                    code=row["code"],
+                    display=row["display"],
+                    category=row["category"],
+                    unit=row["unit"],
+                    kind=row["kind"],
+                    analyte=analyte,
                     matrix=row.get("matrix") or None,
                     molar_mass=float(row["molar_mass"]) if row.get("molar_mass") else None,
                     low=float(row["min"]) if row.get("min") else None,
@@ -125,7 +144,9 @@ def _load(tables: list[tuple[str, str]]) -> CodeTables:
 def load_code_tables(extra_tables: tuple[Path, ...] = ()) -> CodeTables:
     """The shipped tables, overlaid by a site's own tables (later rows win)."""
     data = files("converters.fhir") / "data"
-    tables = [(n, (data / n).read_text(encoding="utf-8")) for n in ("loinc.csv", "drugs.csv", "drug_codes.csv")]
+    tables = [
+        (n, (data / n).read_text(encoding="utf-8")) for n in ("loinc.csv", "drugs.csv", "drug_codes.csv")
+    ]
     for path in extra_tables:
         try:
             tables.append((str(path), Path(path).read_text(encoding="utf-8")))

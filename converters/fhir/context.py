@@ -19,7 +19,7 @@ from converters.fhir.refs import reference_key
 from converters.fhir.sources import Entry
 from converters.fhir.versions import FhirVersion
 from converters.pseudonym import pseudonymise
-from converters.report import ConversionReport
+from converters.report import ConversionReport, Outcome
 from interop.schema import Coding, Provenance, Transformation
 
 __all__ = ["CONVERTER", "CONVERTER_VERSION", "Context", "MedicationInfo", "Reject", "Strength"]
@@ -32,7 +32,7 @@ PSEUDONYM_TAG = "urn:digphat:interop|pseudonymised"  # resources we exported: id
 class Reject(Exception):  # noqa: N818 - a control-flow signal, not an error
     """A resource is not converted: ``outcome`` says whether it was rejected or skipped, and why."""
 
-    def __init__(self, reason: str, field: str | None = None, outcome: str = "rejected"):
+    def __init__(self, reason: str, field: str | None = None, outcome: Outcome = "rejected"):
         super().__init__(reason)
         self.reason, self.field, self.outcome = reason, field, outcome
 
@@ -89,8 +89,14 @@ class Context:
         # no id: the content itself identifies the resource (stable across runs)
         return pseudonymise(self.key, rtype, json.dumps(res, sort_keys=True, default=str))
 
-    def provenance(self, rtype: str, res: dict[str, Any], entry: Entry,
-                   notes: list[Transformation], encounter: str | None = None) -> Provenance:
+    def provenance(
+        self,
+        rtype: str,
+        res: dict[str, Any],
+        entry: Entry,
+        notes: list[Transformation],
+        encounter: str | None = None,
+    ) -> Provenance:
         rid = res.get("id")
         shown = rid if is_pseudonymised(res) else (pseudonymise(self.key, rtype, rid) if rid else None)
         line = entry.line if entry.line and entry.line > 0 else None
@@ -98,9 +104,13 @@ class Context:
         if encounter:
             transforms.append(note("derivation", f"encounter {encounter}"))
         return Provenance(
-            source_system=entry.source, resource_type=rtype,
-            resource_id=str(shown) if shown else None, source_file=entry.source, source_line=line,
-            converter=CONVERTER, converter_version=CONVERTER_VERSION,
+            source_system=entry.source,
+            resource_type=rtype,
+            resource_id=str(shown) if shown else None,
+            source_file=entry.source,
+            source_line=line,
+            converter=CONVERTER,
+            converter_version=CONVERTER_VERSION,
             transformations=(*transforms, *notes),
         )
 
@@ -132,12 +142,15 @@ class Context:
             self._shifts[pid] = shift_days(self.key, pid)
         return self._shifts[pid]
 
-    def place_time(self, pid: str, value: dt.datetime, notes: list[Transformation],
-                   field_name: str) -> dt.datetime:
+    def place_time(
+        self, pid: str, value: dt.datetime, notes: list[Transformation], field_name: str
+    ) -> dt.datetime:
         """Check the time against the export time, then date-shift it if asked."""
         if self.export_time is not None and value > self.export_time:
-            raise Reject(f"{field_name} {value.isoformat()} is after the export "
-                         f"({self.export_time.isoformat()})", field_name)
+            raise Reject(
+                f"{field_name} {value.isoformat()} is after the export ({self.export_time.isoformat()})",
+                field_name,
+            )
         if not self.date_shift:
             return value
         days = self.shift_for(pid)
@@ -168,5 +181,6 @@ class Context:
 def is_pseudonymised(res: dict[str, Any]) -> bool:
     meta = res.get("meta")
     tags = meta.get("tag") if isinstance(meta, dict) else None
-    return any(isinstance(t, dict) and f"{t.get('system')}|{t.get('code')}" == PSEUDONYM_TAG
-               for t in tags or [])
+    return any(
+        isinstance(t, dict) and f"{t.get('system')}|{t.get('code')}" == PSEUDONYM_TAG for t in tags or []
+    )

@@ -35,13 +35,19 @@ from converters.fhir.rest import iter_search
 from converters.fhir.sink import ItemSink, MemorySink
 from converters.fhir.sources import Entry, FeedInfo, is_url, iter_entries, iter_json_document
 from converters.fhir.versions import FhirVersion, validate_resource
-from converters.report import ConversionReport
+from converters.report import ConversionReport, Outcome
 from interop.errors import InteropError
 from interop.schema import PatientRecord
 from interop.schema.base import describe_validation_error
 
-__all__ = ["CONVERTER", "ConversionResult", "FhirConverter", "convert_bundle", "convert_bundle_file",
-           "convert_paths"]
+__all__ = [
+    "CONVERTER",
+    "ConversionResult",
+    "FhirConverter",
+    "convert_bundle",
+    "convert_bundle_file",
+    "convert_paths",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +74,26 @@ def _first_error(exc: ValidationError) -> str:
 class FhirConverter:
     """One conversion: feed it entries (:meth:`add`), then :meth:`finish`; items go to ``sink``."""
 
-    def __init__(self, key: bytes, *, tables: CodeTables | None = None, version: FhirVersion | None = None,
-                 date_shift: bool = False, export_time: dt.datetime | None = None,
-                 sink: ItemSink | None = None, info: FeedInfo | None = None) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        tables: CodeTables | None = None,
+        version: FhirVersion | None = None,
+        date_shift: bool = False,
+        export_time: dt.datetime | None = None,
+        sink: ItemSink | None = None,
+        info: FeedInfo | None = None,
+    ) -> None:
         self.report = ConversionReport()
-        self.ctx = Context(key=key, tables=tables or load_code_tables(), report=self.report, version=version,
-                           date_shift=date_shift, export_time=export_time)
+        self.ctx = Context(
+            key=key,
+            tables=tables or load_code_tables(),
+            report=self.report,
+            version=version,
+            date_shift=date_shift,
+            export_time=export_time,
+        )
         self.sink: ItemSink = sink if sink is not None else MemorySink()
         self.info = info or FeedInfo(version=version)
         self._spool = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
@@ -84,12 +104,12 @@ class FhirConverter:
         if entry.error is not None or entry.resource is None:
             rtype = entry.resource_type or "(unreadable)"
             self.report.read[rtype] += 1
-            self.report.add(entry.outcome, rtype, entry.error or "no resource", source=entry.source,
-                            line=entry.line)
+            self.report.add(
+                entry.outcome, rtype, entry.error or "no resource", source=entry.source, line=entry.line
+            )
             return
-        rtype = entry.resource.get("resourceType")
-        if not isinstance(rtype, str) or not rtype:
-            rtype = "(no resourceType)"
+        found = entry.resource.get("resourceType")
+        rtype = found if isinstance(found, str) and found else "(no resourceType)"
         self.report.read[rtype] += 1
         rid = entry.resource.get("id")
         if rid is not None and f"{rtype}/{rid}" in self.info.deleted:
@@ -97,10 +117,19 @@ class FhirConverter:
             return
         self._process(entry, rtype)
 
-    def _issue(self, outcome: str, rtype: str, entry: Entry, reason: str, field: str | None = None) -> None:
+    def _issue(
+        self, outcome: Outcome, rtype: str, entry: Entry, reason: str, field: str | None = None
+    ) -> None:
         rid = (entry.resource or {}).get("id")
-        self.report.add(outcome, rtype, reason, source=entry.source, line=entry.line,  # type: ignore[arg-type]
-                        resource_id=str(rid) if rid is not None else None, field=field)
+        self.report.add(
+            outcome,
+            rtype,
+            reason,
+            source=entry.source,
+            line=entry.line,  # type: ignore[arg-type]
+            resource_id=str(rid) if rid is not None else None,
+            field=field,
+        )
 
     def _process(self, entry: Entry, rtype: str) -> None:
         res = entry.resource
@@ -125,8 +154,19 @@ class FhirConverter:
             self._issue(rej.outcome, rtype, entry, rej.reason, rej.field)
             return
         except Defer:
-            self._spool.write(json.dumps({"r": res, "s": entry.source, "l": entry.line, "u": entry.full_url,
-                                          "a": list(entry.aliases), "v": version}) + "\n")
+            self._spool.write(
+                json.dumps(
+                    {
+                        "r": res,
+                        "s": entry.source,
+                        "l": entry.line,
+                        "u": entry.full_url,
+                        "a": list(entry.aliases),
+                        "v": version,
+                    }
+                )
+                + "\n"
+            )
             self._deferred += 1
             return
         except ValidationError as exc:
@@ -162,7 +202,9 @@ class FhirConverter:
         handler = ITEM_HANDLERS.get(rtype)
         if handler is None:
             raise Reject("resource type not used by the patient schema", None, "skipped")
-        pid = ctx.patient_of(res, "patient" if rtype in ("Condition",) and "subject" not in res else "subject")
+        pid = ctx.patient_of(
+            res, "patient" if rtype in ("Condition",) and "subject" not in res else "subject"
+        )
         item = handler(res, model, ctx, entry, pid)
         return self.sink.add(pid, item)
 
@@ -190,10 +232,17 @@ def iter_inputs(inputs: Iterable[Path | str], info: FeedInfo, *, token: str | No
             yield from iter_entries([Path(item)], info)
 
 
-def convert_paths(paths: Iterable[Path | str], key: bytes, *, tables: CodeTables | None = None,
-                  version: FhirVersion | None = None, date_shift: bool = False,
-                  sink: ItemSink | None = None, token: str | None = None,
-                  on_entry: Callable[[Entry], None] | None = None) -> tuple[ConversionReport, ItemSink]:
+def convert_paths(
+    paths: Iterable[Path | str],
+    key: bytes,
+    *,
+    tables: CodeTables | None = None,
+    version: FhirVersion | None = None,
+    date_shift: bool = False,
+    sink: ItemSink | None = None,
+    token: str | None = None,
+    on_entry: Callable[[Entry], None] | None = None,
+) -> tuple[ConversionReport, ItemSink]:
     """Convert every resource of files, folders (Bundles, NDJSON, Bulk exports) and REST URLs."""
     info = FeedInfo(version=version)
     conv = FhirConverter(key, tables=tables, version=version, date_shift=date_shift, sink=sink, info=info)
@@ -206,9 +255,15 @@ def convert_paths(paths: Iterable[Path | str], key: bytes, *, tables: CodeTables
     return conv.finish(), conv.sink
 
 
-def convert_bundle(bundle: dict[str, Any], key: bytes, *, source: str = "<bundle>",
-                   tables: CodeTables | None = None, version: FhirVersion | None = None,
-                   date_shift: bool = False) -> ConversionResult:
+def convert_bundle(
+    bundle: dict[str, Any],
+    key: bytes,
+    *,
+    source: str = "<bundle>",
+    tables: CodeTables | None = None,
+    version: FhirVersion | None = None,
+    date_shift: bool = False,
+) -> ConversionResult:
     """Convert a Bundle or single resource (as parsed JSON) into one ``PatientRecord`` per Patient."""
     info = FeedInfo(version=version)
     conv = FhirConverter(key, tables=tables, version=version, date_shift=date_shift, info=info)
@@ -218,14 +273,23 @@ def convert_bundle(bundle: dict[str, Any], key: bytes, *, source: str = "<bundle
     return ConversionResult(tuple(conv.sink.records()), report)
 
 
-def convert_bundle_file(path: Path, key: bytes, *, extra_tables: tuple[Path, ...] = (),
-                        version: FhirVersion | None = None, date_shift: bool = False) -> ConversionResult:
+def convert_bundle_file(
+    path: Path,
+    key: bytes,
+    *,
+    extra_tables: tuple[Path, ...] = (),
+    version: FhirVersion | None = None,
+    date_shift: bool = False,
+) -> ConversionResult:
     """Read a FHIR JSON file (Bundle or single resource, plain or gzip), NDJSON file or folder."""
-    report, sink = convert_paths([Path(path)], key, tables=load_code_tables(tuple(extra_tables)),
-                                 version=version, date_shift=date_shift)
+    report, sink = convert_paths(
+        [Path(path)],
+        key,
+        tables=load_code_tables(tuple(extra_tables)),
+        version=version,
+        date_shift=date_shift,
+    )
     try:
         return ConversionResult(tuple(sink.records()), report)
     finally:
         sink.close()
-
-

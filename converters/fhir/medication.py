@@ -28,9 +28,16 @@ SC = {"34206005", "SQ", "SC"}
 IM = {"78421000", "IM"}
 INHAL = {"18679011000001101", "447694001", "IPINHL", "RESPINHL"}
 
-ADMIN_STATUS = {"completed": None, "in-progress": "in-progress",
-                "not-done": "skipped", "entered-in-error": "skipped", "stopped": "skipped",
-                "on-hold": "skipped", "unknown": "skipped", "cancelled": "skipped"}
+ADMIN_STATUS = {
+    "completed": None,
+    "in-progress": "in-progress",
+    "not-done": "skipped",
+    "entered-in-error": "skipped",
+    "stopped": "skipped",
+    "on-hold": "skipped",
+    "unknown": "skipped",
+    "cancelled": "skipped",
+}
 REQUEST_OK = {"active", "completed", "on-hold", "stopped"}
 REQUEST_INTENT = {"order", "original-order", "reflex-order", "filler-order", "instance-order"}
 STATEMENT_OK = {"active", "completed", "stopped", "on-hold", "recorded"}
@@ -64,8 +71,11 @@ def medication_info(med: dict[str, Any], ctx: Context) -> MedicationInfo:
             codings = [c for c in item.get("coding") or [] if isinstance(c, dict)]
         strength = strength or _ratio(ing.get("strength") or ing.get("strengthRatio"))
     codes, mapped = ctx.tables.drug_codings_for(codings)
-    return MedicationInfo(codes, strength, codes[0].display if codes else None) if mapped or codes \
+    return (
+        MedicationInfo(codes, strength, codes[0].display if codes else None)
+        if mapped or codes
         else MedicationInfo((), strength, None)
+    )
 
 
 def index_medication(res: dict[str, Any], ctx: Context, entry: Entry) -> None:
@@ -91,8 +101,9 @@ def _medication(res: dict[str, Any], ctx: Context) -> MedicationInfo:
     if not isinstance(ref, str):
         raise Reject("no medication code or reference", "medication[x]")
     if ref.startswith("#"):
-        med = next((c for c in res.get("contained") or []
-                    if isinstance(c, dict) and f"#{c.get('id')}" == ref), None)
+        med = next(
+            (c for c in res.get("contained") or [] if isinstance(c, dict) and f"#{c.get('id')}" == ref), None
+        )
         if med is None:
             raise Reject(f"medication reference {ref!r}: no such contained resource", "medication[x]")
         info = medication_info(med, ctx)
@@ -130,8 +141,15 @@ def _note_unmapped(info: MedicationInfo, ctx: Context, notes: list[Transformatio
 
 
 # -- amounts -----------------------------------------------------------------------------------
-def _amount(value: float, unit: str, info: MedicationInfo, pid: str, when: dt.datetime,
-            ctx: Context, notes: list[Transformation]) -> tuple[float, str]:
+def _amount(
+    value: float,
+    unit: str,
+    info: MedicationInfo,
+    pid: str,
+    when: dt.datetime,
+    ctx: Context,
+    notes: list[Transformation],
+) -> tuple[float, str]:
     """The dose in mg (or in its own UCUM amount unit when not a mass), or ``Reject``/``Defer``."""
     if value <= 0:
         raise Reject(f"impossible dose {value:g} {unit} (must be > 0)", "dose.value")
@@ -143,8 +161,11 @@ def _amount(value: float, unit: str, info: MedicationInfo, pid: str, when: dt.da
             raise Defer("per-kg dose: waits for every body weight", "dose")
         found = ctx.weight_at(pid, when)
         if found is None:
-            raise Reject(f"per-kg dose ({unit}) but no body weight within "
-                         f"{ctx.weight_window.days} days of {when.isoformat()}", "dose.code")
+            raise Reject(
+                f"per-kg dose ({unit}) but no body weight within "
+                f"{ctx.weight_window.days} days of {when.isoformat()}",
+                "dose.code",
+            )
         kg, at = found
         value, unit = value * kg, unit[: -len("/kg")]
         notes.append(note("derivation", f"{original} x body weight {kg:g} kg measured {at.isoformat()}"))
@@ -153,12 +174,21 @@ def _amount(value: float, unit: str, info: MedicationInfo, pid: str, when: dt.da
     if ucum and same_dimension(unit, "mg"):
         return _to_mg(value, unit, ctx, notes), "mg"
     s = info.strength
-    if s is not None and (unit.lower() == s.denominator_unit.lower() or
-                          (ucum and is_ucum(s.denominator_unit) and same_dimension(unit, s.denominator_unit))):
-        per = value if unit.lower() == s.denominator_unit.lower() else convert(value, unit, s.denominator_unit)
+    if s is not None and (
+        unit.lower() == s.denominator_unit.lower()
+        or (ucum and is_ucum(s.denominator_unit) and same_dimension(unit, s.denominator_unit))
+    ):
+        per = (
+            value if unit.lower() == s.denominator_unit.lower() else convert(value, unit, s.denominator_unit)
+        )
         amount = per / s.denominator * s.numerator
-        notes.append(note("derivation", f"{value:g} {unit} x strength "
-                                    f"{s.numerator:g} {s.numerator_unit}/{s.denominator:g} {s.denominator_unit}"))
+        notes.append(
+            note(
+                "derivation",
+                f"{value:g} {unit} x strength "
+                f"{s.numerator:g} {s.numerator_unit}/{s.denominator:g} {s.denominator_unit}",
+            )
+        )
         ctx.report.unit_conversions[f"{unit} -> {s.numerator_unit} (x strength)"] += 1
         if is_ucum(s.numerator_unit) and same_dimension(s.numerator_unit, "mg"):
             return _to_mg(amount, s.numerator_unit, ctx, notes), "mg"
@@ -186,8 +216,13 @@ def _route(route: Any) -> str:
     codes |= {str(c.get("code")) for c in (route or {}).get("coding") or [] if isinstance(c, dict)}
     if codes & INFUSION:
         return "iv-infusion"
-    for names, out in ((IV, "iv"), (ORAL, "oral"), (SC, "subcutaneous"), (IM, "intramuscular"),
-                       (INHAL, "inhalation")):
+    for names, out in (
+        (IV, "iv"),
+        (ORAL, "oral"),
+        (SC, "subcutaneous"),
+        (IM, "intramuscular"),
+        (INHAL, "inhalation"),
+    ):
         if codes & names:
             return out
     return "other"
@@ -198,22 +233,45 @@ def _rate_mg_h(dosage: dict[str, Any]) -> float | None:
     if isinstance(rq, dict) and rq.get("value") is not None:
         unit = str(rq.get("code") or rq.get("unit") or "")
         try:
-            return convert(float(rq["value"]), unit, "mg/h") if is_ucum(unit) and \
-                same_dimension(unit, "mg/h") else None
+            return (
+                convert(float(rq["value"]), unit, "mg/h")
+                if is_ucum(unit) and same_dimension(unit, "mg/h")
+                else None
+            )
         except (UnitError, ValueError, TypeError):
             return None
     ratio = _ratio(dosage.get("rateRatio"))
-    if ratio and is_ucum(ratio.numerator_unit) and same_dimension(ratio.numerator_unit, "mg") \
-            and is_ucum(ratio.denominator_unit) and same_dimension(ratio.denominator_unit, "h"):
+    if (
+        ratio
+        and is_ucum(ratio.numerator_unit)
+        and same_dimension(ratio.numerator_unit, "mg")
+        and is_ucum(ratio.denominator_unit)
+        and same_dimension(ratio.denominator_unit, "h")
+    ):
         return convert(ratio.numerator, ratio.numerator_unit, "mg") / convert(
-            ratio.denominator, ratio.denominator_unit, "h")
+            ratio.denominator, ratio.denominator_unit, "h"
+        )
     return None
 
 
-def _dose(res: dict[str, Any], ctx: Context, entry: Entry, pid: str, *, rtype: str, status: str,
-          info: MedicationInfo, qty: dict[str, Any], start: dt.datetime, end: dt.datetime | None,
-          route_json: Any, notes: list[Transformation], rate: float | None = None,
-          interval_h: float | None = None, additional: int = 0) -> Dose:
+def _dose(
+    res: dict[str, Any],
+    ctx: Context,
+    entry: Entry,
+    pid: str,
+    *,
+    rtype: str,
+    status: str,
+    info: MedicationInfo,
+    qty: dict[str, Any],
+    start: dt.datetime,
+    end: dt.datetime | None,
+    route_json: Any,
+    notes: list[Transformation],
+    rate: float | None = None,
+    interval_h: float | None = None,
+    additional: int = 0,
+) -> Dose:
     try:
         value_in = float(qty["value"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -234,10 +292,18 @@ def _dose(res: dict[str, Any], ctx: Context, entry: Entry, pid: str, *, rtype: s
     _note_unmapped(info, ctx, notes)
     start = ctx.place_time(pid, start, notes, "start")
     return Dose(
-        id=ctx.item_id(rtype, res, entry), drug=Drug(codes=info.codings, name=info.name),
-        amount=amount, unit=unit, original_amount=value_in, original_unit=unit_in,
+        id=ctx.item_id(rtype, res, entry),
+        drug=Drug(codes=info.codings, name=info.name),
+        amount=amount,
+        unit=unit,
+        original_amount=value_in,
+        original_unit=unit_in,
         route=route,  # type: ignore[arg-type]
-        start=start, duration_h=duration, rate=rate, interval_h=interval_h, additional=additional,
+        start=start,
+        duration_h=duration,
+        rate=rate,
+        interval_h=interval_h,
+        additional=additional,
         status=status,  # type: ignore[arg-type]
         provenance=ctx.provenance(rtype, res, entry, notes, ctx.encounter_of(res)),
     )
@@ -259,14 +325,30 @@ def convert_administration(res: dict[str, Any], model: Any, ctx: Context, entry:
     if not isinstance(qty, dict):
         raise Reject("no dosage.dose", "dosage.dose")
     period = getattr(model, "effectivePeriod", None) or getattr(model, "occurencePeriod", None)
-    start = aware(getattr(model, "effectiveDateTime", None) or getattr(model, "occurenceDateTime", None)
-                  or (period.start if period is not None else None), notes)
+    start = aware(
+        getattr(model, "effectiveDateTime", None)
+        or getattr(model, "occurenceDateTime", None)
+        or (period.start if period is not None else None),
+        notes,
+    )
     end = aware(period.end, notes) if period is not None and period.end is not None else None
     if start is None:
         raise Reject("no effective time", "effective[x]")
-    return _dose(res, ctx, entry, pid, rtype="MedicationAdministration", status="administered", info=info,
-                 qty=qty, start=start, end=end, route_json=dosage.get("route"), notes=notes,
-                 rate=_rate_mg_h(dosage))
+    return _dose(
+        res,
+        ctx,
+        entry,
+        pid,
+        rtype="MedicationAdministration",
+        status="administered",
+        info=info,
+        qty=qty,
+        start=start,
+        end=end,
+        route_json=dosage.get("route"),
+        notes=notes,
+        rate=_rate_mg_h(dosage),
+    )
 
 
 def _timing(instr: dict[str, Any], notes: list[Transformation]) -> tuple[Any, float | None, int]:
@@ -281,7 +363,11 @@ def _timing(instr: dict[str, Any], notes: list[Transformation]) -> tuple[Any, fl
     interval = None
     try:
         if repeat.get("period") and repeat.get("periodUnit") in PERIOD_HOURS:
-            interval = float(repeat["period"]) * PERIOD_HOURS[repeat["periodUnit"]] / float(repeat.get("frequency") or 1)
+            interval = (
+                float(repeat["period"])
+                * PERIOD_HOURS[repeat["periodUnit"]]
+                / float(repeat.get("frequency") or 1)
+            )
     except (TypeError, ValueError, ZeroDivisionError):
         interval = None
     additional = 0
@@ -310,19 +396,39 @@ def convert_request(res: dict[str, Any], model: Any, ctx: Context, entry: Entry,
     info = _medication(res, ctx)
     instructions = [i for i in res.get("dosageInstruction") or [] if isinstance(i, dict)]
     instr = instructions[0] if instructions else {}
-    qty = next((dr.get("doseQuantity") for dr in instr.get("doseAndRate") or []
-                if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict)), None)
+    qty = next(
+        (
+            dr.get("doseQuantity")
+            for dr in instr.get("doseAndRate") or []
+            if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict)
+        ),
+        None,
+    )
     if qty is None:
-        raise Reject("order without a dose quantity (dosageInstruction.doseAndRate.doseQuantity)",
-                     "dosageInstruction")
+        raise Reject(
+            "order without a dose quantity (dosageInstruction.doseAndRate.doseQuantity)", "dosageInstruction"
+        )
     notes: list[Transformation] = []
     when, interval, additional = _timing(instr, notes)
     start = _parse_time(when, notes) or aware(getattr(model, "authoredOn", None), notes)
     if start is None:
         raise Reject("order without timing start or authoredOn", "authoredOn")
-    return _dose(res, ctx, entry, pid, rtype="MedicationRequest", status="ordered", info=info, qty=qty,
-                 start=start, end=None, route_json=instr.get("route"), notes=notes,
-                 interval_h=interval, additional=additional)
+    return _dose(
+        res,
+        ctx,
+        entry,
+        pid,
+        rtype="MedicationRequest",
+        status="ordered",
+        info=info,
+        qty=qty,
+        start=start,
+        end=None,
+        route_json=instr.get("route"),
+        notes=notes,
+        interval_h=interval,
+        additional=additional,
+    )
 
 
 def convert_statement(res: dict[str, Any], model: Any, ctx: Context, entry: Entry, pid: str) -> Dose:
@@ -332,17 +438,40 @@ def convert_statement(res: dict[str, Any], model: Any, ctx: Context, entry: Entr
     info = _medication(res, ctx)
     dosages = [d for d in res.get("dosage") or [] if isinstance(d, dict)]
     instr = dosages[0] if dosages else {}
-    qty = next((dr.get("doseQuantity") for dr in instr.get("doseAndRate") or []
-                if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict)), None)
+    qty = next(
+        (
+            dr.get("doseQuantity")
+            for dr in instr.get("doseAndRate") or []
+            if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict)
+        ),
+        None,
+    )
     if qty is None:
         raise Reject("statement without a dose quantity (dosage.doseAndRate.doseQuantity)", "dosage")
     notes: list[Transformation] = []
     period = getattr(model, "effectivePeriod", None)
-    start = aware(getattr(model, "effectiveDateTime", None) or (period.start if period is not None else None)
-                  or getattr(model, "dateAsserted", None), notes)
+    start = aware(
+        getattr(model, "effectiveDateTime", None)
+        or (period.start if period is not None else None)
+        or getattr(model, "dateAsserted", None),
+        notes,
+    )
     if start is None:
         raise Reject("statement without effective time or dateAsserted", "effective[x]")
     _, interval, additional = _timing(instr, notes)
-    return _dose(res, ctx, entry, pid, rtype="MedicationStatement", status="reported", info=info, qty=qty,
-                 start=start, end=None, route_json=instr.get("route"), notes=notes,
-                 interval_h=interval, additional=additional)
+    return _dose(
+        res,
+        ctx,
+        entry,
+        pid,
+        rtype="MedicationStatement",
+        status="reported",
+        info=info,
+        qty=qty,
+        start=start,
+        end=None,
+        route_json=instr.get("route"),
+        notes=notes,
+        interval_h=interval,
+        additional=additional,
+    )

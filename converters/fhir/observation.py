@@ -14,12 +14,18 @@ from converters.fhir.context import Context, Reject, note
 from converters.fhir.refs import reference_key
 from converters.fhir.sources import Entry
 from converters.fhir.timing import aware
+from converters.report import Outcome
 from interop.schema import LOINC, Coding, DrugLevel, Measurement, Transformation
 from interop.schema.units import UnitError, convert
 
 __all__ = ["convert_observation"]
 
-EXCLUDED = {"entered-in-error": "skipped", "cancelled": "skipped", "registered": "skipped", "unknown": "skipped"}
+EXCLUDED: dict[str, Outcome] = {
+    "entered-in-error": "skipped",
+    "cancelled": "skipped",
+    "registered": "skipped",
+    "unknown": "skipped",
+}
 GENOMICS_HINTS = ("observation-geneticsGene", "genomics-reporting", "geneticsGene")
 GENOMICS_LOINC = {"84413-4", "81247-9", "53040-2", "69548-6", "51963-7", "93044-6"}
 
@@ -30,11 +36,11 @@ def _is_genomic(res: dict[str, Any], codings: list[dict[str, Any]]) -> bool:
     if any(h in u for u in urls + profiles for h in GENOMICS_HINTS):
         return True
     return any(c.get("system") == LOINC and c.get("code") in GENOMICS_LOINC for c in codings) or any(
-        c.get("code") == "363779003" for c in codings)  # SNOMED "Genotype determination"
+        c.get("code") == "363779003" for c in codings
+    )  # SNOMED "Genotype determination"
 
 
-def convert_observation(res: dict[str, Any], model: Any, ctx: Context, entry: Entry,
-                        pid: str) -> Measurement:
+def convert_observation(res: dict[str, Any], model: Any, ctx: Context, entry: Entry, pid: str) -> Measurement:
     status = res.get("status")
     if status in EXCLUDED:
         raise Reject(f"status {status}: excluded", "status", EXCLUDED[status])
@@ -66,8 +72,12 @@ def convert_observation(res: dict[str, Any], model: Any, ctx: Context, entry: En
             notes.append(note("derivation", "time: Specimen collection time"))
     if when is None:
         period = getattr(model, "effectivePeriod", None)
-        when = aware(getattr(model, "effectiveDateTime", None) or getattr(model, "effectiveInstant", None)
-                     or (period.start if period is not None else None), notes)
+        when = aware(
+            getattr(model, "effectiveDateTime", None)
+            or getattr(model, "effectiveInstant", None)
+            or (period.start if period is not None else None),
+            notes,
+        )
     if when is None:
         raise Reject("no effective time and no Specimen collection time", "effective[x]")
     unit_in = q.code or q.unit or ""
@@ -83,15 +93,22 @@ def convert_observation(res: dict[str, Any], model: Any, ctx: Context, entry: En
         ctx.report.unit_conversions[f"{unit_in} -> {lab.unit}"] += 1
     below = q.comparator in ("<", "<=")
     if (lab.low is not None and value < lab.low and not below) or (lab.high is not None and value > lab.high):
-        raise Reject(f"impossible value {value_in:g} {unit_in} for {lab.display} "
-                     f"(plausible {lab.low:g}-{lab.high:g} {lab.unit})", "valueQuantity.value")
+        raise Reject(
+            f"impossible value {value_in:g} {unit_in} for {lab.display} "
+            f"(plausible {lab.low:g}-{lab.high:g} {lab.unit})",
+            "valueQuantity.value",
+        )
     if lab.kind == "weight":
         ctx.add_weight(pid, when, value)
     time = ctx.place_time(pid, when, notes, "effective[x]")
     drug_level = None
     if lab.category == "drug-level" and lab.analyte is not None:
-        drug_level = DrugLevel(analyte=lab.analyte, matrix=lab.matrix or "plasma",  # type: ignore[arg-type]
-                               lloq=value if below else None, below_lloq=below)
+        drug_level = DrugLevel(
+            analyte=lab.analyte,
+            matrix=lab.matrix or "plasma",  # type: ignore[arg-type]
+            lloq=value if below else None,
+            below_lloq=below,
+        )
     mstatus = status if status in ("final", "preliminary", "amended", "corrected") else "final"
     if mstatus == "preliminary":
         ctx.report.flags["preliminary"] += 1
@@ -100,8 +117,12 @@ def convert_observation(res: dict[str, Any], model: Any, ctx: Context, entry: En
         id=ctx.item_id("Observation", res, entry),
         code=Coding(system=LOINC, code=lab.code, display=lab.display),
         category=lab.category,  # type: ignore[arg-type]
-        value=value, unit=lab.unit, original_value=value_in, original_unit=unit_in or None,
-        time=time, status=mstatus,  # type: ignore[arg-type]
+        value=value,
+        unit=lab.unit,
+        original_value=value_in,
+        original_unit=unit_in or None,
+        time=time,
+        status=mstatus,  # type: ignore[arg-type]
         drug_level=drug_level,
         provenance=ctx.provenance("Observation", res, entry, notes, ctx.encounter_of(res)),
     )

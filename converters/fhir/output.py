@@ -39,15 +39,17 @@ def merge_records(old: PatientRecord, new: PatientRecord) -> PatientRecord:
     return PatientRecord(patient=new.patient, **merged)  # type: ignore[arg-type]
 
 
-def _write_records(records: Iterable[PatientRecord], directory: Path,
-                   written: list[Path]) -> Iterator[PatientRecord]:
+def _write_records(
+    records: Iterable[PatientRecord], directory: Path, written: list[Path]
+) -> Iterator[PatientRecord]:
     """Write (merging) each record and pass the merged record on, so the cohort needs no re-read."""
     directory.mkdir(parents=True, exist_ok=True)
     for rec in records:
         path = directory / f"{rec.patient.id}.json"
         if path.exists():
-            rec = merge_records(parse_json(PatientRecord, path.read_text(encoding="utf-8"), source=str(path)),
-                                rec)
+            rec = merge_records(
+                parse_json(PatientRecord, path.read_text(encoding="utf-8"), source=str(path)), rec
+            )
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(rec.model_dump_json(indent=1), encoding="utf-8")
         tmp.replace(path)

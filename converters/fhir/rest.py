@@ -38,8 +38,9 @@ def fetch_json(client: httpx.Client, url: str, token: str | None) -> Any:
     except httpx.HTTPError as exc:
         raise ConversionError(f"HTTP request failed: {exc}", source=url) from exc
     if resp.status_code == 401 or resp.status_code == 403:
-        raise ConversionError(f"HTTP {resp.status_code}: not authorised (bearer token from --token or "
-                              f"${TOKEN_ENV})", source=url)
+        raise ConversionError(
+            f"HTTP {resp.status_code}: not authorised (bearer token from --token or ${TOKEN_ENV})", source=url
+        )
     if resp.status_code >= 400:
         raise ConversionError(f"HTTP {resp.status_code}: {resp.text[:200]}", source=url)
     try:
@@ -64,8 +65,14 @@ def _next_link(bundle: dict[str, Any]) -> str | None:
     return None
 
 
-def iter_search(url: str, info: FeedInfo, *, token: str | None = None, client: httpx.Client | None = None,
-                max_pages: int = 100_000) -> Iterator[Entry]:
+def iter_search(
+    url: str,
+    info: FeedInfo,
+    *,
+    token: str | None = None,
+    client: httpx.Client | None = None,
+    max_pages: int = 100_000,
+) -> Iterator[Entry]:
     """Every entry of a search (or a single resource read) at ``url``, page after page."""
     own = client is None
     http = client or httpx.Client(timeout=60.0, follow_redirects=True)

@@ -20,7 +20,7 @@ from interop.schema import Condition, Dose, Measurement, Patient, PatientRecord
 __all__ = ["ItemSink", "MemorySink", "SpoolSink", "kind_of"]
 
 KINDS: dict[type, str] = {Measurement: "measurements", Dose: "doses", Condition: "conditions"}
-CLASSES = {v: k for k, v in KINDS.items()}
+CLASSES: dict[str, Any] = {v: k for k, v in KINDS.items()}
 
 
 def kind_of(item: Any) -> str:
@@ -74,28 +74,35 @@ class SpoolSink:
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
         self.db.execute("CREATE TABLE patient (pid TEXT PRIMARY KEY, json TEXT NOT NULL)")
-        self.db.execute("CREATE TABLE item (pid TEXT, kind TEXT, id TEXT, json TEXT NOT NULL, "
-                        "PRIMARY KEY (pid, kind, id))")
+        self.db.execute(
+            "CREATE TABLE item (pid TEXT, kind TEXT, id TEXT, json TEXT NOT NULL, "
+            "PRIMARY KEY (pid, kind, id))"
+        )
 
     def add_patient(self, patient: Patient) -> bool:
-        cur = self.db.execute("INSERT OR IGNORE INTO patient VALUES (?, ?)",
-                              (patient.id, patient.model_dump_json()))
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO patient VALUES (?, ?)", (patient.id, patient.model_dump_json())
+        )
         return cur.rowcount == 1
 
     def add(self, pid: str, item: Any) -> bool:
-        cur = self.db.execute("INSERT OR IGNORE INTO item VALUES (?, ?, ?, ?)",
-                              (pid, kind_of(item), item.id, item.model_dump_json()))
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO item VALUES (?, ?, ?, ?)",
+            (pid, kind_of(item), item.id, item.model_dump_json()),
+        )
         return cur.rowcount == 1
 
     def records(self) -> Iterator[PatientRecord]:
         self.db.commit()
         for pid, pjson in self.db.execute("SELECT pid, json FROM patient ORDER BY pid").fetchall():
             kinds: dict[str, list[Any]] = defaultdict(list)
-            for kind, ijson in self.db.execute("SELECT kind, json FROM item WHERE pid = ? ORDER BY rowid",
-                                               (pid,)):
+            for kind, ijson in self.db.execute(
+                "SELECT kind, json FROM item WHERE pid = ? ORDER BY rowid", (pid,)
+            ):
                 kinds[kind].append(CLASSES[kind].model_validate_json(ijson))
-            yield PatientRecord(patient=Patient.model_validate_json(pjson),
-                                **{k: tuple(v) for k, v in kinds.items()})
+            yield PatientRecord(
+                patient=Patient.model_validate_json(pjson), **{k: tuple(v) for k, v in kinds.items()}
+            )
 
     def close(self) -> None:
         self.db.close()

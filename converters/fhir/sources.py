@@ -26,8 +26,17 @@ from interop.errors import ConversionError
 __all__ = ["Entry", "FeedInfo", "iter_entries", "open_stream", "type_priority"]
 
 Outcome = Literal["rejected", "skipped"]
-_ORDER = ("Patient", "Medication", "Encounter", "Specimen", "Observation", "Condition",
-          "MedicationRequest", "MedicationStatement", "MedicationAdministration")
+_ORDER = (
+    "Patient",
+    "Medication",
+    "Encounter",
+    "Specimen",
+    "Observation",
+    "Condition",
+    "MedicationRequest",
+    "MedicationStatement",
+    "MedicationAdministration",
+)
 _TYPE_FROM_NAME = re.compile(r"^([A-Z][A-Za-z]+)")
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 
@@ -78,8 +87,9 @@ def _is_ndjson(path: Path) -> bool:
     return name.endswith(NDJSON_SUFFIXES)
 
 
-def iter_ndjson_lines(lines: Iterable[bytes], source: str, *, type_hint: str | None = None,
-                      version: FhirVersion | None = None) -> Iterator[Entry]:
+def iter_ndjson_lines(
+    lines: Iterable[bytes], source: str, *, type_hint: str | None = None, version: FhirVersion | None = None
+) -> Iterator[Entry]:
     """One entry per non-blank line; invalid JSON becomes an error entry naming the line."""
     for n, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -90,14 +100,20 @@ def iter_ndjson_lines(lines: Iterable[bytes], source: str, *, type_hint: str | N
             yield Entry(None, source, n, error=f"invalid JSON: {exc}", resource_type=type_hint)
             continue
         if not isinstance(obj, dict):
-            yield Entry(None, source, n, error=f"a line must hold a JSON object, got {type(obj).__name__}",
-                        resource_type=type_hint)
+            yield Entry(
+                None,
+                source,
+                n,
+                error=f"a line must hold a JSON object, got {type(obj).__name__}",
+                resource_type=type_hint,
+            )
             continue
         yield Entry(obj, source, n, version=version or detect_version(obj))
 
 
-def iter_ndjson(path: Path, *, type_hint: str | None = None, version: FhirVersion | None = None,
-                source: str | None = None) -> Iterator[Entry]:
+def iter_ndjson(
+    path: Path, *, type_hint: str | None = None, version: FhirVersion | None = None, source: str | None = None
+) -> Iterator[Entry]:
     """Stream an NDJSON file (plain or gzip) line by line."""
     try:
         stream = open_stream(path)
@@ -107,8 +123,13 @@ def iter_ndjson(path: Path, *, type_hint: str | None = None, version: FhirVersio
         try:
             yield from iter_ndjson_lines(stream, source or str(path), type_hint=type_hint, version=version)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            yield Entry(None, source or str(path), None, error=f"file truncated or corrupt: {exc}",
-                        resource_type=type_hint)
+            yield Entry(
+                None,
+                source or str(path),
+                None,
+                error=f"file truncated or corrupt: {exc}",
+                resource_type=type_hint,
+            )
 
 
 def iter_json_document(obj: Any, source: str, info: FeedInfo) -> Iterator[Entry]:
@@ -136,26 +157,42 @@ def _bundle_entries(bundle: dict[str, Any], source: str, info: FeedInfo) -> Iter
             out.append(Entry(None, source, n, error="Bundle entry is not an object", resource_type="Bundle"))
             continue
         res = e.get("resource")
-        request = e.get("request") if isinstance(e.get("request"), dict) else {}
+        request: dict[str, Any] = e["request"] if isinstance(e.get("request"), dict) else {}
         if res is None:
             method = request.get("method") if isinstance(request, dict) else None
             url = request.get("url") if isinstance(request, dict) else None
             rtype = str(url).split("/")[0].split("?")[0] if url else "Bundle"
-            out.append(Entry(None, source, n, error=f"entry without resource ({method or 'no request'} {url or ''})"
-                             .strip(), outcome="skipped", resource_type=rtype or "Bundle"))
+            out.append(
+                Entry(
+                    None,
+                    source,
+                    n,
+                    error=f"entry without resource ({method or 'no request'} {url or ''})".strip(),
+                    outcome="skipped",
+                    resource_type=rtype or "Bundle",
+                )
+            )
             continue
         if not isinstance(res, dict):
-            out.append(Entry(None, source, n, error="entry.resource is not an object", resource_type="Bundle"))
+            out.append(
+                Entry(None, source, n, error="entry.resource is not an object", resource_type="Bundle")
+            )
             continue
         if res.get("resourceType") == "Bundle":
             out.extend(_bundle_entries(res, source, info))
             continue
-        aliases = tuple(str(u) for u in (request.get("url") if request.get("method") == "PUT" else None,
-                                         request.get("ifNoneExist") and
-                                         f"{res.get('resourceType')}?{request.get('ifNoneExist')}") if u)
+        aliases = tuple(
+            str(u)
+            for u in (
+                request.get("url") if request.get("method") == "PUT" else None,
+                request.get("ifNoneExist") and f"{res.get('resourceType')}?{request.get('ifNoneExist')}",
+            )
+            if u
+        )
         full_url = e.get("fullUrl") if isinstance(e.get("fullUrl"), str) else None
-        out.append(Entry(res, source, n, full_url=full_url, aliases=aliases,
-                         version=detect_version(res) or version))
+        out.append(
+            Entry(res, source, n, full_url=full_url, aliases=aliases, version=detect_version(res) or version)
+        )
     out.sort(key=lambda x: type_priority((x.resource or {}).get("resourceType") if x.resource else None))
     yield from out
 
@@ -172,7 +209,7 @@ def _parse_instant(value: Any) -> dt.datetime | None:
 
 def _manifest_path(base: Path, url: str) -> Path:
     if url.startswith("file://"):
-        return Path(url[len("file://"):])
+        return Path(url[len("file://") :])
     if "://" in url:
         raise ConversionError("manifest URL is remote: import it with the REST client", source=url)
     p = Path(url)
@@ -207,13 +244,19 @@ def _deleted_entries(entries: Iterable[Entry], info: FeedInfo) -> Iterator[Entry
         if e.resource is None:
             yield e
             continue
-        for n, be in enumerate(e.resource.get("entry") or [], start=1):
+        for be in e.resource.get("entry") or []:
             url = (be.get("request") or {}).get("url") if isinstance(be, dict) else None
             ref = str(url or "")
             rtype = ref.split("/")[0] or "Bundle"
             info.deleted.add(ref)
-            yield Entry(None, e.source, e.line, error=f"deleted in source (Bulk export deleted list): {ref}",
-                        outcome="skipped", resource_type=rtype)
+            yield Entry(
+                None,
+                e.source,
+                e.line,
+                error=f"deleted in source (Bulk export deleted list): {ref}",
+                outcome="skipped",
+                resource_type=rtype,
+            )
 
 
 def _error_entries(entries: Iterable[Entry]) -> Iterator[Entry]:
@@ -221,10 +264,19 @@ def _error_entries(entries: Iterable[Entry]) -> Iterator[Entry]:
         if e.resource is None:
             yield e
             continue
-        texts = [str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code"))
-                 for i in e.resource.get("issue") or [] if isinstance(i, dict)]
-        yield Entry(None, e.source, e.line, error="export error reported by the server: " + "; ".join(texts),
-                    outcome="skipped", resource_type="OperationOutcome")
+        texts = [
+            str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code"))
+            for i in e.resource.get("issue") or []
+            if isinstance(i, dict)
+        ]
+        yield Entry(
+            None,
+            e.source,
+            e.line,
+            error="export error reported by the server: " + "; ".join(texts),
+            outcome="skipped",
+            resource_type="OperationOutcome",
+        )
 
 
 def _is_manifest(obj: Any) -> bool:
@@ -244,8 +296,11 @@ def iter_path(path: Path, info: FeedInfo) -> Iterator[Entry]:
             for m in manifests:
                 yield from iter_manifest(_load_small_json(m), m.parent, str(m), info)
             return
-        files = [p for p in sorted(path.iterdir()) if p.is_file() and
-                 (_is_ndjson(p) or p.name.lower().endswith((".json", ".json.gz")))]
+        files = [
+            p
+            for p in sorted(path.iterdir())
+            if p.is_file() and (_is_ndjson(p) or p.name.lower().endswith((".json", ".json.gz")))
+        ]
         files.sort(key=lambda p: type_priority(_file_type(p)))
         for f in files:
             yield from iter_path(f, info)
@@ -261,8 +316,13 @@ def iter_path(path: Path, info: FeedInfo) -> Iterator[Entry]:
     except (OSError, EOFError) as exc:
         raise ConversionError(f"cannot read: {exc}", source=str(path)) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        yield Entry(None, str(path), getattr(exc, "lineno", None), error=f"invalid JSON: {exc}",
-                    resource_type=_file_type(path))
+        yield Entry(
+            None,
+            str(path),
+            getattr(exc, "lineno", None),
+            error=f"invalid JSON: {exc}",
+            resource_type=_file_type(path),
+        )
         return
     if _is_manifest(obj):
         yield from iter_manifest(obj, path.parent, str(path), info)

@@ -23,9 +23,16 @@ __all__ = ["FhirVersion", "detect_version", "model_class", "normalise_version", 
 FhirVersion = Literal["R4", "R4B", "R5"]
 VERSIONS: tuple[FhirVersion, ...] = ("R4", "R4B", "R5")
 _ALIASES: dict[str, FhirVersion] = {
-    "r4": "R4", "4.0": "R4", "4.0.0": "R4", "4.0.1": "R4",
-    "r4b": "R4B", "4.3": "R4B", "4.3.0": "R4B",
-    "r5": "R5", "5.0": "R5", "5.0.0": "R5",
+    "r4": "R4",
+    "4.0": "R4",
+    "4.0.0": "R4",
+    "4.0.1": "R4",
+    "r4b": "R4B",
+    "4.3": "R4B",
+    "4.3.0": "R4B",
+    "r5": "R5",
+    "5.0": "R5",
+    "5.0.0": "R5",
 }
 _PROFILE_VERSION = re.compile(r"\|(\d+\.\d+(?:\.\d+)?)")
 _PROFILE_PATH = re.compile(r"/fhir/(R4B|R4|R5)/", re.IGNORECASE)

@@ -28,7 +28,9 @@ def _records(inputs: list[Path]) -> list[PatientRecord]:
             out.extend(read_cohort(p))
         elif p.is_dir():
             folder = p / "records" if (p / "records").is_dir() else p
-            out.extend(parse_json(PatientRecord, f.read_text(), source=str(f)) for f in sorted(folder.glob("*.json")))
+            out.extend(
+                parse_json(PatientRecord, f.read_text(), source=str(f)) for f in sorted(folder.glob("*.json"))
+            )
         elif p.is_file():
             out.append(parse_json(PatientRecord, p.read_text(), source=str(p)))
         else:
@@ -38,16 +40,19 @@ def _records(inputs: list[Path]) -> list[PatientRecord]:
 
 @export_app.command("fhir")
 def export_fhir(
-    inputs: list[Path] = typer.Argument(..., help="Record JSON files, a records/ folder, an import folder "
-                                                  "or a cohort folder"),
+    inputs: list[Path] = typer.Argument(
+        ..., help="Record JSON files, a records/ folder, an import folder or a cohort folder"
+    ),
     out: Path = typer.Option(..., "--out", help="Folder for one R4 Bundle per patient"),
-    transaction: bool = typer.Option(False, "--transaction", help="transaction Bundles (PUT) instead of "
-                                                                 "collection"),
+    transaction: bool = typer.Option(
+        False, "--transaction", help="transaction Bundles (PUT) instead of collection"
+    ),
 ) -> None:
     """Export PatientRecords as FHIR R4 Bundles (validated with fhir.resources)."""
     records = _records(inputs)
     out.mkdir(parents=True, exist_ok=True)
     for rec in records:
         (out / f"{rec.patient.id}.json").write_text(
-            export_bundle_json(rec, "transaction" if transaction else "collection"), encoding="utf-8")
+            export_bundle_json(rec, "transaction" if transaction else "collection"), encoding="utf-8"
+        )
     Console(stderr=True).print(f"{len(records)} Bundle(s) written to {out}")

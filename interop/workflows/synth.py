@@ -45,7 +45,11 @@ WEIGHT, HEIGHT, CREAT = "29463-7", "8302-2", "2160-0"
 OBS_CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
 IV = {"coding": [{"system": "http://snomed.info/sct", "code": "47625008", "display": "Intravenous route"}]}
 ORAL = {"coding": [{"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral route"}]}
-AZITHRO = {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "18631", "display": "azithromycin"}
+AZITHRO = {
+    "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "code": "18631",
+    "display": "azithromycin",
+}
 ORIGIN = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 _PROV = Provenance(source_system="synth", converter="interop.workflows.synth", converter_version="1")
 
@@ -102,14 +106,23 @@ class _Patient:
         wt = float(np.clip(rng.normal(75 if sex == "male" else 65, 12), 40, 140))
         scr = float(np.clip(rng.lognormal(np.log(1.0), 0.35), 0.4, 4.0))
         start = ORIGIN + dt.timedelta(days=int(rng.integers(0, 300)), minutes=int(rng.integers(0, 600)))
-        self.pref = self._add({"resourceType": "Patient", "identifier": [
-            {"system": "urn:oid:2.999.1.1.1", "value": f"SYN-{n:07d}"}], "gender": sex,
-            "birthDate": (start.date() - dt.timedelta(days=int(age * 365.25))).isoformat()})
-        self.enc = self._add({"resourceType": "Encounter", "status": "finished",
-                              "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
-                              "subject": {"reference": self.pref},
-                              "period": {"start": start.isoformat(),
-                                         "end": (start + dt.timedelta(days=days)).isoformat()}})
+        self.pref = self._add(
+            {
+                "resourceType": "Patient",
+                "identifier": [{"system": "urn:oid:2.999.1.1.1", "value": f"SYN-{n:07d}"}],
+                "gender": sex,
+                "birthDate": (start.date() - dt.timedelta(days=int(age * 365.25))).isoformat(),
+            }
+        )
+        self.enc = self._add(
+            {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+                "subject": {"reference": self.pref},
+                "period": {"start": start.isoformat(), "end": (start + dt.timedelta(days=days)).isoformat()},
+            }
+        )
         drug = [c.model_dump(exclude_none=True) for c in card.drugs]
         route = "iv-infusion" if card.dosing_for("iv-infusion") else card.dosing[0].route
         unit = card.dosing_for(route)[0].amount_unit
@@ -119,62 +132,178 @@ class _Patient:
         doses, dose_res = [], []
         for k in range(days):
             t = start + dt.timedelta(hours=k * interval_h, minutes=int(rng.integers(-20, 20)))
-            doses.append(Dose(id=f"d{k}", drug=Drug(codes=card.drugs), amount=amount, unit=unit,
-                              route=route, start=t, duration_h=inf_h if route == "iv-infusion" else None,
-                              status="administered", provenance=_PROV))
-            eff = ({"effectivePeriod": {"start": t.isoformat(),
-                                        "end": (t + dt.timedelta(hours=inf_h)).isoformat()}}
-                   if route == "iv-infusion" else {"effectiveDateTime": t.isoformat()})
-            dose_res.append({"resourceType": "MedicationAdministration", "status": "completed",
-                             "medicationCodeableConcept": {"coding": drug}, "subject": {"reference": self.pref},
-                             "context": {"reference": self.enc}, **eff,
-                             "dosage": {"route": IV if route.startswith("iv") else ORAL,
-                                        "dose": _qty(amount, unit)}})
-        self._add({"resourceType": "MedicationRequest", "status": "active", "intent": "order",
-                   "medicationCodeableConcept": {"coding": drug}, "subject": {"reference": self.pref},
-                   "authoredOn": start.isoformat(),
-                   "dosageInstruction": [{"timing": {"event": [start.isoformat()], "repeat": {
-                       "frequency": 1, "period": interval_h, "periodUnit": "h", "count": days}},
-                       "route": IV, "doseAndRate": [{"doseQuantity": _qty(amount, unit)}]}]})
+            doses.append(
+                Dose(
+                    id=f"d{k}",
+                    drug=Drug(codes=card.drugs),
+                    amount=amount,
+                    unit=unit,
+                    route=route,
+                    start=t,
+                    duration_h=inf_h if route == "iv-infusion" else None,
+                    status="administered",
+                    provenance=_PROV,
+                )
+            )
+            eff = (
+                {
+                    "effectivePeriod": {
+                        "start": t.isoformat(),
+                        "end": (t + dt.timedelta(hours=inf_h)).isoformat(),
+                    }
+                }
+                if route == "iv-infusion"
+                else {"effectiveDateTime": t.isoformat()}
+            )
+            dose_res.append(
+                {
+                    "resourceType": "MedicationAdministration",
+                    "status": "completed",
+                    "medicationCodeableConcept": {"coding": drug},
+                    "subject": {"reference": self.pref},
+                    "context": {"reference": self.enc},
+                    **eff,
+                    "dosage": {"route": IV if route.startswith("iv") else ORAL, "dose": _qty(amount, unit)},
+                }
+            )
+        self._add(
+            {
+                "resourceType": "MedicationRequest",
+                "status": "active",
+                "intent": "order",
+                "medicationCodeableConcept": {"coding": drug},
+                "subject": {"reference": self.pref},
+                "authoredOn": start.isoformat(),
+                "dosageInstruction": [
+                    {
+                        "timing": {
+                            "event": [start.isoformat()],
+                            "repeat": {
+                                "frequency": 1,
+                                "period": interval_h,
+                                "periodUnit": "h",
+                                "count": days,
+                            },
+                        },
+                        "route": IV,
+                        "doseAndRate": [{"doseQuantity": _qty(amount, unit)}],
+                    }
+                ],
+            }
+        )
         for r in dose_res:
             self._add(r)
         # an oral co-medication in tablets, resolved through the Medication's strength
         tab_t = start + dt.timedelta(hours=2)
-        self._add({"resourceType": "MedicationAdministration", "status": "completed",
-                   "contained": [{"resourceType": "Medication", "id": "azi", "code": {"coding": [AZITHRO]},
-                                  "ingredient": [{"itemCodeableConcept": {"coding": [AZITHRO]}, "strength": {
-                                      "numerator": _qty(250, "mg"), "denominator": {"value": 1, "unit": "TAB",
-                                      "system": "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm",
-                                                                                      "code": "TAB"}}}]}],
-                   "medicationReference": {"reference": "#azi"}, "subject": {"reference": self.pref},
-                   "effectiveDateTime": tab_t.isoformat(),
-                   "dosage": {"route": ORAL, "dose": {"value": 2, "unit": "TAB", "code": "TAB",
-                              "system": "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm"}}})
+        self._add(
+            {
+                "resourceType": "MedicationAdministration",
+                "status": "completed",
+                "contained": [
+                    {
+                        "resourceType": "Medication",
+                        "id": "azi",
+                        "code": {"coding": [AZITHRO]},
+                        "ingredient": [
+                            {
+                                "itemCodeableConcept": {"coding": [AZITHRO]},
+                                "strength": {
+                                    "numerator": _qty(250, "mg"),
+                                    "denominator": {
+                                        "value": 1,
+                                        "unit": "TAB",
+                                        "system": "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm",
+                                        "code": "TAB",
+                                    },
+                                },
+                            }
+                        ],
+                    }
+                ],
+                "medicationReference": {"reference": "#azi"},
+                "subject": {"reference": self.pref},
+                "effectiveDateTime": tab_t.isoformat(),
+                "dosage": {
+                    "route": ORAL,
+                    "dose": {
+                        "value": 2,
+                        "unit": "TAB",
+                        "code": "TAB",
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm",
+                    },
+                },
+            }
+        )
         # covariates: weight (sometimes in pounds), height, creatinine daily (sometimes in umol/L)
         lb = rng.random() < 0.2
-        self._obs(WEIGHT, "Body weight", "vital-signs", start - dt.timedelta(hours=1),
-                  _qty(wt / 0.45359237, "[lb_av]") if lb else _qty(wt, "kg"))
-        self._obs(HEIGHT, "Body height", "vital-signs", start - dt.timedelta(hours=1),
-                  _qty(rng.normal(172 if sex == "male" else 162, 8), "cm"))
-        measurements = [Measurement(id="wt", code=Coding(system=LOINC, code=WEIGHT), category="vital-sign",
-                                    value=wt, unit="kg", time=start - dt.timedelta(hours=1), provenance=_PROV)]
+        self._obs(
+            WEIGHT,
+            "Body weight",
+            "vital-signs",
+            start - dt.timedelta(hours=1),
+            _qty(wt / 0.45359237, "[lb_av]") if lb else _qty(wt, "kg"),
+        )
+        self._obs(
+            HEIGHT,
+            "Body height",
+            "vital-signs",
+            start - dt.timedelta(hours=1),
+            _qty(rng.normal(172 if sex == "male" else 162, 8), "cm"),
+        )
+        measurements = [
+            Measurement(
+                id="wt",
+                code=Coding(system=LOINC, code=WEIGHT),
+                category="vital-sign",
+                value=wt,
+                unit="kg",
+                time=start - dt.timedelta(hours=1),
+                provenance=_PROV,
+            )
+        ]
         umol = rng.random() < 0.3
         for k in range(days):
             t = start + dt.timedelta(hours=k * 24 - 2)
             s = float(np.clip(scr * rng.lognormal(0, 0.08), 0.3, 5.0))
-            measurements.append(Measurement(id=f"scr{k}", code=Coding(system=LOINC, code=CREAT),
-                                            category="laboratory", value=s, unit="mg/dL", time=t, provenance=_PROV))
-            self._obs(CREAT, "Creatinine [Mass/volume] in Serum or Plasma", "laboratory", t,
-                      _qty(s * 88.4016973125884, "umol/L") if umol else _qty(s, "mg/dL"))
+            measurements.append(
+                Measurement(
+                    id=f"scr{k}",
+                    code=Coding(system=LOINC, code=CREAT),
+                    category="laboratory",
+                    value=s,
+                    unit="mg/dL",
+                    time=t,
+                    provenance=_PROV,
+                )
+            )
+            self._obs(
+                CREAT,
+                "Creatinine [Mass/volume] in Serum or Plasma",
+                "laboratory",
+                t,
+                _qty(s * 88.4016973125884, "umol/L") if umol else _qty(s, "mg/dL"),
+            )
         # drug levels: a peak 1 h after the end of each infusion and a trough before the next dose
-        twin = bind_patient(model, PatientRecord(patient=Patient(id="synthetic", sex=sex, age_years=age,
-                                                                 provenance=_PROV),
-                                                 measurements=tuple(measurements), doses=tuple(doses)))
-        times = sorted({d.start + dt.timedelta(hours=inf_h + 1) for d in doses} |
-                       {d.start - dt.timedelta(minutes=30) for d in doses[1:]})
+        twin = bind_patient(
+            model,
+            PatientRecord(
+                patient=Patient(id="synthetic", sex=sex, age_years=age, provenance=_PROV),
+                measurements=tuple(measurements),
+                doses=tuple(doses),
+            ),
+        )
+        times = sorted(
+            {d.start + dt.timedelta(hours=inf_h + 1) for d in doses}
+            | {d.start - dt.timedelta(minutes=30) for d in doses[1:]}
+        )
         re = card.random_effects
-        etas = dict(zip(re.etas, rng.multivariate_normal(np.zeros(len(re.etas)), re.omega_matrix()),
-                        strict=True)) if re.etas else {}
+        etas = (
+            dict(
+                zip(re.etas, rng.multivariate_normal(np.zeros(len(re.etas)), re.omega_matrix()), strict=True)
+            )
+            if re.etas
+            else {}
+        )
         obs = card.observables[0]
         pred = simulate(twin, [twin.hours(t) for t in times], etas=etas).values[obs.id]
         err = next((e for e in card.residual_error if e.observable == obs.id), None)
@@ -184,14 +313,25 @@ class _Patient:
             y = float(f)
             if err is not None:
                 y = y * (1 + rng.normal(0, err.proportional_sd or 0)) + rng.normal(0, err.additive_sd or 0)
-            spec = self._add({"resourceType": "Specimen", "subject": {"reference": self.pref},
-                              "collection": {"collectedDateTime": t.isoformat()}})
+            spec = self._add(
+                {
+                    "resourceType": "Specimen",
+                    "subject": {"reference": self.pref},
+                    "collection": {"collectedDateTime": t.isoformat()},
+                }
+            )
             q = _qty(max(y, lloq), obs.unit)
             if y < lloq:
                 q["comparator"] = "<"
             if code is not None:
-                self._obs(code.code, code.display or obs.id, "laboratory", t + dt.timedelta(minutes=5), q,
-                          specimen=spec)
+                self._obs(
+                    code.code,
+                    code.display or obs.id,
+                    "laboratory",
+                    t + dt.timedelta(minutes=5),
+                    q,
+                    specimen=spec,
+                )
 
     def _ref(self, res: dict[str, Any]) -> str:
         return self.full_urls[-1] if self.bundle else f"{res['resourceType']}/{res['id']}"
@@ -202,13 +342,25 @@ class _Patient:
         self.full_urls.append(f"urn:uuid:{res['id']}")
         return self._ref(res)
 
-    def _obs(self, code: str, display: str, cat: str, t: dt.datetime, q: dict[str, Any],
-             specimen: str | None = None) -> None:
-        res: dict[str, Any] = {"resourceType": "Observation", "status": "final",
-                               "category": [{"coding": [{"system": OBS_CAT, "code": cat}]}],
-                               "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
-                               "subject": {"reference": self.pref}, "encounter": {"reference": self.enc},
-                               "effectiveDateTime": t.isoformat(), "valueQuantity": q}
+    def _obs(
+        self,
+        code: str,
+        display: str,
+        cat: str,
+        t: dt.datetime,
+        q: dict[str, Any],
+        specimen: str | None = None,
+    ) -> None:
+        res: dict[str, Any] = {
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [{"coding": [{"system": OBS_CAT, "code": cat}]}],
+            "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+            "subject": {"reference": self.pref},
+            "encounter": {"reference": self.enc},
+            "effectiveDateTime": t.isoformat(),
+            "valueQuantity": q,
+        }
         if specimen:
             res["specimen"] = {"reference": specimen}
         self._add(res)
@@ -221,9 +373,19 @@ def _patients(n: int, sbml: str, card: ModelCard, days: int, seed: int, bundle: 
         yield _Patient(i, rng, model, days, bundle)
 
 
-def write_synthetic_feed(out: Path, n: int, *, sbml: str, card: ModelCard, label: str, fmt: Format = "bundle",
-                         days: int = 3, seed: int = 1, gzip_ndjson: bool = False,
-                         on_patient: Any = None) -> SynthResult:
+def write_synthetic_feed(
+    out: Path,
+    n: int,
+    *,
+    sbml: str,
+    card: ModelCard,
+    label: str,
+    fmt: Format = "bundle",
+    days: int = 3,
+    seed: int = 1,
+    gzip_ndjson: bool = False,
+    on_patient: Any = None,
+) -> SynthResult:
     """Write ``n`` synthetic patients to ``out`` as Bundles (one per patient) or a Bulk export."""
     if n < 1 or days < 1:
         raise InteropError("--n and --days must be at least 1")
@@ -232,9 +394,14 @@ def write_synthetic_feed(out: Path, n: int, *, sbml: str, card: ModelCard, label
     count = 0
     if fmt == "bundle":
         for i, p in enumerate(_patients(n, sbml, card, days, seed, bundle=True)):
-            bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-                {"fullUrl": u, "resource": r, "request": {"method": "POST", "url": r["resourceType"]}}
-                for u, r in zip(p.full_urls, p.resources, strict=True)]}
+            bundle = {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {"fullUrl": u, "resource": r, "request": {"method": "POST", "url": r["resourceType"]}}
+                    for u, r in zip(p.full_urls, p.resources, strict=True)
+                ],
+            }
             path = out / f"patient-{i:06d}.json"
             path.write_text(json.dumps(bundle), encoding="utf-8")
             written.append(path)
@@ -250,8 +417,11 @@ def write_synthetic_feed(out: Path, n: int, *, sbml: str, card: ModelCard, label
                 t = r["resourceType"]
                 if t not in handles:
                     name = f"{t}.ndjson" + (".gz" if gzip_ndjson else "")
-                    handles[t] = (gzip.open(out / name, "wt", encoding="utf-8") if gzip_ndjson
-                                  else (out / name).open("w", encoding="utf-8"))
+                    handles[t] = (
+                        gzip.open(out / name, "wt", encoding="utf-8")
+                        if gzip_ndjson
+                        else (out / name).open("w", encoding="utf-8")
+                    )
                     counts[t] = 0
                 handles[t].write(json.dumps(r) + "\n")
                 counts[t] += 1
@@ -262,10 +432,13 @@ def write_synthetic_feed(out: Path, n: int, *, sbml: str, card: ModelCard, label
         for h in handles.values():
             h.close()
     suffix = ".ndjson.gz" if gzip_ndjson else ".ndjson"
-    manifest = {"transactionTime": dt.datetime.now(dt.UTC).isoformat(), "request": f"synth:{label}",
-                "requiresAccessToken": False,
-                "output": [{"type": t, "url": f"{t}{suffix}", "count": c} for t, c in counts.items()],
-                "error": []}
+    manifest = {
+        "transactionTime": dt.datetime.now(dt.UTC).isoformat(),
+        "request": f"synth:{label}",
+        "requiresAccessToken": False,
+        "output": [{"type": t, "url": f"{t}{suffix}", "count": c} for t, c in counts.items()],
+        "error": [],
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     written = [out / "manifest.json", *(out / f"{t}{suffix}" for t in counts)]
     return SynthResult(out, fmt, n, count, tuple(written), label)

@@ -19,9 +19,14 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def collection(*resources: dict[str, Any]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "collection",
-            "entry": [{"fullUrl": f"http://example.org/fhir/{r.get('resourceType')}/{r.get('id', i)}", "resource": r}
-                      for i, r in enumerate(resources)]}
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": f"http://example.org/fhir/{r.get('resourceType')}/{r.get('id', i)}", "resource": r}
+            for i, r in enumerate(resources)
+        ],
+    }
 
 
 def pat1() -> dict[str, Any]:

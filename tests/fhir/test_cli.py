@@ -17,21 +17,42 @@ KEY = "cli-test-key-0123456789abcdef"
 def _run(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(data.ROOT), **(env_extra or {}))
     env.pop("INTEROP_PSEUDONYM_KEY", None)
-    return subprocess.run([sys.executable, "-m", "interop", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "interop", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_synth_import_export_end_to_end(tmp_path):
     keyfile = tmp_path / "key"
     keyfile.write_text(KEY)
     home = {"INTEROP_HOME": str(tmp_path / "home")}
-    r = _run("synth", "fhir", "--n", "4", "--format", "ndjson", "--gzip", "--out", str(tmp_path / "feed"),
-             env_extra=home)
+    r = _run(
+        "synth",
+        "fhir",
+        "--n",
+        "4",
+        "--format",
+        "ndjson",
+        "--gzip",
+        "--out",
+        str(tmp_path / "feed"),
+        env_extra=home,
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "feed" / "manifest.json").exists()
     out = tmp_path / "out"
-    r = _run("import", "fhir", str(tmp_path / "feed"), str(data.FHIR_SYNTHEA_BUNDLES[0]), "--out", str(out),
-             "--pseudonymise-key-file", str(keyfile), "--date-shift", env_extra=home)
+    r = _run(
+        "import",
+        "fhir",
+        str(tmp_path / "feed"),
+        str(data.FHIR_SYNTHEA_BUNDLES[0]),
+        "--out",
+        str(out),
+        "--pseudonymise-key-file",
+        str(keyfile),
+        "--date-shift",
+        env_extra=home,
+    )
     assert r.returncode == 0, r.stderr
     assert "counts add up: yes" in r.stderr
     records = sorted((out / "records").glob("*.json"))
@@ -48,18 +69,34 @@ def test_synth_import_export_end_to_end(tmp_path):
     assert len(list((tmp_path / "exported").glob("*.json"))) == 5
     # importing the export into the same folder merges by id: nothing duplicated, nothing lost
     before = {p.name: parse_json(PatientRecord, p.read_text()) for p in records}
-    r = _run("import", "fhir", str(tmp_path / "exported"), "--out", str(out), "--pseudonymise-key-file",
-             str(keyfile), env_extra=home)
+    r = _run(
+        "import",
+        "fhir",
+        str(tmp_path / "exported"),
+        "--out",
+        str(out),
+        "--pseudonymise-key-file",
+        str(keyfile),
+        env_extra=home,
+    )
     assert r.returncode == 0, r.stderr
-    after = {p.name: parse_json(PatientRecord, p.read_text()) for p in sorted((out / "records").glob("*.json"))}
+    after = {
+        p.name: parse_json(PatientRecord, p.read_text()) for p in sorted((out / "records").glob("*.json"))
+    }
     assert after.keys() == before.keys()
     for name, rec in before.items():
         assert {m.id for m in after[name].measurements} == {m.id for m in rec.measurements}
 
 
 def test_user_errors_print_one_line_and_exit_1(tmp_path):
-    r = _run("import", "fhir", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o"),
-             env_extra={"INTEROP_PSEUDONYM_KEY": KEY})
+    r = _run(
+        "import",
+        "fhir",
+        str(tmp_path / "missing.json"),
+        "--out",
+        str(tmp_path / "o"),
+        env_extra={"INTEROP_PSEUDONYM_KEY": KEY},
+    )
     assert r.returncode == 1
     r = _run("import", "fhir", str(data.FHIR_DEMO_BUNDLE), "--out", str(tmp_path / "o"))
     assert r.returncode == 1 and "pseudonymisation key" in r.stderr and "Traceback" not in r.stderr

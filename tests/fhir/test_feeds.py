@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import json
 from pathlib import Path
@@ -44,10 +43,27 @@ def test_manifest_error_and_deleted_entries_are_honoured(ndjson_feed, tmp_path):
     for f in ndjson_feed.iterdir():
         (tmp_path / f.name).write_bytes(f.read_bytes())
     first_obs = json.loads((tmp_path / "Observation.ndjson").read_text().splitlines()[0])
-    (tmp_path / "deleted.ndjson").write_text(json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"request": {"method": "DELETE", "url": f"Observation/{first_obs['id']}"}}]}) + "\n")
-    (tmp_path / "errors.ndjson").write_text(json.dumps({"resourceType": "OperationOutcome", "issue": [
-        {"severity": "error", "code": "processing", "diagnostics": "Unable to read Condition 17"}]}) + "\n")
+    (tmp_path / "deleted.ndjson").write_text(
+        json.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [{"request": {"method": "DELETE", "url": f"Observation/{first_obs['id']}"}}],
+            }
+        )
+        + "\n"
+    )
+    (tmp_path / "errors.ndjson").write_text(
+        json.dumps(
+            {
+                "resourceType": "OperationOutcome",
+                "issue": [
+                    {"severity": "error", "code": "processing", "diagnostics": "Unable to read Condition 17"}
+                ],
+            }
+        )
+        + "\n"
+    )
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     manifest["deleted"] = [{"type": "Bundle", "url": "deleted.ndjson"}]
     manifest["error"] = [{"type": "OperationOutcome", "url": "errors.ndjson"}]
@@ -63,13 +79,22 @@ def test_manifest_error_and_deleted_entries_are_honoured(ndjson_feed, tmp_path):
 def test_gzip_and_bad_lines_are_reported_by_line_and_the_rest_converts(ndjson_feed, tmp_path):
     lines = (ndjson_feed / "Observation.ndjson").read_text().splitlines()
     weight = next(json.loads(ln) for ln in lines if '"29463-7"' in ln)
-    heavy = dict(weight, id="too-heavy", valueQuantity={"value": 7000, "unit": "kg", "code": "kg",
-                                                      "system": "http://unitsofmeasure.org"})
+    heavy = dict(
+        weight,
+        id="too-heavy",
+        valueQuantity={"value": 7000, "unit": "kg", "code": "kg", "system": "http://unitsofmeasure.org"},
+    )
     future = dict(weight, id="future", effectiveDateTime="2999-01-01T00:00:00+00:00")
     orphan = dict(weight, id="orphan", subject={"reference": "Patient/nobody"})
-    bad = ["{not json", json.dumps({"resourceType": "Observation", "id": "no-status"}),
-           json.dumps({"resourceType": "Nonsense", "id": "x"}), json.dumps(heavy), json.dumps(future),
-           json.dumps(orphan), "[1, 2]"]
+    bad = [
+        "{not json",
+        json.dumps({"resourceType": "Observation", "id": "no-status"}),
+        json.dumps({"resourceType": "Nonsense", "id": "x"}),
+        json.dumps(heavy),
+        json.dumps(future),
+        json.dumps(orphan),
+        "[1, 2]",
+    ]
     feed = tmp_path / "feed"
     feed.mkdir()
     for f in ndjson_feed.iterdir():
@@ -100,27 +125,52 @@ def test_unordered_bundle_resolves_urn_uuid_and_conditional_references(key):
     p = pat1()
     obs = weight_of_pat1()
     obs["subject"] = {"reference": "Patient?identifier=urn:oid:1.2.36.146.595.217.0.1|12345"}
-    obs2 = dict(weight_of_pat1("2015-01-16T04:00:00+01:00"), id="w2",
-                subject={"reference": "urn:uuid:0b1c7a2e-1111-4c3b-9a55-2d7c6a1e0b01"})
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:aaaaaaaa-1111-4c3b-9a55-2d7c6a1e0b01", "resource": obs,
-         "request": {"method": "POST", "url": "Observation"}},
-        {"fullUrl": "urn:uuid:bbbbbbbb-1111-4c3b-9a55-2d7c6a1e0b01", "resource": obs2,
-         "request": {"method": "POST", "url": "Observation"}},
-        {"fullUrl": "urn:uuid:0b1c7a2e-1111-4c3b-9a55-2d7c6a1e0b01", "resource": p,
-         "request": {"method": "POST", "url": "Patient"}}]}
+    obs2 = dict(
+        weight_of_pat1("2015-01-16T04:00:00+01:00"),
+        id="w2",
+        subject={"reference": "urn:uuid:0b1c7a2e-1111-4c3b-9a55-2d7c6a1e0b01"},
+    )
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:aaaaaaaa-1111-4c3b-9a55-2d7c6a1e0b01",
+                "resource": obs,
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {
+                "fullUrl": "urn:uuid:bbbbbbbb-1111-4c3b-9a55-2d7c6a1e0b01",
+                "resource": obs2,
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {
+                "fullUrl": "urn:uuid:0b1c7a2e-1111-4c3b-9a55-2d7c6a1e0b01",
+                "resource": p,
+                "request": {"method": "POST", "url": "Patient"},
+            },
+        ],
+    }
     res = convert_bundle(bundle, key)
     assert res.report.balanced() and res.report.converted["Observation"] == 2
     assert len(res.records[0].measurements) == 2
 
 
 def _r5_admin() -> dict:
-    return {"resourceType": "MedicationAdministration", "id": "r5", "status": "completed",
-            "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/MedicationAdministration|5.0.0"]},
-            "medication": {"concept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                                   "code": "11124"}]}},
-            "subject": {"reference": "Patient/pat1"}, "occurenceDateTime": "2015-01-15T10:00:00+01:00",
-            "dosage": {"dose": {"value": 1, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}}}
+    return {
+        "resourceType": "MedicationAdministration",
+        "id": "r5",
+        "status": "completed",
+        "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/MedicationAdministration|5.0.0"]},
+        "medication": {
+            "concept": {
+                "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "11124"}]
+            }
+        },
+        "subject": {"reference": "Patient/pat1"},
+        "occurenceDateTime": "2015-01-15T10:00:00+01:00",
+        "dosage": {"dose": {"value": 1, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}},
+    }
 
 
 def test_r5_resources_are_detected_and_converted(key):
@@ -154,12 +204,18 @@ def test_preliminary_kept_and_flagged_cancelled_excluded(key):
 
 def test_site_table_adds_a_local_code_without_code_changes(tmp_path):
     table = tmp_path / "site.csv"
-    table.write_text("# version: site-1\ncode,display,category,unit,kind,analyte_system,analyte_code,"
-                     "analyte_display,matrix,molar_mass,min,max\n"
-                     "99999-9,Local gentamicin trough,drug-level,mg/L,drug,"
-                     "http://www.nlm.nih.gov/research/umls/rxnorm,1596450,gentamicin,plasma,,0,100\n")
-    obs = dict(weight_of_pat1(), id="lvl", code={"coding": [{"system": "http://loinc.org", "code": "99999-9"}]},
-               valueQuantity={"value": 2, "unit": "ug/mL", "system": "http://unitsofmeasure.org", "code": "ug/mL"})
+    table.write_text(
+        "# version: site-1\ncode,display,category,unit,kind,analyte_system,analyte_code,"
+        "analyte_display,matrix,molar_mass,min,max\n"
+        "99999-9,Local gentamicin trough,drug-level,mg/L,drug,"
+        "http://www.nlm.nih.gov/research/umls/rxnorm,1596450,gentamicin,plasma,,0,100\n"
+    )
+    obs = dict(
+        weight_of_pat1(),
+        id="lvl",
+        code={"coding": [{"system": "http://loinc.org", "code": "99999-9"}]},
+        valueQuantity={"value": 2, "unit": "ug/mL", "system": "http://unitsofmeasure.org", "code": "ug/mL"},
+    )
     path = tmp_path / "b.json"
     path.write_text(json.dumps(collection(pat1(), obs)))
     assert convert_bundle_file(path, KEY).records[0].measurements == ()
@@ -170,12 +226,23 @@ def test_site_table_adds_a_local_code_without_code_changes(tmp_path):
 
 
 def test_creatinine_molar_conversion_both_ways(key):
-    mol = dict(weight_of_pat1(), id="c1", code={"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
-               valueQuantity={"value": 88.4, "unit": "umol/L", "system": "http://unitsofmeasure.org",
-                              "code": "umol/L"})
-    mass = dict(weight_of_pat1(), id="c2", code={"coding": [{"system": "http://loinc.org", "code": "14682-9"}]},
-                valueQuantity={"value": 1.0, "unit": "mg/dL", "system": "http://unitsofmeasure.org",
-                               "code": "mg/dL"})
+    mol = dict(
+        weight_of_pat1(),
+        id="c1",
+        code={"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+        valueQuantity={
+            "value": 88.4,
+            "unit": "umol/L",
+            "system": "http://unitsofmeasure.org",
+            "code": "umol/L",
+        },
+    )
+    mass = dict(
+        weight_of_pat1(),
+        id="c2",
+        code={"coding": [{"system": "http://loinc.org", "code": "14682-9"}]},
+        valueQuantity={"value": 1.0, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"},
+    )
     res = convert_bundle(collection(pat1(), mol, mass), key)
     ms = {m.code.code: m for m in res.records[0].measurements}
     assert ms["2160-0"].value == pytest.approx(88.4 / 88.4017, rel=1e-4)  # 113.12 g/mol
@@ -187,5 +254,3 @@ def test_missing_file_is_a_typed_error(tmp_path):
     with pytest.raises(ConversionError) as err:
         convert_bundle_file(tmp_path / "nope.json", KEY)
     assert "nope.json" in str(err.value)
-
-

@@ -15,10 +15,22 @@ from interop.errors import ConversionError
 from tests import data
 from tests.fhir.conftest import KEY, collection, load, pat1, weight_of_pat1
 
-MAPPED = {"measurements": ("code", "category", "value", "unit", "time", "status", "drug_level"),
-          "doses": ("drug", "amount", "unit", "route", "start", "duration_h", "rate", "interval_h", "additional",
-                    "status"),
-          "conditions": ("code", "onset", "abatement", "clinical_status")}
+MAPPED = {
+    "measurements": ("code", "category", "value", "unit", "time", "status", "drug_level"),
+    "doses": (
+        "drug",
+        "amount",
+        "unit",
+        "route",
+        "start",
+        "duration_h",
+        "rate",
+        "interval_h",
+        "additional",
+        "status",
+    ),
+    "conditions": ("code", "onset", "abatement", "clinical_status"),
+}
 
 
 def _mapped(rec) -> dict:
@@ -62,7 +74,9 @@ def test_date_shift_keeps_time_of_day_and_every_interval():
     assert offset != dt.timedelta(0) and offset.seconds == 0 and offset.microseconds == 0  # whole days
     assert [t.timetz() for t in stimes] == [t.timetz() for t in times]
     assert shifted.patient.birth_date - plain.patient.birth_date == offset
-    assert all(any(t.kind == "date-shift" for t in m.provenance.transformations) for m in shifted.measurements)
+    assert all(
+        any(t.kind == "date-shift" for t in m.provenance.transformations) for m in shifted.measurements
+    )
     # the same key gives the same offset next time (records from two imports line up)
     again = convert_bundle_file(data.FHIR_DEMO_BUNDLE, KEY, date_shift=True).records[0]
     assert again.measurements[0].time == shifted.measurements[0].time
@@ -70,21 +84,43 @@ def test_date_shift_keeps_time_of_day_and_every_interval():
 
 def test_export_validates_and_round_trip_is_lossless_for_mapped_fields():
     b = load(data.FHIR_MEDADMIN["0306"])
-    b["contained"][0]["ingredient"] = [{"itemCodeableConcept": b["contained"][0]["code"], "strength": {
-        "numerator": {"value": 250, "code": "mg"}, "denominator": {"value": 1, "code": "TAB"}}}]
-    cond = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/pat1"},
-            "clinicalStatus": {"coding": [{"code": "active"}]},
-            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "40733004"}]},
-            "onsetDateTime": "2015-01-10T10:00:00Z"}
+    b["contained"][0]["ingredient"] = [
+        {
+            "itemCodeableConcept": b["contained"][0]["code"],
+            "strength": {
+                "numerator": {"value": 250, "code": "mg"},
+                "denominator": {"value": 1, "code": "TAB"},
+            },
+        }
+    ]
+    cond = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": {"reference": "Patient/pat1"},
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "40733004"}]},
+        "onsetDateTime": "2015-01-10T10:00:00Z",
+    }
     order = load(data.FHIR_MEDADMIN["0301"])
-    order = {"resourceType": "MedicationRequest", "id": "o1", "status": "active", "intent": "order",
-             "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                                       "code": "11124"}]},
-             "subject": {"reference": "Patient/pat1"}, "authoredOn": "2015-01-15T08:00:00+01:00",
-             "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 12, "periodUnit": "h",
-                                                          "count": 4}},
-                                    "doseAndRate": [{"doseQuantity": {"value": 1, "code": "g",
-                                                                      "system": "http://unitsofmeasure.org"}}]}]}
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "o1",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "11124"}]
+        },
+        "subject": {"reference": "Patient/pat1"},
+        "authoredOn": "2015-01-15T08:00:00+01:00",
+        "dosageInstruction": [
+            {
+                "timing": {"repeat": {"frequency": 1, "period": 12, "periodUnit": "h", "count": 4}},
+                "doseAndRate": [
+                    {"doseQuantity": {"value": 1, "code": "g", "system": "http://unitsofmeasure.org"}}
+                ],
+            }
+        ],
+    }
     feed = collection(pat1(), weight_of_pat1(), b, cond, order, load(data.FHIR_MEDADMIN["0305"]))
     first = convert_bundle(feed, KEY).records[0]
     assert len(first.doses) == 3 and len(first.conditions) == 1

@@ -13,17 +13,42 @@ from converters.fhir import convert_bundle
 from tests import data
 from tests.fhir.conftest import KEY, collection, load, pat1, weight_of_pat1
 
-SEEDS = [pat1(), weight_of_pat1(), load(data.FHIR_HEIGHT_IN) | {"subject": {"reference": "Patient/pat1"}},
-         *(load(p) for p in data.FHIR_MEDADMIN.values()),
-         load(data.FHIR_R4_SPEC / "MedicationRequest-medrx0318.json"), load(data.FHIR_DEMO_BUNDLE)["entry"][3]["resource"]]
+SEEDS = [
+    pat1(),
+    weight_of_pat1(),
+    load(data.FHIR_HEIGHT_IN) | {"subject": {"reference": "Patient/pat1"}},
+    *(load(p) for p in data.FHIR_MEDADMIN.values()),
+    load(data.FHIR_R4_SPEC / "MedicationRequest-medrx0318.json"),
+    load(data.FHIR_DEMO_BUNDLE)["entry"][3]["resource"],
+]
 
-VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
-                   st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-                   st.sampled_from(["", "entered-in-error", "preliminary", "mg/kg", "TAB", "[lb_av]", "kg",
-                                    "2999-01-01", "Patient/pat1", "#med0301", "urn:uuid:x", "Patient?identifier=a|b",
-                                    "not-a-date", "-5"]),
-                   st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=4), st.integers(),
-                                                                        max_size=2))
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "",
+            "entered-in-error",
+            "preliminary",
+            "mg/kg",
+            "TAB",
+            "[lb_av]",
+            "kg",
+            "2999-01-01",
+            "Patient/pat1",
+            "#med0301",
+            "urn:uuid:x",
+            "Patient?identifier=a|b",
+            "not-a-date",
+            "-5",
+        ]
+    ),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
 
 
 def _paths(obj: Any, prefix: tuple = ()) -> list[tuple]:

@@ -77,10 +77,15 @@ def test_tablets_without_strength_are_reported_not_guessed():
 
 def test_tablets_with_an_ingredient_strength_resolve_to_mg():
     ma = load(data.FHIR_MEDADMIN["0306"])
-    ma["contained"][0]["ingredient"] = [{
-        "itemCodeableConcept": ma["contained"][0]["code"],
-        "strength": {"numerator": {"value": 250, "system": "http://unitsofmeasure.org", "code": "mg"},
-                     "denominator": {"value": 1, "code": "TAB"}}}]
+    ma["contained"][0]["ingredient"] = [
+        {
+            "itemCodeableConcept": ma["contained"][0]["code"],
+            "strength": {
+                "numerator": {"value": 250, "system": "http://unitsofmeasure.org", "code": "mg"},
+                "denominator": {"value": 1, "code": "TAB"},
+            },
+        }
+    ]
     out = convert_bundle(collection(pat1(), ma), KEY)
     (dose,) = out.records[0].doses
     assert (dose.amount, dose.unit, dose.route) == (500.0, "mg", "oral")
@@ -131,11 +136,27 @@ def test_searchset_with_included_medication_resolves_the_reference():
     b = load(data.FHIR_SEARCHSET)
     b["entry"][1]["resource"]["code"] = {"coding": [{"system": RXNORM, "code": "11124"}]}
     b["entry"][0]["resource"]["status"] = "active"
-    b["entry"][0]["resource"]["dosageInstruction"] = [{"doseAndRate": [{"doseQuantity": {
-        "value": 1, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}}]}]
+    b["entry"][0]["resource"]["dosageInstruction"] = [
+        {
+            "doseAndRate": [
+                {
+                    "doseQuantity": {
+                        "value": 1,
+                        "unit": "g",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "g",
+                    }
+                }
+            ]
+        }
+    ]
     b["entry"][0]["resource"]["authoredOn"] = "2014-08-18"
-    b["entry"].append({"fullUrl": "https://example.com/base/Patient/347",
-                       "resource": {"resourceType": "Patient", "id": "347"}})
+    b["entry"].append(
+        {
+            "fullUrl": "https://example.com/base/Patient/347",
+            "resource": {"resourceType": "Patient", "id": "347"},
+        }
+    )
     out = convert_bundle(b, KEY)
     (dose,) = out.records[0].doses
     assert dose.status == "ordered" and dose.amount == 1000 and dose.drug.name == "vancomycin"

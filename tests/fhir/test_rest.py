@@ -25,7 +25,7 @@ def _pages() -> list[list[dict]]:
     for path in data.FHIR_SYNTHEA_BUNDLES:
         entries += [{"fullUrl": e["fullUrl"], "resource": e["resource"]} for e in load(path)["entry"]]
     size = 150
-    return [entries[i:i + size] for i in range(0, len(entries), size)]
+    return [entries[i : i + size] for i in range(0, len(entries), size)]
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +49,27 @@ def server():
             url = urlparse(self.path)
             seen.append(self.path)
             if url.path == "/fhir/metadata":
-                return self._send(200, {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1",
-                                        "status": "active", "kind": "instance", "format": ["json"],
-                                        "date": "2026-01-01"})
+                return self._send(
+                    200,
+                    {
+                        "resourceType": "CapabilityStatement",
+                        "fhirVersion": "4.0.1",
+                        "status": "active",
+                        "kind": "instance",
+                        "format": ["json"],
+                        "date": "2026-01-01",
+                    },
+                )
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 return self._send(401, {"resourceType": "OperationOutcome"})
             page = int(parse_qs(url.query).get("page", ["0"])[0])
             base = f"http://127.0.0.1:{self.server.server_address[1]}/fhir/everything"
-            body = {"resourceType": "Bundle", "type": "searchset", "entry": pages[page],
-                    "link": [{"relation": "self", "url": f"{base}?page={page}"}]}
+            body = {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": pages[page],
+                "link": [{"relation": "self", "url": f"{base}?page={page}"}],
+            }
             if page + 1 < len(pages):
                 body["link"].append({"relation": "next", "url": f"{base}?page={page + 1}"})
             return self._send(200, body)
