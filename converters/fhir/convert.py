@@ -92,7 +92,7 @@ class FhirConverter:
             report=self.report,
             version=version,
             date_shift=date_shift,
-            export_time=export_time,
+            export_time=export_time or dt.datetime.now(dt.UTC),  # later is impossible
         )
         self.sink: ItemSink = sink if sink is not None else MemorySink()
         self.info = info or FeedInfo(version=version)
@@ -247,8 +247,8 @@ def convert_paths(
     info = FeedInfo(version=version)
     conv = FhirConverter(key, tables=tables, version=version, date_shift=date_shift, sink=sink, info=info)
     for entry in iter_inputs(paths, info, token=token):
-        if conv.ctx.export_time is None and info.transaction_time is not None:
-            conv.ctx.export_time = info.transaction_time
+        if info.transaction_time is not None and conv.ctx.export_time != info.transaction_time:
+            conv.ctx.export_time = info.transaction_time  # a Bulk export: its transactionTime is the limit
         conv.add(entry)
         if on_entry is not None:
             on_entry(entry)

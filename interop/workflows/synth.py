@@ -50,7 +50,7 @@ AZITHRO = {
     "code": "18631",
     "display": "azithromycin",
 }
-ORIGIN = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+ORIGIN = dt.datetime(2025, 1, 6, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 _PROV = Provenance(source_system="synth", converter="interop.workflows.synth", converter_version="1")
 
 

@@ -254,3 +254,10 @@ def test_missing_file_is_a_typed_error(tmp_path):
     with pytest.raises(ConversionError) as err:
         convert_bundle_file(tmp_path / "nope.json", KEY)
     assert "nope.json" in str(err.value)
+
+
+def test_a_date_in_the_future_is_impossible_without_a_manifest_too(key):
+    future = dict(weight_of_pat1("2999-01-01T00:00:00Z"), id="f")
+    res = convert_bundle(collection(pat1(), future), key)
+    (issue,) = res.report.issues
+    assert "after the export" in issue.reason and issue.resource_id == "f"
