@@ -81,6 +81,7 @@ def main() -> None:
         try:
             report, _ = convert_paths([feed], b"benchmark-key-0123456789abcdef", sink=sink)
             t_conv = time.perf_counter() - t0
+            mem_conv = peak_mb()
             written = write_import(sink.records(), report, out)
         finally:
             sink.close()
@@ -101,7 +102,7 @@ def main() -> None:
         print(f"ratio pipeline / baseline: {pipe_rate / base_rate:.2f}x (goal >= 0.5x)")
         print(
             f"peak memory (ru_maxrss): before {mem0:.0f} MB, after baseline {mem_base:.0f} MB, "
-            f"after pipeline {mem_pipe:.0f} MB (goal < 1024 MB)"
+            f"after conversion {mem_conv:.0f} MB, after writing {mem_pipe:.0f} MB (goal < 1024 MB)"
         )
         tot = report.totals()
         print(
