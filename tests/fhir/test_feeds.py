@@ -261,3 +261,15 @@ def test_a_date_in_the_future_is_impossible_without_a_manifest_too(key):
     res = convert_bundle(collection(pat1(), future), key)
     (issue,) = res.report.issues
     assert "after the export" in issue.reason and issue.resource_id == "f"
+
+
+@pytest.mark.parametrize("btype", ["batch", "history", "document", "searchset", "transaction", "collection"])
+def test_every_bundle_type_converts_and_entries_without_resource_are_reported(key, btype):
+    bundle = collection(pat1(), weight_of_pat1())
+    bundle["type"] = btype
+    bundle["entry"].append({"request": {"method": "DELETE", "url": "Observation/old"}})
+    res = convert_bundle(bundle, key)
+    assert len(res.records[0].measurements) == 1
+    (issue,) = res.report.issues
+    assert issue.outcome == "skipped" and "DELETE Observation/old" in issue.reason
+    assert res.report.balanced()
