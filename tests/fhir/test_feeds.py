@@ -273,3 +273,22 @@ def test_every_bundle_type_converts_and_entries_without_resource_are_reported(ke
     (issue,) = res.report.issues
     assert issue.outcome == "skipped" and "DELETE Observation/old" in issue.reason
     assert res.report.balanced()
+
+
+def test_synth_takes_a_registered_model_by_id_and_version(tmp_path):
+    from registry import open_registry
+    from tests import data
+
+    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'r.sqlite'}")
+    sbml, card, _ = load_synth_model(settings, None)
+    reg = open_registry(settings.database_url, settings.blob_dir)
+    try:
+        stored = reg.submit(data.GENTAMICIN_SBML.read_text(), card, submitted_by="test")
+    finally:
+        reg.close()
+    sbml2, card2, label = load_synth_model(settings, f"{stored.model_id}@{stored.version}")
+    assert label == f"{stored.model_id}@{stored.version}" and card2.id == card.id and sbml2
+    res = write_synthetic_feed(tmp_path / "b", 2, sbml=sbml2, card=card2, label=label, fmt="bundle", days=2)
+    assert res.patients == 2 and len(res.files) == 2
+    conv = convert_bundle_file(tmp_path / "b", KEY)
+    assert conv.report.balanced() and all(r.drug_levels() for r in conv.records)
