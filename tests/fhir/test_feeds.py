@@ -292,3 +292,15 @@ def test_synth_takes_a_registered_model_by_id_and_version(tmp_path):
     assert res.patients == 2 and len(res.files) == 2
     conv = convert_bundle_file(tmp_path / "b", KEY)
     assert conv.report.balanced() and all(r.drug_levels() for r in conv.records)
+
+
+def test_infusion_rate_in_mass_per_time_gives_an_infusion_with_rate(key):
+    from tests import data
+    from tests.fhir.conftest import load
+
+    ma = load(data.FHIR_MEDADMIN["0301"])  # vancomycin 500 mg IV, start only
+    ma["status"] = "completed"
+    ma["dosage"]["rateQuantity"] = {"value": 250, "unit": "mg/h", "system": "http://unitsofmeasure.org",
+                                    "code": "mg/h"}
+    (dose,) = convert_bundle(collection(pat1(), ma), key).records[0].doses
+    assert (dose.route, dose.rate, dose.duration_h, dose.infusion_hours) == ("iv-infusion", 250.0, None, 2.0)
