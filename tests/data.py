@@ -51,3 +51,13 @@ PHARMML_ADVAN1 = PHARMML / "PKmacros_advan1_0.8.1.xml"
 PHARMML_ADVAN4 = PHARMML / "PKmacros_advan4_0.8.1.xml"
 PHARMML_ONECMT_IV = PHARMML_FIXTURES / "onecmt_iv_0.8.xml"
 PHARMML_ORAL_EFFECT = PHARMML_FIXTURES / "pkmacros_oral_effect_0.8.xml"
+
+# FHIR converter (issue 3)
+FHIR_SYNTHEA_BUNDLES = sorted(FHIR_SYNTHEA.glob("*.json"))
+FHIR_MEDADMIN = {n: FHIR_R4_SPEC / f"MedicationAdministration-medadmin{n}.json"
+                 for n in ("0301", "0302", "0303", "0304", "0305", "0306", "0307")}
+FHIR_PATIENT_EXAMPLE = FHIR_R4_SPEC / "Patient-example.json"
+FHIR_WEIGHT_LB = FHIR_R4_SPEC / "Observation-example.json"
+FHIR_HEIGHT_IN = FHIR_R4_SPEC / "Observation-body-height.json"
+FHIR_SEARCHSET = FHIR_R4_SPEC / "Bundle-bundle-example.json"
+FHIR_DEMO_BUNDLE = DEMO / "gentamicin_patient.json"

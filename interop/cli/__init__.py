@@ -39,9 +39,18 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 
 def _register() -> None:
     # One line per command group; each module defines `register(app)`.
-    from interop.cli import demo, import_omics, imports, pharmml, schemas
+    from interop.cli import (
+        demo,
+        export_fhir,
+        import_fhir,
+        import_omics,
+        imports,
+        pharmml,
+        schemas,
+        synth,
+    )
 
-    for module in (schemas, imports, import_omics, demo, pharmml):
+    for module in (schemas, imports, import_fhir, import_omics, export_fhir, synth, demo, pharmml):
         module.register(app)
 
 
