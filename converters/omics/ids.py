@@ -2,20 +2,23 @@
 
 The mapping file (CSV or TSV with a header) has columns ``sample_id`` and ``patient_id``.
 With a key, the patient id (from the mapping, else the sample id itself) is a source
-identifier and is replaced by ``HMAC-SHA256(key, id)`` in hex; without a key it is taken as
-already pseudonymous. A sample missing from a given mapping resolves to None (the caller
+identifier and is replaced by its keyed HMAC-SHA256 pseudonym (``converters.pseudonym``, the
+same function the FHIR converter uses); without a key it is taken as already pseudonymous.
+Written as ``SYSTEM|VALUE`` (e.g. ``urn:oid:2.999.1.1.1|MRN-0042``), it gets exactly the
+pseudonym the FHIR converter gives a Patient whose first identifier has that system and value,
+so omics and clinical data merge into one record. A sample missing from a given mapping
+resolves to None (the caller
 reports it); it never falls back to its own id.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from converters.pseudonym import pseudonymise as _keyed_hash
 from interop.errors import ConversionError
 
 __all__ = ["PatientIds", "pseudonymise", "read_mapping"]
@@ -24,8 +27,9 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 
 
 def pseudonymise(key: str, source_id: str) -> str:
-    """``HMAC-SHA256(key, source_id)`` as 64 hex digits."""
-    return hmac.new(key.encode("utf-8"), source_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    """The keyed pseudonym of ``source_id`` (``SYSTEM|VALUE`` or a bare value)."""
+    system, _, value = source_id.rpartition("|")
+    return _keyed_hash(key.encode("utf-8"), system, value)
 
 
 def read_mapping(path: Path) -> dict[str, str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from converters.omics import PatientIds, import_pharmcat, import_vcf, load_record
+from converters.omics.ids import pseudonymise
 from converters.omics.pharmcat import read_pharmcat
 from interop.errors import ConversionError
 from tests.data import (
@@ -97,11 +98,21 @@ def test_pseudonymised_patient_ids(tmp_path: Path) -> None:
     ids = PatientIds(key="site-secret", mapping={"Sample_1": "MRN-12345"})
     import_pharmcat(PGX_PHENOTYPE_JSON, tmp_path, ids)
     (path,) = (tmp_path / "records").glob("*.json")
-    assert (
-        len(path.stem) == 64
-        and "MRN" not in path.read_text()
-        and "Sample_1" not in path.read_text()
-    )
+    assert path.stem == pseudonymise("site-secret", "MRN-12345")
+    assert "MRN" not in path.read_text() and "Sample_1" not in path.read_text()
+
+
+def test_system_value_ids_match_the_fhir_converters_pseudonym(tmp_path: Path) -> None:
+    """A mapping to SYSTEM|VALUE merges with the record the FHIR converter made for that Patient."""
+    from converters import convert_bundle_file
+    from tests.data import DEMO
+
+    key = "site-secret-0123456789"
+    fhir_id = convert_bundle_file(DEMO / "gentamicin_patient.json", key.encode()).records[0].patient.id
+    ids = PatientIds(key=key, mapping={"Sample_1": "urn:oid:2.999.1.1.1|MRN-0042-DEMO"})
+    import_pharmcat(PGX_PHENOTYPE_JSON, tmp_path, ids)
+    (path,) = (tmp_path / "records").glob("*.json")
+    assert path.stem == fhir_id
 
 
 def test_report_json_and_our_vcf_call_agree_on_example2(tmp_path: Path) -> None:
