@@ -36,20 +36,27 @@ class XmlLimits:
 def check_xml(raw: bytes, *, source: str | None = None, limits: XmlLimits = XmlLimits()) -> str:
     """Parse ``raw`` safely; returns the root element's tag (``{ns}local``) or raises UnsafeXmlError."""
     if len(raw) > limits.max_bytes:
-        raise UnsafeXmlError(f"document of {len(raw)} bytes exceeds the limit of {limits.max_bytes}",
-                             source=source)
+        raise UnsafeXmlError(
+            f"document of {len(raw)} bytes exceeds the limit of {limits.max_bytes}", source=source
+        )
     depth = 0
     root_tag = ""
     try:
-        for event, elem in DET.iterparse(io.BytesIO(raw), events=("start", "end"), forbid_dtd=True,
-                                         forbid_entities=True, forbid_external=True):
+        for event, elem in DET.iterparse(
+            io.BytesIO(raw),
+            events=("start", "end"),
+            forbid_dtd=True,
+            forbid_entities=True,
+            forbid_external=True,
+        ):
             if event == "start":
                 depth += 1
                 if depth == 1:
                     root_tag = elem.tag
                 if depth > limits.max_depth:
-                    raise UnsafeXmlError(f"XML nesting deeper than {limits.max_depth} elements",
-                                         source=source)
+                    raise UnsafeXmlError(
+                        f"XML nesting deeper than {limits.max_depth} elements", source=source
+                    )
             else:
                 depth -= 1
                 elem.clear()

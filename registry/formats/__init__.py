@@ -71,5 +71,6 @@ def detect_format(raw: bytes, *, source: str | None = None) -> str:
     for name in available_formats():
         if get_format(name).detect(raw):
             return name
-    raise UnknownFormatError("not a model format the registry reads "
-                             f"({', '.join(available_formats())})", source=source)
+    raise UnknownFormatError(
+        f"not a model format the registry reads ({', '.join(available_formats())})", source=source
+    )

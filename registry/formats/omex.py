@@ -20,7 +20,8 @@ import libcombine
 
 from interop.schema import ModelCard, parse_json
 from registry.formats import ExtraFile
-from registry.formats.sbml import InvalidModelError, load as load_sbml
+from registry.formats.sbml import InvalidModelError
+from registry.formats.sbml import load as load_sbml
 from registry.safexml import MAX_BYTES, check_xml
 
 __all__ = ["CARD_LOCATION", "detect", "extra_files", "load", "normalise_format", "write_archive"]
@@ -50,9 +51,9 @@ def normalise_format(uri: str) -> str:
     """The old spelling of a COMBINE format URI (what libcombine's KnownFormats knows)."""
     uri = uri.strip()
     if uri.startswith(_NEW):
-        return _OLD + uri[len(_NEW):]
+        return _OLD + uri[len(_NEW) :]
     if uri.startswith("https://identifiers.org/combine.specifications/"):
-        return "http://" + uri[len("https://"):]
+        return "http://" + uri[len("https://") :]
     return uri
 
 
@@ -61,9 +62,15 @@ def kind_of(uri: str) -> str:
     old = normalise_format(uri)
     if not old.startswith(_OLD):
         return "other"
-    tail = old[len(_OLD):]
-    for prefix, kind in (("sbml", "sbml"), ("sed-ml", "sedml"), ("sedml", "sedml"),
-                         ("omex-metadata", "metadata"), ("omex-manifest", "manifest"), ("omex", "archive")):
+    tail = old[len(_OLD) :]
+    for prefix, kind in (
+        ("sbml", "sbml"),
+        ("sed-ml", "sedml"),
+        ("sedml", "sedml"),
+        ("omex-metadata", "metadata"),
+        ("omex-manifest", "manifest"),
+        ("omex", "archive"),
+    ):
         if tail.startswith(prefix):
             return kind
     return "other"

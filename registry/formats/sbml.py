@@ -28,14 +28,18 @@ def read_document(text: str, *, source: str | None = None) -> libsbml.SBMLDocume
     """libsbml's document for ``text``; fatal and XML-level errors raise InvalidModelError."""
     doc = libsbml.readSBMLFromString(text)
     log = doc.getErrorLog()
-    fatal = [log.getError(i) for i in range(log.getNumErrors())
-             if log.getError(i).getSeverity() in (libsbml.LIBSBML_SEV_FATAL, libsbml.LIBSBML_SEV_ERROR)
-             and log.getError(i).getCategory() in (libsbml.LIBSBML_CAT_XML, libsbml.LIBSBML_CAT_SBML)]
+    fatal = [
+        log.getError(i)
+        for i in range(log.getNumErrors())
+        if log.getError(i).getSeverity() in (libsbml.LIBSBML_SEV_FATAL, libsbml.LIBSBML_SEV_ERROR)
+        and log.getError(i).getCategory() in (libsbml.LIBSBML_CAT_XML, libsbml.LIBSBML_CAT_SBML)
+    ]
     if fatal or doc.getModel() is None:
         first = fatal[0] if fatal else None
         msg = first.getMessage().strip() if first else "no <model> element"
-        raise InvalidModelError(f"libsbml cannot read the model: {msg}", source=source,
-                                line=first.getLine() if first else None)
+        raise InvalidModelError(
+            f"libsbml cannot read the model: {msg}", source=source, line=first.getLine() if first else None
+        )
     return doc
 
 
