@@ -52,7 +52,7 @@ from registry.db import make_engine as _make_engine
 from registry.formats import ExtraFile, detect_format, get_format
 from registry.formats.sbml import read_document
 from registry.migrate import upgrade
-from registry.rdf import VersionFacts, add_version, new_graph
+from registry.rdf import VersionFacts, add_version, new_graph, serialise
 from registry.search import Page, SearchQuery, VersionSummary, run_search, summarise
 from registry.validation import SimulateCheck, ValidationReport, validate_model
 
@@ -595,6 +595,16 @@ class Registry:
     def _creators(self, row: VersionRow) -> tuple[str, ...]:
         doc = read_document(self.blobs.get(row.sbml_sha256).decode("utf-8"))
         return extract_metadata(doc).creators
+
+    def export_omex(self, model_id: str, version: int | None = None) -> bytes:
+        """The version as a COMBINE/OMEX archive (manifest, SBML, card, metadata.rdf)."""
+        from registry.export import export_omex
+
+        return export_omex(self, model_id, version)
+
+    def export_rdf(self, model_id: str, version: int | None = None, fmt: str = "turtle") -> str:
+        """The version's metadata as Turtle or JSON-LD."""
+        return serialise(self.metadata_graph(model_id, version), fmt)
 
     def sparql(self, query: str) -> list[dict[str, str]]:
         """Run a SPARQL SELECT over the whole registry's metadata graph."""
