@@ -119,3 +119,24 @@ def test_oversized_chunked_upload_refused(server: tuple[str, dict[str, str], int
     assert sent > 200 * 1024 * 1024
     assert peak_kib() - before < 50 * 1024
     assert time.perf_counter() - t0 < 120
+
+
+@pytest.mark.postgres
+def test_cli_against_the_api(server: tuple[str, dict[str, str], int], tmp_path: Path) -> None:
+    url, tokens, _ = server
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(tmp_path / "client-home"),
+           "INTEROP_API": url, "INTEROP_TOKEN": tokens["alice"], "COLUMNS": "200"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "interop", "registry", *args], env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    r = run("submit", str(GENTAMICIN_SBML), "--card", str(GENTAMICIN_CARD))
+    assert r.returncode == 0, r.stderr
+    assert "Stored gentamicin-1cmt@1" in r.stdout and "reproduce" in r.stdout
+    r = run("show", "gentamicin-1cmt", "--validation")
+    assert r.returncode == 0 and "no validation records" in r.stdout and "validated" in r.stdout
+    env["INTEROP_TOKEN"] = tokens["rita"]  # a reader cannot publish
+    r = run("publish", "gentamicin-1cmt", "1")
+    assert r.returncode == 1 and "HTTP 403" in r.stderr
+    assert not (tmp_path / "client-home").exists(), "--api mode never opens a local registry"
