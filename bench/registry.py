@@ -37,15 +37,30 @@ from registry.db import AnnotationRow, DrugRow, ModelRow, VersionRow  # noqa: E4
 from registry.formats import detect_format, get_format  # noqa: E402
 from tests.data import ABSORPTION_SBML, BIOMD321_OMEX, GENTAMICIN_CARD, GENTAMICIN_SBML, POSTGRES_URL  # noqa: E402
 
-DRUGS = [("gentamicin", "J01GB03", "1596450"), ("vancomycin", "J01XA01", "11124"), ("amikacin", "J01GB06", "641"),
-         ("tobramycin", "J01GB01", "10627"), ("warfarin", "B01AA03", "11289"), ("tacrolimus", "L04AD02", "42316"),
-         ("ciclosporin", "L04AD01", "3008"), ("busulfan", "L01AB01", "1828"), ("meropenem", "J01DH02", "29561"),
-         ("piperacillin", "J01CA12", "8339"), ("levodopa", "N04BA01", "6375"), ("phenytoin", "N03AB02", "8183"),
-         ("valproate", "N03AG01", "11118"), ("lithium", "N05AN01", "6448"), ("digoxin", "C01AA05", "3407"),
-         ("theophylline", "R03DA04", "10438"), ("methotrexate", "L01BA01", "6851"), ("voriconazole", "J02AC03",
-                                                                                     "121243")]
-WORDS = ("one compartment two three oral intravenous infusion renal hepatic paediatric neonatal adult obese "
-         "critically ill population pharmacokinetic covariate clearance volume absorption allometric").split()
+DRUGS = [
+    ("gentamicin", "J01GB03", "1596450"),
+    ("vancomycin", "J01XA01", "11124"),
+    ("amikacin", "J01GB06", "641"),
+    ("tobramycin", "J01GB01", "10627"),
+    ("warfarin", "B01AA03", "11289"),
+    ("tacrolimus", "L04AD02", "42316"),
+    ("ciclosporin", "L04AD01", "3008"),
+    ("busulfan", "L01AB01", "1828"),
+    ("meropenem", "J01DH02", "29561"),
+    ("piperacillin", "J01CA12", "8339"),
+    ("levodopa", "N04BA01", "6375"),
+    ("phenytoin", "N03AB02", "8183"),
+    ("valproate", "N03AG01", "11118"),
+    ("lithium", "N05AN01", "6448"),
+    ("digoxin", "C01AA05", "3407"),
+    ("theophylline", "R03DA04", "10438"),
+    ("methotrexate", "L01BA01", "6851"),
+    ("voriconazole", "J02AC03", "121243"),
+]
+WORDS = (
+    "one compartment two three oral intravenous infusion renal hepatic paediatric neonatal adult obese "
+    "critically ill population pharmacokinetic covariate clearance volume absorption allometric"
+).split()
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -74,9 +89,11 @@ def baseline_direct(raw: bytes, name: str) -> None:
 
 def bench_submit(url: str, blob_dir: Path, label: str) -> None:
     card = parse_json(ModelCard, GENTAMICIN_CARD.read_text())
-    files = [(ABSORPTION_SBML.name, ABSORPTION_SBML.read_bytes(), None),
-             (BIOMD321_OMEX.name, BIOMD321_OMEX.read_bytes(), None),
-             (GENTAMICIN_SBML.name, GENTAMICIN_SBML.read_bytes(), card)]
+    files = [
+        (ABSORPTION_SBML.name, ABSORPTION_SBML.read_bytes(), None),
+        (BIOMD321_OMEX.name, BIOMD321_OMEX.read_bytes(), None),
+        (GENTAMICIN_SBML.name, GENTAMICIN_SBML.read_bytes(), card),
+    ]
     reg = open_registry(url, blob_dir, simulate_check=twin_simulate_check)
     print(f"\n== submit + validate ({label}) ==")
     print(f"{'model':<30} {'registry s':>11} {'direct s':>9} {'ratio':>6}")
@@ -116,21 +133,48 @@ def generate(url: str, blob_dir: Path, n_versions: int, seed: int = 7) -> None:
             vid += 1
             words = " ".join(rng.sample(WORDS, 6))
             title = f"{drug[0].capitalize()} {words} model {m} v{n}"
-            versions.append({"id": vid, "model_id": mid, "number": n, "sbml_sha256": uuid.uuid4().hex * 2,
-                             "content_sha256": uuid.uuid4().hex * 2, "format": rng.choice(["sbml", "omex", "antimony"]),
-                             "card": None, "title": title, "search_text": (title + " " + words).lower(),
-                             "institution": inst, "status": rng.choice(["submitted", "validated", "published"]),
-                             "submitted_by": "bench", "status_changed_by": "bench"})
-            drugs += [{"version_id": vid, "system": ATC, "code": drug[1], "display": drug[0]},
-                      {"version_id": vid, "system": RXNORM, "code": drug[2], "display": drug[0]}]
-            anns += [{"version_id": vid, "element": f"s{j}", "qualifier": "bqbiol:is",
-                      "uri": f"http://identifiers.org/CHEBI:{rng.randint(1, 90000)}"} for j in range(4)]
-            anns.append({"version_id": vid, "element": "", "qualifier": "bqbiol:hasTaxon",
-                         "uri": "http://identifiers.org/taxonomy/9606"})
+            versions.append(
+                {
+                    "id": vid,
+                    "model_id": mid,
+                    "number": n,
+                    "sbml_sha256": uuid.uuid4().hex * 2,
+                    "content_sha256": uuid.uuid4().hex * 2,
+                    "format": rng.choice(["sbml", "omex", "antimony"]),
+                    "card": None,
+                    "title": title,
+                    "search_text": (title + " " + words).lower(),
+                    "institution": inst,
+                    "status": rng.choice(["submitted", "validated", "published"]),
+                    "submitted_by": "bench",
+                    "status_changed_by": "bench",
+                }
+            )
+            drugs += [
+                {"version_id": vid, "system": ATC, "code": drug[1], "display": drug[0]},
+                {"version_id": vid, "system": RXNORM, "code": drug[2], "display": drug[0]},
+            ]
+            anns += [
+                {
+                    "version_id": vid,
+                    "element": f"s{j}",
+                    "qualifier": "bqbiol:is",
+                    "uri": f"http://identifiers.org/CHEBI:{rng.randint(1, 90000)}",
+                }
+                for j in range(4)
+            ]
+            anns.append(
+                {
+                    "version_id": vid,
+                    "element": "",
+                    "qualifier": "bqbiol:hasTaxon",
+                    "uri": "http://identifiers.org/taxonomy/9606",
+                }
+            )
     with eng.begin() as c:
         c.execute(insert(ModelRow), models)
         for chunk in range(0, len(versions), 2000):
-            c.execute(insert(VersionRow), versions[chunk:chunk + 2000])
+            c.execute(insert(VersionRow), versions[chunk : chunk + 2000])
         c.execute(insert(DrugRow), drugs)
         c.execute(insert(AnnotationRow), anns)
         if url.startswith("postgresql"):
@@ -174,12 +218,15 @@ def naive(url: str) -> Callable[[SearchQuery], list[tuple[str, int]]]:
                 continue
             if q.annotation and not any(q.annotation.lower() in u for u in an.get(v["id"], [])):
                 continue
-            if (q.format and v["format"] != q.format) or (q.institution and v["institution"] != q.institution) or (
-                    q.status and v["status"] != q.status):
+            if (
+                (q.format and v["format"] != q.format)
+                or (q.institution and v["institution"] != q.institution)
+                or (q.status and v["status"] != q.status)
+            ):
                 continue
             out.append((v["model_id"], v["number"]))
         out.sort()
-        return out[(q.page - 1) * q.per_page:q.page * q.per_page]
+        return out[(q.page - 1) * q.per_page : q.page * q.per_page]
 
     return run
 
@@ -187,10 +234,14 @@ def naive(url: str) -> Callable[[SearchQuery], list[tuple[str, int]]]:
 def bench_search(url: str, blob_dir: Path, label: str, n_versions: int, repeat: int) -> None:
     t0 = time.perf_counter()
     generate(url, blob_dir, n_versions)
-    print(f"\n== search over {n_versions} versions ({label}); generated in {time.perf_counter() - t0:.1f} s ==")
+    print(
+        f"\n== search over {n_versions} versions ({label}); generated in {time.perf_counter() - t0:.1f} s =="
+    )
     reg = open_registry(url, blob_dir)
     base = naive(url)
-    print(f"{'query':<22} {'hits':>6} {'median ms':>10} {'p95 ms':>8} {'naive median ms':>16} {'speed-up':>9}")
+    print(
+        f"{'query':<22} {'hits':>6} {'median ms':>10} {'p95 ms':>8} {'naive median ms':>16} {'speed-up':>9}"
+    )
     try:
         for name, q in QUERIES.items():
             page = reg.search(q)
@@ -198,8 +249,9 @@ def bench_search(url: str, blob_dir: Path, label: str, n_versions: int, repeat: 
             assert ours_ids == base(q), f"{name}: registry and naive baseline disagree"
             ours = timed(lambda q=q: reg.search(q), repeat)
             naive_t = timed(lambda q=q: base(q), max(3, repeat // 10))
-            print(f"{name:<22} {page.total:>6} {statistics.median(ours) * 1e3:>10.2f} {pct(ours, 0.95) * 1e3:>8.2f} "
-                  f"{statistics.median(naive_t) * 1e3:>16.1f} {statistics.median(naive_t) / statistics.median(ours):>8.1f}x")
+            med, p95, nmed = statistics.median(ours), pct(ours, 0.95), statistics.median(naive_t)
+            print(f"{name:<22} {page.total:>6} {med * 1e3:>10.2f} {p95 * 1e3:>8.2f} {nmed * 1e3:>16.1f} "
+                  f"{nmed / med:>8.1f}x")
     finally:
         reg.close()
 
@@ -213,7 +265,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         bench_submit(f"sqlite:///{tmpd / 'submit.sqlite'}", tmpd / "blobs", "SQLite")
-        bench_search(f"sqlite:///{tmpd / 'search.sqlite'}", tmpd / "blobs2", "SQLite", args.versions, args.repeat)
+        bench_search(
+            f"sqlite:///{tmpd / 'search.sqlite'}", tmpd / "blobs2", "SQLite", args.versions, args.repeat
+        )
         if not args.no_postgres:
             with pg_schema() as url:
                 bench_submit(url, tmpd / "blobs3", "PostgreSQL")

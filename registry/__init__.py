@@ -5,7 +5,14 @@ from registry.blobs import BlobStore, sha256_hex
 from registry.formats import ExtraFile, UnknownFormatError, available_formats, detect_format
 from registry.search import Page, SearchQuery, VersionSummary
 from registry.service import AuditEntry, Registry, StoredFile, StoredModel, open_registry
-from registry.validation import STAGES_ORDER, Issue, SimulateCheck, StageResult, ValidationReport, validate_model
+from registry.validation import (
+    STAGES_ORDER,
+    Issue,
+    SimulateCheck,
+    StageResult,
+    ValidationReport,
+    validate_model,
+)
 
 __all__ = [
     "LOCAL",

@@ -693,7 +693,7 @@ def _retryable(exc: DBAPIError) -> bool:
 
 
 def open_registry(database_url: str, blob_dir: Path, **options: Any) -> Registry:
-    """Open (creating and migrating if needed) the registry at ``database_url`` with blobs under ``blob_dir``."""
+    """Open (creating and migrating if needed) the registry at ``database_url``, blobs in ``blob_dir``."""
     try:
         return Registry(database_url, blob_dir, **options)
     except RegistryError:

@@ -377,6 +377,7 @@ def import_dir(
     )
     rows: list[tuple[str, str, str]] = []
     ctx = _remote(api, token) if api else _local()
+    backend: Any
     with (
         ctx as backend,
         Progress(

@@ -22,6 +22,7 @@ from interop.settings import Settings
 from interop.twin import bind_regimen, check_reference_outputs, load_model, simulate
 from registry import Issue, Principal, Registry, StageResult, ValidationReport, open_registry
 from registry.auth import LOCAL
+from registry.validation import Status
 
 __all__ = ["open_validating_registry", "twin_simulate_check", "validate_version"]
 
@@ -124,7 +125,8 @@ def twin_simulate_check(sbml: str, card: ModelCard | None) -> list[StageResult]:
         )
         for c in checks
     )
-    status = "failed" if any(not c.passed or math.isnan(c.max_relative_error) for c in checks) else "passed"
+    bad_check = any(not c.passed or math.isnan(c.max_relative_error) for c in checks)
+    status: Status = "failed" if bad_check else "passed"
     return [sim, StageResult("reproduce", status, rissues, time.perf_counter() - t1)]
 
 

@@ -27,10 +27,19 @@ def _submit_kwargs(api: Api, title: str = "x") -> dict[str, Any]:
 
 def _record(api: Api, site: str) -> dict[str, Any]:
     sha = api.client.get(V, headers=api.h("carol")).json()["sbml_sha256"]
-    rec = ValidationRecord(model_id=M, model_version=1, model_sha256=sha, site=site, software="t 1",
-                           dataset_fingerprint="0" * 64, n_patients=3, n_levels=9,
-                           metrics=(MetricValue(name="mpe_percent", setting="a-priori", observable="gentamicin",
-                                                value=4.2, n=9),))
+    rec = ValidationRecord(
+        model_id=M,
+        model_version=1,
+        model_sha256=sha,
+        site=site,
+        software="t 1",
+        dataset_fingerprint="0" * 64,
+        n_patients=3,
+        n_levels=9,
+        metrics=(
+            MetricValue(name="mpe_percent", setting="a-priori", observable="gentamicin", value=4.2, n=9),
+        ),
+    )
     return {"content": rec.model_dump_json(), "headers_extra": {"Content-Type": "application/json"}}
 
 
@@ -48,26 +57,59 @@ class Endpoint:
 
 ENDPOINTS = [
     Endpoint("GET", "/models", "/models?drug=gentamicin", "reader", False),
-    Endpoint("POST", "/models", "/models", "contributor", True, lambda a, who: _submit_kwargs(a, f"by {who}"),
-             other_institution="bob", ok=201),
+    Endpoint(
+        "POST",
+        "/models",
+        "/models",
+        "contributor",
+        True,
+        lambda a, who: _submit_kwargs(a, f"by {who}"),
+        other_institution="bob",
+        ok=201,
+    ),
     Endpoint("GET", "/models/{model_id}", f"/models/{M}", "reader", False),
     Endpoint("GET", "/models/{model_id}/versions/{version}", V, "reader", False),
     Endpoint("GET", "/models/{model_id}/versions/{version}/sbml", f"{V}/sbml", "reader", False),
     Endpoint("GET", "/models/{model_id}/versions/{version}/report", f"{V}/report", "reader", False),
-    Endpoint("POST", "/models/{model_id}/versions/{version}/validate", f"{V}/validate", "contributor", True,
-             other_institution="bob"),
+    Endpoint(
+        "POST",
+        "/models/{model_id}/versions/{version}/validate",
+        f"{V}/validate",
+        "contributor",
+        True,
+        other_institution="bob",
+    ),
     Endpoint("POST", "/models/{model_id}/versions/{version}/publish", f"{V}/publish", "curator", True),
     Endpoint("POST", "/models/{model_id}/versions/{version}/deprecate", f"{V}/deprecate", "curator", True),
-    Endpoint("GET", "/models/{model_id}/versions/{version}/export", f"{V}/export?format=turtle", "reader", False),
-    Endpoint("POST", "/models/{model_id}/versions/{version}/validation-records", f"{V}/validation-records",
-             "contributor", True, lambda a, who: _record(a, {"alice": "uni-a", "carol": "hub"}.get(who, "uni-a")),
-             other_institution="bob", ok=201),
-    Endpoint("GET", "/models/{model_id}/versions/{version}/validation-records", f"{V}/validation-records",
-             "reader", False),
+    Endpoint(
+        "GET", "/models/{model_id}/versions/{version}/export", f"{V}/export?format=turtle", "reader", False
+    ),
+    Endpoint(
+        "POST",
+        "/models/{model_id}/versions/{version}/validation-records",
+        f"{V}/validation-records",
+        "contributor",
+        True,
+        lambda a, who: _record(a, {"alice": "uni-a", "carol": "hub"}.get(who, "uni-a")),
+        other_institution="bob",
+        ok=201,
+    ),
+    Endpoint(
+        "GET",
+        "/models/{model_id}/versions/{version}/validation-records",
+        f"{V}/validation-records",
+        "reader",
+        False,
+    ),
     Endpoint("GET", "/models/{model_id}/audit", f"/models/{M}/audit", "reader", False),
     Endpoint("GET", "/audit", "/audit", "curator", False),
-    Endpoint("GET", "/sparql", "/sparql?query=SELECT%20%3Fs%20WHERE%20%7B%20%3Fs%20%3Fp%20%3Fo%20%7D%20LIMIT%201",
-             "reader", False),
+    Endpoint(
+        "GET",
+        "/sparql",
+        "/sparql?query=SELECT%20%3Fs%20WHERE%20%7B%20%3Fs%20%3Fp%20%3Fo%20%7D%20LIMIT%201",
+        "reader",
+        False,
+    ),
 ]
 WHO_FOR_ROLE = {"reader": "rita", "contributor": "alice", "curator": "carol"}
 BELOW = {"reader": [], "contributor": ["rita"], "curator": ["rita", "alice"]}
@@ -121,8 +163,12 @@ def test_bob_can_submit_his_own_model_but_not_a_version_of_alices(api: Api) -> N
     _seed(api)
     card = json.loads(GENTAMICIN_CARD.read_text())
     card["id"] = "bobs-model"
-    r = api.client.post("/models", headers=api.h("bob"), files={"file": ("g.xml", GENTAMICIN_SBML.read_bytes())},
-                        data={"card": json.dumps(card)})
+    r = api.client.post(
+        "/models",
+        headers=api.h("bob"),
+        files={"file": ("g.xml", GENTAMICIN_SBML.read_bytes())},
+        data={"card": json.dumps(card)},
+    )
     assert r.status_code == 201 and r.json()["institution"] == "uni-b"
     r = api.client.post("/models", headers=api.h("bob"), **_submit_kwargs(api, "hijack"))  # type: ignore[arg-type]
     assert r.status_code == 403 and "belongs to 'uni-a'" in r.json()["detail"]

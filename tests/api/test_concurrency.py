@@ -35,10 +35,18 @@ def server(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str], i
     settings = Settings(home=tmp_path / "home", database_url=pg_url)
     tokens = make_users(settings)
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(settings.home),
-           "INTEROP_DATABASE_URL": pg_url}
-    proc = subprocess.Popen([sys.executable, "-m", "interop", "registry", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "INTEROP_HOME": str(settings.home),
+        "INTEROP_DATABASE_URL": pg_url,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "interop", "registry", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -110,9 +118,15 @@ def test_oversized_chunked_upload_refused(server: tuple[str, dict[str, str], int
 
     before = peak_kib()
     t0 = time.perf_counter()
-    r = httpx.post(f"{url}/models", content=body(), timeout=120,
-                   headers={"Authorization": f"Bearer {tokens['alice']}",
-                            "Content-Type": "multipart/form-data; boundary=x"})
+    r = httpx.post(
+        f"{url}/models",
+        content=body(),
+        timeout=120,
+        headers={
+            "Authorization": f"Bearer {tokens['alice']}",
+            "Content-Type": "multipart/form-data; boundary=x",
+        },
+    )
     assert r.status_code == 413 and "upload limit" in r.json()["detail"]
     # httpx sends the whole body before reading the answer; the server discarded it as it came:
     # its peak memory grew by far less than the 200 MB sent.
@@ -124,12 +138,23 @@ def test_oversized_chunked_upload_refused(server: tuple[str, dict[str, str], int
 @pytest.mark.postgres
 def test_cli_against_the_api(server: tuple[str, dict[str, str], int], tmp_path: Path) -> None:
     url, tokens, _ = server
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(tmp_path / "client-home"),
-           "INTEROP_API": url, "INTEROP_TOKEN": tokens["alice"], "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "INTEROP_HOME": str(tmp_path / "client-home"),
+        "INTEROP_API": url,
+        "INTEROP_TOKEN": tokens["alice"],
+        "COLUMNS": "200",
+    }
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "interop", "registry", *args], env=env, capture_output=True,
-                              text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "interop", "registry", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     r = run("submit", str(GENTAMICIN_SBML), "--card", str(GENTAMICIN_CARD))
     assert r.returncode == 0, r.stderr

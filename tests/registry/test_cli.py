@@ -16,8 +16,13 @@ from tests.data import ABSORPTION_SBML, BIOMD321_OMEX, GENTAMICIN_CARD, GENTAMIC
 def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(home), "COLUMNS": "200"}
     env.pop("INTEROP_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "interop", "registry", *args], env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "interop", "registry", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_import_dir_show_search_export_publish(tmp_path: Path) -> None:
@@ -25,8 +30,9 @@ def test_import_dir_show_search_export_publish(tmp_path: Path) -> None:
     src.mkdir()
     for p in (ABSORPTION_SBML, BIOMD321_OMEX, GENTAMICIN_SBML, GENTAMICIN_CARD):
         shutil.copy(p, src / p.name)
-    broken = GENTAMICIN_SBML.read_text().replace('compartment="body" initialAmount', 'compartment="nowhere" '
-                                                                                       'initialAmount', 1)
+    broken = GENTAMICIN_SBML.read_text().replace(
+        'compartment="body" initialAmount', 'compartment="nowhere" initialAmount', 1
+    )
     (src / "broken.xml").write_text(broken.replace('id="gentamicin_1cmt"', 'id="broken_model"'))
     (src / "notes.xml").write_text("<notes>not a model</notes>")
 
@@ -39,11 +45,24 @@ def test_import_dir_show_search_export_publish(tmp_path: Path) -> None:
     try:
         sha = reg.get("gentamicin-1cmt", 1).sbml_sha256
         for site, value in (("uni-a", 3.25), ("uni-b", -7.5)):
-            reg.add_validation_record(ValidationRecord(
-                model_id="gentamicin-1cmt", model_version=1, model_sha256=sha, site=site, software="t 1",
-                dataset_fingerprint="c" * 64, n_patients=5, n_levels=20,
-                metrics=(MetricValue(name="mpe_percent", setting="a-priori", observable="gentamicin", value=value,
-                                     n=20),)), submitted_by=f"{site}-bot")
+            reg.add_validation_record(
+                ValidationRecord(
+                    model_id="gentamicin-1cmt",
+                    model_version=1,
+                    model_sha256=sha,
+                    site=site,
+                    software="t 1",
+                    dataset_fingerprint="c" * 64,
+                    n_patients=5,
+                    n_levels=20,
+                    metrics=(
+                        MetricValue(
+                            name="mpe_percent", setting="a-priori", observable="gentamicin", value=value, n=20
+                        ),
+                    ),
+                ),
+                submitted_by=f"{site}-bot",
+            )
     finally:
         reg.close()
     r = _run(home, "show", "gentamicin-1cmt", "--validation")

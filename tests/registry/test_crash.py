@@ -45,8 +45,12 @@ CHILD = textwrap.dedent("""
 def test_killed_submission_leaves_nothing_visible(db_url: str, tmp_path: Path, where: str) -> None:
     blobs = tmp_path / "blobs"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", CHILD, db_url, str(blobs), str(GENTAMICIN_CARD),
-                           str(GENTAMICIN_SBML), where], env=env, capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, db_url, str(blobs), str(GENTAMICIN_CARD), str(GENTAMICIN_SBML), where],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     left = [p for p in blobs.rglob("*") if p.is_file()]
     assert left, "the child died after writing to the blob folder"

@@ -50,7 +50,10 @@ def test_omex_in_manifest_model_and_extras(store: Registry) -> None:
     assert (s.format, s.model_id) == ("omex", "biomd0000000321")
     assert "dopa" in s.title.lower()
     roles = sorted((f.role, f.path) for f in store.files(s.model_id, s.version))
-    assert ("model", "files/BIOMD0000000321_urn.xml") in roles and ("source", "source/BIOMD0000000321.omex") in roles
+    assert ("model", "files/BIOMD0000000321_urn.xml") in roles and (
+        "source",
+        "source/BIOMD0000000321.omex",
+    ) in roles
 
 
 def _rewrite_manifest(raw: bytes, old_uris: bool) -> bytes:
@@ -59,8 +62,10 @@ def _rewrite_manifest(raw: bytes, old_uris: bool) -> bytes:
         for item in zin.infolist():
             data = zin.read(item.filename)
             if item.filename.endswith("manifest.xml") and old_uris:
-                data = data.replace(b"https://identifiers.org/combine.specifications:",
-                                    b"http://identifiers.org/combine.specifications/")
+                data = data.replace(
+                    b"https://identifiers.org/combine.specifications:",
+                    b"http://identifiers.org/combine.specifications/",
+                )
                 data = data.replace(b"specifications/sbml", b"specifications/sbml.level-3.version-1")
             zout.writestr(item, data)
     return out.getvalue()
@@ -84,7 +89,9 @@ def test_omex_out_round_trip(store: Registry, gentamicin: tuple[str, ModelCard])
     path.write_bytes(raw)
     assert archive.initializeFromArchive(str(path))
     manifest = archive.getManifest()
-    entries = {manifest.getContent(i).getLocation(): manifest.getContent(i) for i in range(manifest.getNumContents())}
+    entries = {
+        manifest.getContent(i).getLocation(): manifest.getContent(i) for i in range(manifest.getNumContents())
+    }
     assert entries["./model.xml"].getMaster()
     assert set(entries) >= {"./model.xml", "./model-card.json", "./metadata.rdf"}
     assert "omex-metadata" in entries["./metadata.rdf"].getFormat()

@@ -17,8 +17,10 @@ from tests.data import BIOMD321_OMEX
 
 def test_card_as_rdf(store: Registry, gentamicin: tuple[str, ModelCard]) -> None:
     sbml, card = gentamicin
-    card = card.replace(publications=[{"doi": "10.1000/xyz", "pubmed": "123456"}],
-                        contributors=[{"name": "Ada Modeller", "orcid": "0000-0002-1825-0097"}])
+    card = card.replace(
+        publications=[{"doi": "10.1000/xyz", "pubmed": "123456"}],
+        contributors=[{"name": "Ada Modeller", "orcid": "0000-0002-1825-0097"}],
+    )
     store.submit(sbml, card)
     g = store.metadata_graph(card.id, 1)
     v = version_uri(card.id, 1)
@@ -52,7 +54,11 @@ def test_sparql_over_the_whole_registry(store: Registry, gentamicin: tuple[str, 
     rows = store.sparql("""
         PREFIX bqbiol: <http://biomodels.net/biology-qualifiers/>
         PREFIX dcterms: <http://purl.org/dc/terms/>
-        SELECT ?id WHERE { ?v bqbiol:hasPart <https://identifiers.org/atc:J01GB03> ; dcterms:identifier ?id }""")
+        SELECT ?id WHERE {
+            ?v bqbiol:hasPart <https://identifiers.org/atc:J01GB03> ; dcterms:identifier ?id }""")
     assert rows == [{"id": "gentamicin-1cmt@1"}]
-    rows = store.sparql("SELECT (COUNT(DISTINCT ?v) AS ?n) WHERE { ?v a <https://w3id.org/digphat/registry/vocab#ModelVersion> }")
+    rows = store.sparql(
+        "PREFIX reg: <https://w3id.org/digphat/registry/vocab#> "
+        "SELECT (COUNT(DISTINCT ?v) AS ?n) WHERE { ?v a reg:ModelVersion }"
+    )
     assert rows == [{"n": "2"}]

@@ -15,12 +15,23 @@ def _ids(page) -> list[str]:  # type: ignore[no-untyped-def]
 def test_search_criteria(store: Registry, gentamicin: tuple[str, ModelCard]) -> None:
     sbml, card = gentamicin
     store.submit(sbml, card, principal=Principal("a", "uni-a", "contributor"))
-    store.submit(sbml, card.replace(id="vanco-1cmt", title="Vancomycin one compartment", description="renal",
-                                    drugs=[{"system": "http://www.whocc.no/atc", "code": "J01XA01",
-                                            "display": "vancomycin"},
-                                           {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "11124",
-                                            "display": "vancomycin"}]),
-                 principal=Principal("b", "uni-b", "contributor"))
+    store.submit(
+        sbml,
+        card.replace(
+            id="vanco-1cmt",
+            title="Vancomycin one compartment",
+            description="renal",
+            drugs=[
+                {"system": "http://www.whocc.no/atc", "code": "J01XA01", "display": "vancomycin"},
+                {
+                    "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                    "code": "11124",
+                    "display": "vancomycin",
+                },
+            ],
+        ),
+        principal=Principal("b", "uni-b", "contributor"),
+    )
     store.submit_file(BIOMD321_OMEX.read_bytes(), filename=BIOMD321_OMEX.name)
     store.submit_file(ABSORPTION_SBML.read_bytes(), filename=ABSORPTION_SBML.name)
     assert _ids(store.search(drug="gentamicin")) == ["gentamicin-1cmt@1"]

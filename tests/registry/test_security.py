@@ -26,11 +26,13 @@ BOMB = b"""<?xml version="1.0"?>
  <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
  <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
 ]>
-<sbml xmlns="http://www.sbml.org/sbml/level3/version2/core" level="3" version="2"><model id="m" name="&lol9;"/></sbml>"""
+<sbml xmlns="http://www.sbml.org/sbml/level3/version2/core" level="3" version="2">
+<model id="m" name="&lol9;"/></sbml>"""
 
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE sbml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-<sbml xmlns="http://www.sbml.org/sbml/level3/version2/core" level="3" version="2"><model id="m" name="&xxe;"/></sbml>"""
+<sbml xmlns="http://www.sbml.org/sbml/level3/version2/core" level="3" version="2">
+<model id="m" name="&xxe;"/></sbml>"""
 
 XXE_NET = b"""<?xml version="1.0"?>
 <!DOCTYPE sbml SYSTEM "http://203.0.113.1/sbml.dtd">
@@ -58,7 +60,12 @@ def test_dtds_and_entities_refused(store: Registry, raw: bytes) -> None:
 
 
 def test_deep_nesting_refused() -> None:
-    deep = b"<sbml xmlns='http://www.sbml.org/sbml/level3/version2/core'>" + b"<a>" * 100_000 + b"</a>" * 100_000 + b"</sbml>"
+    deep = (
+        b"<sbml xmlns='http://www.sbml.org/sbml/level3/version2/core'>"
+        + b"<a>" * 100_000
+        + b"</a>" * 100_000
+        + b"</sbml>"
+    )
     with pytest.raises(UnsafeXmlError, match="deeper than 256"):
         check_xml(deep)
 
@@ -79,7 +86,10 @@ def test_oversized_upload_refused_before_parsing(tmp_path, db_url: str) -> None:
 def test_zip_bomb_refused_from_the_central_directory(store: Registry) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr("manifest.xml", b'<omexManifest xmlns="http://identifiers.org/combine.specifications/omex-manifest"/>')
+        z.writestr(
+            "manifest.xml",
+            b'<omexManifest xmlns="http://identifiers.org/combine.specifications/omex-manifest"/>',
+        )
         z.writestr("big.xml", b"\0" * (60 * 1024 * 1024))  # 60 MB of zeros, ~60 kB compressed
     raw = buf.getvalue()
     assert len(raw) < 1_000_000

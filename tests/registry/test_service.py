@@ -16,8 +16,9 @@ CAROL = Principal("carol", "hub", "curator")
 READER = Principal("rita", "uni-a", "reader")
 
 
-def test_new_content_new_version_identical_content_deduplicated(store: Registry,
-                                                                 gentamicin: tuple[str, ModelCard]) -> None:
+def test_new_content_new_version_identical_content_deduplicated(
+    store: Registry, gentamicin: tuple[str, ModelCard]
+) -> None:
     sbml, card = gentamicin
     v1 = store.submit(sbml, card, submitted_by="demo")
     again = store.submit(sbml, card, submitted_by="demo")
@@ -60,8 +61,9 @@ def test_cardless_sbml_is_stored_but_cannot_bind(store: Registry) -> None:
         _ = s.card
 
 
-def test_lifecycle_with_who_and_when_in_the_audit_log(validating_store: Registry,
-                                                      gentamicin: tuple[str, ModelCard]) -> None:
+def test_lifecycle_with_who_and_when_in_the_audit_log(
+    validating_store: Registry, gentamicin: tuple[str, ModelCard]
+) -> None:
     reg = validating_store
     sbml, card = gentamicin
     s = reg.submit(sbml, card, principal=ALICE)
@@ -80,7 +82,11 @@ def test_lifecycle_with_who_and_when_in_the_audit_log(validating_store: Registry
     assert reg.deprecate(card.id, 1, principal=CAROL, reason="superseded").status == "deprecated"
     log = reg.audit(card.id)
     assert [(e.action, e.actor) for e in log] == [
-        ("submit", "alice"), ("validate", "alice"), ("publish", "carol"), ("deprecate", "carol")]
+        ("submit", "alice"),
+        ("validate", "alice"),
+        ("publish", "carol"),
+        ("deprecate", "carol"),
+    ]
     assert all(e.at is not None for e in log) and log[-1].detail == {"reason": "superseded"}
 
 

@@ -19,7 +19,9 @@ def _stages(report) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {s.name: s.status for s in report.stages}
 
 
-def test_gentamicin_passes_every_stage_and_reproduces_reference_outputs(gentamicin: tuple[str, ModelCard]) -> None:
+def test_gentamicin_passes_every_stage_and_reproduces_reference_outputs(
+    gentamicin: tuple[str, ModelCard],
+) -> None:
     report = validate_model(*gentamicin, simulate_check=twin_simulate_check)
     assert [s.name for s in report.stages] == list(STAGES_ORDER)
     assert report.is_valid
@@ -49,7 +51,9 @@ def test_not_well_formed_fails_the_xml_stage(gentamicin: tuple[str, ModelCard]) 
     assert "not well-formed" in report.failed_stage.issues[0].message  # type: ignore[union-attr]
 
 
-def test_unreadable_sbml_fails_the_sbml_stage_with_libsbmls_message(gentamicin: tuple[str, ModelCard]) -> None:
+def test_unreadable_sbml_fails_the_sbml_stage_with_libsbmls_message(
+    gentamicin: tuple[str, ModelCard],
+) -> None:
     broken = gentamicin[0].replace('level="3" version="2"', 'level="9" version="2"', 1)
     report = validate_model(broken, None)
     assert report.failed_stage is not None and report.failed_stage.name == "sbml"
@@ -57,7 +61,8 @@ def test_unreadable_sbml_fails_the_sbml_stage_with_libsbmls_message(gentamicin: 
 
 
 def test_inconsistent_sbml_fails_the_consistency_stage_with_libsbmls_message(
-        gentamicin: tuple[str, ModelCard]) -> None:
+    gentamicin: tuple[str, ModelCard],
+) -> None:
     sbml, card = gentamicin
     broken = sbml.replace('compartment="body" initialAmount', 'compartment="nowhere" initialAmount', 1)
     report = validate_model(broken, card, simulate_check=twin_simulate_check)
@@ -67,7 +72,9 @@ def test_inconsistent_sbml_fails_the_consistency_stage_with_libsbmls_message(
     # libsbml's own text for rule 20601, with the line of the species.
     doc = libsbml.readSBMLFromString(broken)
     doc.checkConsistency()
-    expected = next(doc.getError(i) for i in range(doc.getNumErrors()) if doc.getError(i).getErrorId() == 20601)
+    expected = next(
+        doc.getError(i) for i in range(doc.getNumErrors()) if doc.getError(i).getErrorId() == 20601
+    )
     assert err.message.startswith("[20601]") and expected.getMessage().strip() in err.message
     assert err.line == expected.getLine()
     assert _stages(report)["simulate"] == "skipped"
@@ -108,7 +115,9 @@ def test_model_that_cannot_simulate_fails_the_simulate_stage(gentamicin: tuple[s
     assert report.failed_stage.name == "simulate", report.failed_stage
 
 
-def test_publish_refused_after_a_failed_stage(validating_store: Registry, gentamicin: tuple[str, ModelCard]) -> None:
+def test_publish_refused_after_a_failed_stage(
+    validating_store: Registry, gentamicin: tuple[str, ModelCard]
+) -> None:
     sbml, card = gentamicin
     ref = card.reference_outputs[0].model_dump()
     ref["values"] = [v * 2 for v in ref["values"]]
