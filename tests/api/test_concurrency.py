@@ -10,16 +10,19 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from interop.settings import Settings
 from tests.api.conftest import make_users
-from tests.data import GENTAMICIN_CARD, GENTAMICIN_SBML, ROOT
+from tests.data import GENTAMICIN_CARD, GENTAMICIN_SBML, POSTGRES_URL, ROOT
+from tests.registry.conftest import PG
 
 N = 20
 
@@ -30,8 +33,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str], int]]:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], int]]:
+    """One uvicorn server for the module, on a fresh PostgreSQL schema (dropped afterwards)."""
+    if not PG:
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield from _serve(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", tmp_path_factory.mktemp("srv"))
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _serve(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str], int]]:
     settings = Settings(home=tmp_path / "home", database_url=pg_url)
     tokens = make_users(settings)
     port = _free_port()
@@ -94,7 +113,11 @@ def test_twenty_concurrent_submitters(server: tuple[str, dict[str, str], int]) -
     assert len({v for v, _ in shared}) == 1, "every submitter of the shared content got the same version"
     assert sum(1 for _, dedup in shared if dedup) == N - 1
     assert not any(dedup for _, dedup in results[0::2])
-    submits = [a for a in audit if a["action"] in ("submit", "submit-identical")]
+    submits = [
+        a
+        for a in audit
+        if a["action"] in ("submit", "submit-identical") and a["model_id"] == "gentamicin-1cmt"
+    ]
     assert len(submits) == 2 * N, "one audit entry per submission"
     assert sorted(a["version"] for a in submits if a["action"] == "submit") == list(range(1, N + 2))
 
@@ -156,12 +179,15 @@ def test_cli_against_the_api(server: tuple[str, dict[str, str], int], tmp_path: 
             timeout=300,
         )
 
-    r = run("submit", str(GENTAMICIN_SBML), "--card", str(GENTAMICIN_CARD))
+    card = json.loads(GENTAMICIN_CARD.read_text())
+    card["id"] = "cli-model"
+    (tmp_path / "cli.card.json").write_text(json.dumps(card))
+    r = run("submit", str(GENTAMICIN_SBML), "--card", str(tmp_path / "cli.card.json"))
     assert r.returncode == 0, r.stderr
-    assert "Stored gentamicin-1cmt@1" in r.stdout and "reproduce" in r.stdout
-    r = run("show", "gentamicin-1cmt", "--validation")
+    assert "Stored cli-model@1" in r.stdout and "reproduce" in r.stdout
+    r = run("show", "cli-model", "--validation")
     assert r.returncode == 0 and "no validation records" in r.stdout and "validated" in r.stdout
     env["INTEROP_TOKEN"] = tokens["rita"]  # a reader cannot publish
-    r = run("publish", "gentamicin-1cmt", "1")
+    r = run("publish", "cli-model", "1")
     assert r.returncode == 1 and "HTTP 403" in r.stderr
     assert not (tmp_path / "client-home").exists(), "--api mode never opens a local registry"
