@@ -116,3 +116,17 @@ def test_tokens(store: Registry) -> None:
     assert store.authenticate(token + "x") is None
     with pytest.raises(PermissionDenied):
         store.create_user("eve", "uni-a", "curator", principal=ALICE)
+
+
+def test_skeleton_database_is_refused_with_a_clear_message(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import create_engine
+
+    from registry import open_registry
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    eng = create_engine(url)
+    with eng.begin() as c:
+        c.execute(text("CREATE TABLE model_versions (id INTEGER PRIMARY KEY)"))
+    eng.dispose()
+    with pytest.raises(RegistryError, match="pre-migration registry skeleton"):
+        open_registry(url, tmp_path / "b")
