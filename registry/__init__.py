@@ -3,8 +3,8 @@
 from registry.auth import LOCAL, Principal
 from registry.blobs import BlobStore, sha256_hex
 from registry.formats import ExtraFile, UnknownFormatError, available_formats, detect_format
-from registry.search import Page, SearchQuery, VersionSummary
 from registry.records import AuditEntry, StoredFile, StoredModel
+from registry.search import Page, SearchQuery, VersionSummary
 from registry.service import Registry, open_registry
 from registry.validation import (
     STAGES_ORDER,
