@@ -74,16 +74,19 @@ async def submit_model(
     if len(raw) > settings.max_upload_bytes:
         raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "upload exceeds the limit")
     parsed = parse_json(ModelCard, card, source="card") if card else None
-    stored = await run_in_threadpool(
-        registry.submit_file,
-        raw,
-        filename=file.filename,
-        fmt=format or None,
-        card=parsed,
-        model_id=model_id or None,
-        principal=user,
-    )
-    return version_detail(stored, registry.files(stored.model_id, stored.version))
+
+    def store() -> VersionDetail:
+        stored = registry.submit_file(
+            raw,
+            filename=file.filename,
+            fmt=format or None,
+            card=parsed,
+            model_id=model_id or None,
+            principal=user,
+        )
+        return version_detail(stored, registry.files(stored.model_id, stored.version))
+
+    return await run_in_threadpool(store)
 
 
 @router.get("/models/{model_id}", response_model=list[VersionDetail], summary="Every version of a model")

@@ -102,3 +102,25 @@ def test_omex_out_round_trip(store: Registry, gentamicin: tuple[str, ModelCard])
     with zipfile.ZipFile(io.BytesIO(raw)) as z:
         rdf = z.read("metadata.rdf").decode()
     assert "identifiers.org/atc:J01GB03" in rdf and "http://purl.org/dc/terms/" in rdf
+
+
+def test_omex_sedml_and_metadata_are_kept(store: Registry) -> None:
+    """An archive written with old-style URIs, SED-ML and metadata: all kept, roles from the manifest."""
+    sbml = ABSORPTION_SBML.read_bytes()
+    sedml = b'<sedML xmlns="http://sed-ml.org/sed-ml/level1/version3" level="1" version="3"/>'
+    meta = b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/>'
+    old = "http://identifiers.org/combine.specifications/"
+    raw = omex_fmt.write_archive(
+        [
+            ("model/abs.xml", old + "sbml.level-3.version-1", sbml, True),
+            ("sim.sedml", old + "sed-ml.level-1.version-3", sedml, False),
+            ("extra-metadata.rdf", old + "omex-metadata", meta, False),
+        ]
+    )
+    s = store.submit_file(raw, filename="abs.omex")
+    assert s.sbml.encode() == sbml
+    kept = {f.path: (f.role, store.file_bytes(f)) for f in store.files(s.model_id, s.version)}
+    assert kept["files/sim.sedml"] == ("sedml", sedml)
+    assert kept["files/extra-metadata.rdf"] == ("metadata", meta)
+    # metadata.rdf written by write_archive itself is absent here (no metadata passed): only ours.
+    assert sorted(r for r, _ in kept.values()) == ["metadata", "model", "sedml", "source"]
