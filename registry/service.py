@@ -54,6 +54,7 @@ from registry.metadata import build_graph
 from registry.migrate import upgrade
 from registry.rdf import serialise
 from registry.records import AuditEntry, GarbageReport, StoredFile, StoredModel
+from registry.safexml import check_xml
 from registry.search import Page, SearchQuery, VersionSummary, run_search, summarise
 from registry.validation import SimulateCheck, ValidationReport, validate_model
 
@@ -130,6 +131,7 @@ class Registry:
             raise RegistryError(
                 f"model of {len(data)} bytes exceeds {self.max_upload_bytes}", source=filename
             )
+        check_xml(data, source=filename)  # before libsbml, which would expand entities
         doc = read_document(sbml, source=filename)
         meta = extract_metadata(doc)
         if card is not None and model_id is not None and model_id != card.id:
