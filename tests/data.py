@@ -61,3 +61,9 @@ FHIR_WEIGHT_LB = FHIR_R4_SPEC / "Observation-example.json"
 FHIR_HEIGHT_IN = FHIR_R4_SPEC / "Observation-body-height.json"
 FHIR_SEARCHSET = FHIR_R4_SPEC / "Bundle-bundle-example.json"
 FHIR_DEMO_BUNDLE = DEMO / "gentamicin_patient.json"
+
+# Registry (issue 5)
+ABSORPTION_SBML = SBML / "absorption_first_order.xml"
+BIOMD321_OMEX = SBML / "BIOMD0000000321.omex"
+GENTAMICIN_ANTIMONY = MODELS / "gentamicin_1cmt.ant"
+POSTGRES_URL = os.environ.get("INTEROP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

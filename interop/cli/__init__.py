@@ -46,11 +46,14 @@ def _register() -> None:
         import_omics,
         imports,
         pharmml,
+        registry,
         schemas,
         synth,
     )
 
-    for module in (schemas, imports, import_fhir, import_omics, export_fhir, synth, demo, pharmml):
+    for module in (
+        schemas, imports, import_fhir, import_omics, export_fhir, synth, demo, pharmml, registry,
+    ):
         module.register(app)
 
 
