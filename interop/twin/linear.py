@@ -63,7 +63,11 @@ class LinearSystem:
         self.obs_index = np.array([self.index[observable_parameter(o.id)] for o in model.card.observables])
         self.settable = [g for g in self.gids if g in model.defaults]
         self.defaults = np.array([model.defaults.get(g, 0.0) for g in self.gids])
+        self._settable_idx = np.array([self.index[g] for g in self.settable], dtype=np.int32)
+        inputs = {input_parameter(t) for t in self.B}
+        self._input_pos = np.array([k for k, g in enumerate(self.settable) if g in inputs], dtype=int)
         self._cache: dict[bytes, _Matrices] = {}
+        self._Nk = self.N[:, self.keep]
 
     def values_for(self, overrides: Mapping[str, float]) -> np.ndarray:
         v = self.defaults.copy()
@@ -80,12 +84,34 @@ class LinearSystem:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
+        A, g0, C, c0, allv = self.raw(values)
+        n = self.n
+        V = W = lam = None
+        try:
+            lam_, V_ = np.linalg.eig(A)
+            W_ = np.linalg.inv(V_)
+            # cheap conditioning bound (max|V| max|W| n >= cond): near-defective A uses expm
+            if np.all(np.isfinite(W_)) and np.abs(V_).max() * np.abs(W_).max() * n < _CONDITION_LIMIT:
+                V, W, lam = V_, W_, lam_
+                if not (np.iscomplexobj(lam) or np.iscomplexobj(V)):
+                    pass
+                elif np.all(lam.imag == 0) and np.all(V.imag == 0):
+                    V, W, lam = V.real, W.real, lam.real
+        except np.linalg.LinAlgError:
+            pass
+        out = _Matrices(A, g0, C, c0, allv, V, W, lam)
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[key] = out
+        return out
+
+    def raw(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A, g0, C, c0 and every global parameter value, read from roadrunner at unit states."""
         m = self.model.runner.model
-        idx = np.array([self.index[g] for g in self.settable], dtype=np.int32)
-        m.setGlobalParameterValues(idx, values[idx])
-        for t in self.B:
-            m.setGlobalParameterValues(np.array([self.index[input_parameter(t)]], dtype=np.int32),
-                                       np.zeros(1))
+        idx = self._settable_idx
+        vals = values[idx]
+        vals[self._input_pos] = 0.0  # dose inputs enter as B columns, not through the rate law
+        m.setGlobalParameterValues(idx, vals)
         n = self.n
         m.setFloatingSpeciesAmounts(np.zeros(n))
         v0 = np.asarray(m.getReactionRates())[self.keep]
@@ -99,24 +125,8 @@ class LinearSystem:
             m.setFloatingSpeciesAmounts(e)
             K[:, j] = np.asarray(m.getReactionRates())[self.keep] - v0
             C[:, j] = np.asarray(m.getGlobalParameterValues())[self.obs_index] - c0
-        Nk = self.N[:, self.keep]
-        A = Nk @ K
-        g0 = Nk @ v0
-        V = W = lam = None
-        try:
-            lam_, V_ = np.linalg.eig(A)
-            if np.linalg.cond(V_) < _CONDITION_LIMIT:
-                V, lam = V_, lam_
-                W = np.linalg.inv(V_)
-                if np.all(np.abs(lam.imag) == 0) and np.all(V.imag == 0):
-                    V, W, lam = V.real, W.real, lam.real
-        except np.linalg.LinAlgError:
-            pass
-        out = _Matrices(A, g0, C, c0, allv, V, W, lam)
-        if len(self._cache) > 4096:
-            self._cache.clear()
-        self._cache[key] = out
-        return out
+        Nk = self._Nk
+        return Nk @ K, Nk @ v0, C, c0, allv
 
     def check(self) -> bool:
         """True when rates and observables are affine in the states at the default parameters."""
@@ -242,7 +252,7 @@ class LinearPredictor:
             base[name] = series.at(0.0)
         self.base = lin.values_for(base)
         idx = lin.index
-        self.doses = []
+        self.doses: list[tuple] = []
         for ev in twin.doses:
             inp = ev.input
             self.doses.append((
@@ -250,6 +260,10 @@ class LinearPredictor:
                 _ref(idx, inp.bioavailability, 1.0), _ref(idx, inp.lag_time_h, 0.0),
                 _ref(idx, inp.duration_parameter, 0.0) if inp.duration_parameter else None,
             ))
+        self.patient_id = twin.patient_id
+        self.static = None
+        if all(not isinstance(r, int) for d in self.doses for r in d[4:]):
+            self.static = self._schedule(self.base)
         changes = sorted((t, idx[name], v) for name, series in covs.items() for t, v in series.changes()
                          if t >= 0)
         self.bounds = sorted({t for t, _, _ in changes})
@@ -271,10 +285,50 @@ class LinearPredictor:
             v[i] = x
         return v
 
-    def __call__(self, values: np.ndarray) -> np.ndarray:
+    def batch(self, values: np.ndarray) -> np.ndarray:
+        """Predictions for several parameter sets at once, (sets x observables x times).
+
+        One batched eigendecomposition and a few array operations for all sets: the optimiser
+        asks for a point and its n difference neighbours together. Falls back to one call per
+        set when the schedule depends on parameters, covariates change, or an eigenbasis is
+        complex or ill-conditioned.
+        """
         lin = self.lin
-        mats = lin.matrices(values)
-        gv = mats.values
+        m = len(values)
+        if self.static is None or self.bounds:
+            return np.stack([self(v) for v in values])
+        raws = [lin.raw(v) for v in values]
+        A = np.stack([r[0] for r in raws])
+        g0 = np.stack([r[1] for r in raws])
+        C = np.stack([r[2] for r in raws])
+        c0 = np.stack([r[3] for r in raws])
+        try:
+            lam, V = np.linalg.eig(A)
+            W = np.linalg.inv(V)
+        except np.linalg.LinAlgError:
+            return np.stack([self(v) for v in values])
+        if (np.iscomplexobj(lam) or not np.all(np.isfinite(W))
+                or np.any(np.abs(V).max(axis=(1, 2)) * np.abs(W).max(axis=(1, 2)) * lin.n >= _CONDITION_LIMIT)):
+            return np.stack([self(v) for v in values])
+        et, ev, er = self.static
+        times = self.times
+        h0 = np.maximum(times, 0.0)  # one piece from t = 0 with zero state
+        z = _phi(lam[:, None, :], h0[None, :, None]) * np.einsum("mij,mj->mi", W, g0)[:, None, :]
+        if len(et):
+            d = times[:, None] - et[None, :]
+            live = d > 0
+            dd = np.where(live, d, 0.0)
+            wv = np.einsum("mij,kj->mki", W, ev)  # (sets, events, states) in each eigenbasis
+            arg = lam[:, None, None, :] * dd[None, :, :, None]
+            e = np.where(er[None, None, :, None], _phi(lam[:, None, None, :], dd[None, :, :, None]), np.exp(arg))
+            e *= live[None, :, :, None]
+            z = z + np.einsum("mtkn,mkn->mtn", e, wv)
+        x = np.einsum("mtn,mjn->mtj", z, V)
+        del m
+        return np.einsum("mtj,moj->mot", x, C) + c0[:, :, None]
+
+    def _schedule(self, gv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Input times, state vectors and kinds (True: rate step) for parameter values ``gv``."""
         ev_t: list[float] = []
         ev_vec: list[np.ndarray] = []
         ev_rate: list[bool] = []
@@ -297,8 +351,14 @@ class LinearPredictor:
         if ev_t and min(ev_t) < 0:
             raise TwinError("a dose falls before the twin's origin", source=self.patient_id)
         et = np.asarray(ev_t, dtype=float)
-        ev = np.asarray(ev_vec, dtype=float).reshape(len(ev_t), lin.n)
+        ev = np.asarray(ev_vec, dtype=float).reshape(len(ev_t), self.lin.n)
         er = np.asarray(ev_rate, dtype=bool)
+        return et, ev, er
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        lin = self.lin
+        mats = lin.matrices(values)
+        et, ev, er = self.static if self.static is not None else self._schedule(mats.values)
         times = self.times
         out = np.empty((len(lin.obs_index), len(times)))
         x = np.zeros(lin.n)
