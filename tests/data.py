@@ -31,3 +31,21 @@ MAPBAYR = SHARED / "mapbayr"
 
 GENTAMICIN_SBML = MODELS / "gentamicin_1cmt.xml"
 GENTAMICIN_CARD = MODELS / "gentamicin_1cmt.card.json"
+
+MAPBAYR_MODELS = ("001", "006", "301", "401")
+
+
+def mapbayr_sbml(model: str) -> Path:
+    return MODELS / f"mapbayr_{model}.xml"
+
+
+def mapbayr_card(model: str) -> Path:
+    return MODELS / f"mapbayr_{model}.card.json"
+
+
+def mapbayr_data(model: str) -> Path:
+    return MAPBAYR / f"data_to_fit{model}.csv"
+
+
+def mapbayr_phi(model: str) -> Path:
+    return MAPBAYR / f"nonmem_posthoc{model}.phi"

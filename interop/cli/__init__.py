@@ -39,9 +39,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 
 def _register() -> None:
     # One line per command group; each module defines `register(app)`.
-    from interop.cli import demo, imports, schemas
+    from interop.cli import demo, imports, schemas, twin
 
-    for module in (schemas, imports, demo):
+    for module in (schemas, imports, demo, twin):
         module.register(app)
 
 

@@ -121,6 +121,38 @@ def _starts(twin: Twin, omega: np.ndarray, starts: int) -> list[np.ndarray]:
     return out
 
 
+OPTIMISER = "bfgs"  # "bfgs" | "trust" | "lbfgsb" (module switch for experiments; bfgs is the default)
+TRUST_RADIUS = 0.1
+PRIOR_HINV: np.ndarray | None = None
+DIFF_SIGN = 1.0
+
+
+def _minimise(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]], x0: np.ndarray,
+              gtol: float, max_iterations: int) -> object:
+    def fun(e: np.ndarray) -> float:
+        return evaluate(e)[0]
+
+    def jac(e: np.ndarray) -> np.ndarray:
+        return evaluate(e)[1]
+
+    if OPTIMISER == "trust":
+        return minimize(fun, x0, jac=jac, hess=lambda e: evaluate(e)[2], method="trust-exact",
+                        options={"gtol": gtol, "maxiter": max_iterations, "initial_trust_radius": TRUST_RADIUS})
+    if OPTIMISER == "bfgs-prior":
+        return minimize(fun, x0, jac=jac, method="BFGS",
+                        options={"gtol": gtol, "maxiter": max_iterations, "hess_inv0": PRIOR_HINV})
+    if OPTIMISER == "bfgs-identity":
+        return minimize(fun, x0, jac=jac, method="BFGS", options={"gtol": gtol, "maxiter": max_iterations})
+    if OPTIMISER == "lbfgsb":
+        return minimize(fun, x0, jac=jac, method="L-BFGS-B", options={"maxiter": max_iterations, "gtol": gtol})
+    # BFGS started from the inverse Fisher-scoring Hessian at the start point: the first step
+    # is a Gauss-Newton step and the updates converge in a few iterations.
+    h0 = np.linalg.inv(evaluate(x0)[2])
+    h0 = (h0 + h0.T) / 2
+    return minimize(fun, x0, jac=jac, method="BFGS",
+                    options={"gtol": gtol, "maxiter": max_iterations, "hess_inv0": h0})
+
+
 def estimate_map(
     twin: Twin,
     *,
@@ -160,7 +192,7 @@ def estimate_map(
             raise TwinError("non-finite prediction during estimation", source=twin.patient_id)
         return objective_value(terms, f, eta, omega_inv)
 
-    step = 1e-7 if exact else 1e-4
+    step = (1e-7 if exact else 1e-4) * DIFF_SIGN
     memo: dict[bytes, tuple[float, np.ndarray, np.ndarray]] = {}
 
     def evaluate(eta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -206,11 +238,7 @@ def estimate_map(
             break
         # BFGS started from the inverse Fisher-scoring Hessian at the start point: the first step
         # is a Gauss-Newton step and the updates converge in a few iterations.
-        h0 = np.linalg.inv(evaluate(x0)[2])
-        h0 = (h0 + h0.T) / 2
-        res = minimize(lambda e: evaluate(e)[0], x0, jac=lambda e: evaluate(e)[1], method="BFGS",
-                       options={"gtol": gtol, "maxiter": max_iterations,
-                                "hess_inv0": h0})
+        res = _minimise(evaluate, x0, gtol, max_iterations)
         if best is None or res.fun < best.fun - 1e-9:
             best = res
     if best is None:  # no levels: the mode is the prior mean

@@ -1,0 +1,1 @@
+"""HTTP API routers; the application and its authentication are assembled by the app factory."""
