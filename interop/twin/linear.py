@@ -294,38 +294,69 @@ class LinearPredictor:
         complex or ill-conditioned.
         """
         lin = self.lin
-        m = len(values)
-        if self.static is None or self.bounds:
-            return np.stack([self(v) for v in values])
-        raws = [lin.raw(v) for v in values]
-        A = np.stack([r[0] for r in raws])
-        g0 = np.stack([r[1] for r in raws])
-        C = np.stack([r[2] for r in raws])
-        c0 = np.stack([r[3] for r in raws])
-        try:
-            lam, V = np.linalg.eig(A)
-            W = np.linalg.inv(V)
-        except np.linalg.LinAlgError:
-            return np.stack([self(v) for v in values])
-        if (np.iscomplexobj(lam) or not np.all(np.isfinite(W))
-                or np.any(np.abs(V).max(axis=(1, 2)) * np.abs(W).max(axis=(1, 2)) * lin.n >= _CONDITION_LIMIT)):
+        if self.static is None:
             return np.stack([self(v) for v in values])
         et, ev, er = self.static
         times = self.times
-        h0 = np.maximum(times, 0.0)  # one piece from t = 0 with zero state
-        z = _phi(lam[:, None, :], h0[None, :, None]) * np.einsum("mij,mj->mi", W, g0)[:, None, :]
-        if len(et):
-            d = times[:, None] - et[None, :]
-            live = d > 0
-            dd = np.where(live, d, 0.0)
-            wv = np.einsum("mij,kj->mki", W, ev)  # (sets, events, states) in each eigenbasis
-            arg = lam[:, None, None, :] * dd[None, :, :, None]
-            e = np.where(er[None, None, :, None], _phi(lam[:, None, None, :], dd[None, :, :, None]), np.exp(arg))
-            e *= live[None, :, :, None]
-            z = z + np.einsum("mtkn,mkn->mtn", e, wv)
-        x = np.einsum("mtn,mjn->mtj", z, V)
-        del m
-        return np.einsum("mtj,moj->mot", x, C) + c0[:, :, None]
+        m = len(values)
+        out = np.empty((m, len(lin.obs_index), len(times)))
+        x = np.zeros((m, lin.n))
+        u = np.zeros(lin.n)  # the schedule is the same for every set
+        t0 = 0.0
+        cur = np.array(values, dtype=float)
+        nb = len(self.bounds)
+        for k in range(nb + 1):
+            last = k == nb
+            t1 = self.bounds[k] if not last else max(float(times.max(initial=0.0)), t0)
+            if last:
+                sel_ev = et >= t0 if k else np.ones(len(et), dtype=bool)
+            else:
+                sel_ev = (et >= t0) & (et < t1) if k else et < t1
+            sel_out = self.out_sel[k]
+            raws = [lin.raw(v) for v in cur]
+            A = np.stack([r[0] for r in raws])
+            g0 = np.stack([r[1] for r in raws])
+            C = np.stack([r[2] for r in raws])
+            c0 = np.stack([r[3] for r in raws])
+            try:
+                lam, V = np.linalg.eig(A)
+                W = np.linalg.inv(V)
+            except np.linalg.LinAlgError:
+                return np.stack([self(v) for v in values])
+            if (np.iscomplexobj(lam) or not np.all(np.isfinite(W))
+                    or np.any(np.abs(V).max(axis=(1, 2)) * np.abs(W).max(axis=(1, 2)) * lin.n >= _CONDITION_LIMIT)):
+                return np.stack([self(v) for v in values])
+            ts = np.append(times[sel_out], t1)
+            h0 = np.maximum(ts - t0, 0.0)
+            lh = lam[:, None, :] * h0[None, :, None]
+            z = np.exp(lh) * np.einsum("mij,mj->mi", W, x)[:, None, :]
+            z += _phi(lam[:, None, :], h0[None, :, None]) * np.einsum("mij,mj->mi", W, g0 + u)[:, None, :]
+            pe, pv, pr = et[sel_ev], ev[sel_ev], er[sel_ev]
+            if len(pe):
+                d = ts[:, None] - pe[None, :]
+                live = d > 0
+                dd = np.where(live, d, 0.0)
+                wv = np.einsum("mij,kj->mki", W, pv)  # (sets, events, states) in each eigenbasis
+                arg = lam[:, None, None, :] * dd[None, :, :, None]
+                if pr.any():
+                    e = np.where(pr[None, None, :, None], _phi(lam[:, None, None, :], dd[None, :, :, None]),
+                                 np.exp(arg))
+                else:
+                    e = np.exp(arg)
+                e *= live[None, :, :, None]
+                z = z + np.einsum("mtkn,mkn->mtn", e, wv)
+            xs = np.einsum("mtn,mjn->mtj", z, V)
+            out[:, :, sel_out] = np.einsum("mtj,moj->mot", xs[:, :-1], C) + c0[:, :, None]
+            if last:
+                break
+            x = xs[:, -1]
+            u = u + (pv * pr[:, None]).sum(axis=0)
+            cur = cur.copy()
+            for t, i, v in self.changes:
+                if t == t1:
+                    cur[:, i] = v
+            t0 = t1
+        return out
 
     def _schedule(self, gv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Input times, state vectors and kinds (True: rate step) for parameter values ``gv``."""
