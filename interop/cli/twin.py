@@ -68,7 +68,10 @@ def _files(outcome: object) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from interop.cli.imports import import_app
+
     app.add_typer(twin_app, name="twin")
+    register_import(import_app)
 
 
 @twin_app.command("fit")
@@ -233,3 +236,35 @@ def print_agreement(agreement: object, title: str) -> None:
     console.print(f"OBJ within {agreement.ofv_tolerance:g}: {agreement.ofv_within}/{agreement.n_subjects} "
                   f"(max |diff| {agreement.max_ofv_difference:.3g}; {agreement.better_mode} subject(s) off where "
                   "our mode has the lower objective)")
+
+
+def register_import(import_app: typer.Typer) -> None:
+    """``interop import nonmem``: a NONMEM-style event table into patient records (JSON per ID)."""
+
+    @import_app.command("nonmem")
+    def import_nonmem(
+        data: Path = typer.Argument(..., help="NONMEM-style event table (CSV)"),
+        model: str = typer.Option(..., "--model", help=MODEL_HELP + "; its card names drug, routes, analytes"),
+        out: Path = typer.Option(..., "--out", help="Folder: records/<patient id>.json and report.json"),
+        card: Path | None = typer.Option(None, "--card"),
+        dose_cmt: list[str] = typer.Option([], "--dose-cmt", help="CMT[:RATE]=ROUTE, e.g. 2:-2=oral"),
+        level_cmt: list[str] = typer.Option([], "--level-cmt", help="CMT=OBSERVABLE"),
+        ignore: list[str] = typer.Option(["s2_sampling"], "--ignore", help="Columns that are not covariates"),
+    ) -> None:
+        """Convert every ID of the table; every row converted or reported with a reason."""
+        from converters.nonmem import read_event_table
+        from interop.workflows.twin import event_table_mapping, load_model_source
+
+        _, model_card = load_model_source(model, get_settings(), card)
+        result = read_event_table(data, event_table_mapping(model_card, dose_cmt, level_cmt), ignore=tuple(ignore))
+        (out / "records").mkdir(parents=True, exist_ok=True)
+        for record in result.records:
+            (out / "records" / f"{record.patient.id}.json").write_text(record.model_dump_json(indent=2))
+        (out / "report.json").write_text(result.report.to_json())
+        t = Table(title=f"{data.name}: {len(result.records)} patient record(s)")
+        for col in ("rows", "read", "converted", "rejected", "skipped"):
+            t.add_column(col, justify="right")
+        for row in result.report.summary_rows():
+            t.add_row(*map(str, row))
+        console.print(t)
+        console.print(f"records in {out / 'records'}, report {out / 'report.json'}")
