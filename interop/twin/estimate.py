@@ -163,10 +163,13 @@ def estimate_map(
     starts: int = 3,
     gtol: float = 1e-4,
     max_iterations: int = 200,
+    predictor: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> MapResult:
     """The MAP estimate of the twin's ETAs from ``observations`` (default: all of the twin's).
 
     Passing a subset (say the levels before some time) gives iterative forecasting.
+    ``predictor`` replaces the prediction function f(eta) (rows of eta -> rows of predictions at
+    ``observations``); benchmarks use it to run the same optimiser on a naive model.
     """
     card = twin.card
     obs = tuple(twin.observations if observations is None else observations)
@@ -186,6 +189,8 @@ def estimate_map(
     _, logdet_omega = np.linalg.slogdet(omega)
     terms = residual_terms(card, obs)
     predict, exact = make_predictor(twin, obs) if obs else (lambda e: np.empty(0), True)
+    if predictor is not None:
+        predict = predictor
     count = [0]
 
     def fun(eta: np.ndarray) -> float:
