@@ -13,6 +13,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -23,6 +24,7 @@ from interop.twin.linear import LinearPredictor, linear_system
 from interop.twin.objective import (
     laplace_information,
     numeric_jacobian,
+    objective_rows,
     objective_value,
     residual_terms,
 )
@@ -130,8 +132,9 @@ PRIOR_HINV: np.ndarray | None = None
 DIFF_SIGN = -1.0
 
 
-def _minimise(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]], x0: np.ndarray,
-              gtol: float, max_iterations: int) -> object:
+def _minimise(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray, np.ndarray]],
+              hessian: Callable[[np.ndarray], np.ndarray], x0: np.ndarray, gtol: float,
+              max_iterations: int) -> Any:
     def fun(e: np.ndarray) -> float:
         return evaluate(e)[0]
 
@@ -139,7 +142,7 @@ def _minimise(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarr
         return evaluate(e)[1]
 
     if OPTIMISER == "trust":
-        return minimize(fun, x0, jac=jac, hess=lambda e: evaluate(e)[2], method="trust-exact",
+        return minimize(fun, x0, jac=jac, hess=hessian, method="trust-exact",
                         options={"gtol": gtol, "maxiter": max_iterations, "initial_trust_radius": TRUST_RADIUS})
     if OPTIMISER == "bfgs-prior":
         return minimize(fun, x0, jac=jac, method="BFGS",
@@ -150,7 +153,7 @@ def _minimise(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarr
         return minimize(fun, x0, jac=jac, method="L-BFGS-B", options={"maxiter": max_iterations, "gtol": gtol})
     # BFGS started from the inverse Fisher-scoring Hessian at the start point: the first step
     # is a Gauss-Newton step and the updates converge in a few iterations.
-    h0 = np.linalg.inv(evaluate(x0)[2])
+    h0 = np.linalg.inv(hessian(x0))
     h0 = (h0 + h0.T) / 2
     return minimize(fun, x0, jac=jac, method="BFGS",
                     options={"gtol": gtol, "maxiter": max_iterations, "hess_inv0": h0})
@@ -201,9 +204,9 @@ def estimate_map(
         return objective_value(terms, f, eta, omega_inv)
 
     step = (1e-7 if exact else 1e-4) * DIFF_SIGN
-    memo: dict[bytes, tuple[float, np.ndarray, np.ndarray]] = {}
+    memo: dict[bytes, tuple[float, np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def evaluate(eta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    def evaluate(eta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         """Objective, its gradient and a Fisher-scoring Hessian from n+1 (or 2n+1) predictions."""
         key = eta.tobytes()
         hit = memo.get(key)
@@ -217,10 +220,10 @@ def estimate_map(
             count[0] += n + 1
             fs = predict(pts)
             f0 = fs[0]
-            o0 = objective_value(terms, f0, eta, omega_inv)
-            for j in range(n):
-                g[j] = (objective_value(terms, fs[j + 1], pts[j + 1], omega_inv) - o0) / step
-                J[:, j] = (fs[j + 1] - f0) / step
+            objs = objective_rows(terms, fs, pts, omega_inv)
+            o0 = float(objs[0])
+            g = (objs[1:] - o0) / step
+            J = ((fs[1:] - f0) / step).T
         else:  # central differences around a tolerance-limited ODE solution
             count[0] += 2 * n + 1
             f0 = predict(eta)
@@ -235,10 +238,14 @@ def estimate_map(
                 J[:, j] = (f1 - f2) / (2 * step)
         if not (np.isfinite(o0) and np.all(np.isfinite(g))):
             raise TwinError("non-finite objective during estimation", source=twin.patient_id)
-        H = 2.0 * laplace_information(terms, f0, J, omega_inv)
         memo.clear()
-        memo[key] = (o0, g, H)
+        memo[key] = (o0, g, f0, J)
         return memo[key]
+
+    def hessian(eta: np.ndarray) -> np.ndarray:
+        """Fisher-scoring Hessian (twice the FOCE-I information) at ``eta``."""
+        _, _, f0, J = evaluate(eta)
+        return 2.0 * laplace_information(terms, f0, J, omega_inv)
 
     best = None
     for x0 in _starts(twin, omega, starts if obs else 1):
@@ -246,7 +253,7 @@ def estimate_map(
             break
         # BFGS started from the inverse Fisher-scoring Hessian at the start point: the first step
         # is a Gauss-Newton step and the updates converge in a few iterations.
-        res = _minimise(evaluate, x0, gtol, max_iterations)
+        res = _minimise(evaluate, hessian, x0, gtol, max_iterations)
         if best is None or res.fun < best.fun - 1e-9:
             best = res
     if best is None:  # no levels: the mode is the prior mean

@@ -68,6 +68,9 @@ class LinearSystem:
         self._input_pos = np.array([k for k, g in enumerate(self.settable) if g in inputs], dtype=int)
         self._cache: dict[bytes, _Matrices] = {}
         self._Nk = self.N[:, self.keep]
+        self._exe = r.model  # the executable model (the runner is never reloaded)
+        self._zero = np.zeros(self.n)
+        self._units = list(np.eye(self.n))
 
     def values_for(self, overrides: Mapping[str, float]) -> np.ndarray:
         v = self.defaults.copy()
@@ -107,24 +110,25 @@ class LinearSystem:
 
     def raw(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """A, g0, C, c0 and every global parameter value, read from roadrunner at unit states."""
-        m = self.model.runner.model
+        m = self._exe
         idx = self._settable_idx
         vals = values[idx]
         vals[self._input_pos] = 0.0  # dose inputs enter as B columns, not through the rate law
         m.setGlobalParameterValues(idx, vals)
-        n = self.n
-        m.setFloatingSpeciesAmounts(np.zeros(n))
-        v0 = np.asarray(m.getReactionRates())[self.keep]
-        allv = np.asarray(m.getGlobalParameterValues(), dtype=float)
-        c0 = allv[self.obs_index]
-        K = np.empty((len(self.keep), n))
-        C = np.empty((len(self.obs_index), n))
-        for j in range(n):
-            e = np.zeros(n)
-            e[j] = 1.0
+        keep, obs = self.keep, self.obs_index
+        rates, params = m.getReactionRates, m.getGlobalParameterValues
+        m.setFloatingSpeciesAmounts(self._zero)
+        v0 = rates()[keep]
+        allv = params()
+        c0 = allv[obs]
+        K = np.empty((len(keep), self.n))
+        C = np.empty((len(obs), self.n))
+        for j, e in enumerate(self._units):
             m.setFloatingSpeciesAmounts(e)
-            K[:, j] = np.asarray(m.getReactionRates())[self.keep] - v0
-            C[:, j] = np.asarray(m.getGlobalParameterValues())[self.obs_index] - c0
+            K[:, j] = rates()[keep]
+            C[:, j] = params()[obs]
+        K -= v0[:, None]
+        C -= c0[:, None]
         Nk = self._Nk
         return Nk @ K, Nk @ v0, C, c0, allv
 

@@ -22,7 +22,7 @@ from interop.errors import TwinError
 from interop.schema import ModelCard
 from interop.twin.binding import LevelObservation
 
-__all__ = ["ResidualTerms", "laplace_information", "objective_value", "residual_terms"]
+__all__ = ["ResidualTerms", "laplace_information", "objective_rows", "objective_value", "residual_terms"]
 
 _KINDS = {"additive": 0, "proportional": 1, "combined": 2, "exponential": 3}
 _VAR_FLOOR = 1e-300  # a prediction that underflows must not make log(var) -inf
@@ -124,6 +124,17 @@ def objective_value(r: ResidualTerms, f: np.ndarray, eta: np.ndarray, omega_inv:
         z = (lloq[r.blq] - f[r.blq]) / np.sqrt(var[r.blq])
         total -= 2.0 * float(np.sum(log_ndtr(z)))
     return total + prior
+
+
+def objective_rows(r: ResidualTerms, F: np.ndarray, E: np.ndarray, omega_inv: np.ndarray) -> np.ndarray:
+    """:func:`objective_value` for each row of predictions ``F`` and random effects ``E``."""
+    vc, vp, any_expo, any_blq = _cached(r)
+    if any_expo or any_blq:
+        return np.array([objective_value(r, f, e, omega_inv) for f, e in zip(F, E, strict=True)])
+    fz = np.where(F == 0, 1.0, F)
+    var = np.maximum(vc + vp * fz * fz, _VAR_FLOOR)
+    prior = np.einsum("mi,ij,mj->m", E, omega_inv, E)
+    return np.sum(np.log(var) + (r.y - F) ** 2 / var, axis=1) + prior
 
 
 def laplace_information(
