@@ -49,8 +49,10 @@ def naive_predictor(twin: Twin, prepared_sbml: str) -> Callable[[np.ndarray], np
         for n, v in zip(names, eta, strict=True):
             r[n] = float(v)
         out = np.empty(len(times))
-        events = sorted([(d.time_h, 1, d) for d in twin.doses] + [(t, 0, i) for i, t in enumerate(times)],
-                        key=lambda e: (e[0], e[1]))
+        events = sorted(
+            [(d.time_h, 1, d) for d in twin.doses] + [(t, 0, i) for i, t in enumerate(times)],
+            key=lambda e: (e[0], e[1]),
+        )
         t_cur = 0.0
         for t, kind, item in events:
             if t > t_cur:
@@ -81,7 +83,9 @@ def main() -> None:
     model = load_model(sbml, card)
     lin = linear_system(model)
     assert lin is not None
-    records = read_event_table(mapbayr_data("001"), event_table_mapping(card), ignore=("s2_sampling",)).records
+    records = read_event_table(
+        mapbayr_data("001"), event_table_mapping(card), ignore=("s2_sampling",)
+    ).records
     twins = [bind_patient(model, r) for r in records]
 
     results: dict[str, tuple[list[float], list[float], list[int]]] = {}
@@ -110,16 +114,24 @@ def main() -> None:
     print("MAP per subject, mapbayr 001 (median over subjects)")
     print(f"{'':34} {'CPU ms':>9} {'wall ms':>9} {'evals':>6} {'subjects':>9}")
     for label, (cpu, wall, evals) in results.items():
-        print(f"{label:34} {median_ms(cpu):9.2f} {median_ms(wall):9.2f} {statistics.median(evals):6.0f} "
-              f"{len(cpu):9d}")
-    print(f"{'baseline (fresh Tellurium/eval)':34} {median_ms(base_cpu):9.2f} {median_ms(base_wall):9.2f} "
-          f"{statistics.median(base_evals):6.0f} {len(base_cpu):9d}")
+        print(
+            f"{label:34} {median_ms(cpu):9.2f} {median_ms(wall):9.2f} {statistics.median(evals):6.0f} "
+            f"{len(cpu):9d}"
+        )
+    print(
+        f"{'baseline (fresh Tellurium/eval)':34} {median_ms(base_cpu):9.2f} {median_ms(base_wall):9.2f} "
+        f"{statistics.median(base_evals):6.0f} {len(base_cpu):9d}"
+    )
     one = results["ours, 1 start (as NONMEM)"]
     default = results["ours, 3 starts (default)"]
-    print(f"speed-up vs baseline (CPU): 1 start {median_ms(base_cpu) / median_ms(one[0]):.0f}x, "
-          f"3 starts {median_ms(base_cpu) / median_ms(default[0]):.0f}x")
-    print(f"goal <= 15 ms CPU per subject (1 start): {'met' if median_ms(one[0]) <= 15 else 'NOT met'}; "
-          f"baseline and ours agree on the ETAs within {max(diffs):.1e}")
+    print(
+        f"speed-up vs baseline (CPU): 1 start {median_ms(base_cpu) / median_ms(one[0]):.0f}x, "
+        f"3 starts {median_ms(base_cpu) / median_ms(default[0]):.0f}x"
+    )
+    print(
+        f"goal <= 15 ms CPU per subject (1 start): {'met' if median_ms(one[0]) <= 15 else 'NOT met'}; "
+        f"baseline and ours agree on the ETAs within {max(diffs):.1e}"
+    )
 
     # simulation throughput: 7 days, 14 doses q12h, hourly grid
     doses = tuple(ReferenceDose(route="oral", amount=10000, time_h=12.0 * k) for k in range(14))
@@ -150,8 +162,10 @@ def main() -> None:
     rates["fresh Tellurium model"] = fresh / (time.process_time() - c0)
     for label, rate in rates.items():
         print(f"{label:24} {rate:10.1f} subjects/s (CPU)")
-    print(f"linear path vs compiled roadrunner: {rates['linear path'] / rates['compiled roadrunner']:.0f}x; "
-          f"vs fresh Tellurium: {rates['linear path'] / rates['fresh Tellurium model']:.0f}x")
+    print(
+        f"linear path vs compiled roadrunner: {rates['linear path'] / rates['compiled roadrunner']:.0f}x; "
+        f"vs fresh Tellurium: {rates['linear path'] / rates['fresh Tellurium model']:.0f}x"
+    )
 
 
 if __name__ == "__main__":

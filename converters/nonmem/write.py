@@ -34,7 +34,9 @@ def _fmt(x: float) -> str:
     return f"{x:.10g}"
 
 
-def write_event_table(records: Sequence[PatientRecord], mapping: EventTableMapping, path: Path | None = None) -> str:
+def write_event_table(
+    records: Sequence[PatientRecord], mapping: EventTableMapping, path: Path | None = None
+) -> str:
     """The CSV text of ``records`` (written to ``path`` when given)."""
     cov_names = list(mapping.covariates)
     any_blq = any(m.drug_level and m.drug_level.below_lloq for r in records for m in r.measurements)
@@ -49,9 +51,14 @@ def write_event_table(records: Sequence[PatientRecord], mapping: EventTableMappi
 
         for d in record.administered_doses():
             if not any(c.matches(m) for c in d.drug.codes for m in (mapping.drug,)):
-                raise ConversionError(f"dose of another drug than {mapping.drug.code}", source=d.id, field="drug")
-            targets = [c for c in mapping.doses if c.route == d.route
-                       or (d.route == "iv-infusion" and c.route == "iv-bolus")]
+                raise ConversionError(
+                    f"dose of another drug than {mapping.drug.code}", source=d.id, field="drug"
+                )
+            targets = [
+                c
+                for c in mapping.doses
+                if c.route == d.route or (d.route == "iv-infusion" and c.route == "iv-bolus")
+            ]
             if not targets:
                 raise ConversionError(f"no compartment mapped to route {d.route}", source=d.id, field="route")
             try:
@@ -65,13 +72,26 @@ def write_event_table(records: Sequence[PatientRecord], mapping: EventTableMappi
                     rate = amount / d.infusion_hours
                 else:
                     rate = 0.0
-                row = [sid, _fmt(hours(d.start)), "1", _fmt(amount), str(c.cmt), _fmt(rate),
-                       _fmt(d.interval_h or 0.0), str(d.additional), "1", "."]
+                row = [
+                    sid,
+                    _fmt(hours(d.start)),
+                    "1",
+                    _fmt(amount),
+                    str(c.cmt),
+                    _fmt(rate),
+                    _fmt(d.interval_h or 0.0),
+                    str(d.additional),
+                    "1",
+                    ".",
+                ]
                 if any_blq:
                     row += [".", "."]
                 events.append((hours(d.start), 1, row))
         for m in record.drug_levels():
-            lv = next((lv for lv in mapping.levels if m.drug_level and m.drug_level.analyte.matches(lv.analyte)), None)
+            lv = next(
+                (lv for lv in mapping.levels if m.drug_level and m.drug_level.analyte.matches(lv.analyte)),
+                None,
+            )
             if lv is None:
                 raise ConversionError("no compartment mapped to this analyte", source=m.id, field="analyte")
             try:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interop.errors import InteropError, NotFoundError, PermissionDenied
 from interop.schema import ModelCard, PatientRecord
+from interop.schema.patient import Route
 from interop.twin import bind_patient, estimate_map, load_model
 from interop.twin.binding import Twin
 from interop.twin.estimate import MapResult
@@ -58,13 +59,17 @@ class TargetIn(BaseModel):
     threshold: float | None = None
 
 
+def _as_route_gives() -> list[float | None]:
+    return [None]
+
+
 class RegimenIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     amounts: list[float] = Field(min_length=1, max_length=50)
     intervals_h: list[float] = Field(min_length=1, max_length=20)
-    durations_h: list[float | None] = Field(default_factory=lambda: [None], min_length=1, max_length=10)
-    route: str | None = None
+    durations_h: list[float | None] = Field(default_factory=_as_route_gives, min_length=1, max_length=10)
+    route: Route | None = None
     start_h: float | None = None
     n_doses: int = Field(default=8, ge=1, le=100)
 
@@ -94,8 +99,13 @@ def make_router(load_model_version: ModelLoader, reader_dependency: Callable[...
         return twin, estimate_map(twin, starts=req.starts)
 
     def header(twin: Twin) -> dict[str, Any]:
-        return {"model": f"{twin.card.id}@{twin.card.version}", "model_sha256": twin.model.sha256,
-                "patient_id": twin.patient_id, "origin": twin.origin.isoformat(), "notes": list(twin.notes)}
+        return {
+            "model": f"{twin.card.id}@{twin.card.version}",
+            "model_sha256": twin.model.sha256,
+            "patient_id": twin.patient_id,
+            "origin": twin.origin.isoformat(),
+            "notes": list(twin.notes),
+        }
 
     @router.post("/fit", summary="MAP individualisation from the patient's drug levels")
     def fit(req: FitRequest) -> dict[str, Any]:
@@ -122,11 +132,17 @@ def make_router(load_model_version: ModelLoader, reader_dependency: Callable[...
     @router.post("/recommend", summary="The regimen that best reaches an exposure target")
     def recommend(req: RecommendRequest) -> dict[str, Any]:
         try:
-            target = Target(req.target.kind, req.target.low, req.target.high, req.target.observable,
-                            req.target.threshold)
-            options = RegimenOptions(tuple(req.regimen.amounts), tuple(req.regimen.intervals_h),
-                                     tuple(req.regimen.durations_h), req.regimen.route,  # type: ignore[arg-type]
-                                     req.regimen.start_h, req.regimen.n_doses)
+            target = Target(
+                req.target.kind, req.target.low, req.target.high, req.target.observable, req.target.threshold
+            )
+            options = RegimenOptions(
+                tuple(req.regimen.amounts),
+                tuple(req.regimen.intervals_h),
+                tuple(req.regimen.durations_h),
+                req.regimen.route,
+                req.regimen.start_h,
+                req.regimen.n_doses,
+            )
         except ValueError as exc:
             raise HTTPException(422, detail=str(exc)) from exc
         try:

@@ -12,8 +12,10 @@ from rich.table import Table
 from interop.errors import TwinError
 from interop.settings import get_settings
 
-twin_app = typer.Typer(help="Individualise a registered model from drug levels, forecast, recommend a dose.",
-                       no_args_is_help=True)
+twin_app = typer.Typer(
+    help="Individualise a registered model from drug levels, forecast, recommend a dose.",
+    no_args_is_help=True,
+)
 console = Console()
 
 MODEL_HELP = "Registry model ID[@VERSION], or a path to an SBML file (card from --card or <stem>.card.json)"
@@ -53,11 +55,18 @@ def _print_fit(fit: object, card: object) -> None:
     for col in ("time (h)", "observable", "observed", "PRED", "IPRED"):
         o.add_column(col, justify="right")
     for ob, ip, pp in zip(fit.observations, fit.predictions, fit.population_predictions, strict=False):
-        o.add_row(f"{ob.time_h:.2f}", ob.observable, f"{ob.value:.4g}" + (" (BLQ)" if ob.below_lloq else ""),
-                  f"{pp:.4g}", f"{ip:.4g}")
+        o.add_row(
+            f"{ob.time_h:.2f}",
+            ob.observable,
+            f"{ob.value:.4g}" + (" (BLQ)" if ob.below_lloq else ""),
+            f"{pp:.4g}",
+            f"{ip:.4g}",
+        )
     console.print(o)
-    console.print(f"objective {fit.objective:.6f}   OFV (NONMEM OBJ) {fit.ofv:.6f}   "
-                  f"converged {fit.converged} ({fit.message}; {fit.n_evaluations} evaluations)")
+    console.print(
+        f"objective {fit.objective:.6f}   OFV (NONMEM OBJ) {fit.ofv:.6f}   "
+        f"converged {fit.converged} ({fit.message}; {fit.n_evaluations} evaluations)"
+    )
 
 
 def _files(outcome: object) -> None:
@@ -86,7 +95,9 @@ def fit_cmd(
     from interop.workflows.twin import fit_patient, load_model_source, read_patient
 
     sbml, model_card = load_model_source(model, get_settings(), card)
-    outcome = fit_patient(sbml, model_card, read_patient(patient), _out_dir(out, "fit", patient), starts=starts)
+    outcome = fit_patient(
+        sbml, model_card, read_patient(patient), _out_dir(out, "fit", patient), starts=starts
+    )
     _print_fit(outcome.fit, model_card)
     console.print("Files written:")
     _files(outcome)
@@ -98,7 +109,9 @@ def forecast_cmd(
     patient: Path = typer.Option(..., "--patient", help="PatientRecord JSON"),
     card: Path | None = typer.Option(None, "--card"),
     out: Path | None = typer.Option(None, "--out"),
-    until: float | None = typer.Option(None, "--until", help="Forecast up to this hour (default: last event + 48 h)"),
+    until: float | None = typer.Option(
+        None, "--until", help="Forecast up to this hour (default: last event + 48 h)"
+    ),
     draws: int = typer.Option(500, min=10, help="Posterior draws for the 90% interval"),
     starts: int = typer.Option(3, min=1),
 ) -> None:
@@ -106,8 +119,15 @@ def forecast_cmd(
     from interop.workflows.twin import forecast_patient, load_model_source, read_patient
 
     sbml, model_card = load_model_source(model, get_settings(), card)
-    outcome = forecast_patient(sbml, model_card, read_patient(patient), _out_dir(out, "forecast", patient),
-                               until_h=until, n_draws=draws, starts=starts)
+    outcome = forecast_patient(
+        sbml,
+        model_card,
+        read_patient(patient),
+        _out_dir(out, "forecast", patient),
+        until_h=until,
+        n_draws=draws,
+        starts=starts,
+    )
     _print_fit(outcome.fit, model_card)
     fc = outcome.forecast
     assert fc is not None
@@ -116,8 +136,13 @@ def forecast_cmd(
     for col in ("time (h)", "PRED", "IPRED", "5%", "95%"):
         t.add_column(col, justify="right")
     for i in range(0, len(fc.times_h), max(1, len(fc.times_h) // 12)):
-        t.add_row(f"{fc.times_h[i]:.1f}", f"{fc.population[obs][i]:.4g}", f"{fc.individual[obs][i]:.4g}",
-                  f"{fc.lower[obs][i]:.4g}", f"{fc.upper[obs][i]:.4g}")
+        t.add_row(
+            f"{fc.times_h[i]:.1f}",
+            f"{fc.population[obs][i]:.4g}",
+            f"{fc.individual[obs][i]:.4g}",
+            f"{fc.lower[obs][i]:.4g}",
+            f"{fc.upper[obs][i]:.4g}",
+        )
     console.print(t)
     console.print("Files written:")
     _files(outcome)
@@ -152,14 +177,27 @@ def recommend_cmd(
         raise TwinError(f"unknown target {target!r} (trough, peak, auc, time_above)", field="target")
     try:
         tgt = Target(target, low, high, observable, threshold)  # type: ignore[arg-type]
-        opts = RegimenOptions(_floats(amounts, "amounts"), _floats(intervals, "intervals"),
-                              _floats(durations, "durations") if durations else (None,),
-                              route, start, n_doses)  # type: ignore[arg-type]
+        opts = RegimenOptions(
+            _floats(amounts, "amounts"),
+            _floats(intervals, "intervals"),
+            _floats(durations, "durations") if durations else (None,),
+            route,  # type: ignore[arg-type]
+            start,
+            n_doses,
+        )
     except ValueError as exc:
         raise TwinError(str(exc), field="target") from exc
     sbml, model_card = load_model_source(model, get_settings(), card)
-    outcome = recommend_for_patient(sbml, model_card, read_patient(patient), tgt, opts,
-                                    _out_dir(out, "recommend", patient), n_draws=draws, starts=starts)
+    outcome = recommend_for_patient(
+        sbml,
+        model_card,
+        read_patient(patient),
+        tgt,
+        opts,
+        _out_dir(out, "recommend", patient),
+        n_draws=draws,
+        starts=starts,
+    )
     rec = outcome.recommendation
     assert rec is not None
     unit = model_card.dosing[0].amount_unit
@@ -167,14 +205,22 @@ def recommend_cmd(
     for col in ("dose", "every (h)", "over (h)", "predicted", "90% range", "PTA"):
         t.add_column(col, justify="right")
     for c in rec.candidates[:15]:
-        t.add_row(f"{c.amount:g} {unit}", f"{c.interval_h:g}", "-" if c.duration_h is None else f"{c.duration_h:g}",
-                  f"{c.exposure:.4g}", f"{c.exposure_p05:.3g}-{c.exposure_p95:.3g}", f"{c.probability:.0%}")
+        t.add_row(
+            f"{c.amount:g} {unit}",
+            f"{c.interval_h:g}",
+            "-" if c.duration_h is None else f"{c.duration_h:g}",
+            f"{c.exposure:.4g}",
+            f"{c.exposure_p05:.3g}-{c.exposure_p95:.3g}",
+            f"{c.probability:.0%}",
+        )
     console.print(t)
     b = rec.best
-    console.print(f"Recommended: [bold]{b.amount:g} {unit} every {b.interval_h:g} h[/]"
-                  + (f" over {b.duration_h:g} h" if b.duration_h else "")
-                  + f" from hour {rec.start_h:g}: predicted {target} {b.exposure:.4g}, "
-                  f"probability of target attainment {b.probability:.0%}")
+    console.print(
+        f"Recommended: [bold]{b.amount:g} {unit} every {b.interval_h:g} h[/]"
+        + (f" over {b.duration_h:g} h" if b.duration_h else "")
+        + f" from hour {rec.start_h:g}: predicted {target} {b.exposure:.4g}, "
+        f"probability of target attainment {b.probability:.0%}"
+    )
     console.print("Files written:")
     _files(outcome)
 
@@ -208,16 +254,27 @@ def compare_cmd(
         def tick(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        agreement = compare_with_nonmem(sbml, model_card, data, phi, mapping=mapping, ignore_columns=ignore,
-                                        starts=starts, ofv_tolerance=ofv_tolerance, progress=tick)
+        agreement = compare_with_nonmem(
+            sbml,
+            model_card,
+            data,
+            phi,
+            mapping=mapping,
+            ignore_columns=ignore,
+            starts=starts,
+            ofv_tolerance=ofv_tolerance,
+            progress=tick,
+        )
     print_agreement(agreement, f"{model_card.id}: {data.name} vs {phi.name}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(agreement.to_dict(), indent=2))
         console.print(f"comparison written to {out}")
     if not agreement.passes(min_excellent, min_acceptable, min_ofv):
-        console.print(f"[bold red]below thresholds[/] (excellent >= {min_excellent:.1%}, within 0.1 >= "
-                      f"{min_acceptable:.1%}, OBJ within {ofv_tolerance:g} >= {min_ofv:.1%})")
+        console.print(
+            f"[bold red]below thresholds[/] (excellent >= {min_excellent:.1%}, within 0.1 >= "
+            f"{min_acceptable:.1%}, OBJ within {ofv_tolerance:g} >= {min_ofv:.1%})"
+        )
         raise typer.Exit(2)
 
 
@@ -229,13 +286,20 @@ def print_agreement(agreement: object, title: str) -> None:
     for col in ("ETA", "n", "excellent (<0.001)", "acceptable (<0.1)", "discordant", "max |diff|"):
         t.add_column(col, justify="right")
     for r in (*agreement.rows, agreement.total):
-        t.add_row(r.eta, str(r.n), f"{r.excellent} ({r.share('excellent'):.1%})",
-                  f"{r.acceptable} ({r.share('acceptable'):.1%})", f"{r.discordant} ({r.share('discordant'):.1%})",
-                  f"{r.max_difference:.2e}")
+        t.add_row(
+            r.eta,
+            str(r.n),
+            f"{r.excellent} ({r.share('excellent'):.1%})",
+            f"{r.acceptable} ({r.share('acceptable'):.1%})",
+            f"{r.discordant} ({r.share('discordant'):.1%})",
+            f"{r.max_difference:.2e}",
+        )
     console.print(t)
-    console.print(f"OBJ within {agreement.ofv_tolerance:g}: {agreement.ofv_within}/{agreement.n_subjects} "
-                  f"(max |diff| {agreement.max_ofv_difference:.3g}; {agreement.better_mode} subject(s) off where "
-                  "our mode has the lower objective)")
+    console.print(
+        f"OBJ within {agreement.ofv_tolerance:g}: {agreement.ofv_within}/{agreement.n_subjects} "
+        f"(max |diff| {agreement.max_ofv_difference:.3g}; {agreement.better_mode} subject(s) off where "
+        "our mode has the lower objective)"
+    )
 
 
 def register_import(import_app: typer.Typer) -> None:
@@ -244,7 +308,9 @@ def register_import(import_app: typer.Typer) -> None:
     @import_app.command("nonmem")
     def import_nonmem(
         data: Path = typer.Argument(..., help="NONMEM-style event table (CSV)"),
-        model: str = typer.Option(..., "--model", help=MODEL_HELP + "; its card names drug, routes, analytes"),
+        model: str = typer.Option(
+            ..., "--model", help=MODEL_HELP + "; its card names drug, routes, analytes"
+        ),
         out: Path = typer.Option(..., "--out", help="Folder: records/<patient id>.json and report.json"),
         card: Path | None = typer.Option(None, "--card"),
         dose_cmt: list[str] = typer.Option([], "--dose-cmt", help="CMT[:RATE]=ROUTE, e.g. 2:-2=oral"),
@@ -256,7 +322,9 @@ def register_import(import_app: typer.Typer) -> None:
         from interop.workflows.twin import event_table_mapping, load_model_source
 
         _, model_card = load_model_source(model, get_settings(), card)
-        result = read_event_table(data, event_table_mapping(model_card, dose_cmt, level_cmt), ignore=tuple(ignore))
+        result = read_event_table(
+            data, event_table_mapping(model_card, dose_cmt, level_cmt), ignore=tuple(ignore)
+        )
         (out / "records").mkdir(parents=True, exist_ok=True)
         for record in result.records:
             (out / "records" / f"{record.patient.id}.json").write_text(record.model_dump_json(indent=2))

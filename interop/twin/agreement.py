@@ -70,8 +70,11 @@ class Agreement:
         return self.ofv_within / self.n_subjects if self.n_subjects else float("nan")
 
     def passes(self, min_excellent: float, min_acceptable: float, min_ofv_within: float) -> bool:
-        return (self.share_excellent >= min_excellent and self.share_within_acceptable >= min_acceptable
-                and self.share_ofv_within >= min_ofv_within)
+        return (
+            self.share_excellent >= min_excellent
+            and self.share_within_acceptable >= min_acceptable
+            and self.share_ofv_within >= min_ofv_within
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -79,12 +82,21 @@ class Agreement:
             "rows": [r.__dict__ for r in (*self.rows, self.total)],
             "share_excellent": self.share_excellent,
             "share_within_acceptable": self.share_within_acceptable,
-            "ofv_tolerance": self.ofv_tolerance, "ofv_within": self.ofv_within,
-            "max_ofv_difference": self.max_ofv_difference, "better_mode": self.better_mode,
+            "ofv_tolerance": self.ofv_tolerance,
+            "ofv_within": self.ofv_within,
+            "max_ofv_difference": self.max_ofv_difference,
+            "better_mode": self.better_mode,
             "subjects": [
-                {"subject": s.subject, "etas": s.etas, "reference_etas": s.reference_etas, "ofv": s.ofv,
-                 "reference_ofv": s.reference_ofv, "objective": s.objective,
-                 "objective_at_reference": s.objective_at_reference, "converged": s.converged}
+                {
+                    "subject": s.subject,
+                    "etas": s.etas,
+                    "reference_etas": s.reference_etas,
+                    "ofv": s.ofv,
+                    "reference_ofv": s.reference_ofv,
+                    "objective": s.objective,
+                    "objective_at_reference": s.objective_at_reference,
+                    "converged": s.converged,
+                }
                 for s in self.subjects
             ],
         }
@@ -92,8 +104,11 @@ class Agreement:
 
 def _row(name: str, d: np.ndarray) -> AgreementRow:
     return AgreementRow(
-        eta=name, n=int(d.size), excellent=int(np.sum(d < EXCELLENT)),
-        acceptable=int(np.sum((d >= EXCELLENT) & (d < ACCEPTABLE))), discordant=int(np.sum(d >= ACCEPTABLE)),
+        eta=name,
+        n=int(d.size),
+        excellent=int(np.sum(d < EXCELLENT)),
+        acceptable=int(np.sum((d >= EXCELLENT) & (d < ACCEPTABLE))),
+        discordant=int(np.sum(d >= ACCEPTABLE)),
         max_difference=float(d.max(initial=0.0)),
     )
 
@@ -106,7 +121,18 @@ def summarise_agreement(
     rows = tuple(_row(n, diffs[:, j]) for j, n in enumerate(eta_names))
     ofv_d = np.array([abs(s.ofv - s.reference_ofv) for s in subjects])
     within = int(np.sum(ofv_d <= ofv_tolerance))
-    better = sum(1 for s, d in zip(subjects, ofv_d, strict=True)
-                 if d > ofv_tolerance and s.objective < s.objective_at_reference - 1e-6)
-    return Agreement(rows, _row("all", diffs.ravel()), len(subjects), within, ofv_tolerance,
-                     float(ofv_d.max(initial=0.0)), better, tuple(subjects))
+    better = sum(
+        1
+        for s, d in zip(subjects, ofv_d, strict=True)
+        if d > ofv_tolerance and s.objective < s.objective_at_reference - 1e-6
+    )
+    return Agreement(
+        rows,
+        _row("all", diffs.ravel()),
+        len(subjects),
+        within,
+        ofv_tolerance,
+        float(ofv_d.max(initial=0.0)),
+        better,
+        tuple(subjects),
+    )

@@ -59,17 +59,31 @@ class MapResult:
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly summary."""
         return {
-            "patient_id": self.patient_id, "etas": self.etas, "objective": self.objective,
-            "ofv": self.ofv, "standard_errors": self.standard_errors,
-            "covariance": self.covariance.tolist(), "individual_parameters": self.individual_parameters,
-            "shrinkage": self.shrinkage, "converged": self.converged, "message": self.message,
-            "n_evaluations": self.n_evaluations, "n_observations": self.n_observations,
+            "patient_id": self.patient_id,
+            "etas": self.etas,
+            "objective": self.objective,
+            "ofv": self.ofv,
+            "standard_errors": self.standard_errors,
+            "covariance": self.covariance.tolist(),
+            "individual_parameters": self.individual_parameters,
+            "shrinkage": self.shrinkage,
+            "converged": self.converged,
+            "message": self.message,
+            "n_evaluations": self.n_evaluations,
+            "n_observations": self.n_observations,
             "starts": self.starts,
             "observations": [
-                {"time_h": o.time_h, "observable": o.observable, "value": o.value,
-                 "below_lloq": o.below_lloq, "ipred": ip, "pred": pp}
-                for o, ip, pp in zip(self.observations, self.predictions, self.population_predictions,
-                                     strict=False)
+                {
+                    "time_h": o.time_h,
+                    "observable": o.observable,
+                    "value": o.value,
+                    "below_lloq": o.below_lloq,
+                    "ipred": ip,
+                    "pred": pp,
+                }
+                for o, ip, pp in zip(
+                    self.observations, self.predictions, self.population_predictions, strict=False
+                )
             ],
         }
 
@@ -132,9 +146,13 @@ PRIOR_HINV: np.ndarray | None = None
 DIFF_SIGN = -1.0
 
 
-def _minimise(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray, np.ndarray]],
-              hessian: Callable[[np.ndarray], np.ndarray], x0: np.ndarray, gtol: float,
-              max_iterations: int) -> Any:
+def _minimise(
+    evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray, np.ndarray]],
+    hessian: Callable[[np.ndarray], np.ndarray],
+    x0: np.ndarray,
+    gtol: float,
+    max_iterations: int,
+) -> Any:
     def fun(e: np.ndarray) -> float:
         return evaluate(e)[0]
 
@@ -142,21 +160,35 @@ def _minimise(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarr
         return evaluate(e)[1]
 
     if OPTIMISER == "trust":
-        return minimize(fun, x0, jac=jac, hess=hessian, method="trust-exact",
-                        options={"gtol": gtol, "maxiter": max_iterations, "initial_trust_radius": TRUST_RADIUS})
+        return minimize(
+            fun,
+            x0,
+            jac=jac,
+            hess=hessian,
+            method="trust-exact",
+            options={"gtol": gtol, "maxiter": max_iterations, "initial_trust_radius": TRUST_RADIUS},
+        )
     if OPTIMISER == "bfgs-prior":
-        return minimize(fun, x0, jac=jac, method="BFGS",
-                        options={"gtol": gtol, "maxiter": max_iterations, "hess_inv0": PRIOR_HINV})
+        return minimize(
+            fun,
+            x0,
+            jac=jac,
+            method="BFGS",
+            options={"gtol": gtol, "maxiter": max_iterations, "hess_inv0": PRIOR_HINV},
+        )
     if OPTIMISER == "bfgs-identity":
         return minimize(fun, x0, jac=jac, method="BFGS", options={"gtol": gtol, "maxiter": max_iterations})
     if OPTIMISER == "lbfgsb":
-        return minimize(fun, x0, jac=jac, method="L-BFGS-B", options={"maxiter": max_iterations, "gtol": gtol})
+        return minimize(
+            fun, x0, jac=jac, method="L-BFGS-B", options={"maxiter": max_iterations, "gtol": gtol}
+        )
     # BFGS started from the inverse Fisher-scoring Hessian at the start point: the first step
     # is a Gauss-Newton step and the updates converge in a few iterations.
     h0 = np.linalg.inv(hessian(x0))
     h0 = (h0 + h0.T) / 2
-    return minimize(fun, x0, jac=jac, method="BFGS",
-                    options={"gtol": gtol, "maxiter": max_iterations, "hess_inv0": h0})
+    return minimize(
+        fun, x0, jac=jac, method="BFGS", options={"gtol": gtol, "maxiter": max_iterations, "hess_inv0": h0}
+    )
 
 
 def estimate_map(
@@ -178,8 +210,10 @@ def estimate_map(
     obs = tuple(twin.observations if observations is None else observations)
     re = card.random_effects
     if re.occasions:
-        raise TwinError(f"model {card.id}: inter-occasion variability is not supported by the MAP "
-                        "estimator yet", field="random_effects.occasions")
+        raise TwinError(
+            f"model {card.id}: inter-occasion variability is not supported by the MAP estimator yet",
+            field="random_effects.occasions",
+        )
     if not re.etas:
         raise TwinError(f"model {card.id} has no random effects to estimate", field="random_effects")
     if not twin.doses:
@@ -233,8 +267,9 @@ def estimate_map(
                 up[j] += step
                 down[j] -= step
                 f1, f2 = predict(up), predict(down)
-                g[j] = (objective_value(terms, f1, up, omega_inv)
-                        - objective_value(terms, f2, down, omega_inv)) / (2 * step)
+                g[j] = (
+                    objective_value(terms, f1, up, omega_inv) - objective_value(terms, f2, down, omega_inv)
+                ) / (2 * step)
                 J[:, j] = (f1 - f2) / (2 * step)
         if not (np.isfinite(o0) and np.all(np.isfinite(g))):
             raise TwinError("non-finite objective during estimation", source=twin.patient_id)
@@ -272,7 +307,7 @@ def estimate_map(
             pts = np.vstack([eta_hat, eta_hat + h * np.eye(k), eta_hat - h * np.eye(k), np.zeros(k)])
             fs = predict(pts)
             f_hat, f_pop = fs[0], fs[-1]
-            jac = ((fs[1:k + 1] - fs[k + 1:2 * k + 1]) / (2 * h)).T
+            jac = ((fs[1 : k + 1] - fs[k + 1 : 2 * k + 1]) / (2 * h)).T
         else:
             f_hat = predict(eta_hat)
             jac = numeric_jacobian(predict, eta_hat, 1e-3)

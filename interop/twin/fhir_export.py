@@ -58,29 +58,63 @@ def prediction_observations(twin: Twin, fc: Forecast, *, step: int = 1) -> list[
         for i in range(0, len(fc.times_h), step):
             t = float(fc.times_h[i])
             comps = [
-                {"code": {"text": f"{int(fc.level * 100)}% prediction interval, lower"},
-                 "valueQuantity": {"value": float(fc.lower[o.id][i]), "unit": o.unit, "system": UCUM,
-                                   "code": o.unit}},
-                {"code": {"text": f"{int(fc.level * 100)}% prediction interval, upper"},
-                 "valueQuantity": {"value": float(fc.upper[o.id][i]), "unit": o.unit, "system": UCUM,
-                                   "code": o.unit}},
+                {
+                    "code": {"text": f"{int(fc.level * 100)}% prediction interval, lower"},
+                    "valueQuantity": {
+                        "value": float(fc.lower[o.id][i]),
+                        "unit": o.unit,
+                        "system": UCUM,
+                        "code": o.unit,
+                    },
+                },
+                {
+                    "code": {"text": f"{int(fc.level * 100)}% prediction interval, upper"},
+                    "valueQuantity": {
+                        "value": float(fc.upper[o.id][i]),
+                        "unit": o.unit,
+                        "system": UCUM,
+                        "code": o.unit,
+                    },
+                },
             ]
-            out.append(Observation.model_validate({
-                "resourceType": "Observation",
-                "status": "preliminary",
-                "category": [{"coding": [{
-                    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                    "code": "laboratory"}]}],
-                "code": {"coding": codes, "text": f"predicted {o.id} ({twin.card.id})"},
-                "subject": {"reference": f"Patient/{twin.patient_id}"},
-                "effectiveDateTime": _when(twin, t),
-                "valueQuantity": {"value": float(fc.individual[o.id][i]), "unit": o.unit, "system": UCUM,
-                                  "code": o.unit},
-                "method": {"coding": [{"system": METHOD_SYSTEM, "code": "map-prediction",
-                                       "display": "Model prediction (Bayesian MAP twin)"}],
-                           "text": f"model {twin.card.id}@{twin.card.version}"},
-                "component": comps,
-            }))
+            out.append(
+                Observation.model_validate(
+                    {
+                        "resourceType": "Observation",
+                        "status": "preliminary",
+                        "category": [
+                            {
+                                "coding": [
+                                    {
+                                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                        "code": "laboratory",
+                                    }
+                                ]
+                            }
+                        ],
+                        "code": {"coding": codes, "text": f"predicted {o.id} ({twin.card.id})"},
+                        "subject": {"reference": f"Patient/{twin.patient_id}"},
+                        "effectiveDateTime": _when(twin, t),
+                        "valueQuantity": {
+                            "value": float(fc.individual[o.id][i]),
+                            "unit": o.unit,
+                            "system": UCUM,
+                            "code": o.unit,
+                        },
+                        "method": {
+                            "coding": [
+                                {
+                                    "system": METHOD_SYSTEM,
+                                    "code": "map-prediction",
+                                    "display": "Model prediction (Bayesian MAP twin)",
+                                }
+                            ],
+                            "text": f"model {twin.card.id}@{twin.card.version}",
+                        },
+                        "component": comps,
+                    }
+                )
+            )
     return out
 
 
@@ -90,44 +124,59 @@ def regimen_request(rec: Recommendation) -> MedicationRequest:
     unit = next(d.amount_unit for d in twin.card.dosing if d.route == rec.route)
     dosage: dict[str, object] = {
         "text": f"{rec.best.amount:g} {unit} every {rec.best.interval_h:g} h, {rec.n_doses} doses"
-                + (f", infused over {rec.best.duration_h:g} h" if rec.best.duration_h else ""),
-        "timing": {"repeat": {
-            "boundsPeriod": {"start": _when(twin, rec.start_h)},
-            "count": rec.n_doses,
-            "frequency": 1, "period": float(rec.best.interval_h), "periodUnit": "h",
-        }},
-        "doseAndRate": [{"doseQuantity": {"value": float(rec.best.amount), "unit": unit, "system": UCUM,
-                                          "code": unit}}],
+        + (f", infused over {rec.best.duration_h:g} h" if rec.best.duration_h else ""),
+        "timing": {
+            "repeat": {
+                "boundsPeriod": {"start": _when(twin, rec.start_h)},
+                "count": rec.n_doses,
+                "frequency": 1,
+                "period": float(rec.best.interval_h),
+                "periodUnit": "h",
+            }
+        },
+        "doseAndRate": [
+            {"doseQuantity": {"value": float(rec.best.amount), "unit": unit, "system": UCUM, "code": unit}}
+        ],
     }
     if rec.route in ROUTES:
         code, display = ROUTES[rec.route]
         dosage["route"] = {"coding": [{"system": SNOMED, "code": code, "display": display}]}
     if rec.best.duration_h:
         dosage["doseAndRate"][0]["rateQuantity"] = {  # type: ignore[index]
-            "value": float(rec.best.amount / rec.best.duration_h), "unit": f"{unit}/h", "system": UCUM,
-            "code": f"{unit}/h"}
+            "value": float(rec.best.amount / rec.best.duration_h),
+            "unit": f"{unit}/h",
+            "system": UCUM,
+            "code": f"{unit}/h",
+        }
     t = rec.target
-    note = (f"Proposed by the twin of model {twin.card.id}@{twin.card.version}: target {t.kind} "
-            f"{t.low:g}-{t.high:g}; predicted {rec.best.exposure:.4g} (90% {rec.best.exposure_p05:.4g}-"
-            f"{rec.best.exposure_p95:.4g}); probability of target attainment {rec.best.probability:.0%}.")
-    return MedicationRequest.model_validate({
-        "resourceType": "MedicationRequest",
-        "status": "draft",
-        "intent": "proposal",
-        "medicationCodeableConcept": {"coding": [_coding(c) for c in twin.card.drugs]},
-        "subject": {"reference": f"Patient/{twin.patient_id}"},
-        "authoredOn": dt.datetime.now(dt.UTC).isoformat(),
-        "dosageInstruction": [dosage],
-        "note": [{"text": note}],
-    })
+    note = (
+        f"Proposed by the twin of model {twin.card.id}@{twin.card.version}: target {t.kind} "
+        f"{t.low:g}-{t.high:g}; predicted {rec.best.exposure:.4g} (90% {rec.best.exposure_p05:.4g}-"
+        f"{rec.best.exposure_p95:.4g}); probability of target attainment {rec.best.probability:.0%}."
+    )
+    return MedicationRequest.model_validate(
+        {
+            "resourceType": "MedicationRequest",
+            "status": "draft",
+            "intent": "proposal",
+            "medicationCodeableConcept": {"coding": [_coding(c) for c in twin.card.drugs]},
+            "subject": {"reference": f"Patient/{twin.patient_id}"},
+            "authoredOn": dt.datetime.now(dt.UTC).isoformat(),
+            "dosageInstruction": [dosage],
+            "note": [{"text": note}],
+        }
+    )
 
 
 def _bundle(resources: list[object]) -> Bundle:
-    return Bundle.model_validate({
-        "resourceType": "Bundle", "type": "collection",
-        "timestamp": dt.datetime.now(dt.UTC).isoformat(),
-        "entry": [{"fullUrl": _urn(), "resource": r} for r in resources],
-    })
+    return Bundle.model_validate(
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+            "entry": [{"fullUrl": _urn(), "resource": r} for r in resources],
+        }
+    )
 
 
 def forecast_bundle(twin: Twin, fc: Forecast, *, step: int = 1) -> Bundle:

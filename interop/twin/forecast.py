@@ -34,7 +34,9 @@ class Forecast:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "times_h": self.times_h.tolist(), "level": self.level, "n_draws": self.n_draws,
+            "times_h": self.times_h.tolist(),
+            "level": self.level,
+            "n_draws": self.n_draws,
             "include_residual": self.include_residual,
             "population": {k: v.tolist() for k, v in self.population.items()},
             "individual": {k: v.tolist() for k, v in self.individual.items()},
@@ -53,8 +55,9 @@ def sample_etas(fit: MapResult, n_draws: int, seed: int = 0) -> np.ndarray:
     return rng.multivariate_normal(mean, cov, size=n_draws, method="eigh")
 
 
-def simulate_draws(twin: Twin, times_h: Sequence[float] | np.ndarray, names: Sequence[str],
-                   draws: np.ndarray) -> dict[str, np.ndarray]:
+def simulate_draws(
+    twin: Twin, times_h: Sequence[float] | np.ndarray, names: Sequence[str], draws: np.ndarray
+) -> dict[str, np.ndarray]:
     """Each observable at ``times_h`` for each ETA draw (draws x times)."""
     times = np.asarray(times_h, dtype=float)
     obs_ids = [o.id for o in twin.card.observables]
@@ -108,8 +111,10 @@ def forecast(
                 if err.model == "exponential":
                     values = values * np.exp(err.proportional_sd * eps)
                 else:
-                    sd = np.sqrt(err.additive_sd**2 * (err.model != "proportional")
-                                 + (err.proportional_sd * values) ** 2 * (err.model != "additive"))
+                    sd = np.sqrt(
+                        err.additive_sd**2 * (err.model != "proportional")
+                        + (err.proportional_sd * values) ** 2 * (err.model != "additive")
+                    )
                     values = values + sd * eps
         lower[o] = np.percentile(values, lo_q, axis=0)
         upper[o] = np.percentile(values, hi_q, axis=0)

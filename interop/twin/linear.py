@@ -246,8 +246,13 @@ class LinearPredictor:
     change between calls (the optimiser's inner loop).
     """
 
-    def __init__(self, lin: LinearSystem, twin: Twin, times_h: Sequence[float] | np.ndarray,
-                 params: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        lin: LinearSystem,
+        twin: Twin,
+        times_h: Sequence[float] | np.ndarray,
+        params: Mapping[str, float] | None = None,
+    ) -> None:
         self.lin = lin
         self.times = np.asarray(times_h, dtype=float)
         base = dict(params or {})
@@ -259,17 +264,24 @@ class LinearPredictor:
         self.doses: list[tuple] = []
         for ev in twin.doses:
             inp = ev.input
-            self.doses.append((
-                ev.time_h, ev.amount, lin.B[inp.target], ev.duration_h,
-                _ref(idx, inp.bioavailability, 1.0), _ref(idx, inp.lag_time_h, 0.0),
-                _ref(idx, inp.duration_parameter, 0.0) if inp.duration_parameter else None,
-            ))
+            self.doses.append(
+                (
+                    ev.time_h,
+                    ev.amount,
+                    lin.B[inp.target],
+                    ev.duration_h,
+                    _ref(idx, inp.bioavailability, 1.0),
+                    _ref(idx, inp.lag_time_h, 0.0),
+                    _ref(idx, inp.duration_parameter, 0.0) if inp.duration_parameter else None,
+                )
+            )
         self.patient_id = twin.patient_id
         self.static = None
         if all(not isinstance(r, int) for d in self.doses for r in d[4:]):
             self.static = self._schedule(self.base)
-        changes = sorted((t, idx[name], v) for name, series in covs.items() for t, v in series.changes()
-                         if t >= 0)
+        changes = sorted(
+            (t, idx[name], v) for name, series in covs.items() for t, v in series.changes() if t >= 0
+        )
         self.bounds = sorted({t for t, _, _ in changes})
         self.changes = changes
         self.patient_id = twin.patient_id
@@ -327,8 +339,11 @@ class LinearPredictor:
                 W = np.linalg.inv(V)
             except np.linalg.LinAlgError:
                 return np.stack([self(v) for v in values])
-            if (np.iscomplexobj(lam) or not np.all(np.isfinite(W))
-                    or np.any(np.abs(V).max(axis=(1, 2)) * np.abs(W).max(axis=(1, 2)) * lin.n >= _CONDITION_LIMIT)):
+            if (
+                np.iscomplexobj(lam)
+                or not np.all(np.isfinite(W))
+                or np.any(np.abs(V).max(axis=(1, 2)) * np.abs(W).max(axis=(1, 2)) * lin.n >= _CONDITION_LIMIT)
+            ):
                 return np.stack([self(v) for v in values])
             ts = np.append(times[sel_out], t1)
             h0 = np.maximum(ts - t0, 0.0)
@@ -343,8 +358,11 @@ class LinearPredictor:
                 wv = np.einsum("mij,kj->mki", W, pv)  # (sets, events, states) in each eigenbasis
                 arg = lam[:, None, None, :] * dd[None, :, :, None]
                 if pr.any():
-                    e = np.where(pr[None, None, :, None], _phi(lam[:, None, None, :], dd[None, :, :, None]),
-                                 np.exp(arg))
+                    e = np.where(
+                        pr[None, None, :, None],
+                        _phi(lam[:, None, None, :], dd[None, :, :, None]),
+                        np.exp(arg),
+                    )
                 else:
                     e = np.exp(arg)
                 e *= live[None, :, :, None]
@@ -453,8 +471,11 @@ def _sequential(
     t1: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """As :func:`_piece`, stepping with matrix exponentials (ill-conditioned eigenvectors)."""
-    items = sorted([(float(t), 0, i) for i, t in enumerate(out_t)] + [(float(t), 1, i) for i, t in enumerate(ev_t)]
-                   + [(t1, 2, 0)])
+    items = sorted(
+        [(float(t), 0, i) for i, t in enumerate(out_t)]
+        + [(float(t), 1, i) for i, t in enumerate(ev_t)]
+        + [(t1, 2, 0)]
+    )
     x, u, tc = x0.copy(), u0.copy(), t0
     xs = np.zeros((len(out_t), len(x0)))
     x1 = x0

@@ -67,23 +67,28 @@ def residual_terms(card: ModelCard, observations: Sequence[LevelObservation]) ->
     for i, o in enumerate(observations):
         err = card.error_for(o.observable)
         if err is None:
-            raise TwinError(f"model {card.id} has no residual error for observable {o.observable}",
-                            field="residual_error")
+            raise TwinError(
+                f"model {card.id} has no residual error for observable {o.observable}", field="residual_error"
+            )
         kind[i] = _KINDS[err.model]
         a2[i] = err.additive_sd**2
         b2[i] = err.proportional_sd**2
         y[i] = o.value
         if o.below_lloq:
             if o.lloq is None:
-                raise TwinError("a below-limit level needs its limit of quantification (M3)",
-                                source=o.measurement_id, field="lloq")
+                raise TwinError(
+                    "a below-limit level needs its limit of quantification (M3)",
+                    source=o.measurement_id,
+                    field="lloq",
+                )
             blq[i] = True
             lloq[i] = o.lloq
         elif o.value < 0:
             raise TwinError(f"negative concentration {o.value}", source=o.measurement_id, field="value")
         elif kind[i] == 3 and o.value <= 0:
-            raise TwinError("an exponential error needs positive levels", source=o.measurement_id,
-                            field="value")
+            raise TwinError(
+                "an exponential error needs positive levels", source=o.measurement_id, field="value"
+            )
     return ResidualTerms(y, kind, a2, b2, blq, lloq)
 
 

@@ -102,22 +102,39 @@ class Recommendation:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "target": dataclasses.asdict(self.target), "best": self.best.to_dict(),
-            "start_h": self.start_h, "n_doses": self.n_doses, "route": self.route,
-            "observable": self.observable, "candidates": [c.to_dict() for c in self.candidates],
+            "target": dataclasses.asdict(self.target),
+            "best": self.best.to_dict(),
+            "start_h": self.start_h,
+            "n_doses": self.n_doses,
+            "route": self.route,
+            "observable": self.observable,
+            "candidates": [c.to_dict() for c in self.candidates],
         }
 
 
-def extend_regimen(twin: Twin, route: Route, amount: float, interval_h: float, duration_h: float | None,
-                   start_h: float, n_doses: int) -> Twin:
+def extend_regimen(
+    twin: Twin,
+    route: Route,
+    amount: float,
+    interval_h: float,
+    duration_h: float | None,
+    start_h: float,
+    n_doses: int,
+) -> Twin:
     """``twin`` with ``n_doses`` more doses every ``interval_h`` from ``start_h``."""
     inputs = twin.card.dosing_for(route)
     if not inputs:
         raise TwinError(f"model {twin.card.id} takes no {route} dose", field="route")
     new = [
-        DoseEvent(start_h + k * interval_h, amount * inp.fraction, inp,
-                  duration_h if inp.duration_parameter is None else None, f"proposed-{k}")
-        for k in range(n_doses) for inp in inputs
+        DoseEvent(
+            start_h + k * interval_h,
+            amount * inp.fraction,
+            inp,
+            duration_h if inp.duration_parameter is None else None,
+            f"proposed-{k}",
+        )
+        for k in range(n_doses)
+        for inp in inputs
     ]
     kept = [d for d in twin.doses if d.time_h < start_h]
     return dataclasses.replace(twin, doses=tuple(sorted([*kept, *new], key=lambda e: e.time_h)))
@@ -170,11 +187,18 @@ def recommend_dose(
         values = simulate_draws(extended, grid, names, all_etas)[observable]
         metric = exposure(target, grid, values)
         hit = (metric[1:] >= target.low) & (metric[1:] <= target.high)
-        candidates.append(Candidate(
-            amount=float(amount), interval_h=float(tau), duration_h=dur, exposure=float(metric[0]),
-            exposure_p05=float(np.percentile(metric[1:], 5)), exposure_p95=float(np.percentile(metric[1:], 95)),
-            probability=float(hit.mean()), in_range=bool(target.low <= metric[0] <= target.high),
-        ))
+        candidates.append(
+            Candidate(
+                amount=float(amount),
+                interval_h=float(tau),
+                duration_h=dur,
+                exposure=float(metric[0]),
+                exposure_p05=float(np.percentile(metric[1:], 5)),
+                exposure_p95=float(np.percentile(metric[1:], 95)),
+                probability=float(hit.mean()),
+                in_range=bool(target.low <= metric[0] <= target.high),
+            )
+        )
 
     def distance(c: Candidate) -> float:
         return abs(math.log(max(c.exposure, 1e-300) / target.middle)) if target.middle > 0 else c.exposure
@@ -182,12 +206,19 @@ def recommend_dose(
     ranked = sorted(candidates, key=lambda c: (-round(c.probability, 3), distance(c)))
     best = ranked[0]
     key = (best.amount, best.interval_h, best.duration_h)
-    chosen = extend_regimen(twin, route, best.amount, best.interval_h, best.duration_h, starts[key],
-                            options.n_doses)
-    return Recommendation(target, best, tuple(ranked), starts[key], options.n_doses, route, observable, chosen)
+    chosen = extend_regimen(
+        twin, route, best.amount, best.interval_h, best.duration_h, starts[key], options.n_doses
+    )
+    return Recommendation(
+        target, best, tuple(ranked), starts[key], options.n_doses, route, observable, chosen
+    )
 
 
-def regimen_grid(amounts: Sequence[float], intervals_h: Sequence[float],
-                 durations_h: Sequence[float | None] = (None,), **kwargs: object) -> RegimenOptions:
+def regimen_grid(
+    amounts: Sequence[float],
+    intervals_h: Sequence[float],
+    durations_h: Sequence[float | None] = (None,),
+    **kwargs: object,
+) -> RegimenOptions:
     """Convenience constructor from sequences."""
     return RegimenOptions(tuple(amounts), tuple(intervals_h), tuple(durations_h), **kwargs)  # type: ignore[arg-type]

@@ -127,10 +127,18 @@ def event_table_mapping(
             levels.append(LevelCompartment(cmt, by_id[name].analyte, by_id[name].unit))
     else:
         levels = [LevelCompartment(2 + i, o.analyte, o.unit) for i, o in enumerate(card.observables)]
-    covs = {c.name: (c.source.measurement, c.source.unit or "1") for c in card.covariates
-            if c.source.measurement is not None}
-    return EventTableMapping(drug=card.drugs[0], doses=tuple(doses), levels=tuple(levels),
-                             amount_unit=card.dosing[0].amount_unit, covariates=covs)  # type: ignore[arg-type]
+    covs = {
+        c.name: (c.source.measurement, c.source.unit or "1")
+        for c in card.covariates
+        if c.source.measurement is not None
+    }
+    return EventTableMapping(
+        drug=card.drugs[0],
+        doses=tuple(doses),
+        levels=tuple(levels),
+        amount_unit=card.dosing[0].amount_unit,
+        covariates=covs,
+    )  # type: ignore[arg-type]
 
 
 def compare_with_nonmem(
@@ -159,19 +167,28 @@ def compare_with_nonmem(
         if ref is None:
             raise TwinError(f"ID {sid} has no row in the .phi file", source=str(phi))
         if len(ref.etas) != len(card.random_effects.etas):
-            raise TwinError(f"the .phi file has {len(ref.etas)} ETAs, model {card.id} has "
-                            f"{len(card.random_effects.etas)}", source=str(phi))
+            raise TwinError(
+                f"the .phi file has {len(ref.etas)} ETAs, model {card.id} has "
+                f"{len(card.random_effects.etas)}",
+                source=str(phi),
+            )
         twin = bind_patient(model, record)
         fit = estimate_map(twin, starts=starts)
         predict, _ = make_predictor(twin, twin.observations)
         terms = residual_terms(card, twin.observations)
         ref_eta = np.asarray(ref.etas)
-        subjects.append(SubjectComparison(
-            subject=sid, etas=tuple(fit.etas.values()), reference_etas=tuple(ref.etas), ofv=fit.ofv,
-            reference_ofv=ref.obj, objective=fit.objective,
-            objective_at_reference=objective_value(terms, predict(ref_eta), ref_eta, omega_inv),
-            converged=fit.converged,
-        ))
+        subjects.append(
+            SubjectComparison(
+                subject=sid,
+                etas=tuple(fit.etas.values()),
+                reference_etas=tuple(ref.etas),
+                ofv=fit.ofv,
+                reference_ofv=ref.obj,
+                objective=fit.objective,
+                objective_at_reference=objective_value(terms, predict(ref_eta), ref_eta, omega_inv),
+                converged=fit.converged,
+            )
+        )
         if progress:
             progress(k + 1, len(records))
     missing = sorted(set(reference) - {s.subject for s in subjects})
@@ -204,17 +221,27 @@ def _write_json(path: Path, payload: dict[str, object]) -> Path:
 
 
 def _header(twin: Twin, kind: str) -> dict[str, object]:
-    return {"kind": kind, "model": f"{twin.card.id}@{twin.card.version}", "model_sha256": twin.model.sha256,
-            "patient_id": twin.patient_id, "origin": twin.origin.isoformat(), "notes": list(twin.notes)}
+    return {
+        "kind": kind,
+        "model": f"{twin.card.id}@{twin.card.version}",
+        "model_sha256": twin.model.sha256,
+        "patient_id": twin.patient_id,
+        "origin": twin.origin.isoformat(),
+        "notes": list(twin.notes),
+    }
 
 
-def fit_patient(sbml: str, card: ModelCard, record: PatientRecord, out_dir: Path | None = None,
-                *, starts: int = 3) -> FitOutcome:
+def fit_patient(
+    sbml: str, card: ModelCard, record: PatientRecord, out_dir: Path | None = None, *, starts: int = 3
+) -> FitOutcome:
     """MAP fit of ``record``; with ``out_dir``, a JSON result and a PNG plot."""
     twin = bind_patient(load_model(sbml, card), record)
     if not twin.observations:
-        raise TwinError(f"patient {twin.patient_id} has no drug level for model {card.id}",
-                        source=twin.patient_id, field="measurements")
+        raise TwinError(
+            f"patient {twin.patient_id} has no drug level for model {card.id}",
+            source=twin.patient_id,
+            field="measurements",
+        )
     fit = estimate_map(twin, starts=starts)
     json_path = plot_path = None
     if out_dir is not None:
@@ -225,15 +252,28 @@ def fit_patient(sbml: str, card: ModelCard, record: PatientRecord, out_dir: Path
         ind = simulate(twin, grid, fit.etas)
         obs_id = card.observables[0].id
         plot_path = plot_concentrations(
-            twin, grid, {"a priori (population)": pop.values[obs_id], "a posteriori (MAP)": ind.values[obs_id]},
-            out_dir / "fit.png", observable=obs_id, title=f"{card.title}\nMAP fit, patient {twin.patient_id}")
+            twin,
+            grid,
+            {"a priori (population)": pop.values[obs_id], "a posteriori (MAP)": ind.values[obs_id]},
+            out_dir / "fit.png",
+            observable=obs_id,
+            title=f"{card.title}\nMAP fit, patient {twin.patient_id}",
+        )
         json_path = _write_json(out_dir / "fit.json", {**_header(twin, "fit"), "fit": fit.to_dict()})
     return FitOutcome(twin, fit, None, None, json_path, plot_path, None)
 
 
-def forecast_patient(sbml: str, card: ModelCard, record: PatientRecord, out_dir: Path | None = None, *,
-                     until_h: float | None = None, n_draws: int = 500, starts: int = 3,
-                     target: tuple[float, float] | None = None) -> FitOutcome:
+def forecast_patient(
+    sbml: str,
+    card: ModelCard,
+    record: PatientRecord,
+    out_dir: Path | None = None,
+    *,
+    until_h: float | None = None,
+    n_draws: int = 500,
+    starts: int = 3,
+    target: tuple[float, float] | None = None,
+) -> FitOutcome:
     """Fit, then forecast with a 90% interval; writes JSON, PNG and a FHIR bundle of predictions."""
     outcome = fit_patient(sbml, card, record, None, starts=starts)
     twin, fit = outcome.twin, outcome.fit
@@ -243,19 +283,37 @@ def forecast_patient(sbml: str, card: ModelCard, record: PatientRecord, out_dir:
     if out_dir is not None:
         obs_id = card.observables[0].id
         plot_path = plot_concentrations(
-            twin, grid, {"a priori (population)": fc.population[obs_id], "a posteriori (MAP)": fc.individual[obs_id]},
-            out_dir / "forecast.png", observable=obs_id, band=(fc.lower[obs_id], fc.upper[obs_id]), target=target,
-            title=f"{card.title}\nforecast, patient {twin.patient_id}")
-        json_path = _write_json(out_dir / "forecast.json",
-                                {**_header(twin, "forecast"), "fit": fit.to_dict(), "forecast": fc.to_dict()})
+            twin,
+            grid,
+            {"a priori (population)": fc.population[obs_id], "a posteriori (MAP)": fc.individual[obs_id]},
+            out_dir / "forecast.png",
+            observable=obs_id,
+            band=(fc.lower[obs_id], fc.upper[obs_id]),
+            target=target,
+            title=f"{card.title}\nforecast, patient {twin.patient_id}",
+        )
+        json_path = _write_json(
+            out_dir / "forecast.json",
+            {**_header(twin, "forecast"), "fit": fit.to_dict(), "forecast": fc.to_dict()},
+        )
         fhir_path = out_dir / "forecast.fhir.json"
-        fhir_path.write_text(forecast_bundle(twin, fc, step=max(1, len(grid) // 60)).model_dump_json(indent=2))
+        fhir_path.write_text(
+            forecast_bundle(twin, fc, step=max(1, len(grid) // 60)).model_dump_json(indent=2)
+        )
     return FitOutcome(twin, fit, fc, None, json_path, plot_path, fhir_path)
 
 
-def recommend_for_patient(sbml: str, card: ModelCard, record: PatientRecord, target: Target,
-                          options: RegimenOptions, out_dir: Path | None = None, *, n_draws: int = 200,
-                          starts: int = 3) -> FitOutcome:
+def recommend_for_patient(
+    sbml: str,
+    card: ModelCard,
+    record: PatientRecord,
+    target: Target,
+    options: RegimenOptions,
+    out_dir: Path | None = None,
+    *,
+    n_draws: int = 200,
+    starts: int = 3,
+) -> FitOutcome:
     """Fit, then the best regimen for ``target``; writes JSON, PNG and a FHIR bundle
     (MedicationRequest proposal + predicted-level Observations)."""
     outcome = fit_patient(sbml, card, record, None, starts=starts)
@@ -272,15 +330,29 @@ def recommend_for_patient(sbml: str, card: ModelCard, record: PatientRecord, tar
         obs_id = rec.observable
         band = (target.low, target.high) if target.kind in ("trough", "peak") else None
         plot_path = plot_concentrations(
-            rec.twin, grid, {"a posteriori, recommended regimen": fc.individual[obs_id]},
-            out_dir / "recommendation.png", observable=obs_id, band=(fc.lower[obs_id], fc.upper[obs_id]),
-            target=band, title=f"{card.title}\nrecommended: {rec.best.amount:g} {card.dosing[0].amount_unit} "
-            f"every {rec.best.interval_h:g} h, patient {twin.patient_id}")
-        json_path = _write_json(out_dir / "recommendation.json", {
-            **_header(twin, "recommendation"), "fit": fit.to_dict(), "recommendation": rec.to_dict(),
-            "forecast": fc.to_dict()})
+            rec.twin,
+            grid,
+            {"a posteriori, recommended regimen": fc.individual[obs_id]},
+            out_dir / "recommendation.png",
+            observable=obs_id,
+            band=(fc.lower[obs_id], fc.upper[obs_id]),
+            target=band,
+            title=f"{card.title}\nrecommended: {rec.best.amount:g} {card.dosing[0].amount_unit} "
+            f"every {rec.best.interval_h:g} h, patient {twin.patient_id}",
+        )
+        json_path = _write_json(
+            out_dir / "recommendation.json",
+            {
+                **_header(twin, "recommendation"),
+                "fit": fit.to_dict(),
+                "recommendation": rec.to_dict(),
+                "forecast": fc.to_dict(),
+            },
+        )
         fhir_path = out_dir / "recommendation.fhir.json"
-        fhir_path.write_text(recommendation_bundle(rec, fc, step=max(1, len(grid) // 80)).model_dump_json(indent=2))
+        fhir_path.write_text(
+            recommendation_bundle(rec, fc, step=max(1, len(grid) // 80)).model_dump_json(indent=2)
+        )
     return FitOutcome(twin, fit, fc, rec, json_path, plot_path, fhir_path)
 
 

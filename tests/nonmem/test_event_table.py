@@ -61,7 +61,9 @@ def test_every_row_is_converted_and_counts_add_up(model: str) -> None:
 def test_split_dose_rows_become_one_dose_with_repeats() -> None:
     rec = read_event_table(mapbayr_data("006"), mapping("006"), ignore=("s2_sampling",)).records[0]
     assert [(d.amount, d.route, d.interval_h, d.additional) for d in rec.doses] == [
-        (10000.0, "oral", None, 0), (10000.0, "oral", 24.0, 6)]
+        (10000.0, "oral", None, 0),
+        (10000.0, "oral", 24.0, 6),
+    ]
     assert len(rec.doses[1].occurrences()) == 7
 
 
@@ -83,9 +85,11 @@ def test_round_trip_through_the_writer(tmp_path: Path) -> None:
         for a, b in zip(first.records, again.records, strict=True):
             assert a.patient.id == b.patient.id
             assert [(d.start, d.amount, d.route, d.interval_h, d.additional) for d in a.doses] == [
-                (d.start, d.amount, d.route, d.interval_h, d.additional) for d in b.doses]
+                (d.start, d.amount, d.route, d.interval_h, d.additional) for d in b.doses
+            ]
             assert [(m.time, m.value, m.code.code) for m in a.drug_levels()] == [
-                (m.time, m.value, m.code.code) for m in b.drug_levels()]
+                (m.time, m.value, m.code.code) for m in b.drug_levels()
+            ]
             if model == "301":  # covariate values hold the same way at every event time
                 va = sorted((m.time, m.value) for m in a.measurements if m.code.matches(BW))
                 vb = sorted((m.time, m.value) for m in b.measurements if m.code.matches(BW))
@@ -114,8 +118,10 @@ def test_bad_input_names_file_line_and_field(tmp_path: Path) -> None:
 
 
 def test_unsupported_rows_are_reported_not_dropped(tmp_path: Path) -> None:
-    text = ("ID,TIME,EVID,AMT,CMT,MDV,DV\n1,0,1,100,1,1,.\n1,1,3,0,1,1,.\n1,2,0,0,2,1,.\n"
-            "1,3,0,0,7,0,5\n1,4,1,100,9,1,.\n1,5,0,0,2,0,4\n")
+    text = (
+        "ID,TIME,EVID,AMT,CMT,MDV,DV\n1,0,1,100,1,1,.\n1,1,3,0,1,1,.\n1,2,0,0,2,1,.\n"
+        "1,3,0,0,7,0,5\n1,4,1,100,9,1,.\n1,5,0,0,2,0,4\n"
+    )
     result = read_event_table(write(tmp_path, text), mapping("001"))
     rep = result.report
     assert rep.balanced()

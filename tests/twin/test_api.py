@@ -43,7 +43,9 @@ def client() -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def patient() -> dict[str, object]:
     card = parse_json(ModelCard, mapbayr_card("401").read_text())
-    record = read_event_table(mapbayr_data("401"), event_table_mapping(card), ignore=("s2_sampling",)).records[0]
+    record = read_event_table(
+        mapbayr_data("401"), event_table_mapping(card), ignore=("s2_sampling",)
+    ).records[0]
     return json.loads(record.model_dump_json())
 
 
@@ -59,30 +61,61 @@ def test_fit_matches_nonmem(client: TestClient, patient: dict[str, object]) -> N
 
 
 def test_forecast_and_recommend_with_fhir(client: TestClient, patient: dict[str, object]) -> None:
-    r = client.post("/twin/forecast", json={"model": "mapbayr-401", "version": 1, "patient": patient, "starts": 1,
-                                            "points": 50, "n_draws": 50, "fhir": True})
+    r = client.post(
+        "/twin/forecast",
+        json={
+            "model": "mapbayr-401",
+            "version": 1,
+            "patient": patient,
+            "starts": 1,
+            "points": 50,
+            "n_draws": 50,
+            "fhir": True,
+        },
+    )
     assert r.status_code == 200, r.text
     fc = r.json()["forecast"]
     assert len(fc["times_h"]) == 50 and set(fc["upper"]) == {"parent", "metabolite"}
     assert r.json()["fhir"]["type"] == "collection"
-    r = client.post("/twin/recommend", json={
-        "model": "mapbayr-401", "patient": patient, "starts": 1, "n_draws": 30, "fhir": True,
-        "target": {"kind": "auc", "low": 1000, "high": 2500},
-        "regimen": {"amounts": [5000, 10000, 20000], "intervals_h": [24], "n_doses": 4}})
+    r = client.post(
+        "/twin/recommend",
+        json={
+            "model": "mapbayr-401",
+            "patient": patient,
+            "starts": 1,
+            "n_draws": 30,
+            "fhir": True,
+            "target": {"kind": "auc", "low": 1000, "high": 2500},
+            "regimen": {"amounts": [5000, 10000, 20000], "intervals_h": [24], "n_doses": 4},
+        },
+    )
     assert r.status_code == 200, r.text
     rec = r.json()["recommendation"]
     assert 1000 <= rec["best"]["exposure"] <= 2500 or rec["best"]["probability"] == max(
-        c["probability"] for c in rec["candidates"])
+        c["probability"] for c in rec["candidates"]
+    )
     assert r.json()["fhir"]["entry"][0]["resource"]["resourceType"] == "MedicationRequest"
 
 
 def test_errors(client: TestClient, patient: dict[str, object]) -> None:
-    assert client.post("/twin/fit", json={"model": "mapbayr-401", "patient": patient},
-                       headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert (
+        client.post(
+            "/twin/fit",
+            json={"model": "mapbayr-401", "patient": patient},
+            headers={"Authorization": "Bearer nope"},
+        ).status_code
+        == 401
+    )
     assert client.post("/twin/fit", json={"model": "mapbayr-999", "patient": patient}).status_code == 404
-    r = client.post("/twin/recommend", json={
-        "model": "mapbayr-401", "patient": patient, "target": {"kind": "trough", "low": 5, "high": 1},
-        "regimen": {"amounts": [100], "intervals_h": [24]}})
+    r = client.post(
+        "/twin/recommend",
+        json={
+            "model": "mapbayr-401",
+            "patient": patient,
+            "target": {"kind": "trough", "low": 5, "high": 1},
+            "regimen": {"amounts": [100], "intervals_h": [24]},
+        },
+    )
     assert r.status_code == 422 and "low < high" in r.text
     no_doses = {**patient, "doses": []}
     r = client.post("/twin/fit", json={"model": "mapbayr-401", "patient": no_doses})

@@ -17,8 +17,14 @@ from tests.data import ROOT, mapbayr_card, mapbayr_data, mapbayr_phi, mapbayr_sb
 def run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(home), "COLUMNS": "160"}
     env.pop("INTEROP_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "interop", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "interop", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +36,25 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "from interop.settings import get_settings\nfrom registry import open_registry\n"
         "from interop.schema import ModelCard, parse_json\n"
         "s = get_settings(); r = open_registry(s.database_url, s.blob_dir)\n"
-        f"r.submit(open({str(mapbayr_sbml('006'))!r}).read(), parse_json(ModelCard, open({str(mapbayr_card('006'))!r})"
-        ".read()), submitted_by='test')\nr.close()\n"
+        f"sbml = open({str(mapbayr_sbml('006'))!r}).read()\n"
+        f"card = parse_json(ModelCard, open({str(mapbayr_card('006'))!r}).read())\n"
+        "r.submit(sbml, card, submitted_by='test')\nr.close()\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), **env_home}
     env.pop("INTEROP_DATABASE_URL", None)
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT, timeout=300)
-    res = run(["import", "nonmem", str(mapbayr_data("006")), "--model", "mapbayr-006", "--out",
-               str(home / "imported")], home)
+    res = run(
+        [
+            "import",
+            "nonmem",
+            str(mapbayr_data("006")),
+            "--model",
+            "mapbayr-006",
+            "--out",
+            str(home / "imported"),
+        ],
+        home,
+    )
     assert res.returncode == 0, res.stderr
     return home
 
@@ -51,26 +68,67 @@ def test_import_nonmem_writes_records_and_report(home: Path) -> None:
 
 def test_fit_forecast_recommend(home: Path) -> None:
     patient = home / "imported" / "records" / "nonmem-1.json"
-    res = run(["twin", "fit", "--model", "mapbayr-006@1", "--patient", str(patient), "--out", str(home / "fit")],
-              home)
+    res = run(
+        ["twin", "fit", "--model", "mapbayr-006@1", "--patient", str(patient), "--out", str(home / "fit")],
+        home,
+    )
     assert res.returncode == 0, res.stderr
     assert "ETA_D2" in res.stdout and "OFV" in res.stdout
     fit = json.loads((home / "fit" / "fit.json").read_text())
-    phi_first = (mapbayr_phi("006").read_text().splitlines()[2].split())
+    phi_first = mapbayr_phi("006").read_text().splitlines()[2].split()
     assert fit["fit"]["ofv"] == pytest.approx(float(phi_first[-1]), abs=0.01)
     assert (home / "fit" / "fit.png").stat().st_size > 10_000
 
-    res = run(["twin", "forecast", "--model", "mapbayr-006", "--patient", str(patient), "--out",
-               str(home / "fc"), "--draws", "100", "--until", "300"], home)
+    res = run(
+        [
+            "twin",
+            "forecast",
+            "--model",
+            "mapbayr-006",
+            "--patient",
+            str(patient),
+            "--out",
+            str(home / "fc"),
+            "--draws",
+            "100",
+            "--until",
+            "300",
+        ],
+        home,
+    )
     assert res.returncode == 0, res.stderr
     fc = json.loads((home / "fc" / "forecast.json").read_text())["forecast"]
     assert fc["times_h"][-1] == pytest.approx(300)
     bundle = json.loads((home / "fc" / "forecast.fhir.json").read_text())
-    assert bundle["resourceType"] == "Bundle" and bundle["entry"][0]["resource"]["resourceType"] == "Observation"
+    assert (
+        bundle["resourceType"] == "Bundle" and bundle["entry"][0]["resource"]["resourceType"] == "Observation"
+    )
 
-    res = run(["twin", "recommend", "--model", "mapbayr-006", "--patient", str(patient), "--out", str(home / "rec"),
-               "--target", "trough", "--low", "20", "--high", "40", "--amounts", "5000,10000,15000",
-               "--intervals", "12,24", "--draws", "50"], home)
+    res = run(
+        [
+            "twin",
+            "recommend",
+            "--model",
+            "mapbayr-006",
+            "--patient",
+            str(patient),
+            "--out",
+            str(home / "rec"),
+            "--target",
+            "trough",
+            "--low",
+            "20",
+            "--high",
+            "40",
+            "--amounts",
+            "5000,10000,15000",
+            "--intervals",
+            "12,24",
+            "--draws",
+            "50",
+        ],
+        home,
+    )
     assert res.returncode == 0, res.stderr
     assert "Recommended:" in res.stdout
     rec = json.loads((home / "rec" / "recommendation.json").read_text())["recommendation"]
@@ -86,8 +144,27 @@ def test_user_errors_are_one_line(home: Path) -> None:
     patient = home / "imported" / "records" / "nonmem-1.json"
     res = run(["twin", "fit", "--model", "no-such-model@3", "--patient", str(patient)], home)
     assert res.returncode == 1 and "no model version" in res.stderr
-    res = run(["twin", "recommend", "--model", "mapbayr-006", "--patient", str(patient), "--target", "median",
-               "--low", "1", "--high", "2", "--amounts", "1", "--intervals", "12"], home)
+    res = run(
+        [
+            "twin",
+            "recommend",
+            "--model",
+            "mapbayr-006",
+            "--patient",
+            str(patient),
+            "--target",
+            "median",
+            "--low",
+            "1",
+            "--high",
+            "2",
+            "--amounts",
+            "1",
+            "--intervals",
+            "12",
+        ],
+        home,
+    )
     assert res.returncode == 1 and "unknown target" in res.stderr
 
 
@@ -95,8 +172,18 @@ def test_compare_nonmem_prints_the_table_and_exits_on_thresholds(home: Path) -> 
     lines = mapbayr_data("001").read_text().splitlines()  # the first 12 subjects keep the subprocess short
     subset = home / "first12.csv"
     subset.write_text("\n".join([lines[0], *(x for x in lines[1:] if int(x.split(",")[0]) <= 12)]) + "\n")
-    args = ["twin", "compare-nonmem", "--model", str(mapbayr_sbml("001")), "--data", str(subset),
-            "--phi", str(mapbayr_phi("001")), "--out", str(home / "cmp.json")]
+    args = [
+        "twin",
+        "compare-nonmem",
+        "--model",
+        str(mapbayr_sbml("001")),
+        "--data",
+        str(subset),
+        "--phi",
+        str(mapbayr_phi("001")),
+        "--out",
+        str(home / "cmp.json"),
+    ]
     res = run(args, home)
     assert res.returncode == 0, res.stderr
     assert "excellent" in res.stdout and "36 (100.0%)" in res.stdout

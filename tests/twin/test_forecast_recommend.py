@@ -19,11 +19,19 @@ from interop.twin.recommend import RegimenOptions, Target, exposure, recommend_d
 @pytest.fixture(scope="module")
 def twin(mapbayr: Callable[[str], CompiledModel]) -> Twin:
     model = mapbayr("001")
-    t = bind_regimen(model, tuple(ReferenceDose(route="oral", amount=10000, time_h=24.0 * k) for k in range(3)), {},
-                     patient_id="synthetic-001")
+    t = bind_regimen(
+        model,
+        tuple(ReferenceDose(route="oral", amount=10000, time_h=24.0 * k) for k in range(3)),
+        {},
+        patient_id="synthetic-001",
+    )
     levels = [(2.0, 95.0), (23.0, 30.0), (50.0, 120.0), (71.0, 41.0)]
-    return dataclasses.replace(t, observations=tuple(
-        LevelObservation(tt, "parent", v, False, None, f"m{i}") for i, (tt, v) in enumerate(levels)))
+    return dataclasses.replace(
+        t,
+        observations=tuple(
+            LevelObservation(tt, "parent", v, False, None, f"m{i}") for i, (tt, v) in enumerate(levels)
+        ),
+    )
 
 
 def test_forecast_interval_brackets_the_individual_prediction(twin: Twin) -> None:

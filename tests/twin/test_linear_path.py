@@ -17,15 +17,20 @@ from tests.data import MAPBAYR_MODELS, mapbayr_data
 
 
 @pytest.mark.parametrize("model", MAPBAYR_MODELS)
-def test_mapbayr_subjects_linear_equals_roadrunner(model: str, mapbayr: Callable[[str], CompiledModel]) -> None:
+def test_mapbayr_subjects_linear_equals_roadrunner(
+    model: str, mapbayr: Callable[[str], CompiledModel]
+) -> None:
     m = mapbayr(model)
     assert linear_system(m) is not None
-    records = read_event_table(mapbayr_data(model), event_table_mapping(m.card), ignore=("s2_sampling",)).records
+    records = read_event_table(
+        mapbayr_data(model), event_table_mapping(m.card), ignore=("s2_sampling",)
+    ).records
     rng = np.random.default_rng(7)
     for record in records[:3]:
         twin = bind_patient(m, record)
-        etas = dict(zip(m.card.random_effects.etas, rng.normal(0, 0.4, len(m.card.random_effects.etas)),
-                        strict=True))
+        etas = dict(
+            zip(m.card.random_effects.etas, rng.normal(0, 0.4, len(m.card.random_effects.etas)), strict=True)
+        )
         times = np.concatenate([np.linspace(0, 260, 131), [o.time_h for o in twin.observations]])
         fast = simulate(twin, times, etas)
         slow = simulate(twin, times, etas, method="roadrunner")
@@ -34,9 +39,11 @@ def test_mapbayr_subjects_linear_equals_roadrunner(model: str, mapbayr: Callable
 
 
 def test_infusions_and_boluses_with_covariates(gentamicin: CompiledModel) -> None:
-    doses = (ReferenceDose(route="iv-infusion", amount=200, time_h=0, duration_h=0.5),
-             ReferenceDose(route="iv-bolus", amount=100, time_h=8),
-             ReferenceDose(route="iv-infusion", amount=150, time_h=16, duration_h=2.0))
+    doses = (
+        ReferenceDose(route="iv-infusion", amount=200, time_h=0, duration_h=0.5),
+        ReferenceDose(route="iv-bolus", amount=100, time_h=8),
+        ReferenceDose(route="iv-infusion", amount=150, time_h=16, duration_h=2.0),
+    )
     twin = bind_regimen(gentamicin, doses, {"WT": 82, "SCR": 1.3, "AGE": 61, "SEX": 1})
     times = np.array([0, 0.25, 0.5, 1, 7.99, 8, 8.01, 12, 16, 17, 18, 24, 30])
     etas = {"ETA_CL": 0.3, "ETA_V": -0.2}

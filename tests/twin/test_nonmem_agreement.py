@@ -23,17 +23,22 @@ def print_table(model: str, agreement: object) -> None:
     print(f"\nmapbayr {model}: agreement with NONMEM over {agreement.n_subjects} subjects")
     print(f"{'ETA':>10} {'n':>4} {'excellent':>10} {'acceptable':>11} {'discordant':>11} {'max|diff|':>10}")
     for r in (*agreement.rows, agreement.total):
-        print(f"{r.eta:>10} {r.n:>4} {r.excellent:>10} {r.acceptable:>11} {r.discordant:>11} "
-              f"{r.max_difference:>10.2e}")
-    print(f"OBJ within {agreement.ofv_tolerance}: {agreement.ofv_within}/{agreement.n_subjects}, "
-          f"max |diff| {agreement.max_ofv_difference:.2e}")
+        print(
+            f"{r.eta:>10} {r.n:>4} {r.excellent:>10} {r.acceptable:>11} {r.discordant:>11} "
+            f"{r.max_difference:>10.2e}"
+        )
+    print(
+        f"OBJ within {agreement.ofv_tolerance}: {agreement.ofv_within}/{agreement.n_subjects}, "
+        f"max |diff| {agreement.max_ofv_difference:.2e}"
+    )
 
 
 @pytest.mark.parametrize("model", MAPBAYR_MODELS)
 def test_etas_and_obj_agree_with_nonmem(model: str) -> None:
     card = parse_json(ModelCard, mapbayr_card(model).read_text())
-    agreement = compare_with_nonmem(mapbayr_sbml(model).read_text(), card, mapbayr_data(model),
-                                    mapbayr_phi(model), starts=1)
+    agreement = compare_with_nonmem(
+        mapbayr_sbml(model).read_text(), card, mapbayr_data(model), mapbayr_phi(model), starts=1
+    )
     print_table(model, agreement)
     assert agreement.n_subjects == 100
     assert agreement.total.n == 100 * len(card.random_effects.etas)
@@ -50,7 +55,9 @@ def test_laplace_covariance_matches_nonmem_etc(model: str) -> None:
     from interop.twin import load_model
 
     m = load_model(mapbayr_sbml(model).read_text(), card)
-    records = read_event_table(mapbayr_data(model), event_table_mapping(card), ignore=("s2_sampling",)).records
+    records = read_event_table(
+        mapbayr_data(model), event_table_mapping(card), ignore=("s2_sampling",)
+    ).records
     phi = read_phi(mapbayr_phi(model))
     for record in records[:10]:
         fit = estimate_map(bind_patient(m, record), starts=1)
