@@ -28,6 +28,7 @@ from interop.twin.objective import (
     objective_value,
     residual_terms,
 )
+from interop.twin.occasions import occasion_etas, occasion_omega, occasion_switches
 from interop.twin.simulate import simulate
 
 __all__ = ["MapResult", "estimate_map", "individual_parameters", "make_predictor"]
@@ -93,7 +94,7 @@ def make_predictor(
 ) -> tuple[Callable[[np.ndarray], np.ndarray], bool]:
     """f(eta) at the observations (in order) and whether it is the exact linear path."""
     card = twin.card
-    etas = list(card.random_effects.etas)
+    etas = [*card.random_effects.etas, *occasion_etas(card)]
     times = np.array([o.time_h for o in observations])
     rows = np.array([[o.id for o in card.observables].index(o.observable) for o in observations], dtype=int)
     cols = np.arange(len(observations))
@@ -209,19 +210,14 @@ def estimate_map(
     card = twin.card
     obs = tuple(twin.observations if observations is None else observations)
     re = card.random_effects
-    if re.occasions:
-        raise TwinError(
-            f"model {card.id}: inter-occasion variability is not supported by the MAP estimator yet",
-            field="random_effects.occasions",
-        )
     if not re.etas:
         raise TwinError(f"model {card.id} has no random effects to estimate", field="random_effects")
     if not twin.doses:
         raise TwinError("no doses: nothing to individualise", source=twin.patient_id, field="doses")
     if starts < 1:
         raise ValueError("starts must be >= 1")
-    names = list(re.etas)
-    omega = re.omega_matrix()
+    names = [*re.etas, *occasion_etas(card)]
+    omega = occasion_omega(card)
     omega_inv = np.linalg.inv(omega)
     _, logdet_omega = np.linalg.slogdet(omega)
     terms = residual_terms(card, obs)
@@ -352,6 +348,9 @@ def individual_parameters(twin: Twin, etas: dict[str, float]) -> dict[str, float
     params = dict(etas)
     for name, series in twin.covariates.items():
         params[name] = series.at(0.0)
+    for sw in occasion_switches(twin):  # the first occasion's effects
+        if sw.time_h == 0:
+            params[sw.parameter] = etas.get(sw.eta, 0.0) if sw.eta else 0.0
     skip = {o.sbml for o in model.card.observables}
     with model.lock:
         model.reset(params)

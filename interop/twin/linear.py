@@ -22,6 +22,7 @@ import scipy.linalg
 from interop.errors import TwinError
 from interop.twin.binding import Twin
 from interop.twin.model import CompiledModel, input_parameter, observable_parameter
+from interop.twin.occasions import occasion_switches
 
 __all__ = ["LinearPredictor", "LinearSystem", "linear_system", "predict_linear"]
 
@@ -282,6 +283,20 @@ class LinearPredictor:
         changes = sorted(
             (t, idx[name], v) for name, series in covs.items() for t, v in series.changes() if t >= 0
         )
+        # inter-occasion switches: the IOV parameter takes the value of that occasion's ETA
+        self.iov_first: list[tuple[int, int]] = []  # (parameter, eta index or -1 for 0) at t = 0
+        for sw in occasion_switches(twin):
+            if sw.parameter not in idx or (sw.eta is not None and sw.eta not in idx):
+                raise TwinError(
+                    f"occasion parameter {sw.parameter} or {sw.eta} is not in the SBML",
+                    field="random_effects.occasions",
+                )
+            src = idx[sw.eta] if sw.eta is not None else -1
+            if sw.time_h == 0:
+                self.iov_first.append((idx[sw.parameter], src))
+            else:
+                changes.append((sw.time_h, idx[sw.parameter], ("eta", src)))
+        changes.sort(key=lambda c: c[0])
         self.bounds = sorted({t for t, _, _ in changes})
         self.changes = changes
         self.patient_id = twin.patient_id
@@ -319,7 +334,7 @@ class LinearPredictor:
         x = np.zeros((m, lin.n))
         u = np.zeros(lin.n)  # the schedule is the same for every set
         t0 = 0.0
-        cur = np.array(values, dtype=float)
+        cur = self._first_occasion(np.array(values, dtype=float))
         nb = len(self.bounds)
         for k in range(nb + 1):
             last = k == nb
@@ -376,7 +391,7 @@ class LinearPredictor:
             cur = cur.copy()
             for t, i, v in self.changes:
                 if t == t1:
-                    cur[:, i] = v
+                    cur[:, i] = _change_value(cur, v)
             t0 = t1
         return out
 
@@ -408,8 +423,17 @@ class LinearPredictor:
         er = np.asarray(ev_rate, dtype=bool)
         return et, ev, er
 
+    def _first_occasion(self, values: np.ndarray) -> np.ndarray:
+        if not self.iov_first:
+            return values
+        values = values.copy()
+        for p, src in self.iov_first:
+            values[..., p] = values[..., src] if src >= 0 else 0.0
+        return values
+
     def __call__(self, values: np.ndarray) -> np.ndarray:
         lin = self.lin
+        values = self._first_occasion(values)
         mats = lin.matrices(values)
         et, ev, er = self.static if self.static is not None else self._schedule(mats.values)
         times = self.times
@@ -437,10 +461,18 @@ class LinearPredictor:
             cur = cur.copy()
             for t, i, v in self.changes:
                 if t == t1:
-                    cur[i] = v
+                    cur[i] = _change_value(cur, v)
             mats = lin.matrices(cur)
             t0 = t1
         return out
+
+
+def _change_value(cur: np.ndarray, v: object) -> np.ndarray | float:
+    """A covariate's new value, or (occasion switch) the value of that occasion's ETA."""
+    if isinstance(v, tuple):
+        src = v[1]
+        return cur[..., src] if src >= 0 else 0.0
+    return float(v)  # type: ignore[arg-type]
 
 
 def _ref(index: dict[str, int], ref: float | str | None, default: float) -> float | int:
