@@ -31,7 +31,7 @@ from interop.twin.objective import (
 from interop.twin.occasions import occasion_etas, occasion_omega, occasion_switches
 from interop.twin.simulate import simulate
 
-__all__ = ["MapResult", "estimate_map", "individual_parameters", "make_predictor"]
+__all__ = ["MapResult", "calculate_eta_shrinkage", "estimate_map", "individual_parameters", "make_predictor"]
 
 log = logging.getLogger(__name__)
 
@@ -361,3 +361,16 @@ def individual_parameters(twin: Twin, etas: dict[str, float]) -> dict[str, float
                 continue
             out[rid] = float(r.getValue(rid))
     return out
+
+
+def calculate_eta_shrinkage(fits: Sequence[MapResult], omega: np.ndarray) -> dict[str, float]:
+    """Population ETA shrinkage over subjects: 1 - SD(ETA estimates) / omega (per ETA).
+
+    Per subject, :attr:`MapResult.shrinkage` gives the posterior-to-prior variance ratio instead.
+    """
+    if len(fits) < 2:
+        raise ValueError("shrinkage needs at least two subjects")
+    names = list(fits[0].etas)
+    values = np.array([[f.etas[n] for n in names] for f in fits])
+    sd = values.std(axis=0, ddof=1)
+    return {n: float(1 - sd[i] / np.sqrt(omega[i, i])) for i, n in enumerate(names)}
