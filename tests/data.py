@@ -67,3 +67,21 @@ ABSORPTION_SBML = SBML / "absorption_first_order.xml"
 BIOMD321_OMEX = SBML / "BIOMD0000000321.omex"
 GENTAMICIN_ANTIMONY = MODELS / "gentamicin_1cmt.ant"
 POSTGRES_URL = os.environ.get("INTEROP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+MAPBAYR_MODELS = ("001", "006", "301", "401")
+
+
+def mapbayr_sbml(model: str) -> Path:
+    return MODELS / f"mapbayr_{model}.xml"
+
+
+def mapbayr_card(model: str) -> Path:
+    return MODELS / f"mapbayr_{model}.card.json"
+
+
+def mapbayr_data(model: str) -> Path:
+    return MAPBAYR / f"data_to_fit{model}.csv"
+
+
+def mapbayr_phi(model: str) -> Path:
+    return MAPBAYR / f"nonmem_posthoc{model}.phi"

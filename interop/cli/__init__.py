@@ -49,10 +49,11 @@ def _register() -> None:
         registry,
         schemas,
         synth,
+        twin,
     )
 
     for module in (
-        schemas, imports, import_fhir, import_omics, export_fhir, synth, demo, pharmml, registry,
+        schemas, imports, import_fhir, import_omics, export_fhir, synth, demo, pharmml, registry, twin,
     ):
         module.register(app)
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from interop.errors import TwinError, roadrunner_errors
 from interop.twin.binding import Twin
 from interop.twin.model import CompiledModel, input_parameter
+from interop.twin.occasions import occasion_switches
 
-__all__ = ["Prediction", "simulate", "simulate_observations"]
+__all__ = ["Prediction", "predict", "simulate", "simulate_observations"]
 
 
 @dataclass(frozen=True)
@@ -34,21 +36,39 @@ def _param_value(model: CompiledModel, ref: float | str | None, default: float) 
     return float(ref)
 
 
+Method = Literal["auto", "linear", "roadrunner"]
+
+
 def simulate(
     twin: Twin,
     times_h: Sequence[float] | np.ndarray,
     etas: Mapping[str, float] | None = None,
     parameters: Mapping[str, float] | None = None,
+    *,
+    method: Method = "auto",
 ) -> Prediction:
     """Predictions of every observable at ``times_h`` (hours from the twin's origin).
 
     ``etas`` (default all 0: the a priori, population prediction) and ``parameters`` overlay
-    the model's defaults; covariates come from the twin.
+    the model's defaults; covariates come from the twin. ``method="auto"`` uses the closed-form
+    path of :mod:`interop.twin.linear` when the model is linear in its states, else roadrunner.
     """
     model = twin.model
     times = np.asarray(times_h, dtype=float)
     if times.ndim != 1 or not np.all(np.isfinite(times)):
         raise ValueError("times_h must be a 1-D array of finite numbers")
+    if method != "roadrunner":
+        from interop.twin.linear import linear_system, predict_linear
+
+        lin = linear_system(model)
+        if lin is None and method == "linear":
+            raise TwinError(f"model {model.card.id} is not linear in its states", source=twin.patient_id)
+        if lin is not None:
+            merged = {**(parameters or {}), **(etas or {})}
+            with model.lock:
+                out = predict_linear(lin, twin, times, merged)
+            _check_finite(out, twin)
+            return Prediction(times, {o.id: out[i] for i, o in enumerate(model.card.observables)})
     order = np.argsort(times, kind="stable")
     sorted_times = times[order]
     values = np.full((len(model.card.observables), len(times)), np.nan)
@@ -57,6 +77,10 @@ def simulate(
     params.update(etas or {})
     for name, series in twin.covariates.items():
         params[name] = series.at(0.0)
+    switches = occasion_switches(twin)
+    for sw in switches:
+        if sw.time_h == 0:
+            params[sw.parameter] = params.get(sw.eta, 0.0) if sw.eta else 0.0
 
     with model.lock, roadrunner_errors(source=f"twin {twin.patient_id}"):
         model.reset(params)
@@ -80,6 +104,11 @@ def simulate(
             for t, v in series.changes():
                 if t >= 0:  # earlier changes are already in the value at t=0
                     actions[t].append(("set", name, v))
+        for sw in switches:
+            if sw.time_h > 0:
+                actions[sw.time_h].insert(
+                    0, ("set", sw.parameter, params.get(sw.eta, 0.0) if sw.eta else 0.0)
+                )
 
         breakpoints = sorted(t for t in actions if t >= 0)
         if any(t < 0 for t in actions):
@@ -106,21 +135,26 @@ def simulate(
                     r.setValue(target, amount)
                 else:  # a bolus adds to an amount, an infusion start/end to an input rate
                     r.setValue(target, r.getValue(target) + amount)
-    if not np.all(np.isfinite(values)):
-        bad = int(np.sum(~np.isfinite(values)))
-        raise TwinError(f"simulation produced {bad} non-finite prediction(s)", source=twin.patient_id)
+    _check_finite(values, twin)
     return Prediction(times, {o.id: values[i] for i, o in enumerate(model.card.observables)})
 
 
-def simulate_observations(
-    twin: Twin, etas: Mapping[str, float] | None = None
-) -> np.ndarray:
+def _check_finite(values: np.ndarray, twin: Twin) -> None:
+    if not np.all(np.isfinite(values)):
+        bad = int(np.sum(~np.isfinite(values)))
+        raise TwinError(f"simulation produced {bad} non-finite prediction(s)", source=twin.patient_id)
+
+
+def simulate_observations(twin: Twin, etas: Mapping[str, float] | None = None) -> np.ndarray:
     """Predictions at the twin's own observations, in their order (NaN-free or an error)."""
     if not twin.observations:
         return np.empty(0)
     pred = simulate(twin, [o.time_h for o in twin.observations], etas)
-    return np.array(
-        [pred.values[o.observable][i] for i, o in enumerate(twin.observations)], dtype=float
-    )
+    return np.array([pred.values[o.observable][i] for i, o in enumerate(twin.observations)], dtype=float)
 
 
+def predict(
+    twin: Twin, times_h: Sequence[float] | np.ndarray, etas: Mapping[str, float] | None = None
+) -> Prediction:
+    """A posteriori (with ``etas``) or a priori predictions at ``times_h``: :func:`simulate`."""
+    return simulate(twin, times_h, etas)
