@@ -12,10 +12,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from interop.api.deps import MAX_UPLOAD_BYTES, ApiSettings
+from interop.api.deps import MAX_UPLOAD_BYTES, ApiSettings, reader_guard, registry_for
 from interop.api.limits import BodySizeLimit
 from interop.api.models import router
+from interop.api.twin import make_router as make_twin_router
 from interop.errors import IntegrityError, InteropError, NotFoundError, PermissionDenied, SchemaError
+from interop.schema import ModelCard
 from interop.settings import Settings, get_settings
 from registry import UnknownFormatError
 
@@ -36,7 +38,7 @@ def _status(exc: InteropError) -> int:
 
 
 def create_app(settings: Settings | None = None, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
-    """The registry API over ``settings`` (default: the environment's)."""
+    """The hub's API over ``settings`` (default: the environment's): registry and twin routes."""
     api_settings = ApiSettings(settings or get_settings(), max_upload_bytes)
 
     @asynccontextmanager
@@ -65,5 +67,11 @@ def create_app(settings: Settings | None = None, *, max_upload_bytes: int = MAX_
         return {"status": "ok"}
 
     app.include_router(router)
+
+    def load_model_version(model_id: str, version: int | None) -> tuple[str, ModelCard]:
+        stored = registry_for(app).get(model_id, version)
+        return stored.sbml, stored.card  # a card-less version cannot be bound: ModelError
+
+    app.include_router(make_twin_router(load_model_version, reader_guard))
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes + 64 * 1024)  # multipart overhead
     return app

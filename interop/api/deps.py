@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from interop.settings import Settings
@@ -21,6 +21,8 @@ __all__ = [
     "CurrentUser",
     "RegistryDep",
     "SettingsDep",
+    "reader_guard",
+    "registry_for",
     "require_contributor",
     "require_curator",
     "require_reader",
@@ -43,18 +45,23 @@ SettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
 _LOCK = threading.Lock()
 
 
-def get_registry(request: Request, settings: SettingsDep) -> Registry:
+def registry_for(app: FastAPI) -> Registry:
     """The app's registry, opened (and migrated) on first use and shared by every request."""
-    state = request.app.state
+    state = app.state
     if getattr(state, "registry", None) is None:
         with _LOCK:
             if getattr(state, "registry", None) is None:
                 from interop.workflows.registry_validation import open_validating_registry
 
+                settings: ApiSettings = state.api_settings
                 state.registry = open_validating_registry(
                     settings.settings, max_upload_bytes=settings.max_upload_bytes
                 )
     return state.registry  # type: ignore[no-any-return]
+
+
+def get_registry(request: Request) -> Registry:
+    return registry_for(request.app)
 
 
 RegistryDep = Annotated[Registry, Depends(get_registry)]
@@ -94,6 +101,7 @@ def _guard(role: Role):  # type: ignore[no-untyped-def]
     return check
 
 
-require_reader = Annotated[Principal, Depends(_guard("reader"))]
+reader_guard = _guard("reader")
+require_reader = Annotated[Principal, Depends(reader_guard)]
 require_contributor = Annotated[Principal, Depends(_guard("contributor"))]
 require_curator = Annotated[Principal, Depends(_guard("curator"))]

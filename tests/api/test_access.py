@@ -43,6 +43,26 @@ def _record(api: Api, site: str) -> dict[str, Any]:
     return {"content": rec.model_dump_json(), "headers_extra": {"Content-Type": "application/json"}}
 
 
+def _twin(kind: str) -> Callable[[Api, str], dict[str, Any]]:
+    """A twin request for the demo patient on the seeded model (readers may run twins)."""
+    from converters import convert_bundle_file
+    from tests.data import FHIR_DEMO_BUNDLE
+
+    def body(api: Api, who: str) -> dict[str, Any]:
+        record = convert_bundle_file(FHIR_DEMO_BUNDLE, b"access-test-key-0123").records[0]
+        payload: dict[str, Any] = {"model": M, "version": 1, "starts": 1,
+                                   "patient": json.loads(record.model_dump_json())}
+        if kind == "forecast":
+            payload |= {"n_draws": 20, "points": 20}
+        if kind == "recommend":
+            payload |= {"n_draws": 20, "target": {"kind": "trough", "low": 0.2, "high": 1.0},
+                        "regimen": {"amounts": [240, 320], "intervals_h": [24], "durations_h": [0.5],
+                                    "route": "iv-infusion", "n_doses": 3}}
+        return {"json": payload}
+
+    return body
+
+
 @dataclass
 class Endpoint:
     method: str
@@ -110,6 +130,10 @@ ENDPOINTS = [
         "reader",
         False,
     ),
+]
+ENDPOINTS += [
+    Endpoint("POST", f"/twin/{kind}", f"/twin/{kind}", "reader", False, _twin(kind))
+    for kind in ("fit", "forecast", "recommend")
 ]
 WHO_FOR_ROLE = {"reader": "rita", "contributor": "alice", "curator": "carol"}
 BELOW = {"reader": [], "contributor": ["rita"], "curator": ["rita", "alice"]}
