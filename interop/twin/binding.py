@@ -204,7 +204,8 @@ def bind_regimen(
 ) -> Twin:
     """A twin from a bare regimen (hours from 0) and fixed covariates: no patient record.
 
-    Used for reference outputs, virtual subjects and dose recommendation.
+    Used for reference outputs, virtual subjects and dose recommendation. A covariate not given
+    takes the card's reference value, else the value the SBML itself assigns it.
     """
     card = model.card
     events = []
@@ -217,6 +218,8 @@ def bind_regimen(
     series = {}
     for cov in card.covariates:
         value = covariates.get(cov.name, cov.reference)
+        if value is None:  # no reference on the card: the SBML's own value of that parameter
+            value = model.defaults.get(cov.name)
         if value is None:
             raise TwinError(f"no value for covariate {cov.name}", field=cov.name)
         series[cov.name] = CovariateSeries(cov.name, (0.0,), (float(value),))

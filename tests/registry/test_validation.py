@@ -126,3 +126,25 @@ def test_publish_refused_after_a_failed_stage(
     assert not report.is_valid and validating_store.get(s.model_id, s.version).status == "submitted"
     with pytest.raises(RegistryError, match="failed stage"):
         validating_store.publish(s.model_id, s.version, principal=CAROL)
+
+
+def test_pharmml_submits_validates_and_binds_a_twin(validating_store: Registry) -> None:
+    """The PharmML plug-in on the registry's submit path: original kept, stages pass, twin runs."""
+    from interop.schema import ReferenceDose
+    from interop.twin import bind_regimen, load_model, simulate
+    from tests.data import PHARMML_USECASE1
+
+    raw = PHARMML_USECASE1.read_bytes()
+    s = validating_store.submit_file(raw, filename=PHARMML_USECASE1.name)
+    assert s.format == "pharmml" and "<sbml" in s.sbml
+    files = {f.role: f for f in validating_store.files(s.model_id, s.version)}
+    assert validating_store.file_bytes(files["source"]) == raw
+    report = validating_store.validate(s.model_id, s.version)
+    assert report.is_valid, report.failed_stage
+    assert _stages(report)["simulate"] == "passed"
+    stored = validating_store.get(s.model_id, s.version)
+    model = load_model(stored.sbml, stored.card)
+    route = stored.card.dosing[0].route
+    twin = bind_regimen(model, (ReferenceDose(route=route, amount=100, time_h=0),), {})
+    pred = simulate(twin, [1.0, 24.0]).values[stored.card.observables[0].id]
+    assert pred[1] > 0
