@@ -19,7 +19,8 @@ def direct_concentrations(
     for i, d in enumerate(doses):
         t, amt, dur = float(d["time_h"]), float(d["amount"]), d.get("duration_h")
         if dur:
-            lines.append(f"  inf{i}: -> A_central; piecewise({amt / dur}, time >= {t} && time < {t + dur}, 0)")
+            window = f"time >= {t} && time < {t + dur}"
+            lines.append(f"  inf{i}: -> A_central; piecewise({amt / dur}, {window}, 0)")
         else:
             lines.append(f"  E{i}: at (time >= {t}), t0=false: A_central = A_central + {amt}")
     ant = GENTAMICIN_ANT.read_text().replace("end", "\n".join(lines) + "\nend")

@@ -6,8 +6,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interop.workflows.demo import run_demo
 from interop.settings import get_settings
+from interop.workflows.demo import run_demo
 
 
 def register(app: typer.Typer) -> None:

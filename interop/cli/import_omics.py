@@ -43,7 +43,8 @@ KEY = typer.Option(
     None,
     "--key",
     envvar="INTEROP_PSEUDONYM_KEY",
-    help="Pseudonymisation key: patient ids become keyed HMAC-SHA256 pseudonyms (SYSTEM|VALUE ids match FHIR Patients)",
+    help="Pseudonymisation key: patient ids become keyed HMAC-SHA256 pseudonyms "
+    "(SYSTEM|VALUE ids match FHIR Patients)",
     show_default=False,
 )
 

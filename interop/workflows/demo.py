@@ -10,9 +10,9 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
-from typing import Any
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 

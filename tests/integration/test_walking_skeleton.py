@@ -111,7 +111,8 @@ def test_twin_matches_a_direct_roadrunner_simulation() -> None:
     # and the day-1 record lies before the first dose, so 1.3 applies throughout.
     assert twin.covariates["SCR"].times_h[0] < 0
     ant = GENTAMICIN_ANT.read_text().replace(
-        "end", "  A_central = 160\n  infusion: -> A_central; piecewise(640, time >= 24 && time < 24.5, 0)\nend"
+        "end",
+        "  A_central = 160\n  infusion: -> A_central; piecewise(640, time >= 24 && time < 24.5, 0)\nend",
     )
     r = te.loada(ant)
     r.getIntegrator().setValue("relative_tolerance", 1e-10)

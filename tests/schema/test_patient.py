@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from pydantic import ValidationError
 
 from interop.errors import SchemaError
 from interop.schema import (
@@ -62,7 +63,7 @@ def test_json_round_trip_is_exact() -> None:
 
 def test_items_are_immutable_and_replace_revalidates() -> None:
     rec = make_record()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         rec.patient.sex = "male"  # type: ignore[misc]
     dose = rec.doses[0]
     assert dose.replace(amount=200).amount == 200
