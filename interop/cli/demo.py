@@ -7,13 +7,14 @@ from rich.console import Console
 from rich.table import Table
 
 from interop.settings import get_settings
-from interop.workflows.demo import run_demo
 
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo() -> None:
         """Run the end-to-end demo on the embedded default (SQLite and local files, no network)."""
+        from interop.workflows.demo import run_demo  # heavy (roadrunner, pandas): load on use
+
         console = Console()
         res = run_demo(get_settings())
         console.print(f"Registered model [bold]{res.model_id}@{res.model_version}[/] "

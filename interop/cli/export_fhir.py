@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from converters.fhir.export import export_bundle_json
 from interop.errors import InteropError
 from interop.schema import PatientRecord, parse_json
 from interop.schema.cohort import read_cohort
@@ -49,6 +48,7 @@ def export_fhir(
     ),
 ) -> None:
     """Export PatientRecords as FHIR R4 Bundles (validated with fhir.resources)."""
+    from converters.fhir.export import export_bundle_json  # loaded on use: keeps `interop --help` fast
     records = _records(inputs)
     out.mkdir(parents=True, exist_ok=True)
     for rec in records:

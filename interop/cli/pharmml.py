@@ -10,7 +10,6 @@ from pydantic import RootModel
 from rich.console import Console
 
 from interop.schema import RXNORM, Coding, ReferenceOutput, parse_json
-from registry.formats.pharmml import convert
 
 __all__ = ["pharmml_app", "register"]
 
@@ -57,6 +56,7 @@ def convert_command(
     ),
 ) -> None:
     """Convert MODEL; writes nothing unless the whole model converts."""
+    from registry.formats.pharmml import convert  # loaded on use: keeps `interop --help` fast
     try:
         values = {k: float(v) for k, v in _pairs(set_values, "--set").items()}
     except ValueError as exc:

@@ -10,7 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from interop.errors import InteropError
 from interop.settings import get_settings
-from interop.workflows.synth import load_synth_model, write_synthetic_feed
 
 __all__ = ["register"]
 
@@ -34,6 +33,10 @@ def synth_fhir(
     gz: bool = typer.Option(False, "--gzip", help="gzip the NDJSON files"),
 ) -> None:
     """Write N synthetic patients with doses, weight, creatinine and simulated drug levels as FHIR R4."""
+    from interop.workflows.synth import (  # loaded on use: keeps `interop --help` fast
+        load_synth_model,
+        write_synthetic_feed,
+    )
     if fmt not in ("bundle", "ndjson"):
         raise InteropError(f"--format must be bundle or ndjson, not {fmt!r}", field="--format")
     console = Console(stderr=True)
