@@ -1,6 +1,32 @@
 """The model registry: versioned, validated, searchable store of mechanistic models."""
 
+from registry.auth import LOCAL, Principal
 from registry.blobs import BlobStore, sha256_hex
-from registry.service import Registry, StoredModel, open_registry
+from registry.formats import ExtraFile, UnknownFormatError, available_formats, detect_format
+from registry.search import Page, SearchQuery, VersionSummary
+from registry.service import AuditEntry, Registry, StoredFile, StoredModel, open_registry
+from registry.validation import Issue, SimulateCheck, StageResult, ValidationReport, validate_model
 
-__all__ = ["BlobStore", "Registry", "StoredModel", "open_registry", "sha256_hex"]
+__all__ = [
+    "LOCAL",
+    "AuditEntry",
+    "BlobStore",
+    "ExtraFile",
+    "Issue",
+    "Page",
+    "Principal",
+    "Registry",
+    "SearchQuery",
+    "SimulateCheck",
+    "StageResult",
+    "StoredFile",
+    "StoredModel",
+    "UnknownFormatError",
+    "ValidationReport",
+    "VersionSummary",
+    "available_formats",
+    "detect_format",
+    "open_registry",
+    "sha256_hex",
+    "validate_model",
+]

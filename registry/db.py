@@ -1,17 +1,32 @@
 """Database schema of the registry (SQLAlchemy 2, typed mappings).
 
 A ``MetaData`` naming convention keeps constraint names stable across SQLite and PostgreSQL
-(and for migrations).
+(and for the Alembic migrations in ``registry/migrations``). The tables:
+
+- ``institutions``, ``users`` (role: reader, contributor, curator), ``tokens`` (SHA-256 of the
+  bearer token, never the token itself);
+- ``models`` (owned by one institution), ``model_versions`` (immutable content: SBML hash,
+  content hash, card JSON, lifecycle status), ``version_files`` (every file of a version:
+  the SBML, the original upload, OMEX extras), ``version_drugs`` and ``annotations``
+  (denormalised for search);
+- ``validation_reports`` (one per pipeline run, stages as JSON), ``validation_records``
+  (aggregate evidence sent by sites);
+- ``audit_log``: append-only (no code path updates or deletes it; a trigger refuses it on
+  PostgreSQL and SQLite).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -23,13 +38,33 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+__all__ = [
+    "AuditRow",
+    "Base",
+    "DrugRow",
+    "AnnotationRow",
+    "FileRow",
+    "InstitutionRow",
+    "ModelRow",
+    "RecordRow",
+    "ReportRow",
+    "TokenRow",
+    "UserRow",
+    "VersionRow",
+    "make_engine",
+    "utcnow",
+]
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+STATUSES = ("submitted", "validated", "published", "deprecated")
+ROLES = ("reader", "contributor", "curator")
 
 
 def utcnow() -> dt.datetime:
@@ -40,19 +75,54 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class InstitutionRow(Base):
+    __tablename__ = "institutions"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    institution_id: Mapped[str] = mapped_column(ForeignKey("institutions.id"))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TokenRow(Base):
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    user: Mapped[UserRow] = relationship()
+
+
 class ModelRow(Base):
     __tablename__ = "models"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     title: Mapped[str] = mapped_column(Text)
-    institution: Mapped[str] = mapped_column(String(200))
+    institution: Mapped[str] = mapped_column(String(200), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     versions: Mapped[list[VersionRow]] = relationship(back_populates="model", order_by="VersionRow.number")
 
 
 class VersionRow(Base):
     __tablename__ = "model_versions"
-    __table_args__ = (UniqueConstraint("model_id", "number"), UniqueConstraint("model_id", "content_sha256"))
+    __table_args__ = (
+        UniqueConstraint("model_id", "number"),
+        UniqueConstraint("model_id", "content_sha256"),
+        Index("ix_model_versions_status", "status"),
+        Index("ix_model_versions_format", "format"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id"))
@@ -60,20 +130,105 @@ class VersionRow(Base):
     sbml_sha256: Mapped[str] = mapped_column(String(64))
     content_sha256: Mapped[str] = mapped_column(String(64), doc="hash of SBML + card")
     format: Mapped[str] = mapped_column(String(32), default="sbml")
-    card: Mapped[dict] = mapped_column(JSON)
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    search_text: Mapped[str] = mapped_column(Text, default="", doc="lower-cased title + description")
+    institution: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(16), default="submitted")
     submitted_by: Mapped[str] = mapped_column(String(200), default="local")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status_changed_by: Mapped[str] = mapped_column(String(200), default="local")
+    status_changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     model: Mapped[ModelRow] = relationship(back_populates="versions")
+    files: Mapped[list[FileRow]] = relationship(order_by="FileRow.id")
 
 
-def make_engine(url: str) -> Engine:
-    engine = create_engine(url, future=True)
+class FileRow(Base):
+    __tablename__ = "version_files"
+    __table_args__ = (UniqueConstraint("version_id", "path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    path: Mapped[str] = mapped_column(String(500))
+    role: Mapped[str] = mapped_column(String(32), doc="model | source | sedml | metadata | other")
+    media_format: Mapped[str] = mapped_column(String(300), default="")
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class DrugRow(Base):
+    __tablename__ = "version_drugs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    system: Mapped[str] = mapped_column(String(200))
+    code: Mapped[str] = mapped_column(String(100), index=True)
+    display: Mapped[str] = mapped_column(String(300), default="", doc="lower-cased")
+
+
+class AnnotationRow(Base):
+    __tablename__ = "annotations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    element: Mapped[str] = mapped_column(String(200), default="", doc="SBML id or metaid, '' for the model")
+    qualifier: Mapped[str] = mapped_column(String(64), doc="e.g. bqbiol:is, bqmodel:isDescribedBy")
+    uri: Mapped[str] = mapped_column(String(500), index=True)
+
+
+class ReportRow(Base):
+    __tablename__ = "validation_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    stages: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RecordRow(Base):
+    __tablename__ = "validation_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    site: Mapped[str] = mapped_column(String(200))
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    institution: Mapped[str] = mapped_column(String(200), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine; SQLite gets foreign keys, WAL, a busy timeout and ``BEGIN IMMEDIATE`` writes."""
     if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
+
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=60000")
             cur.close()
-    return engine
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):  # type: ignore[no-untyped-def]
+            # Take the write lock up front: two deferred transactions upgrading at once deadlock.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)

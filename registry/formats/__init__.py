@@ -1,0 +1,76 @@
+"""Model formats as plug-ins with one contract (after pharmpy's ``model/external/<fmt>``).
+
+Each module ``registry.formats.<name>`` exports
+
+- ``detect(raw: bytes) -> bool``: whether the bytes look like this format (cheap, no full parse);
+- ``load(raw: bytes, *, source=None) -> tuple[str, ModelCard | None]``: SBML text and the model
+  card the format carries (``None`` when it carries none: plain SBML, most OMEX archives);
+- optionally ``extra_files(raw: bytes) -> list[ExtraFile]``: further files kept with the version
+  (an archive's SED-ML and metadata).
+
+The original upload is always kept beside the SBML (role ``source``), so Antimony or PharmML
+text survives conversion. Adding a format is one line in ``FORMATS``; modules are imported on
+first use, and a missing one (PharmML before its branch lands) is skipped, not an error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from types import ModuleType
+
+from interop.errors import RegistryError
+
+__all__ = ["FORMATS", "ExtraFile", "UnknownFormatError", "available_formats", "detect_format", "get_format"]
+
+log = logging.getLogger(__name__)
+
+# Detection order matters: archives first, then XML dialects, then text formats.
+FORMATS: tuple[str, ...] = ("omex", "pharmml", "sbml", "antimony")
+
+
+class UnknownFormatError(RegistryError):
+    """No format plug-in recognises the upload, or the named one does not exist."""
+
+
+@dataclass(frozen=True)
+class ExtraFile:
+    path: str
+    role: str  # sedml | metadata | model | other
+    media_format: str
+    data: bytes
+
+
+def get_format(name: str) -> ModuleType:
+    """The plug-in module for ``name`` (imported lazily)."""
+    if name not in FORMATS:
+        raise UnknownFormatError(f"unknown model format {name!r} (known: {', '.join(FORMATS)})")
+    try:
+        return importlib.import_module(f"registry.formats.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"registry.formats.{name}":
+            raise UnknownFormatError(f"the {name} format plug-in is not installed") from exc
+        raise
+
+
+def available_formats() -> list[str]:
+    """Formats whose plug-in can be imported here."""
+    out = []
+    for name in FORMATS:
+        try:
+            get_format(name)
+        except UnknownFormatError:
+            continue
+        out.append(name)
+    return out
+
+
+def detect_format(raw: bytes, *, source: str | None = None) -> str:
+    """The first format whose ``detect`` accepts ``raw``."""
+    for name in available_formats():
+        if get_format(name).detect(raw):
+            return name
+    raise UnknownFormatError(
+        f"not a model format the registry reads ({', '.join(available_formats())})", source=source
+    )
