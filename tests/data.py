@@ -31,3 +31,9 @@ MAPBAYR = SHARED / "mapbayr"
 
 GENTAMICIN_SBML = MODELS / "gentamicin_1cmt.xml"
 GENTAMICIN_CARD = MODELS / "gentamicin_1cmt.card.json"
+
+# Virtual cohorts and validation (issue 8)
+FIXTURES = ROOT / "tests" / "fixtures"
+COHORT_DESIGN = FIXTURES / "cohort" / "design_7day.yaml"
+COHORT_DESIGN_SHORT = FIXTURES / "cohort" / "design_short.json"
+COHORT_COVARIATES = FIXTURES / "cohort" / "covariates.yaml"
