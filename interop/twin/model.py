@@ -118,7 +118,10 @@ class CompiledModel:
     sha256: str
     parameter_ids: frozenset[str]
     defaults: dict[str, float]
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    prepared_sbml: str = ""
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    linear: Any = field(default=None, repr=False)  # interop.twin.linear.LinearSystem, found on first use
+    linear_checked: bool = False
 
     @property
     def observable_selections(self) -> list[str]:
@@ -171,6 +174,7 @@ def load_model(sbml: str, card: ModelCard) -> CompiledModel:
         sha256=hashlib.sha256(sbml.encode()).hexdigest(),
         parameter_ids=frozenset(runner.model.getGlobalParameterIds()),
         defaults=defaults,
+        prepared_sbml=prepared,
     )
     with _CACHE_LOCK:
         _CACHE[key] = compiled

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from interop.errors import TwinError, roadrunner_errors
 from interop.twin.binding import Twin
 from interop.twin.model import CompiledModel, input_parameter
 
-__all__ = ["Prediction", "simulate", "simulate_observations"]
+__all__ = ["Prediction", "predict", "simulate", "simulate_observations"]
 
 
 @dataclass(frozen=True)
@@ -34,21 +35,39 @@ def _param_value(model: CompiledModel, ref: float | str | None, default: float) 
     return float(ref)
 
 
+Method = Literal["auto", "linear", "roadrunner"]
+
+
 def simulate(
     twin: Twin,
     times_h: Sequence[float] | np.ndarray,
     etas: Mapping[str, float] | None = None,
     parameters: Mapping[str, float] | None = None,
+    *,
+    method: Method = "auto",
 ) -> Prediction:
     """Predictions of every observable at ``times_h`` (hours from the twin's origin).
 
     ``etas`` (default all 0: the a priori, population prediction) and ``parameters`` overlay
-    the model's defaults; covariates come from the twin.
+    the model's defaults; covariates come from the twin. ``method="auto"`` uses the closed-form
+    path of :mod:`interop.twin.linear` when the model is linear in its states, else roadrunner.
     """
     model = twin.model
     times = np.asarray(times_h, dtype=float)
     if times.ndim != 1 or not np.all(np.isfinite(times)):
         raise ValueError("times_h must be a 1-D array of finite numbers")
+    if method != "roadrunner":
+        from interop.twin.linear import linear_system, predict_linear
+
+        lin = linear_system(model)
+        if lin is None and method == "linear":
+            raise TwinError(f"model {model.card.id} is not linear in its states", source=twin.patient_id)
+        if lin is not None:
+            merged = {**(parameters or {}), **(etas or {})}
+            with model.lock:
+                out = predict_linear(lin, twin, times, merged)
+            _check_finite(out, twin)
+            return Prediction(times, {o.id: out[i] for i, o in enumerate(model.card.observables)})
     order = np.argsort(times, kind="stable")
     sorted_times = times[order]
     values = np.full((len(model.card.observables), len(times)), np.nan)
@@ -106,10 +125,14 @@ def simulate(
                     r.setValue(target, amount)
                 else:  # a bolus adds to an amount, an infusion start/end to an input rate
                     r.setValue(target, r.getValue(target) + amount)
+    _check_finite(values, twin)
+    return Prediction(times, {o.id: values[i] for i, o in enumerate(model.card.observables)})
+
+
+def _check_finite(values: np.ndarray, twin: Twin) -> None:
     if not np.all(np.isfinite(values)):
         bad = int(np.sum(~np.isfinite(values)))
         raise TwinError(f"simulation produced {bad} non-finite prediction(s)", source=twin.patient_id)
-    return Prediction(times, {o.id: values[i] for i, o in enumerate(model.card.observables)})
 
 
 def simulate_observations(
@@ -124,3 +147,10 @@ def simulate_observations(
     )
 
 
+
+
+def predict(
+    twin: Twin, times_h: Sequence[float] | np.ndarray, etas: Mapping[str, float] | None = None
+) -> Prediction:
+    """A posteriori (with ``etas``) or a priori predictions at ``times_h``: :func:`simulate`."""
+    return simulate(twin, times_h, etas)

@@ -1,0 +1,61 @@
+"""How NONMEM compartment numbers map to routes and analytes: a small, card-independent table.
+
+Converters cannot import the twin or a model card, so the caller says what CMT means:
+``EventTableMapping(doses=(DoseCompartment(1, "oral"), DoseCompartment(2, "oral", rate_code=-2)),
+levels=(LevelCompartment(2, analyte),))``. Dose rows that share a time, amount and repeat
+and map to the same route are one dose split over several compartments (NONMEM's idiom for a
+dose that goes part to a depot, part zero-order into the central compartment): they become
+one ``Dose`` and the model card splits it again by its input fractions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from interop.schema import Coding
+from interop.schema.patient import Route
+
+__all__ = ["COVARIATE_SYSTEM", "DoseCompartment", "EventTableMapping", "LevelCompartment"]
+
+COVARIATE_SYSTEM = "urn:digphat:nonmem-covariate"  # code system of covariate columns without a mapping
+DEFAULT_ORIGIN = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class DoseCompartment:
+    """Dose rows into ``cmt`` (and, when given, only those with RATE == ``rate_code``) are ``route``."""
+
+    cmt: int
+    route: Route
+    rate_code: int | None = None  # -1 modelled rate, -2 modelled duration; None: RATE >= 0
+
+
+@dataclass(frozen=True)
+class LevelCompartment:
+    """Observation rows in ``cmt`` are levels of ``analyte`` in ``unit``."""
+
+    cmt: int
+    analyte: Coding
+    unit: str = "mg/L"
+
+
+@dataclass(frozen=True)
+class EventTableMapping:
+    drug: Coding
+    doses: tuple[DoseCompartment, ...]
+    levels: tuple[LevelCompartment, ...]
+    amount_unit: str = "mg"
+    covariates: dict[str, tuple[Coding, str]] = field(default_factory=dict)  # column -> (code, unit)
+    origin: dt.datetime = DEFAULT_ORIGIN  # clock time of TIME = 0
+    id_prefix: str = "nonmem-"
+
+    def dose_compartment(self, cmt: int, rate: float) -> DoseCompartment | None:
+        code = int(rate) if rate < 0 else None
+        return next((d for d in self.doses if d.cmt == cmt and d.rate_code == code), None)
+
+    def level_compartment(self, cmt: int) -> LevelCompartment | None:
+        return next((lv for lv in self.levels if lv.cmt == cmt), None)
+
+    def covariate_code(self, column: str) -> tuple[Coding, str]:
+        return self.covariates.get(column, (Coding(system=COVARIATE_SYSTEM, code=column), "1"))

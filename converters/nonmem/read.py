@@ -1,0 +1,206 @@
+"""NONMEM-style event table (CSV) -> ``PatientRecord`` per ID.
+
+Columns (case-insensitive): ID, TIME, EVID, AMT, CMT, RATE, II, ADDL, MDV, DV, optional
+BLQ (1: below the limit) and LLOQ; every other column not in ``ignore`` is a covariate. A
+covariate value on a row holds from the previous row up to that row (as NONMEM applies it):
+each distinct time becomes one measurement at that time, taking the first row's value there.
+Rows: EVID 0 with MDV 0 -> drug level; EVID 1 -> dose; EVID 2 -> covariates only; EVID 3/4
+(resets) are rejected with a reason. Counts add up in the report (per row kind).
+
+Written with the csv module rather than pandas so each error names its line.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from converters.nonmem.mapping import EventTableMapping
+from converters.report import ConversionReport
+from interop.errors import ConversionError
+from interop.schema import Dose, Drug, DrugLevel, Measurement, Patient, PatientRecord, Provenance
+
+__all__ = ["EventTableResult", "read_event_table"]
+
+CONVERTER = "converters.nonmem"
+CONVERTER_VERSION = "0.1.0"
+REQUIRED = ("ID", "TIME", "EVID", "AMT", "CMT")
+KNOWN = {"ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "MDV", "DV", "BLQ", "LLOQ"}
+
+
+@dataclass(frozen=True)
+class EventTableResult:
+    records: tuple[PatientRecord, ...]
+    report: ConversionReport
+
+
+def _num(value: str, *, path: Path, line: int, column: str, missing: float = math.nan) -> float:
+    v = value.strip()
+    if v in ("", "."):
+        return missing
+    try:
+        x = float(v)
+    except ValueError as exc:
+        raise ConversionError(f"not a number: {value!r}", source=str(path), line=line, field=column) from exc
+    if not math.isfinite(x):
+        raise ConversionError(f"not a finite number: {value!r}", source=str(path), line=line, field=column)
+    return x
+
+
+def read_event_table(
+    path: Path, mapping: EventTableMapping, *, ignore: tuple[str, ...] = ()
+) -> EventTableResult:
+    """Every ID of the table as a ``PatientRecord``; rows converted or reported with a reason."""
+    path = Path(path)
+    report = ConversionReport()
+    with path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration as exc:
+            raise ConversionError("empty event table", source=str(path), line=1) from exc
+        cols = [c.strip() for c in header]
+        upper = [c.upper() for c in cols]
+        missing = [c for c in REQUIRED if c not in upper]
+        if missing:
+            raise ConversionError(f"missing column(s) {', '.join(missing)}", source=str(path), line=1)
+        ignored = {c.upper() for c in ignore}
+        cov_cols = [c for c in cols if c.upper() not in KNOWN and c.upper() not in ignored]
+        rows_by_id: dict[str, list[tuple[int, dict[str, str]]]] = defaultdict(list)
+        for lineno, raw in enumerate(reader, start=2):
+            if not raw or all(not x.strip() for x in raw):
+                continue
+            if len(raw) != len(cols):
+                raise ConversionError(f"{len(raw)} fields, header has {len(cols)}", source=str(path),
+                                      line=lineno)
+            row = {u: v for u, v in zip(upper, raw, strict=True)}
+            row.update({c: v for c, v in zip(cols, raw, strict=True) if c in cov_cols})
+            rows_by_id[row["ID"].strip()].append((lineno, row))
+    records = [
+        _record(sid, rows, mapping, cov_cols, path, report) for sid, rows in rows_by_id.items()
+    ]
+    return EventTableResult(tuple(records), report)
+
+
+def _prov(path: Path, line: int, kind: str) -> Provenance:
+    return Provenance(source_system="nonmem-event-table", resource_type=kind, source_file=path.name,
+                      source_line=line, converter=CONVERTER, converter_version=CONVERTER_VERSION)
+
+
+def _record(
+    sid: str,
+    rows: list[tuple[int, dict[str, str]]],
+    mapping: EventTableMapping,
+    cov_cols: list[str],
+    path: Path,
+    report: ConversionReport,
+) -> PatientRecord:
+    pid = f"{mapping.id_prefix}{sid}"
+    origin = mapping.origin
+
+    def when(hours: float) -> dt.datetime:
+        return origin + dt.timedelta(hours=hours)
+
+    drug = Drug(codes=(mapping.drug,), name=mapping.drug.display)
+    pending: dict[tuple, tuple[int, dict]] = {}  # split-dose key -> (line, dose fields)
+    dose_fields: list[tuple[int, dict]] = []
+    measurements: list[Measurement] = []
+    cov_seen: dict[str, set[float]] = {c: set() for c in cov_cols}
+    last_time = -math.inf
+    for line, row in rows:
+        def num(col: str, default: float = math.nan, *, _row: dict = row, _line: int = line) -> float:
+            return _num(_row.get(col, ""), path=path, line=_line, column=col, missing=default)
+
+        t = num("TIME")
+        if math.isnan(t):
+            raise ConversionError("TIME is missing", source=str(path), line=line, field="TIME")
+        if t < last_time:
+            raise ConversionError(f"TIME goes backwards ({t} after {last_time}) for ID {sid}",
+                                  source=str(path), line=line, field="TIME")
+        last_time = t
+        evid = int(num("EVID", 0.0))
+        mdv = int(num("MDV", 1.0 if evid != 0 else 0.0))
+        cmt = int(num("CMT", 0.0))
+        kind = {0: "observation", 1: "dose", 2: "other-event"}.get(evid, "reset")
+        report.read[kind] += 1
+        for c in cov_cols:  # NONMEM: the value on this row holds from the previous row to this row
+            value = num(c)
+            if t in cov_seen[c]:
+                continue
+            cov_seen[c].add(t)
+            report.read["covariate"] += 1
+            if math.isnan(value):
+                report.add("skipped", "covariate", f"{c} is missing", source=str(path), line=line, field=c)
+                continue
+            code, unit = mapping.covariate_code(c)
+            measurements.append(Measurement(
+                id=f"cov-{c}-{line}", code=code, category="other", value=value, unit=unit,
+                time=when(t), provenance=_prov(path, line, "covariate")))
+            report.converted["covariate"] += 1
+        if kind == "reset":
+            report.add("rejected", kind, f"EVID {evid} (reset) is not supported", source=str(path),
+                       line=line, field="EVID")
+            continue
+        if kind == "other-event":
+            report.add("skipped", kind, "EVID 2: covariate-only row", source=str(path), line=line)
+            continue
+        if kind == "observation":
+            if mdv == 1:
+                report.add("skipped", kind, "MDV 1 on an observation row", source=str(path), line=line)
+                continue
+            level = mapping.level_compartment(cmt)
+            if level is None:
+                report.add("rejected", kind, f"no analyte mapped to CMT {cmt}", source=str(path),
+                           line=line, field="CMT")
+                continue
+            dv = num("DV")
+            if math.isnan(dv):
+                raise ConversionError("observation without DV", source=str(path), line=line, field="DV")
+            below = num("BLQ", 0.0) == 1
+            lloq = num("LLOQ")
+            if dv < 0 and not below:
+                raise ConversionError(f"negative concentration {dv}", source=str(path), line=line,
+                                      field="DV")
+            measurements.append(Measurement(
+                id=f"level-{line}", code=level.analyte, category="drug-level", value=dv, unit=level.unit,
+                time=when(t), provenance=_prov(path, line, "observation"),
+                drug_level=DrugLevel(analyte=level.analyte, lloq=None if math.isnan(lloq) else lloq,
+                                     below_lloq=below)))
+            report.converted[kind] += 1
+            continue
+        amt, rate = num("AMT", 0.0), num("RATE", 0.0)
+        ii, addl = num("II", 0.0), int(num("ADDL", 0.0))
+        target = mapping.dose_compartment(cmt, rate)
+        if target is None:
+            report.add("rejected", kind, f"no route mapped to CMT {cmt} with RATE {rate:g}",
+                       source=str(path), line=line, field="CMT")
+            continue
+        if amt <= 0:
+            report.add("rejected", kind, "AMT must be > 0", source=str(path), line=line, field="AMT")
+            continue
+        fields = {"route": target.route, "amount": amt, "start": when(t),
+                  "interval_h": ii if addl > 0 else None, "additional": addl if ii > 0 else 0}
+        if rate > 0:
+            fields["rate"] = rate
+            fields["route"] = "iv-infusion" if target.route == "iv-bolus" else target.route
+        key = (t, amt, ii, addl, fields["route"], rate if rate > 0 else None)
+        if key in pending and cmt not in pending[key][1]["_cmts"]:
+            pending[key][1]["_cmts"].add(cmt)  # a split dose: the same dose into another compartment
+            report.converted[kind] += 1
+            report.flags["split-dose rows merged"] += 1
+            continue
+        fields["_cmts"] = {cmt}
+        pending[key] = (line, fields)
+        dose_fields.append((line, fields))
+        report.converted[kind] += 1
+    doses = []
+    for line, f in dose_fields:
+        f = {k: v for k, v in f.items() if k != "_cmts"}
+        doses.append(Dose(id=f"dose-{line}", drug=drug, unit=mapping.amount_unit, status="administered",
+                          provenance=_prov(path, line, "dose"), **f))
+    patient = Patient(id=pid, provenance=_prov(path, rows[0][0], "ID"))
+    return PatientRecord(patient=patient, measurements=tuple(measurements), doses=tuple(doses))
