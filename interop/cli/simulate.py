@@ -9,7 +9,6 @@ from rich.console import Console
 
 from interop.cli.validate import batch_progress
 from interop.settings import get_settings
-from interop.workflows.validate import simulate_virtual_cohort
 
 simulate_app = typer.Typer(help="Simulate virtual subjects and cohorts.", no_args_is_help=True)
 
@@ -32,6 +31,8 @@ def cohort(
     workers: int = typer.Option(2, "--workers", min=1, help="LocalCluster worker processes"),
 ) -> None:
     """Draw subjects from the card (Omega, covariates), simulate the design, write Parquet."""
+    from interop.workflows.validate import simulate_virtual_cohort  # heavy: on use only
+
     settings = get_settings()
     out_dir = out or settings.output_dir / "cohort"
     with batch_progress("simulating") as progress:

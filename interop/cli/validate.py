@@ -14,7 +14,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from interop.settings import get_settings
-from interop.workflows.validate import submit_record, validate_cohort
 
 
 @contextmanager
@@ -42,20 +41,24 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model", help="Registered model: ID or ID@VERSION"),
         cohort: Path = typer.Option(..., "--cohort", help="Cohort folder (Parquet tables or records/*.json)"),
         site: str = typer.Option(os.environ.get("INTEROP_SITE", "local"), "--site", help="This site's name"),
-        out: Path | None = typer.Option(None, "--out", help="Output folder (default: <home>/output/validate)"),
+        out: Path | None = typer.Option(None, "--out", help="Output folder "
+                                        "(default: <home>/output/validate)"),
         submit: str | None = typer.Option(None, "--submit", help="Registry to send the record to: a "
                                           "database URL or SQLite path, or an http(s):// API URL"),
         token: str | None = typer.Option(None, "--token", envvar="INTEROP_TOKEN", help="API bearer token"),
         scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler tcp://host:port; "
                                              "default a LocalCluster; 'single' for one process"),
         workers: int = typer.Option(2, "--workers", min=1, help="LocalCluster worker processes"),
-        n_sim: int = typer.Option(200, "--n-sim", min=20, help="Simulated replicates per patient (NPDE, VPC)"),
+        n_sim: int = typer.Option(200, "--n-sim", min=20, help="Simulated replicates "
+                                   "per patient (NPDE, VPC)"),
         batch_size: int = typer.Option(25, "--batch-size", min=1, help="Patients per task"),
         seed: int = typer.Option(1, "--seed"),
         iterative: bool = typer.Option(True, "--iterative/--no-iterative",
                                        help="Iterative forecasting (one MAP fit per earlier level)"),
     ) -> None:
         """Validate a registered model on a cohort: metrics, NPDE, VPC, HTML report, validation record."""
+        from interop.workflows.validate import submit_record, validate_cohort  # heavy: on use only
+
         settings = get_settings()
         out_dir = out or settings.output_dir / "validate"
         console = Console()
@@ -73,7 +76,8 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         for r in s.metrics.itertuples(index=False):
             if r.name in ("mpe_percent", "rrmse_percent", "within_20_percent", "within_30_percent"):
-                table.add_row(r.setting, r.observable, r.name, f"{r.value:.3g}", f"[{r.ci_low:.3g}, {r.ci_high:.3g}]")
+                table.add_row(r.setting, r.observable, r.name, f"{r.value:.3g}",
+                              f"[{r.ci_low:.3g}, {r.ci_high:.3g}]")
         console.print(table)
         for obs, n in s.npde.items():
             if "mean" in n:

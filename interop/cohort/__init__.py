@@ -12,9 +12,9 @@ from interop.cohort.population import (
     rows_from_records,
 )
 from interop.cohort.records import to_records
+from interop.cohort.run import CohortResult, simulate_cohort
 from interop.cohort.scale import BatchRunner, Checkpoints, run_batches
 from interop.cohort.simulate import CohortSpec, add_residual_error, simulate_batch
-from interop.cohort.run import CohortResult, simulate_cohort
 
 __all__ = [
     "BatchRunner",
@@ -32,6 +32,7 @@ __all__ = [
     "load_design",
     "load_distributions",
     "rows_from_records",
+    "run_batches",
     "simulate_batch",
     "simulate_cohort",
     "to_records",

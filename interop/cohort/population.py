@@ -76,11 +76,13 @@ class CovariateDistribution(Frozen):
 
     def _once(self, rng: np.random.Generator) -> float:
         if self.dist == "normal":
+            assert self.mean is not None and self.sd is not None  # checked by _params
             return float(rng.normal(self.mean, self.sd))
         if self.dist == "lognormal":
             assert self.median is not None and self.cv is not None
             return float(self.median * math.exp(rng.normal(0.0, math.sqrt(math.log1p(self.cv**2)))))
         if self.dist == "uniform":
+            assert self.low is not None and self.high is not None
             return float(rng.uniform(self.low, self.high))
         if self.dist == "constant":
             return float(self.value or 0.0)

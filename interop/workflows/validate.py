@@ -59,7 +59,8 @@ def load_records(cohort: Path) -> list[PatientRecord]:
     folder = cohort / "records" if (cohort / "records").is_dir() else cohort
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not files:
-        raise SchemaError("no patients.parquet and no records/*.json: not a cohort folder", source=str(cohort))
+        raise SchemaError("no patients.parquet and no records/*.json: not a cohort folder",
+                          source=str(cohort))
     return [parse_json(PatientRecord, f.read_text(), source=str(f)) for f in files]
 
 

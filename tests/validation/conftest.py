@@ -50,7 +50,8 @@ def make_bad_records(good: list[PatientRecord]) -> dict[str, PatientRecord]:
     drug = {"codes": [VANCOMYCIN.model_dump()], "name": "vancomycin"}
     bad_units = [{**x.model_dump(), "unit": "mL"} for x in b.doses]
     no_levels = [m.model_dump() for m in c.measurements if m.category != "drug-level"]
-    heavy = [{**m.model_dump(), "value": 150.0} if m.id == "cov-WT" else m.model_dump() for m in d.measurements]
+    heavy = [{**m.model_dump(), "value": 150.0} if m.id == "cov-WT" else m.model_dump()
+             for m in d.measurements]
     blq = [m.model_dump() for m in e.measurements]
     for m in blq:
         if m["category"] == "drug-level":
