@@ -3,12 +3,21 @@
 from registry.auth import LOCAL, Principal
 from registry.blobs import BlobStore, sha256_hex
 from registry.formats import ExtraFile, UnknownFormatError, available_formats, detect_format
+from registry.records import AuditEntry, StoredFile, StoredModel
 from registry.search import Page, SearchQuery, VersionSummary
-from registry.service import AuditEntry, Registry, StoredFile, StoredModel, open_registry
-from registry.validation import Issue, SimulateCheck, StageResult, ValidationReport, validate_model
+from registry.service import Registry, open_registry
+from registry.validation import (
+    STAGES_ORDER,
+    Issue,
+    SimulateCheck,
+    StageResult,
+    ValidationReport,
+    validate_model,
+)
 
 __all__ = [
     "LOCAL",
+    "STAGES_ORDER",
     "AuditEntry",
     "BlobStore",
     "ExtraFile",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from interop.errors import IntegrityError, NotFoundError
@@ -45,6 +46,25 @@ class BlobStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return digest
+
+    def sweep(self, referenced: set[str], grace_s: float) -> tuple[list[str], list[str]]:
+        """Delete blobs not in ``referenced`` and temporary files, both older than ``grace_s``
+        (younger ones may belong to a submission still in flight). Returns (blobs, temp files)."""
+        removed: list[str] = []
+        temps: list[str] = []
+        if not self.root.exists():
+            return removed, temps
+        now = time.time()
+        for path in self.root.rglob("*"):
+            if not path.is_file() or now - path.stat().st_mtime < grace_s:
+                continue
+            if path.name.startswith(".tmp-"):
+                path.unlink(missing_ok=True)
+                temps.append(str(path))
+            elif path.name not in referenced:
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+        return removed, temps
 
     def get(self, digest: str) -> bytes:
         """The bytes stored under ``digest``, verified against it."""

@@ -12,7 +12,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
+
+from interop.errors import RegistryError
 
 __all__ = ["upgrade"]
 
@@ -34,6 +37,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         if conn.dialect.name == "postgresql":
             # Serialise concurrent first opens of an empty database (two servers, many tests).
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(72537201)")
+        tables = set(inspect(conn).get_table_names())
+        if "model_versions" in tables and "alembic_version" not in tables:
+            raise RegistryError(
+                "this database was made by the pre-migration registry skeleton; move it aside "
+                "(its models can be re-imported with `interop registry import-dir`)",
+                source=str(engine.url.render_as_string(hide_password=True)),
+            )
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
     log.debug("registry schema at %s", revision)

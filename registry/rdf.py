@@ -124,16 +124,16 @@ def add_version(
             g.add((v, DCTERMS.description, Literal(card.description)))
         g.add((v, DCTERMS.license, Literal(card.licence)))
         for person in card.contributors:
-            node = URIRef(f"https://orcid.org/{person.orcid}") if person.orcid else BNode()
-            g.add((v, DCTERMS.creator, node))
-            g.add((node, FOAF.name, Literal(person.name)))
+            who: URIRef | BNode = URIRef(f"https://orcid.org/{person.orcid}") if person.orcid else BNode()
+            g.add((v, DCTERMS.creator, who))
+            g.add((who, FOAF.name, Literal(person.name)))
         for drug in card.drugs:
             uri = coding_uri(drug)
-            node = uri if uri is not None else BNode()
-            g.add((v, BQBIOL.hasPart, node))
-            g.add((node, RDFS.label, Literal(drug.display or drug.code)))
-            g.add((node, REG.code, Literal(drug.code)))
-            g.add((node, REG.codeSystem, URIRef(drug.system)))
+            part: URIRef | BNode = uri if uri is not None else BNode()
+            g.add((v, BQBIOL.hasPart, part))
+            g.add((part, RDFS.label, Literal(drug.display or drug.code)))
+            g.add((part, REG.code, Literal(drug.code)))
+            g.add((part, REG.codeSystem, URIRef(drug.system)))
         for pub in card.publications:
             if pub.pubmed:
                 g.add((v, BQMODEL.isDescribedBy, URIRef(f"{IDORG}pubmed:{pub.pubmed}")))

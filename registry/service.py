@@ -21,7 +21,6 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from interop.errors import ModelError, NotFoundError, PermissionDenied, RegistryError
+from interop.errors import NotFoundError, PermissionDenied, RegistryError
 from interop.schema import ModelCard, ValidationRecord, parse
 from registry import repository as repo
 from registry.annotations import Annotation, extract_metadata, model_id_from
@@ -51,8 +50,10 @@ from registry.db import (
 from registry.db import make_engine as _make_engine
 from registry.formats import ExtraFile, detect_format, get_format
 from registry.formats.sbml import read_document
+from registry.metadata import build_graph
 from registry.migrate import upgrade
-from registry.rdf import VersionFacts, add_version, new_graph
+from registry.rdf import serialise
+from registry.records import AuditEntry, GarbageReport, StoredFile, StoredModel
 from registry.search import Page, SearchQuery, VersionSummary, run_search, summarise
 from registry.validation import SimulateCheck, ValidationReport, validate_model
 
@@ -68,64 +69,6 @@ SOURCE_MEDIA = {
     "omex": "https://identifiers.org/combine.specifications:omex",
     "pharmml": "https://identifiers.org/combine.specifications:pharmml",
 }
-
-
-@dataclass(frozen=True)
-class StoredModel:
-    model_id: str
-    version: int
-    sbml: str
-    card_or_none: ModelCard | None
-    sbml_sha256: str
-    status: str
-    format: str
-    institution: str = ""
-    title: str = ""
-    submitted_by: str = ""
-    created_at: dt.datetime | None = None
-    status_changed_by: str = ""
-    status_changed_at: dt.datetime | None = None
-    deduplicated: bool = False
-
-    @property
-    def has_card(self) -> bool:
-        return self.card_or_none is not None
-
-    @property
-    def card(self) -> ModelCard:
-        """The model card; a card-less version raises ``ModelError`` (it cannot bind patients)."""
-        if self.card_or_none is None:
-            raise ModelError(
-                f"{self.model_id}@{self.version} has no model card: submit one to bind patients to it",
-                source=f"{self.model_id}@{self.version}",
-            )
-        return self.card_or_none
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    path: str
-    role: str
-    media_format: str
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    at: dt.datetime
-    actor: str
-    institution: str
-    action: str
-    model_id: str | None
-    version: int | None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class GarbageReport:
-    removed_blobs: list[str]
-    removed_temp_files: list[str]
 
 
 def _canonical_card(card: ModelCard | None) -> Any:
@@ -560,41 +503,18 @@ class Registry:
     # ------------------------------------------------------------- metadata
     def metadata_graph(self, model_id: str | None = None, version: int | None = None) -> Graph:
         """RDF of one version (``model_id`` given) or of every version in the registry."""
-        g = new_graph()
         with self.sessions() as s:
-            if model_id is not None:
-                rows = [repo.find_version(s, model_id, version)]
-            else:
-                rows = list(s.scalars(select(VersionRow).order_by(VersionRow.model_id, VersionRow.number)))
-            for row in rows:
-                anns = [
-                    Annotation(a.element, a.qualifier, a.uri)
-                    for a in s.scalars(
-                        select(repo.AnnotationRow).where(repo.AnnotationRow.version_id == row.id)
-                    )
-                ]
-                card = None if row.card is None else parse(ModelCard, row.card)
-                add_version(
-                    g,
-                    VersionFacts(
-                        row.model_id,
-                        row.number,
-                        row.title,
-                        row.institution,
-                        row.status,
-                        row.format,
-                        row.sbml_sha256,
-                        row.created_at,
-                    ),
-                    card,
-                    anns,
-                    self._creators(row) if model_id is not None else (),
-                )
-        return g
+            return build_graph(s, self.blobs, model_id, version)
 
-    def _creators(self, row: VersionRow) -> tuple[str, ...]:
-        doc = read_document(self.blobs.get(row.sbml_sha256).decode("utf-8"))
-        return extract_metadata(doc).creators
+    def export_omex(self, model_id: str, version: int | None = None) -> bytes:
+        """The version as a COMBINE/OMEX archive (manifest, SBML, card, metadata.rdf)."""
+        from registry.export import export_omex
+
+        return export_omex(self, model_id, version)
+
+    def export_rdf(self, model_id: str, version: int | None = None, fmt: str = "turtle") -> str:
+        """The version's metadata as Turtle or JSON-LD."""
+        return serialise(self.metadata_graph(model_id, version), fmt)
 
     def sparql(self, query: str) -> list[dict[str, str]]:
         """Run a SPARQL SELECT over the whole registry's metadata graph."""
@@ -649,18 +569,7 @@ class Registry:
         """Remove blobs no row names and stale temporary files (older than ``grace_s``)."""
         with self.sessions() as s:
             referenced = set(s.scalars(select(FileRow.sha256)))
-        removed, temps = [], []
-        now = time.time()
-        if self.blobs.root.exists():
-            for path in self.blobs.root.rglob("*"):
-                if not path.is_file() or now - path.stat().st_mtime < grace_s:
-                    continue
-                if path.name.startswith(".tmp-"):
-                    path.unlink(missing_ok=True)
-                    temps.append(str(path))
-                elif path.name not in referenced:
-                    path.unlink(missing_ok=True)
-                    removed.append(path.name)
+        removed, temps = self.blobs.sweep(referenced, grace_s)
         if removed or temps:
             log.info("removed %d unreferenced blobs and %d temporary files", len(removed), len(temps))
         return GarbageReport(removed, temps)
@@ -683,7 +592,7 @@ def _retryable(exc: DBAPIError) -> bool:
 
 
 def open_registry(database_url: str, blob_dir: Path, **options: Any) -> Registry:
-    """Open (creating and migrating if needed) the registry at ``database_url`` with blobs under ``blob_dir``."""
+    """Open (creating and migrating if needed) the registry at ``database_url``, blobs in ``blob_dir``."""
     try:
         return Registry(database_url, blob_dir, **options)
     except RegistryError:

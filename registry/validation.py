@@ -31,9 +31,17 @@ from interop.schema.units import is_ucum
 from registry.formats.sbml import read_document
 from registry.safexml import XmlLimits, check_xml
 
-__all__ = ["STAGES", "Issue", "SimulateCheck", "StageResult", "ValidationReport", "validate_model"]
+__all__ = [
+    "STAGES",
+    "STAGES_ORDER",
+    "Issue",
+    "SimulateCheck",
+    "StageResult",
+    "ValidationReport",
+    "validate_model",
+]
 
-STAGES = ("xml", "sbml", "consistency", "card", "simulate", "reproduce")
+STAGES_ORDER = STAGES = ("xml", "sbml", "consistency", "card", "simulate", "reproduce")
 Status = Literal["passed", "warning", "failed", "skipped"]
 Severity = Literal["error", "warning", "info"]
 

@@ -32,6 +32,12 @@ MAPBAYR = SHARED / "mapbayr"
 GENTAMICIN_SBML = MODELS / "gentamicin_1cmt.xml"
 GENTAMICIN_CARD = MODELS / "gentamicin_1cmt.card.json"
 
+# Registry (issue 5)
+ABSORPTION_SBML = SBML / "absorption_first_order.xml"
+BIOMD321_OMEX = SBML / "BIOMD0000000321.omex"
+GENTAMICIN_ANTIMONY = MODELS / "gentamicin_1cmt.ant"
+POSTGRES_URL = os.environ.get("INTEROP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
 # Virtual cohorts and validation (issue 8)
 FIXTURES = ROOT / "tests" / "fixtures"
 COHORT_DESIGN = FIXTURES / "cohort" / "design_7day.yaml"

@@ -1,0 +1,202 @@
+"""Routes for models, versions, lifecycle, validation reports and site validation records.
+
+Thin: each route checks the role through its dependency, calls one registry method and
+shapes the answer; ownership and lifecycle rules live in the registry's service.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile, status
+from starlette.concurrency import run_in_threadpool
+
+from interop.api.deps import RegistryDep, SettingsDep, require_contributor, require_curator, require_reader
+from interop.api.schemas import PageOut, ReportOut, VersionDetail, page_out, report_out, version_detail
+from interop.schema import ModelCard, ValidationRecord, parse_json
+from registry import SearchQuery
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get("/models", response_model=PageOut, summary="Search model versions (paginated)")
+def search_models(
+    registry: RegistryDep,
+    user: require_reader,
+    text: str | None = None,
+    drug: str | None = None,
+    atc: str | None = None,
+    rxnorm: str | None = None,
+    annotation: str | None = None,
+    format: str | None = None,
+    institution: str | None = None,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+    model_id: str | None = None,
+    latest_only: bool = False,
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> PageOut:
+    q = SearchQuery(
+        text=text,
+        drug=drug,
+        atc=atc,
+        rxnorm=rxnorm,
+        annotation=annotation,
+        format=format,
+        institution=institution,
+        status=status_,
+        model_id=model_id,
+        latest_only=latest_only,
+        page=page,
+        per_page=per_page,
+    )
+    return page_out(registry.search(q))
+
+
+@router.post(
+    "/models",
+    response_model=VersionDetail,
+    status_code=status.HTTP_201_CREATED,
+    summary="Submit a model file (SBML, Antimony, OMEX, PharmML) with an optional card",
+)
+async def submit_model(
+    registry: RegistryDep,
+    settings: SettingsDep,
+    user: require_contributor,
+    file: Annotated[UploadFile, File(description="the model file")],
+    card: Annotated[str | None, Form(description="model card JSON")] = None,
+    model_id: Annotated[str | None, Form()] = None,
+    format: Annotated[str | None, Form()] = None,
+) -> VersionDetail:
+    raw = await file.read(settings.max_upload_bytes + 1)
+    if len(raw) > settings.max_upload_bytes:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "upload exceeds the limit")
+    parsed = parse_json(ModelCard, card, source="card") if card else None
+
+    def store() -> VersionDetail:
+        stored = registry.submit_file(
+            raw,
+            filename=file.filename,
+            fmt=format or None,
+            card=parsed,
+            model_id=model_id or None,
+            principal=user,
+        )
+        return version_detail(stored, registry.files(stored.model_id, stored.version))
+
+    return await run_in_threadpool(store)
+
+
+@router.get("/models/{model_id}", response_model=list[VersionDetail], summary="Every version of a model")
+def model_versions(model_id: str, registry: RegistryDep, user: require_reader) -> list[VersionDetail]:
+    out = []
+    for v in registry.versions(model_id):
+        out.append(version_detail(registry.get(model_id, v.version), registry.files(model_id, v.version)))
+    return out
+
+
+@router.get("/models/{model_id}/versions/{version}", response_model=VersionDetail)
+def get_version(model_id: str, version: int, registry: RegistryDep, user: require_reader) -> VersionDetail:
+    return version_detail(registry.get(model_id, version), registry.files(model_id, version))
+
+
+@router.get(
+    "/models/{model_id}/versions/{version}/sbml",
+    response_class=Response,
+    responses={200: {"content": {"application/sbml+xml": {}}}},
+)
+def get_sbml(model_id: str, version: int, registry: RegistryDep, user: require_reader) -> Response:
+    stored = registry.get(model_id, version)
+    return Response(
+        stored.sbml, media_type="application/sbml+xml", headers={"X-SBML-SHA256": stored.sbml_sha256}
+    )
+
+
+@router.get("/models/{model_id}/versions/{version}/report", response_model=ReportOut)
+def get_report(model_id: str, version: int, registry: RegistryDep, user: require_reader) -> ReportOut:
+    rep = registry.report(model_id, version)
+    if rep is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{model_id}@{version} has not been validated")
+    return report_out(model_id, version, rep)
+
+
+@router.post("/models/{model_id}/versions/{version}/validate", response_model=ReportOut)
+def validate(model_id: str, version: int, registry: RegistryDep, user: require_contributor) -> ReportOut:
+    return report_out(model_id, version, registry.validate(model_id, version, principal=user))
+
+
+@router.post("/models/{model_id}/versions/{version}/publish", response_model=VersionDetail)
+def publish(model_id: str, version: int, registry: RegistryDep, user: require_curator) -> VersionDetail:
+    registry.publish(model_id, version, principal=user)
+    return version_detail(registry.get(model_id, version), registry.files(model_id, version))
+
+
+@router.post("/models/{model_id}/versions/{version}/deprecate", response_model=VersionDetail)
+def deprecate(
+    model_id: str, version: int, registry: RegistryDep, user: require_curator, reason: str = ""
+) -> VersionDetail:
+    registry.deprecate(model_id, version, principal=user, reason=reason)
+    return version_detail(registry.get(model_id, version), registry.files(model_id, version))
+
+
+@router.get(
+    "/models/{model_id}/versions/{version}/export",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}, "text/turtle": {}, "application/ld+json": {}}}},
+)
+def export(
+    model_id: str,
+    version: int,
+    registry: RegistryDep,
+    user: require_reader,
+    format: Literal["omex", "turtle", "json-ld"] = "omex",
+) -> Response:
+    if format == "omex":
+        return Response(
+            registry.export_omex(model_id, version),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{model_id}-{version}.omex"'},
+        )
+    media = "text/turtle" if format == "turtle" else "application/ld+json"
+    return Response(registry.export_rdf(model_id, version, format), media_type=media)
+
+
+@router.post(
+    "/models/{model_id}/versions/{version}/validation-records",
+    status_code=status.HTTP_201_CREATED,
+    summary="A site's aggregate validation record for this version",
+)
+def add_record(
+    model_id: str, version: int, record: ValidationRecord, registry: RegistryDep, user: require_contributor
+) -> dict[str, Any]:
+    if (record.model_id, record.model_version) != (model_id, version):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"the record is for {record.model_id}@{record.model_version}, not {model_id}@{version}",
+        )
+    return {"id": registry.add_validation_record(record, principal=user)}
+
+
+@router.get("/models/{model_id}/versions/{version}/validation-records", response_model=list[ValidationRecord])
+def list_records(
+    model_id: str, version: int, registry: RegistryDep, user: require_reader
+) -> list[ValidationRecord]:
+    registry.get(model_id, version)  # 404 for an unknown version
+    return registry.list_validation_records(model_id, version)
+
+
+@router.get("/models/{model_id}/audit", summary="Audit log of one model")
+def model_audit(model_id: str, registry: RegistryDep, user: require_reader) -> list[dict[str, Any]]:
+    return [e.__dict__ for e in registry.audit(model_id)]
+
+
+@router.get("/audit", summary="The whole audit log (curators)")
+def audit(registry: RegistryDep, user: require_curator) -> list[dict[str, Any]]:
+    return [e.__dict__ for e in registry.audit()]
+
+
+@router.get("/sparql", summary="SPARQL SELECT over the registry's metadata graph")
+def sparql(query: str, registry: RegistryDep, user: require_reader) -> list[dict[str, str]]:
+    return registry.sparql(query)

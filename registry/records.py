@@ -1,0 +1,70 @@
+"""What the registry hands out: stored versions, their files, audit entries (frozen records)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from interop.errors import ModelError
+from interop.schema import ModelCard
+
+__all__ = ["AuditEntry", "GarbageReport", "StoredFile", "StoredModel"]
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    model_id: str
+    version: int
+    sbml: str
+    card_or_none: ModelCard | None
+    sbml_sha256: str
+    status: str
+    format: str
+    institution: str = ""
+    title: str = ""
+    submitted_by: str = ""
+    created_at: dt.datetime | None = None
+    status_changed_by: str = ""
+    status_changed_at: dt.datetime | None = None
+    deduplicated: bool = False
+
+    @property
+    def has_card(self) -> bool:
+        return self.card_or_none is not None
+
+    @property
+    def card(self) -> ModelCard:
+        """The model card; a card-less version raises ``ModelError`` (it cannot bind patients)."""
+        if self.card_or_none is None:
+            raise ModelError(
+                f"{self.model_id}@{self.version} has no model card: submit one to bind patients to it",
+                source=f"{self.model_id}@{self.version}",
+            )
+        return self.card_or_none
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: str
+    role: str
+    media_format: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: dt.datetime
+    actor: str
+    institution: str
+    action: str
+    model_id: str | None
+    version: int | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GarbageReport:
+    removed_blobs: list[str]
+    removed_temp_files: list[str]

@@ -1,0 +1,174 @@
+"""Roles, tokens and institution ownership, for EVERY endpoint of the API: anonymous callers
+get 401 everywhere, too-low roles 403, another institution's contributor 403, the right role
+succeeds, and every successful write lands in the audit log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from interop.schema import MetricValue, ValidationRecord
+from tests.api.conftest import Api
+from tests.data import GENTAMICIN_CARD, GENTAMICIN_SBML
+
+M = "gentamicin-1cmt"
+V = f"/models/{M}/versions/1"
+
+
+def _submit_kwargs(api: Api, title: str = "x") -> dict[str, Any]:
+    card = json.loads(GENTAMICIN_CARD.read_text())
+    card["title"] = title
+    return {"files": {"file": ("g.xml", GENTAMICIN_SBML.read_bytes())}, "data": {"card": json.dumps(card)}}
+
+
+def _record(api: Api, site: str) -> dict[str, Any]:
+    sha = api.client.get(V, headers=api.h("carol")).json()["sbml_sha256"]
+    rec = ValidationRecord(
+        model_id=M,
+        model_version=1,
+        model_sha256=sha,
+        site=site,
+        software="t 1",
+        dataset_fingerprint="0" * 64,
+        n_patients=3,
+        n_levels=9,
+        metrics=(
+            MetricValue(name="mpe_percent", setting="a-priori", observable="gentamicin", value=4.2, n=9),
+        ),
+    )
+    return {"content": rec.model_dump_json(), "headers_extra": {"Content-Type": "application/json"}}
+
+
+@dataclass
+class Endpoint:
+    method: str
+    path: str  # route path template as FastAPI lists it
+    url: str
+    role: str  # the lowest role allowed
+    write: bool
+    body: Callable[[Api, str], dict[str, Any]] | None = None
+    other_institution: str | None = None  # a contributor who must be refused for ownership
+    ok: int = 200
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/models", "/models?drug=gentamicin", "reader", False),
+    Endpoint(
+        "POST",
+        "/models",
+        "/models",
+        "contributor",
+        True,
+        lambda a, who: _submit_kwargs(a, f"by {who}"),
+        other_institution="bob",
+        ok=201,
+    ),
+    Endpoint("GET", "/models/{model_id}", f"/models/{M}", "reader", False),
+    Endpoint("GET", "/models/{model_id}/versions/{version}", V, "reader", False),
+    Endpoint("GET", "/models/{model_id}/versions/{version}/sbml", f"{V}/sbml", "reader", False),
+    Endpoint("GET", "/models/{model_id}/versions/{version}/report", f"{V}/report", "reader", False),
+    Endpoint(
+        "POST",
+        "/models/{model_id}/versions/{version}/validate",
+        f"{V}/validate",
+        "contributor",
+        True,
+        other_institution="bob",
+    ),
+    Endpoint("POST", "/models/{model_id}/versions/{version}/publish", f"{V}/publish", "curator", True),
+    Endpoint("POST", "/models/{model_id}/versions/{version}/deprecate", f"{V}/deprecate", "curator", True),
+    Endpoint(
+        "GET", "/models/{model_id}/versions/{version}/export", f"{V}/export?format=turtle", "reader", False
+    ),
+    Endpoint(
+        "POST",
+        "/models/{model_id}/versions/{version}/validation-records",
+        f"{V}/validation-records",
+        "contributor",
+        True,
+        lambda a, who: _record(a, {"alice": "uni-a", "carol": "hub"}.get(who, "uni-a")),
+        other_institution="bob",
+        ok=201,
+    ),
+    Endpoint(
+        "GET",
+        "/models/{model_id}/versions/{version}/validation-records",
+        f"{V}/validation-records",
+        "reader",
+        False,
+    ),
+    Endpoint("GET", "/models/{model_id}/audit", f"/models/{M}/audit", "reader", False),
+    Endpoint("GET", "/audit", "/audit", "curator", False),
+    Endpoint(
+        "GET",
+        "/sparql",
+        "/sparql?query=SELECT%20%3Fs%20WHERE%20%7B%20%3Fs%20%3Fp%20%3Fo%20%7D%20LIMIT%201",
+        "reader",
+        False,
+    ),
+]
+WHO_FOR_ROLE = {"reader": "rita", "contributor": "alice", "curator": "carol"}
+BELOW = {"reader": [], "contributor": ["rita"], "curator": ["rita", "alice"]}
+
+
+def _call(api: Api, ep: Endpoint, who: str | None) -> Any:
+    kwargs = ep.body(api, who or "anon") if ep.body else {}
+    headers = {**api.h(who), **kwargs.pop("headers_extra", {})}
+    return api.client.request(ep.method, ep.url, headers=headers, **kwargs)
+
+
+def _seed(api: Api) -> None:
+    r = api.client.post("/models", headers=api.h("alice"), **_submit_kwargs(api, "seed"))  # type: ignore[arg-type]
+    assert r.status_code == 201, r.text
+    assert api.client.post(f"{V}/validate", headers=api.h("alice")).json()["passed"]
+
+
+def test_every_route_is_in_the_matrix(api: Api) -> None:
+    # From the OpenAPI document: every published operation.
+    paths = api.client.get("/openapi.json").json()["paths"]
+    routes = {(method.upper(), path) for path, ops in paths.items() for method in ops}
+    assert routes == {(e.method, e.path) for e in ENDPOINTS}
+
+
+@pytest.mark.parametrize("ep", ENDPOINTS, ids=lambda e: f"{e.method} {e.path}")
+def test_endpoint_access(api: Api, ep: Endpoint) -> None:
+    _seed(api)
+    audit_before = len(api.client.get("/audit", headers=api.h("carol")).json())
+    # Anonymous and bad tokens: 401 everywhere.
+    assert _call(api, ep, None).status_code == 401
+    bad = api.client.request(ep.method, ep.url, headers={"Authorization": "Bearer not-a-token"})
+    assert bad.status_code == 401
+    # Roles below the required one: 403.
+    for who in BELOW[ep.role]:
+        assert _call(api, ep, who).status_code == 403, who
+    # Another institution's contributor cannot change uni-a's model.
+    if ep.other_institution:
+        assert _call(api, ep, ep.other_institution).status_code == 403
+    audit_mid = len(api.client.get("/audit", headers=api.h("carol")).json())
+    assert audit_mid == audit_before, "refused calls must not write"
+    # The right role succeeds.
+    r = _call(api, ep, WHO_FOR_ROLE[ep.role])
+    assert r.status_code == ep.ok, r.text
+    audit_after = api.client.get("/audit", headers=api.h("carol")).json()
+    assert len(audit_after) == audit_before + (1 if ep.write else 0)
+    if ep.write:
+        assert audit_after[-1]["actor"] == WHO_FOR_ROLE[ep.role]
+
+
+def test_bob_can_submit_his_own_model_but_not_a_version_of_alices(api: Api) -> None:
+    _seed(api)
+    card = json.loads(GENTAMICIN_CARD.read_text())
+    card["id"] = "bobs-model"
+    r = api.client.post(
+        "/models",
+        headers=api.h("bob"),
+        files={"file": ("g.xml", GENTAMICIN_SBML.read_bytes())},
+        data={"card": json.dumps(card)},
+    )
+    assert r.status_code == 201 and r.json()["institution"] == "uni-b"
+    r = api.client.post("/models", headers=api.h("bob"), **_submit_kwargs(api, "hijack"))  # type: ignore[arg-type]
+    assert r.status_code == 403 and "belongs to 'uni-a'" in r.json()["detail"]

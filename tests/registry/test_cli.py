@@ -1,0 +1,81 @@
+"""The ``interop registry`` commands in a subprocess against a local SQLite registry."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from interop.schema import MetricValue, ValidationRecord
+from registry import open_registry
+from tests.data import ABSORPTION_SBML, BIOMD321_OMEX, GENTAMICIN_CARD, GENTAMICIN_SBML, ROOT
+
+
+def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(home), "COLUMNS": "200"}
+    env.pop("INTEROP_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "interop", "registry", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_import_dir_show_search_export_publish(tmp_path: Path) -> None:
+    home, src = tmp_path / "home", tmp_path / "models"
+    src.mkdir()
+    for p in (ABSORPTION_SBML, BIOMD321_OMEX, GENTAMICIN_SBML, GENTAMICIN_CARD):
+        shutil.copy(p, src / p.name)
+    broken = GENTAMICIN_SBML.read_text().replace(
+        'compartment="body" initialAmount', 'compartment="nowhere" initialAmount', 1
+    )
+    (src / "broken.xml").write_text(broken.replace('id="gentamicin_1cmt"', 'id="broken_model"'))
+    (src / "notes.xml").write_text("<notes>not a model</notes>")
+
+    r = _run(home, "import-dir", str(src))
+    assert r.returncode == 0, r.stderr
+    assert "5 file(s): 3 validated, 1 failed, 1 refused" in r.stdout
+    assert "failed consistency: [20601]" in r.stdout and "importing" in r.stderr  # the progress bar
+
+    reg = open_registry(f"sqlite:///{home / 'registry.sqlite'}", home / "blobs")
+    try:
+        sha = reg.get("gentamicin-1cmt", 1).sbml_sha256
+        for site, value in (("uni-a", 3.25), ("uni-b", -7.5)):
+            reg.add_validation_record(
+                ValidationRecord(
+                    model_id="gentamicin-1cmt",
+                    model_version=1,
+                    model_sha256=sha,
+                    site=site,
+                    software="t 1",
+                    dataset_fingerprint="c" * 64,
+                    n_patients=5,
+                    n_levels=20,
+                    metrics=(
+                        MetricValue(
+                            name="mpe_percent", setting="a-priori", observable="gentamicin", value=value, n=20
+                        ),
+                    ),
+                ),
+                submitted_by=f"{site}-bot",
+            )
+    finally:
+        reg.close()
+    r = _run(home, "show", "gentamicin-1cmt", "--validation")
+    assert r.returncode == 0, r.stderr
+    assert "uni-a" in r.stdout and "uni-b" in r.stdout and "3.25" in r.stdout and "-7.5" in r.stdout
+    assert "a-priori gentamicin mpe_percent" in r.stdout and "reproduce" in r.stdout
+
+    r = _run(home, "search", "--atc", "J01GB03")
+    assert "gentamicin-1cmt@1" in r.stdout and "1 version(s)" in r.stdout
+    r = _run(home, "export", "gentamicin-1cmt", "--format", "turtle")
+    assert "identifiers.org/atc:J01GB03" in r.stdout
+    r = _run(home, "sparql", "SELECT ?t WHERE { ?v <http://purl.org/dc/terms/title> ?t } ORDER BY ?t")
+    assert "Grange2001" in r.stdout and "4 row(s)" in r.stdout
+
+    r = _run(home, "publish", "broken_model", "1")
+    assert r.returncode == 1 and "failed stage" in r.stderr and "Traceback" not in r.stderr
