@@ -43,3 +43,21 @@ FIXTURES = ROOT / "tests" / "fixtures"
 COHORT_DESIGN = FIXTURES / "cohort" / "design_7day.yaml"
 COHORT_DESIGN_SHORT = FIXTURES / "cohort" / "design_short.json"
 COHORT_COVARIATES = FIXTURES / "cohort" / "covariates.yaml"
+
+MAPBAYR_MODELS = ("001", "006", "301", "401")
+
+
+def mapbayr_sbml(model: str) -> Path:
+    return MODELS / f"mapbayr_{model}.xml"
+
+
+def mapbayr_card(model: str) -> Path:
+    return MODELS / f"mapbayr_{model}.card.json"
+
+
+def mapbayr_data(model: str) -> Path:
+    return MAPBAYR / f"data_to_fit{model}.csv"
+
+
+def mapbayr_phi(model: str) -> Path:
+    return MAPBAYR / f"nonmem_posthoc{model}.phi"

@@ -34,23 +34,27 @@ def read_phi(path: Path) -> dict[str, PhiRow]:
         id_col = header.index("ID")
         obj_col = header.index("OBJ")
     except ValueError as exc:
-        raise ConversionError("the header needs ID and OBJ columns", source=str(path), line=start + 1) from exc
+        raise ConversionError(
+            "the header needs ID and OBJ columns", source=str(path), line=start + 1
+        ) from exc
     eta_cols = [i for i, h in enumerate(header) if h.startswith("ETA(")]
     etc_cols = [(i, h) for i, h in enumerate(header) if h.startswith("ETC(")]
     n = len(eta_cols)
     out: dict[str, PhiRow] = {}
-    for lineno, text in enumerate(lines[start + 1:], start=start + 2):
+    for lineno, text in enumerate(lines[start + 1 :], start=start + 2):
         parts = text.split()
         if not parts:
             continue
         if len(parts) != len(header):
-            raise ConversionError(f"{len(parts)} fields, header has {len(header)}", source=str(path),
-                                  line=lineno)
+            raise ConversionError(
+                f"{len(parts)} fields, header has {len(header)}", source=str(path), line=lineno
+            )
         try:
             values = [float(p) for p in parts]
         except ValueError as exc:
-            raise ConversionError(f"not a number in {text.strip()[:60]!r}", source=str(path),
-                                  line=lineno) from exc
+            raise ConversionError(
+                f"not a number in {text.strip()[:60]!r}", source=str(path), line=lineno
+            ) from exc
         if not all(math.isfinite(v) for v in values):
             raise ConversionError("non-finite value", source=str(path), line=lineno)
         etc = np.zeros((n, n))

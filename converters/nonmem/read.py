@@ -18,6 +18,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from converters.nonmem.mapping import EventTableMapping
 from converters.report import ConversionReport
@@ -75,20 +76,25 @@ def read_event_table(
             if not raw or all(not x.strip() for x in raw):
                 continue
             if len(raw) != len(cols):
-                raise ConversionError(f"{len(raw)} fields, header has {len(cols)}", source=str(path),
-                                      line=lineno)
+                raise ConversionError(
+                    f"{len(raw)} fields, header has {len(cols)}", source=str(path), line=lineno
+                )
             row = {u: v for u, v in zip(upper, raw, strict=True)}
             row.update({c: v for c, v in zip(cols, raw, strict=True) if c in cov_cols})
             rows_by_id[row["ID"].strip()].append((lineno, row))
-    records = [
-        _record(sid, rows, mapping, cov_cols, path, report) for sid, rows in rows_by_id.items()
-    ]
+    records = [_record(sid, rows, mapping, cov_cols, path, report) for sid, rows in rows_by_id.items()]
     return EventTableResult(tuple(records), report)
 
 
 def _prov(path: Path, line: int, kind: str) -> Provenance:
-    return Provenance(source_system="nonmem-event-table", resource_type=kind, source_file=path.name,
-                      source_line=line, converter=CONVERTER, converter_version=CONVERTER_VERSION)
+    return Provenance(
+        source_system="nonmem-event-table",
+        resource_type=kind,
+        source_file=path.name,
+        source_line=line,
+        converter=CONVERTER,
+        converter_version=CONVERTER_VERSION,
+    )
 
 
 def _record(
@@ -112,6 +118,7 @@ def _record(
     cov_seen: dict[str, set[float]] = {c: set() for c in cov_cols}
     last_time = -math.inf
     for line, row in rows:
+
         def num(col: str, default: float = math.nan, *, _row: dict = row, _line: int = line) -> float:
             return _num(_row.get(col, ""), path=path, line=_line, column=col, missing=default)
 
@@ -119,8 +126,12 @@ def _record(
         if math.isnan(t):
             raise ConversionError("TIME is missing", source=str(path), line=line, field="TIME")
         if t < last_time:
-            raise ConversionError(f"TIME goes backwards ({t} after {last_time}) for ID {sid}",
-                                  source=str(path), line=line, field="TIME")
+            raise ConversionError(
+                f"TIME goes backwards ({t} after {last_time}) for ID {sid}",
+                source=str(path),
+                line=line,
+                field="TIME",
+            )
         last_time = t
         evid = int(num("EVID", 0.0))
         mdv = int(num("MDV", 1.0 if evid != 0 else 0.0))
@@ -137,13 +148,27 @@ def _record(
                 report.add("skipped", "covariate", f"{c} is missing", source=str(path), line=line, field=c)
                 continue
             code, unit = mapping.covariate_code(c)
-            measurements.append(Measurement(
-                id=f"cov-{c}-{line}", code=code, category="other", value=value, unit=unit,
-                time=when(t), provenance=_prov(path, line, "covariate")))
+            measurements.append(
+                Measurement(
+                    id=f"cov-{c}-{line}",
+                    code=code,
+                    category="other",
+                    value=value,
+                    unit=unit,
+                    time=when(t),
+                    provenance=_prov(path, line, "covariate"),
+                )
+            )
             report.converted["covariate"] += 1
         if kind == "reset":
-            report.add("rejected", kind, f"EVID {evid} (reset) is not supported", source=str(path),
-                       line=line, field="EVID")
+            report.add(
+                "rejected",
+                kind,
+                f"EVID {evid} (reset) is not supported",
+                source=str(path),
+                line=line,
+                field="EVID",
+            )
             continue
         if kind == "other-event":
             report.add("skipped", kind, "EVID 2: covariate-only row", source=str(path), line=line)
@@ -154,8 +179,14 @@ def _record(
                 continue
             level = mapping.level_compartment(cmt)
             if level is None:
-                report.add("rejected", kind, f"no analyte mapped to CMT {cmt}", source=str(path),
-                           line=line, field="CMT")
+                report.add(
+                    "rejected",
+                    kind,
+                    f"no analyte mapped to CMT {cmt}",
+                    source=str(path),
+                    line=line,
+                    field="CMT",
+                )
                 continue
             dv = num("DV")
             if math.isnan(dv):
@@ -163,27 +194,46 @@ def _record(
             below = num("BLQ", 0.0) == 1
             lloq = num("LLOQ")
             if dv < 0 and not below:
-                raise ConversionError(f"negative concentration {dv}", source=str(path), line=line,
-                                      field="DV")
-            measurements.append(Measurement(
-                id=f"level-{line}", code=level.analyte, category="drug-level", value=dv, unit=level.unit,
-                time=when(t), provenance=_prov(path, line, "observation"),
-                drug_level=DrugLevel(analyte=level.analyte, lloq=None if math.isnan(lloq) else lloq,
-                                     below_lloq=below)))
+                raise ConversionError(f"negative concentration {dv}", source=str(path), line=line, field="DV")
+            measurements.append(
+                Measurement(
+                    id=f"level-{line}",
+                    code=level.analyte,
+                    category="drug-level",
+                    value=dv,
+                    unit=level.unit,
+                    time=when(t),
+                    provenance=_prov(path, line, "observation"),
+                    drug_level=DrugLevel(
+                        analyte=level.analyte, lloq=None if math.isnan(lloq) else lloq, below_lloq=below
+                    ),
+                )
+            )
             report.converted[kind] += 1
             continue
         amt, rate = num("AMT", 0.0), num("RATE", 0.0)
         ii, addl = num("II", 0.0), int(num("ADDL", 0.0))
         target = mapping.dose_compartment(cmt, rate)
         if target is None:
-            report.add("rejected", kind, f"no route mapped to CMT {cmt} with RATE {rate:g}",
-                       source=str(path), line=line, field="CMT")
+            report.add(
+                "rejected",
+                kind,
+                f"no route mapped to CMT {cmt} with RATE {rate:g}",
+                source=str(path),
+                line=line,
+                field="CMT",
+            )
             continue
         if amt <= 0:
             report.add("rejected", kind, "AMT must be > 0", source=str(path), line=line, field="AMT")
             continue
-        fields = {"route": target.route, "amount": amt, "start": when(t),
-                  "interval_h": ii if addl > 0 else None, "additional": addl if ii > 0 else 0}
+        fields: dict[str, Any] = {
+            "route": target.route,
+            "amount": amt,
+            "start": when(t),
+            "interval_h": ii if addl > 0 else None,
+            "additional": addl if ii > 0 else 0,
+        }
         if rate > 0:
             fields["rate"] = rate
             fields["route"] = "iv-infusion" if target.route == "iv-bolus" else target.route
@@ -200,7 +250,15 @@ def _record(
     doses = []
     for line, f in dose_fields:
         f = {k: v for k, v in f.items() if k != "_cmts"}
-        doses.append(Dose(id=f"dose-{line}", drug=drug, unit=mapping.amount_unit, status="administered",
-                          provenance=_prov(path, line, "dose"), **f))
+        doses.append(
+            Dose(
+                id=f"dose-{line}",
+                drug=drug,
+                unit=mapping.amount_unit,
+                status="administered",
+                provenance=_prov(path, line, "dose"),
+                **f,
+            )
+        )
     patient = Patient(id=pid, provenance=_prov(path, rows[0][0], "ID"))
     return PatientRecord(patient=patient, measurements=tuple(measurements), doses=tuple(doses))

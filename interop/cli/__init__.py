@@ -39,9 +39,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 
 def _register() -> None:
     # One line per command group; each module defines `register(app)`.
-    from interop.cli import demo, imports, registry, schemas, simulate, validate
+    from interop.cli import demo, imports, registry, schemas, simulate, twin, validate
 
-    for module in (schemas, imports, demo, registry, validate, simulate):
+    for module in (schemas, imports, demo, registry, twin, validate, simulate):
         module.register(app)
 
 

@@ -22,6 +22,7 @@ import scipy.linalg
 from interop.errors import TwinError
 from interop.twin.binding import Twin
 from interop.twin.model import CompiledModel, input_parameter, observable_parameter
+from interop.twin.occasions import occasion_switches
 
 __all__ = ["LinearPredictor", "LinearSystem", "linear_system", "predict_linear"]
 
@@ -63,7 +64,14 @@ class LinearSystem:
         self.obs_index = np.array([self.index[observable_parameter(o.id)] for o in model.card.observables])
         self.settable = [g for g in self.gids if g in model.defaults]
         self.defaults = np.array([model.defaults.get(g, 0.0) for g in self.gids])
+        self._settable_idx = np.array([self.index[g] for g in self.settable], dtype=np.int32)
+        inputs = {input_parameter(t) for t in self.B}
+        self._input_pos = np.array([k for k, g in enumerate(self.settable) if g in inputs], dtype=int)
         self._cache: dict[bytes, _Matrices] = {}
+        self._Nk = self.N[:, self.keep]
+        self._exe = r.model  # the executable model (the runner is never reloaded)
+        self._zero = np.zeros(self.n)
+        self._units = list(np.eye(self.n))
 
     def values_for(self, overrides: Mapping[str, float]) -> np.ndarray:
         v = self.defaults.copy()
@@ -80,35 +88,18 @@ class LinearSystem:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        m = self.model.runner.model
-        idx = np.array([self.index[g] for g in self.settable], dtype=np.int32)
-        m.setGlobalParameterValues(idx, values[idx])
-        for t in self.B:
-            m.setGlobalParameterValues(np.array([self.index[input_parameter(t)]], dtype=np.int32),
-                                       np.zeros(1))
+        A, g0, C, c0, allv = self.raw(values)
         n = self.n
-        m.setFloatingSpeciesAmounts(np.zeros(n))
-        v0 = np.asarray(m.getReactionRates())[self.keep]
-        allv = np.asarray(m.getGlobalParameterValues(), dtype=float)
-        c0 = allv[self.obs_index]
-        K = np.empty((len(self.keep), n))
-        C = np.empty((len(self.obs_index), n))
-        for j in range(n):
-            e = np.zeros(n)
-            e[j] = 1.0
-            m.setFloatingSpeciesAmounts(e)
-            K[:, j] = np.asarray(m.getReactionRates())[self.keep] - v0
-            C[:, j] = np.asarray(m.getGlobalParameterValues())[self.obs_index] - c0
-        Nk = self.N[:, self.keep]
-        A = Nk @ K
-        g0 = Nk @ v0
         V = W = lam = None
         try:
             lam_, V_ = np.linalg.eig(A)
-            if np.linalg.cond(V_) < _CONDITION_LIMIT:
-                V, lam = V_, lam_
-                W = np.linalg.inv(V_)
-                if np.all(np.abs(lam.imag) == 0) and np.all(V.imag == 0):
+            W_ = np.linalg.inv(V_)
+            # cheap conditioning bound (max|V| max|W| n >= cond): near-defective A uses expm
+            if np.all(np.isfinite(W_)) and np.abs(V_).max() * np.abs(W_).max() * n < _CONDITION_LIMIT:
+                V, W, lam = V_, W_, lam_
+                if not (np.iscomplexobj(lam) or np.iscomplexobj(V)):
+                    pass
+                elif np.all(lam.imag == 0) and np.all(V.imag == 0):
                     V, W, lam = V.real, W.real, lam.real
         except np.linalg.LinAlgError:
             pass
@@ -117,6 +108,30 @@ class LinearSystem:
             self._cache.clear()
         self._cache[key] = out
         return out
+
+    def raw(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A, g0, C, c0 and every global parameter value, read from roadrunner at unit states."""
+        m = self._exe
+        idx = self._settable_idx
+        vals = values[idx]
+        vals[self._input_pos] = 0.0  # dose inputs enter as B columns, not through the rate law
+        m.setGlobalParameterValues(idx, vals)
+        keep, obs = self.keep, self.obs_index
+        rates, params = m.getReactionRates, m.getGlobalParameterValues
+        m.setFloatingSpeciesAmounts(self._zero)
+        v0 = rates()[keep]
+        allv = params()
+        c0 = allv[obs]
+        K = np.empty((len(keep), self.n))
+        C = np.empty((len(obs), self.n))
+        for j, e in enumerate(self._units):
+            m.setFloatingSpeciesAmounts(e)
+            K[:, j] = rates()[keep]
+            C[:, j] = params()[obs]
+        K -= v0[:, None]
+        C -= c0[:, None]
+        Nk = self._Nk
+        return Nk @ K, Nk @ v0, C, c0, allv
 
     def check(self) -> bool:
         """True when rates and observables are affine in the states at the default parameters."""
@@ -232,8 +247,13 @@ class LinearPredictor:
     change between calls (the optimiser's inner loop).
     """
 
-    def __init__(self, lin: LinearSystem, twin: Twin, times_h: Sequence[float] | np.ndarray,
-                 params: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        lin: LinearSystem,
+        twin: Twin,
+        times_h: Sequence[float] | np.ndarray,
+        params: Mapping[str, float] | None = None,
+    ) -> None:
         self.lin = lin
         self.times = np.asarray(times_h, dtype=float)
         base = dict(params or {})
@@ -242,16 +262,41 @@ class LinearPredictor:
             base[name] = series.at(0.0)
         self.base = lin.values_for(base)
         idx = lin.index
-        self.doses = []
+        self.doses: list[tuple] = []
         for ev in twin.doses:
             inp = ev.input
-            self.doses.append((
-                ev.time_h, ev.amount, lin.B[inp.target], ev.duration_h,
-                _ref(idx, inp.bioavailability, 1.0), _ref(idx, inp.lag_time_h, 0.0),
-                _ref(idx, inp.duration_parameter, 0.0) if inp.duration_parameter else None,
-            ))
-        changes = sorted((t, idx[name], v) for name, series in covs.items() for t, v in series.changes()
-                         if t >= 0)
+            self.doses.append(
+                (
+                    ev.time_h,
+                    ev.amount,
+                    lin.B[inp.target],
+                    ev.duration_h,
+                    _ref(idx, inp.bioavailability, 1.0),
+                    _ref(idx, inp.lag_time_h, 0.0),
+                    _ref(idx, inp.duration_parameter, 0.0) if inp.duration_parameter else None,
+                )
+            )
+        self.patient_id = twin.patient_id
+        self.static = None
+        if all(not isinstance(r, int) for d in self.doses for r in d[4:]):
+            self.static = self._schedule(self.base)
+        changes = sorted(
+            (t, idx[name], v) for name, series in covs.items() for t, v in series.changes() if t >= 0
+        )
+        # inter-occasion switches: the IOV parameter takes the value of that occasion's ETA
+        self.iov_first: list[tuple[int, int]] = []  # (parameter, eta index or -1 for 0) at t = 0
+        for sw in occasion_switches(twin):
+            if sw.parameter not in idx or (sw.eta is not None and sw.eta not in idx):
+                raise TwinError(
+                    f"occasion parameter {sw.parameter} or {sw.eta} is not in the SBML",
+                    field="random_effects.occasions",
+                )
+            src = idx[sw.eta] if sw.eta is not None else -1
+            if sw.time_h == 0:
+                self.iov_first.append((idx[sw.parameter], src))
+            else:
+                changes.append((sw.time_h, idx[sw.parameter], ("eta", src)))
+        changes.sort(key=lambda c: c[0])
         self.bounds = sorted({t for t, _, _ in changes})
         self.changes = changes
         self.patient_id = twin.patient_id
@@ -271,10 +316,87 @@ class LinearPredictor:
             v[i] = x
         return v
 
-    def __call__(self, values: np.ndarray) -> np.ndarray:
+    def batch(self, values: np.ndarray) -> np.ndarray:
+        """Predictions for several parameter sets at once, (sets x observables x times).
+
+        One batched eigendecomposition and a few array operations for all sets: the optimiser
+        asks for a point and its n difference neighbours together. Falls back to one call per
+        set when the schedule depends on parameters, covariates change, or an eigenbasis is
+        complex or ill-conditioned.
+        """
         lin = self.lin
-        mats = lin.matrices(values)
-        gv = mats.values
+        if self.static is None:
+            return np.stack([self(v) for v in values])
+        et, ev, er = self.static
+        times = self.times
+        m = len(values)
+        out = np.empty((m, len(lin.obs_index), len(times)))
+        x = np.zeros((m, lin.n))
+        u = np.zeros(lin.n)  # the schedule is the same for every set
+        t0 = 0.0
+        cur = self._first_occasion(np.array(values, dtype=float))
+        nb = len(self.bounds)
+        for k in range(nb + 1):
+            last = k == nb
+            t1 = self.bounds[k] if not last else max(float(times.max(initial=0.0)), t0)
+            if last:
+                sel_ev = et >= t0 if k else np.ones(len(et), dtype=bool)
+            else:
+                sel_ev = (et >= t0) & (et < t1) if k else et < t1
+            sel_out = self.out_sel[k]
+            raws = [lin.raw(v) for v in cur]
+            A = np.stack([r[0] for r in raws])
+            g0 = np.stack([r[1] for r in raws])
+            C = np.stack([r[2] for r in raws])
+            c0 = np.stack([r[3] for r in raws])
+            try:
+                lam, V = np.linalg.eig(A)
+                W = np.linalg.inv(V)
+            except np.linalg.LinAlgError:
+                return np.stack([self(v) for v in values])
+            if (
+                np.iscomplexobj(lam)
+                or not np.all(np.isfinite(W))
+                or np.any(np.abs(V).max(axis=(1, 2)) * np.abs(W).max(axis=(1, 2)) * lin.n >= _CONDITION_LIMIT)
+            ):
+                return np.stack([self(v) for v in values])
+            ts = np.append(times[sel_out], t1)
+            h0 = np.maximum(ts - t0, 0.0)
+            lh = lam[:, None, :] * h0[None, :, None]
+            z = np.exp(lh) * np.einsum("mij,mj->mi", W, x)[:, None, :]
+            z += _phi(lam[:, None, :], h0[None, :, None]) * np.einsum("mij,mj->mi", W, g0 + u)[:, None, :]
+            pe, pv, pr = et[sel_ev], ev[sel_ev], er[sel_ev]
+            if len(pe):
+                d = ts[:, None] - pe[None, :]
+                live = d > 0
+                dd = np.where(live, d, 0.0)
+                wv = np.einsum("mij,kj->mki", W, pv)  # (sets, events, states) in each eigenbasis
+                arg = lam[:, None, None, :] * dd[None, :, :, None]
+                if pr.any():
+                    e = np.where(
+                        pr[None, None, :, None],
+                        _phi(lam[:, None, None, :], dd[None, :, :, None]),
+                        np.exp(arg),
+                    )
+                else:
+                    e = np.exp(arg)
+                e *= live[None, :, :, None]
+                z = z + np.einsum("mtkn,mkn->mtn", e, wv)
+            xs = np.einsum("mtn,mjn->mtj", z, V)
+            out[:, :, sel_out] = np.einsum("mtj,moj->mot", xs[:, :-1], C) + c0[:, :, None]
+            if last:
+                break
+            x = xs[:, -1]
+            u = u + (pv * pr[:, None]).sum(axis=0)
+            cur = cur.copy()
+            for t, i, v in self.changes:
+                if t == t1:
+                    cur[:, i] = _change_value(cur, v)
+            t0 = t1
+        return out
+
+    def _schedule(self, gv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Input times, state vectors and kinds (True: rate step) for parameter values ``gv``."""
         ev_t: list[float] = []
         ev_vec: list[np.ndarray] = []
         ev_rate: list[bool] = []
@@ -297,8 +419,23 @@ class LinearPredictor:
         if ev_t and min(ev_t) < 0:
             raise TwinError("a dose falls before the twin's origin", source=self.patient_id)
         et = np.asarray(ev_t, dtype=float)
-        ev = np.asarray(ev_vec, dtype=float).reshape(len(ev_t), lin.n)
+        ev = np.asarray(ev_vec, dtype=float).reshape(len(ev_t), self.lin.n)
         er = np.asarray(ev_rate, dtype=bool)
+        return et, ev, er
+
+    def _first_occasion(self, values: np.ndarray) -> np.ndarray:
+        if not self.iov_first:
+            return values
+        values = values.copy()
+        for p, src in self.iov_first:
+            values[..., p] = values[..., src] if src >= 0 else 0.0
+        return values
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        lin = self.lin
+        values = self._first_occasion(values)
+        mats = lin.matrices(values)
+        et, ev, er = self.static if self.static is not None else self._schedule(mats.values)
         times = self.times
         out = np.empty((len(lin.obs_index), len(times)))
         x = np.zeros(lin.n)
@@ -324,10 +461,18 @@ class LinearPredictor:
             cur = cur.copy()
             for t, i, v in self.changes:
                 if t == t1:
-                    cur[i] = v
+                    cur[i] = _change_value(cur, v)
             mats = lin.matrices(cur)
             t0 = t1
         return out
+
+
+def _change_value(cur: np.ndarray, v: object) -> np.ndarray | float:
+    """A covariate's new value, or (occasion switch) the value of that occasion's ETA."""
+    if isinstance(v, tuple):
+        src = v[1]
+        return cur[..., src] if src >= 0 else 0.0
+    return float(v)  # type: ignore[arg-type]
 
 
 def _ref(index: dict[str, int], ref: float | str | None, default: float) -> float | int:
@@ -358,8 +503,11 @@ def _sequential(
     t1: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """As :func:`_piece`, stepping with matrix exponentials (ill-conditioned eigenvectors)."""
-    items = sorted([(float(t), 0, i) for i, t in enumerate(out_t)] + [(float(t), 1, i) for i, t in enumerate(ev_t)]
-                   + [(t1, 2, 0)])
+    items = sorted(
+        [(float(t), 0, i) for i, t in enumerate(out_t)]
+        + [(float(t), 1, i) for i, t in enumerate(ev_t)]
+        + [(t1, 2, 0)]
+    )
     x, u, tc = x0.copy(), u0.copy(), t0
     xs = np.zeros((len(out_t), len(x0)))
     x1 = x0

@@ -91,17 +91,16 @@ def prepare_sbml(sbml: str, card: ModelCard) -> str:
             law = rxn.createKineticLaw()
             _check(law.setMath(libsbml.parseL3Formula(pid)), f"set the input law of {target}")
         else:
-            raise ModelError(
-                f"dosing target {target!r} is neither a species nor a variable with a rate rule"
-            )
+            raise ModelError(f"dosing target {target!r} is neither a species nor a variable with a rate rule")
 
     for obs in card.observables:
         pid = observable_parameter(obs.id)
         _add_parameter(model, pid, 0.0, constant=False)
         math = libsbml.parseL3Formula(obs.sbml)
         if math is None:
-            raise ModelError(f"observable {obs.id!r}: cannot parse {obs.sbml!r}: "
-                             f"{libsbml.getLastParseL3Error()}")
+            raise ModelError(
+                f"observable {obs.id!r}: cannot parse {obs.sbml!r}: {libsbml.getLastParseL3Error()}"
+            )
         rule = model.createAssignmentRule()
         rule.setVariable(pid)
         _check(rule.setMath(math), f"set observable {obs.id}")
@@ -160,8 +159,10 @@ def load_model(sbml: str, card: ModelCard) -> CompiledModel:
         runner.timeCourseSelections = ["time", *[observable_parameter(o.id) for o in card.observables]]
     missing = sorted(i for i in card.sbml_ids() if not _has_id(runner, i))
     if missing:
-        raise ModelError(f"the card names ids the SBML lacks: {', '.join(missing)}",
-                         source=f"model {card.id}@{card.version}")
+        raise ModelError(
+            f"the card names ids the SBML lacks: {', '.join(missing)}",
+            source=f"model {card.id}@{card.version}",
+        )
     rules = set(runner.getAssignmentRuleIds())
     writable = [
         p for p in runner.model.getGlobalParameterIds() if p not in rules and not p.startswith("_obs_")

@@ -22,9 +22,10 @@ from interop.errors import TwinError
 from interop.schema import ModelCard
 from interop.twin.binding import LevelObservation
 
-__all__ = ["ResidualTerms", "laplace_information", "objective_value", "residual_terms"]
+__all__ = ["ResidualTerms", "laplace_information", "objective_rows", "objective_value", "residual_terms"]
 
 _KINDS = {"additive": 0, "proportional": 1, "combined": 2, "exponential": 3}
+_VAR_FLOOR = 1e-300  # a prediction that underflows must not make log(var) -inf
 _PENALTY = 1e12  # objective where a prediction is unusable (f <= 0 with an exponential error)
 
 
@@ -43,6 +44,16 @@ class ResidualTerms:
     def exponential(self) -> np.ndarray:
         return self.kind == 3
 
+    @property
+    def var_const(self) -> np.ndarray:
+        """Variance part independent of the prediction (exponential: the log-scale variance)."""
+        return np.where(self.kind == 3, self.b2, np.where(self.kind == 1, 0.0, self.a2))
+
+    @property
+    def var_prop(self) -> np.ndarray:
+        """Coefficient of f^2 in the variance."""
+        return np.where((self.kind == 1) | (self.kind == 2), self.b2, 0.0)
+
 
 def residual_terms(card: ModelCard, observations: Sequence[LevelObservation]) -> ResidualTerms:
     """The residual error of each observation from the card (an error if the card has none)."""
@@ -56,37 +67,54 @@ def residual_terms(card: ModelCard, observations: Sequence[LevelObservation]) ->
     for i, o in enumerate(observations):
         err = card.error_for(o.observable)
         if err is None:
-            raise TwinError(f"model {card.id} has no residual error for observable {o.observable}",
-                            field="residual_error")
+            raise TwinError(
+                f"model {card.id} has no residual error for observable {o.observable}", field="residual_error"
+            )
         kind[i] = _KINDS[err.model]
         a2[i] = err.additive_sd**2
         b2[i] = err.proportional_sd**2
         y[i] = o.value
         if o.below_lloq:
             if o.lloq is None:
-                raise TwinError("a below-limit level needs its limit of quantification (M3)",
-                                source=o.measurement_id, field="lloq")
+                raise TwinError(
+                    "a below-limit level needs its limit of quantification (M3)",
+                    source=o.measurement_id,
+                    field="lloq",
+                )
             blq[i] = True
             lloq[i] = o.lloq
         elif o.value < 0:
             raise TwinError(f"negative concentration {o.value}", source=o.measurement_id, field="value")
         elif kind[i] == 3 and o.value <= 0:
-            raise TwinError("an exponential error needs positive levels", source=o.measurement_id,
-                            field="value")
+            raise TwinError(
+                "an exponential error needs positive levels", source=o.measurement_id, field="value"
+            )
     return ResidualTerms(y, kind, a2, b2, blq, lloq)
+
+
+def _cached(r: ResidualTerms) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    c = r.__dict__.get("_c")
+    if c is None:
+        c = (r.var_const, r.var_prop, bool(r.exponential.any()), bool(r.blq.any()))
+        object.__setattr__(r, "_c", c)
+    return c
 
 
 def _variance(r: ResidualTerms, f: np.ndarray) -> np.ndarray:
     fz = np.where(f == 0, 1.0, f)
-    prop = r.b2 * fz * fz
-    return np.select([r.kind == 0, r.kind == 1, r.kind == 2], [r.a2, prop, r.a2 + prop], default=r.b2)
+    return np.maximum(r.var_const + r.var_prop * fz * fz, _VAR_FLOOR)
 
 
 def objective_value(r: ResidualTerms, f: np.ndarray, eta: np.ndarray, omega_inv: np.ndarray) -> float:
     """The MAP objective at predictions ``f`` and random effects ``eta``."""
     prior = float(eta @ omega_inv @ eta)
+    vc, vp, any_expo, any_blq = _cached(r)
+    if not any_expo and not any_blq:  # the common case, kept lean for the optimiser
+        fz = np.where(f == 0, 1.0, f)
+        var = np.maximum(vc + vp * fz * fz, _VAR_FLOOR)
+        return float(np.sum(np.log(var) + (r.y - f) ** 2 / var)) + prior
     expo = r.exponential
-    if expo.any():
+    if any_expo:
         if np.any(f[expo] <= 0):
             return _PENALTY + prior
         f = np.where(expo, np.log(np.where(expo, f, 1.0)), f)
@@ -101,6 +129,17 @@ def objective_value(r: ResidualTerms, f: np.ndarray, eta: np.ndarray, omega_inv:
         z = (lloq[r.blq] - f[r.blq]) / np.sqrt(var[r.blq])
         total -= 2.0 * float(np.sum(log_ndtr(z)))
     return total + prior
+
+
+def objective_rows(r: ResidualTerms, F: np.ndarray, E: np.ndarray, omega_inv: np.ndarray) -> np.ndarray:
+    """:func:`objective_value` for each row of predictions ``F`` and random effects ``E``."""
+    vc, vp, any_expo, any_blq = _cached(r)
+    if any_expo or any_blq:
+        return np.array([objective_value(r, f, e, omega_inv) for f, e in zip(F, E, strict=True)])
+    fz = np.where(F == 0, 1.0, F)
+    var = np.maximum(vc + vp * fz * fz, _VAR_FLOOR)
+    prior = np.einsum("mi,ij,mj->m", E, omega_inv, E)
+    return np.sum(np.log(var) + (r.y - F) ** 2 / var, axis=1) + prior
 
 
 def laplace_information(
@@ -124,7 +163,13 @@ def laplace_information(
     dvar_df = np.where(fq == 0, 0.0, dvar_df)
     D = J * dvar_df[:, None]
     Jq, Dq, vq = J[q], D[q], var[q]
-    return omega_inv + (Jq.T / vq) @ Jq + 0.5 * (Dq.T / vq**2) @ Dq
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        Js = Jq / np.sqrt(vq)[:, None]
+        Ds = Dq / vq[:, None]
+        info = omega_inv + Js.T @ Js + 0.5 * Ds.T @ Ds
+    if not np.all(np.isfinite(info)):  # a prediction underflowed: fall back to the prior
+        return omega_inv.copy()
+    return info
 
 
 def numeric_jacobian(

@@ -39,8 +39,7 @@ def plot_concentrations(
         ax.axhspan(target[0], target[1], color="green", alpha=0.12, label="target")
     pts: Sequence = [o for o in twin.observations if o.observable == obs_id]
     if pts:
-        ax.scatter([o.time_h for o in pts], [o.value for o in pts], color="black", zorder=3,
-                   label="observed")
+        ax.scatter([o.time_h for o in pts], [o.value for o in pts], color="black", zorder=3, label="observed")
     for d in twin.doses:
         ax.axvline(d.time_h, color="grey", lw=0.6, ls=":")
     ax.set_xlabel(f"time since {twin.origin:%Y-%m-%d %H:%M %Z} (h)")

@@ -17,6 +17,7 @@ import numpy as np
 from interop.errors import TwinError, roadrunner_errors
 from interop.twin.binding import Twin
 from interop.twin.model import CompiledModel, input_parameter
+from interop.twin.occasions import occasion_switches
 
 __all__ = ["Prediction", "predict", "simulate", "simulate_observations"]
 
@@ -76,6 +77,10 @@ def simulate(
     params.update(etas or {})
     for name, series in twin.covariates.items():
         params[name] = series.at(0.0)
+    switches = occasion_switches(twin)
+    for sw in switches:
+        if sw.time_h == 0:
+            params[sw.parameter] = params.get(sw.eta, 0.0) if sw.eta else 0.0
 
     with model.lock, roadrunner_errors(source=f"twin {twin.patient_id}"):
         model.reset(params)
@@ -99,6 +104,11 @@ def simulate(
             for t, v in series.changes():
                 if t >= 0:  # earlier changes are already in the value at t=0
                     actions[t].append(("set", name, v))
+        for sw in switches:
+            if sw.time_h > 0:
+                actions[sw.time_h].insert(
+                    0, ("set", sw.parameter, params.get(sw.eta, 0.0) if sw.eta else 0.0)
+                )
 
         breakpoints = sorted(t for t in actions if t >= 0)
         if any(t < 0 for t in actions):
@@ -135,18 +145,12 @@ def _check_finite(values: np.ndarray, twin: Twin) -> None:
         raise TwinError(f"simulation produced {bad} non-finite prediction(s)", source=twin.patient_id)
 
 
-def simulate_observations(
-    twin: Twin, etas: Mapping[str, float] | None = None
-) -> np.ndarray:
+def simulate_observations(twin: Twin, etas: Mapping[str, float] | None = None) -> np.ndarray:
     """Predictions at the twin's own observations, in their order (NaN-free or an error)."""
     if not twin.observations:
         return np.empty(0)
     pred = simulate(twin, [o.time_h for o in twin.observations], etas)
-    return np.array(
-        [pred.values[o.observable][i] for i, o in enumerate(twin.observations)], dtype=float
-    )
-
-
+    return np.array([pred.values[o.observable][i] for i, o in enumerate(twin.observations)], dtype=float)
 
 
 def predict(

@@ -41,43 +41,61 @@ def card(model: str, title: str, etas: list[str], **extra: object) -> dict:
         "dosing": [{"route": "oral", "target": "A_depot", "amount_unit": "mg"}],
         "observables": [{"id": "parent", "sbml": "Cc", "unit": "mg/L", "analyte": parent(model)}],
         "random_effects": {"etas": etas, "omega": omega},
-        "residual_error": [
-            {"observable": "parent", "model": "proportional", "proportional_sd": SIGMA_SD}
-        ],
+        "residual_error": [{"observable": "parent", "model": "proportional", "proportional_sd": SIGMA_SD}],
     }
     base.update(extra)
     return base
 
 
 CARDS = {
-    "001": card("001", "mapbayr 001: one compartment, first-order absorption",
-                ["ETA_CL", "ETA_V", "ETA_KA"]),
+    "001": card("001", "mapbayr 001: one compartment, first-order absorption", ["ETA_CL", "ETA_V", "ETA_KA"]),
     "006": card(
-        "006", "mapbayr 006: one compartment, split dose (20% first order, 80% zero order over D2)",
+        "006",
+        "mapbayr 006: one compartment, split dose (20% first order, 80% zero order over D2)",
         ["ETA_CL", "ETA_V", "ETA_KA", "ETA_D2"],
         dosing=[
             {"route": "oral", "fraction": 0.2, "target": "A_depot", "amount_unit": "mg"},
-            {"route": "oral", "fraction": 0.8, "target": "A_central", "amount_unit": "mg",
-             "duration_parameter": "D2"},
+            {
+                "route": "oral",
+                "fraction": 0.8,
+                "target": "A_central",
+                "amount_unit": "mg",
+                "duration_parameter": "D2",
+            },
         ],
     ),
     "301": card(
-        "301", "mapbayr 301: one compartment, first-order absorption, weight and sex on clearance",
+        "301",
+        "mapbayr 301: one compartment, first-order absorption, weight and sex on clearance",
         ["ETA_CL", "ETA_V", "ETA_KA"],
         covariates=[
             {"name": "BW", "source": {"measurement": LOINC_WT, "unit": "kg"}, "reference": 75},
-            {"name": "SEX", "source": {"measurement": {"system": "urn:digphat:nonmem-covariate",
-                                                       "code": "SEX", "display": "sex, 1 female"},
-                                       "unit": "1"}, "reference": 0},
+            {
+                "name": "SEX",
+                "source": {
+                    "measurement": {
+                        "system": "urn:digphat:nonmem-covariate",
+                        "code": "SEX",
+                        "display": "sex, 1 female",
+                    },
+                    "unit": "1",
+                },
+                "reference": 0,
+            },
         ],
     ),
     "401": card(
-        "401", "mapbayr 401: parent with first-order absorption and a metabolite",
+        "401",
+        "mapbayr 401: parent with first-order absorption and a metabolite",
         ["ETA_CL", "ETA_V", "ETA_KA", "ETA_CLMET", "ETA_VMET"],
         observables=[
             {"id": "parent", "sbml": "Cc", "unit": "mg/L", "analyte": parent("401")},
-            {"id": "metabolite", "sbml": "Cm", "unit": "mg/L",
-             "analyte": {"system": SYSTEM, "code": "401-metabolite", "display": "mapbayr 401 metabolite"}},
+            {
+                "id": "metabolite",
+                "sbml": "Cm",
+                "unit": "mg/L",
+                "analyte": {"system": SYSTEM, "code": "401-metabolite", "display": "mapbayr 401 metabolite"},
+            },
         ],
         residual_error=[
             {"observable": "parent", "model": "proportional", "proportional_sd": SIGMA_SD},
@@ -89,5 +107,7 @@ CARDS = {
 if __name__ == "__main__":
     for model, data in CARDS.items():
         c = ModelCard.model_validate(data)
-        (HERE / f"mapbayr_{model}.card.json").write_text(c.model_dump_json(indent=2, exclude_defaults=False) + "\n")
+        (HERE / f"mapbayr_{model}.card.json").write_text(
+            c.model_dump_json(indent=2, exclude_defaults=False) + "\n"
+        )
         print("wrote", f"mapbayr_{model}.card.json")

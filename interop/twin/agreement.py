@@ -1,0 +1,138 @@
+"""Agreement of MAP estimates with a reference (NONMEM's ``.phi``), classed as in the mapbayr study.
+
+Per ETA, the absolute difference to the reference: below 0.001 excellent, 0.001 to 0.1
+acceptable, 0.1 or more discordant; per subject, the OBJ difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Agreement", "AgreementRow", "SubjectComparison", "summarise_agreement"]
+
+EXCELLENT = 1e-3
+ACCEPTABLE = 0.1
+
+
+@dataclass(frozen=True)
+class SubjectComparison:
+    subject: str
+    etas: tuple[float, ...]
+    reference_etas: tuple[float, ...]
+    ofv: float
+    reference_ofv: float
+    objective: float  # our MAP objective at our mode
+    objective_at_reference: float  # our MAP objective at the reference's ETAs
+    converged: bool
+
+    @property
+    def differences(self) -> np.ndarray:
+        return np.abs(np.asarray(self.etas) - np.asarray(self.reference_etas))
+
+
+@dataclass(frozen=True)
+class AgreementRow:
+    eta: str
+    n: int
+    excellent: int
+    acceptable: int
+    discordant: int
+    max_difference: float
+
+    def share(self, which: str) -> float:
+        return getattr(self, which) / self.n if self.n else float("nan")
+
+
+@dataclass(frozen=True)
+class Agreement:
+    rows: tuple[AgreementRow, ...]
+    total: AgreementRow
+    n_subjects: int
+    ofv_within: int  # subjects whose OBJ differs by at most ofv_tolerance
+    ofv_tolerance: float
+    max_ofv_difference: float
+    better_mode: int  # subjects off by more than the tolerance where our mode has a lower objective
+    subjects: tuple[SubjectComparison, ...]
+
+    @property
+    def share_excellent(self) -> float:
+        return self.total.share("excellent")
+
+    @property
+    def share_within_acceptable(self) -> float:
+        return (self.total.excellent + self.total.acceptable) / self.total.n if self.total.n else float("nan")
+
+    @property
+    def share_ofv_within(self) -> float:
+        return self.ofv_within / self.n_subjects if self.n_subjects else float("nan")
+
+    def passes(self, min_excellent: float, min_acceptable: float, min_ofv_within: float) -> bool:
+        return (
+            self.share_excellent >= min_excellent
+            and self.share_within_acceptable >= min_acceptable
+            and self.share_ofv_within >= min_ofv_within
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "n_subjects": self.n_subjects,
+            "rows": [r.__dict__ for r in (*self.rows, self.total)],
+            "share_excellent": self.share_excellent,
+            "share_within_acceptable": self.share_within_acceptable,
+            "ofv_tolerance": self.ofv_tolerance,
+            "ofv_within": self.ofv_within,
+            "max_ofv_difference": self.max_ofv_difference,
+            "better_mode": self.better_mode,
+            "subjects": [
+                {
+                    "subject": s.subject,
+                    "etas": s.etas,
+                    "reference_etas": s.reference_etas,
+                    "ofv": s.ofv,
+                    "reference_ofv": s.reference_ofv,
+                    "objective": s.objective,
+                    "objective_at_reference": s.objective_at_reference,
+                    "converged": s.converged,
+                }
+                for s in self.subjects
+            ],
+        }
+
+
+def _row(name: str, d: np.ndarray) -> AgreementRow:
+    return AgreementRow(
+        eta=name,
+        n=int(d.size),
+        excellent=int(np.sum(d < EXCELLENT)),
+        acceptable=int(np.sum((d >= EXCELLENT) & (d < ACCEPTABLE))),
+        discordant=int(np.sum(d >= ACCEPTABLE)),
+        max_difference=float(d.max(initial=0.0)),
+    )
+
+
+def summarise_agreement(
+    eta_names: Sequence[str], subjects: Sequence[SubjectComparison], ofv_tolerance: float = 0.01
+) -> Agreement:
+    """The agreement table over ``subjects`` (one row per ETA and a total)."""
+    diffs = np.array([s.differences for s in subjects]).reshape(len(subjects), len(eta_names))
+    rows = tuple(_row(n, diffs[:, j]) for j, n in enumerate(eta_names))
+    ofv_d = np.array([abs(s.ofv - s.reference_ofv) for s in subjects])
+    within = int(np.sum(ofv_d <= ofv_tolerance))
+    better = sum(
+        1
+        for s, d in zip(subjects, ofv_d, strict=True)
+        if d > ofv_tolerance and s.objective < s.objective_at_reference - 1e-6
+    )
+    return Agreement(
+        rows,
+        _row("all", diffs.ravel()),
+        len(subjects),
+        within,
+        ofv_tolerance,
+        float(ofv_d.max(initial=0.0)),
+        better,
+        tuple(subjects),
+    )

@@ -1,0 +1,360 @@
+"""Twin use cases: load a model (registry id or file), bind a patient, fit, forecast, recommend,
+and compare the MAP estimator with a NONMEM run (event table + ``.phi``).
+
+This module composes the registry, the NONMEM converter and the twin runtime; the CLI and the
+HTTP API call it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from converters.nonmem import DoseCompartment, EventTableMapping, LevelCompartment, read_event_table
+from converters.nonmem.phi import read_phi
+from interop.errors import InteropError, TwinError
+from interop.schema import ModelCard, PatientRecord, parse_json
+from interop.settings import Settings
+from interop.twin import bind_patient, estimate_map, load_model
+from interop.twin.agreement import Agreement, SubjectComparison, summarise_agreement
+from interop.twin.binding import Twin
+from interop.twin.estimate import MapResult, make_predictor
+from interop.twin.fhir_export import forecast_bundle, recommendation_bundle
+from interop.twin.forecast import Forecast, forecast
+from interop.twin.objective import objective_value, residual_terms
+from interop.twin.plot import plot_concentrations
+from interop.twin.recommend import Recommendation, RegimenOptions, Target, recommend_dose
+
+__all__ = [
+    "FitOutcome",
+    "compare_with_nonmem",
+    "event_table_mapping",
+    "fit_patient",
+    "forecast_patient",
+    "load_model_source",
+    "parse_model_ref",
+    "read_patient",
+    "recommend_for_patient",
+]
+
+log = logging.getLogger(__name__)
+MODEL_REF = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{1,63})(@(?P<version>\d+))?$")
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None]:
+    """``ID`` or ``ID@VERSION``."""
+    m = MODEL_REF.match(ref.strip())
+    if not m:
+        raise TwinError(f"not a model reference ID[@VERSION]: {ref!r}", field="model")
+    return m["id"], int(m["version"]) if m["version"] else None
+
+
+def load_model_source(ref: str, settings: Settings, card_path: Path | None = None) -> tuple[str, ModelCard]:
+    """SBML text and card: a path to an SBML file (card from ``card_path`` or ``<stem>.card.json``
+    beside it), else a registry reference ``ID[@VERSION]``."""
+    path = Path(ref)
+    if path.suffix.lower() in {".xml", ".sbml"} or path.exists():
+        if not path.is_file():
+            raise TwinError(f"no SBML file {path}", source=str(path))
+        card_file = card_path or path.with_name(path.stem + ".card.json")
+        if not card_file.is_file():
+            raise TwinError(f"no model card for {path.name}: pass --card", source=str(card_file))
+        card = parse_json(ModelCard, card_file.read_text(), source=str(card_file))
+        return path.read_text(), card
+    model_id, version = parse_model_ref(ref)
+    from registry import open_registry
+
+    registry = open_registry(settings.database_url, settings.blob_dir)
+    try:
+        stored = registry.get(model_id, version)
+    finally:
+        registry.close()
+    if card_path is not None:
+        return stored.sbml, parse_json(ModelCard, card_path.read_text(), source=str(card_path))
+    return stored.sbml, stored.card
+
+
+def read_patient(path: Path) -> PatientRecord:
+    """A ``PatientRecord`` from its JSON file."""
+    path = Path(path)
+    if not path.is_file():
+        raise TwinError(f"no patient file {path}", source=str(path))
+    return parse_json(PatientRecord, path.read_text(), source=str(path))
+
+
+def _cmt_spec(spec: str) -> tuple[int, int | None, str]:
+    """``CMT[:RATE]=NAME`` -> (cmt, rate code, name)."""
+    m = re.match(r"^\s*(\d+)(?::(-[12]))?\s*=\s*([A-Za-z0-9_-]+)\s*$", spec)
+    if not m:
+        raise TwinError(f"not a compartment mapping CMT[:RATE]=NAME: {spec!r}", field="cmt")
+    return int(m[1]), int(m[2]) if m[2] else None, m[3]
+
+
+def event_table_mapping(
+    card: ModelCard, dose_cmts: Sequence[str] = (), level_cmts: Sequence[str] = ()
+) -> EventTableMapping:
+    """The mapping of CMT numbers for ``card``'s model.
+
+    Without options, ADVAN-style defaults: CMT 1 takes the first dosing route; an input with a
+    modelled duration is CMT 2 with RATE -2; observations in CMT 2, 3, ... are the card's
+    observables in order. Covariate columns named like the card's covariates map to them.
+    """
+    doses: list[DoseCompartment] = []
+    if dose_cmts:
+        for spec in dose_cmts:
+            cmt, rate, route = _cmt_spec(spec)
+            if not card.dosing_for(route):
+                raise TwinError(f"model {card.id} takes no {route!r} dose", field="dose-cmt")
+            doses.append(DoseCompartment(cmt, route, rate))  # type: ignore[arg-type]
+    else:
+        doses.append(DoseCompartment(1, card.dosing[0].route))
+        for inp in card.dosing:
+            if inp.duration_parameter:
+                doses.append(DoseCompartment(2, inp.route, -2))
+    levels: list[LevelCompartment] = []
+    by_id = {o.id: o for o in card.observables}
+    if level_cmts:
+        for spec in level_cmts:
+            cmt, _, name = _cmt_spec(spec)
+            if name not in by_id:
+                raise TwinError(f"model {card.id} has no observable {name!r}", field="level-cmt")
+            levels.append(LevelCompartment(cmt, by_id[name].analyte, by_id[name].unit))
+    else:
+        levels = [LevelCompartment(2 + i, o.analyte, o.unit) for i, o in enumerate(card.observables)]
+    covs = {
+        c.name: (c.source.measurement, c.source.unit or "1")
+        for c in card.covariates
+        if c.source.measurement is not None
+    }
+    return EventTableMapping(
+        drug=card.drugs[0],
+        doses=tuple(doses),
+        levels=tuple(levels),
+        amount_unit=card.dosing[0].amount_unit,
+        covariates=covs,
+    )  # type: ignore[arg-type]
+
+
+def compare_with_nonmem(
+    sbml: str,
+    card: ModelCard,
+    data: Path,
+    phi: Path,
+    *,
+    mapping: EventTableMapping | None = None,
+    ignore_columns: Sequence[str] = ("s2_sampling",),
+    starts: int = 3,
+    ofv_tolerance: float = 0.01,
+    progress: Callable[[int, int], None] | None = None,
+) -> Agreement:
+    """MAP estimates for every ID of ``data`` beside NONMEM's ``.phi`` answers."""
+    model = load_model(sbml, card)
+    result = read_event_table(data, mapping or event_table_mapping(card), ignore=tuple(ignore_columns))
+    reference = read_phi(phi)
+    mapping = mapping or event_table_mapping(card)
+    omega_inv = np.linalg.inv(card.random_effects.omega_matrix())
+    subjects = []
+    records = result.records
+    for k, record in enumerate(records):
+        sid = record.patient.id.removeprefix(mapping.id_prefix)
+        ref = reference.get(sid)
+        if ref is None:
+            raise TwinError(f"ID {sid} has no row in the .phi file", source=str(phi))
+        if len(ref.etas) != len(card.random_effects.etas):
+            raise TwinError(
+                f"the .phi file has {len(ref.etas)} ETAs, model {card.id} has "
+                f"{len(card.random_effects.etas)}",
+                source=str(phi),
+            )
+        twin = bind_patient(model, record)
+        fit = estimate_map(twin, starts=starts)
+        predict, _ = make_predictor(twin, twin.observations)
+        terms = residual_terms(card, twin.observations)
+        ref_eta = np.asarray(ref.etas)
+        subjects.append(
+            SubjectComparison(
+                subject=sid,
+                etas=tuple(fit.etas.values()),
+                reference_etas=tuple(ref.etas),
+                ofv=fit.ofv,
+                reference_ofv=ref.obj,
+                objective=fit.objective,
+                objective_at_reference=objective_value(terms, predict(ref_eta), ref_eta, omega_inv),
+                converged=fit.converged,
+            )
+        )
+        if progress:
+            progress(k + 1, len(records))
+    missing = sorted(set(reference) - {s.subject for s in subjects})
+    if missing:
+        log.warning("%d .phi subject(s) have no rows in the event table: %s", len(missing), missing[:5])
+    return summarise_agreement(card.random_effects.etas, subjects, ofv_tolerance)
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    twin: Twin
+    fit: MapResult
+    forecast: Forecast | None
+    recommendation: Recommendation | None
+    json_path: Path | None
+    plot_path: Path | None
+    fhir_path: Path | None
+
+
+def _grid(twin: Twin, until_h: float | None, extra: float = 24.0) -> np.ndarray:
+    last = max([*(d.time_h for d in twin.doses), *(o.time_h for o in twin.observations), 0.0])
+    end = until_h if until_h is not None else last + extra
+    return np.linspace(0.0, max(end, 1.0), 600)
+
+
+def _write_json(path: Path, payload: dict[str, object]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=float))
+    return path
+
+
+def _header(twin: Twin, kind: str) -> dict[str, object]:
+    return {
+        "kind": kind,
+        "model": f"{twin.card.id}@{twin.card.version}",
+        "model_sha256": twin.model.sha256,
+        "patient_id": twin.patient_id,
+        "origin": twin.origin.isoformat(),
+        "notes": list(twin.notes),
+    }
+
+
+def fit_patient(
+    sbml: str, card: ModelCard, record: PatientRecord, out_dir: Path | None = None, *, starts: int = 3
+) -> FitOutcome:
+    """MAP fit of ``record``; with ``out_dir``, a JSON result and a PNG plot."""
+    twin = bind_patient(load_model(sbml, card), record)
+    if not twin.observations:
+        raise TwinError(
+            f"patient {twin.patient_id} has no drug level for model {card.id}",
+            source=twin.patient_id,
+            field="measurements",
+        )
+    fit = estimate_map(twin, starts=starts)
+    json_path = plot_path = None
+    if out_dir is not None:
+        grid = _grid(twin, None)
+        from interop.twin import simulate
+
+        pop = simulate(twin, grid)
+        ind = simulate(twin, grid, fit.etas)
+        obs_id = card.observables[0].id
+        plot_path = plot_concentrations(
+            twin,
+            grid,
+            {"a priori (population)": pop.values[obs_id], "a posteriori (MAP)": ind.values[obs_id]},
+            out_dir / "fit.png",
+            observable=obs_id,
+            title=f"{card.title}\nMAP fit, patient {twin.patient_id}",
+        )
+        json_path = _write_json(out_dir / "fit.json", {**_header(twin, "fit"), "fit": fit.to_dict()})
+    return FitOutcome(twin, fit, None, None, json_path, plot_path, None)
+
+
+def forecast_patient(
+    sbml: str,
+    card: ModelCard,
+    record: PatientRecord,
+    out_dir: Path | None = None,
+    *,
+    until_h: float | None = None,
+    n_draws: int = 500,
+    starts: int = 3,
+    target: tuple[float, float] | None = None,
+) -> FitOutcome:
+    """Fit, then forecast with a 90% interval; writes JSON, PNG and a FHIR bundle of predictions."""
+    outcome = fit_patient(sbml, card, record, None, starts=starts)
+    twin, fit = outcome.twin, outcome.fit
+    grid = _grid(twin, until_h, 48.0)
+    fc = forecast(twin, fit, grid, n_draws=n_draws)
+    json_path = plot_path = fhir_path = None
+    if out_dir is not None:
+        obs_id = card.observables[0].id
+        plot_path = plot_concentrations(
+            twin,
+            grid,
+            {"a priori (population)": fc.population[obs_id], "a posteriori (MAP)": fc.individual[obs_id]},
+            out_dir / "forecast.png",
+            observable=obs_id,
+            band=(fc.lower[obs_id], fc.upper[obs_id]),
+            target=target,
+            title=f"{card.title}\nforecast, patient {twin.patient_id}",
+        )
+        json_path = _write_json(
+            out_dir / "forecast.json",
+            {**_header(twin, "forecast"), "fit": fit.to_dict(), "forecast": fc.to_dict()},
+        )
+        fhir_path = out_dir / "forecast.fhir.json"
+        fhir_path.write_text(
+            forecast_bundle(twin, fc, step=max(1, len(grid) // 60)).model_dump_json(indent=2)
+        )
+    return FitOutcome(twin, fit, fc, None, json_path, plot_path, fhir_path)
+
+
+def recommend_for_patient(
+    sbml: str,
+    card: ModelCard,
+    record: PatientRecord,
+    target: Target,
+    options: RegimenOptions,
+    out_dir: Path | None = None,
+    *,
+    n_draws: int = 200,
+    starts: int = 3,
+) -> FitOutcome:
+    """Fit, then the best regimen for ``target``; writes JSON, PNG and a FHIR bundle
+    (MedicationRequest proposal + predicted-level Observations)."""
+    outcome = fit_patient(sbml, card, record, None, starts=starts)
+    twin, fit = outcome.twin, outcome.fit
+    try:
+        rec = recommend_dose(twin, fit, target, options, n_draws=n_draws)
+    except ValueError as exc:
+        raise TwinError(str(exc), field="target") from exc
+    end = rec.start_h + rec.n_doses * rec.best.interval_h
+    grid = np.linspace(0.0, end, 800)
+    fc = forecast(rec.twin, fit, grid, n_draws=n_draws)
+    json_path = plot_path = fhir_path = None
+    if out_dir is not None:
+        obs_id = rec.observable
+        band = (target.low, target.high) if target.kind in ("trough", "peak") else None
+        plot_path = plot_concentrations(
+            rec.twin,
+            grid,
+            {"a posteriori, recommended regimen": fc.individual[obs_id]},
+            out_dir / "recommendation.png",
+            observable=obs_id,
+            band=(fc.lower[obs_id], fc.upper[obs_id]),
+            target=band,
+            title=f"{card.title}\nrecommended: {rec.best.amount:g} {card.dosing[0].amount_unit} "
+            f"every {rec.best.interval_h:g} h, patient {twin.patient_id}",
+        )
+        json_path = _write_json(
+            out_dir / "recommendation.json",
+            {
+                **_header(twin, "recommendation"),
+                "fit": fit.to_dict(),
+                "recommendation": rec.to_dict(),
+                "forecast": fc.to_dict(),
+            },
+        )
+        fhir_path = out_dir / "recommendation.fhir.json"
+        fhir_path.write_text(
+            recommendation_bundle(rec, fc, step=max(1, len(grid) // 80)).model_dump_json(indent=2)
+        )
+    return FitOutcome(twin, fit, fc, rec, json_path, plot_path, fhir_path)
+
+
+def describe_error(exc: InteropError) -> str:
+    return str(exc)

@@ -1,0 +1,194 @@
+"""``interop twin ...`` and ``interop import nonmem`` through the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from interop.schema import ModelCard, parse_json
+from tests.data import ROOT, mapbayr_card, mapbayr_data, mapbayr_phi, mapbayr_sbml
+
+
+def run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(home), "COLUMNS": "160"}
+    env.pop("INTEROP_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "interop", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hub home whose registry holds mapbayr-006 and a patient imported from the event table."""
+    home = tmp_path_factory.mktemp("home")
+    env_home = {"INTEROP_HOME": str(home)}
+    code = (
+        "from interop.settings import get_settings\nfrom registry import open_registry\n"
+        "from interop.schema import ModelCard, parse_json\n"
+        "s = get_settings(); r = open_registry(s.database_url, s.blob_dir)\n"
+        f"sbml = open({str(mapbayr_sbml('006'))!r}).read()\n"
+        f"card = parse_json(ModelCard, open({str(mapbayr_card('006'))!r}).read())\n"
+        "r.submit(sbml, card, submitted_by='test')\nr.close()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_home}
+    env.pop("INTEROP_DATABASE_URL", None)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT, timeout=300)
+    res = run(
+        [
+            "import",
+            "nonmem",
+            str(mapbayr_data("006")),
+            "--model",
+            "mapbayr-006",
+            "--out",
+            str(home / "imported"),
+        ],
+        home,
+    )
+    assert res.returncode == 0, res.stderr
+    return home
+
+
+def test_import_nonmem_writes_records_and_report(home: Path) -> None:
+    records = sorted((home / "imported" / "records").glob("*.json"))
+    assert len(records) == 100
+    report = json.loads((home / "imported" / "report.json").read_text())
+    assert report["balanced"] is True
+
+
+def test_fit_forecast_recommend(home: Path) -> None:
+    patient = home / "imported" / "records" / "nonmem-1.json"
+    res = run(
+        ["twin", "fit", "--model", "mapbayr-006@1", "--patient", str(patient), "--out", str(home / "fit")],
+        home,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "ETA_D2" in res.stdout and "OFV" in res.stdout
+    fit = json.loads((home / "fit" / "fit.json").read_text())
+    phi_first = mapbayr_phi("006").read_text().splitlines()[2].split()
+    assert fit["fit"]["ofv"] == pytest.approx(float(phi_first[-1]), abs=0.01)
+    assert (home / "fit" / "fit.png").stat().st_size > 10_000
+
+    res = run(
+        [
+            "twin",
+            "forecast",
+            "--model",
+            "mapbayr-006",
+            "--patient",
+            str(patient),
+            "--out",
+            str(home / "fc"),
+            "--draws",
+            "100",
+            "--until",
+            "300",
+        ],
+        home,
+    )
+    assert res.returncode == 0, res.stderr
+    fc = json.loads((home / "fc" / "forecast.json").read_text())["forecast"]
+    assert fc["times_h"][-1] == pytest.approx(300)
+    bundle = json.loads((home / "fc" / "forecast.fhir.json").read_text())
+    assert (
+        bundle["resourceType"] == "Bundle" and bundle["entry"][0]["resource"]["resourceType"] == "Observation"
+    )
+
+    res = run(
+        [
+            "twin",
+            "recommend",
+            "--model",
+            "mapbayr-006",
+            "--patient",
+            str(patient),
+            "--out",
+            str(home / "rec"),
+            "--target",
+            "trough",
+            "--low",
+            "20",
+            "--high",
+            "40",
+            "--amounts",
+            "5000,10000,15000",
+            "--intervals",
+            "12,24",
+            "--draws",
+            "50",
+        ],
+        home,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "Recommended:" in res.stdout
+    rec = json.loads((home / "rec" / "recommendation.json").read_text())["recommendation"]
+    assert 20 <= rec["best"]["exposure"] <= 40
+    bundle = json.loads((home / "rec" / "recommendation.fhir.json").read_text())
+    request = bundle["entry"][0]["resource"]
+    assert request["resourceType"] == "MedicationRequest" and request["intent"] == "proposal"
+
+
+def test_user_errors_are_one_line(home: Path) -> None:
+    res = run(["twin", "fit", "--model", "no-such-model", "--patient", str(home / "x.json")], home)
+    assert res.returncode == 1 and "error" in res.stderr and "Traceback" not in res.stderr
+    patient = home / "imported" / "records" / "nonmem-1.json"
+    res = run(["twin", "fit", "--model", "no-such-model@3", "--patient", str(patient)], home)
+    assert res.returncode == 1 and "no model version" in res.stderr
+    res = run(
+        [
+            "twin",
+            "recommend",
+            "--model",
+            "mapbayr-006",
+            "--patient",
+            str(patient),
+            "--target",
+            "median",
+            "--low",
+            "1",
+            "--high",
+            "2",
+            "--amounts",
+            "1",
+            "--intervals",
+            "12",
+        ],
+        home,
+    )
+    assert res.returncode == 1 and "unknown target" in res.stderr
+
+
+def test_compare_nonmem_prints_the_table_and_exits_on_thresholds(home: Path) -> None:
+    lines = mapbayr_data("001").read_text().splitlines()  # the first 12 subjects keep the subprocess short
+    subset = home / "first12.csv"
+    subset.write_text("\n".join([lines[0], *(x for x in lines[1:] if int(x.split(",")[0]) <= 12)]) + "\n")
+    args = [
+        "twin",
+        "compare-nonmem",
+        "--model",
+        str(mapbayr_sbml("001")),
+        "--data",
+        str(subset),
+        "--phi",
+        str(mapbayr_phi("001")),
+        "--out",
+        str(home / "cmp.json"),
+    ]
+    res = run(args, home)
+    assert res.returncode == 0, res.stderr
+    assert "excellent" in res.stdout and "36 (100.0%)" in res.stdout
+    assert json.loads((home / "cmp.json").read_text())["n_subjects"] == 12
+    card = parse_json(ModelCard, mapbayr_card("001").read_text())
+    assert card.id in res.stdout
+    strict = run([*args, "--ofv-tolerance", "1e-9", "--min-ofv", "1.0"], home)
+    assert strict.returncode == 2 and "below thresholds" in strict.stdout

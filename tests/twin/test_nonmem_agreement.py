@@ -1,0 +1,67 @@
+"""The MAP estimator against NONMEM's POSTHOC answers for the four mapbayr models (100 subjects each).
+
+Acceptance (issue 7): ETAs within 0.001 for >= 95% of all ETA values and within 0.1 for >= 99.5%;
+subject OBJ within 0.01. The agreement table is printed (run pytest with -s to see it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converters.nonmem import read_event_table, read_phi
+from interop.schema import ModelCard, parse_json
+from interop.twin import bind_patient, estimate_map
+from interop.workflows.twin import compare_with_nonmem, event_table_mapping
+from tests.data import MAPBAYR_MODELS, mapbayr_card, mapbayr_data, mapbayr_phi, mapbayr_sbml
+
+
+def print_table(model: str, agreement: object) -> None:
+    from interop.twin.agreement import Agreement
+
+    assert isinstance(agreement, Agreement)
+    print(f"\nmapbayr {model}: agreement with NONMEM over {agreement.n_subjects} subjects")
+    print(f"{'ETA':>10} {'n':>4} {'excellent':>10} {'acceptable':>11} {'discordant':>11} {'max|diff|':>10}")
+    for r in (*agreement.rows, agreement.total):
+        print(
+            f"{r.eta:>10} {r.n:>4} {r.excellent:>10} {r.acceptable:>11} {r.discordant:>11} "
+            f"{r.max_difference:>10.2e}"
+        )
+    print(
+        f"OBJ within {agreement.ofv_tolerance}: {agreement.ofv_within}/{agreement.n_subjects}, "
+        f"max |diff| {agreement.max_ofv_difference:.2e}"
+    )
+
+
+@pytest.mark.parametrize("model", MAPBAYR_MODELS)
+def test_etas_and_obj_agree_with_nonmem(model: str) -> None:
+    card = parse_json(ModelCard, mapbayr_card(model).read_text())
+    agreement = compare_with_nonmem(
+        mapbayr_sbml(model).read_text(), card, mapbayr_data(model), mapbayr_phi(model), starts=1
+    )
+    print_table(model, agreement)
+    assert agreement.n_subjects == 100
+    assert agreement.total.n == 100 * len(card.random_effects.etas)
+    assert agreement.share_excellent >= 0.95
+    assert agreement.share_within_acceptable >= 0.995
+    assert agreement.ofv_within == agreement.n_subjects  # every subject's OBJ within 0.01
+    assert all(s.converged for s in agreement.subjects)
+
+
+@pytest.mark.parametrize("model", ["001", "401"])
+def test_laplace_covariance_matches_nonmem_etc(model: str) -> None:
+    """Our posterior covariance (inverse FOCE-I information) is NONMEM's ETC."""
+    card = parse_json(ModelCard, mapbayr_card(model).read_text())
+    from interop.twin import load_model
+
+    m = load_model(mapbayr_sbml(model).read_text(), card)
+    records = read_event_table(
+        mapbayr_data(model), event_table_mapping(card), ignore=("s2_sampling",)
+    ).records
+    phi = read_phi(mapbayr_phi(model))
+    for record in records[:10]:
+        fit = estimate_map(bind_patient(m, record), starts=1)
+        etc = phi[record.patient.id.removeprefix("nonmem-")].etc
+        np.testing.assert_allclose(fit.covariance, etc, rtol=1e-3, atol=1e-5)
+        se = np.sqrt(np.diag(etc))
+        np.testing.assert_allclose(list(fit.standard_errors.values()), se, rtol=1e-3)
