@@ -69,19 +69,17 @@ def submit_record(record: ValidationRecord, target: str, *, token: str | None = 
     """Send the record to a registry: an ``http(s)://`` API (bearer ``token``) or a local one (a
     database URL or a SQLite file path). Returns where it was stored."""
     if target.startswith(("http://", "https://")):
-        url = (f"{target.rstrip('/')}/models/{record.model_id}/versions/{record.model_version}"
-               "/validation-records")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # POST /models/{id}/versions/{v}/validation-records with the bearer token (the registry API).
+        from interop.api.client import RemoteRegistry
+
+        remote = RemoteRegistry(target, token, timeout=60)
         try:
-            resp = httpx.post(url, content=record.model_dump_json(), timeout=60,
-                              headers={**headers, "Content-Type": "application/json"})
-        except httpx.HTTPError as exc:
-            raise RegistryError(f"cannot reach the registry API: {exc}", source=url) from exc
-        if resp.status_code >= 400:
-            detail = resp.text[:300]
-            raise RegistryError(f"the registry API refused the record (HTTP {resp.status_code}): {detail}",
-                                source=url)
-        return f"{url} ({resp.status_code})"
+            rid = remote.add_validation_record(record)
+        except httpx.TransportError as exc:
+            raise RegistryError(f"cannot reach the registry API: {exc}", source=target) from exc
+        finally:
+            remote.http.close()
+        return f"{target} (record {rid})"
     url = target if "://" in target else f"sqlite:///{Path(target).expanduser().resolve()}"
     # A SQLite file keeps its blobs beside it (the INTEROP_HOME layout); a server URL uses ``blob_dir``.
     blobs = Path(target).expanduser().resolve().parent / "blobs" if "://" not in target else blob_dir

@@ -74,3 +74,60 @@ def test_bad_design_file_names_the_file(home: Path, tmp_path: Path) -> None:
 def test_not_a_cohort_folder(home: Path, tmp_path: Path) -> None:
     res = _run(home, "validate", "--model", "gentamicin-1cmt", "--cohort", str(tmp_path))
     assert res.returncode == 1 and "not a cohort folder" in res.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_submit_to_the_registry_api_and_show_sites_side_by_side(home: Path, tmp_path: Path,
+                                                                 card: ModelCard, sbml: str) -> None:
+    """A real ``interop registry serve`` on 127.0.0.1; two sites send records with their tokens."""
+    import time
+
+    import httpx
+
+    from interop.cohort import load_design, simulate_cohort
+
+    reg = open_registry(f"sqlite:///{home / 'registry.sqlite'}", home / "blobs")
+    try:
+        tokens = {site: reg.create_user(f"{site}-validator", site, "contributor")
+                  for site in ("site-a", "site-b")}
+    finally:
+        reg.close()
+    sim = simulate_cohort(sbml, card, load_design(COHORT_DESIGN_SHORT), 4, tmp_path / "sim",
+                          scheduler="single", records=True)
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(home)}
+    env.pop("INTEROP_DATABASE_URL", None)
+    server = subprocess.Popen([sys.executable, "-m", "interop", "registry", "serve", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        for site in ("site-a", "site-b"):
+            res = _run(home, "validate", "--model", "gentamicin-1cmt", "--cohort", str(sim.cohort_dir),
+                       "--site", site, "--n-sim", "30", "--scheduler", "single", "--no-iterative",
+                       "--out", str(tmp_path / site), "--submit", url, "--token", tokens[site])
+            assert res.returncode == 0, res.stderr
+            assert "record 1" in res.stdout or "record 2" in res.stdout
+        # A site cannot send records in another site's name.
+        res = _run(home, "validate", "--model", "gentamicin-1cmt", "--cohort", str(sim.cohort_dir),
+                   "--site", "site-b", "--n-sim", "30", "--scheduler", "single", "--no-iterative",
+                   "--out", str(tmp_path / "x"), "--submit", url, "--token", tokens["site-a"])
+        assert res.returncode == 1 and "403" in res.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    show = _run(home, "registry", "show", "gentamicin-1cmt", "--validation")
+    assert show.returncode == 0, show.stderr
+    assert "site-a" in show.stdout and "site-b" in show.stdout
