@@ -29,6 +29,17 @@ PHARMML = SHARED / "pharmml"
 SBML = SHARED / "sbml"
 MAPBAYR = SHARED / "mapbayr"
 
+PGX_EXAMPLE_VCF = PGX / "pharmcat.example.vcf"
+PGX_PHENOTYPE_JSON = PGX / "pharmcat.example.phenotype.json"
+PGX_REPORT_TSV = PGX / "pharmcat.example.report.tsv"
+PGX_OUTSIDE_CALL = PGX / "pharmcat.example.outsideCall.tsv"
+FHIR_TPMT_DIPLOTYPE = FHIR_R4_SPEC / "Observation-example-TPMT-diplotype.json"
+FHIR_CYP2C9_DIPLOTYPE = FHIR_R4_SPEC / "Observation-example-diplotype1.json"
+OMICS_FIXTURES = ROOT / "tests" / "omics" / "fixtures"
+PGX_EXAMPLE2_VCF = OMICS_FIXTURES / "pharmcat.example2.vcf"
+PGX_EXAMPLE2_REPORT_TSV = OMICS_FIXTURES / "pharmcat.example2.report.tsv"
+PGX_EXAMPLE2_REPORT_JSON = OMICS_FIXTURES / "pharmcat.example2.report.trimmed.json"
+
 GENTAMICIN_SBML = MODELS / "gentamicin_1cmt.xml"
 GENTAMICIN_CARD = MODELS / "gentamicin_1cmt.card.json"
 
@@ -61,3 +72,23 @@ def mapbayr_data(model: str) -> Path:
 
 def mapbayr_phi(model: str) -> Path:
     return MAPBAYR / f"nonmem_posthoc{model}.phi"
+
+GENTAMICIN_ANT = MODELS / "gentamicin_1cmt.ant"
+
+PHARMML_FIXTURES = ROOT / "tests" / "pharmml" / "fixtures"
+PHARMML_USECASE1 = PHARMML / "UseCase1_0.8.1.xml"
+PHARMML_USECASE3 = PHARMML / "UseCase3_0.8.1.xml"
+PHARMML_ADVAN1 = PHARMML / "PKmacros_advan1_0.8.1.xml"
+PHARMML_ADVAN4 = PHARMML / "PKmacros_advan4_0.8.1.xml"
+PHARMML_ONECMT_IV = PHARMML_FIXTURES / "onecmt_iv_0.8.xml"
+PHARMML_ORAL_EFFECT = PHARMML_FIXTURES / "pkmacros_oral_effect_0.8.xml"
+
+# FHIR converter (issue 3)
+FHIR_SYNTHEA_BUNDLES = sorted(FHIR_SYNTHEA.glob("*.json"))
+FHIR_MEDADMIN = {n: FHIR_R4_SPEC / f"MedicationAdministration-medadmin{n}.json"
+                 for n in ("0301", "0302", "0303", "0304", "0305", "0306", "0307")}
+FHIR_PATIENT_EXAMPLE = FHIR_R4_SPEC / "Patient-example.json"
+FHIR_WEIGHT_LB = FHIR_R4_SPEC / "Observation-example.json"
+FHIR_HEIGHT_IN = FHIR_R4_SPEC / "Observation-body-height.json"
+FHIR_SEARCHSET = FHIR_R4_SPEC / "Bundle-bundle-example.json"
+FHIR_DEMO_BUNDLE = DEMO / "gentamicin_patient.json"

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import sys
 
-import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from interop.errors import InteropError
 
@@ -39,9 +39,23 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 
 def _register() -> None:
     # One line per command group; each module defines `register(app)`.
-    from interop.cli import demo, imports, registry, schemas, simulate, twin, validate
+    from interop.cli import (
+        demo,
+        export_fhir,
+        import_fhir,
+        import_omics,
+        imports,
+        pharmml,
+        registry,
+        schemas,
+        simulate,
+        synth,
+        twin,
+        validate,
+    )
 
-    for module in (schemas, imports, demo, registry, twin, validate, simulate):
+    for module in (schemas, imports, import_fhir, import_omics, export_fhir, synth, demo, pharmml, registry,
+                   twin, validate, simulate):
         module.register(app)
 
 
@@ -49,17 +63,13 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point: click reports usage errors itself (exit 2); ours exit 1."""
     command = typer.main.get_command(app)
     try:
-        rv = command.main(args=argv, prog_name="interop", standalone_mode=False)
+        command.main(args=argv, prog_name="interop", standalone_mode=True)
     except InteropError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except OSError as exc:  # unreadable input, unwritable output folder: the user's to fix
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except click.exceptions.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    sys.exit(rv if isinstance(rv, int) else 0)

@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
+from typing import Any
 from importlib.resources import files
 from pathlib import Path
 
@@ -35,7 +36,7 @@ class DemoResult:
     model_id: str
     model_version: int
     patient_id: str
-    rows: list[dict[str, float | str]]
+    rows: list[dict[str, Any]]
     out_dir: Path
     record_path: Path
     report_path: Path

@@ -1,0 +1,109 @@
+"""Where converted items wait until every resource is read: in memory, or spooled to SQLite.
+
+A record can only be written once the whole feed is read (its items come from many files),
+so a large import spools items to a temporary SQLite file (stdlib, bounded memory, grouping
+by patient for free) instead of holding them as objects. Item ids are unique per record: a
+second resource with the same id is reported as a duplicate, never written twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from interop.schema import Condition, Dose, Measurement, Patient, PatientRecord
+
+__all__ = ["ItemSink", "MemorySink", "SpoolSink", "kind_of"]
+
+KINDS: dict[type, str] = {Measurement: "measurements", Dose: "doses", Condition: "conditions"}
+CLASSES: dict[str, Any] = {v: k for k, v in KINDS.items()}
+
+
+def kind_of(item: Any) -> str:
+    return KINDS[type(item)]
+
+
+class ItemSink(Protocol):
+    def add_patient(self, patient: Patient) -> bool: ...
+    def add(self, pid: str, item: Any) -> bool: ...
+    def records(self) -> Iterator[PatientRecord]: ...
+    def close(self) -> None: ...
+
+
+class MemorySink:
+    """Items as objects: for bundles and tests."""
+
+    def __init__(self) -> None:
+        self.patients: dict[str, Patient] = {}
+        self.items: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
+
+    def add_patient(self, patient: Patient) -> bool:
+        if patient.id in self.patients:
+            return False
+        self.patients[patient.id] = patient
+        return True
+
+    def add(self, pid: str, item: Any) -> bool:
+        bucket = self.items[pid][kind_of(item)]
+        if item.id in bucket:
+            return False
+        bucket[item.id] = item
+        return True
+
+    def records(self) -> Iterator[PatientRecord]:
+        for pid, p in self.patients.items():
+            kinds = self.items.get(pid, {})
+            yield PatientRecord(patient=p, **{k: tuple(v.values()) for k, v in kinds.items()})
+
+    def close(self) -> None:
+        self.items.clear()
+
+
+class SpoolSink:
+    """Items as JSON rows in a temporary SQLite file: for bulk imports."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._tmp = tempfile.NamedTemporaryFile(suffix=".sqlite", dir=directory, delete=False)  # noqa: SIM115
+        self._tmp.close()
+        self.path = Path(self._tmp.name)
+        self.db = sqlite3.connect(self.path)
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE patient (pid TEXT PRIMARY KEY, json TEXT NOT NULL)")
+        self.db.execute(
+            "CREATE TABLE item (pid TEXT, kind TEXT, id TEXT, json TEXT NOT NULL, "
+            "PRIMARY KEY (pid, kind, id))"
+        )
+
+    def add_patient(self, patient: Patient) -> bool:
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO patient VALUES (?, ?)", (patient.id, patient.model_dump_json())
+        )
+        return cur.rowcount == 1
+
+    def add(self, pid: str, item: Any) -> bool:
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO item VALUES (?, ?, ?, ?)",
+            (pid, kind_of(item), item.id, item.model_dump_json()),
+        )
+        return cur.rowcount == 1
+
+    def records(self) -> Iterator[PatientRecord]:
+        self.db.commit()
+        for pid, pjson in self.db.execute("SELECT pid, json FROM patient ORDER BY pid").fetchall():
+            kinds: dict[str, list[Any]] = defaultdict(list)
+            for kind, ijson in self.db.execute(
+                "SELECT kind, json FROM item WHERE pid = ? ORDER BY rowid", (pid,)
+            ):
+                kinds[kind].append(CLASSES[kind].model_validate_json(ijson))
+            yield PatientRecord(
+                patient=Patient.model_validate_json(pjson), **{k: tuple(v) for k, v in kinds.items()}
+            )
+
+    def close(self) -> None:
+        self.db.close()
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,323 @@
+"""Read a VCF (plain or bgzipped, one or many samples) with cyvcf2 and call the panel's diplotypes.
+
+The genome build is checked before any call is made: the header's ``##reference``, the contigs'
+``assembly`` and ``length`` attributes, and the REF bases at the panel positions. A file on
+another build is refused (``ConversionError``); one that says nothing is read with a warning and
+the REF check decides. Every data line is used (a panel position), skipped (any other position)
+or rejected (malformed, REF disagreeing with GRCh38, several records for one position);
+the report counts them. A bgzipped file with a tabix/CSI index is read over the panel's
+regions only. Phased genotypes keep their phase set (``PS``; one set per gene without it).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from cyvcf2 import VCF, Variant
+
+from converters.omics.calling import CompiledGene, GeneCall, Observed, call_diplotype, compile_gene
+from converters.omics.definitions import GeneDefinition, load_panel
+from converters.omics.report import ImportReport
+from interop.errors import ConversionError
+
+__all__ = ["PanelGenotypes", "VcfCalls", "call_vcf", "detect_build", "read_panel_genotypes"]
+
+log = logging.getLogger(__name__)
+
+# Contig lengths that tell GRCh37 from GRCh38 (same names with or without "chr").
+_LENGTHS = {
+    "1": (249250621, 248956422),
+    "2": (243199373, 242193529),
+    "4": (191154276, 190214555),
+    "6": (171115067, 170805979),
+    "7": (159138663, 159345973),
+    "10": (135534747, 133797422),
+    "12": (133851895, 133275309),
+    "13": (115169878, 114364328),
+    "16": (90354753, 90338345),
+    "19": (59128983, 58617616),
+    "22": (51304566, 50818468),
+    "X": (155270560, 156040895),
+}
+_OTHER_BUILD = re.compile(r"GRCh37|hg19|b37|v37|hs37|NCBI3[67]|hg18|GRCh36", re.IGNORECASE)
+_BUILD_38 = re.compile(r"GRCh38|hg38|hs38", re.IGNORECASE)
+_CONTIG = re.compile(r"^##contig=<(.*)>$")
+
+
+def _chrom(name: str) -> str:
+    return name[3:] if name.lower().startswith("chr") else name
+
+
+def detect_build(header: str) -> tuple[str | None, str]:
+    """``("GRCh38" | "other" | None, evidence)`` from a VCF header's text."""
+    for line in header.splitlines():
+        if line.startswith("##reference=") or line.startswith("##assembly="):
+            value = line.split("=", 1)[1]
+            if _OTHER_BUILD.search(value):
+                return "other", line
+            if _BUILD_38.search(value):
+                return "GRCh38", line
+        m = _CONTIG.match(line)
+        if m:
+            attrs = dict(kv.split("=", 1) for kv in re.split(r",(?=\w+=)", m.group(1)) if "=" in kv)
+            assembly = attrs.get("assembly", "")
+            if _OTHER_BUILD.search(assembly):
+                return "other", line
+            length = attrs.get("length")
+            known = _LENGTHS.get(_chrom(attrs.get("ID", "")))
+            if known and length and length.isdigit():
+                if int(length) == known[0]:
+                    return "other", f"{line} (GRCh37 length)"
+                if int(length) == known[1]:
+                    return "GRCh38", line
+            if _BUILD_38.search(assembly):
+                return "GRCh38", line
+    return None, "no ##reference, contig assembly or known contig length in the header"
+
+
+@dataclass
+class _Site:
+    """One panel record: allele strings, and per sample the allele of each copy (None = '.')."""
+
+    first: list[str | None]
+    second: list[str | None]
+    phase: list[int | None]  # phase set of a phased genotype (PS, or 0 without PS), else None
+
+    @classmethod
+    def from_array(cls, alleles: list[str], gt: np.ndarray, ps: np.ndarray | None) -> _Site:
+        # Allele index -> allele string, vectorised: -1 (no-call) and -2 (haploid: no second
+        # copy, so no diplotype) both become None.
+        lookup = np.array([*alleles, None, None], dtype=object)
+        n = len(alleles)
+
+        def strings(column: np.ndarray) -> list[str | None]:
+            idx = column.astype(np.int64)
+            idx = np.where(idx == -1, n, np.where(idx < -1, n + 1, idx))
+            return list(lookup[idx].tolist())
+
+        sets = ps.reshape(-1).tolist() if ps is not None else [0] * len(gt)
+        return cls(
+            strings(gt[:, 0]),
+            strings(gt[:, 1]),
+            [
+                (int(s) if s > 0 else 0) if phased else None
+                for phased, s in zip(gt[:, 2].tolist(), sets, strict=True)
+            ],
+        )
+
+
+@dataclass
+class PanelGenotypes:
+    """Genotypes of every sample at the panel positions found in the file."""
+
+    samples: list[str]
+    genes: tuple[CompiledGene, ...]
+    sites: dict[tuple[str, str], _Site] = field(default_factory=dict)  # (gene, position id)
+
+    def observed_all(self, gene: CompiledGene) -> list[tuple[Observed, ...]]:
+        """``observed(gene, s)`` for every sample at once (columns zipped into rows)."""
+        n = len(self.samples)
+        columns: list[list[Observed]] = []
+        for pid in gene.position_ids:
+            site = self.sites.get((gene.gene, pid))
+            columns.append(
+                [None] * n
+                if site is None
+                else list(zip(site.first, site.second, site.phase, strict=True))
+            )
+        return list(zip(*columns, strict=True)) if columns else [() for _ in range(n)]
+
+
+def _phase_sets(rec: Variant) -> np.ndarray | None:
+    """The PS values of a record (one per sample), or None when the file has no PS."""
+    try:
+        ps = rec.format("PS")
+    except KeyError:
+        return None
+    return None if ps is None else np.asarray(ps, dtype=np.int64)
+
+
+def _count_header_lines(path: Path) -> int:
+    """Lines before the first record, as the file has them (htslib's header adds its own)."""
+    with path.open("rb") as raw:
+        magic = raw.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    n = 0
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.startswith("#"):
+                break
+            n += 1
+    return n
+
+
+def _regions(path: Path, vcf: VCF, definitions: tuple[GeneDefinition, ...]) -> list[str] | None:
+    """One region per gene when the file has a tabix/CSI index, else None (read it all)."""
+    if not any(Path(f"{path}{ext}").exists() for ext in (".tbi", ".csi")):
+        return None
+    names = {_chrom(n): n for n in vcf.seqnames}
+    regions = []
+    for d in definitions:
+        contig = names.get(_chrom(d.chromosome))
+        if contig is not None:
+            start = min(p.pos for p in d.positions)
+            end = max(p.pos + len(p.ref) - 1 for p in d.positions)
+            regions.append(f"{contig}:{start}-{end}")
+    return regions
+
+
+def _records(
+    path: Path, vcf: VCF, regions: list[str] | None
+) -> Iterator[tuple[str, Variant | Exception]]:
+    """``(where, record or the parse error)`` for every line read; where is file:line, or
+    file and region for an indexed read."""
+    if regions is None:
+        line = _count_header_lines(path)
+        sources: list[tuple[str | None, Iterator[Variant]]] = [(None, iter(vcf))]
+    else:
+        sources = [(r, iter(vcf(r))) for r in regions]
+    for region, iterator in sources:
+        while True:
+            if region is None:
+                line += 1
+                where = f"{path.name}:{line}"
+            else:
+                where = f"{path.name} {region}"
+            try:
+                rec = next(iterator)
+            except StopIteration:
+                break
+            except Exception as exc:  # htslib parse error on this line; cyvcf2 raises Exception
+                yield where, exc
+                continue
+            yield where, rec
+
+
+def _index(
+    definitions: tuple[GeneDefinition, ...],
+) -> dict[tuple[str, int], list[tuple[str, str, str]]]:
+    index: dict[tuple[str, int], list[tuple[str, str, str]]] = {}
+    for d in definitions:
+        for p in d.positions:
+            index.setdefault((_chrom(d.chromosome), p.pos), []).append((d.gene, p.id, p.ref))
+    return index
+
+
+def read_panel_genotypes(
+    path: Path, report: ImportReport, *, genes: tuple[str, ...] | None = None
+) -> PanelGenotypes:
+    """Read ``path`` and keep the genotypes at the panel positions; count every line."""
+    definitions = load_panel(genes)
+    try:
+        vcf = VCF(str(path), gts012=False, strict_gt=False)
+    except (OSError, Exception) as exc:  # cyvcf2 raises bare Exception for unreadable files
+        raise ConversionError(f"cannot open as VCF: {exc}", source=str(path)) from exc
+    header = vcf.raw_header
+    build, evidence = detect_build(header)
+    if build == "other":
+        raise ConversionError(
+            f"genome build is not GRCh38 ({evidence}); the allele definitions are on GRCh38 — "
+            "lift the file over first",
+            source=str(path),
+        )
+    if build is None:
+        report.warnings.append(f"genome build not declared: {evidence}; REF bases decide")
+    index = _index(definitions)
+    compiled = tuple(compile_gene(d) for d in definitions)
+    data = PanelGenotypes(list(vcf.samples), compiled)
+    lines = report.tally("vcf data lines")
+    ref_mismatch = ref_checked = 0
+    first_line: dict[tuple[str, str], str] = {}  # panel position -> where it was read
+    conflicted: set[tuple[str, str]] = set()
+    regions = _regions(path, vcf, definitions)
+    if regions is not None:
+        report.warnings.append(
+            "indexed file: only the panel's regions were read "
+            f"({', '.join(regions)}); other lines were not looked at"
+        )
+    for where, rec in _records(path, vcf, regions):
+        if isinstance(rec, Exception):
+            lines.reject("malformed VCF line", f"{where}: {rec}")
+            continue
+        hits = index.get((_chrom(rec.CHROM), rec.POS))
+        if not hits:
+            lines.skip("not a panel position", None)
+            continue
+        ref_checked += 1
+        gene, pid, ref = hits[0]
+        if rec.REF.upper() != ref:
+            ref_mismatch += 1
+            lines.reject(
+                "REF differs from GRCh38",
+                f"{where}: {rec.CHROM}:{rec.POS} REF {rec.REF}, GRCh38 {ref} ({pid})",
+            )
+            continue
+        if (gene, pid) in first_line or (gene, pid) in conflicted:
+            # Several records for one position (a split multi-allelic site, say): keeping one
+            # could hide an allele, so the position becomes missing and the call uncertain.
+            reason = "several records for one panel position (position treated as missing)"
+            lines.reject(reason, f"{where}: {pid}")
+            if (gene, pid) in first_line:
+                lines.reject(reason, f"{first_line.pop((gene, pid))}: {pid}")
+                conflicted.add((gene, pid))
+                for g, p, _ in hits:
+                    data.sites.pop((g, p), None)
+            continue
+        gt = rec.genotype.array() if data.samples else np.zeros((0, 3), dtype=np.int16)
+        alleles = [rec.REF.upper(), *(a.upper() for a in rec.ALT)]
+        site = _Site.from_array(alleles, gt, _phase_sets(rec) if data.samples else None)
+        for g, p, _ in hits:
+            data.sites[(g, p)] = site
+        first_line[(gene, pid)] = where
+    vcf.close()
+    lines.ok(len(first_line))
+    if ref_checked >= 3 and ref_mismatch * 2 > ref_checked:
+        raise ConversionError(
+            f"REF bases disagree with GRCh38 at {ref_mismatch} of {ref_checked} panel positions; "
+            "the file looks like another genome build",
+            source=str(path),
+        )
+    return data
+
+
+@dataclass
+class VcfCalls:
+    """Calls for every sample of a VCF: ``calls[sample] -> one GeneCall per panel gene``."""
+
+    samples: list[str]
+    calls: dict[str, tuple[GeneCall, ...]]
+    report: ImportReport
+
+
+def call_samples(data: PanelGenotypes) -> dict[str, tuple[GeneCall, ...]]:
+    """Call every gene for every sample of ``data``."""
+    per_gene = [
+        [call_diplotype(gene, obs) for obs in data.observed_all(gene)] for gene in data.genes
+    ]
+    return {sample: tuple(calls[s] for calls in per_gene) for s, sample in enumerate(data.samples)}
+
+
+def call_vcf(path: Path, *, genes: tuple[str, ...] | None = None) -> VcfCalls:
+    """Read ``path`` and call the panel (or ``genes``) for every sample."""
+    report = ImportReport(source=str(path))
+    data = read_panel_genotypes(path, report, genes=genes)
+    present = {g for g, _ in data.sites}
+    for gene in data.genes:
+        if gene.gene not in present:
+            report.warnings.append(f"{gene.gene}: none of its positions is in the file")
+    total = sum(len(g.position_ids) for g in data.genes)
+    if len(data.sites) * 2 < total:
+        report.warnings.append(
+            f"only {len(data.sites)} of {total} panel positions are in the file: calls are "
+            "uncertain; check that it is GRCh38 and covers the panel (gVCF blocks are not read)"
+        )
+    log.info(
+        "%s: %d samples, %d of %d panel positions", path, len(data.samples), len(data.sites), total
+    )
+    return VcfCalls(data.samples, call_samples(data), report)

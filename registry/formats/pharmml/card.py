@@ -1,0 +1,179 @@
+"""The model card parts PharmML carries: Omega, residual errors, covariates, observables.
+
+Residual error models are recognised by evaluating the PharmML error function ``g(f)`` (the SD of
+the residual, times the SD of its epsilon) at a few predictions ``f``: ``a + b*f`` and
+``sqrt(a^2 + b^2 f^2)`` are the two combined forms in DDMoRe's libraries. The card's ``combined``
+means the second one (variances add, as in NONMEM and mapbayr); a first-form model is carried with
+the same a and b and a warning, since the card has no way to say "SDs add".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from interop.schema import LOINC, Coding, Covariate, CovariateSource, RandomEffects, ResidualError
+from registry.formats.pharmml.flatmodel import Correlation, Eta, Observation
+from registry.formats.pharmml.maths import Expr, Sym, Unsupported, evaluate, symbols
+
+__all__ = ["build_covariates", "build_random_effects", "build_residual_error", "covariate_source"]
+
+PHARMML_COVARIATE = "http://www.pharmml.org/covariate"
+
+# Common covariate names -> where the patient schema keeps them (unit the model expects).
+_WEIGHT = Coding(system=LOINC, code="29463-7", display="Body weight")
+_HEIGHT = Coding(system=LOINC, code="8302-2", display="Body height")
+_KNOWN: list[tuple[re.Pattern[str], CovariateSource]] = [
+    (re.compile(r"^(WT|BW|WGT|WEIGHT|BODYWEIGHT|TBW)$", re.I),
+     CovariateSource(measurement=_WEIGHT, unit="kg")),
+    (re.compile(r"^(HT|HGT|HEIGHT)$", re.I),
+     CovariateSource(measurement=_HEIGHT, unit="cm")),
+    (re.compile(r"^(SCR|CREAT|SCREAT)$", re.I),
+     CovariateSource(measurement=Coding(system=LOINC, code="2160-0",
+                                        display="Creatinine [Mass/volume] in Serum or Plasma"),
+                     unit="mg/dL")),
+    (re.compile(r"^AGE$", re.I), CovariateSource(patient_field="age_years")),
+]  # fmt: skip
+
+
+def covariate_source(name: str) -> CovariateSource:
+    """The patient-schema source of a covariate named ``name`` (a PharmML-local code if unknown)."""
+    for pattern, source in _KNOWN:
+        if pattern.match(name):
+            return source
+    return CovariateSource(
+        measurement=Coding(system=PHARMML_COVARIATE, code=name, display=f"PharmML covariate {name}"),
+        unit="1",
+    )
+
+
+_FEMALE = {"female", "f", "fem", "woman", "women"}
+_MALE = {"male", "m", "man", "men"}
+
+
+def categorical_source(name: str, codes: dict[str, float]) -> CovariateSource:
+    """Sex from the patient record when the categories are female/male; else a local code."""
+    female = [c for c in codes if c.lower() in _FEMALE]
+    male = [c for c in codes if c.lower() in _MALE]
+    if len(codes) == 2 and len(female) == 1 and len(male) == 1:
+        return CovariateSource(
+            patient_field="sex",
+            categories={"female": codes[female[0]], "male": codes[male[0]]},
+        )
+    return CovariateSource(
+        measurement=Coding(system=PHARMML_COVARIATE, code=name, display=f"PharmML covariate {name}"),
+        unit="1",
+        categories=codes,
+    )
+
+
+def build_covariates(
+    covs: list[tuple[str, float | None, dict[str, float] | None]],
+) -> tuple[Covariate, ...]:
+    """(SBML id, reference, category codes) as card covariates."""
+    out = []
+    for cid, ref, codes in covs:
+        source = categorical_source(cid, codes) if codes else covariate_source(cid)
+        out.append(Covariate(name=cid, source=source, reference=ref, missing="error", time_varying=not codes))
+    return tuple(out)
+
+
+def build_random_effects(
+    etas: list[Eta], correlations: list[Correlation], env: dict[str, float], warnings: list[str]
+) -> RandomEffects:
+    """ETAs with positive variance and their Omega (zero-variance ETAs stay in the SBML at 0)."""
+    variances: dict[str, float] = {}
+    for eta in etas:
+        try:
+            v = evaluate(eta.variance, env)
+        except KeyError as exc:
+            raise Unsupported(
+                eta.element, f"variance of {eta.name!r} uses {exc} which has no value"
+            ) from None
+        if not math.isfinite(v) or v < 0:
+            raise Unsupported(eta.element, f"variance of {eta.name!r} is {v}")
+        if v == 0:
+            warnings.append(f"{eta.id} has variance 0 (fixed): kept at 0 in the SBML, not in Omega")
+            continue
+        variances[eta.id] = v
+    ids = list(variances)
+    omega = np.diag([variances[i] for i in ids]) if ids else np.zeros((0, 0))
+    for c in correlations:
+        try:
+            value = evaluate(c.value, env)
+        except KeyError as exc:
+            raise Unsupported(c.element, f"correlation uses {exc} which has no value") from None
+        if c.first not in variances or c.second not in variances:
+            if value != 0:
+                warnings.append(f"correlation of {c.first} and {c.second} dropped (a variance is 0)")
+            continue
+        i, j = ids.index(c.first), ids.index(c.second)
+        cov = (
+            value * math.sqrt(variances[c.first] * variances[c.second]) if c.kind == "correlation" else value
+        )
+        omega[i, j] = omega[j, i] = cov
+    if ids and np.linalg.eigvalsh(omega).min() <= 0:
+        raise Unsupported(
+            correlations[0].element if correlations else etas[0].element,
+            "the variance-covariance matrix of the random effects is not positive definite",
+        )
+    return RandomEffects(etas=tuple(ids), omega=tuple(tuple(float(x) for x in row) for row in omega))
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def build_residual_error(
+    obs: Observation, env: dict[str, float], warnings: list[str]
+) -> ResidualError | None:
+    """The card's residual error for one observation (None, with a warning, if it is zero)."""
+    if not isinstance(obs.output, Sym):
+        raise Unsupported(obs.element, "the observation output must be a model symbol")
+    y = obs.output.name
+    missing = symbols(obs.error) - set(env) - {y}
+    if missing:
+        raise Unsupported(
+            obs.element,
+            f"the error model uses {', '.join(sorted(missing))}: only population parameters "
+            "with values and the prediction are supported",
+        )
+    try:
+        sd_eps = math.sqrt(evaluate(obs.epsilon_variance, env))
+    except KeyError as exc:
+        raise Unsupported(obs.element, f"residual variance uses {exc} which has no value") from None
+
+    def g(f: float) -> float:
+        return abs(evaluate(obs.error, {**env, y: f}))
+
+    a, g1, g2, g4 = g(0.0), g(1.0), g(2.0), g(4.0)
+    if obs.log_transformed:
+        if not (_close(g1, a) and _close(g4, a)):
+            raise Unsupported(obs.element, "a log-transformed observation needs a constant error SD")
+        if a * sd_eps == 0:
+            warnings.append(f"{obs.id}: residual error is 0")
+            return None
+        return ResidualError(observable=obs.id, model="exponential", proportional_sd=a * sd_eps)
+    b = g1 - a
+    if _close(g2 - a, 2 * b) and _close(g4 - a, 4 * b):
+        if a > 0 and b > 0:
+            warnings.append(
+                f"{obs.id}: PharmML error SD is a + b*f (SDs add); the card's combined model "
+                "adds variances (a^2 + (b*f)^2)"
+            )
+    elif _close(g2**2 - a**2, 4 * (g1**2 - a**2)) and _close(g4**2 - a**2, 16 * (g1**2 - a**2)):
+        b = math.sqrt(max(g1**2 - a**2, 0.0))
+    else:
+        raise Unsupported(obs.element, "the error model is neither additive, proportional nor combined")
+    add, prop = a * sd_eps, b * sd_eps
+    if add == 0 and prop == 0:
+        warnings.append(f"{obs.id}: residual error is 0")
+        return None
+    model = "combined" if add > 0 and prop > 0 else ("additive" if add > 0 else "proportional")
+    return ResidualError(observable=obs.id, model=model, additive_sd=add, proportional_sd=prop)
+
+
+def output_symbol(expr: Expr) -> str | None:
+    return expr.name if isinstance(expr, Sym) else None

@@ -1,0 +1,441 @@
+"""PharmML -> (SBML, model card): the format plug-in's ``detect`` and ``load``.
+
+A conversion reads everything first, collecting every problem (unsupported element, dangling
+reference, missing value) with its XML path, and raises them together as one
+:class:`PharmMLError` before any SBML is written: nothing is half-converted.
+
+Decisions where PharmML is silent: time is in hours (the card's only time unit); dose amounts are
+in ``mg`` and observables unitless unless ``units`` says otherwise; a dose mapped to a derivative
+variable is oral when the variable is called like a gut or depot compartment, intravenous
+otherwise; a population parameter without a value anywhere in the file is refused unless
+``values`` supplies it; categories of a categorical covariate are coded as the dataset's
+``CategoryMapping`` says, else 0, 1, ... in declaration order, and female/male categories bind
+to the patient's sex. ``reference_outputs`` (independent solutions the caller has) go on the card,
+so the registry's reproduction check can run them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from interop.errors import InteropError, SchemaError
+from interop.schema import (
+    Coding,
+    DosingInput,
+    ModelCard,
+    Observable,
+    RandomEffects,
+    ReferenceDose,
+    ReferenceOutput,
+    ResidualError,
+    parse,
+)
+from interop.schema.units import is_ucum, same_dimension
+from registry.formats.pharmml.card import (
+    build_covariates,
+    build_random_effects,
+    build_residual_error,
+)
+from registry.formats.pharmml.design import (
+    ColumnMapping,
+    TrialDose,
+    read_column_mappings,
+    read_trial_doses,
+    read_values,
+)
+from registry.formats.pharmml.document import (
+    Document,
+    PharmMLError,
+    Problem,
+    Problems,
+    child,
+    namespace_version,
+    parse_document,
+    xml_path,
+)
+from registry.formats.pharmml.macros import DosingSpec, expand_macros
+from registry.formats.pharmml.maths import Unsupported, evaluate, symbols
+from registry.formats.pharmml.reader import ReadModel, read_model
+from registry.formats.pharmml.sbml import write_sbml
+
+__all__ = ["Conversion", "convert", "detect", "load"]
+
+log = logging.getLogger(__name__)
+
+PHARMML_DRUG = "http://www.pharmml.org/model"
+_ORAL_NAME = re.compile(r"(gut|depot|abs|^ad\d*$|^a_?d$)", re.I)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A converted PharmML model, with what the card cannot hold."""
+
+    sbml: str
+    card: ModelCard
+    pharmml_version: str
+    trial_doses: tuple[ReferenceDose, ...] = ()
+    column_mappings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def detect(raw: bytes) -> bool:
+    """True when ``raw`` is a PharmML document (any namespace version; load checks support)."""
+    head = raw[:4096]
+    if b"pharmml.org/pharmml/" not in head and b"PharmML" not in head:
+        return False
+    return namespace_version(raw) is not None
+
+
+def load(raw: bytes, *, source: str | None = None) -> tuple[str, ModelCard]:
+    """SBML text and model card of a PharmML document (raises PharmMLError, a ModelError)."""
+    result = convert(raw, source=source)
+    for w in result.warnings:
+        log.warning("%s: %s", source or "PharmML", w)
+    return result.sbml, result.card
+
+
+def _model_id(source: str | None, root_id: str | None, name: str) -> str:
+    base = PurePath(source).stem if source else (root_id or name or "pharmml-model")
+    out = re.sub(r"[^a-z0-9._-]+", "-", base.lower()).strip("-._")
+    out = (out or "pharmml-model")[:64]
+    return out if len(out) >= 2 else f"{out}-model"
+
+
+def _text(root, name: str) -> str:  # type: ignore[no-untyped-def]
+    el = child(root, name)
+    return " ".join((el.text or "").split()).strip('"') if el is not None else ""
+
+
+def convert(
+    raw: bytes,
+    *,
+    source: str | None = None,
+    values: Mapping[str, float] | None = None,
+    units: Mapping[str, str] | None = None,
+    drug: Coding | None = None,
+    institution: str | None = None,
+    reference_outputs: Sequence[ReferenceOutput] = (),
+) -> Conversion:
+    """Convert a PharmML document; ``values`` fill or override parameter values by symbol name,
+    ``units`` give UCUM units by observable id (and ``"dose"`` for amounts)."""
+    doc = parse_document(raw, source=source)
+    problems = Problems(source)
+    warnings: list[str] = []
+    model = read_model(doc, problems)
+    dosing_specs = expand_macros(model, problems)
+    table = model.table
+    steps_values = read_values(doc, table, problems)
+    trial = read_trial_doses(doc, table, problems)
+    mappings = read_column_mappings(doc, table, problems)
+    _apply_values(model, steps_values, values or {}, problems)
+    env = _numeric_env(model)
+    _check_definitions(model, problems)
+    dosing_specs += _dataset_dosing(model, mappings, trial, dosing_specs, problems)
+    if not dosing_specs and not problems.items:  # otherwise likely a consequence of those
+        problems.add(
+            doc.root,
+            "no dose input: no PK-macro administration, TrialDesign dose "
+            "or dataset dose-column mapping names a model variable",
+        )
+    residuals = []
+    random_effects = None
+    try:
+        random_effects = build_random_effects(model.etas, model.correlations, env, warnings)
+    except Unsupported as exc:
+        problems.add(exc.element, exc.message)
+    unvalued = {
+        p.id for p in model.params.values() if p.kind == "population" and p.value is None and p.rule is None
+    }
+    for obs in model.observations:
+        if symbols(obs.error) & unvalued:
+            continue  # its missing values are reported already
+        try:
+            residuals.append(build_residual_error(obs, env, warnings))
+        except Unsupported as exc:
+            problems.add(exc.element, exc.message)
+    mdef = child(doc.root, "ModelDefinition")
+    if mdef is not None and child(mdef, "ObservationModel") is None:
+        problems.add(mdef, "no observation model")
+    _check_units(units or {}, model, dosing_specs, problems)
+    problems.raise_if_any()
+    assert random_effects is not None
+
+    units = dict(units or {})
+    title = _text(doc.root, "Name") or _model_id(source, doc.root.get("id"), "")
+    model_id = _model_id(source, doc.root.get("id"), title)
+    drug = drug or Coding(system=PHARMML_DRUG, code=model_id, display=title)
+    inputs = _dosing_inputs(dosing_specs, units.get("dose", "mg"), warnings)
+    observables = tuple(
+        Observable(
+            id=o.id,
+            sbml=o.output.name if hasattr(o.output, "name") else "",
+            unit=units.get(o.id, "1"),
+            analyte=drug,
+        )
+        for o in model.observations
+    )
+    for o in model.observations:
+        if o.id not in units:
+            warnings.append(f"PharmML gives no unit for observable {o.id}: the card says '1'")
+    description = " ".join(
+        filter(
+            None,
+            [
+                _text(doc.root, "Description"),
+                f"Converted from PharmML {doc.written_version} by digphat-interop; time in hours.",
+                ("Notes: " + "; ".join(warnings) + ".") if warnings else "",
+            ],
+        )
+    )
+    try:
+        card = _card(model_id, title, description, drug, institution, doc, inputs, observables,
+                     model, random_effects, residuals, reference_outputs, source)  # fmt: skip
+    except SchemaError as exc:  # a value the card refuses (e.g. a bioavailability above 1)
+        raise PharmMLError([Problem("/PharmML", None, f"model card: {exc.message}")], source=source) from exc
+    sbml_id = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
+    sbml = write_sbml(
+        sbml_id if re.match(r"[A-Za-z_]", sbml_id) else f"m_{sbml_id}",
+        title,
+        list(model.params.values()),
+        f"Converted from PharmML {doc.written_version} ({source or 'bytes'}) by digphat-interop.",
+    )
+    return Conversion(
+        sbml=sbml,
+        card=card,
+        pharmml_version=doc.written_version,
+        trial_doses=_reference_doses(trial, dosing_specs),
+        column_mappings={m.column: tuple(m.symbols) + tuple(f"adm{a}" for a in m.adms) for m in mappings},
+        warnings=tuple(warnings),
+    )
+
+
+def _check_units(
+    units: Mapping[str, str], model: ReadModel, specs: list[DosingSpec], problems: Problems
+) -> None:
+    """Units given for a conversion are UCUM, name an observable (or ``dose``), and doses are
+    amounts (mass or substance), reported at the element they would apply to."""
+    observations = {o.id: o for o in model.observations}
+    for key, unit in units.items():
+        if key != "dose" and key not in observations:
+            problems.items.append(Problem(f"units[{key!r}]", None, "no observable of that id"))
+            continue
+        element = observations[key].element if key in observations else None
+        path, line = (
+            (xml_path(element), element.sourceline)
+            if element is not None
+            else (specs[0].source if specs else "/PharmML", None)
+        )
+        if not is_ucum(unit):
+            problems.items.append(Problem(path, line, f"unit {unit!r} for {key} is not UCUM"))
+        elif key == "dose" and not (same_dimension(unit, "mg") or same_dimension(unit, "mol")):
+            problems.items.append(
+                Problem(
+                    path,
+                    line,
+                    f"dose unit {unit!r} is not an amount (mass or substance): the dose targets hold amounts",
+                )
+            )
+
+
+def _card(
+    model_id: str,
+    title: str,
+    description: str,
+    drug: Coding,
+    institution: str | None,
+    doc: Document,
+    inputs: list[DosingInput],
+    observables: tuple[Observable, ...],
+    model: ReadModel,
+    random_effects: RandomEffects,
+    residuals: list[ResidualError | None],
+    reference_outputs: Sequence[ReferenceOutput],
+    source: str | None,
+) -> ModelCard:
+    covariates = build_covariates([(c.id, c.reference, model.categories.get(c.id)) for c in model.covariates])
+    return parse(
+        ModelCard,
+        {
+            "id": model_id,
+            "title": title,
+            "description": description,
+            "drugs": [drug.model_dump()],
+            "institution": institution or doc.root.get("implementedBy") or "unspecified",
+            "dosing": [i.model_dump() for i in inputs],
+            "observables": [o.model_dump() for o in observables],
+            "covariates": [c.model_dump() for c in covariates],
+            "random_effects": random_effects.model_dump(),
+            "residual_error": [r.model_dump() for r in residuals if r is not None],
+            "reference_outputs": [r.model_dump() for r in reference_outputs],
+        },
+        source=source,
+    )
+
+
+def _apply_values(
+    model: ReadModel, steps: dict[str, float], overrides: Mapping[str, float], problems: Problems
+) -> None:
+    """Population values from the modelling steps, then ``overrides`` (by symbol or SBML id)."""
+    by_name = {d.name: d.sbml for d in model.table.declarations.values()}
+    forced: dict[str, float] = {}
+    for key, value in overrides.items():
+        pid = key if key in model.params else by_name.get(key)
+        if pid is None or pid not in model.params:
+            raise InteropError(f"no parameter {key!r} in the PharmML model to set")
+        forced[pid] = float(value)
+    for pid, value in {**steps, **forced}.items():
+        param = model.params.get(pid)
+        if param is None or param.kind not in ("population", "covariate"):
+            continue
+        if param.rule is None or pid in forced:
+            param.value, param.rule = value, None
+    for param in model.params.values():
+        if param.kind == "population" and param.rule is not None and not symbols(param.rule):
+            try:
+                param.value, param.rule = evaluate(param.rule, {}), None
+            except (KeyError, ValueError):
+                pass
+    refused = [p.path for p in problems.items]
+    for param in model.params.values():
+        if any(path.startswith(param.path) for path in refused):
+            continue  # already reported at (or inside) its declaration
+        if param.kind == "population" and param.rule is None and param.value is None:
+            problems.items.append(
+                Problem(
+                    param.path,
+                    param.line,
+                    f"population parameter {param.id!r} has "
+                    "no value (no initial estimate or assignment); give one",
+                )
+            )
+
+
+def _numeric_env(model: ReadModel) -> dict[str, float]:
+    """Values of every population-level quantity that has one (rules evaluated in order)."""
+    env = {
+        p.id: float(p.value)
+        for p in model.params.values()
+        if p.value is not None and p.rule is None and p.kind in ("population", "eta")
+    }
+    pending = [p for p in model.params.values() if p.kind == "population" and p.rule is not None]
+    for _ in range(len(pending) + 1):
+        left = []
+        for p in pending:
+            try:
+                assert p.rule is not None
+                env[p.id] = evaluate(p.rule, env)
+            except (KeyError, ValueError, ZeroDivisionError):
+                left.append(p)
+        pending = left
+    return {k: v for k, v in env.items() if math.isfinite(v)}
+
+
+def _check_definitions(model: ReadModel, problems: Problems) -> None:
+    for p in model.params.values():
+        if p.kind == "variable" and p.rule is None:
+            problems.items.append(Problem(p.path, p.line, f"variable {p.id!r} has no definition"))
+
+
+def _dataset_dosing(
+    model: ReadModel,
+    mappings: list[ColumnMapping],
+    trial: list[TrialDose],
+    specs: list[DosingSpec],
+    problems: Problems,
+) -> list[DosingSpec]:
+    """Dosing inputs for dose targets that are model variables (not PK-macro administrations)."""
+    targets: list[str] = [d.target for d in trial if d.target is not None]
+    for m in mappings:
+        if m.column_type == "dose" or m.column.upper() == "AMT":
+            targets += m.symbols
+    adms = {s.adm for s in specs}
+    for d in trial:
+        if d.adm is not None and d.adm not in adms:
+            problems.items.append(Problem(d.path, None, f"no PK-macro administration adm={d.adm}"))
+    for m in mappings:
+        for a in m.adms:
+            if a not in adms:
+                problems.items.append(
+                    Problem(f"ColumnMapping {m.column}", None, f"no PK-macro administration adm={a}")
+                )
+    out: list[DosingSpec] = []
+    known = {s.target for s in specs}
+    for t in dict.fromkeys(targets):
+        if t in known:
+            continue
+        param = model.params.get(t)
+        if param is None or param.kind != "state":
+            problems.items.append(
+                Problem(
+                    param.path if param else "/PharmML/TrialDesign",
+                    param.line if param else None,
+                    f"dose target {t!r} is not a derivative variable",
+                )
+            )
+            continue
+        if _ORAL_NAME.search(t):
+            out.append(DosingSpec("oral", t, source=param.path))
+        else:
+            out += [
+                DosingSpec("iv-bolus", t, source=param.path),
+                DosingSpec("iv-infusion", t, source=param.path),
+            ]
+        known.add(t)
+    return out
+
+
+def _dosing_inputs(specs: list[DosingSpec], unit: str, warnings: list[str]) -> list[DosingInput]:
+    out: list[DosingInput] = []
+    seen: dict[str, DosingSpec] = {}
+    for s in specs:
+        if s.route in seen:
+            warnings.append(
+                f"{s.route} administration into {s.target} (adm {s.adm}) is not in the card: "
+                f"a route has one input, and {seen[s.route].target} came first"
+            )
+            continue
+        seen[s.route] = s
+        out.append(
+            DosingInput(
+                route=s.route,
+                target=s.target,
+                amount_unit=unit,  # type: ignore[arg-type]
+                bioavailability=s.bioavailability,
+                lag_time_h=s.lag,
+                duration_parameter=s.duration_parameter,
+            )
+        )
+    return out
+
+
+def _reference_doses(trial: list[TrialDose], specs: list[DosingSpec]) -> tuple[ReferenceDose, ...]:
+    out = []
+    for d in trial:
+        spec = next(
+            (
+                s
+                for s in specs
+                if (d.adm is not None and s.adm == d.adm) or (d.target is not None and s.target == d.target)
+            ),
+            None,
+        )
+        if spec is None:
+            continue
+        route = spec.route
+        if route.startswith("iv-"):
+            route = "iv-infusion" if d.duration_h else "iv-bolus"
+        for t in d.times_h:
+            out.append(
+                ReferenceDose(
+                    route=route,
+                    amount=d.amount,
+                    time_h=t,  # type: ignore[arg-type]
+                    duration_h=d.duration_h if route == "iv-infusion" else None,
+                )
+            )
+    return tuple(out)

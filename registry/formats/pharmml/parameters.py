@@ -1,0 +1,262 @@
+"""ParameterModel: population parameters, random variables (normal, in ProbOnto or UncertML
+form), individual parameters (general form, or structured: transformation, population value,
+covariate fixed effects, random effects) and pairwise correlations."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from registry.formats.pharmml.document import Problems, child, children, local
+from registry.formats.pharmml.flatmodel import (
+    PARAM_TAGS,
+    Correlation,
+    Eta,
+    Parameter,
+    ReadModel,
+    declaration,
+    expression_in,
+    guard,
+)
+from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Unsupported
+from registry.formats.pharmml.symbols import BlockScope
+
+__all__ = ["parameter_model", "population_parameter", "random_variable"]
+
+
+def population_parameter(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
+    decl = declaration(scope.table, scope.block, el)
+    param = model.add(Parameter(decl.sbml, "population", el))
+    for c in children(el):
+        name = local(c)
+        if name in ("Assign", "Equation"):
+            param.rule = scope.parse(c)
+        elif name in ("Distribution", "NormalDistribution", "VariabilityReference"):
+            raise Unsupported(c, "Bayesian priors on population parameters are not supported")
+        elif name not in ("Description", "Name"):
+            raise Unsupported(c, f"<{name}> in a population parameter is not supported")
+
+
+def parameter_model(
+    block: etree._Element,
+    scope: BlockScope,
+    model: ReadModel,
+    problems: Problems,
+    levels: dict[tuple[str, str], str],
+) -> None:
+    for el in children(block):
+        name = local(el)
+        if name in PARAM_TAGS:
+            guard(problems, population_parameter, el, scope, model)
+        elif name == "RandomVariable":
+            guard(problems, random_variable, el, scope, model, levels)
+        elif name == "IndividualParameter":
+            guard(problems, _individual_parameter, el, scope, model)
+        elif name == "Correlation":
+            guard(problems, _correlation, el, scope, model)
+        elif name not in ("Description",):
+            problems.add(el, f"<{name}> in a ParameterModel is not supported")
+
+
+def random_variable(
+    el: etree._Element,
+    scope: BlockScope,
+    model: ReadModel,
+    levels: dict[tuple[str, str], str],
+) -> None:
+    decl = declaration(scope.table, scope.block, el)
+    vref = child(el, "VariabilityReference")
+    ref = child(vref, "SymbRef") if vref is not None else None
+    if ref is None:
+        raise Unsupported(el, "random variable without a variability level (a Bayesian prior?)")
+    level_decl = scope.table.lookup(ref, scope.block)
+    level = levels.get((level_decl.block, level_decl.name))
+    if level is None:
+        raise Unsupported(ref, f"{level_decl.name!r} is not a variability level")
+    mean, variance = _normal(el, scope)
+    if not (isinstance(mean, Num) and mean.value == 0):
+        raise Unsupported(el, "random variables must have mean 0")
+    if level == "occasion":
+        raise Unsupported(el, "inter-occasion variability is not supported")
+    decl.kind = "epsilon" if level == "residual" else "eta"
+    if level == "residual":
+        model.add(Parameter(decl.sbml, "epsilon", el, value=0.0))
+        model.epsilon_variance[decl.sbml] = variance
+    else:
+        model.add(Parameter(decl.sbml, "eta", el, value=0.0))
+        model.etas.append(Eta(decl.sbml, decl.name, variance, el))
+
+
+def _normal(el: etree._Element, scope: BlockScope) -> tuple[Expr, Expr]:
+    """(mean, variance) of a normal distribution in ProbOnto or UncertML form."""
+    dist = child(el, "Distribution")
+    holder = dist if dist is not None else el
+    for d in children(holder):
+        name = local(d)
+        if name == "UncertML" and len(children(d)) == 1:  # 0.8 wrapper around UncertML
+            d, name = children(d)[0], local(children(d)[0])
+        if name == "ProbOnto" and d.get("name") == "StandardNormal1":
+            return Num(0.0), Num(1.0)
+        if name == "ProbOnto":
+            kind = d.get("name", "")
+            params = {p.get("name", ""): p for p in children(d, "Parameter")}
+            if kind not in ("Normal1", "Normal2") or "mean" not in params:
+                raise Unsupported(d, f"distribution {kind!r} is not supported (only normal)")
+            mean = expression_in(params["mean"], scope)
+            if kind == "Normal1" and "stdev" in params:
+                sd = expression_in(params["stdev"], scope)
+                return mean, Op("power", (sd, Num(2.0)))
+            if kind == "Normal2" and "var" in params:
+                return mean, expression_in(params["var"], scope)
+            raise Unsupported(d, f"{kind} needs its stdev or var parameter")
+        if name == "NormalDistribution":  # UncertML
+            parts = {local(c): c for c in children(d)}
+            if "mean" not in parts or not ({"stddev", "variance"} & parts.keys()):
+                raise Unsupported(d, "UncertML normal distribution needs mean and stddev or variance")
+            mean = _uncertml_value(parts["mean"], scope)
+            if "stddev" in parts:
+                return mean, Op("power", (_uncertml_value(parts["stddev"], scope), Num(2.0)))
+            return mean, _uncertml_value(parts["variance"], scope)
+        if name not in ("VariabilityReference", "Description"):
+            raise Unsupported(d, f"distribution <{name}> is not supported (only normal)")
+    raise Unsupported(el, "random variable without a distribution")
+
+
+def _uncertml_value(el: etree._Element, scope: BlockScope) -> Expr:
+    inner = children(el)
+    if len(inner) != 1:
+        raise Unsupported(el, "expected one value")
+    v = inner[0]
+    if local(v) in ("rVal", "prVal"):
+        try:
+            return Num(float((v.text or "").strip()))
+        except ValueError:
+            raise Unsupported(v, f"{v.text!r} is not a number") from None
+    if local(v) == "var":
+        decl = scope.table.declarations.get((scope.block or "", v.get("varId", "")))
+        if decl is None:
+            found = [d for (b, n), d in scope.table.declarations.items() if n == v.get("varId")]
+            if len(found) != 1:
+                raise Unsupported(v, f"dangling reference: no symbol {v.get('varId')!r}")
+            decl = found[0]
+        return Sym(decl.sbml)
+    raise Unsupported(v, f"<{local(v)}> is not supported in a distribution")
+
+
+def _individual_parameter(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
+    decl = declaration(scope.table, scope.block, el)
+    param = model.add(Parameter(decl.sbml, "individual", el))
+    structured = next((c for c in children(el) if local(c) in ("StructuredModel", "GaussianModel")), None)
+    assign = next((c for c in children(el) if local(c) in ("Assign", "Equation")), None)
+    if assign is not None:
+        param.rule = scope.parse(assign)
+        return
+    if structured is None:
+        other = children(el)
+        what = "individual parameter form not supported"
+        if any(local(c) in ("Distribution", "VariabilityReference") for c in other):
+            what = "distributional (Bayesian hierarchical) individual parameters are not supported"
+        raise Unsupported(other[0] if other else el, what)
+    transform = "identity"
+    population: Expr | None = None
+    terms: list[Expr] = []
+    etas: list[Expr] = []
+    for part in children(structured):
+        name = local(part)
+        if name == "Transformation":
+            transform = part.get("type") or (part.text or "").strip() or "identity"
+        elif name in ("LinearCovariate", "PopulationValue"):
+            holder = part if name == "LinearCovariate" else None
+            if holder is None:
+                population = expression_in(part, scope)
+                continue
+            for item in children(holder):
+                iname = local(item)
+                if iname in ("PopulationValue", "PopulationParameter"):
+                    population = expression_in(item, scope)
+                elif iname == "Covariate":
+                    terms += _covariate_terms(item, scope, model)
+                else:
+                    raise Unsupported(item, f"<{iname}> in LinearCovariate is not supported")
+        elif name == "GeneralCovariate":
+            # h(phi) = general expression + random effects
+            population = expression_in(part, scope)
+            transform = "general-" + transform
+        elif name == "RandomEffects":
+            etas.append(expression_in(part, scope))
+        else:
+            raise Unsupported(part, f"<{name}> in an individual parameter is not supported")
+    if population is None:
+        raise Unsupported(structured, "individual parameter without a population value")
+    param.rule = _structured_rule(structured, transform, population, terms, etas)
+
+
+def _covariate_terms(item: etree._Element, scope: BlockScope, model: ReadModel) -> list[Expr]:
+    """beta * cov for a continuous covariate; beta * (cov == category) for a categorical one."""
+    cov: Expr | None = None
+    out: list[Expr] = []
+    for c in children(item):
+        if local(c) != "FixedEffect":
+            cov = scope.parse(c)
+            continue
+        if cov is None:
+            raise Unsupported(item, "a covariate term needs its covariate before FixedEffect")
+        beta = expression_in(c, scope)
+        cats = [x for x in c.iter() if local(x) in ("Category", "CatRef")]
+        if not cats:
+            out.append(Op("times", (beta, cov)))
+            continue
+        cov_id = cov.name if isinstance(cov, Sym) else ""
+        codes = model.categories.get(cov_id)
+        if codes is None:
+            raise Unsupported(c, "a category fixed effect needs a categorical covariate")
+        for cat in cats:
+            cat_id = cat.get("catId") or cat.get("catIdRef") or ""
+            if cat_id not in codes:
+                raise Unsupported(cat, f"dangling reference: no category {cat_id!r} of {cov_id}")
+            indicator = Op("piecewise", (Num(1.0), Op("eq", (cov, Num(codes[cat_id]))), Num(0.0)))
+            out.append(Op("times", (beta, indicator)))
+    return out
+
+
+def _structured_rule(
+    el: etree._Element, transform: str, population: Expr, terms: list[Expr], etas: list[Expr]
+) -> Expr:
+    """phi = h^-1(h(pop) + sum(beta*cov) + sum(eta)), written the way modellers read it."""
+    general = transform.startswith("general-")
+    transform = transform.removeprefix("general-")
+    extra = [*terms, *etas]
+    if transform == "identity":
+        return Op("plus", (population, *extra)) if extra else population
+    if transform == "log":
+        if general:  # the general covariate expression is already on the log scale
+            return Op("exp", (Op("plus", (population, *etas)),) if etas else (population,))
+        return Op("times", (population, Op("exp", (Op("plus", tuple(extra)),)))) if extra else population
+    if transform == "logit":
+        base = (
+            population
+            if general
+            else Op("ln", (Op("divide", (population, Op("minus", (Num(1.0), population)))),))
+        )
+        lin = Op("plus", (base, *extra)) if extra else base
+        return Op("divide", (Num(1.0), Op("plus", (Num(1.0), Op("exp", (Op("neg", (lin,)),))))))
+    raise Unsupported(el, f"transformation {transform!r} of an individual parameter is not supported")
+
+
+def _correlation(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
+    pairwise = child(el, "Pairwise")
+    if pairwise is None:
+        raise Unsupported(el, "only pairwise correlations are supported (not a matrix)")
+    rv = [child(pairwise, "RandomVariable1"), child(pairwise, "RandomVariable2")]
+    if rv[0] is None or rv[1] is None:
+        raise Unsupported(pairwise, "a pairwise correlation names two random variables")
+    a, b = expression_in(rv[0], scope), expression_in(rv[1], scope)
+    if not (isinstance(a, Sym) and isinstance(b, Sym)):
+        raise Unsupported(pairwise, "correlated random variables must be symbols")
+    coef = child(pairwise, "CorrelationCoefficient")
+    cov = child(pairwise, "Covariance")
+    if coef is not None:
+        model.correlations.append(Correlation(a.name, b.name, "correlation", expression_in(coef, scope), el))
+    elif cov is not None:
+        model.correlations.append(Correlation(a.name, b.name, "covariance", expression_in(cov, scope), el))
+    else:
+        raise Unsupported(pairwise, "a correlation needs CorrelationCoefficient or Covariance")

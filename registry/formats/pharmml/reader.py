@@ -1,0 +1,281 @@
+"""Read a PharmML ModelDefinition into a flat model: SBML parameters with their rules, random
+effects, covariates and observations. Everything that cannot be read is a problem with its path.
+This module declares the symbols and reads the covariate and structural models; the parameter
+and observation models are in ``parameters.py`` and ``observations.py``.
+
+Version differences handled across them (0.6 -> 0.8 -> 0.9): ``SimpleParameter`` / ``PopulationParameter``,
+``GaussianModel`` / ``StructuredModel``, ``Transformation`` as text or ``type``, the population
+value as ``LinearCovariate/PopulationParameter`` or ``PopulationValue``, ``math:Equation`` wrappers,
+UncertML or ProbOnto normal distributions, and 0.9's ``ct:Assign`` around fixed effects, random
+effects and correlated variables.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from registry.formats.pharmml.document import Document, Problems, child, children, local
+from registry.formats.pharmml.flatmodel import (
+    PARAM_TAGS,
+    Covariate,
+    Parameter,
+    ReadModel,
+    declaration,
+    expression_in,
+    guard,
+)
+from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Unsupported
+from registry.formats.pharmml.observations import observation_model
+from registry.formats.pharmml.parameters import parameter_model, population_parameter
+from registry.formats.pharmml.symbols import BlockScope, SymbolTable
+
+__all__ = ["ReadModel", "read_model"]
+
+
+def _declare(doc: Document, table: SymbolTable, problems: Problems) -> etree._Element | None:
+    root = doc.root
+    iv = child(root, "IndependentVariable")
+    if iv is not None:
+        table.time_symbol = iv.get("symbId")
+    for fn in children(root, "FunctionDefinition"):
+        table.functions[fn.get("symbId", "")] = fn
+    mdef = child(root, "ModelDefinition")
+    if mdef is None:
+        problems.add(root, "no ModelDefinition")
+        return None
+    for block in children(mdef):
+        blk = block.get("blkId", "")
+        kind = local(block)
+        if kind == "VariabilityModel":
+            for level in children(block, "Level"):
+                table.declare(blk, level.get("symbId", ""), "level", level)
+        elif kind == "CovariateModel":
+            for el in children(block):
+                if local(el) in PARAM_TAGS:  # parameters of covariate distributions
+                    table.declare(blk, el.get("symbId", ""), "population", el)
+            for cov in children(block, "Covariate"):
+                table.declare(blk, cov.get("symbId", ""), "covariate", cov)
+                for tc in cov.iter("{*}TransformedCovariate"):
+                    table.declare(blk, tc.get("symbId", ""), "transformed-covariate", tc)
+        elif kind == "ParameterModel":
+            for el in children(block):
+                name = local(el)
+                if name in PARAM_TAGS:
+                    table.declare(blk, el.get("symbId", ""), "population", el)
+                elif name == "RandomVariable":
+                    table.declare(blk, el.get("symbId", ""), "random", el)
+                elif name == "IndividualParameter":
+                    table.declare(blk, el.get("symbId", ""), "individual", el)
+        elif kind == "StructuralModel":
+            for el in children(block):
+                name = local(el)
+                if name == "Variable":
+                    table.declare(blk, el.get("symbId", ""), "variable", el)
+                elif name == "DerivativeVariable":
+                    table.declare(blk, el.get("symbId", ""), "derivative", el)
+                elif name in PARAM_TAGS:
+                    table.declare(blk, el.get("symbId", ""), "population", el)
+        elif kind == "ObservationModel":
+            for data in children(block):
+                for el in children(data):
+                    name = local(el)
+                    if name in PARAM_TAGS:
+                        table.declare(blk, el.get("symbId", ""), "population", el)
+                    elif name == "RandomVariable":
+                        table.declare(blk, el.get("symbId", ""), "random", el)
+                    elif name in ("Standard", "General"):
+                        table.declare(blk, el.get("symbId", ""), "observation", el)
+    table.assign_ids()
+    return mdef
+
+
+def read_model(doc: Document, problems: Problems) -> ReadModel:
+    """The flat model of ``doc``'s ModelDefinition (problems collected, not raised)."""
+    table = SymbolTable(problems)
+    mdef = _declare(doc, table, problems)
+    model = ReadModel(table, dataset_category_codes=_dataset_category_codes(doc.root))
+    if mdef is None:
+        return model
+    levels = _variability_levels(mdef, problems)
+    order = ["VariabilityModel", "CovariateModel", "ParameterModel", "StructuralModel"]
+    blocks = sorted(children(mdef), key=lambda b: order.index(local(b)) if local(b) in order else len(order))
+    for block in blocks:
+        blk = block.get("blkId", "")
+        scope = table.scope(blk)
+        kind = local(block)
+        try:
+            if kind == "VariabilityModel":
+                continue
+            if kind == "CovariateModel":
+                _covariate_model(block, scope, model, problems)
+            elif kind == "ParameterModel":
+                parameter_model(block, scope, model, problems, levels)
+            elif kind == "StructuralModel":
+                _structural_model(block, scope, model, problems)
+            elif kind == "ObservationModel":
+                observation_model(block, scope, model, problems, levels)
+            else:
+                problems.add(block, f"<{kind}> in ModelDefinition is not supported")
+        except Unsupported as exc:
+            problems.add(exc.element, exc.message)
+    return model
+
+
+def _variability_levels(mdef: etree._Element, problems: Problems) -> dict[tuple[str, str], str]:
+    """(block, level) -> "subject" | "occasion" | "residual"."""
+    out: dict[tuple[str, str], str] = {}
+    for vm in children(mdef, "VariabilityModel"):
+        blk = vm.get("blkId", "")
+        kind = vm.get("type", "")
+        for level in children(vm, "Level"):
+            nested = child(level, "ParentLevel") is not None
+            if kind == "residualError":
+                out[(blk, level.get("symbId", ""))] = "residual"
+            else:
+                out[(blk, level.get("symbId", ""))] = "occasion" if nested else "subject"
+    return out
+
+
+def _covariate_model(block: etree._Element, scope: BlockScope, model: ReadModel, problems: Problems) -> None:
+    table = scope.table
+    for cov in children(block):
+        if local(cov) in PARAM_TAGS:
+            guard(problems, population_parameter, cov, scope, model)
+            continue
+        if local(cov) != "Covariate":
+            problems.add(cov, f"<{local(cov)}> in a CovariateModel is not supported")
+            continue
+        decl = declaration(table, scope.block, cov)
+        continuous = child(cov, "Continuous")
+        categorical = child(cov, "Categorical")
+        if categorical is not None:
+            _categorical_covariate(cov, categorical, decl.sbml, model, problems)
+            continue
+        if continuous is None:
+            problems.add(cov, "a covariate must be continuous or categorical")
+            continue
+        info = Covariate(decl.sbml, decl.name, cov)
+        model.covariates.append(info)
+        param = model.add(Parameter(decl.sbml, "covariate", cov))
+        for tr in children(continuous, "Transformation"):
+            tc = child(tr, "TransformedCovariate")
+            assign = next((c for c in children(tr) if local(c) in ("Assign", "Equation")), None)
+            if tc is None or assign is None:
+                problems.add(tr, "a covariate transformation needs a TransformedCovariate and a value")
+                continue
+            target = declaration(table, scope.block, tc)
+            expr = guard(problems, scope.parse, assign)
+            if expr is None:
+                continue
+            model.add(Parameter(target.sbml, "transformed-covariate", tr, rule=expr))
+            ref = _centring_value(expr, decl.sbml)
+            if ref is not None and info.reference is None:
+                info.reference = ref
+        param.value = info.reference if info.reference is not None else 0.0
+
+
+def _categorical_covariate(
+    cov: etree._Element, categorical: etree._Element, sid: str, model: ReadModel, problems: Problems
+) -> None:
+    """Categories coded as numbers: the dataset's CategoryMapping codes, else 0, 1, 2, ..."""
+    cats = [c.get("catId", "") for c in children(categorical, "Category")]
+    if not cats or "" in cats:
+        problems.add(categorical, "a categorical covariate needs categories with catId")
+        return
+    for extra in children(categorical):
+        if local(extra) != "Category":
+            problems.add(extra, f"<{local(extra)}> of a categorical covariate is not supported")
+            return
+    codes = {c: float(i) for i, c in enumerate(cats)}
+    for mapping in model.dataset_category_codes.get(cov.get("symbId", ""), {}).items():
+        codes[mapping[0]] = mapping[1]
+    model.categories[sid] = codes
+    info = Covariate(sid, cov.get("symbId", ""), cov)
+    model.covariates.append(info)
+    model.add(Parameter(sid, "covariate", cov, value=codes[cats[0]]))
+
+
+def _dataset_category_codes(root: etree._Element) -> dict[str, dict[str, float]]:
+    """covariate symbId -> {catId: code} from the datasets' ``CategoryMapping``."""
+    out: dict[str, dict[str, float]] = {}
+    for cm in root.iter("{*}ColumnMapping"):
+        ref, cat = child(cm, "SymbRef"), child(cm, "CategoryMapping")
+        if ref is None or cat is None:
+            continue
+        for m in children(cat, "Map"):
+            try:
+                out.setdefault(ref.get("symbIdRef", ""), {})[m.get("modelSymbol", "")] = float(
+                    m.get("dataSymbol", "")
+                )
+            except ValueError:
+                continue
+    return out
+
+
+def _centring_value(expr: Expr, cov: str) -> float | None:
+    """``c`` when ``expr`` is ``cov/c``, ``log(cov/c)`` or ``cov - c``: the reference value."""
+    if isinstance(expr, Op) and expr.op == "ln" and len(expr.args) == 1:
+        expr = expr.args[0]
+    if (
+        isinstance(expr, Op)
+        and expr.op in ("divide", "minus")
+        and len(expr.args) == 2
+        and expr.args[0] == Sym(cov)
+        and isinstance(expr.args[1], Num)
+    ):
+        return expr.args[1].value
+    return None
+
+
+def _structural_model(block: etree._Element, scope: BlockScope, model: ReadModel, problems: Problems) -> None:
+    table = scope.table
+    for el in children(block):
+        name = local(el)
+        if name in PARAM_TAGS:
+            guard(problems, population_parameter, el, scope, model)
+            continue
+        if name == "PKmacros":
+            model.pkmacros.append((scope.block or "", el))
+            continue
+        if name not in ("Variable", "DerivativeVariable"):
+            if name not in ("Description", "Name"):
+                problems.add(el, f"<{name}> in a StructuralModel is not supported")
+            continue
+        decl = table.declarations.get((scope.block or "", el.get("symbId", "")))
+        if decl is None:  # refused at declaration (no symbId)
+            continue
+        kind = "state" if name == "DerivativeVariable" else "variable"
+        param = model.add(Parameter(decl.sbml, kind, el))
+        assign = child(el, "Assign")
+        if assign is not None:
+            expr = guard(problems, scope.parse, assign)
+            if kind == "state":
+                param.rate = expr
+            else:
+                param.rule = expr
+        for c in children(el):
+            if local(c) not in ("Assign", "IndependentVariable", "InitialCondition", "Description"):
+                problems.add(c, f"<{local(c)}> in a {name} is not supported")
+        if kind == "state":
+            if assign is None:
+                problems.add(el, "derivative variable without its derivative")
+            guard(problems, _initial_condition, el, scope, param)
+
+
+def _initial_condition(el: etree._Element, scope: BlockScope, param: Parameter) -> None:
+    ic = child(el, "InitialCondition")
+    param.value = 0.0
+    if ic is None:
+        return
+    value = child(ic, "InitialValue")
+    time = child(ic, "InitialTime")
+    if time is not None:
+        t0 = expression_in(time, scope)
+        if not (isinstance(t0, Num) and t0.value == 0):
+            raise Unsupported(time, "initial conditions at a time other than 0 are not supported")
+    if value is not None:
+        expr = expression_in(value, scope)
+        if isinstance(expr, Num):
+            param.value = expr.value
+        else:
+            param.initial = expr

@@ -1,0 +1,70 @@
+"""`interop demo` as a user runs it: a subprocess in a fresh home folder, twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tests.data import ROOT
+from tests.direct import direct_concentrations
+
+
+def run_cli(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    home.mkdir(parents=True, exist_ok=True)
+    environ = {**os.environ, "INTEROP_HOME": str(home), "PYTHONPATH": str(ROOT), **env}
+    environ.pop("INTEROP_DATABASE_URL", None) if "INTEROP_DATABASE_URL" not in env else None
+    return subprocess.run([sys.executable, "-m", "interop", *args], capture_output=True, text=True,
+                          env=environ, cwd=home, timeout=300)
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    first = run_cli("demo", home=home)
+    assert first.returncode == 0, first.stderr
+    out = home / "output" / "demo"
+    for name in ("concentration.png", "predictions.json", "conversion-report.json"):
+        assert str(out / name) in first.stdout.replace("\n", "") or name in first.stdout
+    png = (out / "concentration.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert (home / "registry.sqlite").exists()
+    pred = json.loads((out / "predictions.json").read_text())
+    rows = pred["rows"]
+    assert len(rows) == 4 and all(r["observed"] > 0 for r in rows)
+
+    # The predictions equal a direct libRoadRunner simulation of the same model and doses.
+    cov = pred["covariates"]
+
+    def value_after_origin(series: dict) -> float:
+        later = [v for t, v in zip(series["times_h"], series["values"], strict=True) if t >= 0]
+        return later[0] if later else series["values"][-1]
+
+    covariates = {k: value_after_origin(v) for k, v in cov.items()}
+    expected = direct_concentrations(pred["doses"], covariates, {}, [r["time_h"] for r in rows])
+    np.testing.assert_allclose([r["predicted"] for r in rows], expected, rtol=1e-6)
+
+    # Twice works: the same model version, the same pseudonym, the files rewritten.
+    second = run_cli("demo", home=home)
+    assert second.returncode == 0, second.stderr
+    assert "gentamicin-1cmt@1" in first.stdout and "gentamicin-1cmt@1" in second.stdout
+    assert json.loads((out / "predictions.json").read_text())["patient"] == pred["patient"]
+    records = list((out / "records").glob("*.json"))
+    assert len(records) == 1
+    assert "MRN-0042-DEMO" not in records[0].read_text()
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path: Path) -> None:
+    res = run_cli("demo", home=tmp_path, INTEROP_DATABASE_URL="nosuchdb://nowhere")
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert lines and lines[0].startswith("error:") and "registry" in lines[0]
+
+
+def test_bad_option_exits_non_zero(tmp_path: Path) -> None:
+    res = run_cli("demo", "--no-such-option", home=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr

@@ -1,0 +1,102 @@
+"""The real CLI in a subprocess: synth -> import (Bulk NDJSON + Synthea) -> export -> import again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from interop.schema import PatientRecord, parse_json
+from interop.schema.cohort import read_cohort
+from tests import data
+
+KEY = "cli-test-key-0123456789abcdef"
+
+
+def _run(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(data.ROOT), **(env_extra or {}))
+    env.pop("INTEROP_PSEUDONYM_KEY", None)
+    return subprocess.run(
+        [sys.executable, "-m", "interop", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_synth_import_export_end_to_end(tmp_path):
+    keyfile = tmp_path / "key"
+    keyfile.write_text(KEY)
+    home = {"INTEROP_HOME": str(tmp_path / "home")}
+    r = _run(
+        "synth",
+        "fhir",
+        "--n",
+        "4",
+        "--format",
+        "ndjson",
+        "--gzip",
+        "--out",
+        str(tmp_path / "feed"),
+        env_extra=home,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "feed" / "manifest.json").exists()
+    out = tmp_path / "out"
+    r = _run(
+        "import",
+        "fhir",
+        str(tmp_path / "feed"),
+        str(data.FHIR_SYNTHEA_BUNDLES[0]),
+        "--out",
+        str(out),
+        "--pseudonymise-key-file",
+        str(keyfile),
+        "--date-shift",
+        env_extra=home,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "counts add up: yes" in r.stderr
+    records = sorted((out / "records").glob("*.json"))
+    assert len(records) == 5
+    report = json.loads((out / "report.json").read_text())
+    assert report["balanced"] and report["totals"]["read"] > 100
+    assert "counts add up (read = converted + rejected + skipped): yes" in (out / "report.txt").read_text()
+    cohort = read_cohort(out / "cohort")
+    assert {r.patient.id for r in cohort} == {p.stem for p in records}
+    for p in (out / "records").glob("*.json"):
+        assert KEY not in p.read_text()
+    r = _run("export", "fhir", str(out), "--out", str(tmp_path / "exported"), env_extra=home)
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "exported").glob("*.json"))) == 5
+    # importing the export into the same folder merges by id: nothing duplicated, nothing lost
+    before = {p.name: parse_json(PatientRecord, p.read_text()) for p in records}
+    r = _run(
+        "import",
+        "fhir",
+        str(tmp_path / "exported"),
+        "--out",
+        str(out),
+        "--pseudonymise-key-file",
+        str(keyfile),
+        env_extra=home,
+    )
+    assert r.returncode == 0, r.stderr
+    after = {
+        p.name: parse_json(PatientRecord, p.read_text()) for p in sorted((out / "records").glob("*.json"))
+    }
+    assert after.keys() == before.keys()
+    for name, rec in before.items():
+        assert {m.id for m in after[name].measurements} == {m.id for m in rec.measurements}
+
+
+def test_user_errors_print_one_line_and_exit_1(tmp_path):
+    r = _run(
+        "import",
+        "fhir",
+        str(tmp_path / "missing.json"),
+        "--out",
+        str(tmp_path / "o"),
+        env_extra={"INTEROP_PSEUDONYM_KEY": KEY},
+    )
+    assert r.returncode == 1
+    r = _run("import", "fhir", str(data.FHIR_DEMO_BUNDLE), "--out", str(tmp_path / "o"))
+    assert r.returncode == 1 and "pseudonymisation key" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,130 @@
+"""``interop import vcf | pharmcat | fhir-genomics | expression`` and ``interop omics export-fhir``
+run as a user runs them: the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fhir.resources.R4B.bundle import Bundle
+
+from converters.omics import pseudonymise
+from interop.schema import PatientRecord
+from tests.data import (
+    FHIR_TPMT_DIPLOTYPE,
+    PGX_EXAMPLE_VCF,
+    PGX_PHENOTYPE_JSON,
+    PGX_REPORT_TSV,
+    ROOT,
+)
+from tests.omics.vcfgen import write_vcf
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "INTEROP_PSEUDONYM_KEY"}
+    full_env.update({"PYTHONPATH": str(ROOT), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "interop", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+    )
+
+
+def test_vcf_then_pharmcat_merge_into_one_pseudonymised_record(tmp_path: Path) -> None:
+    mapping = tmp_path / "samples.tsv"
+    mapping.write_text("sample_id\tpatient_id\nSample_1\tMRN-0042\n")
+    out = tmp_path / "cohort"
+    env = {"INTEROP_PSEUDONYM_KEY": "k1"}
+    r = run(
+        "import", "vcf", str(PGX_EXAMPLE_VCF), "--out", str(out), "--samples", str(mapping), env=env
+    )
+    assert r.returncode == 0, r.stderr
+    assert "not a panel position" in r.stdout
+    r = run(
+        "import",
+        "pharmcat",
+        str(PGX_PHENOTYPE_JSON),
+        str(PGX_REPORT_TSV),
+        "--sample",
+        "Sample_1",
+        "--out",
+        str(out),
+        "--samples",
+        str(mapping),
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    pid = pseudonymise("k1", "MRN-0042")
+    record = PatientRecord.model_validate_json((out / "records" / f"{pid}.json").read_text())
+    sources = {g.id.split("-")[0] for g in record.genotypes}
+    assert sources == {"vcf", "pharmcat"}
+    assert len([g for g in record.genotypes if g.gene == "CYP2C19"]) == 2
+    reports = sorted(p.name for p in (out / "reports").iterdir())
+    assert "import-vcf-pharmcat.example.vcf.json" in reports
+    rep = json.loads((out / "reports" / "import-vcf-pharmcat.example.vcf.json").read_text())
+    lines = next(t for t in rep["tallies"] if t["unit"] == "vcf data lines")
+    assert lines["read"] == lines["converted"] + sum(lines["skipped"].values()) + sum(
+        lines["rejected"].values()
+    )
+
+    bundle_path = tmp_path / "bundle.json"
+    r = run("omics", "export-fhir", str(out / "records" / f"{pid}.json"), "-o", str(bundle_path))
+    assert r.returncode == 0, r.stderr
+    Bundle.model_validate_json(bundle_path.read_text())
+
+
+def test_other_build_exits_1_with_one_line(tmp_path: Path) -> None:
+    vcf = write_vcf(
+        tmp_path / "b37.vcf",
+        {"S1": {}},
+        header=[
+            "##fileformat=VCFv4.2",
+            "##reference=GRCh37",
+            '##FORMAT=<ID=GT,Number=1,Type=String,Description="GT">',
+        ],
+    )
+    r = run("import", "vcf", str(vcf), "--out", str(tmp_path / "o"))
+    assert r.returncode == 1
+    assert "not GRCh38" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o" / "records").exists()
+
+
+def test_unknown_gene_option_exits_1(tmp_path: Path) -> None:
+    r = run(
+        "import", "vcf", str(PGX_EXAMPLE_VCF), "--out", str(tmp_path), "--genes", "CYP2C19,XYZ1"
+    )
+    assert r.returncode == 1 and "unrecognised gene symbol" in r.stderr
+
+
+def test_fhir_genomics_and_expression_commands(tmp_path: Path) -> None:
+    r = run(
+        "import", "fhir-genomics", str(FHIR_TPMT_DIPLOTYPE), "--out", str(tmp_path), "--key", "k"
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "records" / f"{pseudonymise('k', 'example')}.json").exists()
+    matrix = tmp_path / "m.tsv"
+    matrix.write_text("gene\tS1\tS9\nTPMT\t4\t2\nDPYD\t1\t0\n")
+    mapping = tmp_path / "map.csv"
+    mapping.write_text("sample_id,patient_id\nS1,example\n")
+    r = run(
+        "import",
+        "expression",
+        str(matrix),
+        "--out",
+        str(tmp_path),
+        "--samples",
+        str(mapping),
+        "--key",
+        "k",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "sample id not in the mapping file" in r.stdout
+    record = PatientRecord.model_validate_json(
+        (tmp_path / "records" / f"{pseudonymise('k', 'example')}.json").read_text()
+    )
+    assert len(record.genotypes) == 1 and len(record.omics) == 1  # merged into the same patient

@@ -1,0 +1,58 @@
+"""The model card: the bundled card validates; broken cards are refused with a precise message."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from interop.errors import SchemaError
+from interop.schema import ModelCard, ResidualError, parse, parse_json
+from tests.data import GENTAMICIN_CARD
+
+
+def card_json() -> dict:
+    return json.loads(GENTAMICIN_CARD.read_text())
+
+
+def test_bundled_card_validates_and_round_trips() -> None:
+    card = parse_json(ModelCard, GENTAMICIN_CARD.read_text())
+    assert card.random_effects.omega_matrix().shape == (2, 2)
+    assert parse_json(ModelCard, card.model_dump_json()) == card
+    assert {"A_central", "Cc", "WT", "SCR", "AGE", "SEX", "ETA_CL", "ETA_V"} <= card.sbml_ids()
+    assert [i.target for i in card.dosing_for("iv-infusion")] == ["A_central"]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("random_effects", "omega"), [[0.09, 0.5], [0.5, 0.04]], "positive definite"),
+        (("random_effects", "omega"), [[0.09, 0.01], [0.02, 0.04]], "symmetric"),
+        (("random_effects", "omega"), [[0.09]], "2x2"),
+        (("id",), "Bad Id!", "id"),
+        (("observables",), [], "observables"),
+        (("residual_error",), [{"observable": "nope", "model": "additive", "additive_sd": 1}], "nope"),
+        (("dosing",), [{"route": "oral", "target": "A", "fraction": 0.7},
+                       {"route": "oral", "target": "B", "fraction": 0.7}], "add up to 1.4"),
+        (("dosing",), [{"route": "oral", "target": "A", "bioavailability": 1.5}], "bioavailability"),
+    ],
+)
+def test_broken_cards_are_refused(path: tuple, value: object, message: str) -> None:
+    data = card_json()
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(SchemaError, match=message):
+        parse(ModelCard, data)
+
+
+def test_residual_variance_models() -> None:
+    prop = ResidualError(observable="c", model="proportional", proportional_sd=np.sqrt(0.05))
+    assert prop.variance(10.0) == pytest.approx(5.0)
+    assert prop.variance(0.0) == pytest.approx(0.05)  # NONMEM uses F=1 where F is exactly 0
+    comb = ResidualError(observable="c", model="combined", additive_sd=0.2, proportional_sd=0.1)
+    assert comb.variance(4.0) == pytest.approx(0.04 + 0.16)
+    with pytest.raises(SchemaError, match="additive_sd"):
+        parse(ResidualError, {"observable": "c", "model": "combined", "proportional_sd": 0.1})
