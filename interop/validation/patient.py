@@ -7,7 +7,8 @@ Screening reasons (a patient with one is excluded from every metric and counted)
 ``unit-mismatch`` (a dose or level unit that does not convert to the model's), ``no-levels``
 (no usable level: none at all, all below the limit or before the first dose),
 ``covariate-missing``, ``covariate-outside-domain`` (outside the card's validity domain),
-``ode-failure`` (the model could not be simulated for this patient), ``binding-error`` (other).
+``ode-failure`` (the model could not be simulated for this patient), ``estimation-failure``
+(the MAP fit failed), ``binding-error`` (any other reason the record does not bind).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = ["REASONS", "Exclusion", "ValidationSpec", "evaluate_patient", "screen
 log = logging.getLogger(__name__)
 
 REASONS = ("drug-mismatch", "unit-mismatch", "no-levels", "covariate-missing",
-           "covariate-outside-domain", "ode-failure", "binding-error")
+           "covariate-outside-domain", "ode-failure", "estimation-failure", "binding-error")
 
 LEVEL_COLUMNS = ["patient_id", "k", "time_h", "tad_h", "observable", "dv", "below_lloq", "used",
                  "pred", "ipred", "iter_pred", "npde", "pi_low", "pi_high", "sims"]
@@ -175,7 +176,7 @@ def validate_batch(spec: ValidationSpec, records_json: tuple[str, ...]) -> dict[
             continue
         except (ModelError, TwinError) as exc:  # ODE or estimation failure: recorded, not fatal
             log.warning("patient %s: %s", pid, exc)
-            reason = "ode-failure" if isinstance(exc, ModelError) else "binding-error"
+            reason = "ode-failure" if isinstance(exc, ModelError) else "estimation-failure"
             patients.append({**base, "reason": reason, "detail": str(exc)})
             continue
         except InteropError as exc:

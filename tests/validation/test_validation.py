@@ -109,3 +109,14 @@ def test_dask_run_equals_single_process(sbml: str, card: ModelCard, truth_record
     pd.testing.assert_frame_equal(a.levels.drop(columns="sims"), b.levels.drop(columns="sims"))
     pd.testing.assert_frame_equal(a.summary.metrics, b.summary.metrics)
     assert a.record.dataset_fingerprint == b.record.dataset_fingerprint
+
+
+def test_a_cohort_with_no_usable_patient_still_reports(sbml: str, card: ModelCard,
+                                                       truth_records: list[PatientRecord],
+                                                       tmp_path: Path) -> None:
+    bad = list(make_bad_records(truth_records).values())
+    res = run_validation(sbml, card, bad, tmp_path, model_version=1, site="s", n_sim=30, n_boot=10,
+                         scheduler="single")
+    assert res.summary.n_included == 0 and sum(res.summary.exclusions.values()) == 5
+    assert res.record.n_patients == 0 and res.record.metrics == ()
+    assert "no-levels" in res.report_path.read_text()
