@@ -20,7 +20,8 @@ from interop.errors import InteropError
 from interop.schema import ModelCard, ResidualError, parse_json
 from interop.twin import CompiledModel, bind_regimen, load_model, simulate
 
-__all__ = ["CohortSpec", "add_residual_error", "compile_spec", "simulate_batch", "simulate_subject"]
+__all__ = ["CohortSpec", "add_residual_error", "compile_spec", "simulate_batch", "simulate_subject",
+           "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,12 @@ class CohortSpec:
 def compile_spec(sbml: str, card_json: str) -> CompiledModel:
     """The compiled model for this process (compiled on first use, then cached)."""
     return load_model(sbml, parse_json(ModelCard, card_json, source="model card"))
+
+
+def warm_up(sbml: str, card_json: str) -> str:
+    """Compile the model in this process now (e.g. ``client.run(warm_up, ...)`` on every worker);
+    returns the SBML hash, never the compiled model (roadrunner objects do not travel)."""
+    return compile_spec(sbml, card_json).sha256
 
 
 def add_residual_error(error: ResidualError | None, ipred: np.ndarray, eps: np.ndarray) -> np.ndarray:
