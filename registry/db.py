@@ -211,8 +211,9 @@ class AuditRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine; SQLite gets foreign keys, WAL, a busy timeout and ``BEGIN IMMEDIATE`` writes."""
+def make_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> Engine:
+    """An engine; SQLite gets foreign keys, WAL, a busy timeout and (``immediate``) transactions
+    that take the write lock at BEGIN."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
 
@@ -227,8 +228,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn):  # type: ignore[no-untyped-def]
-            # Take the write lock up front: two deferred transactions upgrading at once deadlock.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the lock up front: two deferred transactions upgrading at once deadlock.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)

@@ -54,6 +54,7 @@ from registry.metadata import build_graph
 from registry.migrate import upgrade
 from registry.rdf import serialise
 from registry.records import AuditEntry, GarbageReport, StoredFile, StoredModel
+from registry.safexml import check_xml
 from registry.search import Page, SearchQuery, VersionSummary, run_search, summarise
 from registry.validation import SimulateCheck, ValidationReport, validate_model
 
@@ -96,6 +97,13 @@ class Registry:
         self.engine = _make_engine(database_url)
         upgrade(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads on SQLite use their own engine without BEGIN IMMEDIATE (WAL readers need no lock).
+        self.read_engine = (
+            _make_engine(database_url, immediate=False)
+            if self.engine.dialect.name == "sqlite"
+            else self.engine
+        )
+        self.readers = sessionmaker(self.read_engine, expire_on_commit=False)
         self.blobs = BlobStore(blob_dir)
         self.simulate_check = simulate_check
         self.max_upload_bytes = max_upload_bytes
@@ -123,6 +131,7 @@ class Registry:
             raise RegistryError(
                 f"model of {len(data)} bytes exceeds {self.max_upload_bytes}", source=filename
             )
+        check_xml(data, source=filename)  # before libsbml, which would expand entities
         doc = read_document(sbml, source=filename)
         meta = extract_metadata(doc)
         if card is not None and model_id is not None and model_id != card.id:
@@ -293,17 +302,17 @@ class Registry:
     # ------------------------------------------------------------------ read
     def get(self, model_id: str, version: int | None = None) -> StoredModel:
         """A stored version (the latest when ``version`` is None), bytes verified against the hash."""
-        with self.sessions() as s:
+        with self.readers() as s:
             return self._stored(repo.find_version(s, model_id, version))
 
     def list_models(self) -> list[StoredModel]:
         """Every version (without SBML text), by model id and version."""
-        with self.sessions() as s:
+        with self.readers() as s:
             rows = s.scalars(select(VersionRow).order_by(VersionRow.model_id, VersionRow.number)).all()
             return [self._stored(r, load=False) for r in rows]
 
     def versions(self, model_id: str) -> list[VersionSummary]:
-        with self.sessions() as s:
+        with self.readers() as s:
             rows = s.scalars(
                 select(VersionRow).where(VersionRow.model_id == model_id).order_by(VersionRow.number)
             ).all()
@@ -312,7 +321,7 @@ class Registry:
             return [summarise(r) for r in rows]
 
     def files(self, model_id: str, version: int | None = None) -> list[StoredFile]:
-        with self.sessions() as s:
+        with self.readers() as s:
             row = repo.find_version(s, model_id, version)
             return [StoredFile(f.path, f.role, f.media_format, f.sha256, f.size) for f in row.files]
 
@@ -390,7 +399,7 @@ class Registry:
 
     def report(self, model_id: str, version: int | None = None) -> ValidationReport | None:
         """The latest stored validation report of a version (None before the first run)."""
-        with self.sessions() as s:
+        with self.readers() as s:
             row = repo.find_version(s, model_id, version)
             rep = repo.latest_report(s, row.id)
             return None if rep is None else ValidationReport.from_dicts(rep.stages)
@@ -476,7 +485,7 @@ class Registry:
             return rec.id
 
     def list_validation_records(self, model_id: str, version: int | None = None) -> list[ValidationRecord]:
-        with self.sessions() as s:
+        with self.readers() as s:
             if s.get(ModelRow, model_id) is None:
                 raise NotFoundError(f"no model {model_id} in the registry", source=model_id)
             return [
@@ -487,7 +496,7 @@ class Registry:
     # ------------------------------------------------------------- search
     def search(self, query: SearchQuery | None = None, **criteria: Any) -> Page:
         q = query or SearchQuery(**criteria)
-        with self.sessions() as s:
+        with self.readers() as s:
             return run_search(s, q)
 
     def iter_search(self, query: SearchQuery) -> Iterator[VersionSummary]:
@@ -503,7 +512,7 @@ class Registry:
     # ------------------------------------------------------------- metadata
     def metadata_graph(self, model_id: str | None = None, version: int | None = None) -> Graph:
         """RDF of one version (``model_id`` given) or of every version in the registry."""
-        with self.sessions() as s:
+        with self.readers() as s:
             return build_graph(s, self.blobs, model_id, version)
 
     def export_omex(self, model_id: str, version: int | None = None) -> bytes:
@@ -526,7 +535,7 @@ class Registry:
 
     # --------------------------------------------------------------- audit
     def audit(self, model_id: str | None = None) -> list[AuditEntry]:
-        with self.sessions() as s:
+        with self.readers() as s:
             q = select(AuditRow).order_by(AuditRow.id)
             if model_id is not None:
                 q = q.where(AuditRow.model_id == model_id)
@@ -558,7 +567,7 @@ class Registry:
         return token
 
     def authenticate(self, token: str) -> Principal | None:
-        with self.sessions() as s:
+        with self.readers() as s:
             user = repo.user_for_token(s, hash_token(token))
             if user is None:
                 return None
@@ -567,7 +576,7 @@ class Registry:
     # ----------------------------------------------------------- housekeeping
     def collect_garbage(self, grace_s: float = 24 * 3600) -> GarbageReport:
         """Remove blobs no row names and stale temporary files (older than ``grace_s``)."""
-        with self.sessions() as s:
+        with self.readers() as s:
             referenced = set(s.scalars(select(FileRow.sha256)))
         removed, temps = self.blobs.sweep(referenced, grace_s)
         if removed or temps:
@@ -576,6 +585,7 @@ class Registry:
 
     def close(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
 
     def __enter__(self) -> Registry:
         return self

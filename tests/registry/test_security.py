@@ -94,3 +94,9 @@ def test_zip_bomb_refused_from_the_central_directory(store: Registry) -> None:
     raw = buf.getvalue()
     assert len(raw) < 1_000_000
     _bounded(lambda: store.submit_file(raw, filename="bomb.omex"))
+
+
+def test_library_submit_checks_xml_too(store: Registry) -> None:
+    """``Registry.submit(sbml_text, card)`` (no format plug-in) still refuses entities."""
+    with pytest.raises(UnsafeXmlError):
+        store.submit(BOMB.decode(), None, model_id="bomb")
