@@ -114,6 +114,8 @@ def forecast_cmd(
     ),
     draws: int = typer.Option(500, min=10, help="Posterior draws for the 90% interval"),
     starts: int = typer.Option(3, min=1),
+    target_low: float | None = typer.Option(None, "--target-low", help="Target band drawn on the plot"),
+    target_high: float | None = typer.Option(None, "--target-high"),
 ) -> None:
     """A posteriori forecast with a 90% interval; JSON, PNG and FHIR Observations."""
     from interop.workflows.twin import forecast_patient, load_model_source, read_patient
@@ -127,6 +129,7 @@ def forecast_cmd(
         until_h=until,
         n_draws=draws,
         starts=starts,
+        target=(target_low, target_high) if target_low is not None and target_high is not None else None,
     )
     _print_fit(outcome.fit, model_card)
     fc = outcome.forecast

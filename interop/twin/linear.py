@@ -280,7 +280,8 @@ class LinearPredictor:
         self.static = None
         if all(not isinstance(r, int) for d in self.doses for r in d[4:]):
             self.static = self._schedule(self.base)
-        changes = sorted(
+        # (time, parameter index, new value or ("eta", index) for an occasion switch)
+        changes: list[tuple[float, int, float | tuple[str, int]]] = sorted(
             (t, idx[name], v) for name, series in covs.items() for t, v in series.changes() if t >= 0
         )
         # inter-occasion switches: the IOV parameter takes the value of that occasion's ETA

@@ -250,15 +250,16 @@ def fit_patient(
 
         pop = simulate(twin, grid)
         ind = simulate(twin, grid, fit.etas)
-        obs_id = card.observables[0].id
-        plot_path = plot_concentrations(
-            twin,
-            grid,
-            {"a priori (population)": pop.values[obs_id], "a posteriori (MAP)": ind.values[obs_id]},
-            out_dir / "fit.png",
-            observable=obs_id,
-            title=f"{card.title}\nMAP fit, patient {twin.patient_id}",
-        )
+        for k, obs in enumerate(card.observables):  # fit.png, then fit-<observable>.png for the others
+            path = plot_concentrations(
+                twin,
+                grid,
+                {"a priori (population)": pop.values[obs.id], "a posteriori (MAP)": ind.values[obs.id]},
+                out_dir / ("fit.png" if k == 0 else f"fit-{obs.id}.png"),
+                observable=obs.id,
+                title=f"{card.title}\nMAP fit, patient {twin.patient_id}",
+            )
+            plot_path = plot_path or path
         json_path = _write_json(out_dir / "fit.json", {**_header(twin, "fit"), "fit": fit.to_dict()})
     return FitOutcome(twin, fit, None, None, json_path, plot_path, None)
 
@@ -281,17 +282,18 @@ def forecast_patient(
     fc = forecast(twin, fit, grid, n_draws=n_draws)
     json_path = plot_path = fhir_path = None
     if out_dir is not None:
-        obs_id = card.observables[0].id
-        plot_path = plot_concentrations(
-            twin,
-            grid,
-            {"a priori (population)": fc.population[obs_id], "a posteriori (MAP)": fc.individual[obs_id]},
-            out_dir / "forecast.png",
-            observable=obs_id,
-            band=(fc.lower[obs_id], fc.upper[obs_id]),
-            target=target,
-            title=f"{card.title}\nforecast, patient {twin.patient_id}",
-        )
+        for k, obs in enumerate(card.observables):
+            path = plot_concentrations(
+                twin,
+                grid,
+                {"a priori (population)": fc.population[obs.id], "a posteriori (MAP)": fc.individual[obs.id]},
+                out_dir / ("forecast.png" if k == 0 else f"forecast-{obs.id}.png"),
+                observable=obs.id,
+                band=(fc.lower[obs.id], fc.upper[obs.id]),
+                target=target if k == 0 else None,
+                title=f"{card.title}\nforecast, patient {twin.patient_id}",
+            )
+            plot_path = plot_path or path
         json_path = _write_json(
             out_dir / "forecast.json",
             {**_header(twin, "forecast"), "fit": fit.to_dict(), "forecast": fc.to_dict()},

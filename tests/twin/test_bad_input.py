@@ -28,7 +28,9 @@ def test_no_doses(tmp_path: Path, mapbayr: Callable[[str], CompiledModel]) -> No
     assert e.value.field == "doses"
 
 
-def test_levels_before_the_first_dose_are_flagged(tmp_path: Path, mapbayr: Callable[[str], CompiledModel]) -> None:
+def test_levels_before_the_first_dose_are_flagged(
+    tmp_path: Path, mapbayr: Callable[[str], CompiledModel]
+) -> None:
     m = mapbayr("001")
     twin = bind_patient(m, record(tmp_path, m, "1,0,0,0,2,0.5\n1,1,1,10000,1,.\n1,5,0,0,2,110\n"))
     assert any("before the first dose" in n for n in twin.notes)

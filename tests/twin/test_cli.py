@@ -93,6 +93,10 @@ def test_fit_forecast_recommend(home: Path) -> None:
             "100",
             "--until",
             "300",
+            "--target-low",
+            "20",
+            "--target-high",
+            "40",
         ],
         home,
     )

@@ -67,3 +67,41 @@ def test_linear_only_method_refuses_nothing_silently(gentamicin: CompiledModel) 
     assert np.all(np.isfinite(out.values["gentamicin"]))
     with pytest.raises(TwinError):
         simulate(twin, [1.0], parameters={"NOT_A_PARAMETER": 1.0}, method="linear")
+
+
+def test_oral_with_lag_and_bioavailability(gentamicin: CompiledModel) -> None:
+    from interop.twin import load_model
+    from tests.data import GENTAMICIN_SBML
+
+    dosing = [
+        *(d.model_dump() for d in gentamicin.card.dosing),
+        {"route": "oral", "target": "A_central", "bioavailability": 0.6, "lag_time_h": 0.75},
+    ]
+    model = load_model(GENTAMICIN_SBML.read_text(), gentamicin.card.replace(dosing=dosing))
+    doses = (
+        ReferenceDose(route="oral", amount=500, time_h=0),
+        ReferenceDose(route="oral", amount=500, time_h=12),
+    )
+    twin = bind_regimen(model, doses, {"WT": 70, "SCR": 1.0, "AGE": 50, "SEX": 0})
+    times = np.array([0.5, 0.75, 0.76, 6, 12.5, 12.75, 12.8, 20])
+    fast = simulate(twin, times).values["gentamicin"]
+    slow = simulate(twin, times, method="roadrunner").values["gentamicin"]
+    np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-9)
+    assert fast[0] == 0 and fast[1] == 0 and fast[2] > 0  # nothing before the lag; the lag time is pre-dose
+    k = 5 * ((140 - 50) * 70 / 72 / 100) / 20  # CL/V: Cockcroft-Gault at 70 kg, 50 years, creatinine 1
+    assert fast[2] == pytest.approx(0.6 * 500 / 20 * np.exp(-k * 0.01), rel=1e-9)
+
+
+def test_equal_rate_constants_fall_back_to_matrix_exponentials(
+    mapbayr: Callable[[str], CompiledModel],
+) -> None:
+    """KA == CL/V makes A defective (no eigenbasis): the path must still be exact."""
+    m = mapbayr("001")
+    twin = bind_regimen(m, tuple(ReferenceDose(route="oral", amount=1000, time_h=t) for t in (0, 24)), {})
+    etas = {"ETA_KA": float(np.log(4 / 70))}
+    times = np.array([1.0, 5.0, 23.0, 30.0, 60.0])
+    fast = simulate(twin, times, etas).values["parent"]
+    slow = simulate(twin, times, etas, method="roadrunner").values["parent"]
+    np.testing.assert_allclose(fast, slow, rtol=1e-6)
+    k = 4 / 70
+    np.testing.assert_allclose(fast[:3], 1000 / 70 * k * times[:3] * np.exp(-k * times[:3]), rtol=1e-8)

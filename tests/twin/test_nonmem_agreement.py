@@ -65,3 +65,22 @@ def test_laplace_covariance_matches_nonmem_etc(model: str) -> None:
         np.testing.assert_allclose(fit.covariance, etc, rtol=1e-3, atol=1e-5)
         se = np.sqrt(np.diag(etc))
         np.testing.assert_allclose(list(fit.standard_errors.values()), se, rtol=1e-3)
+
+
+def test_population_shrinkage_from_the_fits() -> None:
+    from interop.twin import load_model
+    from interop.twin.estimate import calculate_eta_shrinkage
+
+    card = parse_json(ModelCard, mapbayr_card("001").read_text())
+    m = load_model(mapbayr_sbml("001").read_text(), card)
+    records = read_event_table(
+        mapbayr_data("001"), event_table_mapping(card), ignore=("s2_sampling",)
+    ).records
+    fits = [estimate_map(bind_patient(m, r), starts=1) for r in records[:40]]
+    shrink = calculate_eta_shrinkage(fits, card.random_effects.omega_matrix())
+    assert set(shrink) == {"ETA_CL", "ETA_V", "ETA_KA"}
+    assert all(-0.5 < s < 1 for s in shrink.values())
+    # KA is poorly informed by sparse TDM levels: it shrinks more than CL
+    assert shrink["ETA_KA"] > shrink["ETA_CL"]
+    per_subject = np.mean([f.shrinkage["ETA_KA"] for f in fits])
+    assert per_subject > np.mean([f.shrinkage["ETA_CL"] for f in fits])
