@@ -121,7 +121,10 @@ def evaluate_patient(model: CompiledModel, twin: Twin, spec: ValidationSpec) -> 
     obs = twin.observations
     n = len(obs)
     dv = np.array([o.value for o in obs])
-    pred = simulate_observations(twin)
+    try:
+        pred = simulate_observations(twin)
+    except (ModelError, TwinError) as exc:  # the population prediction itself cannot be simulated
+        raise Exclusion("ode-failure", str(exc)) from exc
     fit = estimate_map(twin)
     ipred = simulate_observations(twin, fit.etas)
     iter_pred = np.full(n, np.nan)
@@ -136,7 +139,7 @@ def evaluate_patient(model: CompiledModel, twin: Twin, spec: ValidationSpec) -> 
     f, _ = make_predictor(twin, obs)
     ip = np.array([f(etas[r]) for r in range(spec.n_sim)]).reshape(spec.n_sim, n)
     if not np.all(np.isfinite(ip)):
-        raise ModelError("non-finite prediction in a simulated replicate", source=twin.patient_id)
+        raise Exclusion("ode-failure", "non-finite prediction in a simulated replicate")
     sims = np.empty((spec.n_sim, n))
     for j, o in enumerate(obs):
         sims[:, j] = add_residual_error(card.error_for(o.observable), ip[:, j], eps[:, j])
@@ -174,10 +177,9 @@ def validate_batch(spec: ValidationSpec, records_json: tuple[str, ...]) -> dict[
         except Exclusion as exc:
             patients.append({**base, "reason": exc.reason, "detail": exc.detail})
             continue
-        except (ModelError, TwinError) as exc:  # ODE or estimation failure: recorded, not fatal
+        except (ModelError, TwinError) as exc:  # the MAP fits failed: recorded, not fatal
             log.warning("patient %s: %s", pid, exc)
-            reason = "ode-failure" if isinstance(exc, ModelError) else "estimation-failure"
-            patients.append({**base, "reason": reason, "detail": str(exc)})
+            patients.append({**base, "reason": "estimation-failure", "detail": str(exc)})
             continue
         except InteropError as exc:
             patients.append({**base, "reason": "binding-error", "detail": str(exc)})

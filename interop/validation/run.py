@@ -55,8 +55,13 @@ def run_validation(sbml: str, card: ModelCard, records: Sequence[PatientRecord],
                        [pd.DataFrame(columns=LEVEL_COLUMNS)], ignore_index=True)
     patients = pd.concat([r["patients"] for r in results], ignore_index=True)[PATIENT_COLUMNS]
     summary = summarise(levels, patients, n_boot=n_boot, seed=seed)
+    it_note = "iterative forecasting leaves out each first level" if iterative else "no iterative forecasting"
+    notes = (f"NPDE/VPC from {n_sim} simulations per patient of its own design (seed {seed}); {it_note}; "
+             f"{summary.n_levels_unused} level(s) below the limit of quantification or before the first dose "
+             f"left out; {summary.map_not_converged} MAP fit(s) not converged; CIs: patient bootstrap "
+             f"({n_boot} replicates)")
     record = to_record(summary, model_id=card.id, model_version=model_version, model_sha256=sha, site=site,
-                       fingerprint=fingerprint)
+                       fingerprint=fingerprint, notes=notes)
 
     levels.drop(columns=["sims"]).to_parquet(out_dir / "levels.parquet", index=False)
     patients.to_parquet(out_dir / "patients.parquet", index=False)

@@ -120,3 +120,18 @@ def test_a_cohort_with_no_usable_patient_still_reports(sbml: str, card: ModelCar
     assert res.summary.n_included == 0 and sum(res.summary.exclusions.values()) == 5
     assert res.record.n_patients == 0 and res.record.metrics == ()
     assert "no-levels" in res.report_path.read_text()
+
+
+def test_a_patient_whose_model_cannot_be_simulated_is_recorded_not_fatal(
+        sbml: str, card: ModelCard, truth_records: list[PatientRecord], tmp_path: Path) -> None:
+    """Without a validity domain, a weight of 0 reaches the ODEs (V = 0): that patient fails alone."""
+    open_card = card.replace(validity={"population": "", "covariate_ranges": {}})
+    rec = truth_records[0]
+    zero = rec.replace(patient={**rec.patient.model_dump(), "id": rec.patient.id + "-zero"},
+                       measurements=[{**m.model_dump(), "value": 0.0} if m.id == "cov-WT" else m.model_dump()
+                                     for m in rec.measurements])
+    res = run_validation(sbml, open_card, [zero, *truth_records[1:3]], tmp_path, model_version=1, site="s",
+                         n_sim=30, n_boot=10, scheduler="single", iterative=False)
+    assert res.summary.exclusions == {"ode-failure": 1} and res.summary.n_included == 2
+    row = res.patients.set_index("patient_id").loc[zero.patient.id]
+    assert "non-finite" in row["detail"]
