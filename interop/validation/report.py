@@ -148,6 +148,18 @@ def write_report(path: Path, *, title: str, facts: dict[str, str], summary: Vali
                  "bootstrap. Iterative: each level predicted from the MAP fit on the earlier levels "
                  "(a patient's first level has none and is left out).</p>")
     parts.append(_table(m))
+    pp = summary.per_patient
+    if len(pp):
+        rows = []
+        for (setting, obs_id), g in pp.groupby(["setting", "observable"], sort=False):
+            row = {"setting": setting, "observable": obs_id, "patients": len(g)}
+            for name in ("mpe_percent", "mape_percent", "within_20_percent"):
+                q = g[name].quantile([0.25, 0.5, 0.75])
+                row[f"{name} median [IQR]"] = f"{q[0.5]:.3g} [{q[0.25]:.3g}, {q[0.75]:.3g}]"
+            rows.append(row)
+        parts.append("<h3>Per patient</h3><p>Distribution over patients of each patient's own metrics "
+                     "(every patient's row: per_patient_metrics.csv beside this report).</p>")
+        parts.append(_table(pd.DataFrame(rows)))
     parts.append("<h2>NPDE (decorrelated, from simulations)</h2>" + _table(npde) + _table(cov))
     for name, p in plots.items():
         data = base64.b64encode(p.read_bytes()).decode("ascii")
