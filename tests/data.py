@@ -42,6 +42,12 @@ PGX_EXAMPLE2_REPORT_JSON = OMICS_FIXTURES / "pharmcat.example2.report.trimmed.js
 
 GENTAMICIN_SBML = MODELS / "gentamicin_1cmt.xml"
 GENTAMICIN_CARD = MODELS / "gentamicin_1cmt.card.json"
+
+# Virtual cohorts and validation (issue 8)
+FIXTURES = ROOT / "tests" / "fixtures"
+COHORT_DESIGN = FIXTURES / "cohort" / "design_7day.yaml"
+COHORT_DESIGN_SHORT = FIXTURES / "cohort" / "design_short.json"
+COHORT_COVARIATES = FIXTURES / "cohort" / "covariates.yaml"
 GENTAMICIN_ANT = MODELS / "gentamicin_1cmt.ant"
 
 PHARMML_FIXTURES = ROOT / "tests" / "pharmml" / "fixtures"

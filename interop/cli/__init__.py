@@ -48,12 +48,15 @@ def _register() -> None:
         pharmml,
         registry,
         schemas,
+        simulate,
         synth,
         twin,
+        validate,
     )
 
     for module in (
         schemas, imports, import_fhir, import_omics, export_fhir, synth, demo, pharmml, registry, twin,
+        validate, simulate,
     ):
         module.register(app)
 

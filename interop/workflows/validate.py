@@ -1,0 +1,126 @@
+"""Use cases of a validating site: validate a registered model on a local cohort, send the
+aggregate record to a registry; simulate a virtual cohort of a registered model.
+
+The cohort never leaves the site: only the ``ValidationRecord`` (aggregates) is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from interop.cohort import Population, load_design, load_distributions, rows_from_records, simulate_cohort
+from interop.cohort.run import CohortResult
+from interop.cohort.scale import Progress
+from interop.errors import InteropError, RegistryError, SchemaError
+from interop.schema import PatientRecord, ValidationRecord, parse_json
+from interop.schema.cohort import read_cohort
+from interop.settings import Settings
+from interop.validation import ValidationOutcome, run_validation
+from registry import StoredModel, open_registry
+
+__all__ = ["ModelRef", "load_records", "parse_model_ref", "resolve_model", "simulate_virtual_cohort",
+           "submit_record", "validate_cohort"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    model_id: str
+    version: int | None
+
+
+def parse_model_ref(text: str) -> ModelRef:
+    """``ID`` or ``ID@VERSION``."""
+    mid, _, ver = text.partition("@")
+    if not mid:
+        raise InteropError(f"not a model reference: {text!r} (use ID or ID@VERSION)", field="model")
+    if ver and not ver.isdigit():
+        raise InteropError(f"version must be a number in {text!r}", field="model")
+    return ModelRef(mid, int(ver) if ver else None)
+
+
+def resolve_model(ref: ModelRef, settings: Settings) -> StoredModel:
+    registry = open_registry(settings.database_url, settings.blob_dir)
+    try:
+        return registry.get(ref.model_id, ref.version)
+    finally:
+        registry.close()
+
+
+def load_records(cohort: Path) -> list[PatientRecord]:
+    """A cohort folder: Parquet tables (``patients.parquet``...) or ``records/<id>.json`` files."""
+    if (cohort / "patients.parquet").exists():
+        return read_cohort(cohort)
+    folder = cohort / "records" if (cohort / "records").is_dir() else cohort
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        raise SchemaError("no patients.parquet and no records/*.json: not a cohort folder",
+                          source=str(cohort))
+    return [parse_json(PatientRecord, f.read_text(), source=str(f)) for f in files]
+
+
+def submit_record(record: ValidationRecord, target: str, *, token: str | None = None,
+                  submitted_by: str = "local", blob_dir: Path | None = None) -> str:
+    """Send the record to a registry: an ``http(s)://`` API (bearer ``token``) or a local one (a
+    database URL or a SQLite file path). Returns where it was stored."""
+    if target.startswith(("http://", "https://")):
+        # POST /models/{id}/versions/{v}/validation-records with the bearer token (the registry API).
+        from interop.api.client import RemoteRegistry
+
+        remote = RemoteRegistry(target, token, timeout=60)
+        try:
+            rid = remote.add_validation_record(record)
+        except httpx.TransportError as exc:
+            raise RegistryError(f"cannot reach the registry API: {exc}", source=target) from exc
+        finally:
+            remote.http.close()
+        return f"{target} (record {rid})"
+    url = target if "://" in target else f"sqlite:///{Path(target).expanduser().resolve()}"
+    # A SQLite file keeps its blobs beside it (the INTEROP_HOME layout); a server URL uses ``blob_dir``.
+    blobs = Path(target).expanduser().resolve().parent / "blobs" if "://" not in target else blob_dir
+    if blobs is None:
+        raise InteropError("a registry database URL needs the blob folder of that registry", source=target)
+    registry = open_registry(url, blobs)
+    try:
+        rid = registry.add_validation_record(record, submitted_by=submitted_by)
+    finally:
+        registry.close()
+    return f"{url} (record {rid})"
+
+
+def validate_cohort(settings: Settings, model: str, cohort: Path, out_dir: Path, *, site: str,
+                    seed: int = 1, n_sim: int = 200, iterative: bool = True, batch_size: int = 25,
+                    scheduler: str | None = None, workers: int = 2, n_boot: int = 1000,
+                    progress: Progress | None = None) -> tuple[StoredModel, ValidationOutcome]:
+    stored = resolve_model(parse_model_ref(model), settings)
+    records = load_records(cohort)
+    outcome = run_validation(stored.sbml, stored.card, records, out_dir, model_version=stored.version,
+                             site=site, seed=seed, n_sim=n_sim, iterative=iterative, batch_size=batch_size,
+                             scheduler=scheduler, workers=workers, n_boot=n_boot,
+                             model_sha256=stored.sbml_sha256, progress=progress)
+    return stored, outcome
+
+
+def simulate_virtual_cohort(settings: Settings, model: str, n: int, design: Path, out_dir: Path, *,
+                            covariates: Path | None = None, resample: Path | None = None, seed: int = 1,
+                            batch_size: int = 250, scheduler: str | None = None, workers: int = 2,
+                            records: bool = False, progress: Progress | None = None,
+                            ) -> tuple[StoredModel, CohortResult]:
+    if covariates is not None and resample is not None:
+        raise InteropError("give --covariates or --resample, not both", field="covariates")
+    stored = resolve_model(parse_model_ref(model), settings)
+    card = stored.card
+    population = Population({})
+    if covariates is not None:
+        population = Population(load_distributions(covariates, card))
+    elif resample is not None:
+        population = Population({}, rows_from_records(load_records(resample), card))
+    result = simulate_cohort(stored.sbml, card, load_design(design), n, out_dir, population=population,
+                             seed=seed, batch_size=batch_size, scheduler=scheduler, workers=workers,
+                             records=records, progress=progress)
+    return stored, result
