@@ -387,6 +387,18 @@ def _parse_time(value: Any, notes: list[Transformation]) -> dt.datetime | None:
         return None
 
 
+def _dose_quantity(instruction: dict[str, Any]) -> dict[str, Any] | None:
+    """The first ``doseAndRate.doseQuantity`` of a dosage instruction (request or statement)."""
+    return next(
+        (
+            dr.get("doseQuantity")
+            for dr in instruction.get("doseAndRate") or []
+            if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict)
+        ),
+        None,
+    )
+
+
 def convert_request(res: dict[str, Any], model: Any, ctx: Context, entry: Entry, pid: str) -> Dose:
     status, intent = res.get("status"), res.get("intent")
     if status not in REQUEST_OK:
@@ -396,14 +408,7 @@ def convert_request(res: dict[str, Any], model: Any, ctx: Context, entry: Entry,
     info = _medication(res, ctx)
     instructions = [i for i in res.get("dosageInstruction") or [] if isinstance(i, dict)]
     instr = instructions[0] if instructions else {}
-    qty = next(
-        (
-            dr.get("doseQuantity")
-            for dr in instr.get("doseAndRate") or []
-            if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict)
-        ),
-        None,
-    )
+    qty = _dose_quantity(instr)
     if qty is None:
         raise Reject(
             "order without a dose quantity (dosageInstruction.doseAndRate.doseQuantity)", "dosageInstruction"
@@ -438,14 +443,7 @@ def convert_statement(res: dict[str, Any], model: Any, ctx: Context, entry: Entr
     info = _medication(res, ctx)
     dosages = [d for d in res.get("dosage") or [] if isinstance(d, dict)]
     instr = dosages[0] if dosages else {}
-    qty = next(
-        (
-            dr.get("doseQuantity")
-            for dr in instr.get("doseAndRate") or []
-            if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict)
-        ),
-        None,
-    )
+    qty = _dose_quantity(instr)
     if qty is None:
         raise Reject("statement without a dose quantity (dosage.doseAndRate.doseQuantity)", "dosage")
     notes: list[Transformation] = []
