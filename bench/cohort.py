@@ -36,16 +36,32 @@ from interop.twin.model import input_parameter, observable_parameter, prepare_sb
 from interop.validation import run_validation
 from tests.data import COHORT_COVARIATES, COHORT_DESIGN_SHORT, GENTAMICIN_CARD, GENTAMICIN_SBML
 
-DESIGN = Design.model_validate({
-    "description": "gentamicin 2.5 mg/kg over 0.5 h every 12 h for 7 days; peak and trough of every dose",
-    "doses": [{"route": "iv-infusion", "amount": 2.5, "per": "WT", "time_h": 0, "duration_h": 0.5,
-               "interval_h": 12, "additional": 13}],
-    "sampling_h": sorted([12 * k + 1 for k in range(14)] + [12 * k + 11.9 for k in range(14)]),
-})
+DESIGN = Design.model_validate(
+    {
+        "description": "gentamicin 2.5 mg/kg over 0.5 h every 12 h for 7 days; peak and trough of every dose",
+        "doses": [
+            {
+                "route": "iv-infusion",
+                "amount": 2.5,
+                "per": "WT",
+                "time_h": 0,
+                "duration_h": 0.5,
+                "interval_h": 12,
+                "additional": 13,
+            }
+        ],
+        "sampling_h": sorted([12 * k + 1 for k in range(14)] + [12 * k + 11.9 for k in range(14)]),
+    }
+)
 
 
-def naive_subject(te: object, prepared: str, card: ModelCard, covs: dict[str, float], etas: dict[str, float],
-                  ) -> np.ndarray:
+def naive_subject(
+    te: object,
+    prepared: str,
+    card: ModelCard,
+    covs: dict[str, float],
+    etas: dict[str, float],
+) -> np.ndarray:
     """What a script without the runtime does: load the model, then step between doses; the
     individual prediction (IPRED), then again with ETAs 0 (PRED), as the cohort simulation does."""
     r = te.loadSBMLModel(prepared)  # type: ignore[attr-defined]
@@ -60,8 +76,10 @@ def _naive_run(r: object, card: ModelCard, covs: dict[str, float], etas: dict[st
         r.setValue(k, v)  # type: ignore[attr-defined]
     r.reset()  # type: ignore[attr-defined]
     doses = DESIGN.regimen(covs)
-    events = sorted([(d.time_h, d.amount / (d.duration_h or 1)) for d in doses]
-                    + [(d.time_h + (d.duration_h or 0), -d.amount / (d.duration_h or 1)) for d in doses])
+    events = sorted(
+        [(d.time_h, d.amount / (d.duration_h or 1)) for d in doses]
+        + [(d.time_h + (d.duration_h or 0), -d.amount / (d.duration_h or 1)) for d in doses]
+    )
     rate = input_parameter("A_central")
     obs = observable_parameter(card.observables[0].id)
     samples = list(DESIGN.sampling_h)
@@ -73,7 +91,7 @@ def _naive_run(r: object, card: ModelCard, covs: dict[str, float], etas: dict[st
             if inner:
                 grid = [t, *inner] if inner[-1] == when else [t, *inner, when]
                 res = r.simulate(times=grid, selections=["time", obs])
-                out += list(np.asarray(res)[1:1 + len(inner), 1])
+                out += list(np.asarray(res)[1 : 1 + len(inner), 1])
             t = when
         r.setValue(rate, r.getValue(rate) + delta)
     return np.asarray(out)
@@ -91,22 +109,28 @@ def main() -> None:
     pop = Population(load_distributions(COHORT_COVARIATES, card))
     tmp = Path(tempfile.mkdtemp(prefix="bench-cohort-"))
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-    print(f"design: {DESIGN.description}; {len(DESIGN.regimen({'WT': 70}))} doses, "
-          f"{len(DESIGN.sampling_h)} levels per subject")
+    print(
+        f"design: {DESIGN.description}; {len(DESIGN.regimen({'WT': 70}))} doses, "
+        f"{len(DESIGN.sampling_h)} levels per subject"
+    )
 
     t0, c0 = time.perf_counter(), time.process_time()
-    simulate_cohort(sbml, card, DESIGN, args.n, tmp / "single", population=pop, scheduler="single",
-                    batch_size=500)
+    simulate_cohort(
+        sbml, card, DESIGN, args.n, tmp / "single", population=pop, scheduler="single", batch_size=500
+    )
     single = args.n / (time.perf_counter() - t0)
     single_cpu = time.process_time() - c0
-    print(f"1. one process:            {single:10.1f} subjects/s  ({args.n} subjects; "
-          f"{1000 * single_cpu / args.n:.2f} CPU-ms per subject)")
+    print(
+        f"1. one process:            {single:10.1f} subjects/s  ({args.n} subjects; "
+        f"{1000 * single_cpu / args.n:.2f} CPU-ms per subject)"
+    )
 
     from dask.distributed import LocalCluster
 
     t0 = time.perf_counter()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    ) as cluster:
         startup = time.perf_counter() - t0
         from dask.distributed import Client
 
@@ -119,17 +143,29 @@ def main() -> None:
             warmup = time.perf_counter() - t0
             before = client.run(time.process_time)
             t0 = time.perf_counter()
-            simulate_cohort(sbml, card, DESIGN, args.n, tmp / "dask", population=pop,
-                            scheduler=cluster.scheduler_address, batch_size=500)
+            simulate_cohort(
+                sbml,
+                card,
+                DESIGN,
+                args.n,
+                tmp / "dask",
+                population=pop,
+                scheduler=cluster.scheduler_address,
+                batch_size=500,
+            )
             dask = args.n / (time.perf_counter() - t0)
             after = client.run(time.process_time)
         worker_cpu = sum(after[w] - before[w] for w in after)
-        print(f"2. 2-worker LocalCluster:  {dask:10.1f} subjects/s  (cluster start-up {startup:.1f} s and "
-              f"worker warm-up {warmup:.1f} s not counted)  speed-up over one process: {dask / single:.2f}x")
-        print(f"   workers used {1000 * worker_cpu / args.n:.2f} CPU-ms per subject (one process: "
-              f"{1000 * single_cpu / args.n:.2f}); on two idle cores the speed-up would be at most "
-              f"{2 * single_cpu / worker_cpu:.2f}x; load average now {os.getloadavg()[0]:.1f} "
-              "(shared machine)")
+        print(
+            f"2. 2-worker LocalCluster:  {dask:10.1f} subjects/s  (cluster start-up {startup:.1f} s and "
+            f"worker warm-up {warmup:.1f} s not counted)  speed-up over one process: {dask / single:.2f}x"
+        )
+        print(
+            f"   workers used {1000 * worker_cpu / args.n:.2f} CPU-ms per subject (one process: "
+            f"{1000 * single_cpu / args.n:.2f}); on two idle cores the speed-up would be at most "
+            f"{2 * single_cpu / worker_cpu:.2f}x; load average now {os.getloadavg()[0]:.1f} "
+            "(shared machine)"
+        )
 
         import tellurium as te
 
@@ -149,14 +185,22 @@ def main() -> None:
         for s in subjects:
             naive_subject(te, prepared, card, s.covariates, s.etas)
         naive_cached = args.n_naive / (time.perf_counter() - t0)
-        ours = [simulate(bind_regimen(model, DESIGN.regimen(s.covariates), s.covariates), DESIGN.sampling_h,
-                         s.etas).values["gentamicin"] for s in subjects]
+        ours = [
+            simulate(
+                bind_regimen(model, DESIGN.regimen(s.covariates), s.covariates), DESIGN.sampling_h, s.etas
+            ).values["gentamicin"]
+            for s in subjects
+        ]
         worst = max(float(np.max(np.abs(a / b - 1))) for a, b in zip(naive_vals, ours, strict=True))
-        print(f"3. naive (fresh Tellurium model per subject): {naive:8.1f} subjects/s  ({args.n_naive} "
-              f"subjects; largest relative difference to the runtime {worst:.1e})  "
-              f"speed-up of one process over it: {single / naive:.1f}x")
-        print(f"   naive with roadrunner's in-process reuse of compiled code (no recompilation): "
-              f"{naive_cached:.1f} subjects/s; one process is {single / naive_cached:.1f}x faster")
+        print(
+            f"3. naive (fresh Tellurium model per subject): {naive:8.1f} subjects/s  ({args.n_naive} "
+            f"subjects; largest relative difference to the runtime {worst:.1e})  "
+            f"speed-up of one process over it: {single / naive:.1f}x"
+        )
+        print(
+            f"   naive with roadrunner's in-process reuse of compiled code (no recompilation): "
+            f"{naive_cached:.1f} subjects/s; one process is {single / naive_cached:.1f}x faster"
+        )
 
         t0 = time.perf_counter()
         for s in subjects * 5:
@@ -164,25 +208,45 @@ def main() -> None:
             simulate(twin, DESIGN.sampling_h, s.etas, method="roadrunner")
             simulate(twin, DESIGN.sampling_h, method="roadrunner")
         rr = 5 * len(subjects) / (time.perf_counter() - t0)
-        print(f"4. one process, roadrunner path (compiled once, no closed form): {rr:.1f} subjects/s "
-              f"({single / rr:.1f}x slower than the closed form; {rr / naive:.1f}x the naive baseline)")
+        print(
+            f"4. one process, roadrunner path (compiled once, no closed form): {rr:.1f} subjects/s "
+            f"({single / rr:.1f}x slower than the closed form; {rr / naive:.1f}x the naive baseline)"
+        )
 
         n_val = args.n_validate
         if n_val <= 0:
             return
         short = Design.model_validate_json(COHORT_DESIGN_SHORT.read_text())
-        cohort = simulate_cohort(sbml, card, short, n_val, tmp / "truth", population=pop,
-                                 scheduler=cluster.scheduler_address, records=True, seed=99)
+        cohort = simulate_cohort(
+            sbml,
+            card,
+            short,
+            n_val,
+            tmp / "truth",
+            population=pop,
+            scheduler=cluster.scheduler_address,
+            records=True,
+            seed=99,
+        )
         assert cohort.cohort_dir is not None
         records = read_cohort(cohort.cohort_dir)
         t0 = time.perf_counter()
-        res = run_validation(sbml, card, records, tmp / "validate", model_version=1, site="bench",
-                             scheduler=cluster.scheduler_address)
+        res = run_validation(
+            sbml,
+            card,
+            records,
+            tmp / "validate",
+            model_version=1,
+            site="bench",
+            scheduler=cluster.scheduler_address,
+        )
         took = time.perf_counter() - t0
         per = took / n_val
-        print(f"5. validate {n_val} patients (4 levels each; MAP + {3} iterative MAP fits + 200 simulations "
-              f"per patient, report) on the 2-worker cluster: {took:.1f} s = {1000 * per:.0f} ms/patient; "
-              + ("" if n_val >= 10000 else f"extrapolated to 10,000 patients: {10000 * per / 60:.1f} min"))
+        print(
+            f"5. validate {n_val} patients (4 levels each; MAP + {3} iterative MAP fits + 200 simulations "
+            f"per patient, report) on the 2-worker cluster: {took:.1f} s = {1000 * per:.0f} ms/patient; "
+            + ("" if n_val >= 10000 else f"extrapolated to 10,000 patients: {10000 * per / 60:.1f} min")
+        )
         print(f"   ({res.summary.n_included} included; report {res.report_path})")
 
 

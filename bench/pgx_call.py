@@ -48,9 +48,7 @@ def write_cohort_vcf(path: Path, n_samples: int, seed: int) -> int:
         "##reference=GRCh38",
         *[f"##contig=<ID={c},assembly=GRCh38>" for c in contigs],
         '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-        "\t".join(
-            ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT"] + names
-        ),
+        "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT"] + names),
     ]
     rows = []
     for d in panel:

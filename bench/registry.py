@@ -250,8 +250,10 @@ def bench_search(url: str, blob_dir: Path, label: str, n_versions: int, repeat: 
             ours = timed(lambda q=q: reg.search(q), repeat)
             naive_t = timed(lambda q=q: base(q), max(3, repeat // 10))
             med, p95, nmed = statistics.median(ours), pct(ours, 0.95), statistics.median(naive_t)
-            print(f"{name:<22} {page.total:>6} {med * 1e3:>10.2f} {p95 * 1e3:>8.2f} {nmed * 1e3:>16.1f} "
-                  f"{nmed / med:>8.1f}x")
+            print(
+                f"{name:<22} {page.total:>6} {med * 1e3:>10.2f} {p95 * 1e3:>8.2f} {nmed * 1e3:>16.1f} "
+                f"{nmed / med:>8.1f}x"
+            )
     finally:
         reg.close()
 

@@ -60,8 +60,10 @@ PHARMML_ORAL_EFFECT = PHARMML_FIXTURES / "pkmacros_oral_effect_0.8.xml"
 
 # FHIR converter (issue 3)
 FHIR_SYNTHEA_BUNDLES = sorted(FHIR_SYNTHEA.glob("*.json"))
-FHIR_MEDADMIN = {n: FHIR_R4_SPEC / f"MedicationAdministration-medadmin{n}.json"
-                 for n in ("0301", "0302", "0303", "0304", "0305", "0306", "0307")}
+FHIR_MEDADMIN = {
+    n: FHIR_R4_SPEC / f"MedicationAdministration-medadmin{n}.json"
+    for n in ("0301", "0302", "0303", "0304", "0305", "0306", "0307")
+}
 FHIR_PATIENT_EXAMPLE = FHIR_R4_SPEC / "Patient-example.json"
 FHIR_WEIGHT_LB = FHIR_R4_SPEC / "Observation-example.json"
 FHIR_HEIGHT_IN = FHIR_R4_SPEC / "Observation-body-height.json"

@@ -95,9 +95,7 @@ def compile_gene(definition: GeneDefinition) -> CompiledGene:
         allowed[allele.name] = tuple(sets)
         defining[allele.name] = tuple(i for i, pid in enumerate(ids) if pid in allele.defining)
         full = allele.pins_all or allele.name == definition.reference
-        score[allele.name] = (
-            n if full else sum(1 for v in allele.defining.values() if isinstance(v, str))
-        )
+        score[allele.name] = n if full else sum(1 for v in allele.defining.values() if isinstance(v, str))
     # Star alleles in natural order (*2 before *10, *1 before *38); otherwise reference first.
     names = sorted(
         (a.name for a in definition.alleles),
@@ -166,9 +164,7 @@ def _call(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
     unknown = set(missing) | (set(no_call) - half_ids)
     unknown_idx = {i for i, pid in enumerate(ids) if pid in unknown}
     untestable = tuple(
-        name
-        for name, idx in gene.defining_index.items()
-        if idx and all(i in unknown_idx for i in idx)
+        name for name, idx in gene.defining_index.items() if idx and all(i in unknown_idx for i in idx)
     )
     # An allele can only be one of the pair if, at every site, one of the two copies fits it.
     candidates = [

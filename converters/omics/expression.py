@@ -65,13 +65,9 @@ def read_matrix(path: Path) -> tuple[pd.DataFrame, str | None]:
     sep = "," if suffix == ".csv" else "\t"
     missing = ["", "NA", "NaN", "nan", "."]
     try:
-        df = pd.read_csv(
-            path, sep=sep, index_col=0, na_values=missing, keep_default_na=False, dtype={0: str}
-        )
+        df = pd.read_csv(path, sep=sep, index_col=0, na_values=missing, keep_default_na=False, dtype={0: str})
     except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise ConversionError(
-            f"cannot read as a {sep!r}-separated table: {exc}", source=str(path)
-        ) from exc
+        raise ConversionError(f"cannot read as a {sep!r}-separated table: {exc}", source=str(path)) from exc
     if df.shape[1] == 0:
         raise ConversionError("no data columns (wrong separator?)", source=str(path))
     df.index = df.index.astype(str).str.strip()
@@ -134,9 +130,7 @@ def read_feature_map(path: Path) -> list[tuple[str, str]]:
         raise ConversionError("the feature mapping is empty", source=str(path))
     reader = csv.DictReader(lines, delimiter="\t" if "\t" in lines[0] else ",")
     if not {"hgnc_symbol", "ensembl_gene_id"} <= set(reader.fieldnames or ()):
-        raise ConversionError(
-            "needs columns hgnc_symbol and ensembl_gene_id", source=str(path), line=1
-        )
+        raise ConversionError("needs columns hgnc_symbol and ensembl_gene_id", source=str(path), line=1)
     return [
         (r["hgnc_symbol"].strip(), r["ensembl_gene_id"].strip().split(".")[0])
         for r in reader
@@ -238,9 +232,7 @@ def import_expression(
 ) -> ImportReport:
     """Store the matrix of ``path`` under ``out/omics/`` and reference it from each record."""
     if ids.mapping is None:
-        raise ConversionError(
-            "expression samples are linked to patients by --samples", field="samples"
-        )
+        raise ConversionError("expression samples are linked to patients by --samples", field="samples")
     if assay not in ASSAYS:
         raise ConversionError(f"unknown assay {assay!r}; use {ASSAYS}", field="assay")
     if scale is not None and scale not in SCALES:
@@ -295,9 +287,7 @@ def import_expression(
         ref = OmicsRef(
             id=f"omics-{assay}-{digest[:12]}",
             assay=cast(
-                Literal[
-                    "rna-seq", "microarray", "proteomics", "metabolomics", "methylation", "other"
-                ],
+                Literal["rna-seq", "microarray", "proteomics", "metabolomics", "methylation", "other"],
                 assay,
             ),
             feature_namespace=ns,

@@ -67,9 +67,7 @@ def _genotype_observations(record: PatientRecord, g: Genotype) -> list[dict[str,
             "meta": {"profile": [GENOTYPE_PROFILE]},
             "status": "final",
             "category": category,
-            "code": {
-                "coding": [{"system": LOINC, "code": "84413-4", "display": "Genotype display name"}]
-            },
+            "code": {"coding": [{"system": LOINC, "code": "84413-4", "display": "Genotype display name"}]},
             "subject": subject,
             "method": {"text": g.caller},
             "valueCodeableConcept": value,
@@ -114,9 +112,7 @@ def _genotype_observations(record: PatientRecord, g: Genotype) -> list[dict[str,
 def export_genotypes_bundle(record: PatientRecord) -> dict[str, Any]:
     """A collection Bundle of Genomics Reporting Observations for the record's genotypes."""
     # No fullUrl: optional in a collection; references stay relative (Observation/<id>).
-    entries = [
-        {"resource": obs} for g in record.genotypes for obs in _genotype_observations(record, g)
-    ]
+    entries = [{"resource": obs} for g in record.genotypes for obs in _genotype_observations(record, g)]
     doc = {"resourceType": "Bundle", "type": "collection", "entry": entries}
     try:
         Bundle.model_validate(doc)

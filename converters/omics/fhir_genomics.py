@@ -57,9 +57,7 @@ SKIP_STATUS = {"entered-in-error", "cancelled"}
 def read_resources(path: Path) -> list[tuple[str, int | None, dict[str, Any]]]:
     """``(file name, line or None, resource)`` for every resource in a JSON, NDJSON or folder."""
     files = (
-        sorted(p for p in path.rglob("*") if p.suffix in (".json", ".ndjson"))
-        if path.is_dir()
-        else [path]
+        sorted(p for p in path.rglob("*") if p.suffix in (".json", ".ndjson")) if path.is_dir() else [path]
     )
     out: list[tuple[str, int | None, dict[str, Any]]] = []
     for f in files:
@@ -70,15 +68,11 @@ def read_resources(path: Path) -> list[tuple[str, int | None, dict[str, Any]]]:
         docs: list[tuple[int | None, Any]] = []
         try:
             if f.suffix == ".ndjson":
-                docs = [
-                    (n, json.loads(ln)) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()
-                ]
+                docs = [(n, json.loads(ln)) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
             else:
                 docs = [(None, json.loads(text))]
         except json.JSONDecodeError as exc:
-            raise ConversionError(
-                f"invalid JSON: {exc.msg}", source=str(f), line=exc.lineno
-            ) from exc
+            raise ConversionError(f"invalid JSON: {exc.msg}", source=str(f), line=exc.lineno) from exc
         for line, doc in docs:
             if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
                 for entry in doc.get("entry") or []:
@@ -193,11 +187,7 @@ def import_fhir_genomics(path: Path, out: Path, ids: PatientIds) -> ImportReport
     tally = report.tally("resources")
     parsed: list[tuple[str, int | None, Observation]] = []
     for fname, line, raw in read_resources(path):
-        where = (
-            f"{fname}"
-            + (f":{line}" if line else "")
-            + f" {raw.get('resourceType')}/{raw.get('id')}"
-        )
+        where = f"{fname}" + (f":{line}" if line else "") + f" {raw.get('resourceType')}/{raw.get('id')}"
         if raw.get("resourceType") != "Observation":
             tally.skip(f"not an Observation ({raw.get('resourceType')})", where)
             continue
@@ -302,9 +292,7 @@ def _take(
     tally.ok()
 
 
-def _write(
-    acc: dict[tuple[str, str], _Acc], out: Path, ids: PatientIds, report: ImportReport
-) -> None:
+def _write(acc: dict[tuple[str, str], _Acc], out: Path, ids: PatientIds, report: ImportReport) -> None:
     by_patient: dict[str, list[Genotype]] = {}
     for (patient_id, gene), a in acc.items():
         if a.first is None:  # its only Observations were rejected
@@ -318,18 +306,12 @@ def _write(
         if diplotype is None and len(a.haplotypes) == 2:
             diplotype = "/".join(a.haplotypes)
             transformations.append(
-                Transformation(
-                    kind="derivation", detail="diplotype from two haplotype Observations"
-                )
+                Transformation(kind="derivation", detail="diplotype from two haplotype Observations")
             )
         elif diplotype is None and a.haplotypes:
-            report.counts["haplotype Observations without a partner (no diplotype made)"] += len(
-                a.haplotypes
-            )
+            report.counts["haplotype Observations without a partner (no diplotype made)"] += len(a.haplotypes)
         if len(a.sources) > 1:
-            transformations.append(
-                Transformation(kind="derivation", detail="merged " + ", ".join(a.sources))
-            )
+            transformations.append(Transformation(kind="derivation", detail="merged " + ", ".join(a.sources)))
         fname, line, obs_id = a.first
         prov = provenance_for(
             f"fhir:{fname}",

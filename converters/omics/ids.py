@@ -59,9 +59,7 @@ def read_mapping(path: Path) -> dict[str, str]:
         if not sample or not patient:
             raise ConversionError("empty sample_id or patient_id", source=str(path), line=n)
         if mapping.get(sample, patient) != patient:
-            raise ConversionError(
-                f"sample {sample!r} mapped to two patients", source=str(path), line=n
-            )
+            raise ConversionError(f"sample {sample!r} mapped to two patients", source=str(path), line=n)
         mapping[sample] = patient
     return mapping
 

@@ -64,9 +64,7 @@ def genotype_from_call(call: GeneCall, provenance: Provenance) -> Genotype:
             f"v{definition.version} (GRCh38); phenotype by {definition.guideline or 'CPIC'}"
         ),
     )
-    prov = provenance.replace(
-        transformations=(*provenance.transformations, derivation, *_flags(call))
-    )
+    prov = provenance.replace(transformations=(*provenance.transformations, derivation, *_flags(call)))
     return Genotype(
         id=f"vcf-{call.gene}",
         gene=call.gene,

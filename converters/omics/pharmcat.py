@@ -180,9 +180,7 @@ def read_pharmcat(path: Path) -> tuple[str | None, list[PharmcatCall]]:
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ConversionError(
-                f"invalid JSON: {exc.msg}", source=str(path), line=exc.lineno
-            ) from exc
+            raise ConversionError(f"invalid JSON: {exc.msg}", source=str(path), line=exc.lineno) from exc
         if not isinstance(doc, dict):
             raise ConversionError("expected a JSON object", source=str(path))
         return _json_calls(doc, path)
@@ -197,9 +195,7 @@ def _genotype(call: PharmcatCall, path: Path, source_ref: str, pseudo: bool) -> 
         flags.append(Transformation(kind="pseudonymisation", detail="sample id -> HMAC-SHA256"))
     if call.alternatives:
         flags.append(
-            Transformation(
-                kind="flag", detail="PharmCAT also reported: " + ", ".join(call.alternatives)
-            )
+            Transformation(kind="flag", detail="PharmCAT also reported: " + ", ".join(call.alternatives))
         )
     prov = provenance_for(
         f"pharmcat:{path.name}",
@@ -223,23 +219,17 @@ def _genotype(call: PharmcatCall, path: Path, source_ref: str, pseudo: bool) -> 
     )
 
 
-def import_pharmcat(
-    path: Path, out: Path, ids: PatientIds, *, sample: str | None = None
-) -> ImportReport:
+def import_pharmcat(path: Path, out: Path, ids: PatientIds, *, sample: str | None = None) -> ImportReport:
     """Import one PharmCAT output file into the record of its sample."""
     report = ImportReport(source=str(path))
     named, calls = read_pharmcat(path)
     sample_id = sample or named
     if sample_id is None:
-        raise ConversionError(
-            "this PharmCAT file does not name its sample; give --sample", source=str(path)
-        )
+        raise ConversionError("this PharmCAT file does not name its sample; give --sample", source=str(path))
     tally = report.tally("gene calls")
     patient_id = ids.patient_id(sample_id)
     if patient_id is None:
-        tally.skip(
-            "sample id not in the mapping file", f"{path.name}: sample {sample_id}", len(calls)
-        )
+        tally.skip("sample id not in the mapping file", f"{path.name}: sample {sample_id}", len(calls))
         return report
     genes = known_genes()
     genotypes: list[Genotype] = []
@@ -249,9 +239,7 @@ def import_pharmcat(
             tally.reject("unrecognised gene symbol", where)
             continue
         if call.diplotype is not None and "/" not in call.diplotype:
-            tally.reject(
-                "not a diplotype (single allele or variant call)", f"{where}: {call.diplotype}"
-            )
+            tally.reject("not a diplotype (single allele or variant call)", f"{where}: {call.diplotype}")
             continue
         genotypes.append(_genotype(call, path, ids.source_ref(sample_id), ids.pseudonymising))
         tally.ok()

@@ -63,9 +63,7 @@ def merge_items(
     omics: Iterable[OmicsRef] = (),
 ) -> PatientRecord:
     """``record`` with ``genotypes`` and ``omics`` added; same ids replace the old items."""
-    return record.replace(
-        genotypes=_merge(record.genotypes, genotypes), omics=_merge(record.omics, omics)
-    )
+    return record.replace(genotypes=_merge(record.genotypes, genotypes), omics=_merge(record.omics, omics))
 
 
 def _merge(old: tuple[T, ...], new: Iterable[T]) -> tuple[T, ...]:

@@ -127,9 +127,7 @@ class PanelGenotypes:
         for pid in gene.position_ids:
             site = self.sites.get((gene.gene, pid))
             columns.append(
-                [None] * n
-                if site is None
-                else list(zip(site.first, site.second, site.phase, strict=True))
+                [None] * n if site is None else list(zip(site.first, site.second, site.phase, strict=True))
             )
         return list(zip(*columns, strict=True)) if columns else [() for _ in range(n)]
 
@@ -172,9 +170,7 @@ def _regions(path: Path, vcf: VCF, definitions: tuple[GeneDefinition, ...]) -> l
     return regions
 
 
-def _records(
-    path: Path, vcf: VCF, regions: list[str] | None
-) -> Iterator[tuple[str, Variant | Exception]]:
+def _records(path: Path, vcf: VCF, regions: list[str] | None) -> Iterator[tuple[str, Variant | Exception]]:
     """``(where, record or the parse error)`` for every line read; where is file:line, or
     file and region for an indexed read."""
     if regions is None:
@@ -297,9 +293,7 @@ class VcfCalls:
 
 def call_samples(data: PanelGenotypes) -> dict[str, tuple[GeneCall, ...]]:
     """Call every gene for every sample of ``data``."""
-    per_gene = [
-        [call_diplotype(gene, obs) for obs in data.observed_all(gene)] for gene in data.genes
-    ]
+    per_gene = [[call_diplotype(gene, obs) for obs in data.observed_all(gene)] for gene in data.genes]
     return {sample: tuple(calls[s] for calls in per_gene) for s, sample in enumerate(data.samples)}
 
 
@@ -317,7 +311,5 @@ def call_vcf(path: Path, *, genes: tuple[str, ...] | None = None) -> VcfCalls:
             f"only {len(data.sites)} of {total} panel positions are in the file: calls are "
             "uncertain; check that it is GRCh38 and covers the panel (gVCF blocks are not read)"
         )
-    log.info(
-        "%s: %d samples, %d of %d panel positions", path, len(data.samples), len(data.sites), total
-    )
+    log.info("%s: %d samples, %d of %d panel positions", path, len(data.samples), len(data.sites), total)
     return VcfCalls(data.samples, call_samples(data), report)

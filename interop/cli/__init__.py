@@ -55,8 +55,18 @@ def _register() -> None:
     )
 
     for module in (
-        schemas, imports, import_fhir, import_omics, export_fhir, synth, demo, pharmml, registry, twin,
-        validate, simulate,
+        schemas,
+        imports,
+        import_fhir,
+        import_omics,
+        export_fhir,
+        synth,
+        demo,
+        pharmml,
+        registry,
+        twin,
+        validate,
+        simulate,
     ):
         module.register(app)
 

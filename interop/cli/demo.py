@@ -17,18 +17,26 @@ def register(app: typer.Typer) -> None:
 
         console = Console()
         res = run_demo(get_settings())
-        console.print(f"Registered model [bold]{res.model_id}@{res.model_version}[/] "
-                      f"in {res.database_url}")
+        console.print(f"Registered model [bold]{res.model_id}@{res.model_version}[/] in {res.database_url}")
         console.print(f"Imported FHIR bundle: patient [bold]{res.patient_id}[/] (pseudonymised)")
         table = Table(title="Gentamicin levels: observed vs a priori (population) prediction")
         for col in ("time (h)", "observed", "predicted", "unit", "pred/obs"):
             table.add_column(col, justify="right")
         for r in res.rows:
             ratio = float(r["predicted"]) / float(r["observed"])
-            table.add_row(f"{r['time_h']:.2f}", f"{r['observed']:.2f}", f"{r['predicted']:.3f}",
-                          str(r["unit"]), f"{ratio:.2f}")
+            table.add_row(
+                f"{r['time_h']:.2f}",
+                f"{r['observed']:.2f}",
+                f"{r['predicted']:.3f}",
+                str(r["unit"]),
+                f"{ratio:.2f}",
+            )
         console.print(table)
         console.print("Files written:")
-        for label, path in (("patient record", res.record_path), ("conversion report", res.report_path),
-                            ("predictions", res.predictions_path), ("plot (PNG)", res.plot_path)):
+        for label, path in (
+            ("patient record", res.record_path),
+            ("conversion report", res.report_path),
+            ("predictions", res.predictions_path),
+            ("plot (PNG)", res.plot_path),
+        ):
             console.print(f"  {label:18} {path}")

@@ -49,6 +49,7 @@ def export_fhir(
 ) -> None:
     """Export PatientRecords as FHIR R4 Bundles (validated with fhir.resources)."""
     from converters.fhir.export import export_bundle_json  # loaded on use: keeps `interop --help` fast
+
     records = _records(inputs)
     out.mkdir(parents=True, exist_ok=True)
     for rec in records:

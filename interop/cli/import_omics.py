@@ -36,9 +36,7 @@ __all__ = ["register"]
 out_console = Console()
 
 OUT = typer.Option(..., "--out", help="Cohort folder: records go to DIR/records/<patient>.json")
-SAMPLES = typer.Option(
-    None, "--samples", help="CSV/TSV with columns sample_id, patient_id", exists=True
-)
+SAMPLES = typer.Option(None, "--samples", help="CSV/TSV with columns sample_id, patient_id", exists=True)
 KEY = typer.Option(
     None,
     "--key",
@@ -63,9 +61,7 @@ def _finish(report: ImportReport, out: Path, kind: str) -> None:
     for t in report.tallies.values():
         for reason, n in {**t.rejected, **t.skipped}.items():
             where = "; ".join(t.examples.get(reason, [])[:3])
-            out_console.print(
-                f"  {t.unit}: {n} x {reason}" + (f"  (e.g. {where})" if where else "")
-            )
+            out_console.print(f"  {t.unit}: {n} x {reason}" + (f"  (e.g. {where})" if where else ""))
     for name, n in report.counts.items():
         out_console.print(f"  {name}: {n}")
     for w in report.warnings:

@@ -57,6 +57,7 @@ def convert_command(
 ) -> None:
     """Convert MODEL; writes nothing unless the whole model converts."""
     from registry.formats.pharmml import convert  # loaded on use: keeps `interop --help` fast
+
     try:
         values = {k: float(v) for k, v in _pairs(set_values, "--set").items()}
     except ValueError as exc:

@@ -19,15 +19,20 @@ def cohort(
     n: int = typer.Option(..., "--n", min=1, help="Number of virtual subjects"),
     design: Path = typer.Option(..., "--design", help="Dosing and sampling design (JSON or YAML)"),
     covariates: Path | None = typer.Option(None, "--covariates", help="Covariate distribution file"),
-    resample: Path | None = typer.Option(None, "--resample", help="Real cohort folder to resample "
-                                         "covariates from"),
+    resample: Path | None = typer.Option(
+        None, "--resample", help="Real cohort folder to resample covariates from"
+    ),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default <home>/output/cohort)"),
-    records: bool = typer.Option(False, "--records", help="Also write PatientRecords (a cohort folder "
-                                 "that `interop validate` reads)"),
+    records: bool = typer.Option(
+        False, "--records", help="Also write PatientRecords (a cohort folder that `interop validate` reads)"
+    ),
     seed: int = typer.Option(1, "--seed"),
     batch_size: int = typer.Option(250, "--batch-size", min=1, help="Subjects per task"),
-    scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler tcp://host:port; "
-                                         "default a LocalCluster; 'single' for one process"),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="Dask scheduler tcp://host:port; default a LocalCluster; 'single' for one process",
+    ),
     workers: int = typer.Option(2, "--workers", min=1, help="LocalCluster worker processes"),
 ) -> None:
     """Draw subjects from the card (Omega, covariates), simulate the design, write Parquet."""
@@ -37,11 +42,25 @@ def cohort(
     out_dir = out or settings.output_dir / "cohort"
     with batch_progress("simulating") as progress:
         stored, res = simulate_virtual_cohort(
-            settings, model, n, design, out_dir, covariates=covariates, resample=resample, seed=seed,
-            batch_size=batch_size, scheduler=scheduler, workers=workers, records=records, progress=progress)
+            settings,
+            model,
+            n,
+            design,
+            out_dir,
+            covariates=covariates,
+            resample=resample,
+            seed=seed,
+            batch_size=batch_size,
+            scheduler=scheduler,
+            workers=workers,
+            records=records,
+            progress=progress,
+        )
     console = Console()
-    console.print(f"{stored.model_id}@{stored.version}: {res.n_subjects} subjects "
-                  f"({res.n_failed} failed), {res.n_levels} levels")
+    console.print(
+        f"{stored.model_id}@{stored.version}: {res.n_subjects} subjects "
+        f"({res.n_failed} failed), {res.n_levels} levels"
+    )
     console.print(f"Levels: {res.levels_path}")
     console.print(f"Subjects (covariates, ETAs, status): {res.subjects_path}")
     if res.cohort_dir:

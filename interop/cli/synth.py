@@ -37,6 +37,7 @@ def synth_fhir(
         load_synth_model,
         write_synthetic_feed,
     )
+
     if fmt not in ("bundle", "ndjson"):
         raise InteropError(f"--format must be bundle or ndjson, not {fmt!r}", field="--format")
     console = Console(stderr=True)

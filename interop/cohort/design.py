@@ -68,9 +68,14 @@ class Design(Frozen):
         for d in self.doses:
             amount = d.amount * (covariates[d.per] if d.per else 1.0)
             for k in range(d.additional + 1):
-                out.append(ReferenceDose(route=d.route, amount=amount,
-                                         time_h=d.time_h + k * (d.interval_h or 0.0),
-                                         duration_h=d.duration_h))
+                out.append(
+                    ReferenceDose(
+                        route=d.route,
+                        amount=amount,
+                        time_h=d.time_h + k * (d.interval_h or 0.0),
+                        duration_h=d.duration_h,
+                    )
+                )
         return tuple(sorted(out, key=lambda x: x.time_h))
 
 
@@ -88,8 +93,9 @@ def read_structured_file(path: Path) -> Any:
         raise SchemaError(f"not valid JSON: {exc.msg}", source=str(path), line=exc.lineno) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise SchemaError(f"not valid YAML: {exc}", source=str(path),
-                          line=mark.line + 1 if mark else None) from exc
+        raise SchemaError(
+            f"not valid YAML: {exc}", source=str(path), line=mark.line + 1 if mark else None
+        ) from exc
 
 
 def load_design(path: Path) -> Design:

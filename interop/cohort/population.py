@@ -61,8 +61,13 @@ class CovariateDistribution(Frozen):
 
     @model_validator(mode="after")
     def _params(self) -> Self:
-        need = {"normal": ("mean", "sd"), "lognormal": ("median", "cv"), "uniform": ("low", "high"),
-                "constant": ("value",), "categorical": ("values",)}[self.dist]
+        need = {
+            "normal": ("mean", "sd"),
+            "lognormal": ("median", "cv"),
+            "uniform": ("low", "high"),
+            "constant": ("value",),
+            "categorical": ("values",),
+        }[self.dist]
         for name in need:
             if getattr(self, name) in (None, {}):
                 raise ValueError(f"a {self.dist} distribution needs {name}")
@@ -119,8 +124,9 @@ def baseline_covariates(record: PatientRecord, card: ModelCard) -> dict[str, flo
     for cov in card.covariates:
         src, value = cov.source, None
         if src.measurement is not None:
-            rows = sorted((m for m in record.measurements if m.code.matches(src.measurement)),
-                          key=lambda m: m.time)
+            rows = sorted(
+                (m for m in record.measurements if m.code.matches(src.measurement)), key=lambda m: m.time
+            )
             if rows:
                 try:
                     value = convert(rows[0].value, rows[0].unit, src.unit or rows[0].unit)
@@ -134,8 +140,9 @@ def baseline_covariates(record: PatientRecord, card: ModelCard) -> dict[str, flo
             if cov.missing == "reference" and cov.reference is not None:
                 value = cov.reference
             else:
-                raise TwinError(f"patient {pid} has no value for covariate {cov.name}", source=pid,
-                                field=cov.name)
+                raise TwinError(
+                    f"patient {pid} has no value for covariate {cov.name}", source=pid, field=cov.name
+                )
         out[cov.name] = float(value)
     return out
 
@@ -192,14 +199,19 @@ def draw_etas(card: ModelCard, rng: np.random.Generator, size: int | None = None
     return z @ chol.T
 
 
-def draw_subject(card: ModelCard, population: Population, seed: int, index: int,
-                 prefix: str = "vs") -> Subject:
+def draw_subject(
+    card: ModelCard, population: Population, seed: int, index: int, prefix: str = "vs"
+) -> Subject:
     """Subject ``index`` of the virtual cohort with seed ``seed``: covariates, then ETAs."""
     rng = subject_rng(seed, index)
     covs = population.draw_covariates(card, rng)
     etas = draw_etas(card, rng)
-    return Subject(index, f"{prefix}-{seed}-{index:07d}", covs,
-                   {e: float(v) for e, v in zip(card.random_effects.etas, etas, strict=True)})
+    return Subject(
+        index,
+        f"{prefix}-{seed}-{index:07d}",
+        covs,
+        {e: float(v) for e, v in zip(card.random_effects.etas, etas, strict=True)},
+    )
 
 
 def rows_from_records(records: Sequence[PatientRecord], card: ModelCard) -> tuple[dict[str, float], ...]:

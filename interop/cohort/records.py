@@ -32,16 +32,21 @@ ORIGIN = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
 
 
 def _prov() -> Provenance:
-    return Provenance(source_system="interop simulate cohort", resource_type="virtual-subject",
-                      converter="interop.cohort", converter_version=__version__)
+    return Provenance(
+        source_system="interop simulate cohort",
+        resource_type="virtual-subject",
+        converter="interop.cohort",
+        converter_version=__version__,
+    )
 
 
 def _at(hours: float) -> dt.datetime:
     return ORIGIN + dt.timedelta(hours=float(hours))
 
 
-def to_records(card: ModelCard, design: Design, subjects: pd.DataFrame,
-               levels: pd.DataFrame) -> Iterator[PatientRecord]:
+def to_records(
+    card: ModelCard, design: Design, subjects: pd.DataFrame, levels: pd.DataFrame
+) -> Iterator[PatientRecord]:
     """One record per subject that simulated without error."""
     prov = _prov()
     obs_id = design.observable or card.observables[0].id
@@ -62,24 +67,52 @@ def to_records(card: ModelCard, design: Design, subjects: pd.DataFrame,
             elif src.patient_field == "sex":
                 sex = next((k for k, v in src.categories.items() if v == covs[c.name]), "unknown")
             elif src.measurement is not None:
-                measurements.append(Measurement(
-                    id=f"cov-{c.name}", code=src.measurement, category="vital-sign"
-                    if c.name.upper() in ("WT", "HT", "BW") else "laboratory",
-                    value=covs[c.name], unit=src.unit or "1", time=ORIGIN, provenance=prov))
+                measurements.append(
+                    Measurement(
+                        id=f"cov-{c.name}",
+                        code=src.measurement,
+                        category="vital-sign" if c.name.upper() in ("WT", "HT", "BW") else "laboratory",
+                        value=covs[c.name],
+                        unit=src.unit or "1",
+                        time=ORIGIN,
+                        provenance=prov,
+                    )
+                )
         for k, lv in enumerate(by_patient[row.patient_id].itertuples(index=False)):
             below = bool(lv.below_lloq)
-            measurements.append(Measurement(
-                id=f"level-{k + 1}", code=code, category="drug-level",
-                value=max(float(lv.dv), 0.0) if below else float(lv.dv), unit=observable.unit,
-                time=_at(lv.time_h), provenance=prov,
-                drug_level=DrugLevel(analyte=Coding(**observable.analyte.model_dump()),
-                                     lloq=design.lloq, below_lloq=below)))
-        doses = [Dose(id=f"dose-{k + 1}", drug=drug, amount=d.amount, unit=_unit(card, d.route),
-                      route=d.route, start=_at(d.time_h), duration_h=d.duration_h, status="administered",
-                      provenance=prov)
-                 for k, d in enumerate(design.regimen(covs))]
-        yield PatientRecord(patient=Patient(id=row.patient_id, sex=sex, age_years=age, provenance=prov),
-                            measurements=tuple(measurements), doses=tuple(doses))
+            measurements.append(
+                Measurement(
+                    id=f"level-{k + 1}",
+                    code=code,
+                    category="drug-level",
+                    value=max(float(lv.dv), 0.0) if below else float(lv.dv),
+                    unit=observable.unit,
+                    time=_at(lv.time_h),
+                    provenance=prov,
+                    drug_level=DrugLevel(
+                        analyte=Coding(**observable.analyte.model_dump()), lloq=design.lloq, below_lloq=below
+                    ),
+                )
+            )
+        doses = [
+            Dose(
+                id=f"dose-{k + 1}",
+                drug=drug,
+                amount=d.amount,
+                unit=_unit(card, d.route),
+                route=d.route,
+                start=_at(d.time_h),
+                duration_h=d.duration_h,
+                status="administered",
+                provenance=prov,
+            )
+            for k, d in enumerate(design.regimen(covs))
+        ]
+        yield PatientRecord(
+            patient=Patient(id=row.patient_id, sex=sex, age_years=age, provenance=prov),
+            measurements=tuple(measurements),
+            doses=tuple(doses),
+        )
 
 
 def _unit(card: ModelCard, route: str) -> str:

@@ -32,18 +32,40 @@ class CohortResult:
 
 
 def run_key(spec: CohortSpec, n: int, batch_size: int) -> str:
-    pop = {"dist": {k: v.model_dump(mode="json") for k, v in spec.population.distributions.items()},
-           "rows": list(spec.population.rows)}
-    blob = json.dumps({"sbml": hashlib.sha256(spec.sbml.encode()).hexdigest(), "card": spec.card_json,
-                       "design": spec.design.model_dump(mode="json"), "pop": pop, "seed": spec.seed,
-                       "n": n, "batch": batch_size}, sort_keys=True)
+    pop = {
+        "dist": {k: v.model_dump(mode="json") for k, v in spec.population.distributions.items()},
+        "rows": list(spec.population.rows),
+    }
+    blob = json.dumps(
+        {
+            "sbml": hashlib.sha256(spec.sbml.encode()).hexdigest(),
+            "card": spec.card_json,
+            "design": spec.design.model_dump(mode="json"),
+            "pop": pop,
+            "seed": spec.seed,
+            "n": n,
+            "batch": batch_size,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def simulate_cohort(sbml: str, card: ModelCard, design: Design, n: int, out_dir: Path, *,
-                    population: Population | None = None, seed: int = 1, batch_size: int = 250,
-                    scheduler: str | None = None, workers: int = 2, records: bool = False,
-                    progress: Progress | None = None) -> CohortResult:
+def simulate_cohort(
+    sbml: str,
+    card: ModelCard,
+    design: Design,
+    n: int,
+    out_dir: Path,
+    *,
+    population: Population | None = None,
+    seed: int = 1,
+    batch_size: int = 250,
+    scheduler: str | None = None,
+    workers: int = 2,
+    records: bool = False,
+    progress: Progress | None = None,
+) -> CohortResult:
     """Simulate ``n`` subjects; write ``levels.parquet`` and ``subjects.parquet`` (the truth:
     covariates and ETAs) to ``out_dir``, and with ``records`` a cohort of ``PatientRecord``s in
     ``out_dir/cohort``. Finished batches are kept in ``out_dir/checkpoints/<run key>`` so an
@@ -54,8 +76,16 @@ def simulate_cohort(sbml: str, card: ModelCard, design: Design, n: int, out_dir:
     key = run_key(spec, n, batch_size)
     batches = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = run_batches(simulate_batch, spec, batches, scheduler=scheduler, workers=workers,
-                          checkpoint_dir=out_dir / "checkpoints" / key[:16], run_key=key, progress=progress)
+    results = run_batches(
+        simulate_batch,
+        spec,
+        batches,
+        scheduler=scheduler,
+        workers=workers,
+        checkpoint_dir=out_dir / "checkpoints" / key[:16],
+        run_key=key,
+        progress=progress,
+    )
     levels = pd.concat([r["levels"] for r in results], ignore_index=True)
     subjects = pd.concat([r["subjects"] for r in results], ignore_index=True)
     levels_path, subjects_path = out_dir / "levels.parquet", out_dir / "subjects.parquet"
@@ -66,5 +96,12 @@ def simulate_cohort(sbml: str, card: ModelCard, design: Design, n: int, out_dir:
         cohort_dir = out_dir / "cohort"
         write_cohort(to_records(card, design, subjects, levels), cohort_dir)
     failed = subjects[subjects["status"] != "ok"]
-    return CohortResult(len(subjects), len(failed), len(levels), levels_path, subjects_path, cohort_dir,
-                        dict(zip(failed["patient_id"], failed["error"], strict=True)))
+    return CohortResult(
+        len(subjects),
+        len(failed),
+        len(levels),
+        levels_path,
+        subjects_path,
+        cohort_dir,
+        dict(zip(failed["patient_id"], failed["error"], strict=True)),
+    )

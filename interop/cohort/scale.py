@@ -48,7 +48,8 @@ class Checkpoints:
             if old != meta:
                 raise InteropError(
                     f"checkpoint folder holds another run ({old.get('run_key')}); use a fresh folder",
-                    source=str(self.dir))
+                    source=str(self.dir),
+                )
         else:
             manifest.write_text(json.dumps(meta))
 
@@ -70,8 +71,9 @@ class Checkpoints:
 
     def load(self, i: int) -> Tables:
         names = json.loads(self._stem(i).with_suffix(".done").read_text())
-        return {n: pq.read_table(f"{self._stem(i)}.{n}.parquet", use_threads=False).to_pandas()
-                for n in names}
+        return {
+            n: pq.read_table(f"{self._stem(i)}.{n}.parquet", use_threads=False).to_pandas() for n in names
+        }
 
 
 class BatchRunner:
@@ -79,14 +81,22 @@ class BatchRunner:
 
     def __init__(self, scheduler: str | None = None, workers: int = 2) -> None:
         if scheduler not in (None, "single", "local") and not scheduler.startswith(("tcp://", "tls://")):
-            raise InteropError(f"unknown scheduler {scheduler!r}: give tcp://host:port, 'local' or 'single'",
-                               field="scheduler")
+            raise InteropError(
+                f"unknown scheduler {scheduler!r}: give tcp://host:port, 'local' or 'single'",
+                field="scheduler",
+            )
         self.scheduler = None if scheduler == "local" else scheduler
         self.workers = workers
 
-    def run(self, fn: Callable[..., Tables], args: Sequence[tuple[Any, ...]], *,
-            checkpoints: Checkpoints | None = None, progress: Progress | None = None,
-            shared: Any = None) -> list[Tables]:
+    def run(
+        self,
+        fn: Callable[..., Tables],
+        args: Sequence[tuple[Any, ...]],
+        *,
+        checkpoints: Checkpoints | None = None,
+        progress: Progress | None = None,
+        shared: Any = None,
+    ) -> list[Tables]:
         """``fn(shared, *args[i])`` for every batch i; results in batch order."""
         results: dict[int, Tables] = {}
         todo = []
@@ -115,36 +125,60 @@ class BatchRunner:
             self._run_dask(fn, args, todo, shared, finish)
         return [results[i] for i in range(len(args))]
 
-    def _run_dask(self, fn: Callable[..., Tables], args: Sequence[tuple[Any, ...]], todo: list[int],
-                  shared: Any, finish: Callable[[int, Tables], None]) -> None:
+    def _run_dask(
+        self,
+        fn: Callable[..., Tables],
+        args: Sequence[tuple[Any, ...]],
+        todo: list[int],
+        shared: Any,
+        finish: Callable[[int, Tables], None],
+    ) -> None:
         from dask.distributed import Client, LocalCluster, as_completed
 
         with ExitStack() as stack:
             if self.scheduler is None:
-                cluster = stack.enter_context(LocalCluster(
-                    n_workers=self.workers, threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.ERROR))
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=self.workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
+                )
                 client = stack.enter_context(Client(cluster))
             else:
                 try:
                     client = stack.enter_context(Client(self.scheduler, timeout=30))
                 except OSError as exc:
-                    raise InteropError(f"cannot reach the Dask scheduler: {exc}",
-                                       source=self.scheduler) from exc
+                    raise InteropError(
+                        f"cannot reach the Dask scheduler: {exc}", source=self.scheduler
+                    ) from exc
             # The shared spec (SBML text, card, design) is sent once to every worker.
             shared_f = client.scatter(shared, broadcast=True) if shared is not None else None
-            futures = {client.submit(fn, shared_f, *args[i], pure=False, key=f"batch-{i}-{id(args)}"): i
-                       for i in todo}
+            futures = {
+                client.submit(fn, shared_f, *args[i], pure=False, key=f"batch-{i}-{id(args)}"): i
+                for i in todo
+            }
             for fut in as_completed(futures):
                 i = futures.pop(fut)
                 finish(i, fut.result())
                 fut.release()
 
 
-def run_batches(fn: Callable[..., Tables], shared: Any, args: Sequence[tuple[Any, ...]], *,
-                scheduler: str | None = None, workers: int = 2, checkpoint_dir: Path | None = None,
-                run_key: str = "", progress: Progress | None = None) -> list[Tables]:
+def run_batches(
+    fn: Callable[..., Tables],
+    shared: Any,
+    args: Sequence[tuple[Any, ...]],
+    *,
+    scheduler: str | None = None,
+    workers: int = 2,
+    checkpoint_dir: Path | None = None,
+    run_key: str = "",
+    progress: Progress | None = None,
+) -> list[Tables]:
     """Convenience wrapper of :class:`BatchRunner` (see the module docstring)."""
     checkpoints = Checkpoints(checkpoint_dir, run_key, len(args)) if checkpoint_dir else None
-    return BatchRunner(scheduler, workers).run(fn, args, checkpoints=checkpoints, progress=progress,
-                                               shared=shared)
+    return BatchRunner(scheduler, workers).run(
+        fn, args, checkpoints=checkpoints, progress=progress, shared=shared
+    )

@@ -20,8 +20,14 @@ from interop.errors import InteropError
 from interop.schema import ModelCard, ResidualError, parse_json
 from interop.twin import CompiledModel, bind_regimen, load_model, simulate
 
-__all__ = ["CohortSpec", "add_residual_error", "compile_spec", "simulate_batch", "simulate_subject",
-           "warm_up"]
+__all__ = [
+    "CohortSpec",
+    "add_residual_error",
+    "compile_spec",
+    "simulate_batch",
+    "simulate_subject",
+    "warm_up",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +64,9 @@ def add_residual_error(error: ResidualError | None, ipred: np.ndarray, eps: np.n
     return ipred + sd * eps
 
 
-def simulate_subject(model: CompiledModel, design: Design, subject: Subject,
-                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+def simulate_subject(
+    model: CompiledModel, design: Design, subject: Subject, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """The subject's levels: population (PRED) and individual (IPRED) predictions and DV, as
     columns (a batch builds one table at the end: a DataFrame per subject costs more than the ODE)."""
     card = model.card
@@ -71,9 +78,15 @@ def simulate_subject(model: CompiledModel, design: Design, subject: Subject,
     dv = add_residual_error(card.error_for(obs), ipred, rng.standard_normal(len(times)))
     below = dv < design.lloq if design.lloq is not None else dv <= 0
     n = len(times)
-    return {"patient_id": np.full(n, subject.id, dtype=object), "time_h": times,
-            "observable": np.full(n, obs, dtype=object), "pred": pred, "ipred": ipred, "dv": dv,
-            "below_lloq": np.asarray(below, dtype=bool)}
+    return {
+        "patient_id": np.full(n, subject.id, dtype=object),
+        "time_h": times,
+        "observable": np.full(n, obs, dtype=object),
+        "pred": pred,
+        "ipred": ipred,
+        "dv": dv,
+        "below_lloq": np.asarray(below, dtype=bool),
+    }
 
 
 def simulate_batch(spec: CohortSpec, start: int, stop: int) -> dict[str, pd.DataFrame]:
@@ -96,6 +109,9 @@ def simulate_batch(spec: CohortSpec, start: int, stop: int) -> dict[str, pd.Data
             row.update(status="failed", error=str(exc))
         subjects.append(row)
     columns = ["patient_id", "time_h", "observable", "pred", "ipred", "dv", "below_lloq"]
-    table = ({c: np.concatenate([lv[c] for lv in levels]) for c in columns} if levels else
-             {c: np.empty(0, dtype=object if c in ("patient_id", "observable") else float) for c in columns})
+    table = (
+        {c: np.concatenate([lv[c] for lv in levels]) for c in columns}
+        if levels
+        else {c: np.empty(0, dtype=object if c in ("patient_id", "observable") else float) for c in columns}
+    )
     return {"levels": pd.DataFrame(table, columns=columns), "subjects": pd.DataFrame(subjects)}

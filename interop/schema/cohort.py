@@ -40,18 +40,37 @@ KINDS: dict[str, type] = {
 
 def _flat(kind: str, item: Any) -> dict[str, Any]:
     if kind == "measurements":
-        return {"code_system": item.code.system, "code": item.code.code, "category": item.category,
-                "value": item.value, "unit": item.unit, "time": item.time, "status": item.status,
-                "below_lloq": bool(item.drug_level and item.drug_level.below_lloq)}
+        return {
+            "code_system": item.code.system,
+            "code": item.code.code,
+            "category": item.category,
+            "value": item.value,
+            "unit": item.unit,
+            "time": item.time,
+            "status": item.status,
+            "below_lloq": bool(item.drug_level and item.drug_level.below_lloq),
+        }
     if kind == "doses":
-        return {"drug_code": item.drug.codes[0].code, "drug_name": item.drug.name, "amount": item.amount,
-                "unit": item.unit, "route": item.route, "start": item.start, "duration_h": item.duration_h,
-                "status": item.status}
+        return {
+            "drug_code": item.drug.codes[0].code,
+            "drug_name": item.drug.name,
+            "amount": item.amount,
+            "unit": item.unit,
+            "route": item.route,
+            "start": item.start,
+            "duration_h": item.duration_h,
+            "status": item.status,
+        }
     if kind == "conditions":
         return {"code_system": item.code.system, "code": item.code.code, "onset": item.onset}
     if kind == "genotypes":
-        return {"gene": item.gene, "diplotype": item.diplotype, "phenotype": item.phenotype,
-                "activity_score": item.activity_score, "caller": item.caller}
+        return {
+            "gene": item.gene,
+            "diplotype": item.diplotype,
+            "phenotype": item.phenotype,
+            "activity_score": item.activity_score,
+            "caller": item.caller,
+        }
     return {"assay": item.assay, "path": item.path, "sha256": item.sha256, "sample_id": item.sample_id}
 
 
@@ -62,13 +81,26 @@ def write_cohort(records: Iterable[PatientRecord], directory: Path) -> dict[str,
     tables: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in records:
         p = rec.patient
-        patients.append({"patient_id": p.id, "sex": p.sex, "birth_date": p.birth_date,
-                         "age_years": p.age_years, "schema_version": rec.schema_version,
-                         "item_json": p.model_dump_json()})
+        patients.append(
+            {
+                "patient_id": p.id,
+                "sex": p.sex,
+                "birth_date": p.birth_date,
+                "age_years": p.age_years,
+                "schema_version": rec.schema_version,
+                "item_json": p.model_dump_json(),
+            }
+        )
         for kind in KINDS:
             for item in getattr(rec, kind):
-                tables[kind].append({"patient_id": p.id, "id": item.id, **_flat(kind, item),
-                                     "item_json": item.model_dump_json()})
+                tables[kind].append(
+                    {
+                        "patient_id": p.id,
+                        "id": item.id,
+                        **_flat(kind, item),
+                        "item_json": item.model_dump_json(),
+                    }
+                )
     written = {}
     path = directory / "patients.parquet"
     pd.DataFrame(patients).to_parquet(path, index=False)

@@ -59,9 +59,7 @@ def _factor(from_unit: str, to_unit: str, molar_mass: float | None) -> float:
     for q in (src * g_per_mol, src / g_per_mol):
         if q.dimensionality == dst.dimensionality:
             return float(q.to(dst.units).magnitude / dst.magnitude)
-    raise UnitError(
-        f"cannot convert {from_unit!r} to {to_unit!r}, even with molar mass {molar_mass} g/mol"
-    )
+    raise UnitError(f"cannot convert {from_unit!r} to {to_unit!r}, even with molar mass {molar_mass} g/mol")
 
 
 def convert(value: float, from_unit: str, to_unit: str, *, molar_mass: float | None = None) -> float:

@@ -55,13 +55,21 @@ def per_patient_metrics(df: pd.DataFrame, pred_col: str, obs_col: str = "dv") ->
     """One row per patient: number of levels and every metric over that patient's levels."""
     rows = []
     for pid, g in df.dropna(subset=[pred_col]).groupby("patient_id", sort=True):
-        rows.append({"patient_id": pid, "n": len(g),
-                     **compute_metrics(g[pred_col].to_numpy(), g[obs_col].to_numpy())})
+        rows.append(
+            {"patient_id": pid, "n": len(g), **compute_metrics(g[pred_col].to_numpy(), g[obs_col].to_numpy())}
+        )
     return pd.DataFrame(rows, columns=["patient_id", "n", *METRICS])
 
 
-def bootstrap_metrics(df: pd.DataFrame, pred_col: str, obs_col: str = "dv", *, n_boot: int = 1000,
-                      level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def bootstrap_metrics(
+    df: pd.DataFrame,
+    pred_col: str,
+    obs_col: str = "dv",
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Overall metrics with percentile CIs from resampling patients; columns name, value, ci_low,
     ci_high, n (levels)."""
     d = df.dropna(subset=[pred_col])
@@ -104,5 +112,9 @@ def bootstrap_metrics(df: pd.DataFrame, pred_col: str, obs_col: str = "dv", *, n
         reps["mdpe_percent"] = np.asarray(med)
         a = (1 - level) / 2
         lo_hi = {k: (float(np.quantile(v, a)), float(np.quantile(v, 1 - a))) for k, v in reps.items()}
-    return pd.DataFrame([{"name": k, "value": point[k], "ci_low": lo_hi[k][0], "ci_high": lo_hi[k][1],
-                          "n": len(obs)} for k in METRICS])
+    return pd.DataFrame(
+        [
+            {"name": k, "value": point[k], "ci_low": lo_hi[k][0], "ci_high": lo_hi[k][1], "n": len(obs)}
+            for k in METRICS
+        ]
+    )

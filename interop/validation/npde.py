@@ -61,7 +61,14 @@ def npde_summary(npde: np.ndarray) -> dict[str, float]:
     chi = (n - 1) * var
     p_var = float(2 * min(stats.chi2.cdf(chi, n - 1), stats.chi2.sf(chi, n - 1)))
     p_norm = float(stats.shapiro(x[:5000]).pvalue)
-    return {"n": float(n), "mean": float(np.mean(x)), "variance": var,
-            "skewness": float(stats.skew(x)), "kurtosis": float(stats.kurtosis(x)),
-            "p_mean": p_mean, "p_variance": p_var, "p_normality": p_norm,
-            "p_global": float(min(1.0, 3 * min(p_mean, p_var, p_norm)))}
+    return {
+        "n": float(n),
+        "mean": float(np.mean(x)),
+        "variance": var,
+        "skewness": float(stats.skew(x)),
+        "kurtosis": float(stats.kurtosis(x)),
+        "p_mean": p_mean,
+        "p_variance": p_var,
+        "p_normality": p_norm,
+        "p_global": float(min(1.0, 3 * min(p_mean, p_var, p_norm))),
+    }

@@ -28,18 +28,49 @@ from interop.schema import ModelCard, PatientRecord, parse_json
 from interop.twin import CompiledModel, Twin, bind_patient, simulate_observations
 from interop.validation.npde import patient_npde, prediction_interval
 
-__all__ = ["REASONS", "Exclusion", "ValidationSpec", "evaluate_patient", "screen_patient",
-           "validate_batch"]
+__all__ = ["REASONS", "Exclusion", "ValidationSpec", "evaluate_patient", "screen_patient", "validate_batch"]
 
 log = logging.getLogger(__name__)
 
-REASONS = ("drug-mismatch", "unit-mismatch", "no-levels", "covariate-missing",
-           "covariate-outside-domain", "ode-failure", "estimation-failure", "binding-error")
+REASONS = (
+    "drug-mismatch",
+    "unit-mismatch",
+    "no-levels",
+    "covariate-missing",
+    "covariate-outside-domain",
+    "ode-failure",
+    "estimation-failure",
+    "binding-error",
+)
 
-LEVEL_COLUMNS = ["patient_id", "k", "time_h", "tad_h", "observable", "dv", "below_lloq", "used",
-                 "pred", "ipred", "iter_pred", "npde", "pi_low", "pi_high", "sims"]
-PATIENT_COLUMNS = ["patient_id", "status", "reason", "detail", "n_levels", "n_used", "map_converged",
-                   "ofv", "etas"]
+LEVEL_COLUMNS = [
+    "patient_id",
+    "k",
+    "time_h",
+    "tad_h",
+    "observable",
+    "dv",
+    "below_lloq",
+    "used",
+    "pred",
+    "ipred",
+    "iter_pred",
+    "npde",
+    "pi_low",
+    "pi_high",
+    "sims",
+]
+PATIENT_COLUMNS = [
+    "patient_id",
+    "status",
+    "reason",
+    "detail",
+    "n_levels",
+    "n_used",
+    "map_converged",
+    "ofv",
+    "etas",
+]
 
 
 @dataclass(frozen=True)
@@ -64,7 +95,8 @@ def _analyte_matches(card: ModelCard, record: PatientRecord) -> bool:
     for m in record.drug_levels():
         for o in card.observables:
             if (m.drug_level and m.drug_level.analyte.matches(o.analyte)) or any(
-                    m.code.matches(c) for c in o.measurement_codes):
+                m.code.matches(c) for c in o.measurement_codes
+            ):
                 return True
     return False
 
@@ -75,16 +107,31 @@ def screen_patient(model: CompiledModel, record: PatientRecord) -> Twin:
     if not record.drug_levels():
         raise Exclusion("no-levels", "no drug-level measurement")
     if not _analyte_matches(card, record):
-        found = sorted({m.drug_level.analyte.display or m.drug_level.analyte.code
-                        for m in record.drug_levels() if m.drug_level})
-        raise Exclusion("drug-mismatch", f"levels of {', '.join(found)}, model predicts "
-                        f"{', '.join(o.analyte.display or o.analyte.code for o in card.observables)}")
+        found = sorted(
+            {
+                m.drug_level.analyte.display or m.drug_level.analyte.code
+                for m in record.drug_levels()
+                if m.drug_level
+            }
+        )
+        raise Exclusion(
+            "drug-mismatch",
+            f"levels of {', '.join(found)}, model predicts "
+            f"{', '.join(o.analyte.display or o.analyte.code for o in card.observables)}",
+        )
     try:
         twin = bind_patient(model, record)
     except TwinError as exc:
         covs = {c.name for c in card.covariates}
-        reason = ("unit-mismatch" if exc.field == "unit" else "drug-mismatch" if exc.field == "doses"
-                  else "covariate-missing" if exc.field in covs else "binding-error")
+        reason = (
+            "unit-mismatch"
+            if exc.field == "unit"
+            else "drug-mismatch"
+            if exc.field == "doses"
+            else "covariate-missing"
+            if exc.field in covs
+            else "binding-error"
+        )
         raise Exclusion(reason, str(exc)) from exc
     outside = []
     for name, (lo, hi) in card.validity.covariate_ranges.items():
@@ -98,8 +145,10 @@ def screen_patient(model: CompiledModel, record: PatientRecord) -> Twin:
         raise Exclusion("covariate-outside-domain", "; ".join(outside))
     first = twin.doses[0].time_h
     if not any(_usable(o, first) for o in twin.observations):
-        raise Exclusion("no-levels", f"{len(twin.observations)} level(s), none above the limit of "
-                                     "quantification after the first dose")
+        raise Exclusion(
+            "no-levels",
+            f"{len(twin.observations)} level(s), none above the limit of quantification after the first dose",
+        )
     return twin
 
 
@@ -149,15 +198,36 @@ def evaluate_patient(model: CompiledModel, twin: Twin, spec: ValidationSpec) -> 
     if used.any():
         npde[used] = patient_npde(dv[used], sims[:, used])
     lo, hi = prediction_interval(sims)
-    levels = pd.DataFrame({
-        "patient_id": twin.patient_id, "k": np.arange(n), "time_h": [o.time_h for o in obs],
-        "tad_h": [_tad(twin, o.time_h) for o in obs], "observable": [o.observable for o in obs],
-        "dv": dv, "below_lloq": [o.below_lloq for o in obs], "used": used, "pred": pred, "ipred": ipred,
-        "iter_pred": iter_pred, "npde": npde, "pi_low": lo, "pi_high": hi,
-        "sims": [sims[:, j].astype(np.float32) for j in range(n)]})
-    row = {"patient_id": twin.patient_id, "status": "included", "reason": "", "detail": "; ".join(twin.notes),
-           "n_levels": n, "n_used": int(used.sum()), "map_converged": bool(fit.converged),
-           "ofv": float(fit.ofv), "etas": json.dumps(fit.etas, sort_keys=True)}
+    levels = pd.DataFrame(
+        {
+            "patient_id": twin.patient_id,
+            "k": np.arange(n),
+            "time_h": [o.time_h for o in obs],
+            "tad_h": [_tad(twin, o.time_h) for o in obs],
+            "observable": [o.observable for o in obs],
+            "dv": dv,
+            "below_lloq": [o.below_lloq for o in obs],
+            "used": used,
+            "pred": pred,
+            "ipred": ipred,
+            "iter_pred": iter_pred,
+            "npde": npde,
+            "pi_low": lo,
+            "pi_high": hi,
+            "sims": [sims[:, j].astype(np.float32) for j in range(n)],
+        }
+    )
+    row = {
+        "patient_id": twin.patient_id,
+        "status": "included",
+        "reason": "",
+        "detail": "; ".join(twin.notes),
+        "n_levels": n,
+        "n_used": int(used.sum()),
+        "map_converged": bool(fit.converged),
+        "ofv": float(fit.ofv),
+        "etas": json.dumps(fit.etas, sort_keys=True),
+    }
     return levels, row
 
 
@@ -169,8 +239,15 @@ def validate_batch(spec: ValidationSpec, records_json: tuple[str, ...]) -> dict[
         record = parse_json(PatientRecord, text, source="cohort record")
         pid = record.patient.id
         n_levels = len(record.drug_levels())
-        base = {"patient_id": pid, "status": "excluded", "n_levels": n_levels, "n_used": 0,
-                "map_converged": False, "ofv": float("nan"), "etas": ""}
+        base = {
+            "patient_id": pid,
+            "status": "excluded",
+            "n_levels": n_levels,
+            "n_used": 0,
+            "map_converged": False,
+            "ofv": float("nan"),
+            "etas": "",
+        }
         try:
             twin = screen_patient(model, record)
             lv, row = evaluate_patient(model, twin, spec)
@@ -186,5 +263,7 @@ def validate_batch(spec: ValidationSpec, records_json: tuple[str, ...]) -> dict[
             continue
         levels.append(lv)
         patients.append(row)
-    return {"levels": pd.concat(levels, ignore_index=True) if levels else pd.DataFrame(columns=LEVEL_COLUMNS),
-            "patients": pd.DataFrame(patients, columns=PATIENT_COLUMNS)}
+    return {
+        "levels": pd.concat(levels, ignore_index=True) if levels else pd.DataFrame(columns=LEVEL_COLUMNS),
+        "patients": pd.DataFrame(patients, columns=PATIENT_COLUMNS),
+    }

@@ -23,8 +23,11 @@ from interop.validation.summary import SETTINGS, ValidationSummary  # noqa: E402
 
 __all__ = ["write_plots", "write_report"]
 
-LABELS = {"a-priori": "a priori (population)", "a-posteriori": "a posteriori (MAP, all levels)",
-          "iterative": "iterative (MAP on earlier levels)"}
+LABELS = {
+    "a-priori": "a priori (population)",
+    "a-posteriori": "a posteriori (MAP, all levels)",
+    "iterative": "iterative (MAP on earlier levels)",
+}
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -46,8 +49,13 @@ def _obs_vs_pred(used: pd.DataFrame, unit: str, path: Path) -> Path:
         ax.plot(line, line, "k-", lw=1)
         ax.plot(line, line * 1.2, "k:", lw=0.8)
         ax.plot(line, line / 1.2, "k:", lw=0.8)
-        ax.set(xscale="log", yscale="log", xlabel=f"predicted ({unit})", ylabel=f"observed ({unit})",
-               title=LABELS[s])
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel=f"predicted ({unit})",
+            ylabel=f"observed ({unit})",
+            title=LABELS[s],
+        )
     return _save(fig, path)
 
 
@@ -69,11 +77,11 @@ def _vpc(tables: dict[str, pd.DataFrame], unit: str, path: Path) -> Path:
     for ax, (title, t) in zip(axes[0], tables.items(), strict=True):
         for q, color in (("p5", "tab:blue"), ("p50", "tab:red"), ("p95", "tab:blue")):
             ax.fill_between(t["x_mid"], t[f"sim_{q}_lo"], t[f"sim_{q}_hi"], color=color, alpha=0.2)
-            ax.plot(t["x_mid"], t[f"obs_{q}"], color=color, marker="o", ms=3,
-                    ls="-" if q == "p50" else "--")
+            ax.plot(t["x_mid"], t[f"obs_{q}"], color=color, marker="o", ms=3, ls="-" if q == "p50" else "--")
         ax.set(xlabel="time after last dose (h)", ylabel=f"concentration ({unit})", yscale="log", title=title)
-    fig.suptitle("observed 5th/50th/95th percentiles (lines) and 90 % CI of the simulated ones (bands)",
-                 fontsize=9)
+    fig.suptitle(
+        "observed 5th/50th/95th percentiles (lines) and 90 % CI of the simulated ones (bands)", fontsize=9
+    )
     return _save(fig, path)
 
 
@@ -97,8 +105,9 @@ def _npde_qq(x: np.ndarray, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_plots(levels: pd.DataFrame, summary: ValidationSummary, units: dict[str, str],
-                out_dir: Path) -> dict[str, Path]:
+def write_plots(
+    levels: pd.DataFrame, summary: ValidationSummary, units: dict[str, str], out_dir: Path
+) -> dict[str, Path]:
     """The PNGs (one set per observable) in ``out_dir``; returns title -> path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     used = levels[levels["used"].astype(bool)] if len(levels) else levels
@@ -108,10 +117,13 @@ def write_plots(levels: pd.DataFrame, summary: ValidationSummary, units: dict[st
         sfx = f"_{obs_id}" if used["observable"].nunique() > 1 else ""
         plots[f"Observed vs predicted ({obs_id})"] = _obs_vs_pred(g, unit, out_dir / f"obs_vs_pred{sfx}.png")
         plots[f"Relative residuals vs time ({obs_id})"] = _residuals_vs_time(
-            g, out_dir / f"residuals_vs_time{sfx}.png")
+            g, out_dir / f"residuals_vs_time{sfx}.png"
+        )
         plots[f"VPC and pcVPC ({obs_id})"] = _vpc(
-            {"VPC": summary.vpc[obs_id], "prediction-corrected VPC": summary.pcvpc[obs_id]}, unit,
-            out_dir / f"vpc{sfx}.png")
+            {"VPC": summary.vpc[obs_id], "prediction-corrected VPC": summary.pcvpc[obs_id]},
+            unit,
+            out_dir / f"vpc{sfx}.png",
+        )
         x = g["npde"].to_numpy(float)
         x = x[np.isfinite(x)]
         if len(x) >= 3:
@@ -128,25 +140,41 @@ def _table(df: pd.DataFrame, max_rows: int | None = None) -> str:
     return out
 
 
-def write_report(path: Path, *, title: str, facts: dict[str, str], summary: ValidationSummary,
-                 plots: dict[str, Path], excluded: pd.DataFrame) -> Path:
+def write_report(
+    path: Path,
+    *,
+    title: str,
+    facts: dict[str, str],
+    summary: ValidationSummary,
+    plots: dict[str, Path],
+    excluded: pd.DataFrame,
+) -> Path:
     """One HTML file, every image embedded: it can be mailed or archived on its own."""
     m = summary.metrics.copy()
     if len(m):
-        m["value [95 % CI]"] = [f"{v:.3g} [{lo:.3g}, {hi:.3g}]" if np.isfinite(lo) else f"{v:.3g}"
-                                for v, lo, hi in zip(m["value"], m["ci_low"], m["ci_high"], strict=True)]
-        m = m.pivot_table(index=["observable", "name"], columns="setting", values="value [95 % CI]",
-                          aggfunc="first").reset_index()
+        m["value [95 % CI]"] = [
+            f"{v:.3g} [{lo:.3g}, {hi:.3g}]" if np.isfinite(lo) else f"{v:.3g}"
+            for v, lo, hi in zip(m["value"], m["ci_low"], m["ci_high"], strict=True)
+        ]
+        m = m.pivot_table(
+            index=["observable", "name"], columns="setting", values="value [95 % CI]", aggfunc="first"
+        ).reset_index()
     npde = pd.DataFrame([{"observable": k, **v} for k, v in summary.npde.items()])
-    cov = pd.DataFrame([{"observable": k, "levels inside their simulated 90 % PI (%)": v}
-                        for k, v in summary.coverage_90.items()])
+    cov = pd.DataFrame(
+        [
+            {"observable": k, "levels inside their simulated 90 % PI (%)": v}
+            for k, v in summary.coverage_90.items()
+        ]
+    )
     counts = pd.DataFrame([{"reason": k, "patients": v} for k, v in summary.exclusions.items()])
     parts = [f"<h1>{html.escape(title)}</h1>", "<table class='t'>"]
     parts += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts.items()]
     parts.append("</table><h2>Predictive performance</h2>")
-    parts.append("<p>Relative error = (predicted − observed) / observed; CIs from a patient-level "
-                 "bootstrap. Iterative: each level predicted from the MAP fit on the earlier levels "
-                 "(a patient's first level has none and is left out).</p>")
+    parts.append(
+        "<p>Relative error = (predicted − observed) / observed; CIs from a patient-level "
+        "bootstrap. Iterative: each level predicted from the MAP fit on the earlier levels "
+        "(a patient's first level has none and is left out).</p>"
+    )
     parts.append(_table(m))
     pp = summary.per_patient
     if len(pp):
@@ -157,22 +185,29 @@ def write_report(path: Path, *, title: str, facts: dict[str, str], summary: Vali
                 q = g[name].quantile([0.25, 0.5, 0.75])
                 row[f"{name} median [IQR]"] = f"{q[0.5]:.3g} [{q[0.25]:.3g}, {q[0.75]:.3g}]"
             rows.append(row)
-        parts.append("<h3>Per patient</h3><p>Distribution over patients of each patient's own metrics "
-                     "(every patient's row: per_patient_metrics.csv beside this report).</p>")
+        parts.append(
+            "<h3>Per patient</h3><p>Distribution over patients of each patient's own metrics "
+            "(every patient's row: per_patient_metrics.csv beside this report).</p>"
+        )
         parts.append(_table(pd.DataFrame(rows)))
     parts.append("<h2>NPDE (decorrelated, from simulations)</h2>" + _table(npde) + _table(cov))
     for name, p in plots.items():
         data = base64.b64encode(p.read_bytes()).decode("ascii")
-        parts.append(f"<h3>{html.escape(name)}</h3><img alt='{html.escape(name)}' "
-                     f"src='data:image/png;base64,{data}'/>")
+        parts.append(
+            f"<h3>{html.escape(name)}</h3><img alt='{html.escape(name)}' src='data:image/png;base64,{data}'/>"
+        )
     parts.append("<h2>Excluded patients</h2>")
     parts.append(_table(counts) if len(counts) else "<p>none</p>")
     if len(excluded):
         parts.append(_table(excluded[["patient_id", "reason", "detail"]], max_rows=2000))
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-             "table.t{border-collapse:collapse;margin:.5em 0}"
-             "table.t td,table.t th{border:1px solid #ccc;padding:2px 6px;font-size:13px}"
-             "img{max-width:100%}")
-    path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-                    f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>")
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table.t{border-collapse:collapse;margin:.5em 0}"
+        "table.t td,table.t th{border:1px solid #ccc;padding:2px 6px;font-size:13px}"
+        "img{max-width:100%}"
+    )
+    path.write_text(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+    )
     return path

@@ -33,10 +33,24 @@ class ValidationOutcome:
     patients: pd.DataFrame
 
 
-def run_validation(sbml: str, card: ModelCard, records: Sequence[PatientRecord], out_dir: Path, *,
-                   model_version: int, site: str, seed: int = 1, n_sim: int = 200, iterative: bool = True,
-                   batch_size: int = 25, scheduler: str | None = None, workers: int = 2, n_boot: int = 1000,
-                   model_sha256: str | None = None, progress: Progress | None = None) -> ValidationOutcome:
+def run_validation(
+    sbml: str,
+    card: ModelCard,
+    records: Sequence[PatientRecord],
+    out_dir: Path,
+    *,
+    model_version: int,
+    site: str,
+    seed: int = 1,
+    n_sim: int = 200,
+    iterative: bool = True,
+    batch_size: int = 25,
+    scheduler: str | None = None,
+    workers: int = 2,
+    n_boot: int = 1000,
+    model_sha256: str | None = None,
+    progress: Progress | None = None,
+) -> ValidationOutcome:
     """Validate, write ``report.html`` (+ PNGs), tables and ``validation-record.json`` to ``out_dir``."""
     if not records:
         raise ValueError("the cohort has no patients")
@@ -45,23 +59,45 @@ def run_validation(sbml: str, card: ModelCard, records: Sequence[PatientRecord],
     sha = model_sha256 or hashlib.sha256(sbml.encode()).hexdigest()
     spec = ValidationSpec(sbml, card.model_dump_json(), seed=seed, n_sim=n_sim, iterative=iterative)
     ordered = sorted(records, key=lambda r: r.patient.id)
-    batches = [(tuple(r.model_dump_json() for r in ordered[i:i + batch_size]),)
-               for i in range(0, len(ordered), batch_size)]
-    key = hashlib.sha256(json.dumps([sha, spec.card_json, fingerprint, seed, n_sim, iterative, batch_size])
-                         .encode()).hexdigest()
-    results = run_batches(validate_batch, spec, batches, scheduler=scheduler, workers=workers,
-                          checkpoint_dir=out_dir / "checkpoints" / key[:16], run_key=key, progress=progress)
-    levels = pd.concat([r["levels"] for r in results if len(r["levels"])] or
-                       [pd.DataFrame(columns=LEVEL_COLUMNS)], ignore_index=True)
+    batches = [
+        (tuple(r.model_dump_json() for r in ordered[i : i + batch_size]),)
+        for i in range(0, len(ordered), batch_size)
+    ]
+    key = hashlib.sha256(
+        json.dumps([sha, spec.card_json, fingerprint, seed, n_sim, iterative, batch_size]).encode()
+    ).hexdigest()
+    results = run_batches(
+        validate_batch,
+        spec,
+        batches,
+        scheduler=scheduler,
+        workers=workers,
+        checkpoint_dir=out_dir / "checkpoints" / key[:16],
+        run_key=key,
+        progress=progress,
+    )
+    levels = pd.concat(
+        [r["levels"] for r in results if len(r["levels"])] or [pd.DataFrame(columns=LEVEL_COLUMNS)],
+        ignore_index=True,
+    )
     patients = pd.concat([r["patients"] for r in results], ignore_index=True)[PATIENT_COLUMNS]
     summary = summarise(levels, patients, n_boot=n_boot, seed=seed)
     it_note = "iterative forecasting leaves out each first level" if iterative else "no iterative forecasting"
-    notes = (f"NPDE/VPC from {n_sim} simulations per patient of its own design (seed {seed}); {it_note}; "
-             f"{summary.n_levels_unused} level(s) below the limit of quantification or before the first dose "
-             f"left out; {summary.map_not_converged} MAP fit(s) not converged; CIs: patient bootstrap "
-             f"({n_boot} replicates)")
-    record = to_record(summary, model_id=card.id, model_version=model_version, model_sha256=sha, site=site,
-                       fingerprint=fingerprint, notes=notes)
+    notes = (
+        f"NPDE/VPC from {n_sim} simulations per patient of its own design (seed {seed}); {it_note}; "
+        f"{summary.n_levels_unused} level(s) below the limit of quantification or before the first dose "
+        f"left out; {summary.map_not_converged} MAP fit(s) not converged; CIs: patient bootstrap "
+        f"({n_boot} replicates)"
+    )
+    record = to_record(
+        summary,
+        model_id=card.id,
+        model_version=model_version,
+        model_sha256=sha,
+        site=site,
+        fingerprint=fingerprint,
+        notes=notes,
+    )
 
     levels.drop(columns=["sims"]).to_parquet(out_dir / "levels.parquet", index=False)
     patients.to_parquet(out_dir / "patients.parquet", index=False)
@@ -78,15 +114,24 @@ def run_validation(sbml: str, card: ModelCard, records: Sequence[PatientRecord],
     plots = write_plots(levels, summary, {o.id: o.unit for o in card.observables}, out_dir)
     facts = {
         "model": f"{card.id} version {model_version} (SBML SHA-256 {sha[:16]}…)",
-        "site": site, "dataset fingerprint": fingerprint,
+        "site": site,
+        "dataset fingerprint": fingerprint,
         "patients": f"{summary.n_read} read = {summary.n_included} included + "
-                    f"{summary.n_read - summary.n_included} excluded",
+        f"{summary.n_read - summary.n_included} excluded",
         "levels in metrics": f"{summary.n_levels} ({summary.n_levels_unused} levels of included patients "
-                             "left out: below the limit of quantification or before the first dose)",
+        "left out: below the limit of quantification or before the first dose)",
         "MAP fits not converged": str(summary.map_not_converged),
-        "simulations per patient": str(n_sim), "seed": str(seed), "software": record.software,
+        "simulations per patient": str(n_sim),
+        "seed": str(seed),
+        "software": record.software,
         "date": record.created_at.isoformat(timespec="seconds"),
     }
-    report = write_report(out_dir / "report.html", title=f"Validation of {card.title}", facts=facts,
-                          summary=summary, plots=plots, excluded=excluded)
+    report = write_report(
+        out_dir / "report.html",
+        title=f"Validation of {card.title}",
+        facts=facts,
+        summary=summary,
+        plots=plots,
+        excluded=excluded,
+    )
     return ValidationOutcome(summary, record, out_dir, report, record_path, plots, levels, patients)

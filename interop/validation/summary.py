@@ -38,8 +38,15 @@ class ValidationSummary:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def summarise(levels: pd.DataFrame, patients: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
-              vpc_x: str = "tad_h", n_bins: int = 8) -> ValidationSummary:
+def summarise(
+    levels: pd.DataFrame,
+    patients: pd.DataFrame,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    vpc_x: str = "tad_h",
+    n_bins: int = 8,
+) -> ValidationSummary:
     included = patients[patients["status"] == "included"]
     used = levels[levels["used"].astype(bool)] if len(levels) else levels
     metric_rows, pp_rows = [], []
@@ -70,32 +77,74 @@ def summarise(levels: pd.DataFrame, patients: pd.DataFrame, *, n_boot: int = 100
     return ValidationSummary(
         metrics=pd.concat(metric_rows, ignore_index=True) if metric_rows else pd.DataFrame(),
         per_patient=pd.concat(pp_rows, ignore_index=True) if pp_rows else pd.DataFrame(),
-        npde=npde, vpc=vpc, pcvpc=pcvpc, coverage_90=coverage,
-        n_read=len(patients), n_included=len(included), exclusions=dict(sorted(reasons.items())),
-        n_levels=len(used), n_levels_unused=len(levels) - len(used),
+        npde=npde,
+        vpc=vpc,
+        pcvpc=pcvpc,
+        coverage_90=coverage,
+        n_read=len(patients),
+        n_included=len(included),
+        exclusions=dict(sorted(reasons.items())),
+        n_levels=len(used),
+        n_levels_unused=len(levels) - len(used),
         map_not_converged=int((~included["map_converged"].astype(bool)).sum()),
     )
 
 
-def to_record(summary: ValidationSummary, *, model_id: str, model_version: int, model_sha256: str,
-              site: str, fingerprint: str, notes: str = "") -> ValidationRecord:
+def to_record(
+    summary: ValidationSummary,
+    *,
+    model_id: str,
+    model_version: int,
+    model_sha256: str,
+    site: str,
+    fingerprint: str,
+    notes: str = "",
+) -> ValidationRecord:
     """The record a site publishes: metrics, counts, fingerprint; no patient rows."""
-    metrics = [MetricValue(name=r.name, setting=r.setting, observable=r.observable, value=float(r.value),
-                           ci_low=None if pd.isna(r.ci_low) else float(r.ci_low),
-                           ci_high=None if pd.isna(r.ci_high) else float(r.ci_high), n=int(r.n))
-               for r in summary.metrics.itertuples(index=False) if np.isfinite(r.value)]
+    metrics = [
+        MetricValue(
+            name=r.name,
+            setting=r.setting,
+            observable=r.observable,
+            value=float(r.value),
+            ci_low=None if pd.isna(r.ci_low) else float(r.ci_low),
+            ci_high=None if pd.isna(r.ci_high) else float(r.ci_high),
+            n=int(r.n),
+        )
+        for r in summary.metrics.itertuples(index=False)
+        if np.isfinite(r.value)
+    ]
     for obs_id, s in summary.npde.items():
         n = int(s.get("n", 0))
         for key in ("mean", "variance", "p_global"):
             if key in s and np.isfinite(s[key]):
-                metrics.append(MetricValue(name=f"npde_{key}", setting="simulation", observable=obs_id,
-                                           value=float(s[key]), n=n))
+                metrics.append(
+                    MetricValue(
+                        name=f"npde_{key}", setting="simulation", observable=obs_id, value=float(s[key]), n=n
+                    )
+                )
     for obs_id, cov in summary.coverage_90.items():
-        metrics.append(MetricValue(name="pi90_coverage_percent", setting="simulation", observable=obs_id,
-                                   value=cov, n=summary.n_levels))
+        metrics.append(
+            MetricValue(
+                name="pi90_coverage_percent",
+                setting="simulation",
+                observable=obs_id,
+                value=cov,
+                n=summary.n_levels,
+            )
+        )
     return ValidationRecord(
-        model_id=model_id, model_version=model_version, model_sha256=model_sha256, site=site,
-        software=f"digphat-interop {__version__}", created_at=dt.datetime.now(dt.UTC),
-        dataset_fingerprint=fingerprint, n_patients=summary.n_included, n_levels=summary.n_levels,
-        n_excluded_patients=summary.n_read - summary.n_included, exclusions=summary.exclusions,
-        metrics=tuple(metrics), notes=notes)
+        model_id=model_id,
+        model_version=model_version,
+        model_sha256=model_sha256,
+        site=site,
+        software=f"digphat-interop {__version__}",
+        created_at=dt.datetime.now(dt.UTC),
+        dataset_fingerprint=fingerprint,
+        n_patients=summary.n_included,
+        n_levels=summary.n_levels,
+        n_excluded_patients=summary.n_read - summary.n_included,
+        exclusions=summary.exclusions,
+        metrics=tuple(metrics),
+        notes=notes,
+    )

@@ -29,8 +29,15 @@ def make_bins(x: np.ndarray, n_bins: int = 8) -> np.ndarray:
     return edges
 
 
-def vpc_table(x: np.ndarray, dv: np.ndarray, sims: np.ndarray, pred: np.ndarray | None = None, *,
-              n_bins: int = 8, ci: float = 0.9) -> pd.DataFrame:
+def vpc_table(
+    x: np.ndarray,
+    dv: np.ndarray,
+    sims: np.ndarray,
+    pred: np.ndarray | None = None,
+    *,
+    n_bins: int = 8,
+    ci: float = 0.9,
+) -> pd.DataFrame:
     """One row per bin: x median, n, observed percentiles and simulated ones with their CI.
 
     ``sims`` is (n_obs, K): K replicates of each observation. With ``pred`` (population
@@ -51,8 +58,13 @@ def vpc_table(x: np.ndarray, dv: np.ndarray, sims: np.ndarray, pred: np.ndarray 
             factor = np.median(p) / np.where(p > 0, p, np.nan)
             obs_b = obs_b * factor
             sim_b = sim_b * factor[:, None]
-        row: dict[str, float] = {"bin": b, "x_low": edges[b], "x_high": edges[b + 1],
-                                 "x_mid": float(np.median(x[sel])), "n": int(sel.sum())}
+        row: dict[str, float] = {
+            "bin": b,
+            "x_low": edges[b],
+            "x_high": edges[b + 1],
+            "x_mid": float(np.median(x[sel])),
+            "n": int(sel.sum()),
+        }
         sim_q = np.nanpercentile(sim_b, PERCENTILES, axis=0)  # (3, K)
         obs_q = np.nanpercentile(obs_b, PERCENTILES)
         for j, q in enumerate(PERCENTILES):

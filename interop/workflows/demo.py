@@ -88,26 +88,57 @@ def run_demo(settings: Settings) -> DemoResult:
     twin = bind_patient(model, record)
     predicted = simulate_observations(twin)
     rows = [
-        {"time_h": o.time_h, "observable": o.observable, "observed": o.value, "predicted": float(p),
-         "unit": next(x.unit for x in card.observables if x.id == o.observable)}
+        {
+            "time_h": o.time_h,
+            "observable": o.observable,
+            "observed": o.value,
+            "predicted": float(p),
+            "unit": next(x.unit for x in card.observables if x.id == o.observable),
+        }
         for o, p in zip(twin.observations, predicted, strict=True)
     ]
     end = max(o.time_h for o in twin.observations) + 12.0
     grid = np.linspace(0.0, end, 400)
     curve = simulate(twin, grid).values[card.observables[0].id]
     plot_path = plot_concentrations(
-        twin, grid, {"a priori (population) prediction": curve}, out / "concentration.png",
+        twin,
+        grid,
+        {"a priori (population) prediction": curve},
+        out / "concentration.png",
         title=f"{card.title}\npatient {record.patient.id[:12]}…",
     )
     predictions_path = out / "predictions.json"
-    predictions_path.write_text(json.dumps({
-        "model": f"{stored.model_id}@{stored.version}", "patient": record.patient.id,
-        "doses": [{"time_h": d.time_h, "amount": d.amount, "route": d.input.route,
-                   "duration_h": d.duration_h} for d in twin.doses],
-        "covariates": {k: {"times_h": v.times_h, "values": v.values} for k, v in twin.covariates.items()},
-        "rows": rows,
-    }, indent=2))
-    return DemoResult(stored.model_id, stored.version, record.patient.id, rows, out, record_path,
-                      report_path, plot_path, predictions_path, settings.database_url)
-
-
+    predictions_path.write_text(
+        json.dumps(
+            {
+                "model": f"{stored.model_id}@{stored.version}",
+                "patient": record.patient.id,
+                "doses": [
+                    {
+                        "time_h": d.time_h,
+                        "amount": d.amount,
+                        "route": d.input.route,
+                        "duration_h": d.duration_h,
+                    }
+                    for d in twin.doses
+                ],
+                "covariates": {
+                    k: {"times_h": v.times_h, "values": v.values} for k, v in twin.covariates.items()
+                },
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
+    return DemoResult(
+        stored.model_id,
+        stored.version,
+        record.patient.id,
+        rows,
+        out,
+        record_path,
+        report_path,
+        plot_path,
+        predictions_path,
+        settings.database_url,
+    )

@@ -22,8 +22,15 @@ from interop.settings import Settings
 from interop.validation import ValidationOutcome, run_validation
 from registry import StoredModel, open_registry
 
-__all__ = ["ModelRef", "load_records", "parse_model_ref", "resolve_model", "simulate_virtual_cohort",
-           "submit_record", "validate_cohort"]
+__all__ = [
+    "ModelRef",
+    "load_records",
+    "parse_model_ref",
+    "resolve_model",
+    "simulate_virtual_cohort",
+    "submit_record",
+    "validate_cohort",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +66,20 @@ def load_records(cohort: Path) -> list[PatientRecord]:
     folder = cohort / "records" if (cohort / "records").is_dir() else cohort
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not files:
-        raise SchemaError("no patients.parquet and no records/*.json: not a cohort folder",
-                          source=str(cohort))
+        raise SchemaError(
+            "no patients.parquet and no records/*.json: not a cohort folder", source=str(cohort)
+        )
     return [parse_json(PatientRecord, f.read_text(), source=str(f)) for f in files]
 
 
-def submit_record(record: ValidationRecord, target: str, *, token: str | None = None,
-                  submitted_by: str = "local", blob_dir: Path | None = None) -> str:
+def submit_record(
+    record: ValidationRecord,
+    target: str,
+    *,
+    token: str | None = None,
+    submitted_by: str = "local",
+    blob_dir: Path | None = None,
+) -> str:
     """Send the record to a registry: an ``http(s)://`` API (bearer ``token``) or a local one (a
     database URL or a SQLite file path). Returns where it was stored."""
     if target.startswith(("http://", "https://")):
@@ -93,24 +107,60 @@ def submit_record(record: ValidationRecord, target: str, *, token: str | None = 
     return f"{url} (record {rid})"
 
 
-def validate_cohort(settings: Settings, model: str, cohort: Path, out_dir: Path, *, site: str,
-                    seed: int = 1, n_sim: int = 200, iterative: bool = True, batch_size: int = 25,
-                    scheduler: str | None = None, workers: int = 2, n_boot: int = 1000,
-                    progress: Progress | None = None) -> tuple[StoredModel, ValidationOutcome]:
+def validate_cohort(
+    settings: Settings,
+    model: str,
+    cohort: Path,
+    out_dir: Path,
+    *,
+    site: str,
+    seed: int = 1,
+    n_sim: int = 200,
+    iterative: bool = True,
+    batch_size: int = 25,
+    scheduler: str | None = None,
+    workers: int = 2,
+    n_boot: int = 1000,
+    progress: Progress | None = None,
+) -> tuple[StoredModel, ValidationOutcome]:
     stored = resolve_model(parse_model_ref(model), settings)
     records = load_records(cohort)
-    outcome = run_validation(stored.sbml, stored.card, records, out_dir, model_version=stored.version,
-                             site=site, seed=seed, n_sim=n_sim, iterative=iterative, batch_size=batch_size,
-                             scheduler=scheduler, workers=workers, n_boot=n_boot,
-                             model_sha256=stored.sbml_sha256, progress=progress)
+    outcome = run_validation(
+        stored.sbml,
+        stored.card,
+        records,
+        out_dir,
+        model_version=stored.version,
+        site=site,
+        seed=seed,
+        n_sim=n_sim,
+        iterative=iterative,
+        batch_size=batch_size,
+        scheduler=scheduler,
+        workers=workers,
+        n_boot=n_boot,
+        model_sha256=stored.sbml_sha256,
+        progress=progress,
+    )
     return stored, outcome
 
 
-def simulate_virtual_cohort(settings: Settings, model: str, n: int, design: Path, out_dir: Path, *,
-                            covariates: Path | None = None, resample: Path | None = None, seed: int = 1,
-                            batch_size: int = 250, scheduler: str | None = None, workers: int = 2,
-                            records: bool = False, progress: Progress | None = None,
-                            ) -> tuple[StoredModel, CohortResult]:
+def simulate_virtual_cohort(
+    settings: Settings,
+    model: str,
+    n: int,
+    design: Path,
+    out_dir: Path,
+    *,
+    covariates: Path | None = None,
+    resample: Path | None = None,
+    seed: int = 1,
+    batch_size: int = 250,
+    scheduler: str | None = None,
+    workers: int = 2,
+    records: bool = False,
+    progress: Progress | None = None,
+) -> tuple[StoredModel, CohortResult]:
     if covariates is not None and resample is not None:
         raise InteropError("give --covariates or --resample, not both", field="covariates")
     stored = resolve_model(parse_model_ref(model), settings)
@@ -120,7 +170,18 @@ def simulate_virtual_cohort(settings: Settings, model: str, n: int, design: Path
         population = Population(load_distributions(covariates, card))
     elif resample is not None:
         population = Population({}, rows_from_records(load_records(resample), card))
-    result = simulate_cohort(stored.sbml, card, load_design(design), n, out_dir, population=population,
-                             seed=seed, batch_size=batch_size, scheduler=scheduler, workers=workers,
-                             records=records, progress=progress)
+    result = simulate_cohort(
+        stored.sbml,
+        card,
+        load_design(design),
+        n,
+        out_dir,
+        population=population,
+        seed=seed,
+        batch_size=batch_size,
+        scheduler=scheduler,
+        workers=workers,
+        records=records,
+        progress=progress,
+    )
     return stored, result

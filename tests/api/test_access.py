@@ -50,14 +50,26 @@ def _twin(kind: str) -> Callable[[Api, str], dict[str, Any]]:
 
     def body(api: Api, who: str) -> dict[str, Any]:
         record = convert_bundle_file(FHIR_DEMO_BUNDLE, b"access-test-key-0123").records[0]
-        payload: dict[str, Any] = {"model": M, "version": 1, "starts": 1,
-                                   "patient": json.loads(record.model_dump_json())}
+        payload: dict[str, Any] = {
+            "model": M,
+            "version": 1,
+            "starts": 1,
+            "patient": json.loads(record.model_dump_json()),
+        }
         if kind == "forecast":
             payload |= {"n_draws": 20, "points": 20}
         if kind == "recommend":
-            payload |= {"n_draws": 20, "target": {"kind": "trough", "low": 0.2, "high": 1.0},
-                        "regimen": {"amounts": [240, 320], "intervals_h": [24], "durations_h": [0.5],
-                                    "route": "iv-infusion", "n_doses": 3}}
+            payload |= {
+                "n_draws": 20,
+                "target": {"kind": "trough", "low": 0.2, "high": 1.0},
+                "regimen": {
+                    "amounts": [240, 320],
+                    "intervals_h": [24],
+                    "durations_h": [0.5],
+                    "route": "iv-infusion",
+                    "n_doses": 3,
+                },
+            }
         return {"json": payload}
 
     return body

@@ -12,18 +12,39 @@ from interop.schema import ModelCard
 from tests.data import COHORT_DESIGN_SHORT
 
 
-def test_local_cluster_equals_single_process(sbml: str, card: ModelCard, population: Population,
-                                             tmp_path: Path) -> None:
+def test_local_cluster_equals_single_process(
+    sbml: str, card: ModelCard, population: Population, tmp_path: Path
+) -> None:
     design = load_design(COHORT_DESIGN_SHORT)
-    single = simulate_cohort(sbml, card, design, 60, tmp_path / "single", population=population, seed=11,
-                             batch_size=60, scheduler="single")
+    single = simulate_cohort(
+        sbml,
+        card,
+        design,
+        60,
+        tmp_path / "single",
+        population=population,
+        seed=11,
+        batch_size=60,
+        scheduler="single",
+    )
     progress: list[tuple[int, int]] = []
-    dask = simulate_cohort(sbml, card, design, 60, tmp_path / "dask", population=population, seed=11,
-                           batch_size=7, scheduler=None, workers=2,
-                           progress=lambda d, t: progress.append((d, t)))
+    dask = simulate_cohort(
+        sbml,
+        card,
+        design,
+        60,
+        tmp_path / "dask",
+        population=population,
+        seed=11,
+        batch_size=7,
+        scheduler=None,
+        workers=2,
+        progress=lambda d, t: progress.append((d, t)),
+    )
     for a, b in ((single.levels_path, dask.levels_path), (single.subjects_path, dask.subjects_path)):
-        pd.testing.assert_frame_equal(pd.read_parquet(a, use_threads=False),
-                                      pd.read_parquet(b, use_threads=False))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(a, use_threads=False), pd.read_parquet(b, use_threads=False)
+        )
     assert progress[-1] == (9, 9)
 
 

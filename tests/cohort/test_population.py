@@ -45,14 +45,23 @@ def test_categorical_probabilities_must_add_up(tmp_path: Path, card: ModelCard) 
         load_distributions(p, card)
 
 
-def test_resampling_keeps_real_patients_joint_covariates(card: ModelCard, sbml: str, population: Population,
-                                                        tmp_path: Path) -> None:
+def test_resampling_keeps_real_patients_joint_covariates(
+    card: ModelCard, sbml: str, population: Population, tmp_path: Path
+) -> None:
     from interop.cohort import load_design, simulate_cohort
     from interop.schema.cohort import read_cohort
     from tests.data import COHORT_DESIGN_SHORT
 
-    res = simulate_cohort(sbml, card, load_design(COHORT_DESIGN_SHORT), 5, tmp_path, population=population,
-                          scheduler="single", records=True)
+    res = simulate_cohort(
+        sbml,
+        card,
+        load_design(COHORT_DESIGN_SHORT),
+        5,
+        tmp_path,
+        population=population,
+        scheduler="single",
+        records=True,
+    )
     assert res.cohort_dir is not None
     rows = rows_from_records(read_cohort(res.cohort_dir), card)
     assert len(rows) == 5

@@ -18,11 +18,22 @@ def _read(p: Path) -> pd.DataFrame:
     return pd.read_parquet(p, use_threads=False)
 
 
-def test_cohort_tables_and_records_agree_with_the_model(sbml: str, card: ModelCard, population: Population,
-                                                        tmp_path: Path) -> None:
+def test_cohort_tables_and_records_agree_with_the_model(
+    sbml: str, card: ModelCard, population: Population, tmp_path: Path
+) -> None:
     design = load_design(COHORT_DESIGN_SHORT)
-    res = simulate_cohort(sbml, card, design, 12, tmp_path, population=population, seed=5,
-                          batch_size=5, scheduler="single", records=True)
+    res = simulate_cohort(
+        sbml,
+        card,
+        design,
+        12,
+        tmp_path,
+        population=population,
+        seed=5,
+        batch_size=5,
+        scheduler="single",
+        records=True,
+    )
     assert (res.n_subjects, res.n_failed, res.n_levels) == (12, 0, 48)
     levels, subjects = _read(res.levels_path), _read(res.subjects_path)
     assert set(subjects.columns) >= {"cov_WT", "cov_SCR", "eta_ETA_CL", "eta_ETA_V", "status"}
@@ -41,8 +52,9 @@ def test_cohort_tables_and_records_agree_with_the_model(sbml: str, card: ModelCa
         np.testing.assert_allclose(observed, np.maximum(stored["dv"], 0), rtol=1e-9)
 
 
-def test_residual_error_has_the_cards_size(sbml: str, card: ModelCard, population: Population,
-                                           tmp_path: Path) -> None:
+def test_residual_error_has_the_cards_size(
+    sbml: str, card: ModelCard, population: Population, tmp_path: Path
+) -> None:
     design = load_design(COHORT_DESIGN_SHORT)
     res = simulate_cohort(sbml, card, design, 150, tmp_path, population=population, scheduler="single")
     lv = _read(res.levels_path)
@@ -67,8 +79,9 @@ def test_an_ode_failure_is_recorded_not_fatal(sbml: str, card: ModelCard, tmp_pa
     assert set(out["levels"].patient_id) == set(subjects[subjects.status == "ok"].patient_id)
 
 
-def test_interrupted_run_resumes_without_recomputing(sbml: str, card: ModelCard, population: Population,
-                                                     tmp_path: Path) -> None:
+def test_interrupted_run_resumes_without_recomputing(
+    sbml: str, card: ModelCard, population: Population, tmp_path: Path
+) -> None:
     design = load_design(COHORT_DESIGN_SHORT)
     seen: list[tuple[int, int]] = []
 
@@ -78,18 +91,37 @@ def test_interrupted_run_resumes_without_recomputing(sbml: str, card: ModelCard,
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        simulate_cohort(sbml, card, design, 20, tmp_path, population=population, batch_size=5,
-                        scheduler="single", progress=stop_after_two)
+        simulate_cohort(
+            sbml,
+            card,
+            design,
+            20,
+            tmp_path,
+            population=population,
+            batch_size=5,
+            scheduler="single",
+            progress=stop_after_two,
+        )
     ckpt = next((tmp_path / "checkpoints").iterdir())
     done_files = sorted(ckpt.glob("*.done"))
     assert len(done_files) == 2
     mtimes = {p: p.stat().st_mtime_ns for p in ckpt.glob("batch-*.parquet")}
 
     resumed: list[tuple[int, int]] = []
-    res = simulate_cohort(sbml, card, design, 20, tmp_path, population=population, batch_size=5,
-                          scheduler="single", progress=lambda d, t: resumed.append((d, t)))
+    res = simulate_cohort(
+        sbml,
+        card,
+        design,
+        20,
+        tmp_path,
+        population=population,
+        batch_size=5,
+        scheduler="single",
+        progress=lambda d, t: resumed.append((d, t)),
+    )
     assert resumed[0] == (2, 4) and resumed[-1] == (4, 4)  # started from the 2 finished batches
     assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items())  # not rewritten
-    fresh = simulate_cohort(sbml, card, design, 20, tmp_path / "fresh", population=population, batch_size=5,
-                            scheduler="single")
+    fresh = simulate_cohort(
+        sbml, card, design, 20, tmp_path / "fresh", population=population, batch_size=5, scheduler="single"
+    )
     pd.testing.assert_frame_equal(_read(res.levels_path), _read(fresh.levels_path))

@@ -18,8 +18,14 @@ def run_cli(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[s
     home.mkdir(parents=True, exist_ok=True)
     environ = {**os.environ, "INTEROP_HOME": str(home), "PYTHONPATH": str(ROOT), **env}
     environ.pop("INTEROP_DATABASE_URL", None) if "INTEROP_DATABASE_URL" not in env else None
-    return subprocess.run([sys.executable, "-m", "interop", *args], capture_output=True, text=True,
-                          env=environ, cwd=home, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "interop", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=home,
+        timeout=300,
+    )
 
 
 def test_demo_end_to_end(tmp_path: Path) -> None:

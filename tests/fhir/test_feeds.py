@@ -300,7 +300,11 @@ def test_infusion_rate_in_mass_per_time_gives_an_infusion_with_rate(key):
 
     ma = load(data.FHIR_MEDADMIN["0301"])  # vancomycin 500 mg IV, start only
     ma["status"] = "completed"
-    ma["dosage"]["rateQuantity"] = {"value": 250, "unit": "mg/h", "system": "http://unitsofmeasure.org",
-                                    "code": "mg/h"}
+    ma["dosage"]["rateQuantity"] = {
+        "value": 250,
+        "unit": "mg/h",
+        "system": "http://unitsofmeasure.org",
+        "code": "mg/h",
+    }
     (dose,) = convert_bundle(collection(pat1(), ma), key).records[0].doses
     assert (dose.route, dose.rate, dose.duration_h, dose.infusion_hours) == ("iv-infusion", 250.0, None, 2.0)

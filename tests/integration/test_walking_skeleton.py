@@ -60,8 +60,11 @@ def test_real_synthea_bundle_counts_add_up() -> None:
 def test_r4_spec_weight_in_pounds_is_converted() -> None:
     obs = json.loads((FHIR_R4_SPEC / "Observation-example.json").read_text())
     patient = json.loads((FHIR_R4_SPEC / "Patient-example.json").read_text())
-    bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"resource": patient}, {"resource": obs}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": patient}, {"resource": obs}],
+    }
     from converters import convert_bundle
 
     (rec,) = convert_bundle(bundle, KEY).records
@@ -131,7 +134,8 @@ def test_twin_errors_are_typed() -> None:
     no_doses = rec.replace(doses=())
     with pytest.raises(TwinError, match="no administered dose"):
         bind_patient(model, no_doses)
-    no_weight = rec.replace(measurements=tuple(
-        m.model_dump() for m in rec.measurements if m.code.code != "29463-7"))
+    no_weight = rec.replace(
+        measurements=tuple(m.model_dump() for m in rec.measurements if m.code.code != "29463-7")
+    )
     with pytest.raises(TwinError, match="WT"):
         bind_patient(model, no_weight)

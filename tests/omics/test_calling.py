@@ -43,9 +43,9 @@ def test_every_phased_pair_is_called_back_exactly(gene: str) -> None:
     names = [a.name for a in d.alleles]
     for h1, h2 in combinations_with_replacement(names, 2):
         result = call_diplotype(compiled, observe(gene, h1, h2, phased=True))
-        assert {result.first, result.second} == {h1, h2} and sorted(
-            [result.first, result.second]
-        ) == sorted([h1, h2]), (gene, h1, h2, result)
+        assert {result.first, result.second} == {h1, h2} and sorted([result.first, result.second]) == sorted(
+            [h1, h2]
+        ), (gene, h1, h2, result)
         assert not result.uncertain
 
 

@@ -40,9 +40,7 @@ def test_vcf_then_pharmcat_merge_into_one_pseudonymised_record(tmp_path: Path) -
     mapping.write_text("sample_id\tpatient_id\nSample_1\tMRN-0042\n")
     out = tmp_path / "cohort"
     env = {"INTEROP_PSEUDONYM_KEY": "k1"}
-    r = run(
-        "import", "vcf", str(PGX_EXAMPLE_VCF), "--out", str(out), "--samples", str(mapping), env=env
-    )
+    r = run("import", "vcf", str(PGX_EXAMPLE_VCF), "--out", str(out), "--samples", str(mapping), env=env)
     assert r.returncode == 0, r.stderr
     assert "not a panel position" in r.stdout
     r = run(
@@ -95,16 +93,12 @@ def test_other_build_exits_1_with_one_line(tmp_path: Path) -> None:
 
 
 def test_unknown_gene_option_exits_1(tmp_path: Path) -> None:
-    r = run(
-        "import", "vcf", str(PGX_EXAMPLE_VCF), "--out", str(tmp_path), "--genes", "CYP2C19,XYZ1"
-    )
+    r = run("import", "vcf", str(PGX_EXAMPLE_VCF), "--out", str(tmp_path), "--genes", "CYP2C19,XYZ1")
     assert r.returncode == 1 and "unrecognised gene symbol" in r.stderr
 
 
 def test_fhir_genomics_and_expression_commands(tmp_path: Path) -> None:
-    r = run(
-        "import", "fhir-genomics", str(FHIR_TPMT_DIPLOTYPE), "--out", str(tmp_path), "--key", "k"
-    )
+    r = run("import", "fhir-genomics", str(FHIR_TPMT_DIPLOTYPE), "--out", str(tmp_path), "--key", "k")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "records" / f"{pseudonymise('k', 'example')}.json").exists()
     matrix = tmp_path / "m.tsv"

@@ -25,9 +25,7 @@ MAPPING = {"S1": "patient-0001", "S2": "patient-0002"}
 
 def _mapping_file(tmp_path: Path) -> Path:
     p = tmp_path / "features.tsv"
-    p.write_text(
-        "hgnc_symbol\tensembl_gene_id\n" + "".join(f"{s}\t{e}\n" for s, e in GENES.items())
-    )
+    p.write_text("hgnc_symbol\tensembl_gene_id\n" + "".join(f"{s}\t{e}\n" for s, e in GENES.items()))
     return p
 
 
@@ -115,9 +113,7 @@ def test_symbols_to_ensembl_needs_a_mapping_table(tmp_path: Path) -> None:
     path = tmp_path / "c.tsv"
     path.write_text("gene\tS1\nTPMT\t3\n")
     with pytest.raises(ConversionError, match="needs --features"):
-        import_expression(
-            path, tmp_path / "out", PatientIds(mapping=MAPPING), namespace="ensembl.gene"
-        )
+        import_expression(path, tmp_path / "out", PatientIds(mapping=MAPPING), namespace="ensembl.gene")
 
 
 def test_detect_scale() -> None:

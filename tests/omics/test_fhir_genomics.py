@@ -129,8 +129,7 @@ def test_genomics_reporting_haplotypes_and_gene_specific_phenotype(tmp_path: Pat
         "Intermediate Metabolizer",
     )
     assert any(
-        t.kind == "derivation" and "haplotype" in t.detail
-        for t in genes["CYP2C9"].provenance.transformations
+        t.kind == "derivation" and "haplotype" in t.detail for t in genes["CYP2C9"].provenance.transformations
     )
     assert genes["CYP2C19"].diplotype == "*1/*2"
 

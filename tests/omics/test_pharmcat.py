@@ -85,12 +85,8 @@ def test_unrecognised_gene_and_unmapped_sample_are_reported(tmp_path: Path) -> N
     tsv.write_text("CYP2D6\t*1/*4\nFOO1\t*1/*2\n")
     report = import_pharmcat(tsv, tmp_path, PatientIds(), sample="Sample_1")
     assert report.tallies["gene calls"].rejected == {"unrecognised gene symbol": 1}
-    assert report.tallies["gene calls"].examples["unrecognised gene symbol"] == [
-        "outside.tsv:2 FOO1"
-    ]
-    report = import_pharmcat(
-        tsv, tmp_path, PatientIds(mapping={"other": "patient-0001"}), sample="Sample_1"
-    )
+    assert report.tallies["gene calls"].examples["unrecognised gene symbol"] == ["outside.tsv:2 FOO1"]
+    report = import_pharmcat(tsv, tmp_path, PatientIds(mapping={"other": "patient-0001"}), sample="Sample_1")
     assert report.tallies["gene calls"].skipped == {"sample id not in the mapping file": 2}
 
 

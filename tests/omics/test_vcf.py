@@ -36,10 +36,7 @@ def _agreement(vcf: Path, pharmcat: dict[str, tuple[str, str]]) -> list[tuple[st
     for gene, (dip, phe) in sorted(pharmcat.items()):
         c = ours[gene]
         agree = _same_diplotype(c.diplotype, dip) and c.phenotype == phe
-        print(
-            f"{gene:8} {c.diplotype!s:22} {c.phenotype!s:22} {dip:22} {phe:22} "
-            f"{'yes' if agree else 'NO'}"
-        )
+        print(f"{gene:8} {c.diplotype!s:22} {c.phenotype!s:22} {dip:22} {phe:22} {'yes' if agree else 'NO'}")
         rows.append((gene, str(c.diplotype), str(c.phenotype), dip, phe, str(agree)))
     return rows
 
@@ -137,9 +134,7 @@ def test_malformed_lines_are_counted_with_their_line_numbers(tmp_path: Path) -> 
 
 def test_ref_mismatch_is_rejected_per_line(tmp_path: Path) -> None:
     line = "chr10\t94781859\trs4244285\tT\tA\t.\tPASS\t.\tGT\t0/1"  # GRCh38 has G here
-    path = write_vcf(
-        tmp_path / "ref.vcf", {"S": {}}, drop=frozenset({"rs4244285"}), extra_lines=[line]
-    )
+    path = write_vcf(tmp_path / "ref.vcf", {"S": {}}, drop=frozenset({"rs4244285"}), extra_lines=[line])
     result = call_vcf(path)
     lines = result.report.tallies["vcf data lines"]
     assert lines.rejected["REF differs from GRCh38"] == 1

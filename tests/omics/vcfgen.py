@@ -12,10 +12,7 @@ from converters.omics.definitions import GeneDefinition, load_panel
 HEADER_38 = [
     "##fileformat=VCFv4.2",
     "##reference=GRCh38",
-    *[
-        f"##contig=<ID=chr{c},assembly=GRCh38>"
-        for c in ("1", "2", "6", "7", "10", "12", "13", "16")
-    ],
+    *[f"##contig=<ID=chr{c},assembly=GRCh38>" for c in ("1", "2", "6", "7", "10", "12", "13", "16")],
     '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
 ]
 

@@ -33,8 +33,14 @@ def test_bundled_card_validates_and_round_trips() -> None:
         (("id",), "Bad Id!", "id"),
         (("observables",), [], "observables"),
         (("residual_error",), [{"observable": "nope", "model": "additive", "additive_sd": 1}], "nope"),
-        (("dosing",), [{"route": "oral", "target": "A", "fraction": 0.7},
-                       {"route": "oral", "target": "B", "fraction": 0.7}], "add up to 1.4"),
+        (
+            ("dosing",),
+            [
+                {"route": "oral", "target": "A", "fraction": 0.7},
+                {"route": "oral", "target": "B", "fraction": 0.7},
+            ],
+            "add up to 1.4",
+        ),
         (("dosing",), [{"route": "oral", "target": "A", "bioavailability": 1.5}], "bioavailability"),
     ],
 )

@@ -32,25 +32,77 @@ GENTA = Drug(codes=(Coding(system=RXNORM, code="1596450", display="gentamicin"),
 
 def make_record() -> PatientRecord:
     level = Measurement(
-        id="m2", code=Coding(system=LOINC, code="35668-3"), category="drug-level", value=0.3, unit="mg/L",
-        time=T0 + dt.timedelta(hours=20), provenance=PROV,
+        id="m2",
+        code=Coding(system=LOINC, code="35668-3"),
+        category="drug-level",
+        value=0.3,
+        unit="mg/L",
+        time=T0 + dt.timedelta(hours=20),
+        provenance=PROV,
         drug_level=DrugLevel(analyte=GENTA.codes[0], matrix="serum", lloq=0.3, below_lloq=True),
     )
-    weight = Measurement(id="m1", code=Coding(system=LOINC, code="29463-7"), category="vital-sign", value=68,
-                         unit="kg", original_value=150, original_unit="[lb_av]", time=T0, provenance=PROV)
-    doses = (
-        Dose(id="d1", drug=GENTA, amount=160, unit="mg", route="iv-bolus", start=T0, status="administered",
-             provenance=PROV),
-        Dose(id="d2", drug=GENTA, amount=320, unit="mg", route="iv-infusion", start=T0 + dt.timedelta(days=1),
-             duration_h=0.5, rate=640, status="ordered", interval_h=24, additional=2, provenance=PROV),
+    weight = Measurement(
+        id="m1",
+        code=Coding(system=LOINC, code="29463-7"),
+        category="vital-sign",
+        value=68,
+        unit="kg",
+        original_value=150,
+        original_unit="[lb_av]",
+        time=T0,
+        provenance=PROV,
     )
-    geno = Genotype(id="g1", gene="CYP2C19", diplotype="*1/*2", phenotype="Intermediate Metabolizer",
-                    activity_score=1.0, caller="test 1.0", provenance=PROV)
-    omics = OmicsRef(id="o1", assay="rna-seq", feature_namespace="hgnc.symbol", scale="tpm",
-                     path="omics/s1.parquet", sha256="a" * 64, sample_id="S1", provenance=PROV)
+    doses = (
+        Dose(
+            id="d1",
+            drug=GENTA,
+            amount=160,
+            unit="mg",
+            route="iv-bolus",
+            start=T0,
+            status="administered",
+            provenance=PROV,
+        ),
+        Dose(
+            id="d2",
+            drug=GENTA,
+            amount=320,
+            unit="mg",
+            route="iv-infusion",
+            start=T0 + dt.timedelta(days=1),
+            duration_h=0.5,
+            rate=640,
+            status="ordered",
+            interval_h=24,
+            additional=2,
+            provenance=PROV,
+        ),
+    )
+    geno = Genotype(
+        id="g1",
+        gene="CYP2C19",
+        diplotype="*1/*2",
+        phenotype="Intermediate Metabolizer",
+        activity_score=1.0,
+        caller="test 1.0",
+        provenance=PROV,
+    )
+    omics = OmicsRef(
+        id="o1",
+        assay="rna-seq",
+        feature_namespace="hgnc.symbol",
+        scale="tpm",
+        path="omics/s1.parquet",
+        sha256="a" * 64,
+        sample_id="S1",
+        provenance=PROV,
+    )
     return PatientRecord(
         patient=Patient(id="p" * 32, sex="female", birth_date=dt.date(1964, 3, 12), provenance=PROV),
-        measurements=(weight, level), doses=doses, genotypes=(geno,), omics=(omics,),
+        measurements=(weight, level),
+        doses=doses,
+        genotypes=(geno,),
+        omics=(omics,),
     )
 
 
@@ -92,8 +144,12 @@ def test_administered_and_drug_level_views() -> None:
 )
 def test_invalid_values_name_field_and_value(cls: type, data: dict, field: str, shown: str) -> None:
     rec = make_record()
-    base = {Dose: rec.doses[0], Measurement: rec.measurements[0], Genotype: rec.genotypes[0],
-            OmicsRef: rec.omics[0]}[cls]
+    base = {
+        Dose: rec.doses[0],
+        Measurement: rec.measurements[0],
+        Genotype: rec.genotypes[0],
+        OmicsRef: rec.omics[0],
+    }[cls]
     payload = base.model_dump(mode="json") | data
     with pytest.raises(SchemaError) as err:
         parse(cls, payload)

@@ -17,8 +17,13 @@ def test_creatinine_both_ways() -> None:
 
 @pytest.mark.parametrize(
     ("value", "src", "dst", "expected"),
-    [(150, "[lb_av]", "kg", 150 * 0.45359237), (70, "[in_i]", "cm", 177.8), (2, "ug/mL", "mg/L", 2),
-     (1, "g/dL", "mg/dL", 1000), (90, "min", "h", 1.5)],
+    [
+        (150, "[lb_av]", "kg", 150 * 0.45359237),
+        (70, "[in_i]", "cm", 177.8),
+        (2, "ug/mL", "mg/L", 2),
+        (1, "g/dL", "mg/dL", 1000),
+        (90, "min", "h", 1.5),
+    ],
 )
 def test_plain_conversions(value: float, src: str, dst: str, expected: float) -> None:
     assert convert(value, src, dst) == pytest.approx(expected, rel=1e-12)

@@ -29,9 +29,17 @@ def sbml() -> str:
 def truth_cohort(tmp_path_factory: pytest.TempPathFactory, card: ModelCard, sbml: str) -> Path:
     """40 virtual patients (four levels each) with known ETAs: ``<dir>/cohort`` and the truth tables."""
     out = tmp_path_factory.mktemp("truth")
-    simulate_cohort(sbml, card, load_design(COHORT_DESIGN_SHORT), 40, out, seed=2024,
-                    population=Population(load_distributions(COHORT_COVARIATES, card)), scheduler="single",
-                    records=True)
+    simulate_cohort(
+        sbml,
+        card,
+        load_design(COHORT_DESIGN_SHORT),
+        40,
+        out,
+        seed=2024,
+        population=Population(load_distributions(COHORT_COVARIATES, card)),
+        scheduler="single",
+        records=True,
+    )
     return out
 
 
@@ -50,15 +58,17 @@ def make_bad_records(good: list[PatientRecord]) -> dict[str, PatientRecord]:
     drug = {"codes": [VANCOMYCIN.model_dump()], "name": "vancomycin"}
     bad_units = [{**x.model_dump(), "unit": "mL"} for x in b.doses]
     no_levels = [m.model_dump() for m in c.measurements if m.category != "drug-level"]
-    heavy = [{**m.model_dump(), "value": 150.0} if m.id == "cov-WT" else m.model_dump()
-             for m in d.measurements]
+    heavy = [
+        {**m.model_dump(), "value": 150.0} if m.id == "cov-WT" else m.model_dump() for m in d.measurements
+    ]
     blq = [m.model_dump() for m in e.measurements]
     for m in blq:
         if m["category"] == "drug-level":
             m["drug_level"]["below_lloq"] = True
     return {
-        "drug-mismatch": _bad(a, "-drug").replace(measurements=other, doses=[{**x.model_dump(), "drug": drug}
-                                                                            for x in a.doses]),
+        "drug-mismatch": _bad(a, "-drug").replace(
+            measurements=other, doses=[{**x.model_dump(), "drug": drug} for x in a.doses]
+        ),
         "unit-mismatch": _bad(b, "-unit").replace(doses=bad_units),
         "no-levels": _bad(c, "-nolevels").replace(measurements=no_levels),
         "covariate-outside-domain": _bad(d, "-heavy").replace(measurements=heavy),

@@ -32,19 +32,50 @@ def home(tmp_path: Path, sbml: str, card: ModelCard) -> Path:
 def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(home), "COLUMNS": "200"}
     env.pop("INTEROP_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "interop", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "interop", *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def test_simulate_validate_submit(home: Path, tmp_path: Path) -> None:
-    sim = _run(home, "simulate", "cohort", "--model", "gentamicin-1cmt", "--n", "8", "--design",
-               str(COHORT_DESIGN_SHORT), "--covariates", str(COHORT_COVARIATES), "--records",
-               "--batch-size", "3", "--out", str(tmp_path / "sim"))
+    sim = _run(
+        home,
+        "simulate",
+        "cohort",
+        "--model",
+        "gentamicin-1cmt",
+        "--n",
+        "8",
+        "--design",
+        str(COHORT_DESIGN_SHORT),
+        "--covariates",
+        str(COHORT_COVARIATES),
+        "--records",
+        "--batch-size",
+        "3",
+        "--out",
+        str(tmp_path / "sim"),
+    )
     assert sim.returncode == 0, sim.stderr
     assert "8 subjects (0 failed), 32 levels" in sim.stdout
-    val = _run(home, "validate", "--model", "gentamicin-1cmt@1", "--cohort", str(tmp_path / "sim" / "cohort"),
-               "--site", "site-a", "--n-sim", "40", "--scheduler", "single", "--out", str(tmp_path / "val"),
-               "--submit", str(home / "registry.sqlite"))
+    val = _run(
+        home,
+        "validate",
+        "--model",
+        "gentamicin-1cmt@1",
+        "--cohort",
+        str(tmp_path / "sim" / "cohort"),
+        "--site",
+        "site-a",
+        "--n-sim",
+        "40",
+        "--scheduler",
+        "single",
+        "--out",
+        str(tmp_path / "val"),
+        "--submit",
+        str(home / "registry.sqlite"),
+    )
     assert val.returncode == 0, val.stderr
     assert "8 included, 0 excluded" in val.stdout and "Record sent to" in val.stdout
     assert (tmp_path / "val" / "report.html").exists()
@@ -86,8 +117,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_submit_to_the_registry_api_and_show_sites_side_by_side(home: Path, tmp_path: Path,
-                                                                 card: ModelCard, sbml: str) -> None:
+def test_submit_to_the_registry_api_and_show_sites_side_by_side(
+    home: Path, tmp_path: Path, card: ModelCard, sbml: str
+) -> None:
     """A real ``interop registry serve`` on 127.0.0.1; two sites send records with their tokens."""
     import time
 
@@ -97,17 +129,23 @@ def test_submit_to_the_registry_api_and_show_sites_side_by_side(home: Path, tmp_
 
     reg = open_registry(f"sqlite:///{home / 'registry.sqlite'}", home / "blobs")
     try:
-        tokens = {site: reg.create_user(f"{site}-validator", site, "contributor")
-                  for site in ("site-a", "site-b")}
+        tokens = {
+            site: reg.create_user(f"{site}-validator", site, "contributor") for site in ("site-a", "site-b")
+        }
     finally:
         reg.close()
-    sim = simulate_cohort(sbml, card, load_design(COHORT_DESIGN_SHORT), 4, tmp_path / "sim",
-                          scheduler="single", records=True)
+    sim = simulate_cohort(
+        sbml, card, load_design(COHORT_DESIGN_SHORT), 4, tmp_path / "sim", scheduler="single", records=True
+    )
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(home)}
     env.pop("INTEROP_DATABASE_URL", None)
-    server = subprocess.Popen([sys.executable, "-m", "interop", "registry", "serve", "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "interop", "registry", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -117,14 +155,33 @@ def test_submit_to_the_registry_api_and_show_sites_side_by_side(home: Path, tmp_
             except httpx.TransportError:
                 time.sleep(0.1)
         for site in ("site-a", "site-b"):
-            res = _run(home, "validate", "--model", "gentamicin-1cmt", "--cohort", str(sim.cohort_dir),
-                       "--site", site, "--n-sim", "30", "--scheduler", "single", "--no-iterative",
-                       "--out", str(tmp_path / site), "--submit", url, "--token", tokens[site])
+            res = _run(
+                home,
+                "validate",
+                "--model",
+                "gentamicin-1cmt",
+                "--cohort",
+                str(sim.cohort_dir),
+                "--site",
+                site,
+                "--n-sim",
+                "30",
+                "--scheduler",
+                "single",
+                "--no-iterative",
+                "--out",
+                str(tmp_path / site),
+                "--submit",
+                url,
+                "--token",
+                tokens[site],
+            )
             assert res.returncode == 0, res.stderr
             assert "record 1" in res.stdout or "record 2" in res.stdout
         # A site cannot send records in another site's name (the same submit path, in-process).
         record = ValidationRecord.model_validate_json(
-            (tmp_path / "site-b" / "validation-record.json").read_text())
+            (tmp_path / "site-b" / "validation-record.json").read_text()
+        )
         with pytest.raises(PermissionDenied, match="403"):
             submit_record(record, url, token=tokens["site-a"])
     finally:

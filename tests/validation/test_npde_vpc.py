@@ -26,8 +26,9 @@ def test_npde_of_data_from_the_model_are_standard_normal_and_decorrelated() -> N
 
 def test_npde_detect_a_biased_model() -> None:
     rng = np.random.default_rng(1)
-    x = np.concatenate([patient_npde(_correlated(rng, 3, 1)[0] + 1.0, _correlated(rng, 3, 500))
-                        for _ in range(100)])
+    x = np.concatenate(
+        [patient_npde(_correlated(rng, 3, 1)[0] + 1.0, _correlated(rng, 3, 500)) for _ in range(100)]
+    )
     s = npde_summary(x)
     assert s["mean"] > 0.3 and s["p_mean"] < 1e-6  # decorrelation spreads the shift
 

@@ -16,12 +16,24 @@ from tests.validation.conftest import make_bad_records
 
 
 @pytest.fixture(scope="session")
-def outcome(tmp_path_factory: pytest.TempPathFactory, sbml: str, card: ModelCard,
-            truth_records: list[PatientRecord]) -> ValidationOutcome:
+def outcome(
+    tmp_path_factory: pytest.TempPathFactory, sbml: str, card: ModelCard, truth_records: list[PatientRecord]
+) -> ValidationOutcome:
     bad = make_bad_records(truth_records)
     out = tmp_path_factory.mktemp("validation")
-    return run_validation(sbml, card, [*truth_records, *bad.values()], out, model_version=1, site="site-b",
-                          seed=7, n_sim=150, n_boot=300, scheduler="single", batch_size=10)
+    return run_validation(
+        sbml,
+        card,
+        [*truth_records, *bad.values()],
+        out,
+        model_version=1,
+        site="site-b",
+        seed=7,
+        n_sim=150,
+        n_boot=300,
+        scheduler="single",
+        batch_size=10,
+    )
 
 
 def _metric(o: ValidationOutcome, setting: str, name: str) -> pd.Series:
@@ -32,8 +44,12 @@ def _metric(o: ValidationOutcome, setting: str, name: str) -> pd.Series:
 def test_counts_add_up_and_bad_input_is_reported_per_patient(outcome: ValidationOutcome) -> None:
     s = outcome.summary
     assert s.n_read == 45 and s.n_included == 40
-    assert s.exclusions == {"covariate-outside-domain": 1, "drug-mismatch": 1, "no-levels": 2,
-                            "unit-mismatch": 1}
+    assert s.exclusions == {
+        "covariate-outside-domain": 1,
+        "drug-mismatch": 1,
+        "no-levels": 2,
+        "unit-mismatch": 1,
+    }
     excluded = outcome.patients[outcome.patients.status == "excluded"].set_index("patient_id")
     assert excluded.loc[[i for i in excluded.index if i.endswith("-heavy")][0], "detail"].startswith("WT=150")
     assert "above the limit" in excluded.loc[[i for i in excluded.index if i.endswith("-blq")][0], "detail"]
@@ -43,18 +59,24 @@ def test_counts_add_up_and_bad_input_is_reported_per_patient(outcome: Validation
 
 
 def test_a_posteriori_is_unbiased_and_better_than_a_priori_on_data_from_the_model(
-        outcome: ValidationOutcome) -> None:
+    outcome: ValidationOutcome,
+) -> None:
     post_bias = _metric(outcome, "a-posteriori", "mdpe_percent")
     assert abs(post_bias.value) < 5
     assert abs(_metric(outcome, "a-posteriori", "mpe_percent").value) < 8
     for name in ("mape_percent", "rrmse_percent"):
         assert _metric(outcome, "a-posteriori", name).value < 0.6 * _metric(outcome, "a-priori", name).value
-    assert _metric(outcome, "a-posteriori", "within_20_percent").value > \
-        _metric(outcome, "a-priori", "within_20_percent").value + 20
+    assert (
+        _metric(outcome, "a-posteriori", "within_20_percent").value
+        > _metric(outcome, "a-priori", "within_20_percent").value + 20
+    )
     # Iterative forecasting sits between: it uses fewer levels than a posteriori, more than a priori.
     it = _metric(outcome, "iterative", "mape_percent").value
-    assert _metric(outcome, "a-posteriori", "mape_percent").value < it < _metric(outcome, "a-priori",
-                                                                                 "mape_percent").value
+    assert (
+        _metric(outcome, "a-posteriori", "mape_percent").value
+        < it
+        < _metric(outcome, "a-priori", "mape_percent").value
+    )
     used = outcome.levels[outcome.levels.used]
     assert _metric(outcome, "iterative", "mape_percent").n == (used.k > 0).sum()  # a first level has no prior
     assert _metric(outcome, "a-posteriori", "mape_percent").n == len(used) >= 40 * 3
@@ -100,8 +122,9 @@ def test_validation_record_holds_aggregates_only(outcome: ValidationOutcome, sbm
     assert rec.model_sha256 == hashlib.sha256(sbml.encode()).hexdigest()
 
 
-def test_dask_run_equals_single_process(sbml: str, card: ModelCard, truth_records: list[PatientRecord],
-                                        tmp_path: Path) -> None:
+def test_dask_run_equals_single_process(
+    sbml: str, card: ModelCard, truth_records: list[PatientRecord], tmp_path: Path
+) -> None:
     recs = truth_records[:6]
     kw = dict(model_version=1, site="s", seed=3, n_sim=50, n_boot=50)
     a = run_validation(sbml, card, recs, tmp_path / "a", scheduler="single", batch_size=6, **kw)
@@ -111,27 +134,42 @@ def test_dask_run_equals_single_process(sbml: str, card: ModelCard, truth_record
     assert a.record.dataset_fingerprint == b.record.dataset_fingerprint
 
 
-def test_a_cohort_with_no_usable_patient_still_reports(sbml: str, card: ModelCard,
-                                                       truth_records: list[PatientRecord],
-                                                       tmp_path: Path) -> None:
+def test_a_cohort_with_no_usable_patient_still_reports(
+    sbml: str, card: ModelCard, truth_records: list[PatientRecord], tmp_path: Path
+) -> None:
     bad = list(make_bad_records(truth_records).values())
-    res = run_validation(sbml, card, bad, tmp_path, model_version=1, site="s", n_sim=30, n_boot=10,
-                         scheduler="single")
+    res = run_validation(
+        sbml, card, bad, tmp_path, model_version=1, site="s", n_sim=30, n_boot=10, scheduler="single"
+    )
     assert res.summary.n_included == 0 and sum(res.summary.exclusions.values()) == 5
     assert res.record.n_patients == 0 and res.record.metrics == ()
     assert "no-levels" in res.report_path.read_text()
 
 
 def test_a_patient_whose_model_cannot_be_simulated_is_recorded_not_fatal(
-        sbml: str, card: ModelCard, truth_records: list[PatientRecord], tmp_path: Path) -> None:
+    sbml: str, card: ModelCard, truth_records: list[PatientRecord], tmp_path: Path
+) -> None:
     """Without a validity domain, a weight of 0 reaches the ODEs (V = 0): that patient fails alone."""
     open_card = card.replace(validity={"population": "", "covariate_ranges": {}})
     rec = truth_records[0]
-    zero = rec.replace(patient={**rec.patient.model_dump(), "id": rec.patient.id + "-zero"},
-                       measurements=[{**m.model_dump(), "value": 0.0} if m.id == "cov-WT" else m.model_dump()
-                                     for m in rec.measurements])
-    res = run_validation(sbml, open_card, [zero, *truth_records[1:3]], tmp_path, model_version=1, site="s",
-                         n_sim=30, n_boot=10, scheduler="single", iterative=False)
+    zero = rec.replace(
+        patient={**rec.patient.model_dump(), "id": rec.patient.id + "-zero"},
+        measurements=[
+            {**m.model_dump(), "value": 0.0} if m.id == "cov-WT" else m.model_dump() for m in rec.measurements
+        ],
+    )
+    res = run_validation(
+        sbml,
+        open_card,
+        [zero, *truth_records[1:3]],
+        tmp_path,
+        model_version=1,
+        site="s",
+        n_sim=30,
+        n_boot=10,
+        scheduler="single",
+        iterative=False,
+    )
     assert res.summary.exclusions == {"ode-failure": 1} and res.summary.n_included == 2
     row = res.patients.set_index("patient_id").loc[zero.patient.id]
     assert "non-finite" in row["detail"]
