@@ -2,8 +2,10 @@
 Dask worker): a batch gets SBML text and card JSON, compiles the model once per process (the
 twin runtime's cache) and never receives a compiled roadrunner object.
 
-A subject whose ODE integration fails is recorded with its error in the subjects table; the
-batch goes on.
+Models on the closed-form path simulate a whole batch as one array program
+(:func:`interop.twin.vectorised.simulate_many`); others, or a batch where any subject's
+prediction is not finite, go subject by subject. A subject whose ODE integration fails is
+recorded with its error in the subjects table; the batch goes on.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from interop.cohort.population import Population, Subject, draw_subject
 from interop.errors import InteropError
 from interop.schema import ModelCard, ResidualError, parse_json
 from interop.twin import CompiledModel, bind_regimen, load_model, simulate
+from interop.twin.vectorised import BatchSchedule, Unsupported, simulate_many
 
 __all__ = [
     "CohortSpec",
     "add_residual_error",
     "compile_spec",
+    "design_schedule",
     "simulate_batch",
     "simulate_subject",
     "warm_up",
@@ -60,6 +64,12 @@ def add_residual_error(error: ResidualError | None, ipred: np.ndarray, eps: np.n
         return ipred.copy()
     if error.model == "exponential":
         return ipred * np.exp(error.proportional_sd * eps)
+    if error.model in ("additive", "proportional", "combined"):  # the card's variance, on arrays
+        f = np.where(ipred != 0, ipred, 1.0)  # NONMEM's convention where F is exactly 0
+        var = (error.proportional_sd * f) ** 2 if error.model != "additive" else np.zeros_like(f)
+        if error.model != "proportional":
+            var = var + error.additive_sd**2
+        return ipred + np.sqrt(var) * eps
     sd = np.sqrt(np.array([error.variance(float(f)) for f in np.ravel(ipred)])).reshape(ipred.shape)
     return ipred + sd * eps
 
@@ -89,25 +99,82 @@ def simulate_subject(
     }
 
 
+def design_schedule(design: Design, covariates: dict[str, np.ndarray], n: int) -> BatchSchedule:
+    """The design's doses for ``n`` subjects as one padded schedule (amounts scaled by ``per``)."""
+    times, amounts, durations, routes = [], [], [], []
+    for d in design.doses:
+        amount = np.broadcast_to(d.amount * (covariates[d.per] if d.per else 1.0), (n,))
+        for k in range(d.additional + 1):
+            times.append(np.full(n, d.time_h + k * (d.interval_h or 0.0)))
+            amounts.append(amount)
+            durations.append(np.full(n, d.duration_h if d.duration_h is not None else np.nan))
+            routes.append(d.route)
+    return BatchSchedule(
+        np.stack(times, axis=1), np.stack(amounts, axis=1), np.stack(durations, axis=1), tuple(routes)
+    )
+
+
+def _residual_rng(seed: int, index: int) -> np.random.Generator:
+    """Residual draws: a second stream of the same subject, independent of batching."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, 1)))
+
+
+def _levels_vectorised(
+    model: CompiledModel, design: Design, subjects: list[Subject], seed: int
+) -> dict[str, np.ndarray]:
+    """Every subject's levels in one array program (raises Unsupported / TwinError to fall back)."""
+    card = model.card
+    obs = design.observable or card.observables[0].id
+    o = [x.id for x in card.observables].index(obs)
+    n, times = len(subjects), np.asarray(design.sampling_h, dtype=float)
+    covs = {c.name: np.array([s.covariates[c.name] for s in subjects]) for c in card.covariates}
+    etas = {e: np.array([s.etas[e] for s in subjects]) for e in card.random_effects.etas}
+    schedule = design_schedule(design, covs, n)
+    ipred = simulate_many(model, schedule, {**covs, **etas}, times)[:, o, :]
+    pred = simulate_many(model, schedule, covs, times)[:, o, :]
+    eps = np.stack([_residual_rng(seed, s.index).standard_normal(len(times)) for s in subjects])
+    dv = add_residual_error(card.error_for(obs), ipred, eps)
+    below = dv < design.lloq if design.lloq is not None else dv <= 0
+    return {
+        "patient_id": np.repeat(np.array([s.id for s in subjects], dtype=object), len(times)),
+        "time_h": np.tile(times, n),
+        "observable": np.full(n * len(times), obs, dtype=object),
+        "pred": pred.ravel(),
+        "ipred": ipred.ravel(),
+        "dv": dv.ravel(),
+        "below_lloq": np.asarray(below, dtype=bool).ravel(),
+    }
+
+
 def simulate_batch(spec: CohortSpec, start: int, stop: int) -> dict[str, pd.DataFrame]:
     """Subjects ``start`` to ``stop - 1``: tables ``levels`` and ``subjects`` (with status)."""
     model = compile_spec(spec.sbml, spec.card_json)
     card = model.card
+    drawn = [draw_subject(card, spec.population, spec.seed, i) for i in range(start, stop)]
     levels: list[dict[str, np.ndarray]] = []
     subjects: list[dict[str, object]] = []
-    for i in range(start, stop):
-        subject = draw_subject(card, spec.population, spec.seed, i)
-        # Residual draws: a second stream of the same subject, independent of batching.
-        rng = np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(i, 1)))
-        row: dict[str, object] = {"patient_id": subject.id, "index": i, "status": "ok", "error": ""}
+    for subject in drawn:
+        row: dict[str, object] = {
+            "patient_id": subject.id,
+            "index": subject.index,
+            "status": "ok",
+            "error": "",
+        }
         row.update({f"cov_{k}": v for k, v in subject.covariates.items()})
         row.update({f"eta_{k}": v for k, v in subject.etas.items()})
-        try:
-            levels.append(simulate_subject(model, spec.design, subject, rng))
-        except InteropError as exc:  # an ODE failure of one subject is data, not a crash
-            log.warning("subject %s failed: %s", subject.id, exc)
-            row.update(status="failed", error=str(exc))
         subjects.append(row)
+    try:
+        levels.append(_levels_vectorised(model, spec.design, drawn, spec.seed))
+    except (Unsupported, InteropError) as exc:  # not on the closed-form path, or a subject failed
+        log.debug("batch %d-%d subject by subject: %s", start, stop, exc)
+        for subject, row in zip(drawn, subjects, strict=True):
+            try:
+                levels.append(
+                    simulate_subject(model, spec.design, subject, _residual_rng(spec.seed, subject.index))
+                )
+            except InteropError as err:  # an ODE failure of one subject is data, not a crash
+                log.warning("subject %s failed: %s", subject.id, err)
+                row.update(status="failed", error=str(err))
     columns = ["patient_id", "time_h", "observable", "pred", "ipred", "dv", "below_lloq"]
     table = (
         {c: np.concatenate([lv[c] for lv in levels]) for c in columns}
