@@ -9,6 +9,8 @@ Figures, all in the same run:
 3. the naive baseline: a fresh Tellurium model loaded for every subject, doses applied by
    stepping ``simulate`` between them, with the speed-up of (1) over it;
 4. for transparency, one process with the twin's roadrunner path (compiled once, no closed form);
+6. the vectorised simulator alone (:func:`interop.twin.vectorised.simulate_many`, subjects
+   drawn beforehand) at three sizes, with its peak memory (tracemalloc) and its ratio to (3);
 5. end-to-end ``run_validation`` (a priori, MAP, iterative MAP, 200 simulations per patient for
    NPDE/VPC, report) of an N-patient virtual cohort on the 2-worker cluster, extrapolated
    linearly to 10,000 patients when N is smaller.
@@ -97,11 +99,43 @@ def _naive_run(r: object, card: ModelCard, covs: dict[str, float], etas: dict[st
     return np.asarray(out)
 
 
+def scaling(model: object, pop: Population, naive: float, sizes: list[int]) -> None:
+    """Figure 6: simulate_many on N pre-drawn subjects (IPRED and PRED, as a cohort batch does)."""
+    import tracemalloc
+
+    from interop.cohort.simulate import design_schedule
+    from interop.twin.vectorised import simulate_many
+
+    card = model.card  # type: ignore[attr-defined]
+    times = np.asarray(DESIGN.sampling_h)
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        draws = [draw_subject(card, pop, 7, i) for i in range(min(n, 2000))]
+        covs = {
+            c.name: np.array([draws[i % len(draws)].covariates[c.name] for i in range(n)])
+            for c in card.covariates
+        }
+        etas = {e: rng.normal(0.0, 0.3, n) for e in card.random_effects.etas}
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        schedule = design_schedule(DESIGN, covs, n)
+        simulate_many(model, schedule, {**covs, **etas}, times)  # type: ignore[arg-type]
+        simulate_many(model, schedule, covs, times)  # type: ignore[arg-type]
+        took = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(
+            f"6. vectorised, {n:>7} subjects: {n / took:10.0f} subjects/s ({1e6 * took / n:6.1f} us/subject, "
+            f"peak {peak / 2**20:6.1f} MiB)  {n / took / naive:7.0f}x the naive baseline"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20000, help="subjects for figures 1 and 2")
     ap.add_argument("--n-naive", type=int, default=40)
     ap.add_argument("--n-validate", type=int, default=1000, help="0: skip the validation figure")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000], help="figure 6 sizes")
     args = ap.parse_args()
     logging.getLogger("distributed").setLevel(logging.ERROR)
     card = parse_json(ModelCard, GENTAMICIN_CARD.read_text())
@@ -212,6 +246,8 @@ def main() -> None:
             f"4. one process, roadrunner path (compiled once, no closed form): {rr:.1f} subjects/s "
             f"({single / rr:.1f}x slower than the closed form; {rr / naive:.1f}x the naive baseline)"
         )
+
+        scaling(model, pop, naive, args.sizes)
 
         n_val = args.n_validate
         if n_val <= 0:
