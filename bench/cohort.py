@@ -118,7 +118,7 @@ def scaling(model: object, pop: Population, naive: float, sizes: list[int]) -> N
         etas = {e: rng.normal(0.0, 0.3, n) for e in card.random_effects.etas}
         tracemalloc.start()
         t0 = time.perf_counter()
-        schedule = design_schedule(DESIGN, covs, n)
+        schedule = design_schedule(DESIGN.doses, covs, n)
         simulate_many(model, schedule, {**covs, **etas}, times)  # type: ignore[arg-type]
         simulate_many(model, schedule, covs, times)  # type: ignore[arg-type]
         took = time.perf_counter() - t0

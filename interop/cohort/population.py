@@ -104,6 +104,33 @@ class CovariateDistribution(Frozen):
             x = self._once(rng)
         return min(max(x, lo), hi)
 
+    def draw_many(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """``size`` values at once, truncated as :meth:`draw` truncates (redraw, then clip)."""
+        lo = -math.inf if self.min is None else self.min
+        hi = math.inf if self.max is None else self.max
+        x = self._many(rng, size)
+        for _ in range(1000):
+            out = (x < lo) | (x > hi)
+            if not out.any():
+                break
+            x[out] = self._many(rng, int(out.sum()))
+        return np.clip(x, lo, hi)
+
+    def _many(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        if self.dist == "normal":
+            assert self.mean is not None and self.sd is not None  # checked by _params
+            return rng.normal(self.mean, self.sd, size)
+        if self.dist == "lognormal":
+            assert self.median is not None and self.cv is not None
+            return self.median * np.exp(rng.normal(0.0, math.sqrt(math.log1p(self.cv**2)), size))
+        if self.dist == "uniform":
+            assert self.low is not None and self.high is not None
+            return rng.uniform(self.low, self.high, size)
+        if self.dist == "constant":
+            return np.full(size, float(self.value or 0.0))
+        keys = np.array([float(k) for k in self.values])
+        return keys[rng.choice(len(keys), size=size, p=list(self.values.values()))]
+
 
 def load_distributions(path: Path, card: ModelCard) -> dict[str, CovariateDistribution]:
     """Covariate distributions from a file; every card covariate must have one or a reference."""
@@ -164,6 +191,22 @@ class Population:
                 out[cov.name] = d.draw(rng)
             elif cov.reference is not None:
                 out[cov.name] = float(cov.reference)
+            else:
+                raise SchemaError(f"no distribution and no reference value for covariate {cov.name}")
+        return out
+
+    def draw_table(self, card: ModelCard, rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
+        """Covariates of ``size`` subjects at once (columns), for population-scale studies."""
+        if self.rows:
+            picks = rng.integers(len(self.rows), size=size)
+            return {c.name: np.array([float(r[c.name]) for r in self.rows])[picks] for c in card.covariates}
+        out = {}
+        for cov in card.covariates:
+            d = self.distributions.get(cov.name)
+            if d is not None:
+                out[cov.name] = d.draw_many(rng, size)
+            elif cov.reference is not None:
+                out[cov.name] = np.full(size, float(cov.reference))
             else:
                 raise SchemaError(f"no distribution and no reference value for covariate {cov.name}")
         return out

@@ -11,14 +11,15 @@ recorded with its error in the subjects table; the batch goes on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from interop.cohort.design import Design
+from interop.cohort.design import Design, DesignDose
 from interop.cohort.population import Population, Subject, draw_subject
-from interop.errors import InteropError
+from interop.errors import InteropError, SchemaError
 from interop.schema import ModelCard, ResidualError, parse_json
 from interop.twin import CompiledModel, bind_regimen, load_model, simulate
 from interop.twin.vectorised import BatchSchedule, Unsupported, simulate_many
@@ -99,10 +100,14 @@ def simulate_subject(
     }
 
 
-def design_schedule(design: Design, covariates: dict[str, np.ndarray], n: int) -> BatchSchedule:
-    """The design's doses for ``n`` subjects as one padded schedule (amounts scaled by ``per``)."""
+def design_schedule(
+    doses: Sequence[DesignDose], covariates: Mapping[str, np.ndarray], n: int
+) -> BatchSchedule:
+    """Design doses for ``n`` subjects as one schedule (amounts scaled by their ``per`` covariate)."""
     times, amounts, durations, routes = [], [], [], []
-    for d in design.doses:
+    for d in doses:
+        if d.per is not None and d.per not in covariates:
+            raise SchemaError(f"dose 'per: {d.per}' is not a covariate of the model", field="per")
         amount = np.broadcast_to(d.amount * (covariates[d.per] if d.per else 1.0), (n,))
         for k in range(d.additional + 1):
             times.append(np.full(n, d.time_h + k * (d.interval_h or 0.0)))
@@ -129,7 +134,7 @@ def _levels_vectorised(
     n, times = len(subjects), np.asarray(design.sampling_h, dtype=float)
     covs = {c.name: np.array([s.covariates[c.name] for s in subjects]) for c in card.covariates}
     etas = {e: np.array([s.etas[e] for s in subjects]) for e in card.random_effects.etas}
-    schedule = design_schedule(design, covs, n)
+    schedule = design_schedule(design.doses, covs, n)
     ipred = simulate_many(model, schedule, {**covs, **etas}, times)[:, o, :]
     pred = simulate_many(model, schedule, covs, times)[:, o, :]
     eps = np.stack([_residual_rng(seed, s.index).standard_normal(len(times)) for s in subjects])

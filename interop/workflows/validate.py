@@ -13,10 +13,11 @@ from pathlib import Path
 import httpx
 
 from interop.cohort import Population, load_design, load_distributions, rows_from_records, simulate_cohort
+from interop.cohort.pta import PtaResult, load_study, run_pta, write_pta
 from interop.cohort.run import CohortResult
 from interop.cohort.scale import Progress
 from interop.errors import InteropError, RegistryError, SchemaError
-from interop.schema import PatientRecord, ValidationRecord, parse_json
+from interop.schema import ModelCard, PatientRecord, ValidationRecord, parse_json
 from interop.schema.cohort import read_cohort
 from interop.settings import Settings
 from interop.validation import ValidationOutcome, run_validation
@@ -27,9 +28,11 @@ __all__ = [
     "load_records",
     "parse_model_ref",
     "resolve_model",
+    "simulate_pta",
     "simulate_virtual_cohort",
     "submit_record",
     "validate_cohort",
+    "virtual_population",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,6 +148,17 @@ def validate_cohort(
     return stored, outcome
 
 
+def virtual_population(card: ModelCard, covariates: Path | None, resample: Path | None) -> Population:
+    """Covariates from a distribution file, or resampled from a real cohort, else reference values."""
+    if covariates is not None and resample is not None:
+        raise InteropError("give --covariates or --resample, not both", field="covariates")
+    if covariates is not None:
+        return Population(load_distributions(covariates, card))
+    if resample is not None:
+        return Population({}, rows_from_records(load_records(resample), card))
+    return Population({})
+
+
 def simulate_virtual_cohort(
     settings: Settings,
     model: str,
@@ -161,18 +175,11 @@ def simulate_virtual_cohort(
     records: bool = False,
     progress: Progress | None = None,
 ) -> tuple[StoredModel, CohortResult]:
-    if covariates is not None and resample is not None:
-        raise InteropError("give --covariates or --resample, not both", field="covariates")
     stored = resolve_model(parse_model_ref(model), settings)
-    card = stored.card
-    population = Population({})
-    if covariates is not None:
-        population = Population(load_distributions(covariates, card))
-    elif resample is not None:
-        population = Population({}, rows_from_records(load_records(resample), card))
+    population = virtual_population(stored.card, covariates, resample)
     result = simulate_cohort(
         stored.sbml,
-        card,
+        stored.card,
         load_design(design),
         n,
         out_dir,
@@ -185,3 +192,36 @@ def simulate_virtual_cohort(
         progress=progress,
     )
     return stored, result
+
+
+def simulate_pta(
+    settings: Settings,
+    model: str,
+    n: int,
+    regimens: Path,
+    out_dir: Path,
+    *,
+    covariates: Path | None = None,
+    resample: Path | None = None,
+    seed: int = 1,
+    block_size: int = 10_000,
+    scheduler: str | None = "single",
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> tuple[StoredModel, PtaResult, dict[str, Path]]:
+    """PTA of every regimen in ``regimens`` on ``n`` virtual subjects; writes table and plot."""
+    stored = resolve_model(parse_model_ref(model), settings)
+    population = virtual_population(stored.card, covariates, resample)
+    result = run_pta(
+        stored.sbml,
+        stored.card,
+        load_study(regimens),
+        n,
+        population,
+        seed=seed,
+        block_size=block_size,
+        scheduler=scheduler,
+        workers=workers,
+        progress=progress,
+    )
+    return stored, result, write_pta(result, out_dir)
