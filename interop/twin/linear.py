@@ -29,6 +29,7 @@ __all__ = ["LinearPredictor", "LinearSystem", "linear_system", "predict_linear"]
 log = logging.getLogger(__name__)
 _TIME_SYMBOL = "http://www.sbml.org/sbml/symbols/time"
 _CONDITION_LIMIT = 1e8
+_VECTORISE_FROM = 32  # parameter sets; measured: below this roadrunner's reads are faster
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,19 @@ class LinearSystem:
         C -= c0[:, None]
         Nk = self._Nk
         return Nk @ K, Nk @ v0, C, c0, allv
+
+    def raw_many(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A, g0, C, c0 stacked for several parameter sets: for many sets, evaluated in numpy at once
+        when :mod:`interop.twin.vectorised` compiles the model's maths; else (and for the few sets of
+        an optimiser step, where roadrunner's compiled code is faster) one roadrunner read each."""
+        from interop.twin.vectorised import vectorised_system
+
+        vs = vectorised_system(self.model) if len(values) >= _VECTORISE_FROM else None
+        if vs is not None:
+            A, g0, C, c0, _ = vs.matrices(values)
+            return A, g0, C, c0
+        raws = [self.raw(v) for v in values]
+        return tuple(np.stack([r[i] for r in raws]) for i in range(4))  # type: ignore[return-value]
 
     def check(self) -> bool:
         """True when rates and observables are affine in the states at the default parameters."""
@@ -345,11 +359,7 @@ class LinearPredictor:
             else:
                 sel_ev = (et >= t0) & (et < t1) if k else et < t1
             sel_out = self.out_sel[k]
-            raws = [lin.raw(v) for v in cur]
-            A = np.stack([r[0] for r in raws])
-            g0 = np.stack([r[1] for r in raws])
-            C = np.stack([r[2] for r in raws])
-            c0 = np.stack([r[3] for r in raws])
+            A, g0, C, c0 = lin.raw_many(cur)
             try:
                 lam, V = np.linalg.eig(A)
                 W = np.linalg.inv(V)

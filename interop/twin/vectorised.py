@@ -36,7 +36,14 @@ from interop.schema import ReferenceDose
 from interop.twin.linear import LinearSystem, linear_system
 from interop.twin.model import CompiledModel, input_parameter
 
-__all__ = ["BatchSchedule", "Unsupported", "VectorisedSystem", "schedule_for", "simulate_many"]
+__all__ = [
+    "BatchSchedule",
+    "Unsupported",
+    "VectorisedSystem",
+    "schedule_for",
+    "simulate_many",
+    "vectorised_system",
+]
 
 Env = dict[str, np.ndarray | float]
 Fn = Callable[[Env], np.ndarray | float]
@@ -345,7 +352,9 @@ def schedule_for(regimens: Sequence[Sequence[ReferenceDose]]) -> BatchSchedule:
     return BatchSchedule(t, a, dur, tuple(r for r, _ in cols))
 
 
-def _vectorised(model: CompiledModel) -> VectorisedSystem | None:
+def vectorised_system(model: CompiledModel) -> VectorisedSystem | None:
+    """The model's vectorised matrices, or None when it is not linear or its maths is not covered
+    (cached on the compiled model)."""
     lin = linear_system(model)
     if lin is None:
         return None
@@ -375,7 +384,7 @@ def simulate_many(
     """
     if model.card.random_effects.occasions:
         raise Unsupported("occasions (inter-occasion variability) need the per-subject path")
-    vs = _vectorised(model)
+    vs = vectorised_system(model)
     if vs is None:
         raise Unsupported(f"model {model.card.id} has no vectorised closed-form path")
     lin = vs.lin
