@@ -22,6 +22,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
@@ -91,8 +92,13 @@ class CovariateDistribution(Frozen):
             return float(rng.uniform(self.low, self.high))
         if self.dist == "constant":
             return float(self.value or 0.0)
-        keys = list(self.values)
-        return float(keys[int(rng.choice(len(keys), p=list(self.values.values())))])
+        # what Generator.choice(p=...) does (same draw), without its per-call argument checks
+        keys, cdf = self._categories()
+        return float(keys[int(cdf.searchsorted(rng.random(), side="right"))])
+
+    def _categories(self) -> tuple[np.ndarray, np.ndarray]:
+        cdf = np.cumsum(list(self.values.values()))
+        return np.array([float(k) for k in self.values]), cdf / cdf[-1]
 
     def draw(self, rng: np.random.Generator) -> float:
         lo = -math.inf if self.min is None else self.min
@@ -128,8 +134,8 @@ class CovariateDistribution(Frozen):
             return rng.uniform(self.low, self.high, size)
         if self.dist == "constant":
             return np.full(size, float(self.value or 0.0))
-        keys = np.array([float(k) for k in self.values])
-        return keys[rng.choice(len(keys), size=size, p=list(self.values.values()))]
+        keys, cdf = self._categories()
+        return keys[cdf.searchsorted(rng.random(size), side="right")]
 
 
 def load_distributions(path: Path, card: ModelCard) -> dict[str, CovariateDistribution]:
@@ -231,13 +237,18 @@ def patient_rng(seed: int, patient_id: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key,)))
 
 
+@lru_cache(maxsize=64)
+def _cholesky(omega: tuple[tuple[float, ...], ...]) -> np.ndarray:
+    return np.linalg.cholesky(np.array(omega))
+
+
 def draw_etas(card: ModelCard, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
     """ETA vectors from N(0, Omega): shape (n_eta,) or (size, n_eta)."""
     re = card.random_effects
     n = len(re.etas)
     if n == 0:
         return np.zeros((0,) if size is None else (size, 0))
-    chol = np.linalg.cholesky(re.omega_matrix())
+    chol = _cholesky(tuple(map(tuple, re.omega_matrix())))
     z = rng.standard_normal((n,) if size is None else (size, n))
     return z @ chol.T
 

@@ -69,3 +69,25 @@ def test_resampling_keeps_real_patients_joint_covariates(
     drawn = [draw_subject(card, pop, 1, i).covariates for i in range(30)]
     assert all(d in rows for d in drawn)  # whole rows: covariates stay jointly distributed
     assert len({tuple(d.values()) for d in drawn}) > 1
+
+
+def test_categorical_draws_are_numpys_choice_and_draw_many_matches_its_distribution() -> None:
+    """The fast categorical draw is Generator.choice(p=...) draw for draw; draw_many has the
+    same distribution (and truncation) as draw."""
+    import numpy as np
+
+    from interop.cohort import CovariateDistribution
+
+    d = CovariateDistribution(dist="categorical", values={"0": 0.3, "1": 0.5, "2": 0.2})
+    probs = list(d.values.values())
+    for i in range(300):
+        expected = float(list(d.values)[int(np.random.default_rng(i).choice(3, p=probs))])
+        assert d.draw(np.random.default_rng(i)) == expected
+    many = d.draw_many(np.random.default_rng(1), 200_000)
+    for k, p in d.values.items():
+        assert abs((many == float(k)).mean() - p) < 0.005
+    w = CovariateDistribution(dist="lognormal", median=70, cv=0.2, min=50, max=90)
+    drawn = w.draw_many(np.random.default_rng(2), 100_000)
+    assert drawn.min() >= 50 and drawn.max() <= 90
+    single = np.array([w.draw(np.random.default_rng(i)) for i in range(4000)])
+    assert abs(np.median(drawn) - np.median(single)) < 1.0
