@@ -170,7 +170,7 @@ def external_paths_of(functions: Iterable[Any], params: dict[str, object]) -> li
     """The external paths that a test's functions name (as constants of this module) or receive as
     parameters."""
     constants = _external_constants()
-    needed = [v for v in params.values() if _is_external(v)]
+    needed = [v for v in params.values() if isinstance(v, Path) and _is_external(v)]
     for fn in functions:
         code = getattr(fn, "__code__", None)
         if code is not None:
@@ -182,7 +182,7 @@ def check_external_paths(item: pytest.Item) -> None:
     """Skip (or under CI fail) ``item`` when an external path it needs is absent."""
     functions: list[Any] = [getattr(item, "function", None)]
     info = getattr(item, "_fixtureinfo", None)
-    for defs in (info.name2fixturedefs.values() if info is not None else ()):
+    for defs in info.name2fixturedefs.values() if info is not None else ():
         functions += [d.func for d in defs]
     callspec = getattr(item, "callspec", None)
     params = dict(callspec.params) if callspec is not None else {}
