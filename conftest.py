@@ -1,1 +1,12 @@
-# Root conftest: makes the source tree importable for tests run from a checkout.
+# Root conftest: makes the source tree importable for tests run from a checkout, and applies the
+# external-data rule of tests/data.py (skip when absent, fail under CI=true) before every test.
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from tests.data import check_external_paths
+
+    check_external_paths(item)

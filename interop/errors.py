@@ -8,7 +8,8 @@
     │   ├── IntegrityError   stored bytes no longer match their hash
     │   └── PermissionDenied
     ├── ModelError           an SBML model or card cannot be loaded or simulated
-    └── TwinError            a patient cannot be bound to a model, or estimation failed
+    ├── TwinError            a patient cannot be bound to a model, or estimation failed
+    └── MissingExtraError    an optional stack (an install extra) is not installed
 
 Every error carries where it happened (``source``: file, URL or resource id; ``line``;
 ``field``) so the CLI can print one precise line. Misuse of the API stays ``TypeError`` /
@@ -24,6 +25,7 @@ __all__ = [
     "ConversionError",
     "IntegrityError",
     "InteropError",
+    "MissingExtraError",
     "ModelError",
     "NotFoundError",
     "PermissionDenied",
@@ -90,6 +92,17 @@ class ModelError(InteropError):
 
 class TwinError(InteropError):
     """A patient cannot be bound to a model, or an estimate cannot be made."""
+
+
+class MissingExtraError(InteropError):
+    """A feature needs a package of an optional install extra that is not installed."""
+
+    def __init__(self, module: str, *, extra: str, purpose: str) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(
+            f"{purpose} needs {module}, which is not installed: pip install 'digphat-interop[{extra}]'"
+        )
 
 
 @contextmanager

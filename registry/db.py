@@ -38,6 +38,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from interop.errors import MissingExtraError
+
 __all__ = [
     "AuditRow",
     "Base",
@@ -232,4 +234,11 @@ def make_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    try:
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    except ImportError as exc:  # psycopg, the driver of postgresql+psycopg URLs: the 'postgres' extra
+        if not url.startswith("postgresql"):
+            raise
+        raise MissingExtraError(
+            exc.name or "psycopg", extra="postgres", purpose="a PostgreSQL registry"
+        ) from exc

@@ -1,33 +1,82 @@
-"""Named paths to the test data: the project's own fixtures and the shared real data."""
+"""Named paths to the test data: the project's own fixtures, the public data shipped in
+``tests/data/`` (permissive licences, see its README) and the external data with no stated licence.
+
+External data (``mapbayr/``, ``pharmml/``, ``sbml/absorption_first_order.xml``) is found through one
+setting, ``INTEROP_TEST_DATA`` (default: ``shared/data`` beside the checkout or beside one of its
+parent folders). A test that needs a missing external file is skipped with the reason, or fails when
+``CI=true`` (CI must never pass by skipping). The rule is applied once, by ``require_external``:
+
+- inside a test, ``shared_data("mapbayr/run001.mod")`` returns the path or skips/fails;
+- ``mapbayr_data``/``mapbayr_phi`` go through ``shared_data``;
+- the root conftest calls ``check_external_paths`` before every test: a test whose code (or a
+  fixture's) names an external path constant of this module, or whose parameters are external
+  paths, needs those paths.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import CodeType
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "interop" / "data" / "models"
 DEMO = ROOT / "interop" / "data" / "demo"
+PUBLIC = ROOT / "tests" / "data"  # shipped, permissively licensed (tests/data/README.md)
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("INTEROP_SHARED_DATA")
+def _external_data() -> Path:
+    env = os.environ.get("INTEROP_TEST_DATA")
     if env:
-        return Path(env)
-    for parent in ROOT.parents:  # ../shared/data beside the checkout (CI and developers)
+        return Path(env).expanduser().resolve()
+    for parent in ROOT.parents:  # shared/data beside the checkout (or beside a parent folder)
         candidate = parent / "shared" / "data"
         if candidate.is_dir():
             return candidate
     return ROOT.parent / "shared" / "data"
 
 
-SHARED = _shared_data()
-FHIR_SYNTHEA = SHARED / "fhir" / "synthea"
-FHIR_R4_SPEC = SHARED / "fhir" / "r4-spec"
-PGX = SHARED / "pgx"
-PHARMML = SHARED / "pharmml"
-SBML = SHARED / "sbml"
-MAPBAYR = SHARED / "mapbayr"
+EXTERNAL = _external_data()
+SHARED = EXTERNAL  # the name older tests use
+
+
+def under_ci() -> bool:
+    """True when running under CI (``CI=true``), where missing external data is a failure."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_external(*paths: Path) -> None:
+    """Skip the running test (fail under CI) when any of the external ``paths`` is absent."""
+    missing = [p for p in paths if not p.exists()]
+    if not missing:
+        return
+    reason = (
+        f"external test data {missing[0]} is absent (no licence to ship it): "
+        "set INTEROP_TEST_DATA to the folder holding mapbayr/, pharmml/ and sbml/"
+    )
+    if under_ci():
+        pytest.fail(f"CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def shared_data(relpath: str) -> Path:
+    """The external file or folder ``relpath`` (e.g. ``"pharmml/UseCase1_0.8.1.xml"``); inside a
+    test only: skips the test, or fails it under CI, when it is absent."""
+    path = EXTERNAL / relpath
+    require_external(path)
+    return path
+
+
+FHIR_SYNTHEA = PUBLIC / "fhir" / "synthea"
+FHIR_R4_SPEC = PUBLIC / "fhir" / "r4-spec"
+PGX = PUBLIC / "pgx"
+SBML = PUBLIC / "sbml"
+PHARMML = EXTERNAL / "pharmml"
+MAPBAYR = EXTERNAL / "mapbayr"
 
 PGX_EXAMPLE_VCF = PGX / "pharmcat.example.vcf"
 PGX_PHENOTYPE_JSON = PGX / "pharmcat.example.phenotype.json"
@@ -71,7 +120,7 @@ FHIR_SEARCHSET = FHIR_R4_SPEC / "Bundle-bundle-example.json"
 FHIR_DEMO_BUNDLE = DEMO / "gentamicin_patient.json"
 
 # Registry (issue 5)
-ABSORPTION_SBML = SBML / "absorption_first_order.xml"
+ABSORPTION_SBML = EXTERNAL / "sbml" / "absorption_first_order.xml"
 BIOMD321_OMEX = SBML / "BIOMD0000000321.omex"
 GENTAMICIN_ANTIMONY = MODELS / "gentamicin_1cmt.ant"
 POSTGRES_URL = os.environ.get("INTEROP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -88,8 +137,53 @@ def mapbayr_card(model: str) -> Path:
 
 
 def mapbayr_data(model: str) -> Path:
-    return MAPBAYR / f"data_to_fit{model}.csv"
+    """The mapbayr study's simulated TDM data for ``model`` (external: skips when absent)."""
+    return shared_data(f"mapbayr/data_to_fit{model}.csv")
 
 
 def mapbayr_phi(model: str) -> Path:
-    return MAPBAYR / f"nonmem_posthoc{model}.phi"
+    """NONMEM's POSTHOC estimates for ``model`` (external: skips when absent)."""
+    return shared_data(f"mapbayr/nonmem_posthoc{model}.phi")
+
+
+# Which tests need external data (called by the root conftest before each test).
+
+
+def _is_external(value: object) -> bool:
+    return isinstance(value, Path) and value.is_relative_to(EXTERNAL) and value != EXTERNAL
+
+
+def _external_constants() -> dict[str, Path]:
+    return {name: value for name, value in globals().items() if name.isupper() and _is_external(value)}
+
+
+def _names(code: CodeType) -> Iterator[str]:
+    """Every global and local name a function's code (and its nested functions) uses."""
+    yield from code.co_names
+    yield from code.co_varnames
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            yield from _names(const)
+
+
+def external_paths_of(functions: Iterable[Any], params: dict[str, object]) -> list[Path]:
+    """The external paths that a test's functions name (as constants of this module) or receive as
+    parameters."""
+    constants = _external_constants()
+    needed = [v for v in params.values() if isinstance(v, Path) and _is_external(v)]
+    for fn in functions:
+        code = getattr(fn, "__code__", None)
+        if code is not None:
+            needed += [constants[n] for n in set(_names(code)) if n in constants]
+    return needed
+
+
+def check_external_paths(item: pytest.Item) -> None:
+    """Skip (or under CI fail) ``item`` when an external path it needs is absent."""
+    functions: list[Any] = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info is not None else ():
+        functions += [d.func for d in defs]
+    callspec = getattr(item, "callspec", None)
+    params = dict(callspec.params) if callspec is not None else {}
+    require_external(*sorted(set(external_paths_of(functions, params))))

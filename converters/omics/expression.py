@@ -26,7 +26,7 @@ from converters.omics.ids import PatientIds
 from converters.omics.pgx import provenance_for
 from converters.omics.report import ImportReport
 from converters.omics.store import write_items
-from interop.errors import ConversionError
+from interop.errors import ConversionError, MissingExtraError
 from interop.schema import OmicsRef, Transformation
 
 __all__ = [
@@ -51,9 +51,9 @@ def read_matrix(path: Path) -> tuple[pd.DataFrame, str | None]:
     suffix = path.suffix.lower()
     if suffix == ".h5ad":
         try:
-            import anndata
-        except ImportError as exc:  # pragma: no cover - anndata is a dependency
-            raise ConversionError("reading .h5ad needs anndata", source=str(path)) from exc
+            import anndata  # the 'omics' extra
+        except ImportError as exc:
+            raise MissingExtraError("anndata", extra="omics", purpose="reading .h5ad") from exc
         try:
             adata = anndata.read_h5ad(path)
         except Exception as exc:  # h5py / anndata raise many kinds; all mean "not readable"

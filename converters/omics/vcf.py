@@ -17,14 +17,17 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from cyvcf2 import VCF, Variant
 
 from converters.omics.calling import CompiledGene, GeneCall, Observed, call_diplotype, compile_gene
 from converters.omics.definitions import GeneDefinition, load_panel
 from converters.omics.report import ImportReport
-from interop.errors import ConversionError
+from interop.errors import ConversionError, MissingExtraError
+
+if TYPE_CHECKING:
+    from cyvcf2 import VCF, Variant
 
 __all__ = ["PanelGenotypes", "VcfCalls", "call_vcf", "detect_build", "read_panel_genotypes"]
 
@@ -210,6 +213,10 @@ def read_panel_genotypes(
 ) -> PanelGenotypes:
     """Read ``path`` and keep the genotypes at the panel positions; count every line."""
     definitions = load_panel(genes)
+    try:
+        from cyvcf2 import VCF  # the 'omics' extra
+    except ImportError as exc:
+        raise MissingExtraError("cyvcf2", extra="omics", purpose="reading a VCF") from exc
     try:
         vcf = VCF(str(path), gts012=False, strict_gt=False)
     except (OSError, Exception) as exc:  # cyvcf2 raises bare Exception for unreadable files

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from interop.errors import InteropError
+from interop.errors import InteropError, MissingExtraError
 from interop.schema import ModelCard, parse_json
 from interop.settings import get_settings
 from registry import Registry, SearchQuery, ValidationReport
@@ -356,9 +356,12 @@ def deprecate(
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the HTTP API (OpenAPI at /docs) over the local registry settings."""
-    import uvicorn
+    try:
+        import uvicorn  # the 'api' extra
 
-    from interop.api import create_app
+        from interop.api import create_app
+    except ImportError as exc:
+        raise MissingExtraError(exc.name or "fastapi", extra="api", purpose="serving the HTTP API") from exc
 
     uvicorn.run(create_app(get_settings()), host=host, port=port, log_level="info")
 

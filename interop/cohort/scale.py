@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from interop.errors import InteropError
+from interop.errors import InteropError, MissingExtraError
 
 __all__ = ["BatchRunner", "Checkpoints", "run_batches"]
 
@@ -133,7 +133,14 @@ class BatchRunner:
         shared: Any,
         finish: Callable[[int, Tables], None],
     ) -> None:
-        from dask.distributed import Client, LocalCluster, as_completed
+        try:
+            from dask.distributed import Client, LocalCluster, as_completed  # the 'cluster' extra
+        except ImportError as exc:
+            raise MissingExtraError(
+                "dask.distributed",
+                extra="cluster",
+                purpose="a Dask cluster (--scheduler single runs in one process without it)",
+            ) from exc
 
         with ExitStack() as stack:
             if self.scheduler is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -34,7 +35,7 @@ MAPPED = {
 
 
 def _mapped(rec) -> dict:
-    out = {"patient": (rec.patient.id, rec.patient.sex, rec.patient.birth_date)}
+    out: dict[str, Any] = {"patient": (rec.patient.id, rec.patient.sex, rec.patient.birth_date)}
     for kind, fields in MAPPED.items():
         out[kind] = sorted((i.id, *(getattr(i, f) for f in fields)) for i in getattr(rec, kind))
         out[kind] = [tuple(str(x) for x in row) for row in out[kind]]

@@ -69,7 +69,7 @@ def test_export_validates_and_round_trips(tmp_path: Path) -> None:
     assert c19.valueCodeableConcept.text == "CYP2C19 *2/*17"
     assert c19.component[0].valueCodeableConcept.coding[0].code == "HGNC:2621"
     cyp3a5 = next(o for o in genotype_obs if o.id == "vcf-CYP3A5-genotype")
-    assert "rs776746" in cyp3a5.note[0].text
+    assert "rs776746" in (cyp3a5.note[0].text or "")
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(bundle))
     report = import_fhir_genomics(path, tmp_path / "b", PatientIds())

@@ -12,7 +12,7 @@ from interop.schema import ModelCard
 from registry import Registry, UnknownFormatError, detect_format
 from registry.formats import FORMATS, available_formats, get_format
 from registry.formats import omex as omex_fmt
-from tests.data import ABSORPTION_SBML, BIOMD321_OMEX, GENTAMICIN_ANTIMONY
+from tests.data import ABSORPTION_SBML, BIOMD321_OMEX, GENTAMICIN_ANTIMONY, GENTAMICIN_SBML, PHARMML_ONECMT_IV
 
 
 def test_detection() -> None:
@@ -24,12 +24,13 @@ def test_detection() -> None:
     assert {"sbml", "antimony", "omex"} <= set(available_formats()) and "pharmml" in FORMATS
 
 
-def test_pharmml_plugs_in_by_name_and_is_optional() -> None:
-    try:
-        mod = get_format("pharmml")
-    except UnknownFormatError:
-        pytest.skip("the PharmML plug-in has not landed on this branch")
-    assert callable(mod.detect) and callable(mod.load)
+def test_pharmml_plugs_in_by_name() -> None:
+    mod = get_format("pharmml")
+    pharmml = PHARMML_ONECMT_IV.read_bytes()
+    assert mod.detect(pharmml) and not mod.detect(GENTAMICIN_SBML.read_bytes())
+    assert detect_format(pharmml) == "pharmml"
+    sbml, card = mod.load(pharmml, source=PHARMML_ONECMT_IV.name)
+    assert "<sbml" in sbml and card is not None
 
 
 def test_antimony_in_keeps_its_source(store: Registry, gentamicin: tuple[str, ModelCard]) -> None:

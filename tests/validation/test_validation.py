@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -126,7 +127,7 @@ def test_dask_run_equals_single_process(
     sbml: str, card: ModelCard, truth_records: list[PatientRecord], tmp_path: Path
 ) -> None:
     recs = truth_records[:6]
-    kw = dict(model_version=1, site="s", seed=3, n_sim=50, n_boot=50)
+    kw: dict[str, Any] = dict(model_version=1, site="s", seed=3, n_sim=50, n_boot=50)
     a = run_validation(sbml, card, recs, tmp_path / "a", scheduler="single", batch_size=6, **kw)
     b = run_validation(sbml, card, recs, tmp_path / "b", scheduler=None, workers=2, batch_size=2, **kw)
     pd.testing.assert_frame_equal(a.levels.drop(columns="sims"), b.levels.drop(columns="sims"))
