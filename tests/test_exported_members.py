@@ -229,7 +229,9 @@ EXPECTED: dict[str, list[str]] = {
         "validate_model",
     ],
     "registry.formats": [
+        "ArchivePlugin",
         "ExtraFile",
+        "FormatPlugin",
         "FORMATS",
         "UnknownFormatError",
         "available_formats",
