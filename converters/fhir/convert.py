@@ -37,7 +37,7 @@ from converters.fhir.sources import Entry, FeedInfo, is_url, iter_entries, iter_
 from converters.fhir.versions import FhirVersion, validate_resource
 from converters.report import ConversionReport, Outcome
 from interop.errors import InteropError
-from interop.schema import PatientRecord
+from interop.schema import Condition, Dose, Measurement, PatientRecord
 from interop.schema.base import describe_validation_error
 
 __all__ = [
@@ -51,7 +51,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ITEM_HANDLERS: dict[str, Callable[..., Any]] = {
+# A handler turns one resource (its JSON, its validated fhir.resources model, the conversion context,
+# where it came from, its patient id) into one item of the patient schema, or raises Reject/Defer.
+ItemHandler = Callable[[dict[str, Any], Any, Context, Entry, str], Measurement | Condition | Dose]
+
+ITEM_HANDLERS: dict[str, ItemHandler] = {
     "Observation": convert_observation,
     "Condition": convert_condition,
     "MedicationAdministration": convert_administration,
