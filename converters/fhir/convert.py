@@ -268,7 +268,17 @@ def convert_bundle(
     version: FhirVersion | None = None,
     date_shift: bool = False,
 ) -> ConversionResult:
-    """Convert a Bundle or single resource (as parsed JSON) into one ``PatientRecord`` per Patient."""
+    """Convert a Bundle or single resource (as parsed JSON) into one ``PatientRecord`` per Patient.
+
+    >>> import json
+    >>> from importlib.resources import files
+    >>> path = files("interop") / "data" / "demo" / "gentamicin_patient.json"
+    >>> result = convert_bundle(json.loads(path.read_text()), b"secret key")
+    >>> [len(r.measurements) for r in result.records], result.report.balanced()
+    ([8], True)
+    >>> "MRN-0042-DEMO" in result.records[0].model_dump_json()  # pseudonymised
+    False
+    """
     info = FeedInfo(version=version)
     conv = FhirConverter(key, tables=tables, version=version, date_shift=date_shift, info=info)
     for entry in iter_json_document(bundle, source, info):
