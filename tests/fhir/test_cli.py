@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from interop.schema import PatientRecord, parse_json
 from interop.schema.cohort import read_cohort
 from tests import data
@@ -22,6 +24,7 @@ def _run(*args: str, env_extra: dict | None = None) -> CliRun:
     return invoke(args, env=_env(env_extra))
 
 
+@pytest.mark.slow
 def test_synth_import_export_end_to_end(tmp_path):
     keyfile = tmp_path / "key"
     keyfile.write_text(KEY)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from converters.omics import pseudonymise
@@ -25,6 +26,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> CliRun:
     return invoke(args, env={"INTEROP_PSEUDONYM_KEY": None, **(env or {})})
 
 
+@pytest.mark.slow
 def test_vcf_then_pharmcat_merge_into_one_pseudonymised_record(tmp_path: Path) -> None:
     mapping = tmp_path / "samples.tsv"
     mapping.write_text("sample_id\tpatient_id\nSample_1\tMRN-0042\n")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from interop.schema import ModelCard, ReferenceDose, parse_json
 from interop.twin import bind_regimen, check_reference_outputs, load_model, simulate
 from tests.clirun import CliRun, invoke, run_subprocess
@@ -17,6 +19,7 @@ def _run(*args: str) -> CliRun:
     return invoke(["pharmml", "convert", *args])
 
 
+@pytest.mark.slow
 def test_convert_writes_sbml_and_card_that_make_a_twin(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = _run(
@@ -48,6 +51,7 @@ def test_convert_writes_sbml_and_card_that_make_a_twin(tmp_path: Path) -> None:
     assert 0 < pred.values["CP_obs"][0] and 0 < pred.values["PCA_obs"][0] < 96.7
 
 
+@pytest.mark.slow
 def test_refusal_prints_one_line_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run_subprocess(  # the group's end-to-end check: nothing else on stderr in a fresh interpreter

@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from interop.schema import MetricValue, ValidationRecord
 from registry import open_registry
 from tests.clirun import CliRun, invoke, run_subprocess
@@ -21,6 +23,7 @@ def _run(home: Path, *args: str) -> CliRun:
     return invoke(["registry", *args], env=_env(home))
 
 
+@pytest.mark.slow
 def test_import_dir_show_search_export_publish(tmp_path: Path) -> None:
     home, src = tmp_path / "home", tmp_path / "models"
     src.mkdir()

@@ -13,6 +13,8 @@ from registry import open_registry
 from tests.clirun import CliRun, invoke, run_subprocess
 from tests.data import mapbayr_card, mapbayr_data, mapbayr_phi, mapbayr_sbml
 
+pytestmark = pytest.mark.slow  # the module's home imports 100 subjects in a subprocess
+
 
 def _env(home: Path) -> dict[str, str | None]:
     return {"INTEROP_HOME": str(home), "INTEROP_DATABASE_URL": None, "COLUMNS": "160"}
