@@ -3,7 +3,9 @@
 Public surface of the core package; converters and registry are packages of their own.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from interop.errors import (
     ConversionError,
@@ -16,12 +18,11 @@ from interop.errors import (
     SchemaError,
     TwinError,
 )
-from interop.schema import ModelCard, PatientRecord
 
-try:
-    __version__ = version("digphat-interop")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.1.0"
+if TYPE_CHECKING:
+    from interop.schema import ModelCard, PatientRecord
+
+    __version__: str
 
 __all__ = [
     "ConversionError",
@@ -37,3 +38,19 @@ __all__ = [
     "TwinError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The contracts and the version load on first use (PEP 562): ``interop --help`` stays fast."""
+    if name in ("ModelCard", "PatientRecord"):
+        import interop.schema
+
+        return getattr(interop.schema, name)
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("digphat-interop")
+        except PackageNotFoundError:  # running from a source tree without installation
+            return "0.1.0"
+    raise AttributeError(f"module 'interop' has no attribute {name!r}")

@@ -1,17 +1,272 @@
-"""Each package's public surface is its ``__all__``: every name listed exists, nothing private leaks."""
+"""Each package's public surface is pinned: ``__all__`` lists exactly these names, each exists.
+
+Changing a package's public names is a deliberate act: update the list here in the same commit
+(the way httpx pins its own). Private names never appear; ``__version__`` is the one dunder.
+"""
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 
+EXPECTED: dict[str, list[str]] = {
+    "interop": [
+        "ConversionError",
+        "IntegrityError",
+        "InteropError",
+        "ModelCard",
+        "ModelError",
+        "NotFoundError",
+        "PatientRecord",
+        "PermissionDenied",
+        "RegistryError",
+        "SchemaError",
+        "TwinError",
+        "__version__",
+    ],
+    "interop.api": [
+        "create_app",
+    ],
+    "interop.cli": [
+        "app",
+        "main",
+    ],
+    "interop.cohort": [
+        "BatchRunner",
+        "Checkpoints",
+        "CohortResult",
+        "CohortSpec",
+        "CovariateDistribution",
+        "Design",
+        "DesignDose",
+        "Population",
+        "Subject",
+        "add_residual_error",
+        "baseline_covariates",
+        "draw_subject",
+        "load_design",
+        "load_distributions",
+        "rows_from_records",
+        "run_batches",
+        "simulate_batch",
+        "simulate_cohort",
+        "to_records",
+    ],
+    "interop.schema": [
+        "ATC",
+        "Coding",
+        "Condition",
+        "Covariate",
+        "CovariateSource",
+        "Dose",
+        "DosingInput",
+        "Drug",
+        "DrugLevel",
+        "Genotype",
+        "HGNC",
+        "LOINC",
+        "Measurement",
+        "MetricValue",
+        "ModelCard",
+        "Observable",
+        "Occasion",
+        "OmicsRef",
+        "Patient",
+        "PatientRecord",
+        "Person",
+        "Provenance",
+        "Publication",
+        "RXNORM",
+        "RandomEffects",
+        "ReferenceDose",
+        "ReferenceOutput",
+        "ResidualError",
+        "SCHEMA_VERSION",
+        "SNOMED",
+        "Transformation",
+        "UCUM",
+        "ValidationRecord",
+        "ValidityDomain",
+        "parse",
+        "parse_json",
+    ],
+    "interop.twin": [
+        "Candidate",
+        "CompiledModel",
+        "CovariateSeries",
+        "DoseEvent",
+        "Forecast",
+        "LevelObservation",
+        "MapResult",
+        "Prediction",
+        "Recommendation",
+        "ReferenceCheck",
+        "RegimenOptions",
+        "Target",
+        "Twin",
+        "bind_patient",
+        "bind_regimen",
+        "check_reference_outputs",
+        "clear_model_cache",
+        "estimate_map",
+        "forecast",
+        "individual_parameters",
+        "load_model",
+        "predict",
+        "recommend_dose",
+        "simulate",
+        "simulate_observations",
+    ],
+    "interop.validation": [
+        "Exclusion",
+        "METRICS",
+        "REASONS",
+        "ValidationOutcome",
+        "ValidationSpec",
+        "ValidationSummary",
+        "bootstrap_metrics",
+        "canonical_record",
+        "compute_metrics",
+        "dataset_fingerprint",
+        "make_bins",
+        "npde_summary",
+        "patient_npde",
+        "per_patient_metrics",
+        "prediction_interval",
+        "run_validation",
+        "screen_patient",
+        "summarise",
+        "to_record",
+        "validate_batch",
+        "vpc_table",
+    ],
+    "converters": [
+        "ConversionReport",
+        "ConversionResult",
+        "convert_bundle",
+        "convert_bundle_file",
+        "load_key",
+        "pseudonymise",
+    ],
+    "converters.fhir": [
+        "CodeTables",
+        "ConversionResult",
+        "FhirConverter",
+        "FhirVersion",
+        "MemorySink",
+        "SpoolSink",
+        "convert_bundle",
+        "convert_bundle_file",
+        "convert_paths",
+        "load_code_tables",
+        "normalise_version",
+    ],
+    "converters.nonmem": [
+        "COVARIATE_SYSTEM",
+        "DoseCompartment",
+        "EventTableMapping",
+        "EventTableResult",
+        "LevelCompartment",
+        "PhiRow",
+        "read_event_table",
+        "read_phi",
+        "write_event_table",
+    ],
+    "converters.omics": [
+        "GeneCall",
+        "GeneDefinition",
+        "ImportReport",
+        "PANEL",
+        "PatientIds",
+        "PharmcatCall",
+        "Tally",
+        "VcfCalls",
+        "call_diplotype",
+        "call_vcf",
+        "compile_gene",
+        "detect_build",
+        "export_genotypes_bundle",
+        "genotype_from_call",
+        "import_expression",
+        "import_fhir_genomics",
+        "import_pharmcat",
+        "import_vcf",
+        "load_definition",
+        "load_panel",
+        "load_record",
+        "merge_items",
+        "pseudonymise",
+        "read_mapping",
+        "read_matrix",
+        "read_pharmcat",
+        "save_record",
+        "write_items",
+    ],
+    "registry": [
+        "AuditEntry",
+        "BlobStore",
+        "ExtraFile",
+        "Issue",
+        "LOCAL",
+        "Page",
+        "Principal",
+        "Registry",
+        "STAGES_ORDER",
+        "SearchQuery",
+        "SimulateCheck",
+        "StageResult",
+        "StoredFile",
+        "StoredModel",
+        "UnknownFormatError",
+        "ValidationReport",
+        "VersionSummary",
+        "available_formats",
+        "detect_format",
+        "open_registry",
+        "sha256_hex",
+        "validate_model",
+    ],
+    "registry.formats": [
+        "ArchivePlugin",
+        "ExtraFile",
+        "FormatPlugin",
+        "FORMATS",
+        "UnknownFormatError",
+        "available_formats",
+        "detect_format",
+        "get_format",
+    ],
+    "registry.formats.pharmml": [
+        "Conversion",
+        "PharmMLError",
+        "Problem",
+        "SUPPORTED_VERSIONS",
+        "convert",
+        "detect",
+        "load",
+    ],
+}
 
-@pytest.mark.parametrize("name", ["interop", "interop.schema", "interop.twin", "converters", "registry"])
-def test_all_names_exist_and_are_public(name: str) -> None:
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_public_names_are_pinned(name: str) -> None:
     module = importlib.import_module(name)
-    exported = module.__all__
-    assert exported == sorted(exported, key=str.casefold) or len(set(exported)) == len(exported)
+    exported = list(module.__all__)
+    assert len(set(exported)) == len(exported), f"{name}.__all__ lists a name twice"
+    assert sorted(exported) == sorted(EXPECTED[name])
     for member in exported:
         assert hasattr(module, member), f"{name}.{member} is listed in __all__ but missing"
         assert not member.startswith("_") or member == "__version__"
+
+
+def test_every_package_with_all_is_pinned() -> None:
+    root = Path(__file__).resolve().parents[1]
+    declared = {
+        ".".join(init.parent.relative_to(root).parts)
+        for top in ("interop", "converters", "registry")
+        for init in (root / top).rglob("__init__.py")
+        if "__all__" in init.read_text()
+    }
+    assert declared == set(EXPECTED)

@@ -37,7 +37,7 @@ from converters.fhir.sources import Entry, FeedInfo, is_url, iter_entries, iter_
 from converters.fhir.versions import FhirVersion, validate_resource
 from converters.report import ConversionReport, Outcome
 from interop.errors import InteropError
-from interop.schema import PatientRecord
+from interop.schema import Condition, Dose, Measurement, PatientRecord
 from interop.schema.base import describe_validation_error
 
 __all__ = [
@@ -51,7 +51,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ITEM_HANDLERS: dict[str, Callable[..., Any]] = {
+# A handler turns one resource (its JSON, its validated fhir.resources model, the conversion context,
+# where it came from, its patient id) into one item of the patient schema, or raises Reject/Defer.
+ItemHandler = Callable[[dict[str, Any], Any, Context, Entry, str], Measurement | Condition | Dose]
+
+ITEM_HANDLERS: dict[str, ItemHandler] = {
     "Observation": convert_observation,
     "Condition": convert_condition,
     "MedicationAdministration": convert_administration,
@@ -264,7 +268,17 @@ def convert_bundle(
     version: FhirVersion | None = None,
     date_shift: bool = False,
 ) -> ConversionResult:
-    """Convert a Bundle or single resource (as parsed JSON) into one ``PatientRecord`` per Patient."""
+    """Convert a Bundle or single resource (as parsed JSON) into one ``PatientRecord`` per Patient.
+
+    >>> import json
+    >>> from importlib.resources import files
+    >>> path = files("interop") / "data" / "demo" / "gentamicin_patient.json"
+    >>> result = convert_bundle(json.loads(path.read_text()), b"secret key")
+    >>> [len(r.measurements) for r in result.records], result.report.balanced()
+    ([8], True)
+    >>> "MRN-0042-DEMO" in result.records[0].model_dump_json()  # pseudonymised
+    False
+    """
     info = FeedInfo(version=version)
     conv = FhirConverter(key, tables=tables, version=version, date_shift=date_shift, info=info)
     for entry in iter_json_document(bundle, source, info):

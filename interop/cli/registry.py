@@ -50,7 +50,7 @@ def _local() -> Iterator[Registry]:
 
 @contextmanager
 def _remote(api: str, token: str | None) -> Iterator[Any]:
-    from interop.api.client import RemoteRegistry
+    from interop.workflows.remote import RemoteRegistry
 
     client = RemoteRegistry(api, token)
     try:

@@ -85,7 +85,23 @@ def _drug_matches(card: ModelCard, codes: tuple) -> bool:
 
 
 def bind_patient(model: CompiledModel, record: PatientRecord) -> Twin:
-    """A twin of ``record`` on ``model``: doses, levels and covariates in model time and units."""
+    """A twin of ``record`` on ``model``: doses, levels and covariates in model time and units.
+
+    With the gentamicin model and demo patient shipped in ``interop/data``:
+
+    >>> import json
+    >>> from importlib.resources import files
+    >>> from converters import convert_bundle
+    >>> from interop.schema import ModelCard, parse_json
+    >>> from interop.twin import load_model
+    >>> data = files("interop") / "data"
+    >>> card = parse_json(ModelCard, (data / "models/gentamicin_1cmt.card.json").read_text())
+    >>> model = load_model((data / "models/gentamicin_1cmt.xml").read_text(), card)
+    >>> bundle = json.loads((data / "demo/gentamicin_patient.json").read_text())
+    >>> twin = bind_patient(model, convert_bundle(bundle, b"secret key").records[0])
+    >>> len(twin.doses), len(twin.observations)
+    (2, 4)
+    """
     card = model.card
     pid = record.patient.id
     notes: list[str] = []

@@ -207,6 +207,12 @@ def estimate_map(
     Passing a subset (say the levels before some time) gives iterative forecasting.
     ``predictor`` replaces the prediction function f(eta) (rows of eta -> rows of predictions at
     ``observations``); benchmarks use it to run the same optimiser on a naive model.
+
+    ``twin``: the demo patient on the gentamicin model, as in :func:`bind_patient`'s example.
+
+    >>> fit = estimate_map(twin)
+    >>> fit.converged, sorted(fit.etas), fit.n_observations
+    (True, ['ETA_CL', 'ETA_V'], 4)
     """
     card = twin.card
     obs = tuple(twin.observations if observations is None else observations)

@@ -163,7 +163,15 @@ def recommend_dose(
     n_draws: int = 200,
     seed: int = 0,
 ) -> Recommendation:
-    """The regimen of ``options`` that best reaches ``target`` for this twin (see module doc)."""
+    """The regimen of ``options`` that best reaches ``target`` for this twin (see module doc).
+
+    ``twin``, ``fit``: the demo patient and its MAP fit, as in :func:`estimate_map`'s example.
+
+    >>> options = RegimenOptions(amounts=(240.0, 320.0), intervals_h=(24.0, 36.0))
+    >>> rec = recommend_dose(twin, fit, Target("trough", 0.0, 1.0), options, n_draws=50)
+    >>> rec.best.amount in options.amounts and rec.best.interval_h in options.intervals_h
+    True
+    """
     if not twin.doses and options.route is None:
         raise TwinError("no dose history: give the route", field="route")
     route: Route = options.route or twin.doses[-1].input.route

@@ -87,7 +87,7 @@ def submit_record(
     database URL or a SQLite file path). Returns where it was stored."""
     if target.startswith(("http://", "https://")):
         # POST /models/{id}/versions/{v}/validation-records with the bearer token (the registry API).
-        from interop.api.client import RemoteRegistry
+        from interop.workflows.remote import RemoteRegistry
 
         remote = RemoteRegistry(target, token, timeout=60)
         try:

@@ -1,6 +1,7 @@
 """Model formats as plug-ins with one contract (after pharmpy's ``model/external/<fmt>``).
 
-Each module ``registry.formats.<name>`` exports
+Each module ``registry.formats.<name>`` exports (the typed contract is :class:`FormatPlugin`; a
+conformance test checks every plug-in in ``FORMATS`` against it)
 
 - ``detect(raw: bytes) -> bool``: whether the bytes look like this format (cheap, no full parse);
 - ``load(raw: bytes, *, source=None) -> tuple[str, ModelCard | None]``: SBML text and the model
@@ -18,11 +19,23 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass
-from types import ModuleType
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from interop.errors import RegistryError
 
-__all__ = ["FORMATS", "ExtraFile", "UnknownFormatError", "available_formats", "detect_format", "get_format"]
+if TYPE_CHECKING:
+    from interop.schema import ModelCard
+
+__all__ = [
+    "FORMATS",
+    "ArchivePlugin",
+    "ExtraFile",
+    "FormatPlugin",
+    "UnknownFormatError",
+    "available_formats",
+    "detect_format",
+    "get_format",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +55,34 @@ class ExtraFile:
     data: bytes
 
 
-def get_format(name: str) -> ModuleType:
+@runtime_checkable
+class FormatPlugin(Protocol):
+    """What a format plug-in module provides (modules meet a Protocol structurally)."""
+
+    def detect(self, raw: bytes) -> bool:
+        """Whether the bytes look like this format: cheap, no full parse."""
+        ...
+
+    def load(self, raw: bytes, *, source: str | None = None) -> tuple[str, ModelCard | None]:
+        """SBML text and the model card the format carries (``None`` when it carries none)."""
+        ...
+
+
+@runtime_checkable
+class ArchivePlugin(FormatPlugin, Protocol):
+    """A plug-in whose uploads carry further files kept with the version (OMEX: SED-ML, metadata)."""
+
+    def extra_files(self, raw: bytes) -> list[ExtraFile]:
+        """The further files, each with its role and media format."""
+        ...
+
+
+def get_format(name: str) -> FormatPlugin:
     """The plug-in module for ``name`` (imported lazily)."""
     if name not in FORMATS:
         raise UnknownFormatError(f"unknown model format {name!r} (known: {', '.join(FORMATS)})")
     try:
-        return importlib.import_module(f"registry.formats.{name}")
+        return cast(FormatPlugin, importlib.import_module(f"registry.formats.{name}"))
     except ModuleNotFoundError as exc:
         if exc.name == f"registry.formats.{name}":
             raise UnknownFormatError(f"the {name} format plug-in is not installed") from exc

@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 
 from interop.settings import Settings
 from tests.api.conftest import make_users
+from tests.clirun import CliRun, invoke
 from tests.data import GENTAMICIN_CARD, GENTAMICIN_SBML, POSTGRES_URL, ROOT
 from tests.registry.conftest import PG
 
@@ -161,23 +162,14 @@ def test_oversized_chunked_upload_refused(server: tuple[str, dict[str, str], int
 @pytest.mark.postgres
 def test_cli_against_the_api(server: tuple[str, dict[str, str], int], tmp_path: Path) -> None:
     url, tokens, _ = server
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
+    env: dict[str, str | None] = {
         "INTEROP_HOME": str(tmp_path / "client-home"),
         "INTEROP_API": url,
         "INTEROP_TOKEN": tokens["alice"],
-        "COLUMNS": "200",
     }
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "interop", "registry", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+    def run(*args: str) -> CliRun:
+        return invoke(["registry", *args], env=env)  # in-process (typer's CliRunner)
 
     card = json.loads(GENTAMICIN_CARD.read_text())
     card["id"] = "cli-model"

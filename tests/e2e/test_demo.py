@@ -1,36 +1,32 @@
-"""`interop demo` as a user runs it: a subprocess in a fresh home folder, twice."""
+"""`interop demo` as a user runs it: a subprocess in a fresh home folder, then again in-process."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from tests.data import ROOT
+from tests.clirun import CliRun, invoke, run_subprocess
 from tests.direct import direct_concentrations
 
 
-def run_cli(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _env(home: Path, env: dict[str, str]) -> dict[str, str | None]:
+    return {"INTEROP_HOME": str(home), "INTEROP_DATABASE_URL": None, **env}
+
+
+def run_cli(*args: str, home: Path, **env: str) -> CliRun:
+    """``interop ARGS`` in-process with ``home`` (created) as ``INTEROP_HOME``."""
     home.mkdir(parents=True, exist_ok=True)
-    environ = {**os.environ, "INTEROP_HOME": str(home), "PYTHONPATH": str(ROOT), **env}
-    environ.pop("INTEROP_DATABASE_URL", None) if "INTEROP_DATABASE_URL" not in env else None
-    return subprocess.run(
-        [sys.executable, "-m", "interop", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        cwd=home,
-        timeout=300,
-    )
+    return invoke(args, env=_env(home, env))
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    first = run_cli("demo", home=home)
+    home.mkdir()
+    first = run_subprocess(["demo"], env=_env(home, {}), cwd=home)
     assert first.returncode == 0, first.stderr
     out = home / "output" / "demo"
     for name in ("concentration.png", "predictions.json", "conversion-report.json"):

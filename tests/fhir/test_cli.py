@@ -1,42 +1,47 @@
-"""The real CLI in a subprocess: synth -> import (Bulk NDJSON + Synthea) -> export -> import again."""
+"""The real CLI: synth (in a subprocess, as a user runs it) -> import (Bulk NDJSON + Synthea) ->
+export -> import again (in-process, typer's CliRunner)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+
+import pytest
 
 from interop.schema import PatientRecord, parse_json
 from interop.schema.cohort import read_cohort
 from tests import data
+from tests.clirun import CliRun, invoke, run_subprocess
 
 KEY = "cli-test-key-0123456789abcdef"
 
 
-def _run(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(data.ROOT), **(env_extra or {}))
-    env.pop("INTEROP_PSEUDONYM_KEY", None)
-    return subprocess.run(
-        [sys.executable, "-m", "interop", *args], capture_output=True, text=True, env=env, timeout=300
-    )
+def _env(env_extra: dict | None) -> dict[str, str | None]:
+    return {"INTEROP_PSEUDONYM_KEY": None, **(env_extra or {})}
 
 
+def _run(*args: str, env_extra: dict | None = None) -> CliRun:
+    """``interop ARGS`` in-process; ``INTEROP_PSEUDONYM_KEY`` unset unless ``env_extra`` sets it."""
+    return invoke(args, env=_env(env_extra))
+
+
+@pytest.mark.slow
 def test_synth_import_export_end_to_end(tmp_path):
     keyfile = tmp_path / "key"
     keyfile.write_text(KEY)
     home = {"INTEROP_HOME": str(tmp_path / "home")}
-    r = _run(
-        "synth",
-        "fhir",
-        "--n",
-        "4",
-        "--format",
-        "ndjson",
-        "--gzip",
-        "--out",
-        str(tmp_path / "feed"),
-        env_extra=home,
+    r = run_subprocess(
+        [
+            "synth",
+            "fhir",
+            "--n",
+            "4",
+            "--format",
+            "ndjson",
+            "--gzip",
+            "--out",
+            str(tmp_path / "feed"),
+        ],
+        env=_env(home),
     )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "feed" / "manifest.json").exists()

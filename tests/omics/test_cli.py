@@ -1,40 +1,32 @@
 """``interop import vcf | pharmcat | fhir-genomics | expression`` and ``interop omics export-fhir``
-run as a user runs them: the real CLI in a subprocess."""
+through the real CLI: in-process (typer's CliRunner), and ``omics export-fhir`` in a subprocess."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from converters.omics import pseudonymise
 from interop.schema import PatientRecord
+from tests.clirun import CliRun, invoke, run_subprocess
 from tests.data import (
     FHIR_TPMT_DIPLOTYPE,
     PGX_EXAMPLE_VCF,
     PGX_PHENOTYPE_JSON,
     PGX_REPORT_TSV,
-    ROOT,
 )
 from tests.omics.vcfgen import write_vcf
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k != "INTEROP_PSEUDONYM_KEY"}
-    full_env.update({"PYTHONPATH": str(ROOT), **(env or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "interop", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=120,
-    )
+def run(*args: str, env: dict[str, str] | None = None) -> CliRun:
+    """``interop ARGS`` in-process; ``INTEROP_PSEUDONYM_KEY`` unset unless ``env`` sets it."""
+    return invoke(args, env={"INTEROP_PSEUDONYM_KEY": None, **(env or {})})
 
 
+@pytest.mark.slow
 def test_vcf_then_pharmcat_merge_into_one_pseudonymised_record(tmp_path: Path) -> None:
     mapping = tmp_path / "samples.tsv"
     mapping.write_text("sample_id\tpatient_id\nSample_1\tMRN-0042\n")
@@ -71,7 +63,10 @@ def test_vcf_then_pharmcat_merge_into_one_pseudonymised_record(tmp_path: Path) -
     )
 
     bundle_path = tmp_path / "bundle.json"
-    r = run("omics", "export-fhir", str(out / "records" / f"{pid}.json"), "-o", str(bundle_path))
+    r = run_subprocess(  # the omics group's end-to-end check: a fresh interpreter
+        ["omics", "export-fhir", str(out / "records" / f"{pid}.json"), "-o", str(bundle_path)],
+        env={"INTEROP_PSEUDONYM_KEY": None},
+    )
     assert r.returncode == 0, r.stderr
     Bundle.model_validate_json(bundle_path.read_text())
 

@@ -1,29 +1,25 @@
-"""``interop pharmml convert`` in a subprocess: files written on success, none on refusal."""
+"""``interop pharmml convert``: files written on success, none on refusal (in-process with typer's
+CliRunner; the refusal also in a subprocess, as a user runs it)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+import pytest
 
 from interop.schema import ModelCard, ReferenceDose, parse_json
 from interop.twin import bind_regimen, check_reference_outputs, load_model, simulate
-from tests.data import PHARMML_ADVAN1, PHARMML_FIXTURES, PHARMML_USECASE3, ROOT
+from tests.clirun import CliRun, invoke, run_subprocess
+from tests.data import PHARMML_ADVAN1, PHARMML_FIXTURES, PHARMML_USECASE3
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "interop", "pharmml", "convert", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+def _run(*args: str) -> CliRun:
+    """``interop pharmml convert ARGS`` in-process."""
+    return invoke(["pharmml", "convert", *args])
 
 
+@pytest.mark.slow
 def test_convert_writes_sbml_and_card_that_make_a_twin(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = _run(
@@ -55,9 +51,12 @@ def test_convert_writes_sbml_and_card_that_make_a_twin(tmp_path: Path) -> None:
     assert 0 < pred.values["CP_obs"][0] and 0 < pred.values["PCA_obs"][0] < 96.7
 
 
+@pytest.mark.slow
 def test_refusal_prints_one_line_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = _run(str(PHARMML_FIXTURES / "bad_categorical_obs_0.8.xml"), "--out", str(out))
+    proc = run_subprocess(  # the group's end-to-end check: nothing else on stderr in a fresh interpreter
+        ["pharmml", "convert", str(PHARMML_FIXTURES / "bad_categorical_obs_0.8.xml"), "--out", str(out)]
+    )
     assert proc.returncode == 1
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr

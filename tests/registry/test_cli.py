@@ -1,30 +1,29 @@
-"""The ``interop registry`` commands in a subprocess against a local SQLite registry."""
+"""The ``interop registry`` commands against a local SQLite registry: ``import-dir`` in a subprocess
+(as a user runs it), the others in-process (typer's CliRunner)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+import pytest
 
 from interop.schema import MetricValue, ValidationRecord
 from registry import open_registry
-from tests.data import ABSORPTION_SBML, BIOMD321_OMEX, GENTAMICIN_CARD, GENTAMICIN_SBML, ROOT
+from tests.clirun import CliRun, invoke, run_subprocess
+from tests.data import ABSORPTION_SBML, BIOMD321_OMEX, GENTAMICIN_CARD, GENTAMICIN_SBML
 
 
-def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(home), "COLUMNS": "200"}
-    env.pop("INTEROP_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "interop", "registry", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def _env(home: Path) -> dict[str, str | None]:
+    return {"INTEROP_HOME": str(home), "INTEROP_DATABASE_URL": None}
 
 
+def _run(home: Path, *args: str) -> CliRun:
+    """``interop registry ARGS`` in-process with ``home`` as ``INTEROP_HOME``."""
+    return invoke(["registry", *args], env=_env(home))
+
+
+@pytest.mark.slow
 def test_import_dir_show_search_export_publish(tmp_path: Path) -> None:
     home, src = tmp_path / "home", tmp_path / "models"
     src.mkdir()
@@ -36,7 +35,7 @@ def test_import_dir_show_search_export_publish(tmp_path: Path) -> None:
     (src / "broken.xml").write_text(broken.replace('id="gentamicin_1cmt"', 'id="broken_model"'))
     (src / "notes.xml").write_text("<notes>not a model</notes>")
 
-    r = _run(home, "import-dir", str(src))
+    r = run_subprocess(["registry", "import-dir", str(src)], env=_env(home))  # the group's end-to-end check
     assert r.returncode == 0, r.stderr
     assert "5 file(s): 3 validated, 1 failed, 1 refused" in r.stdout
     assert "failed consistency: [20601]" in r.stdout and "importing" in r.stderr  # the progress bar

@@ -1,49 +1,43 @@
-"""``interop twin ...`` and ``interop import nonmem`` through the real CLI in a subprocess."""
+"""``interop twin ...`` and ``interop import nonmem`` through the real CLI: in-process (typer's
+CliRunner) and, for the event-table import that builds the module's home, in a subprocess."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from interop.schema import ModelCard, parse_json
-from tests.data import ROOT, mapbayr_card, mapbayr_data, mapbayr_phi, mapbayr_sbml
+from registry import open_registry
+from tests.clirun import CliRun, invoke, run_subprocess
+from tests.data import mapbayr_card, mapbayr_data, mapbayr_phi, mapbayr_sbml
+
+pytestmark = pytest.mark.slow  # the module's home imports 100 subjects in a subprocess
 
 
-def run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(home), "COLUMNS": "160"}
-    env.pop("INTEROP_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "interop", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=600,
-    )
+def _env(home: Path) -> dict[str, str | None]:
+    return {"INTEROP_HOME": str(home), "INTEROP_DATABASE_URL": None, "COLUMNS": "160"}
+
+
+def run(args: list[str], home: Path) -> CliRun:
+    """``interop ARGS`` in-process with ``home`` as ``INTEROP_HOME`` (its SQLite registry)."""
+    return invoke(args, env=_env(home))
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A hub home whose registry holds mapbayr-006 and a patient imported from the event table."""
+    """A hub home whose registry holds mapbayr-006 and a patient imported from the event table.
+
+    The import runs as a user runs it (a subprocess): the twin group's end-to-end check."""
     home = tmp_path_factory.mktemp("home")
-    env_home = {"INTEROP_HOME": str(home)}
-    code = (
-        "from interop.settings import get_settings\nfrom registry import open_registry\n"
-        "from interop.schema import ModelCard, parse_json\n"
-        "s = get_settings(); r = open_registry(s.database_url, s.blob_dir)\n"
-        f"sbml = open({str(mapbayr_sbml('006'))!r}).read()\n"
-        f"card = parse_json(ModelCard, open({str(mapbayr_card('006'))!r}).read())\n"
-        "r.submit(sbml, card, submitted_by='test')\nr.close()\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_home}
-    env.pop("INTEROP_DATABASE_URL", None)
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT, timeout=300)
-    res = run(
+    reg = open_registry(f"sqlite:///{home.resolve() / 'registry.sqlite'}", home / "blobs")
+    try:
+        card = parse_json(ModelCard, mapbayr_card("006").read_text())
+        reg.submit(mapbayr_sbml("006").read_text(), card, submitted_by="test")
+    finally:
+        reg.close()
+    res = run_subprocess(
         [
             "import",
             "nonmem",
@@ -53,7 +47,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--out",
             str(home / "imported"),
         ],
-        home,
+        env=_env(home),
     )
     assert res.returncode == 0, res.stderr
     return home
@@ -173,7 +167,7 @@ def test_user_errors_are_one_line(home: Path) -> None:
 
 
 def test_compare_nonmem_prints_the_table_and_exits_on_thresholds(home: Path) -> None:
-    lines = mapbayr_data("001").read_text().splitlines()  # the first 12 subjects keep the subprocess short
+    lines = mapbayr_data("001").read_text().splitlines()  # the first 12 subjects keep the run short
     subset = home / "first12.csv"
     subset.write_text("\n".join([lines[0], *(x for x in lines[1:] if int(x.split(",")[0]) <= 12)]) + "\n")
     args = [

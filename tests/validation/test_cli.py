@@ -1,5 +1,5 @@
-"""The real CLI in a subprocess: simulate a cohort (LocalCluster), validate it, send the record to
-a local registry; user errors are one line and exit 1."""
+"""The real CLI: simulate a cohort (LocalCluster, in a subprocess as a user runs it), validate it and
+send the record to a local registry (in-process, typer's CliRunner); user errors are one line and exit 1."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from interop.errors import PermissionDenied
 from interop.schema import ModelCard, ValidationRecord
 from interop.workflows.validate import submit_record
 from registry import open_registry
+from tests.clirun import CliRun, invoke, run_subprocess
 from tests.data import COHORT_COVARIATES, COHORT_DESIGN_SHORT, ROOT
 
 
@@ -29,32 +30,36 @@ def home(tmp_path: Path, sbml: str, card: ModelCard) -> Path:
     return home
 
 
-def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "INTEROP_HOME": str(home), "COLUMNS": "200"}
-    env.pop("INTEROP_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "interop", *args], capture_output=True, text=True, env=env, timeout=600
-    )
+def _env(home: Path) -> dict[str, str | None]:
+    return {"INTEROP_HOME": str(home), "INTEROP_DATABASE_URL": None}
 
 
+def _run(home: Path, *args: str) -> CliRun:
+    """``interop ARGS`` in-process with ``home`` as ``INTEROP_HOME``."""
+    return invoke(args, env=_env(home))
+
+
+@pytest.mark.slow
 def test_simulate_validate_submit(home: Path, tmp_path: Path) -> None:
-    sim = _run(
-        home,
-        "simulate",
-        "cohort",
-        "--model",
-        "gentamicin-1cmt",
-        "--n",
-        "8",
-        "--design",
-        str(COHORT_DESIGN_SHORT),
-        "--covariates",
-        str(COHORT_COVARIATES),
-        "--records",
-        "--batch-size",
-        "3",
-        "--out",
-        str(tmp_path / "sim"),
+    sim = run_subprocess(
+        [
+            "simulate",
+            "cohort",
+            "--model",
+            "gentamicin-1cmt",
+            "--n",
+            "8",
+            "--design",
+            str(COHORT_DESIGN_SHORT),
+            "--covariates",
+            str(COHORT_COVARIATES),
+            "--records",
+            "--batch-size",
+            "3",
+            "--out",
+            str(tmp_path / "sim"),
+        ],
+        env=_env(home),
     )
     assert sim.returncode == 0, sim.stderr
     assert "8 subjects (0 failed), 32 levels" in sim.stdout
@@ -117,6 +122,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_submit_to_the_registry_api_and_show_sites_side_by_side(
     home: Path, tmp_path: Path, card: ModelCard, sbml: str
 ) -> None:

@@ -1,4 +1,6 @@
-"""A small httpx client of the registry API, used by the CLI's ``--api URL`` mode.
+"""A small httpx client of the registry API, used by the CLI's ``--api URL`` mode and by workflows
+that send validation records to a remote registry (kept out of ``interop.api``, the server, so that
+``interop.workflows`` never imports it).
 
 HTTP errors become the hub's typed errors (404 -> NotFoundError, 401/403 -> PermissionDenied,
 others -> RegistryError) carrying the server's one-line detail.
