@@ -47,7 +47,7 @@ class MapResult:
     standard_errors: dict[str, float]
     covariance: np.ndarray  # Laplace posterior covariance of the ETAs (NONMEM's ETC)
     individual_parameters: dict[str, float]
-    shrinkage: dict[str, float]  # posterior variance / prior variance per ETA (1: nothing learned)
+    variance_ratio: dict[str, float]  # posterior / prior variance per ETA (1: nothing learned; not shrinkage)
     converged: bool
     message: str
     n_evaluations: int
@@ -67,7 +67,7 @@ class MapResult:
             "standard_errors": self.standard_errors,
             "covariance": self.covariance.tolist(),
             "individual_parameters": self.individual_parameters,
-            "shrinkage": self.shrinkage,
+            "posterior_prior_variance_ratio": self.variance_ratio,
             "converged": self.converged,
             "message": self.message,
             "n_evaluations": self.n_evaluations,
@@ -337,7 +337,7 @@ def estimate_map(
         standard_errors=dict(zip(names, map(float, se), strict=True)),
         covariance=cov,
         individual_parameters=individual_parameters(twin, etas),
-        shrinkage={n: float(cov[i, i] / omega[i, i]) for i, n in enumerate(names)},
+        variance_ratio={n: float(cov[i, i] / omega[i, i]) for i, n in enumerate(names)},
         converged=converged,
         message=message,
         n_evaluations=count[0],
@@ -373,7 +373,7 @@ def individual_parameters(twin: Twin, etas: dict[str, float]) -> dict[str, float
 def calculate_eta_shrinkage(fits: Sequence[MapResult], omega: np.ndarray) -> dict[str, float]:
     """Population ETA shrinkage over subjects: 1 - SD(ETA estimates) / omega (per ETA).
 
-    Per subject, :attr:`MapResult.shrinkage` gives the posterior-to-prior variance ratio instead.
+    Per subject, :attr:`MapResult.variance_ratio` gives the posterior-to-prior variance ratio instead.
     """
     if len(fits) < 2:
         raise ValueError("shrinkage needs at least two subjects")

@@ -7,8 +7,11 @@ HTTP API call it.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ from interop.twin.forecast import Forecast, forecast
 from interop.twin.objective import objective_value, residual_terms
 from interop.twin.plot import plot_concentrations
 from interop.twin.recommend import Recommendation, RegimenOptions, Target, recommend_dose
+from interop.twin.recommend import continue_regimen as repeat_regimen
 
 __all__ = [
     "FitOutcome",
@@ -274,11 +278,17 @@ def forecast_patient(
     n_draws: int = 500,
     starts: int = 3,
     target: tuple[float, float] | None = None,
+    continue_regimen: bool = False,
 ) -> FitOutcome:
-    """Fit, then forecast with a 90% interval; writes JSON, PNG and a FHIR bundle of predictions."""
+    """Fit, then forecast with both 90% intervals (individual prediction, new measured level);
+    ``continue_regimen`` repeats the current regimen past the last recorded dose. Writes JSON, PNG
+    and a FHIR bundle of predictions."""
     outcome = fit_patient(sbml, card, record, None, starts=starts)
     twin, fit = outcome.twin, outcome.fit
     grid = _grid(twin, until_h, 48.0)
+    if continue_regimen:
+        extended, assumed = repeat_regimen(twin, float(grid[-1]))
+        twin = dataclasses.replace(extended, notes=(*twin.notes, assumed))
     fc = forecast(twin, fit, grid, n_draws=n_draws)
     json_path = plot_path = fhir_path = None
     if out_dir is not None:
@@ -290,6 +300,7 @@ def forecast_patient(
                 out_dir / ("forecast.png" if k == 0 else f"forecast-{obs.id}.png"),
                 observable=obs.id,
                 band=(fc.lower[obs.id], fc.upper[obs.id]),
+                band_label=f"{fc.level:.0%} prediction interval (new level, with residual error)",
                 target=target if k == 0 else None,
                 title=f"{card.title}\nforecast, patient {twin.patient_id}",
             )
@@ -309,19 +320,28 @@ def recommend_for_patient(
     sbml: str,
     card: ModelCard,
     record: PatientRecord,
-    target: Target,
+    target: Target | Sequence[Target],
     options: RegimenOptions,
     out_dir: Path | None = None,
     *,
     n_draws: int = 200,
     starts: int = 3,
+    start_at: dt.datetime | None = None,
 ) -> FitOutcome:
-    """Fit, then the best regimen for ``target``; writes JSON, PNG and a FHIR bundle
-    (MedicationRequest proposal + predicted-level Observations)."""
+    """Fit, then the best regimen for every target (or the one regimen of ``options``, when it allows a
+    single one: a planned regimen); ``start_at`` gives the first new dose as a date-time. Writes JSON,
+    PNG and a FHIR bundle (MedicationRequest proposal + predicted-level Observations)."""
     outcome = fit_patient(sbml, card, record, None, starts=starts)
     twin, fit = outcome.twin, outcome.fit
+    if start_at is not None:
+        options = dataclasses.replace(options, start_h=twin.hours(start_at))
+    targets = [target] if isinstance(target, Target) else list(target)
     try:
-        rec = recommend_dose(twin, fit, target, options, n_draws=n_draws)
+        if not targets:
+            targets = [Target("trough", 0.0, math.inf)]  # a planned regimen: report, do not judge
+        if options.start_h is not None and options.start_h < 0:
+            raise ValueError("the first new dose cannot come before the record's first event")
+        rec = recommend_dose(twin, fit, targets, options, n_draws=n_draws)
     except ValueError as exc:
         raise TwinError(str(exc), field="target") from exc
     end = rec.start_h + rec.n_doses * rec.best.interval_h
@@ -330,7 +350,8 @@ def recommend_for_patient(
     json_path = plot_path = fhir_path = None
     if out_dir is not None:
         obs_id = rec.observable
-        band = (target.low, target.high) if target.kind in ("trough", "peak") else None
+        conc = [t for t in rec.targets if t.kind in ("trough", "peak")]
+        band = (conc[0].low, min(conc[0].high, float(np.max(fc.upper[obs_id])) * 1.2)) if conc else None
         plot_path = plot_concentrations(
             rec.twin,
             grid,
@@ -338,16 +359,16 @@ def recommend_for_patient(
             out_dir / "recommendation.png",
             observable=obs_id,
             band=(fc.lower[obs_id], fc.upper[obs_id]),
+            band_label=f"{fc.level:.0%} prediction interval (new level, with residual error)",
             target=band,
-            title=f"{card.title}\nrecommended: {rec.best.amount:g} {card.dosing[0].amount_unit} "
-            f"every {rec.best.interval_h:g} h, patient {twin.patient_id}",
+            title=f"{card.title}\nrecommended: {rec.summary_line().split(':')[0]}, patient {twin.patient_id}",
         )
         json_path = _write_json(
             out_dir / "recommendation.json",
             {
                 **_header(twin, "recommendation"),
                 "fit": fit.to_dict(),
-                "recommendation": rec.to_dict(),
+                "recommendation": {**rec.to_dict(), "summary": rec.summary_line()},
                 "forecast": fc.to_dict(),
             },
         )
