@@ -434,8 +434,13 @@ def compare_cmd(
     min_ofv: float = typer.Option(0.95, help="Least share of subjects whose OBJ is within --ofv-tolerance"),
     ofv_tolerance: float = typer.Option(0.01, help="OBJ agreement tolerance"),
     out: Path | None = typer.Option(None, "--out", help="Write the per-subject comparison as JSON"),
+    ids: str | None = typer.Option(None, "--ids", help="IDs to compare, e.g. 101-500,7 (default: all)"),
+    exclude: str | None = typer.Option(None, "--exclude", help="IDs to leave out, e.g. 120,130-140"),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes"),
 ) -> None:
-    """Reproduce a NONMEM POSTHOC run: the agreement table (excellent / acceptable / discordant)."""
+    """Reproduce a NONMEM POSTHOC run: the agreement table (excellent / acceptable / discordant).
+    A subject that cannot be fitted is listed with its reason; the exit status follows the thresholds
+    (failed subjects count as disagreeing)."""
     import json
 
     from interop.workflows.twin import compare_with_nonmem, event_table_mapping, load_model_source
@@ -458,6 +463,9 @@ def compare_cmd(
             starts=starts,
             ofv_tolerance=ofv_tolerance,
             progress=tick,
+            ids=ids,
+            exclude=exclude,
+            jobs=jobs,
         )
     print_agreement(agreement, f"{model_card.id}: {data.name} vs {phi.name}")
     if out is not None:
@@ -476,7 +484,10 @@ def print_agreement(agreement: object, title: str) -> None:
     from interop.twin.agreement import Agreement
 
     assert isinstance(agreement, Agreement)
-    t = Table(title=f"Agreement with NONMEM, {title} ({agreement.n_subjects} subjects)")
+    t = Table(
+        title=f"Agreement with NONMEM, {title} ({agreement.n_subjects} subjects fitted, "
+        f"{len(agreement.failed)} failed)"
+    )
     for col in ("ETA", "n", "excellent (<0.001)", "acceptable (<0.1)", "discordant", "max |diff|"):
         t.add_column(col, justify="right")
     for r in (*agreement.rows, agreement.total):
@@ -494,6 +505,18 @@ def print_agreement(agreement: object, title: str) -> None:
         f"(max |diff| {agreement.max_ofv_difference:.3g}; {agreement.better_mode} subject(s) off where "
         "our mode has the lower objective)"
     )
+    console.print(
+        f"objective at our mode higher than at NONMEM's ETAs by > {agreement.ofv_tolerance:g}: "
+        f"{agreement.worse_mode} subject(s); not converged: "
+        f"{sum(not s.converged for s in agreement.subjects)}"
+    )
+    if agreement.failed:
+        f = Table(title="Subjects that could not be fitted (counted as disagreeing)")
+        f.add_column("ID")
+        f.add_column("reason")
+        for s in agreement.failed:
+            f.add_row(s.subject, s.reason)
+        console.print(f)
 
 
 def register_import(import_app: typer.Typer) -> None:
