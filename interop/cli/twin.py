@@ -510,6 +510,8 @@ def print_agreement(agreement: object, title: str) -> None:
         f"{agreement.worse_mode} subject(s); not converged: "
         f"{sum(not s.converged for s in agreement.subjects)}"
     )
+    for note in agreement.input_notes:
+        console.print(f"[yellow]event table: {note}[/]")
     if agreement.failed:
         f = Table(title="Subjects that could not be fitted (counted as disagreeing)")
         f.add_column("ID")
@@ -552,4 +554,6 @@ def register_import(import_app: typer.Typer) -> None:
         for row in result.report.summary_rows():
             t.add_row(*map(str, row))
         console.print(t)
+        for (kind, outcome, reason), n in result.report.reasons().most_common(15):
+            console.print(f"[yellow]{n} {kind} row(s) {outcome}: {reason}[/]")
         console.print(f"records in {out / 'records'}, report {out / 'report.json'}")

@@ -67,6 +67,7 @@ class Agreement:
     failed: tuple[FailedSubject, ...] = ()
     worse_mode: int = 0  # subjects whose objective at our mode exceeds that at the reference ETAs by > tol
     n_etas: int = 0
+    input_notes: tuple[str, ...] = ()  # rows of the event table not converted, with why
 
     @property
     def n_attempted(self) -> int:
@@ -109,6 +110,7 @@ class Agreement:
             "better_mode": self.better_mode,
             "worse_mode": self.worse_mode,
             "n_failed": len(self.failed),
+            "input_notes": list(self.input_notes),
             "failed": [{"subject": f.subject, "reason": f.reason} for f in self.failed],
             "subjects": [
                 {

@@ -290,7 +290,12 @@ def compare_with_nonmem(
     failed = [o for o in outcomes if isinstance(o, FailedSubject)]
     n_ref = len(next(iter(reference.values())).etas) if reference else len(card.random_effects.etas)
     names = _reference_etas(card, n_ref, str(phi))
-    return summarise_agreement(names, subjects, ofv_tolerance, failed)
+    notes = tuple(
+        f"{n} {kind} row(s) {outcome}: {reason}"
+        for (kind, outcome, reason), n in result.report.reasons().most_common()
+        if outcome in ("rejected", "skipped") and kind != "other-event"
+    )
+    return dataclasses.replace(summarise_agreement(names, subjects, ofv_tolerance, failed), input_notes=notes)
 
 
 @dataclass(frozen=True)
