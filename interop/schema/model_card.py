@@ -150,6 +150,14 @@ class RandomEffects(Frozen):
         default=(), description="Variance-covariance matrix, rows in the order of etas"
     )
     occasions: tuple[Occasion, ...] = ()
+    occasion_covariate: str | None = Field(
+        default=None,
+        description="Card covariate whose value k (1, 2, ...) is the occasion, as NONMEM's OCC column; "
+        "default: occasions follow the doses",
+    )
+    doses_per_occasion: int = Field(
+        default=1, ge=1, description="Without occasion_covariate: distinct dose times per occasion (a cycle)"
+    )
 
     @model_validator(mode="after")
     def _omega_valid(self) -> Self:
@@ -294,6 +302,9 @@ class ModelCard(Frozen):
         obs = {o.id for o in self.observables}
         if len(obs) != len(self.observables):
             raise ValueError("observable ids must be unique")
+        occ = self.random_effects.occasion_covariate
+        if occ is not None and occ not in {c.name for c in self.covariates}:
+            raise ValueError(f"occasion_covariate {occ!r} is not one of the card's covariates")
         for r in self.residual_error:
             if r.observable not in obs:
                 raise ValueError(f"residual_error names unknown observable {r.observable!r}")

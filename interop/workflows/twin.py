@@ -32,7 +32,7 @@ from interop.twin.fhir_export import forecast_bundle, recommendation_bundle
 from interop.twin.forecast import Forecast, forecast
 from interop.twin.model import CompiledModel
 from interop.twin.objective import objective_value, residual_terms
-from interop.twin.occasions import occasion_etas, occasion_omega
+from interop.twin.occasions import nonmem_eta_order, occasion_omega
 from interop.twin.plot import plot_concentrations
 from interop.twin.recommend import Recommendation, RegimenOptions, Target, recommend_dose
 from interop.twin.recommend import continue_regimen as repeat_regimen
@@ -166,8 +166,8 @@ def select_ids(spec: str | None) -> set[str] | None:
 
 
 def _reference_etas(card: ModelCard, n_reference: int, source: str) -> list[str]:
-    """The card's ETA names in NONMEM's order: between-subject first, then each occasion's in turn."""
-    names = [*card.random_effects.etas, *occasion_etas(card)]
+    """The card's ETA names in NONMEM's order: between-subject first, then occasion by occasion."""
+    names = nonmem_eta_order(card)
     if n_reference == len(names):
         return names
     if n_reference == len(card.random_effects.etas):
