@@ -7,7 +7,8 @@ names them (the model card's covariates, an occasion column such as OCC); any ot
 values: empty, ``.`` or ``NA``. A covariate value on a row holds from the previous row up to that
 row (as NONMEM applies it): each distinct time becomes one measurement at that time, taking the
 first row's value there. Rows: EVID 0 with MDV 0 -> drug level; EVID 1 -> dose; EVID 2 ->
-covariates only; EVID 3/4 (resets) are rejected with a reason. Counts add up in the report (per
+covariates only; EVID 3 -> a state reset (an "other" measurement coded ``STATE_RESET``); EVID 4 ->
+a reset and the row's dose. Counts add up in the report (per
 row kind). A table whose every level is rejected is an error naming the reasons.
 
 Written with the csv module rather than pandas so each error names its line.
@@ -29,6 +30,7 @@ from converters.nonmem.mapping import EventTableMapping
 from converters.report import ConversionReport
 from interop.errors import ConversionError
 from interop.schema import Dose, Drug, DrugLevel, Measurement, Patient, PatientRecord, Provenance
+from interop.schema.patient import STATE_RESET
 
 __all__ = ["EventTableResult", "read_event_table"]
 
@@ -187,15 +189,27 @@ def _record(
             )
             report.converted["covariate"] += 1
         if kind == "reset":
-            report.add(
-                "rejected",
-                kind,
-                f"EVID {evid} (reset) is not supported",
-                source=str(path),
-                line=line,
-                field="EVID",
+            if evid not in (3, 4):
+                report.add(
+                    "rejected", kind, f"EVID {evid} is not 0-4", source=str(path), line=line, field="EVID"
+                )
+                continue
+            measurements.append(  # the state reset as an event the twin reads (STATE_RESET)
+                Measurement(
+                    id=f"reset-{line}",
+                    code=STATE_RESET,
+                    category="other",
+                    value=float(evid),
+                    unit="1",
+                    time=when(t),
+                    provenance=_prov(path, line, "reset"),
+                )
             )
-            continue
+            report.converted[kind] += 1
+            if evid == 3:
+                continue
+            kind = "dose"  # EVID 4: reset, then this row's dose
+            report.read[kind] += 1
         if kind == "other-event":
             report.add("skipped", kind, "EVID 2: covariate-only row", source=str(path), line=line)
             continue

@@ -98,7 +98,7 @@ def make_predictor(
     times = np.array([o.time_h for o in observations])
     rows = np.array([[o.id for o in card.observables].index(o.observable) for o in observations], dtype=int)
     cols = np.arange(len(observations))
-    lin = linear_system(twin.model)
+    lin = linear_system(twin.model) if not twin.resets else None  # resets: roadrunner's event loop
     if lin is not None:
         pred = LinearPredictor(lin, twin, times)
         idx = np.array([lin.index[e] for e in etas], dtype=int)

@@ -91,7 +91,7 @@ def simulate_draws(
     times = np.asarray(times_h, dtype=float)
     obs_ids = [o.id for o in twin.card.observables]
     out = {o: np.empty((len(draws), len(times))) for o in obs_ids}
-    lin = linear_system(twin.model)
+    lin = linear_system(twin.model) if not twin.resets else None  # resets: roadrunner's event loop
     if lin is not None:
         pred = LinearPredictor(lin, twin, times)
         idx = np.array([lin.index[n] for n in names], dtype=int)

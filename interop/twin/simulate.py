@@ -60,9 +60,12 @@ def simulate(
     if method != "roadrunner":
         from interop.twin.linear import linear_system, predict_linear
 
-        lin = linear_system(model)
+        lin = linear_system(model) if not twin.resets else None  # resets: the event loop below
         if lin is None and method == "linear":
-            raise TwinError(f"model {model.card.id} is not linear in its states", source=twin.patient_id)
+            raise TwinError(
+                f"model {model.card.id} is not linear in its states, or the twin has state resets",
+                source=twin.patient_id,
+            )
         if lin is not None:
             merged = {**(parameters or {}), **(etas or {})}
             with model.lock:
@@ -86,6 +89,13 @@ def simulate(
         model.reset(params)
         r = model.runner
         actions: dict[float, list[tuple[str, str, float]]] = defaultdict(list)
+        resets = sorted(t for t in twin.resets if t > 0)
+        if resets:  # a reset returns every state to its value at time 0 and stops every input
+            initial = {s: float(r.getValue(s)) for s in r.model.getFloatingSpeciesIds()}
+            inputs = sorted({input_parameter(ev.input.target) for ev in twin.doses})
+            for t in resets:
+                actions[t] += [("set", sid, v) for sid, v in initial.items()]
+                actions[t] += [("set", pid, 0.0) for pid in inputs]
         for ev in twin.doses:
             f = _param_value(model, ev.input.bioavailability, 1.0)
             lag = _param_value(model, ev.input.lag_time_h, 0.0)
@@ -98,8 +108,11 @@ def simulate(
                 actions[start].append(("bolus", ev.input.target, amount))
             else:
                 rate = amount / duration
+                end = start + duration
+                cut = next((t for t in resets if start < t < end), None)  # a reset stops the input
                 actions[start].append(("rate", input_parameter(ev.input.target), rate))
-                actions[start + duration].append(("rate", input_parameter(ev.input.target), -rate))
+                if cut is None:
+                    actions[end].append(("rate", input_parameter(ev.input.target), -rate))
         for name, series in twin.covariates.items():
             for t, v in series.changes():
                 if t >= 0:  # earlier changes are already in the value at t=0

@@ -119,14 +119,14 @@ def test_bad_input_names_file_line_and_field(tmp_path: Path) -> None:
 
 def test_unsupported_rows_are_reported_not_dropped(tmp_path: Path) -> None:
     text = (
-        "ID,TIME,EVID,AMT,CMT,MDV,DV\n1,0,1,100,1,1,.\n1,1,3,0,1,1,.\n1,2,0,0,2,1,.\n"
+        "ID,TIME,EVID,AMT,CMT,MDV,DV\n1,0,1,100,1,1,.\n1,1,5,0,1,1,.\n1,2,0,0,2,1,.\n"
         "1,3,0,0,7,0,5\n1,4,1,100,9,1,.\n1,5,0,0,2,0,4\n"
     )
     result = read_event_table(write(tmp_path, text), mapping("001"))
     rep = result.report
     assert rep.balanced()
     reasons = sorted(i.reason for i in rep.issues)
-    assert any("EVID 3" in r for r in reasons)
+    assert any("EVID 5" in r for r in reasons)
     assert any("MDV 1" in r for r in reasons)
     assert any("CMT 7" in r for r in reasons) and any("CMT 9" in r for r in reasons)
     assert len(result.records[0].drug_levels()) == 1 and len(result.records[0].doses) == 1
