@@ -31,7 +31,14 @@ from interop.twin.objective import (
 from interop.twin.occasions import occasion_etas, occasion_omega, occasion_switches
 from interop.twin.simulate import simulate
 
-__all__ = ["MapResult", "calculate_eta_shrinkage", "estimate_map", "individual_parameters", "make_predictor"]
+__all__ = [
+    "MapResult",
+    "calculate_eta_shrinkage",
+    "check_mode",
+    "estimate_map",
+    "individual_parameters",
+    "make_predictor",
+]
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from interop.twin.estimate import MapResult
 from interop.twin.linear import LinearPredictor, linear_system
 from interop.twin.simulate import simulate
 
-__all__ = ["Forecast", "forecast", "sample_etas", "simulate_draws"]
+__all__ = ["Forecast", "add_residual", "forecast", "sample_etas", "simulate_draws"]
 
 
 @dataclass(frozen=True)

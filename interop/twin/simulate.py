@@ -130,17 +130,21 @@ def simulate(
         t_cur = 0.0
         k = 0  # next output index in sorted order
         stops = [*breakpoints, t_end] if (not breakpoints or breakpoints[-1] < t_end) else breakpoints
+        n_times = len(sorted_times)
         for stop in stops:
             if stop > t_cur:
-                inner = sorted_times[(sorted_times > t_cur) & (sorted_times < stop)]
+                lo = int(np.searchsorted(sorted_times, t_cur, side="right"))
+                end = int(np.searchsorted(sorted_times, stop, side="right"))
+                inner = sorted_times[lo:end]
+                inner = inner[inner < stop]
                 grid = np.concatenate(([t_cur], np.unique(inner), [stop]))
                 res = np.asarray(r.simulate(times=grid.tolist()))
-                while k < len(sorted_times) and sorted_times[k] <= stop:
-                    row = int(np.searchsorted(grid, sorted_times[k]))
-                    values[:, order[k]] = res[row, 1:]
-                    k += 1
+                if end > k:  # every output in (t_cur, stop] at once
+                    rows = np.searchsorted(grid, sorted_times[k:end])
+                    values[:, order[k:end]] = res[rows, 1:].T
+                    k = end
                 t_cur = stop
-            while k < len(sorted_times) and sorted_times[k] <= t_cur:  # outputs at t_cur (or t=0)
+            while k < n_times and sorted_times[k] <= t_cur:  # outputs at t_cur (or t=0)
                 values[:, order[k]] = [r.getValue(s) for s in model.observable_selections]
                 k += 1
             for kind, target, amount in actions.get(stop, []):

@@ -39,6 +39,7 @@ from interop.twin.recommend import continue_regimen as repeat_regimen
 
 __all__ = [
     "FitOutcome",
+    "compare_subject",
     "compare_with_nonmem",
     "event_table_mapping",
     "fit_patient",
@@ -47,6 +48,7 @@ __all__ = [
     "parse_model_ref",
     "read_patient",
     "recommend_for_patient",
+    "select_ids",
 ]
 
 log = logging.getLogger(__name__)
