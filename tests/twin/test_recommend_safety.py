@@ -191,3 +191,21 @@ def test_clinician_number_format() -> None:
     assert format_number(2.0) == "2"
     assert format_quantity(1.09e3, "mg·h/L") == "1090 mg·h/L"
     assert format_quantity(95, "%") == "95%"
+
+
+def test_continued_therapy_repeats_the_last_dose_and_interval(twin: Twin, fit: MapResult) -> None:
+    from interop.twin.recommend import continue_regimen
+
+    extended, said = continue_regimen(twin, 130.0)
+    added = [d for d in extended.doses if d.time_h > 48.0]
+    assert [d.time_h for d in added] == [72.0, 96.0, 120.0] and all(d.amount == 10000 for d in added)
+    assert "10000 mg every 24 h" in said
+    t = 125.0
+    got = simulate_at(extended, fit, t)
+    assert got == pytest.approx(conc(fit, [(h, 10000.0) for h in (0, 24, 48, 72, 96, 120)], t), rel=1e-6)
+
+
+def simulate_at(twin: Twin, fit: MapResult, t: float) -> float:
+    from interop.twin import simulate
+
+    return float(simulate(twin, [t], fit.etas).values["parent"][0])
