@@ -11,6 +11,10 @@ NONMEM took about 15 ms per subject in the mapbayr study.
 
 Also: simulation throughput, subjects per second for a 7-day, 14-dose (q12h) regimen on an
 hourly grid, for the linear path, the compiled roadrunner path, and a fresh Tellurium model.
+
+ODE models (issue 18): MAP on a Michaelis-Menten one-compartment oral model (the roadrunner
+path: no closed form) on the same subjects' data as model 001, timed beside the closed-form path
+on model 001 in the same run (goal: within 3x).
 """
 
 from __future__ import annotations
@@ -70,6 +74,30 @@ def naive_predictor(twin: Twin, prepared_sbml: str) -> Callable[[np.ndarray], np
     return predict
 
 
+MM_ANTIMONY = """
+model mm_oral_1cmt
+  compartment body = 1
+  substanceOnly species A_depot in body = 0
+  substanceOnly species A_central in body = 0
+  absorption: A_depot -> A_central; KA * A_depot
+  elimination: A_central -> ; VMAX * Cc / (KM + Cc)
+  TVVMAX = 400; TVKM = 100; TVV = 70; TVKA = 1
+  ETA_CL = 0; ETA_V = 0; ETA_KA = 0
+  VMAX := TVVMAX * exp(ETA_CL)
+  KM := TVKM
+  V := TVV * exp(ETA_V)
+  KA := TVKA * exp(ETA_KA)
+  Cc := A_central / V
+end
+"""
+
+
+def mm_model(card001: ModelCard) -> object:
+    """A Michaelis-Menten twin of model 001 (same card: routes, observable, Omega, residual error)."""
+    card = card001.model_copy(update={"id": "mm-oral-1cmt", "title": "Michaelis-Menten oral 1-cmt"})
+    return load_model(te.antimonyToSBML(MM_ANTIMONY), card)
+
+
 def median_ms(xs: list[float]) -> float:
     return statistics.median(xs) * 1e3
 
@@ -77,6 +105,7 @@ def median_ms(xs: list[float]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--baseline-subjects", type=int, default=5)
+    ap.add_argument("--ode-subjects", type=int, default=5)
     args = ap.parse_args()
     card = parse_json(ModelCard, mapbayr_card("001").read_text())
     sbml = mapbayr_sbml("001").read_text()
@@ -133,6 +162,30 @@ def main() -> None:
         f"baseline and ours agree on the ETAs within {max(diffs):.1e}"
     )
 
+    # ODE model: MAP on the Michaelis-Menten model (roadrunner path), same subjects and data shape
+    mm = mm_model(card)
+    assert linear_system(mm) is None  # type: ignore[arg-type]
+    n_mm = args.ode_subjects
+    mm_cpu, mm_evals, lin_cpu = [], [], []
+    for r in records[:n_mm]:
+        tw = bind_patient(mm, r)  # type: ignore[arg-type]
+        c0 = time.process_time()
+        fit = estimate_map(tw, starts=1)
+        mm_cpu.append(time.process_time() - c0)
+        mm_evals.append(fit.n_evaluations)
+        lin._cache.clear()
+        c0 = time.process_time()
+        estimate_map(bind_patient(model, r), starts=1)
+        lin_cpu.append(time.process_time() - c0)
+    ratio = median_ms(mm_cpu) / median_ms(lin_cpu)
+    print(f"\nMAP on an ODE model (Michaelis-Menten, roadrunner path), {n_mm} subjects, 1 start")
+    print(f"{'closed form, model 001':34} {median_ms(lin_cpu):9.2f} ms CPU")
+    print(
+        f"{'Michaelis-Menten (roadrunner)':34} {median_ms(mm_cpu):9.2f} ms CPU, "
+        f"{statistics.median(mm_evals):.0f} evaluations"
+    )
+    print(f"ratio {ratio:.1f}x (goal <= 3x: {'met' if ratio <= 3 else 'NOT met'})")
+
     # simulation throughput: 7 days, 14 doses q12h, hourly grid
     doses = tuple(ReferenceDose(route="oral", amount=10000, time_h=12.0 * k) for k in range(14))
     grid = np.arange(0.0, 169.0)
@@ -162,6 +215,10 @@ def main() -> None:
     rates["fresh Tellurium model"] = fresh / (time.process_time() - c0)
     for label, rate in rates.items():
         print(f"{label:24} {rate:10.1f} subjects/s (CPU)")
+    print(
+        f"compiled roadrunner vs fresh Tellurium: "
+        f"{rates['compiled roadrunner'] / rates['fresh Tellurium model']:.2f}x (goal >= 5x)"
+    )
     print(
         f"linear path vs compiled roadrunner: {rates['linear path'] / rates['compiled roadrunner']:.0f}x; "
         f"vs fresh Tellurium: {rates['linear path'] / rates['fresh Tellurium model']:.0f}x"

@@ -58,4 +58,6 @@ class EventTableMapping:
         return next((lv for lv in self.levels if lv.cmt == cmt), None)
 
     def covariate_code(self, column: str) -> tuple[Coding, str]:
-        return self.covariates.get(column, (Coding(system=COVARIATE_SYSTEM, code=column), "1"))
+        """The code and unit of a covariate column (matched case-insensitively)."""
+        by_upper = {k.upper(): v for k, v in self.covariates.items()}
+        return by_upper.get(column.upper(), (Coding(system=COVARIATE_SYSTEM, code=column), "1"))

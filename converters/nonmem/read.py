@@ -1,11 +1,15 @@
 """NONMEM-style event table (CSV) -> ``PatientRecord`` per ID.
 
-Columns (case-insensitive): ID, TIME, EVID, AMT, CMT, RATE, II, ADDL, MDV, DV, optional
-BLQ (1: below the limit) and LLOQ; every other column not in ``ignore`` is a covariate. A
-covariate value on a row holds from the previous row up to that row (as NONMEM applies it):
-each distinct time becomes one measurement at that time, taking the first row's value there.
-Rows: EVID 0 with MDV 0 -> drug level; EVID 1 -> dose; EVID 2 -> covariates only; EVID 3/4
-(resets) are rejected with a reason. Counts add up in the report (per row kind).
+Columns (case-insensitive): ID, TIME, EVID, AMT, CMT, RATE, DUR (infusion duration, h), II, ADDL,
+MDV, DV, optional BLQ (1: below the limit) and LLOQ. Other columns are covariates when the mapping
+names them (the model card's covariates, an occasion column such as OCC); any other column not in
+``ignore`` is reported (skipped, with the reason), never silently taken as a covariate. Missing
+values: empty, ``.`` or ``NA``. A covariate value on a row holds from the previous row up to that
+row (as NONMEM applies it): each distinct time becomes one measurement at that time, taking the
+first row's value there. Rows: EVID 0 with MDV 0 -> drug level; EVID 1 -> dose; EVID 2 ->
+covariates only; EVID 3 -> a state reset (an "other" measurement coded ``STATE_RESET``); EVID 4 ->
+a reset and the row's dose. Counts add up in the report (per
+row kind). A table whose every level is rejected is an error naming the reasons.
 
 Written with the csv module rather than pandas so each error names its line.
 """
@@ -20,17 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from converters.nonmem.mapping import EventTableMapping
 from converters.report import ConversionReport
 from interop.errors import ConversionError
 from interop.schema import Dose, Drug, DrugLevel, Measurement, Patient, PatientRecord, Provenance
+from interop.schema.patient import STATE_RESET
 
 __all__ = ["EventTableResult", "read_event_table"]
 
 CONVERTER = "converters.nonmem"
 CONVERTER_VERSION = "0.1.0"
 REQUIRED = ("ID", "TIME", "EVID", "AMT", "CMT")
-KNOWN = {"ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "MDV", "DV", "BLQ", "LLOQ"}
+KNOWN = {"ID", "TIME", "EVID", "AMT", "CMT", "RATE", "DUR", "II", "ADDL", "MDV", "DV", "BLQ", "LLOQ"}
+MISSING = {"", ".", "NA", "NAN"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ class EventTableResult:
 
 def _num(value: str, *, path: Path, line: int, column: str, missing: float = math.nan) -> float:
     v = value.strip()
-    if v in ("", "."):
+    if v.upper() in MISSING:
         return missing
     try:
         x = float(v)
@@ -70,7 +78,20 @@ def read_event_table(
         if missing:
             raise ConversionError(f"missing column(s) {', '.join(missing)}", source=str(path), line=1)
         ignored = {c.upper() for c in ignore}
-        cov_cols = [c for c in cols if c.upper() not in KNOWN and c.upper() not in ignored]
+        extra = [c for c in cols if c.upper() not in KNOWN and c.upper() not in ignored]
+        mapped = {c.upper() for c in mapping.covariates}
+        cov_cols = [c for c in extra if c.upper() in mapped]
+        for c in extra:
+            if c.upper() not in mapped:
+                report.read["column"] += 1
+                report.add(
+                    "skipped",
+                    "column",
+                    f"column {c} is not a covariate of the model (map it on the card or pass --ignore {c})",
+                    source=str(path),
+                    line=1,
+                    field=c,
+                )
         rows_by_id: dict[str, list[tuple[int, dict[str, str]]]] = defaultdict(list)
         for lineno, raw in enumerate(reader, start=2):
             if not raw or all(not x.strip() for x in raw):
@@ -83,6 +104,13 @@ def read_event_table(
             row.update({c: v for c, v in zip(cols, raw, strict=True) if c in cov_cols})
             rows_by_id[row["ID"].strip()].append((lineno, row))
     records = [_record(sid, rows, mapping, cov_cols, path, report) for sid, rows in rows_by_id.items()]
+    if report.read["observation"] and not report.converted["observation"]:
+        reasons = sorted({r for (kind, _, r) in report.reasons() if kind == "observation"})
+        raise ConversionError(
+            f"every one of the {report.read['observation']} observation rows was rejected or skipped: "
+            + "; ".join(reasons[:5]),
+            source=str(path),
+        )
     return EventTableResult(tuple(records), report)
 
 
@@ -161,15 +189,27 @@ def _record(
             )
             report.converted["covariate"] += 1
         if kind == "reset":
-            report.add(
-                "rejected",
-                kind,
-                f"EVID {evid} (reset) is not supported",
-                source=str(path),
-                line=line,
-                field="EVID",
+            if evid not in (3, 4):
+                report.add(
+                    "rejected", kind, f"EVID {evid} is not 0-4", source=str(path), line=line, field="EVID"
+                )
+                continue
+            measurements.append(  # the state reset as an event the twin reads (STATE_RESET)
+                Measurement(
+                    id=f"reset-{line}",
+                    code=STATE_RESET,
+                    category="other",
+                    value=float(evid),
+                    unit="1",
+                    time=when(t),
+                    provenance=_prov(path, line, "reset"),
+                )
             )
-            continue
+            report.converted[kind] += 1
+            if evid == 3:
+                continue
+            kind = "dose"  # EVID 4: reset, then this row's dose
+            report.read[kind] += 1
         if kind == "other-event":
             report.add("skipped", kind, "EVID 2: covariate-only row", source=str(path), line=line)
             continue
@@ -211,7 +251,7 @@ def _record(
             )
             report.converted[kind] += 1
             continue
-        amt, rate = num("AMT", 0.0), num("RATE", 0.0)
+        amt, rate, dur = num("AMT", 0.0), num("RATE", 0.0), num("DUR", 0.0)
         ii, addl = num("II", 0.0), int(num("ADDL", 0.0))
         target = mapping.dose_compartment(cmt, rate)
         if target is None:
@@ -234,10 +274,15 @@ def _record(
             "interval_h": ii if addl > 0 else None,
             "additional": addl if ii > 0 else 0,
         }
-        if rate > 0:
-            fields["rate"] = rate
+        if rate > 0 and dur > 0:
+            report.add(
+                "rejected", kind, "both RATE and DUR are given", source=str(path), line=line, field="DUR"
+            )
+            continue
+        if rate > 0 or dur > 0:
+            fields["rate" if rate > 0 else "duration_h"] = rate if rate > 0 else dur
             fields["route"] = "iv-infusion" if target.route == "iv-bolus" else target.route
-        key = (t, amt, ii, addl, fields["route"], rate if rate > 0 else None)
+        key = (t, amt, ii, addl, fields["route"], rate if rate > 0 else None, dur if dur > 0 else None)
         if key in pending and cmt not in pending[key][1]["_cmts"]:
             pending[key][1]["_cmts"].add(cmt)  # a split dose: the same dose into another compartment
             report.converted[kind] += 1
@@ -250,15 +295,19 @@ def _record(
     doses = []
     for line, f in dose_fields:
         f = {k: v for k, v in f.items() if k != "_cmts"}
-        doses.append(
-            Dose(
-                id=f"dose-{line}",
-                drug=drug,
-                unit=mapping.amount_unit,
-                status="administered",
-                provenance=_prov(path, line, "dose"),
-                **f,
+        try:
+            doses.append(
+                Dose(
+                    id=f"dose-{line}",
+                    drug=drug,
+                    unit=mapping.amount_unit,
+                    status="administered",
+                    provenance=_prov(path, line, "dose"),
+                    **f,
+                )
             )
-        )
+        except ValidationError as exc:  # a dose the schema refuses: the line and why, no traceback
+            why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'dose'}: {e['msg']}" for e in exc.errors())
+            raise ConversionError(f"invalid dose: {why}", source=str(path), line=line) from exc
     patient = Patient(id=pid, provenance=_prov(path, rows[0][0], "ID"))
     return PatientRecord(patient=patient, measurements=tuple(measurements), doses=tuple(doses))

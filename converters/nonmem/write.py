@@ -19,6 +19,7 @@ from pathlib import Path
 from converters.nonmem.mapping import EventTableMapping
 from interop.errors import ConversionError
 from interop.schema import PatientRecord
+from interop.schema.patient import STATE_RESET
 from interop.schema.units import UnitError, convert
 
 __all__ = ["write_event_table"]
@@ -104,6 +105,10 @@ def write_event_table(
                 lloq = dl.lloq if dl and dl.lloq is not None else math.nan
                 row += ["1" if dl and dl.below_lloq else "0", "." if math.isnan(lloq) else _fmt(lloq)]
             events.append((hours(m.time), 0, row))
+        for m in record.measurements:  # state resets: an EVID 3 row before any dose at that time
+            if m.code.matches(STATE_RESET):
+                row = [sid, _fmt(hours(m.time)), "3", "0", "0", "0", "0", "0", "1", "."]
+                events.append((hours(m.time), -1, row + ([".", "."] if any_blq else [])))
         events.sort(key=lambda e: (e[0], e[1]))
         series = {}
         for name in cov_names:

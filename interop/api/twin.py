@@ -7,6 +7,7 @@ Compute runs in FastAPI's thread pool (sync endpoints); each compiled model has 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -53,10 +54,17 @@ class TargetIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["trough", "peak", "auc", "time_above"]
-    low: float
-    high: float
+    low: float = Field(default=0.0, description="Lower end (0: only a ceiling)")
+    high: float | None = Field(default=None, description="Upper end (none: only a floor); AUC is AUC24")
     observable: str | None = None
     threshold: float | None = None
+    window_start_h: float | None = Field(
+        default=None, description="AUC24 from this hour after the first new dose (default: steady state)"
+    )
+
+    def build(self) -> Target:
+        high = math.inf if self.high is None else self.high
+        return Target(self.kind, self.low, high, self.observable, self.threshold, self.window_start_h)
 
 
 def _as_route_gives() -> list[float | None]:
@@ -72,10 +80,17 @@ class RegimenIn(BaseModel):
     route: Route | None = None
     start_h: float | None = None
     n_doses: int = Field(default=8, ge=1, le=100)
+    loading_amounts: list[float | None] = Field(default_factory=_as_route_gives, min_length=1, max_length=10)
+    hold: bool = Field(
+        default=False, description="Start once the predicted level is below the trough ceiling"
+    )
 
 
 class RecommendRequest(_Request):
     target: TargetIn
+    also: list[TargetIn] = Field(
+        default_factory=list, max_length=5, description="More targets, all to be met"
+    )
     regimen: RegimenIn
     n_draws: int = Field(default=200, ge=10, le=2000)
     fhir: bool = False
@@ -132,9 +147,7 @@ def make_router(load_model_version: ModelLoader, reader_dependency: Callable[...
     @router.post("/recommend", summary="The regimen that best reaches an exposure target")
     def recommend(req: RecommendRequest) -> dict[str, Any]:
         try:
-            target = Target(
-                req.target.kind, req.target.low, req.target.high, req.target.observable, req.target.threshold
-            )
+            targets = [t.build() for t in (req.target, *req.also)]
             options = RegimenOptions(
                 tuple(req.regimen.amounts),
                 tuple(req.regimen.intervals_h),
@@ -142,12 +155,14 @@ def make_router(load_model_version: ModelLoader, reader_dependency: Callable[...
                 req.regimen.route,
                 req.regimen.start_h,
                 req.regimen.n_doses,
+                tuple(req.regimen.loading_amounts),
+                req.regimen.hold,
             )
         except ValueError as exc:
             raise HTTPException(422, detail=str(exc)) from exc
         try:
             twin, result = fitted(req)
-            rec = recommend_dose(twin, result, target, options, n_draws=req.n_draws)
+            rec = recommend_dose(twin, result, targets, options, n_draws=req.n_draws)
             end = rec.start_h + rec.n_doses * rec.best.interval_h
             fc = forecast(rec.twin, result, np.linspace(0.0, end, 200), n_draws=req.n_draws)
         except InteropError as exc:

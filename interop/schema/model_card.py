@@ -150,6 +150,14 @@ class RandomEffects(Frozen):
         default=(), description="Variance-covariance matrix, rows in the order of etas"
     )
     occasions: tuple[Occasion, ...] = ()
+    occasion_covariate: str | None = Field(
+        default=None,
+        description="Card covariate whose value k (1, 2, ...) is the occasion, as NONMEM's OCC column; "
+        "default: occasions follow the doses",
+    )
+    doses_per_occasion: int = Field(
+        default=1, ge=1, description="Without occasion_covariate: distinct dose times per occasion (a cycle)"
+    )
 
     @model_validator(mode="after")
     def _omega_valid(self) -> Self:
@@ -173,10 +181,19 @@ class RandomEffects(Frozen):
 
 
 class ResidualError(Frozen):
-    """Residual error of one observable. SDs, not variances (NONMEM's SIGMA is a variance)."""
+    """Residual error of one observable. SDs, not variances (NONMEM's SIGMA is a variance).
+
+    Forms (f: the individual prediction, a: ``additive_sd``, b: ``proportional_sd``):
+    - ``additive``: SD = a;  ``proportional``: SD = b*f;
+    - ``combined-variance`` (alias ``combined``, its meaning since version 1): variance = a^2 + (b*f)^2,
+      NONMEM's ``Y = F + F*EPS(1) + EPS(2)`` or ``W = SQRT(A**2 + B**2*F**2)``;
+    - ``combined-sd``: SD = a + b*f (Monolix's ``combined1``, posologyr, the published vancomycin models);
+    - ``exponential``: log(y) = log(f) + eps with SD(eps) = ``proportional_sd`` (on the log scale;
+      NONMEM's ``Y = LOG(F) + EPS(1)`` in log-transformed data, about a CV of that size when small).
+    """
 
     observable: str
-    model: Literal["additive", "proportional", "combined", "exponential"]
+    model: Literal["additive", "proportional", "combined", "combined-variance", "combined-sd", "exponential"]
     additive_sd: float = Field(default=0.0, ge=0)
     proportional_sd: float = Field(default=0.0, ge=0)
 
@@ -187,21 +204,35 @@ class ResidualError(Frozen):
             "proportional": ("proportional_sd",),
             "exponential": ("proportional_sd",),
             "combined": ("additive_sd", "proportional_sd"),
+            "combined-variance": ("additive_sd", "proportional_sd"),
+            "combined-sd": ("additive_sd", "proportional_sd"),
         }[self.model]
         for name in need:
             if getattr(self, name) <= 0:
                 raise ValueError(f"a {self.model} error model needs {name} > 0")
         return self
 
-    def variance(self, prediction: float) -> float:
+    @property
+    def form(self) -> str:
+        """The explicit name of the model (``combined`` is ``combined-variance``)."""
+        return "combined-variance" if self.model == "combined" else self.model
+
+    def sd(self, prediction: float | np.ndarray) -> float | np.ndarray:
+        """Residual SD at an individual prediction (exponential: on the log scale)."""
+        return np.sqrt(self.variance(prediction))
+
+    def variance(self, prediction: float | np.ndarray) -> float | np.ndarray:
         """Residual variance at an individual prediction (exponential: on the log scale)."""
-        if self.model == "additive":
-            return self.additive_sd**2
-        if self.model == "exponential":
-            return self.proportional_sd**2
-        f = prediction if prediction != 0 else 1.0  # NONMEM's convention where F is exactly 0
+        form = self.form
+        if form == "additive":
+            return self.additive_sd**2 + 0.0 * np.asarray(prediction, dtype=float)
+        if form == "exponential":
+            return self.proportional_sd**2 + 0.0 * np.asarray(prediction, dtype=float)
+        if form == "combined-sd":
+            return (self.additive_sd + self.proportional_sd * np.abs(prediction)) ** 2
+        f = np.where(np.asarray(prediction) == 0, 1.0, prediction)  # NONMEM's convention where F is 0
         prop = (self.proportional_sd * f) ** 2
-        return prop if self.model == "proportional" else prop + self.additive_sd**2
+        return prop if form == "proportional" else prop + self.additive_sd**2
 
 
 class ValidityDomain(Frozen):
@@ -271,6 +302,9 @@ class ModelCard(Frozen):
         obs = {o.id for o in self.observables}
         if len(obs) != len(self.observables):
             raise ValueError("observable ids must be unique")
+        occ = self.random_effects.occasion_covariate
+        if occ is not None and occ not in {c.name for c in self.covariates}:
+            raise ValueError(f"occasion_covariate {occ!r} is not one of the card's covariates")
         for r in self.residual_error:
             if r.observable not in obs:
                 raise ValueError(f"residual_error names unknown observable {r.observable!r}")

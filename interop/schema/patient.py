@@ -37,6 +37,9 @@ Route = Literal[
 DoseStatus = Literal["administered", "ordered", "reported"]
 Phenotype = str
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# An "other" measurement with this code marks a reset of a model's states at its time (NONMEM EVID 3,
+# and EVID 4 with a dose at the same time): the twin starts again from the initial state.
+STATE_RESET = Coding(system="urn:digphat:event", code="state-reset", display="Reset of the model's states")
 
 
 class Patient(Frozen):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Agreement", "AgreementRow", "SubjectComparison", "summarise_agreement"]
+__all__ = ["Agreement", "AgreementRow", "FailedSubject", "SubjectComparison", "summarise_agreement"]
 
 EXCELLENT = 1e-3
 ACCEPTABLE = 0.1
@@ -31,6 +31,14 @@ class SubjectComparison:
     @property
     def differences(self) -> np.ndarray:
         return np.abs(np.asarray(self.etas) - np.asarray(self.reference_etas))
+
+
+@dataclass(frozen=True)
+class FailedSubject:
+    """A subject the estimator could not fit: recorded with why, the run goes on."""
+
+    subject: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -56,18 +64,32 @@ class Agreement:
     max_ofv_difference: float
     better_mode: int  # subjects off by more than the tolerance where our mode has a lower objective
     subjects: tuple[SubjectComparison, ...]
+    failed: tuple[FailedSubject, ...] = ()
+    worse_mode: int = 0  # subjects whose objective at our mode exceeds that at the reference ETAs by > tol
+    n_etas: int = 0
+    input_notes: tuple[str, ...] = ()  # rows of the event table not converted, with why
+
+    @property
+    def n_attempted(self) -> int:
+        return self.n_subjects + len(self.failed)
+
+    @property
+    def _eta_values(self) -> int:
+        """ETA values attempted: a failed subject's ETAs count as not agreeing."""
+        return self.total.n + len(self.failed) * self.n_etas
 
     @property
     def share_excellent(self) -> float:
-        return self.total.share("excellent")
+        return self.total.excellent / self._eta_values if self._eta_values else float("nan")
 
     @property
     def share_within_acceptable(self) -> float:
-        return (self.total.excellent + self.total.acceptable) / self.total.n if self.total.n else float("nan")
+        n = self._eta_values
+        return (self.total.excellent + self.total.acceptable) / n if n else float("nan")
 
     @property
     def share_ofv_within(self) -> float:
-        return self.ofv_within / self.n_subjects if self.n_subjects else float("nan")
+        return self.ofv_within / self.n_attempted if self.n_attempted else float("nan")
 
     def passes(self, min_excellent: float, min_acceptable: float, min_ofv_within: float) -> bool:
         return (
@@ -86,6 +108,10 @@ class Agreement:
             "ofv_within": self.ofv_within,
             "max_ofv_difference": self.max_ofv_difference,
             "better_mode": self.better_mode,
+            "worse_mode": self.worse_mode,
+            "n_failed": len(self.failed),
+            "input_notes": list(self.input_notes),
+            "failed": [{"subject": f.subject, "reason": f.reason} for f in self.failed],
             "subjects": [
                 {
                     "subject": s.subject,
@@ -114,9 +140,13 @@ def _row(name: str, d: np.ndarray) -> AgreementRow:
 
 
 def summarise_agreement(
-    eta_names: Sequence[str], subjects: Sequence[SubjectComparison], ofv_tolerance: float = 0.01
+    eta_names: Sequence[str],
+    subjects: Sequence[SubjectComparison],
+    ofv_tolerance: float = 0.01,
+    failed: Sequence[FailedSubject] = (),
 ) -> Agreement:
-    """The agreement table over ``subjects`` (one row per ETA and a total)."""
+    """The agreement table over ``subjects`` (one row per ETA and a total); ``failed`` subjects are
+    listed and count as disagreeing in the shares."""
     diffs = np.array([s.differences for s in subjects]).reshape(len(subjects), len(eta_names))
     rows = tuple(_row(n, diffs[:, j]) for j, n in enumerate(eta_names))
     ofv_d = np.array([abs(s.ofv - s.reference_ofv) for s in subjects])
@@ -126,6 +156,7 @@ def summarise_agreement(
         for s, d in zip(subjects, ofv_d, strict=True)
         if d > ofv_tolerance and s.objective < s.objective_at_reference - 1e-6
     )
+    worse = sum(1 for s in subjects if s.objective > s.objective_at_reference + ofv_tolerance)
     return Agreement(
         rows,
         _row("all", diffs.ravel()),
@@ -135,4 +166,7 @@ def summarise_agreement(
         float(ofv_d.max(initial=0.0)),
         better,
         tuple(subjects),
+        tuple(failed),
+        worse,
+        len(eta_names),
     )

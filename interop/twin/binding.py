@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from interop.errors import TwinError
 from interop.schema import DosingInput, ModelCard, PatientRecord, ReferenceDose
+from interop.schema.patient import STATE_RESET
 from interop.schema.units import UnitError, convert
 from interop.twin.model import CompiledModel
 
@@ -71,6 +72,7 @@ class Twin:
     observations: tuple[LevelObservation, ...]
     covariates: dict[str, CovariateSeries]
     notes: tuple[str, ...] = field(default=())
+    resets: tuple[float, ...] = ()  # times at which every state returns to its initial value
 
     @property
     def card(self) -> ModelCard:
@@ -166,6 +168,7 @@ def bind_patient(model: CompiledModel, record: PatientRecord) -> Twin:
         observations=tuple(observations),
         covariates=_covariates(card, record, origin),
         notes=tuple(notes),
+        resets=tuple(sorted({hours(m.time) for m in record.measurements if m.code.matches(STATE_RESET)})),
     )
 
 

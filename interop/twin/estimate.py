@@ -31,7 +31,14 @@ from interop.twin.objective import (
 from interop.twin.occasions import occasion_etas, occasion_omega, occasion_switches
 from interop.twin.simulate import simulate
 
-__all__ = ["MapResult", "calculate_eta_shrinkage", "estimate_map", "individual_parameters", "make_predictor"]
+__all__ = [
+    "MapResult",
+    "calculate_eta_shrinkage",
+    "check_mode",
+    "estimate_map",
+    "individual_parameters",
+    "make_predictor",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,7 @@ class MapResult:
     standard_errors: dict[str, float]
     covariance: np.ndarray  # Laplace posterior covariance of the ETAs (NONMEM's ETC)
     individual_parameters: dict[str, float]
-    shrinkage: dict[str, float]  # posterior variance / prior variance per ETA (1: nothing learned)
+    variance_ratio: dict[str, float]  # posterior / prior variance per ETA (1: nothing learned; not shrinkage)
     converged: bool
     message: str
     n_evaluations: int
@@ -67,7 +74,7 @@ class MapResult:
             "standard_errors": self.standard_errors,
             "covariance": self.covariance.tolist(),
             "individual_parameters": self.individual_parameters,
-            "shrinkage": self.shrinkage,
+            "posterior_prior_variance_ratio": self.variance_ratio,
             "converged": self.converged,
             "message": self.message,
             "n_evaluations": self.n_evaluations,
@@ -98,7 +105,7 @@ def make_predictor(
     times = np.array([o.time_h for o in observations])
     rows = np.array([[o.id for o in card.observables].index(o.observable) for o in observations], dtype=int)
     cols = np.arange(len(observations))
-    lin = linear_system(twin.model)
+    lin = linear_system(twin.model) if not twin.resets else None  # resets: roadrunner's event loop
     if lin is not None:
         pred = LinearPredictor(lin, twin, times)
         idx = np.array([lin.index[e] for e in etas], dtype=int)
@@ -138,59 +145,80 @@ def _starts(twin: Twin, omega: np.ndarray, starts: int) -> list[np.ndarray]:
     return out
 
 
-OPTIMISER = "bfgs"  # "bfgs" | "trust" | "lbfgsb" (module switch for experiments; bfgs is the default)
-TRUST_RADIUS = 0.1
-PRIOR_HINV: np.ndarray | None = None
 COARSE_GTOL = 1e-2  # tolerance of the extra starts before polishing
 # Backward differences: where ETA = 0 sits on a kink of the predictions (a zero-order input
 # that ends exactly at a sampling time, as in 3 of the 100 subjects of mapbayr model 006), the
 # left derivative leads to the mode NONMEM finds; forward differences led to another local mode.
 DIFF_SIGN = -1.0
+GRADIENT_TOL = 1e-3  # largest |d objective / d eta| at a mode called converged
+RESCUE_STARTS = 4  # extra starts from prior draws when the first mode is doubtful
+_HESS_STEP = 1e-3
 
 
 def _minimise(
     evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray, np.ndarray]],
     hessian: Callable[[np.ndarray], np.ndarray],
     x0: np.ndarray,
+    omega: np.ndarray,
     gtol: float,
     max_iterations: int,
 ) -> Any:
+    """BFGS started from the inverse Fisher-scoring Hessian at the start point: the first step is a
+    Gauss-Newton step and the updates converge in a few iterations. A non-finite objective is +inf,
+    so the line search backs off from it instead of failing."""
+
     def fun(e: np.ndarray) -> float:
         return evaluate(e)[0]
 
     def jac(e: np.ndarray) -> np.ndarray:
         return evaluate(e)[1]
 
-    if OPTIMISER == "trust":
-        return minimize(
-            fun,
-            x0,
-            jac=jac,
-            hess=hessian,
-            method="trust-exact",
-            options={"gtol": gtol, "maxiter": max_iterations, "initial_trust_radius": TRUST_RADIUS},
-        )
-    if OPTIMISER == "bfgs-prior":
-        return minimize(
-            fun,
-            x0,
-            jac=jac,
-            method="BFGS",
-            options={"gtol": gtol, "maxiter": max_iterations, "hess_inv0": PRIOR_HINV},
-        )
-    if OPTIMISER == "bfgs-identity":
-        return minimize(fun, x0, jac=jac, method="BFGS", options={"gtol": gtol, "maxiter": max_iterations})
-    if OPTIMISER == "lbfgsb":
-        return minimize(
-            fun, x0, jac=jac, method="L-BFGS-B", options={"maxiter": max_iterations, "gtol": gtol}
-        )
-    # BFGS started from the inverse Fisher-scoring Hessian at the start point: the first step
-    # is a Gauss-Newton step and the updates converge in a few iterations.
-    h0 = np.linalg.inv(hessian(x0))
-    h0 = (h0 + h0.T) / 2
+    try:
+        h0 = np.linalg.inv(hessian(x0))
+        h0 = (h0 + h0.T) / 2
+        if not np.all(np.isfinite(h0)) or np.linalg.eigvalsh(h0).min() <= 0:
+            raise np.linalg.LinAlgError("not positive definite")
+    except np.linalg.LinAlgError:
+        h0 = omega / 2  # the prior's curvature: objective ~ eta' Omega^-1 eta
     return minimize(
         fun, x0, jac=jac, method="BFGS", options={"gtol": gtol, "maxiter": max_iterations, "hess_inv0": h0}
     )
+
+
+def _numeric_hessian(values: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float) -> np.ndarray:
+    """Second differences of the objective around ``x`` (``values`` maps rows of points to objectives)."""
+    n = len(x)
+    eye = np.eye(n) * h
+    pts = [x]
+    for i in range(n):
+        pts += [x + eye[i], x - eye[i]]
+        for j in range(i + 1, n):
+            pts += [x + eye[i] + eye[j], x + eye[i] - eye[j], x - eye[i] + eye[j], x - eye[i] - eye[j]]
+    v = values(np.array(pts))
+    H = np.empty((n, n))
+    k = 1
+    for i in range(n):
+        H[i, i] = (v[k] - 2 * v[0] + v[k + 1]) / h**2
+        k += 2
+        for j in range(i + 1, n):
+            H[i, j] = H[j, i] = (v[k] - v[k + 1] - v[k + 2] + v[k + 3]) / (4 * h**2)
+            k += 4
+    return H
+
+
+def check_mode(gradient: np.ndarray, hessian: np.ndarray) -> tuple[bool, str]:
+    """Converged only where the gradient is small and the Hessian positive definite; else why not."""
+    why = []
+    gnorm = float(np.max(np.abs(gradient))) if len(gradient) else 0.0
+    if not np.isfinite(gnorm) or gnorm > GRADIENT_TOL:
+        why.append(f"max |gradient| {gnorm:.2g} > {GRADIENT_TOL:g}")
+    if not np.all(np.isfinite(hessian)):
+        why.append("the Hessian is not finite")
+    else:
+        low = float(np.linalg.eigvalsh((hessian + hessian.T) / 2).min()) if len(hessian) else 1.0
+        if low <= 0:
+            why.append(f"the Hessian is not positive definite (smallest eigenvalue {low:.2g})")
+    return not why, "; ".join(why)
 
 
 def estimate_map(
@@ -207,6 +235,9 @@ def estimate_map(
     Passing a subset (say the levels before some time) gives iterative forecasting.
     ``predictor`` replaces the prediction function f(eta) (rows of eta -> rows of predictions at
     ``observations``); benchmarks use it to run the same optimiser on a naive model.
+    When the first mode is doubtful (the optimiser did not move from the start, as on a kink at a
+    lag time, or the mode fails :func:`check_mode`), up to ``RESCUE_STARTS`` more starts from prior
+    draws run and the lowest objective wins.
 
     ``twin``: the demo patient on the gentamicin model, as in :func:`bind_patient`'s example.
 
@@ -228,87 +259,151 @@ def estimate_map(
     omega_inv = np.linalg.inv(omega)
     _, logdet_omega = np.linalg.slogdet(omega)
     terms = residual_terms(card, obs)
-    predict, exact = make_predictor(twin, obs) if obs else (lambda e: np.empty(0), True)
+    raw_predict, exact = make_predictor(twin, obs) if obs else (lambda e: np.empty(0), True)
     if predictor is not None:
-        predict = predictor
+        raw_predict = predictor
     count = [0]
+    n_obs = len(obs)
 
-    def fun(eta: np.ndarray) -> float:
-        count[0] += 1
-        f = predict(eta)
+    def predict(eta: np.ndarray) -> np.ndarray:
+        """Predictions, NaN where the model cannot be solved (the objective is then +inf)."""
+        try:
+            with np.errstate(all="ignore"):
+                return np.asarray(raw_predict(eta), dtype=float)
+        except (TwinError, RuntimeError, FloatingPointError, OverflowError) as exc:
+            log.debug("prediction failed for %s at %s: %s", twin.patient_id, eta, exc)
+            shape = (len(eta), n_obs) if eta.ndim == 2 else (n_obs,)
+            return np.full(shape, np.nan)
+
+    def safe_objective(f: np.ndarray, eta: np.ndarray) -> float:
         if not np.all(np.isfinite(f)):
-            raise TwinError("non-finite prediction during estimation", source=twin.patient_id)
-        return objective_value(terms, f, eta, omega_inv)
+            return np.inf
+        with np.errstate(all="ignore"):
+            v = objective_value(terms, f, eta, omega_inv)
+        return v if np.isfinite(v) else np.inf
+
+    def objectives(pts: np.ndarray) -> np.ndarray:
+        if exact:
+            return objectives_from(predict(pts), pts)
+        return np.array([safe_objective(predict(p), p) for p in pts])
 
     step = (1e-7 if exact else 1e-4) * DIFF_SIGN
     memo: dict[bytes, tuple[float, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def evaluate(eta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-        """Objective, its gradient and a Fisher-scoring Hessian from n+1 (or 2n+1) predictions."""
+        """Objective, its gradient and df/deta from n+1 (or 2n+1) predictions; +inf where unusable."""
         key = eta.tobytes()
         hit = memo.get(key)
         if hit is not None:
             return hit
         n = len(eta)
         g = np.empty(n)
-        J = np.empty((len(obs), n))
-        if exact:  # forward differences, all n+1 points in one batched prediction
+        J = np.empty((n_obs, n))
+        if exact:  # one-sided differences, all n+1 points in one batched prediction
             pts = np.vstack([eta, eta + step * np.eye(n)])
             count[0] += n + 1
             fs = predict(pts)
             f0 = fs[0]
-            objs = objective_rows(terms, fs, pts, omega_inv)
+            objs = objectives_from(fs, pts)
             o0 = float(objs[0])
-            g = (objs[1:] - o0) / step
-            J = ((fs[1:] - f0) / step).T
+            with np.errstate(invalid="ignore"):
+                g = (objs[1:] - o0) / step
+                J = ((fs[1:] - f0) / step).T
+            bad = ~np.isfinite(g)
+            if np.isfinite(o0) and bad.any():  # the step left the solvable region: step the other way
+                other = np.vstack([eta - step * np.eye(n)[bad]])
+                count[0] += len(other)
+                fo = predict(other)
+                oo = objectives_from(fo, other)
+                with np.errstate(invalid="ignore"):
+                    g[bad] = (o0 - oo) / step
+                    J[:, bad] = ((f0 - fo) / step).T
         else:  # central differences around a tolerance-limited ODE solution
             count[0] += 2 * n + 1
             f0 = predict(eta)
-            o0 = objective_value(terms, f0, eta, omega_inv)
+            o0 = safe_objective(f0, eta)
             for j in range(n):
                 up, down = eta.copy(), eta.copy()
                 up[j] += step
                 down[j] -= step
                 f1, f2 = predict(up), predict(down)
-                g[j] = (
-                    objective_value(terms, f1, up, omega_inv) - objective_value(terms, f2, down, omega_inv)
-                ) / (2 * step)
-                J[:, j] = (f1 - f2) / (2 * step)
-        if not (np.isfinite(o0) and np.all(np.isfinite(g))):
-            raise TwinError("non-finite objective during estimation", source=twin.patient_id)
+                with np.errstate(invalid="ignore"):
+                    g[j] = (safe_objective(f1, up) - safe_objective(f2, down)) / (2 * step)
+                    J[:, j] = (f1 - f2) / (2 * step)
+        if not np.isfinite(o0) or not np.all(np.isfinite(g)):
+            o0, g = np.inf, np.full(n, np.nan)
         memo.clear()
         memo[key] = (o0, g, f0, J)
         return memo[key]
 
+    def objectives_from(fs: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            out = objective_rows(terms, np.nan_to_num(fs, nan=1.0), pts, omega_inv)
+        return np.where(np.all(np.isfinite(fs), axis=1) & np.isfinite(out), out, np.inf)
+
     def hessian(eta: np.ndarray) -> np.ndarray:
         """Fisher-scoring Hessian (twice the FOCE-I information) at ``eta``."""
-        _, _, f0, J = evaluate(eta)
+        o0, _, f0, J = evaluate(eta)
+        if not np.isfinite(o0):
+            raise np.linalg.LinAlgError("objective not finite at the start")
         return 2.0 * laplace_information(terms, f0, J, omega_inv)
 
+    def run(x0: np.ndarray, tol: float) -> Any:
+        if not np.isfinite(evaluate(x0)[0]):
+            return None
+        return _minimise(evaluate, hessian, x0, omega, tol, max_iterations)
+
+    verdicts: dict[bytes, tuple[bool, str]] = {}
+
+    def verdict(res: Any) -> tuple[bool, str]:
+        x = np.asarray(res.x)
+        key = x.tobytes()
+        if key not in verdicts:
+            verdicts[key] = check_mode(evaluate(x)[1], _numeric_hessian(objectives, x, _HESS_STEP))
+        return verdicts[key]
+
     best = None
-    for x0 in _starts(twin, omega, starts if obs else 1):
-        if not obs:
-            break
-        # BFGS started from the inverse Fisher-scoring Hessian at the start point: the first step
-        # is a Gauss-Newton step and the updates converge in a few iterations. Extra starts run
-        # to a coarse tolerance first and are polished only when they beat the best mode.
+    tried = 0
+    draws = _starts(twin, omega, max(starts, 1) + RESCUE_STARTS) if obs else []
+    for x0 in draws[:starts]:
+        tried += 1
+        # Extra starts run to a coarse tolerance first and are polished only when they beat the best.
         if best is None:
-            best = _minimise(evaluate, hessian, x0, gtol, max_iterations)
+            best = run(x0, gtol)
             continue
-        res = _minimise(evaluate, hessian, x0, max(gtol, COARSE_GTOL), max_iterations)
-        if res.fun < best.fun - 1e-6:
-            res = _minimise(evaluate, hessian, np.asarray(res.x), gtol, max_iterations)
+        res = run(x0, max(gtol, COARSE_GTOL))
+        if res is not None and res.fun < best.fun - 1e-6:
+            res = run(np.asarray(res.x), gtol) or res
             if res.fun < best.fun - 1e-9:
                 best = res
+    rescue = ""
+    if obs:
+        doubtful = best is None or best.nit == 0 or not verdict(best)[0]
+        if doubtful:
+            before = None if best is None else float(best.fun)
+            for x0 in draws[starts:]:
+                tried += 1
+                res = run(x0, gtol)
+                if res is not None and (best is None or res.fun < best.fun - 1e-9):
+                    best = res
+            if best is not None and (before is None or best.fun < before - 1e-9):
+                rescue = f"; a restart from a prior draw found a lower objective ({tried} starts)"
+            else:
+                rescue = f"; {tried} starts, none lower than the first"
+        if best is None:
+            raise TwinError(
+                f"the objective is not finite at any of {tried} starts (the model cannot be solved "
+                "for this subject's ETAs)",
+                source=twin.patient_id,
+            )
     if best is None:  # no levels: the mode is the prior mean
         eta_hat = np.zeros(len(names))
         converged, message, obj = True, "no observations: a priori (population) estimate", 0.0
     else:
         eta_hat = np.asarray(best.x)
         obj = float(best.fun)
-        gnorm = float(np.max(np.abs(evaluate(eta_hat)[1])))
-        converged = bool(best.success) or gnorm < 1e-3
-        message = str(best.message) + ("" if best.success else f" (max |gradient| {gnorm:.2g})")
+        converged, why = verdict(best)
+        message = str(best.message) + ("" if converged else f"; not converged: {why}") + rescue
     if obs:
         k = len(names)
         if exact:  # central differences for the Laplace terms, batched with the a priori prediction
@@ -343,12 +438,12 @@ def estimate_map(
         standard_errors=dict(zip(names, map(float, se), strict=True)),
         covariance=cov,
         individual_parameters=individual_parameters(twin, etas),
-        shrinkage={n: float(cov[i, i] / omega[i, i]) for i, n in enumerate(names)},
+        variance_ratio={n: float(cov[i, i] / omega[i, i]) for i, n in enumerate(names)},
         converged=converged,
         message=message,
         n_evaluations=count[0],
         n_observations=len(obs),
-        starts=starts,
+        starts=tried or starts,
         predictions=tuple(map(float, f_hat)),
         population_predictions=tuple(map(float, f_pop)),
         observations=obs,
@@ -379,7 +474,7 @@ def individual_parameters(twin: Twin, etas: dict[str, float]) -> dict[str, float
 def calculate_eta_shrinkage(fits: Sequence[MapResult], omega: np.ndarray) -> dict[str, float]:
     """Population ETA shrinkage over subjects: 1 - SD(ETA estimates) / omega (per ETA).
 
-    Per subject, :attr:`MapResult.shrinkage` gives the posterior-to-prior variance ratio instead.
+    Per subject, :attr:`MapResult.variance_ratio` gives the posterior-to-prior variance ratio instead.
     """
     if len(fits) < 2:
         raise ValueError("shrinkage needs at least two subjects")

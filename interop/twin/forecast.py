@@ -1,24 +1,28 @@
 """A posteriori forecasts with prediction intervals from the Laplace posterior of the ETAs.
 
 ETAs are drawn from N(eta_hat, covariance) (the MAP mode and its Laplace covariance), each draw
-is simulated on the grid, and the 5th/95th percentiles give the 90% interval of the individual
-prediction (parameter uncertainty). The residual error can be added to make a prediction
-interval for a future measured level (``include_residual=True``).
+is simulated on the grid. Two intervals are always computed, each labelled:
+- the interval of the *individual prediction* (parameter uncertainty only: where the patient's
+  true concentration curve lies);
+- the *prediction interval of a new measured level* (the same draws plus the card's residual
+  error: where a level measured at that time should fall).
+``lower``/``upper`` are the prediction interval of a new level unless ``include_residual=False``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from interop.schema import ResidualError
 from interop.twin.binding import Twin
 from interop.twin.estimate import MapResult
 from interop.twin.linear import LinearPredictor, linear_system
 from interop.twin.simulate import simulate
 
-__all__ = ["Forecast", "forecast", "sample_etas", "simulate_draws"]
+__all__ = ["Forecast", "add_residual", "forecast", "sample_etas", "simulate_draws"]
 
 
 @dataclass(frozen=True)
@@ -26,23 +30,48 @@ class Forecast:
     times_h: np.ndarray
     population: dict[str, np.ndarray]  # a priori (ETA = 0)
     individual: dict[str, np.ndarray]  # a posteriori (ETA = mode)
-    lower: dict[str, np.ndarray]  # 5th percentile
-    upper: dict[str, np.ndarray]  # 95th percentile
+    lower: dict[str, np.ndarray]  # lower bound of the interval selected by include_residual
+    upper: dict[str, np.ndarray]
     level: float
     n_draws: int
     include_residual: bool
+    individual_lower: dict[str, np.ndarray] = field(default_factory=dict)  # individual prediction
+    individual_upper: dict[str, np.ndarray] = field(default_factory=dict)
+    observation_lower: dict[str, np.ndarray] = field(default_factory=dict)  # a new measured level
+    observation_upper: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def interval_kind(self) -> str:
+        """What ``lower``/``upper`` are, for labels."""
+        return INTERVAL_NEW_LEVEL if self.include_residual else INTERVAL_INDIVIDUAL
 
     def to_dict(self) -> dict[str, object]:
+        pct = f"{self.level:.0%}"
         return {
             "times_h": self.times_h.tolist(),
             "level": self.level,
             "n_draws": self.n_draws,
             "include_residual": self.include_residual,
+            "interval": f"{pct} {self.interval_kind}",
             "population": {k: v.tolist() for k, v in self.population.items()},
             "individual": {k: v.tolist() for k, v in self.individual.items()},
             "lower": {k: v.tolist() for k, v in self.lower.items()},
             "upper": {k: v.tolist() for k, v in self.upper.items()},
+            "intervals": {
+                f"{pct} {INTERVAL_INDIVIDUAL}": {
+                    "lower": {k: v.tolist() for k, v in self.individual_lower.items()},
+                    "upper": {k: v.tolist() for k, v in self.individual_upper.items()},
+                },
+                f"{pct} {INTERVAL_NEW_LEVEL}": {
+                    "lower": {k: v.tolist() for k, v in self.observation_lower.items()},
+                    "upper": {k: v.tolist() for k, v in self.observation_upper.items()},
+                },
+            },
         }
+
+
+INTERVAL_INDIVIDUAL = "interval of the individual prediction (parameter uncertainty, no residual error)"
+INTERVAL_NEW_LEVEL = "prediction interval of a new measured level (with residual error)"
 
 
 def sample_etas(fit: MapResult, n_draws: int, seed: int = 0) -> np.ndarray:
@@ -62,7 +91,7 @@ def simulate_draws(
     times = np.asarray(times_h, dtype=float)
     obs_ids = [o.id for o in twin.card.observables]
     out = {o: np.empty((len(draws), len(times))) for o in obs_ids}
-    lin = linear_system(twin.model)
+    lin = linear_system(twin.model) if not twin.resets else None  # resets: roadrunner's event loop
     if lin is not None:
         pred = LinearPredictor(lin, twin, times)
         idx = np.array([lin.index[n] for n in names], dtype=int)
@@ -88,7 +117,7 @@ def forecast(
     *,
     n_draws: int = 500,
     level: float = 0.9,
-    include_residual: bool = False,
+    include_residual: bool = True,
     seed: int = 0,
 ) -> Forecast:
     """Population and individual predictions on ``times_h`` with a ``level`` interval.
@@ -110,20 +139,34 @@ def forecast(
     sims = simulate_draws(twin, times, names, draws)
     rng = np.random.default_rng(seed + 1)
     lo_q, hi_q = (1 - level) / 2 * 100, (1 + level) / 2 * 100
-    lower, upper = {}, {}
+    ind_lo, ind_hi, obs_lo, obs_hi = {}, {}, {}, {}
     for o, values in sims.items():
-        if include_residual:
-            err = twin.card.error_for(o)
-            if err is not None:
-                eps = rng.standard_normal(values.shape)
-                if err.model == "exponential":
-                    values = values * np.exp(err.proportional_sd * eps)
-                else:
-                    sd = np.sqrt(
-                        err.additive_sd**2 * (err.model != "proportional")
-                        + (err.proportional_sd * values) ** 2 * (err.model != "additive")
-                    )
-                    values = values + sd * eps
-        lower[o] = np.percentile(values, lo_q, axis=0)
-        upper[o] = np.percentile(values, hi_q, axis=0)
-    return Forecast(times, pop.values, ind.values, lower, upper, level, n_draws, include_residual)
+        ind_lo[o] = np.percentile(values, lo_q, axis=0)
+        ind_hi[o] = np.percentile(values, hi_q, axis=0)
+        noisy = add_residual(twin.card.error_for(o), values, rng.standard_normal(values.shape))
+        obs_lo[o] = np.percentile(noisy, lo_q, axis=0)
+        obs_hi[o] = np.percentile(noisy, hi_q, axis=0)
+    lower, upper = (obs_lo, obs_hi) if include_residual else (ind_lo, ind_hi)
+    return Forecast(
+        times,
+        pop.values,
+        ind.values,
+        lower,
+        upper,
+        level,
+        n_draws,
+        include_residual,
+        ind_lo,
+        ind_hi,
+        obs_lo,
+        obs_hi,
+    )
+
+
+def add_residual(error: ResidualError | None, values: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """Measured levels from predictions and standard-normal draws, by the card's error form."""
+    if error is None:
+        return values
+    if error.form == "exponential":
+        return values * np.exp(error.proportional_sd * eps)
+    return values + np.asarray(error.sd(values)) * eps

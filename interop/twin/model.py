@@ -24,7 +24,7 @@ import roadrunner
 from interop.errors import ModelError, roadrunner_errors
 from interop.schema import ModelCard
 
-__all__ = ["CompiledModel", "clear_model_cache", "load_model"]
+__all__ = ["CompiledModel", "clear_model_cache", "load_model", "parameter_units"]
 
 RTOL = 1e-10
 ATOL = 1e-12
@@ -137,6 +137,33 @@ class CompiledModel:
                 r.setValue(pid, value)
         # Initial values that depend on parameters (initial assignments) follow them.
         r.reset()
+
+
+_BASE_UNITS = {
+    "litre": "L",
+    "second": "s",
+    "gram": "g",
+    "dimensionless": "1",
+    "mole": "mol",
+    "kilogram": "kg",
+}
+
+
+def parameter_units(sbml: str) -> dict[str, str]:
+    """Units the SBML declares on its parameters (unit definition name or id, e.g. ``L/h``); parameters
+    without a ``units`` attribute are absent."""
+    doc = libsbml.readSBMLFromString(sbml)
+    model = doc.getModel()
+    if model is None:
+        return {}
+    out = {}
+    for p in model.getListOfParameters():
+        uid = p.getUnits()
+        if not uid:
+            continue
+        ud = model.getUnitDefinition(uid)
+        out[p.getId()] = (ud.getName() or ud.getId()) if ud is not None else _BASE_UNITS.get(uid, uid)
+    return out
 
 
 _CACHE: dict[str, CompiledModel] = {}

@@ -24,7 +24,7 @@ from interop.twin.binding import LevelObservation
 
 __all__ = ["ResidualTerms", "laplace_information", "objective_rows", "objective_value", "residual_terms"]
 
-_KINDS = {"additive": 0, "proportional": 1, "combined": 2, "exponential": 3}
+_KINDS = {"additive": 0, "proportional": 1, "combined-variance": 2, "exponential": 3, "combined-sd": 4}
 _VAR_FLOOR = 1e-300  # a prediction that underflows must not make log(var) -inf
 _PENALTY = 1e12  # objective where a prediction is unusable (f <= 0 with an exponential error)
 
@@ -34,7 +34,7 @@ class ResidualTerms:
     """Per-observation residual error description, vectorised."""
 
     y: np.ndarray
-    kind: np.ndarray  # 0 additive, 1 proportional, 2 combined, 3 exponential
+    kind: np.ndarray  # 0 additive, 1 proportional, 2 combined-variance, 3 exponential, 4 combined-sd
     a2: np.ndarray  # additive variance
     b2: np.ndarray  # proportional (or log-scale) variance
     blq: np.ndarray  # bool: below the limit (M3)
@@ -70,7 +70,7 @@ def residual_terms(card: ModelCard, observations: Sequence[LevelObservation]) ->
             raise TwinError(
                 f"model {card.id} has no residual error for observable {o.observable}", field="residual_error"
             )
-        kind[i] = _KINDS[err.model]
+        kind[i] = _KINDS[err.form]
         a2[i] = err.additive_sd**2
         b2[i] = err.proportional_sd**2
         y[i] = o.value
@@ -93,28 +93,43 @@ def residual_terms(card: ModelCard, observations: Sequence[LevelObservation]) ->
 
 
 def _cached(r: ResidualTerms) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    """(constant variance, f^2 coefficient, needs the general path, any below-limit level)."""
     c = r.__dict__.get("_c")
     if c is None:
-        c = (r.var_const, r.var_prop, bool(r.exponential.any()), bool(r.blq.any()))
+        general = bool(r.exponential.any()) or bool((r.kind == 4).any())
+        c = (r.var_const, r.var_prop, general, bool(r.blq.any()))
         object.__setattr__(r, "_c", c)
     return c
 
 
 def _variance(r: ResidualTerms, f: np.ndarray) -> np.ndarray:
     fz = np.where(f == 0, 1.0, f)
-    return np.maximum(r.var_const + r.var_prop * fz * fz, _VAR_FLOOR)
+    var = r.var_const + r.var_prop * fz * fz
+    sd_form = r.kind == 4
+    if sd_form.any():  # SD = a + b*f
+        var = np.where(sd_form, (np.sqrt(r.a2) + np.sqrt(r.b2) * np.abs(f)) ** 2, var)
+    return np.maximum(var, _VAR_FLOOR)
+
+
+def _dvar_df(r: ResidualTerms, f: np.ndarray) -> np.ndarray:
+    """d variance / d f for each observation (0 where NONMEM's F=0 convention applies)."""
+    fz = np.where(f == 0, 1.0, f)
+    d = np.where((r.kind == 1) | (r.kind == 2), 2.0 * r.b2 * fz, 0.0)
+    d = np.where(f == 0, 0.0, d)
+    b = np.sqrt(r.b2)
+    return np.where(r.kind == 4, 2.0 * (np.sqrt(r.a2) + b * np.abs(f)) * b * np.sign(f), d)
 
 
 def objective_value(r: ResidualTerms, f: np.ndarray, eta: np.ndarray, omega_inv: np.ndarray) -> float:
     """The MAP objective at predictions ``f`` and random effects ``eta``."""
     prior = float(eta @ omega_inv @ eta)
-    vc, vp, any_expo, any_blq = _cached(r)
-    if not any_expo and not any_blq:  # the common case, kept lean for the optimiser
+    vc, vp, general, any_blq = _cached(r)
+    if not general and not any_blq:  # the common case, kept lean for the optimiser
         fz = np.where(f == 0, 1.0, f)
         var = np.maximum(vc + vp * fz * fz, _VAR_FLOOR)
         return float(np.sum(np.log(var) + (r.y - f) ** 2 / var)) + prior
     expo = r.exponential
-    if any_expo:
+    if expo.any():
         if np.any(f[expo] <= 0):
             return _PENALTY + prior
         f = np.where(expo, np.log(np.where(expo, f, 1.0)), f)
@@ -133,8 +148,8 @@ def objective_value(r: ResidualTerms, f: np.ndarray, eta: np.ndarray, omega_inv:
 
 def objective_rows(r: ResidualTerms, F: np.ndarray, E: np.ndarray, omega_inv: np.ndarray) -> np.ndarray:
     """:func:`objective_value` for each row of predictions ``F`` and random effects ``E``."""
-    vc, vp, any_expo, any_blq = _cached(r)
-    if any_expo or any_blq:
+    vc, vp, general, any_blq = _cached(r)
+    if general or any_blq:
         return np.array([objective_value(r, f, e, omega_inv) for f, e in zip(F, E, strict=True)])
     fz = np.where(F == 0, 1.0, F)
     var = np.maximum(vc + vp * fz * fz, _VAR_FLOOR)
@@ -158,10 +173,7 @@ def laplace_information(
         J[expo] = J[expo] / f[expo, None]
         fq = np.where(expo, np.log(np.where(expo, f, 1.0)), f)
     var = _variance(r, fq)
-    fz = np.where(fq == 0, 1.0, fq)
-    dvar_df = np.where((r.kind == 1) | (r.kind == 2), 2.0 * r.b2 * fz, 0.0)
-    dvar_df = np.where(fq == 0, 0.0, dvar_df)
-    D = J * dvar_df[:, None]
+    D = J * _dvar_df(r, fq)[:, None]
     Jq, Dq, vq = J[q], D[q], var[q]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         Js = Jq / np.sqrt(vq)[:, None]

@@ -24,6 +24,7 @@ def plot_concentrations(
     *,
     observable: str | None = None,
     band: tuple[np.ndarray, np.ndarray] | None = None,
+    band_label: str = "90% interval of the individual prediction",
     target: tuple[float, float] | None = None,
     title: str | None = None,
 ) -> Path:
@@ -32,7 +33,7 @@ def plot_concentrations(
     unit = next(o.unit for o in twin.card.observables if o.id == obs_id)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     if band is not None:
-        ax.fill_between(grid_h, band[0], band[1], alpha=0.25, label="90% prediction interval")
+        ax.fill_between(grid_h, band[0], band[1], alpha=0.25, label=band_label)
     for label, values in curves.items():
         ax.plot(grid_h, values, label=label)
     if target is not None:

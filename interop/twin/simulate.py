@@ -60,9 +60,12 @@ def simulate(
     if method != "roadrunner":
         from interop.twin.linear import linear_system, predict_linear
 
-        lin = linear_system(model)
+        lin = linear_system(model) if not twin.resets else None  # resets: the event loop below
         if lin is None and method == "linear":
-            raise TwinError(f"model {model.card.id} is not linear in its states", source=twin.patient_id)
+            raise TwinError(
+                f"model {model.card.id} is not linear in its states, or the twin has state resets",
+                source=twin.patient_id,
+            )
         if lin is not None:
             merged = {**(parameters or {}), **(etas or {})}
             with model.lock:
@@ -86,6 +89,13 @@ def simulate(
         model.reset(params)
         r = model.runner
         actions: dict[float, list[tuple[str, str, float]]] = defaultdict(list)
+        resets = sorted(t for t in twin.resets if t > 0)
+        if resets:  # a reset returns every state to its value at time 0 and stops every input
+            initial = {s: float(r.getValue(s)) for s in r.model.getFloatingSpeciesIds()}
+            inputs = sorted({input_parameter(ev.input.target) for ev in twin.doses})
+            for t in resets:
+                actions[t] += [("set", sid, v) for sid, v in initial.items()]
+                actions[t] += [("set", pid, 0.0) for pid in inputs]
         for ev in twin.doses:
             f = _param_value(model, ev.input.bioavailability, 1.0)
             lag = _param_value(model, ev.input.lag_time_h, 0.0)
@@ -98,8 +108,11 @@ def simulate(
                 actions[start].append(("bolus", ev.input.target, amount))
             else:
                 rate = amount / duration
+                end = start + duration
+                cut = next((t for t in resets if start < t < end), None)  # a reset stops the input
                 actions[start].append(("rate", input_parameter(ev.input.target), rate))
-                actions[start + duration].append(("rate", input_parameter(ev.input.target), -rate))
+                if cut is None:
+                    actions[end].append(("rate", input_parameter(ev.input.target), -rate))
         for name, series in twin.covariates.items():
             for t, v in series.changes():
                 if t >= 0:  # earlier changes are already in the value at t=0
@@ -117,17 +130,21 @@ def simulate(
         t_cur = 0.0
         k = 0  # next output index in sorted order
         stops = [*breakpoints, t_end] if (not breakpoints or breakpoints[-1] < t_end) else breakpoints
+        n_times = len(sorted_times)
         for stop in stops:
             if stop > t_cur:
-                inner = sorted_times[(sorted_times > t_cur) & (sorted_times < stop)]
+                lo = int(np.searchsorted(sorted_times, t_cur, side="right"))
+                end = int(np.searchsorted(sorted_times, stop, side="right"))
+                inner = sorted_times[lo:end]
+                inner = inner[inner < stop]
                 grid = np.concatenate(([t_cur], np.unique(inner), [stop]))
                 res = np.asarray(r.simulate(times=grid.tolist()))
-                while k < len(sorted_times) and sorted_times[k] <= stop:
-                    row = int(np.searchsorted(grid, sorted_times[k]))
-                    values[:, order[k]] = res[row, 1:]
-                    k += 1
+                if end > k:  # every output in (t_cur, stop] at once
+                    rows = np.searchsorted(grid, sorted_times[k:end])
+                    values[:, order[k:end]] = res[rows, 1:].T
+                    k = end
                 t_cur = stop
-            while k < len(sorted_times) and sorted_times[k] <= t_cur:  # outputs at t_cur (or t=0)
+            while k < n_times and sorted_times[k] <= t_cur:  # outputs at t_cur (or t=0)
                 values[:, order[k]] = [r.getValue(s) for s in model.observable_selections]
                 k += 1
             for kind, target, amount in actions.get(stop, []):

@@ -7,8 +7,11 @@ HTTP API call it.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,22 +20,26 @@ from pathlib import Path
 import numpy as np
 
 from converters.nonmem import DoseCompartment, EventTableMapping, LevelCompartment, read_event_table
-from converters.nonmem.phi import read_phi
+from converters.nonmem.phi import PhiRow, read_phi
 from interop.errors import InteropError, TwinError
 from interop.schema import ModelCard, PatientRecord, parse_json
 from interop.settings import Settings
 from interop.twin import bind_patient, estimate_map, load_model
-from interop.twin.agreement import Agreement, SubjectComparison, summarise_agreement
+from interop.twin.agreement import Agreement, FailedSubject, SubjectComparison, summarise_agreement
 from interop.twin.binding import Twin
 from interop.twin.estimate import MapResult, make_predictor
 from interop.twin.fhir_export import forecast_bundle, recommendation_bundle
 from interop.twin.forecast import Forecast, forecast
+from interop.twin.model import CompiledModel
 from interop.twin.objective import objective_value, residual_terms
+from interop.twin.occasions import nonmem_eta_order, occasion_omega
 from interop.twin.plot import plot_concentrations
 from interop.twin.recommend import Recommendation, RegimenOptions, Target, recommend_dose
+from interop.twin.recommend import continue_regimen as repeat_regimen
 
 __all__ = [
     "FitOutcome",
+    "compare_subject",
     "compare_with_nonmem",
     "event_table_mapping",
     "fit_patient",
@@ -41,6 +48,7 @@ __all__ = [
     "parse_model_ref",
     "read_patient",
     "recommend_for_patient",
+    "select_ids",
 ]
 
 log = logging.getLogger(__name__)
@@ -141,6 +149,89 @@ def event_table_mapping(
     )  # type: ignore[arg-type]
 
 
+def select_ids(spec: str | None) -> set[str] | None:
+    """``101-500,7,9`` -> the set of IDs as the table writes them (None: every ID)."""
+    if spec is None or not spec.strip():
+        return None
+    out: set[str] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if m:
+            lo, hi = int(m[1]), int(m[2])
+            if hi < lo:
+                raise TwinError(f"empty ID range {part!r}", field="ids")
+            out.update(str(i) for i in range(lo, hi + 1))
+        elif part:
+            out.add(part)
+    return out
+
+
+def _reference_etas(card: ModelCard, n_reference: int, source: str) -> list[str]:
+    """The card's ETA names in NONMEM's order: between-subject first, then occasion by occasion."""
+    names = nonmem_eta_order(card)
+    if n_reference == len(names):
+        return names
+    if n_reference == len(card.random_effects.etas):
+        return list(card.random_effects.etas)
+    raise TwinError(
+        f"the .phi file has {n_reference} ETAs, model {card.id} has {len(card.random_effects.etas)} "
+        f"between-subject and {len(names) - len(card.random_effects.etas)} occasion ETAs",
+        source=source,
+    )
+
+
+def compare_subject(
+    model: CompiledModel, record: PatientRecord, sid: str, reference: PhiRow | None, starts: int
+) -> SubjectComparison | FailedSubject:
+    """One subject beside NONMEM: never raises for the subject's own trouble, records why instead."""
+    card = model.card
+    if reference is None:
+        return FailedSubject(sid, "no row in the .phi file")
+    try:
+        names = _reference_etas(card, len(reference.etas), ".phi")
+        twin = bind_patient(model, record)
+        fit = estimate_map(twin, starts=starts)
+        predict, _ = make_predictor(twin, twin.observations)
+        terms = residual_terms(card, twin.observations)
+        all_names = list(fit.etas)
+        ref_eta = np.zeros(len(all_names))
+        for name, value in zip(names, reference.etas, strict=True):
+            ref_eta[all_names.index(name)] = value
+        omega_inv = np.linalg.inv(occasion_omega(card))
+        with np.errstate(all="ignore"):
+            at_ref = objective_value(terms, predict(ref_eta), ref_eta, omega_inv)
+        return SubjectComparison(
+            subject=sid,
+            etas=tuple(fit.etas[n] for n in names),
+            reference_etas=tuple(reference.etas),
+            ofv=fit.ofv,
+            reference_ofv=reference.obj,
+            objective=fit.objective,
+            objective_at_reference=float(at_ref),
+            converged=fit.converged,
+        )
+    except (InteropError, ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError) as exc:
+        log.warning("subject %s failed: %s", sid, exc)
+        return FailedSubject(sid, f"{type(exc).__name__}: {exc}")
+
+
+_WORKER: dict[str, CompiledModel] = {}
+
+
+def _init_worker(sbml: str, card_json: str) -> None:
+    _WORKER["model"] = load_model(sbml, ModelCard.model_validate_json(card_json))
+
+
+def _compare_in_worker(
+    args: tuple[str, str, PhiRow | None, int],
+) -> SubjectComparison | FailedSubject:
+    record_json, sid, reference, starts = args
+    return compare_subject(
+        _WORKER["model"], PatientRecord.model_validate_json(record_json), sid, reference, starts
+    )
+
+
 def compare_with_nonmem(
     sbml: str,
     card: ModelCard,
@@ -152,49 +243,61 @@ def compare_with_nonmem(
     starts: int = 3,
     ofv_tolerance: float = 0.01,
     progress: Callable[[int, int], None] | None = None,
+    ids: str | None = None,
+    exclude: str | None = None,
+    jobs: int = 1,
 ) -> Agreement:
-    """MAP estimates for every ID of ``data`` beside NONMEM's ``.phi`` answers."""
+    """MAP estimates for every ID of ``data`` (or those of ``ids`` minus ``exclude``, e.g.
+    ``101-500``) beside NONMEM's ``.phi`` answers, in ``jobs`` processes. A subject that fails is
+    recorded with its reason and the run goes on."""
     model = load_model(sbml, card)
-    result = read_event_table(data, mapping or event_table_mapping(card), ignore=tuple(ignore_columns))
-    reference = read_phi(phi)
     mapping = mapping or event_table_mapping(card)
-    omega_inv = np.linalg.inv(card.random_effects.omega_matrix())
-    subjects = []
-    records = result.records
-    for k, record in enumerate(records):
+    result = read_event_table(data, mapping, ignore=tuple(ignore_columns))
+    reference = read_phi(phi)
+    if reference:
+        _reference_etas(card, len(next(iter(reference.values())).etas), str(phi))  # the same for all rows
+    wanted, unwanted = select_ids(ids), select_ids(exclude) or set()
+    chosen = []
+    for record in result.records:
         sid = record.patient.id.removeprefix(mapping.id_prefix)
-        ref = reference.get(sid)
-        if ref is None:
-            raise TwinError(f"ID {sid} has no row in the .phi file", source=str(phi))
-        if len(ref.etas) != len(card.random_effects.etas):
-            raise TwinError(
-                f"the .phi file has {len(ref.etas)} ETAs, model {card.id} has "
-                f"{len(card.random_effects.etas)}",
-                source=str(phi),
-            )
-        twin = bind_patient(model, record)
-        fit = estimate_map(twin, starts=starts)
-        predict, _ = make_predictor(twin, twin.observations)
-        terms = residual_terms(card, twin.observations)
-        ref_eta = np.asarray(ref.etas)
-        subjects.append(
-            SubjectComparison(
-                subject=sid,
-                etas=tuple(fit.etas.values()),
-                reference_etas=tuple(ref.etas),
-                ofv=fit.ofv,
-                reference_ofv=ref.obj,
-                objective=fit.objective,
-                objective_at_reference=objective_value(terms, predict(ref_eta), ref_eta, omega_inv),
-                converged=fit.converged,
-            )
-        )
-        if progress:
-            progress(k + 1, len(records))
-    missing = sorted(set(reference) - {s.subject for s in subjects})
+        if (wanted is None or sid in wanted) and sid not in unwanted:
+            chosen.append((record, sid))
+    outcomes: list[SubjectComparison | FailedSubject] = []
+    if jobs > 1 and len(chosen) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # roadrunner state must not be forked
+        with ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(sbml, card.model_dump_json()),
+        ) as pool:
+            tasks = [(r.model_dump_json(), sid, reference.get(sid), starts) for r, sid in chosen]
+            for k, outcome in enumerate(pool.map(_compare_in_worker, tasks, chunksize=4)):
+                outcomes.append(outcome)
+                if progress:
+                    progress(k + 1, len(chosen))
+    else:
+        for k, (record, sid) in enumerate(chosen):
+            outcomes.append(compare_subject(model, record, sid, reference.get(sid), starts))
+            if progress:
+                progress(k + 1, len(chosen))
+    asked = set(reference) if wanted is None else set(reference) & wanted
+    missing = sorted(asked - unwanted - {sid for _, sid in chosen})
     if missing:
         log.warning("%d .phi subject(s) have no rows in the event table: %s", len(missing), missing[:5])
-    return summarise_agreement(card.random_effects.etas, subjects, ofv_tolerance)
+    subjects = [o for o in outcomes if isinstance(o, SubjectComparison)]
+    failed = [o for o in outcomes if isinstance(o, FailedSubject)]
+    n_ref = len(next(iter(reference.values())).etas) if reference else len(card.random_effects.etas)
+    names = _reference_etas(card, n_ref, str(phi))
+    notes = tuple(
+        f"{n} {kind} row(s) {outcome}: {reason}"
+        for (kind, outcome, reason), n in result.report.reasons().most_common()
+        if outcome in ("rejected", "skipped") and kind != "other-event"
+    )
+    return dataclasses.replace(summarise_agreement(names, subjects, ofv_tolerance, failed), input_notes=notes)
 
 
 @dataclass(frozen=True)
@@ -274,11 +377,17 @@ def forecast_patient(
     n_draws: int = 500,
     starts: int = 3,
     target: tuple[float, float] | None = None,
+    continue_regimen: bool = False,
 ) -> FitOutcome:
-    """Fit, then forecast with a 90% interval; writes JSON, PNG and a FHIR bundle of predictions."""
+    """Fit, then forecast with both 90% intervals (individual prediction, new measured level);
+    ``continue_regimen`` repeats the current regimen past the last recorded dose. Writes JSON, PNG
+    and a FHIR bundle of predictions."""
     outcome = fit_patient(sbml, card, record, None, starts=starts)
     twin, fit = outcome.twin, outcome.fit
     grid = _grid(twin, until_h, 48.0)
+    if continue_regimen:
+        extended, assumed = repeat_regimen(twin, float(grid[-1]))
+        twin = dataclasses.replace(extended, notes=(*twin.notes, assumed))
     fc = forecast(twin, fit, grid, n_draws=n_draws)
     json_path = plot_path = fhir_path = None
     if out_dir is not None:
@@ -290,6 +399,7 @@ def forecast_patient(
                 out_dir / ("forecast.png" if k == 0 else f"forecast-{obs.id}.png"),
                 observable=obs.id,
                 band=(fc.lower[obs.id], fc.upper[obs.id]),
+                band_label=f"{fc.level:.0%} prediction interval (new level, with residual error)",
                 target=target if k == 0 else None,
                 title=f"{card.title}\nforecast, patient {twin.patient_id}",
             )
@@ -309,19 +419,28 @@ def recommend_for_patient(
     sbml: str,
     card: ModelCard,
     record: PatientRecord,
-    target: Target,
+    target: Target | Sequence[Target],
     options: RegimenOptions,
     out_dir: Path | None = None,
     *,
     n_draws: int = 200,
     starts: int = 3,
+    start_at: dt.datetime | None = None,
 ) -> FitOutcome:
-    """Fit, then the best regimen for ``target``; writes JSON, PNG and a FHIR bundle
-    (MedicationRequest proposal + predicted-level Observations)."""
+    """Fit, then the best regimen for every target (or the one regimen of ``options``, when it allows a
+    single one: a planned regimen); ``start_at`` gives the first new dose as a date-time. Writes JSON,
+    PNG and a FHIR bundle (MedicationRequest proposal + predicted-level Observations)."""
     outcome = fit_patient(sbml, card, record, None, starts=starts)
     twin, fit = outcome.twin, outcome.fit
+    if start_at is not None:
+        options = dataclasses.replace(options, start_h=twin.hours(start_at))
+    targets = [target] if isinstance(target, Target) else list(target)
     try:
-        rec = recommend_dose(twin, fit, target, options, n_draws=n_draws)
+        if not targets:
+            targets = [Target("trough", 0.0, math.inf)]  # a planned regimen: report, do not judge
+        if options.start_h is not None and options.start_h < 0:
+            raise ValueError("the first new dose cannot come before the record's first event")
+        rec = recommend_dose(twin, fit, targets, options, n_draws=n_draws)
     except ValueError as exc:
         raise TwinError(str(exc), field="target") from exc
     end = rec.start_h + rec.n_doses * rec.best.interval_h
@@ -330,7 +449,8 @@ def recommend_for_patient(
     json_path = plot_path = fhir_path = None
     if out_dir is not None:
         obs_id = rec.observable
-        band = (target.low, target.high) if target.kind in ("trough", "peak") else None
+        conc = [t for t in rec.targets if t.kind in ("trough", "peak")]
+        band = (conc[0].low, min(conc[0].high, float(np.max(fc.upper[obs_id])) * 1.2)) if conc else None
         plot_path = plot_concentrations(
             rec.twin,
             grid,
@@ -338,16 +458,16 @@ def recommend_for_patient(
             out_dir / "recommendation.png",
             observable=obs_id,
             band=(fc.lower[obs_id], fc.upper[obs_id]),
+            band_label=f"{fc.level:.0%} prediction interval (new level, with residual error)",
             target=band,
-            title=f"{card.title}\nrecommended: {rec.best.amount:g} {card.dosing[0].amount_unit} "
-            f"every {rec.best.interval_h:g} h, patient {twin.patient_id}",
+            title=f"{card.title}\nrecommended: {rec.summary_line().split(':')[0]}, patient {twin.patient_id}",
         )
         json_path = _write_json(
             out_dir / "recommendation.json",
             {
                 **_header(twin, "recommendation"),
                 "fit": fit.to_dict(),
-                "recommendation": rec.to_dict(),
+                "recommendation": {**rec.to_dict(), "summary": rec.summary_line()},
                 "forecast": fc.to_dict(),
             },
         )

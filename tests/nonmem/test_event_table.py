@@ -119,14 +119,14 @@ def test_bad_input_names_file_line_and_field(tmp_path: Path) -> None:
 
 def test_unsupported_rows_are_reported_not_dropped(tmp_path: Path) -> None:
     text = (
-        "ID,TIME,EVID,AMT,CMT,MDV,DV\n1,0,1,100,1,1,.\n1,1,3,0,1,1,.\n1,2,0,0,2,1,.\n"
+        "ID,TIME,EVID,AMT,CMT,MDV,DV\n1,0,1,100,1,1,.\n1,1,5,0,1,1,.\n1,2,0,0,2,1,.\n"
         "1,3,0,0,7,0,5\n1,4,1,100,9,1,.\n1,5,0,0,2,0,4\n"
     )
     result = read_event_table(write(tmp_path, text), mapping("001"))
     rep = result.report
     assert rep.balanced()
     reasons = sorted(i.reason for i in rep.issues)
-    assert any("EVID 3" in r for r in reasons)
+    assert any("EVID 5" in r for r in reasons)
     assert any("MDV 1" in r for r in reasons)
     assert any("CMT 7" in r for r in reasons) and any("CMT 9" in r for r in reasons)
     assert len(result.records[0].drug_levels()) == 1 and len(result.records[0].doses) == 1
@@ -148,3 +148,56 @@ def test_phi_bad_file(tmp_path: Path) -> None:
     with pytest.raises(ConversionError, match="fields") as e:
         read_phi(p)
     assert e.value.line == 3
+
+
+def _table(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "table.csv"
+    path.write_text(text)
+    return path
+
+
+def test_dur_na_and_unknown_columns(tmp_path: Path) -> None:
+    iv = EventTableMapping(
+        drug=PARENT, doses=(DoseCompartment(1, "iv-bolus"),), levels=(LevelCompartment(1, PARENT),)
+    )
+    path = _table(
+        tmp_path,
+        "ID,TIME,EVID,AMT,CMT,DUR,MDV,DV,WARD\n"
+        "1,0,1,1000,1,0.5,1,NA,3\n"
+        "1,2,0,NA,1,NA,0,12.5,3\n"
+        "1,4,0,.,1,.,0,8.1,NA\n",
+    )
+    result = read_event_table(path, iv)
+    rec = result.records[0]
+    assert rec.doses[0].route == "iv-infusion" and rec.doses[0].duration_h == 0.5
+    assert [m.value for m in rec.drug_levels()] == [12.5, 8.1]
+    assert not any(m.code.code == "WARD" for m in rec.measurements)  # not silently a covariate
+    reasons = [r for (kind, outcome, r) in result.report.reasons() if kind == "column"]
+    assert reasons and "WARD" in reasons[0] and "--ignore WARD" in reasons[0]
+    assert result.report.balanced()
+
+
+def test_every_level_rejected_is_an_error_with_the_reason(tmp_path: Path) -> None:
+    iv = EventTableMapping(
+        drug=PARENT, doses=(DoseCompartment(1, "iv-bolus"),), levels=(LevelCompartment(1, PARENT),)
+    )
+    path = _table(tmp_path, "ID,TIME,EVID,AMT,CMT,MDV,DV\n1,0,1,1000,1,1,.\n1,2,0,0,5,0,12.5\n")
+    with pytest.raises(ConversionError, match="no analyte mapped to CMT 5"):
+        read_event_table(path, iv)
+
+
+def test_rate_and_dur_together_are_rejected_and_a_bad_dose_names_its_line(tmp_path: Path) -> None:
+    iv = EventTableMapping(
+        drug=PARENT, doses=(DoseCompartment(1, "iv-bolus"),), levels=(LevelCompartment(1, PARENT),)
+    )
+    path = _table(
+        tmp_path, "ID,TIME,EVID,AMT,CMT,RATE,DUR,MDV,DV\n1,0,1,1000,1,500,2,1,.\n1,2,0,0,1,0,0,0,12.5\n"
+    )
+    result = read_event_table(path, iv)
+    assert result.report.count("rejected", "dose") == 1
+    bad = _table(
+        tmp_path, "ID,TIME,EVID,AMT,CMT,II,ADDL,MDV,DV\n1,0,1,1000,1,-12,2,1,.\n1,2,0,0,1,0,0,0,12.5\n"
+    )
+    with pytest.raises(ConversionError, match="invalid dose") as info:
+        read_event_table(bad, iv)
+    assert info.value.line == 2

@@ -190,3 +190,61 @@ def test_compare_nonmem_prints_the_table_and_exits_on_thresholds(home: Path) -> 
     assert card.id in res.stdout
     strict = run([*args, "--ofv-tolerance", "1e-9", "--min-ofv", "1.0"], home)
     assert strict.returncode == 2 and "below thresholds" in strict.stdout
+
+
+def test_recommend_several_targets_hold_and_plan(home: Path) -> None:
+    """Two targets at once, a hold, a loading dose, units on every number, and a typed-in plan."""
+    patient = home / "imported" / "records" / "nonmem-1.json"
+    common = ["--model", "mapbayr-006", "--patient", str(patient), "--draws", "30"]
+    res = run(
+        [
+            "twin",
+            "recommend",
+            *common,
+            "--out",
+            str(home / "rec2"),
+            "--target",
+            "auc:400-900",
+            "--target",
+            "trough:<=20",
+            "--amounts",
+            "1000,2000,4000",
+            "--intervals",
+            "12,24",
+            "--loading",
+            "5000",
+            "--hold",
+        ],
+        home,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "AUC24" in res.stdout and "mg·h/L" in res.stdout and "mg/L" in res.stdout
+    assert "e+" not in res.stdout and "e-0" not in res.stdout
+    rec = json.loads((home / "rec2" / "recommendation.json").read_text())["recommendation"]
+    assert [t["kind"] for t in rec["targets"]] == ["auc", "trough"]
+    assert rec["targets"][0]["measured_as"].startswith("AUC24 at steady state")
+    assert rec["best"]["loading_amount"] == 5000
+    assert rec["best"]["probability"] <= min(e["probability"] for e in rec["best"]["exposures"])
+    res = run(
+        [
+            "twin",
+            "plan",
+            *common,
+            "--out",
+            str(home / "plan"),
+            "--amount",
+            "2000",
+            "--interval",
+            "12",
+            "--n-doses",
+            "4",
+            "--start-at",
+            "2030-01-01T00:00+00:00",
+        ],
+        home,
+    )
+    assert res.returncode == 0, res.stderr
+    plan = json.loads((home / "plan" / "recommendation.json").read_text())["recommendation"]
+    assert plan["best"]["amount"] == 2000 and plan["n_doses"] == 4 and plan["start_h"] > 0
+    res = run(["twin", "recommend", *common, "--target", "auc:600", "--amounts", "1", "--intervals", "12"], home)
+    assert res.returncode == 1 and "not a range" in res.stderr

@@ -124,7 +124,7 @@ def test_no_levels_gives_the_prior(gentamicin: CompiledModel) -> None:
     fit = estimate_map(with_levels(regimen(gentamicin), []))
     assert fit.etas == {"ETA_CL": 0.0, "ETA_V": 0.0} and fit.n_observations == 0
     np.testing.assert_allclose(fit.covariance, gentamicin.card.random_effects.omega_matrix())
-    assert all(s == pytest.approx(1.0) for s in fit.shrinkage.values())
+    assert all(s == pytest.approx(1.0) for s in fit.variance_ratio.values())
 
 
 def test_subset_of_observations_for_iterative_forecasting(mapbayr: Callable[[str], CompiledModel]) -> None:
@@ -143,7 +143,7 @@ def test_subset_of_observations_for_iterative_forecasting(mapbayr: Callable[[str
     full = estimate_map(twin)
     assert first.n_observations == 2 and full.n_observations == 4
     assert first.etas != full.etas
-    assert full.shrinkage["ETA_CL"] < first.shrinkage["ETA_CL"] <= 1.0
+    assert full.variance_ratio["ETA_CL"] < first.variance_ratio["ETA_CL"] <= 1.0
 
 
 def test_bad_input_is_a_clear_error(gentamicin: CompiledModel) -> None:

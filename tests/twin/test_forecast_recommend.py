@@ -37,17 +37,27 @@ def twin(mapbayr: Callable[[str], CompiledModel]) -> Twin:
 def test_forecast_interval_brackets_the_individual_prediction(twin: Twin) -> None:
     fit = estimate_map(twin)
     grid = np.linspace(0, 96, 97)
-    fc = forecast(twin, fit, grid, n_draws=400)
+    fc = forecast(twin, fit, grid, n_draws=400, include_residual=False)
+    assert "individual prediction" in fc.interval_kind
     ind, lo, hi = fc.individual["parent"], fc.lower["parent"], fc.upper["parent"]
     inside = (lo <= ind + 1e-9) & (ind <= hi + 1e-9)
     assert inside[1:].mean() > 0.95
     assert np.all(hi >= lo) and np.any(hi > lo)
     np.testing.assert_allclose(ind, simulate(twin, grid, fit.etas).values["parent"])
-    wider = forecast(twin, fit, grid, n_draws=400, include_residual=True)
+    wider = forecast(twin, fit, grid, n_draws=400)  # default: the prediction interval of a new level
+    assert "new measured level" in wider.interval_kind and wider.include_residual
     assert np.mean(wider.upper["parent"][1:] - wider.lower["parent"][1:]) > np.mean(hi[1:] - lo[1:])
+    np.testing.assert_allclose(wider.individual_lower["parent"], lo)  # both intervals offered, each labelled
+    labels = list(wider.to_dict()["intervals"])  # type: ignore[arg-type]
+    assert labels == [f"90% {fc.interval_kind}", f"90% {wider.interval_kind}"]
     bundle = Bundle.model_validate(forecast_bundle(twin, fc, step=8).model_dump(mode="json"))
-    obs = [e.resource for e in bundle.entry]
+    obs = [e.resource for e in bundle.entry[:-1]]
     assert len(obs) == len(range(0, 97, 8))
+    patient = bundle.entry[-1]
+    assert patient.resource.__resource_type__ == "Patient"
+    assert all(o.subject.reference == patient.fullUrl for o in obs)  # resolves inside the Bundle
+    assert all(o.code.coding[0].code == "predicted-concentration" for o in obs)  # not the drug's code
+    assert all(c.code != "laboratory" for o in obs for cat in o.category for c in cat.coding)
     assert all(o.status == "preliminary" and o.valueQuantity.code == "mg/L" for o in obs)
 
 
@@ -56,8 +66,9 @@ def test_exposure_metrics() -> None:
     values = np.vstack([10 * np.exp(-0.2 * grid), 5 * np.exp(-0.2 * grid)])
     assert exposure(Target("trough", 0.1, 1), grid, values) == pytest.approx(values[:, -1])
     assert exposure(Target("peak", 1, 20), grid, values) == pytest.approx([10, 5])
-    auc = exposure(Target("auc", 1, 100), grid, values)
-    assert auc[0] == pytest.approx(50 * (1 - np.exp(-2.4)), rel=1e-3) and auc[1] == pytest.approx(auc[0] / 2)
+    auc = exposure(Target("auc", 1, 100), grid, values)  # AUC24: the 12 h interval's AUC x 24/12
+    assert auc[0] == pytest.approx(2 * 50 * (1 - np.exp(-2.4)), rel=1e-3)
+    assert auc[1] == pytest.approx(auc[0] / 2)
     above = exposure(Target("time_above", 10, 90, threshold=5.0), grid, values)
     assert above[0] == pytest.approx(np.log(2) / 0.2 / 12 * 100, abs=1.0) and above[1] == 0
 
@@ -83,6 +94,9 @@ def test_recommendation_reaches_the_target(twin: Twin) -> None:
     assert request.intent == "proposal" and request.status == "draft"
     dose = request.dosageInstruction[0]
     assert dose.doseAndRate[0].doseQuantity.value == best.amount
+    assert request.subject.reference == bundle.entry[-1].fullUrl  # the reference resolves in the Bundle
+    assert bundle.entry[-1].resource.__resource_type__ == "Patient"
+    assert "mg/L" in request.note[0].text and "e+" not in request.note[0].text
     assert dose.timing.repeat.period == best.interval_h and dose.timing.repeat.count == 6
     assert dose.route.coding[0].code == "26643006"  # oral
 
