@@ -13,11 +13,12 @@ A study file (JSON or YAML) names the exposure targets and the regimens to compa
         doses: [{route: iv-infusion, amount: 7, per: WT, duration_h: 0.5, interval_h: 24, additional: 6}]
 
 Each regimen is evaluated over its last dosing interval (near steady state) unless it gives
-``window_h: [start, end]``: the trough is the level at the end of the window, the peak the
-highest level in it, ``auc24`` the area under the curve over the window scaled to 24 h
-(mg*h/L per 24 h whatever the interval; over a 24 h window it is the plain AUC) and
-``time_above`` the share of the window (%) above ``threshold``. Levels come from
-:func:`interop.twin.vectorised.simulate_many` on a fine grid (``grid_points`` per window).
+``window_h: [start, end]``, with the dose recommendation's own metrics
+(:func:`interop.twin.recommend.exposure`): the trough is the level at the end of the window, the
+peak the highest level in it, ``auc`` (or ``auc24``) the AUC24 (the AUC over the window scaled to
+24 h, whatever the interval) and ``time_above`` the share of the window (%) above ``threshold``.
+Levels come from :func:`interop.twin.vectorised.simulate_many` on a fine grid (``grid_points``
+per window).
 
 Subjects are drawn in blocks: block ``b`` draws its covariates (the population's distributions
 or rows of a real cohort) and ETAs (the card's Omega) from ``SeedSequence(seed, (b,))``, so a
@@ -27,6 +28,7 @@ block gives the same subjects on one process or on any Dask worker and the table
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Self
@@ -43,13 +45,13 @@ from interop.errors import TwinError
 from interop.schema import ModelCard, parse
 from interop.schema.base import Frozen
 from interop.twin import CompiledModel, bind_regimen, simulate
+from interop.twin.recommend import Target, exposure
 from interop.twin.vectorised import Unsupported, simulate_many
 
 __all__ = [
     "PtaResult",
     "PtaStudy",
     "PtaTarget",
-    "exposure_metric",
     "load_study",
     "run_pta",
     "write_pta",
@@ -57,30 +59,27 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MetricKind = Literal["trough", "peak", "auc24", "time_above"]
-UNITS = {"trough": "{conc}", "peak": "{conc}", "auc24": "{conc}.h/24h", "time_above": "%"}
-
 
 class PtaTarget(Frozen):
-    """An acceptable range of one exposure metric (concentrations in the observable's unit)."""
+    """An acceptable range of one exposure metric (concentrations in the observable's unit);
+    read from the study file, evaluated as the dose recommendation's :class:`Target`."""
 
-    kind: MetricKind
-    low: float = Field(ge=0)
-    high: float = Field(gt=0)
+    kind: Literal["trough", "peak", "auc", "auc24", "time_above"]
+    low: float = Field(default=0.0, ge=0)
+    high: float = Field(default=math.inf, gt=0, description="Omitted: no upper limit")
     threshold: float | None = Field(default=None, gt=0, description="time_above: the concentration")
 
     @model_validator(mode="after")
     def _range(self) -> Self:
-        if self.low >= self.high:
-            raise ValueError(f"low must be below high (got {self.low}, {self.high})")
-        if self.kind == "time_above" and (self.threshold is None or self.high > 100):
-            raise ValueError("time_above needs a threshold concentration and a range in % (<= 100)")
+        self.to_target()  # one set of rules: the recommendation's
         return self
 
-    @property
-    def label(self) -> str:
-        what = f"time above {self.threshold:g}" if self.kind == "time_above" else self.kind
-        return f"{what} in [{self.low:g}, {self.high:g}]"
+    def to_target(self) -> Target:
+        try:
+            kind = "auc" if self.kind == "auc24" else self.kind
+            return Target(kind, self.low, self.high, threshold=self.threshold)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class PtaRegimen(Frozen):
@@ -121,21 +120,6 @@ class PtaStudy(Frozen):
 def load_study(path: Path) -> PtaStudy:
     """The PTA study in ``path`` (JSON or YAML), validated; errors name the file and field."""
     return parse(PtaStudy, read_structured_file(path), source=str(path))
-
-
-def exposure_metric(
-    kind: MetricKind, grid_h: np.ndarray, values: np.ndarray, threshold: float | None = None
-) -> np.ndarray:
-    """One exposure metric per row of ``values`` (subjects x grid over one window)."""
-    span = float(grid_h[-1] - grid_h[0])
-    if kind == "trough":
-        return values[:, -1]
-    if kind == "peak":
-        return values.max(axis=1)
-    if kind == "auc24":
-        return np.trapezoid(values, grid_h, axis=1) * (24.0 / span)
-    assert threshold is not None
-    return np.trapezoid((values > threshold).astype(float), grid_h, axis=1) / span * 100.0
 
 
 @dataclass(frozen=True)
@@ -187,9 +171,7 @@ def _block(spec: _Spec, block: int, size: int) -> dict[str, pd.DataFrame]:
         grid = np.linspace(lo, hi, study.grid_points)
         values = _levels(model, regimen, covs, params, grid, size)[:, o, :]
         for t, target in enumerate(study.targets):
-            columns[f"r{r}_t{t}"] = exposure_metric(target.kind, grid, values, target.threshold).astype(
-                np.float32
-            )
+            columns[f"r{r}_t{t}"] = exposure(target.to_target(), grid, values).astype(np.float32)
     return {"metrics": pd.DataFrame(columns)}
 
 
@@ -236,13 +218,17 @@ def run_pta(
             "regimen": regimen.name,
             "window_h": "-".join(f"{x:g}" for x in regimen.window()),
         }
-        for t, target in enumerate(study.targets):
+        for t, spec_target in enumerate(study.targets):
+            target = spec_target.to_target()
             v = metrics[f"r{r}_t{t}"].to_numpy(dtype=float)
-            hit = (v >= target.low) & (v <= target.high)
+            hit = target.met(v)
             met &= hit
-            row[f"PTA {target.label}"] = float(hit.mean())
+            row[f"PTA {target.describe(units[obs])}"] = float(hit.mean())
             p05, p50, p95 = np.percentile(v, [5, 50, 95])
-            row[f"{target.kind} p05"], row[f"{target.kind} median"], row[f"{target.kind} p95"] = p05, p50, p95
+            unit = target.unit(units[obs])
+            row[f"{target.name} p05 ({unit})"] = p05
+            row[f"{target.name} median ({unit})"] = p50
+            row[f"{target.name} p95 ({unit})"] = p95
         row["PTA all targets"] = float(met.mean())
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -264,8 +250,15 @@ def write_pta(result: PtaResult, out_dir: Path) -> dict[str, Path]:
         "n_subjects": result.n,
         "observable": result.observable,
         "concentration_unit": result.unit,
-        "targets": [t.model_dump() for t in result.study.targets],
-        "metric_units": {k: v.format(conc=result.unit) for k, v in UNITS.items()},
+        "targets": [
+            {
+                **t.model_dump(),
+                "high": t.high if math.isfinite(t.high) else None,
+                "label": t.to_target().label(),
+            }
+            for t in result.study.targets
+        ],
+        "metric_units": {t.to_target().name: t.to_target().unit(result.unit) for t in result.study.targets},
         "regimens": result.table.to_dict(orient="records"),
     }
     import json
@@ -275,7 +268,8 @@ def write_pta(result: PtaResult, out_dir: Path) -> dict[str, Path]:
     names = list(result.table["regimen"])
     ax.bar(names, 100 * result.table["PTA all targets"], color="#3b6ea5", label="all targets")
     for target in result.study.targets:
-        ax.plot(names, 100 * result.table[f"PTA {target.label}"], "o--", label=target.label)
+        label = target.to_target().describe(result.unit)
+        ax.plot(names, 100 * result.table[f"PTA {label}"], "o--", label=label)
     ax.set_ylabel("probability of target attainment (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"PTA, {result.n:,} virtual subjects ({result.observable}, {result.unit})", fontsize=10)

@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 from interop.cohort import Population
 from interop.cohort.design import Design
 from interop.cohort.population import draw_etas
-from interop.cohort.pta import PtaStudy, exposure_metric, load_study, run_pta, write_pta
+from interop.cohort.pta import PtaStudy, PtaTarget, load_study, run_pta, write_pta
 from interop.errors import SchemaError
 from interop.schema import ModelCard
 from interop.twin import bind_regimen, load_model, simulate
+from interop.twin.recommend import exposure
 
 STUDY = {
     "description": "gentamicin extended-interval dosing",
@@ -59,10 +60,14 @@ def test_metrics_of_a_known_profile() -> None:
     time above 5 mg/L = ln(2)/0.1 h of 12 h."""
     grid = np.linspace(0, 12, 4001)
     values = (10 * np.exp(-0.1 * grid))[None, :]
-    assert exposure_metric("trough", grid, values)[0] == pytest.approx(10 * np.exp(-1.2))
-    assert exposure_metric("peak", grid, values)[0] == pytest.approx(10)
-    assert exposure_metric("auc24", grid, values)[0] == pytest.approx(2 * 100 * (1 - np.exp(-1.2)), rel=1e-6)
-    assert exposure_metric("time_above", grid, values, 5.0)[0] == pytest.approx(
+
+    def metric(**target: object) -> float:
+        return float(exposure(PtaTarget.model_validate(target).to_target(), grid, values)[0])
+
+    assert metric(kind="trough", high=1) == pytest.approx(10 * np.exp(-1.2))
+    assert metric(kind="peak", low=1) == pytest.approx(10)
+    assert metric(kind="auc24", low=1) == pytest.approx(2 * 100 * (1 - np.exp(-1.2)), rel=1e-6)
+    assert metric(kind="time_above", threshold=5.0, low=10, high=100) == pytest.approx(
         100 * np.log(2) / 0.1 / 12, rel=1e-3
     )
 
@@ -109,7 +114,8 @@ def test_outputs_are_written_with_units(
     paths = write_pta(result, tmp_path)
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     payload = json.loads(paths["json"].read_text())
-    assert payload["metric_units"]["auc24"] == "mg/L.h/24h"
+    assert payload["metric_units"] == {"peak": "mg/L", "trough": "mg/L"}
+    assert payload["targets"][0]["label"] == "peak (last interval)"
     assert payload["n_subjects"] == 50
     assert len(pd.read_csv(paths["csv"])) == 2
 
@@ -145,5 +151,5 @@ def test_cli_on_a_registered_model(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     missing = runner.invoke(
         app, ["simulate", "pta", "--model", "gentamicin-1cmt", "--regimens", str(tmp_path / "nope.yaml")]
     )
-    assert missing.exit_code == 1  # the console script prints the InteropError; CliRunner keeps it
-    assert "nope.yaml" in str(missing.exception)
+    assert missing.exit_code == 1
+    assert "nope.yaml" in missing.output
