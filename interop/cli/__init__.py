@@ -86,6 +86,8 @@ class LazyGroup(TyperGroup):
         """Run the command; a user error (``InteropError``, unreadable or unwritable file) is one line."""
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # `interop ... | head`: click closes quietly
+            raise
         except (InteropError, OSError) as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from exc
