@@ -18,8 +18,24 @@ def test_the_table_lists_exactly_what_the_modules_register() -> None:
         command = cli.load_command(name)
         assert command.name == name
         assert (command.help or "").split("\n\n")[0].strip() == help_line, name
-    # every module is loaded now: nothing it registered is missing from the table
-    assert set(typer.main.get_group(cli._modules).commands) == set(cli._COMMANDS)
+    # every module is loaded now: nothing it registered is missing from the table, and each group
+    # loaded on its own already had every subcommand that any module hangs on it
+    full = typer.main.get_group(cli._modules).commands
+    assert set(full) == set(cli._COMMANDS)
+    for name, command in full.items():
+        assert sorted(getattr(command, "commands", {})) == sorted(
+            getattr(cli.load_command(name), "commands", {})
+        )
+
+
+def test_every_command_module_is_in_the_table() -> None:
+    listed = {module for modules, _ in cli._COMMANDS.values() for module in modules}
+    defining = {
+        path.stem
+        for path in (ROOT / "interop" / "cli").glob("*.py")
+        if "\ndef register(" in path.read_text(encoding="utf-8")
+    }
+    assert defining == listed
 
 
 def test_help_lists_every_command_and_subcommands_still_resolve() -> None:

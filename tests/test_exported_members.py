@@ -31,6 +31,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "interop.cli": [
         "app",
+        "load_command",
         "main",
     ],
     "interop.cohort": [

@@ -24,7 +24,7 @@ from interop.errors import InteropError
 if TYPE_CHECKING:  # typer runs its own copy of click (typer._click), not the installed one
     from typer._click import Command, Context, HelpFormatter
 
-__all__ = ["app", "main"]
+__all__ = ["app", "load_command", "main"]
 
 # name -> (modules under interop.cli whose register() builds it, one-line help shown by --help).
 # Order is the order of `interop --help`. Add a line here when a module registers a new command.
@@ -86,6 +86,8 @@ class LazyGroup(TyperGroup):
         """Run the command; a user error (``InteropError``, unreadable or unwritable file) is one line."""
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # `interop ... | head`: click closes quietly
+            raise
         except (InteropError, OSError) as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from exc

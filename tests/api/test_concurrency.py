@@ -83,6 +83,7 @@ def _serve(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str], i
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_twenty_concurrent_submitters(server: tuple[str, dict[str, str], int]) -> None:
     url, tokens, _ = server

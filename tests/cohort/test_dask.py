@@ -12,6 +12,7 @@ from interop.schema import ModelCard
 from tests.data import COHORT_DESIGN_SHORT
 
 
+@pytest.mark.slow
 def test_local_cluster_equals_single_process(
     sbml: str, card: ModelCard, population: Population, tmp_path: Path
 ) -> None:

@@ -41,6 +41,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["after-rows", "in-blob-write"])
 def test_killed_submission_leaves_nothing_visible(db_url: str, tmp_path: Path, where: str) -> None:
     blobs = tmp_path / "blobs"

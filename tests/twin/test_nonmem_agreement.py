@@ -33,6 +33,7 @@ def print_table(model: str, agreement: object) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", MAPBAYR_MODELS)
 def test_etas_and_obj_agree_with_nonmem(model: str) -> None:
     card = parse_json(ModelCard, mapbayr_card(model).read_text())

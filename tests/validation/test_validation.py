@@ -123,6 +123,7 @@ def test_validation_record_holds_aggregates_only(outcome: ValidationOutcome, sbm
     assert rec.model_sha256 == hashlib.sha256(sbml.encode()).hexdigest()
 
 
+@pytest.mark.slow
 def test_dask_run_equals_single_process(
     sbml: str, card: ModelCard, truth_records: list[PatientRecord], tmp_path: Path
 ) -> None:
@@ -147,6 +148,7 @@ def test_a_cohort_with_no_usable_patient_still_reports(
     assert "no-levels" in res.report_path.read_text()
 
 
+@pytest.mark.slow
 def test_a_patient_whose_model_cannot_be_simulated_is_recorded_not_fatal(
     sbml: str, card: ModelCard, truth_records: list[PatientRecord], tmp_path: Path
 ) -> None:
