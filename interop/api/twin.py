@@ -7,6 +7,7 @@ Compute runs in FastAPI's thread pool (sync endpoints); each compiled model has 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any, Literal
@@ -23,7 +24,7 @@ from interop.twin.binding import Twin
 from interop.twin.estimate import MapResult
 from interop.twin.fhir_export import forecast_bundle, recommendation_bundle
 from interop.twin.forecast import forecast
-from interop.twin.recommend import RegimenOptions, Target, recommend_dose
+from interop.twin.recommend import RegimenOptions, Target, continue_regimen, recommend_dose
 
 __all__ = ["make_router"]
 
@@ -48,6 +49,9 @@ class ForecastRequest(_Request):
     points: int = Field(default=200, ge=2, le=2000)
     n_draws: int = Field(default=500, ge=10, le=5000)
     fhir: bool = False
+    continue_regimen: bool = Field(
+        default=False, description="Continued therapy: repeat the last dose and interval past the last dose"
+    )
 
 
 class TargetIn(BaseModel):
@@ -136,6 +140,9 @@ def make_router(load_model_version: ModelLoader, reader_dependency: Callable[...
             twin, result = fitted(req)
             last = max([*(d.time_h for d in twin.doses), *(o.time_h for o in twin.observations), 0.0])
             grid = np.linspace(0.0, req.until_h or last + 48.0, req.points)
+            if req.continue_regimen:
+                extended, assumed = continue_regimen(twin, float(grid[-1]))
+                twin = dataclasses.replace(extended, notes=(*twin.notes, assumed))
             fc = forecast(twin, result, grid, n_draws=req.n_draws)
         except InteropError as exc:
             raise _http(exc) from exc

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from interop.errors import TwinError
+from interop.errors import InteropError, TwinError
 from interop.twin.binding import LevelObservation, Twin
 from interop.twin.linear import LinearPredictor, linear_system
 from interop.twin.objective import (
@@ -270,7 +270,12 @@ def estimate_map(
         try:
             with np.errstate(all="ignore"):
                 return np.asarray(raw_predict(eta), dtype=float)
-        except (TwinError, RuntimeError, FloatingPointError, OverflowError) as exc:
+        except (
+            InteropError,
+            RuntimeError,
+            FloatingPointError,
+            OverflowError,
+        ) as exc:  # ODE solver failures too
             log.debug("prediction failed for %s at %s: %s", twin.patient_id, eta, exc)
             shape = (len(eta), n_obs) if eta.ndim == 2 else (n_obs,)
             return np.full(shape, np.nan)

@@ -95,6 +95,36 @@ def test_forecast_and_recommend_with_fhir(client: TestClient, patient: dict[str,
         c["probability"] for c in rec["candidates"]
     )
     assert r.json()["fhir"]["entry"][0]["resource"]["resourceType"] == "MedicationRequest"
+    r = client.post(  # two targets, the second one-sided; continued therapy in a forecast
+        "/twin/recommend",
+        json={
+            "model": "mapbayr-401",
+            "patient": patient,
+            "starts": 1,
+            "n_draws": 30,
+            "target": {"kind": "auc", "low": 1000, "high": 2500},
+            "also": [{"kind": "trough", "high": 40}],
+            "regimen": {"amounts": [5000, 10000], "intervals_h": [24], "n_doses": 4, "hold": True},
+        },
+    )
+    assert r.status_code == 200, r.text
+    rec = r.json()["recommendation"]
+    assert [t["kind"] for t in rec["targets"]] == ["auc", "trough"] and rec["targets"][1]["low"] == 0
+    assert rec["best"]["probability"] <= min(e["probability"] for e in rec["best"]["exposures"])
+    r = client.post(
+        "/twin/forecast",
+        json={
+            "model": "mapbayr-401",
+            "patient": patient,
+            "starts": 1,
+            "points": 20,
+            "n_draws": 20,
+            "until_h": 400,
+            "continue_regimen": True,
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert any(n.startswith("continued therapy assumed") for n in r.json()["notes"])
 
 
 def test_errors(client: TestClient, patient: dict[str, object]) -> None:

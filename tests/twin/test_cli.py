@@ -246,5 +246,7 @@ def test_recommend_several_targets_hold_and_plan(home: Path) -> None:
     assert res.returncode == 0, res.stderr
     plan = json.loads((home / "plan" / "recommendation.json").read_text())["recommendation"]
     assert plan["best"]["amount"] == 2000 and plan["n_doses"] == 4 and plan["start_h"] > 0
-    res = run(["twin", "recommend", *common, "--target", "auc:600", "--amounts", "1", "--intervals", "12"], home)
+    res = run(
+        ["twin", "recommend", *common, "--target", "auc:600", "--amounts", "1", "--intervals", "12"], home
+    )
     assert res.returncode == 1 and "not a range" in res.stderr

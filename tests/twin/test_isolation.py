@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from interop.errors import ModelError
 from interop.schema import ModelCard, ReferenceDose, parse_json
 from interop.twin import LevelObservation, bind_regimen, estimate_map
 from interop.twin.estimate import check_mode, make_predictor
@@ -78,11 +79,17 @@ def test_non_finite_objective_rejects_the_step(mapbayr) -> None:  # type: ignore
         out[cl > 0.15] = np.nan
         return out
 
-    fit = estimate_map(twin, starts=1, predictor=fragile)
+    def solver_fails(eta: np.ndarray) -> np.ndarray:  # as CVODE does at extreme parameters
+        if np.any(np.asarray(eta)[..., 0] > 0.15):
+            raise ModelError("libRoadRunner: CVODE Error: CV_CONV_FAILURE")
+        return exact(eta)
+
     free = estimate_map(twin, starts=1)
     assert free.etas["ETA_CL"] > 0.15
-    assert np.isfinite(fit.objective) and fit.etas["ETA_CL"] <= 0.15
-    assert not fit.converged and "gradient" in fit.message
+    for predictor in (fragile, solver_fails):
+        fit = estimate_map(twin, starts=1, predictor=predictor)
+        assert np.isfinite(fit.objective) and fit.etas["ETA_CL"] <= 0.15
+        assert not fit.converged and "gradient" in fit.message
 
 
 def test_converged_needs_a_small_gradient_and_a_positive_definite_hessian() -> None:
