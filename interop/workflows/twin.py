@@ -20,6 +20,7 @@ from converters.nonmem import DoseCompartment, EventTableMapping, LevelCompartme
 from converters.nonmem.phi import read_phi
 from interop.errors import InteropError, TwinError
 from interop.schema import ModelCard, PatientRecord, parse_json
+from interop.schema.model_id import parse_model_ref
 from interop.settings import Settings
 from interop.twin import bind_patient, estimate_map, load_model
 from interop.twin.agreement import Agreement, SubjectComparison, summarise_agreement
@@ -44,17 +45,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-MODEL_REF = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{1,63})(@(?P<version>\d+))?$")
-
-
-def parse_model_ref(ref: str) -> tuple[str, int | None]:
-    """``ID`` or ``ID@VERSION``."""
-    m = MODEL_REF.match(ref.strip())
-    if not m:
-        raise TwinError(f"not a model reference ID[@VERSION]: {ref!r}", field="model")
-    return m["id"], int(m["version"]) if m["version"] else None
-
-
 def load_model_source(ref: str, settings: Settings, card_path: Path | None = None) -> tuple[str, ModelCard]:
     """SBML text and card: a path to an SBML file (card from ``card_path`` or ``<stem>.card.json``
     beside it), else a registry reference ``ID[@VERSION]``."""

@@ -7,7 +7,6 @@ The cohort never leaves the site: only the ``ValidationRecord`` (aggregates) is 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,7 @@ from interop.cohort.scale import Progress
 from interop.errors import InteropError, RegistryError, SchemaError
 from interop.schema import PatientRecord, ValidationRecord, parse_json
 from interop.schema.cohort import read_cohort
+from interop.schema.model_id import ModelRef, parse_model_ref
 from interop.settings import Settings
 from interop.validation import ValidationOutcome, run_validation
 from registry import StoredModel, open_registry
@@ -33,22 +33,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    model_id: str
-    version: int | None
-
-
-def parse_model_ref(text: str) -> ModelRef:
-    """``ID`` or ``ID@VERSION``."""
-    mid, _, ver = text.partition("@")
-    if not mid:
-        raise InteropError(f"not a model reference: {text!r} (use ID or ID@VERSION)", field="model")
-    if ver and not ver.isdigit():
-        raise InteropError(f"version must be a number in {text!r}", field="model")
-    return ModelRef(mid, int(ver) if ver else None)
 
 
 def resolve_model(ref: ModelRef, settings: Settings) -> StoredModel:

@@ -35,6 +35,7 @@ from interop.schema import (
     ResidualError,
     parse,
 )
+from interop.schema.model_id import model_id_from
 from interop.schema.units import is_ucum, same_dimension
 from registry.formats.pharmml.card import (
     build_covariates,
@@ -100,10 +101,7 @@ def load(raw: bytes, *, source: str | None = None) -> tuple[str, ModelCard]:
 
 
 def _model_id(source: str | None, root_id: str | None, name: str) -> str:
-    base = PurePath(source).stem if source else (root_id or name or "pharmml-model")
-    out = re.sub(r"[^a-z0-9._-]+", "-", base.lower()).strip("-._")
-    out = (out or "pharmml-model")[:64]
-    return out if len(out) >= 2 else f"{out}-model"
+    return model_id_from(PurePath(source).stem if source else (root_id or name or "pharmml-model"))
 
 
 def _text(root, name: str) -> str:  # type: ignore[no-untyped-def]
