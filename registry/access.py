@@ -102,7 +102,7 @@ class AccessService:
         require_role(principal, "curator", "revoking tokens")
         with self.sessions.begin() as s:
             user = self._user(s, name)
-            n = s.execute(
+            n = s.execute(  # type: ignore[attr-defined]
                 update(TokenRow)
                 .where(TokenRow.user_id == user.id, TokenRow.revoked.is_(False))
                 .values(revoked=True)
@@ -133,7 +133,8 @@ class AccessService:
                     select(TokenRow).where(TokenRow.user_id == u.id, TokenRow.revoked.is_(False))
                 ).all()
                 usable = [t for t in toks if (_aware(t.expires_at) or now) > now]
-                newest = max((_aware(t.expires_at) for t in usable if t.expires_at), default=None)
+                expiries = [e for e in (_aware(t.expires_at) for t in usable) if e is not None]
+                newest = max(expiries, default=None)
                 out.append(UserInfo(u.name, u.institution_id, u.role, u.active, len(usable), newest))
             return out
 
