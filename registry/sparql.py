@@ -96,9 +96,12 @@ def _check(query: str) -> Any:
 
 
 def run_select(
-    graph: Graph, query: str, *, max_rows: int = MAX_ROWS, seconds: float = QUERY_SECONDS
+    graph: Graph, query: str, *, max_rows: int | None = None, seconds: float | None = None
 ) -> list[dict[str, str]]:
-    """Rows of a SELECT (an ASK gives one row ``{"ask": "true"|"false"}``) over ``graph`` only."""
+    """Rows of a SELECT (an ASK gives one row ``{"ask": "true"|"false"}``) over ``graph`` only
+    (limits default to the module's ``MAX_ROWS`` and ``QUERY_SECONDS``)."""
+    max_rows = MAX_ROWS if max_rows is None else max_rows
+    seconds = QUERY_SECONDS if seconds is None else seconds
     prepared = _check(query)
     bounded = _BoundedGraph(
         store=graph.store, identifier=graph.identifier, namespace_manager=graph.namespace_manager
