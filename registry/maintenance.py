@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, LargeBinary, func, insert, select, text
+from sqlalchemy import DateTime, Integer, LargeBinary, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from interop.errors import RegistryError
@@ -127,6 +127,8 @@ def backup(reg: Registry, target: Path) -> dict[str, int]:
     if target.exists() and any(target.iterdir()):
         raise RegistryError("the backup folder must be new or empty", source=str(target))
     (target / "tables").mkdir(parents=True)
+    with reg.sessions.begin() as s:  # first, so the backup holds its own entry and the chain ends on it
+        auditlog.append(s, "local", "", "backup", detail={"to": target.name})
     counts: dict[str, int] = {}
     with reg.readers() as s:  # one snapshot (PostgreSQL: REPEATABLE READ is not needed for a quiet store)
         for table in Base.metadata.sorted_tables:
@@ -151,8 +153,6 @@ def backup(reg: Registry, target: Path) -> dict[str, int]:
         "at": auditlog.utc_text(dt.datetime.now(dt.UTC)),
     }
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    with reg.sessions.begin() as s:
-        auditlog.append(s, "local", "", "backup", detail={"counts": counts})
     return counts
 
 
@@ -194,7 +194,8 @@ def restore(reg: Registry, source: Path) -> dict[str, int]:
             for i in range(0, len(rows), 500):
                 s.execute(insert(table), rows[i : i + 500])
             counts[table.name] = len(rows)
-            if s.get_bind().dialect.name == "postgresql" and "id" in table.c and rows:
+            serial = "id" in table.c and isinstance(table.c["id"].type, Integer)
+            if s.get_bind().dialect.name == "postgresql" and serial and rows:
                 s.execute(
                     text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), :n)"),
                     {"n": max(r["id"] for r in rows)},
