@@ -66,9 +66,6 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-STATUSES = ("submitted", "validated", "published", "deprecated", "withdrawn")
-ROLES = ("reader", "contributor", "curator")
-
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)

@@ -49,6 +49,7 @@ from registry.db import AuditRow, DrugRow, FileRow, ModelRow, RecordRow, ReportR
 from registry.db import make_engine as _make_engine
 from registry.formats import ExtraFile, detect_format, get_format
 from registry.formats.sbml import read_document
+from registry.lifecycle import TRANSITIONS, VersionStatus, next_status
 from registry.maintenance import GarbageReport, VerifyReport
 from registry.metadata import build_graph
 from registry.migrate import upgrade
@@ -402,7 +403,7 @@ class Registry:
         simulate_check: SimulateCheck | None = None,
     ) -> ValidationReport:
         """Run the pipeline on a version, store the report; a passing version becomes ``validated``."""
-        require_role(principal, "contributor", "validating a model")
+        require_role(principal, TRANSITIONS["validate"].role, "validating a model")
         stored = self.get(model_id, version)
         require_owner(principal, stored.institution, model_id, "validating")
         report = validate_model(
@@ -421,8 +422,10 @@ class Registry:
                     created_by=principal.name,
                 )
             )
-            if report.is_valid and row.status == "submitted":
-                self._set_status(row, "validated", principal)
+            if report.is_valid and row.status in TRANSITIONS["validate"].sources:
+                self._set_status(
+                    row, next_status("validate", row.status, f"{model_id}@{row.number}"), principal
+                )
             repo.add_audit(
                 s,
                 principal,
@@ -444,7 +447,7 @@ class Registry:
     # ------------------------------------------------------------- lifecycle
     def publish(self, model_id: str, version: int, *, principal: Principal = LOCAL) -> StoredModel:
         """validated -> published (curators); only when the latest report has no failed stage."""
-        require_role(principal, "curator", "publishing")
+        require_role(principal, TRANSITIONS["publish"].role, "publishing")
         with self.sessions.begin() as s:
             row = repo.find_version(s, model_id, version, lock=True)
             rep = repo.latest_report(s, row.id)
@@ -454,12 +457,7 @@ class Registry:
                     + ("never validated" if rep is None else "its validation has a failed stage"),
                     source=model_id,
                 )
-            if row.status != "validated":
-                raise RegistryError(
-                    f"{model_id}@{version} is {row.status}; only a validated version is published",
-                    source=model_id,
-                )
-            self._set_status(row, "published", principal)
+            self._set_status(row, next_status("publish", row.status, f"{model_id}@{version}"), principal)
             repo.add_audit(s, principal, "publish", model_id, version)
             return self._stored(row, load=False)
 
@@ -467,12 +465,10 @@ class Registry:
         self, model_id: str, version: int, *, principal: Principal = LOCAL, reason: str = ""
     ) -> StoredModel:
         """validated or published -> deprecated (curators)."""
-        require_role(principal, "curator", "deprecating")
+        require_role(principal, TRANSITIONS["deprecate"].role, "deprecating")
         with self.sessions.begin() as s:
             row = repo.find_version(s, model_id, version, lock=True)
-            if row.status in ("deprecated", "withdrawn"):
-                raise RegistryError(f"{model_id}@{version} is already {row.status}", source=model_id)
-            self._set_status(row, "deprecated", principal)
+            self._set_status(row, next_status("deprecate", row.status, f"{model_id}@{version}"), principal)
             repo.add_audit(s, principal, "deprecate", model_id, version, reason=reason)
             return self._stored(row, load=False)
 
@@ -481,16 +477,14 @@ class Registry:
     ) -> None:
         """Any status -> withdrawn (curators): the bytes stay for audit; the version leaves search,
         ``get`` of the latest and binding."""
-        require_role(principal, "curator", "withdrawing")
+        require_role(principal, TRANSITIONS["withdraw"].role, "withdrawing")
         with self.sessions.begin() as s:
             row = repo.find_version(s, model_id, version, lock=True)
-            if row.status == "withdrawn":
-                raise RegistryError(f"{model_id}@{version} is already withdrawn", source=model_id)
-            self._set_status(row, "withdrawn", principal)
+            self._set_status(row, next_status("withdraw", row.status, f"{model_id}@{version}"), principal)
             repo.add_audit(s, principal, "withdraw", model_id, version, reason=reason[:500])
 
     @staticmethod
-    def _set_status(row: VersionRow, status: str, who: Principal) -> None:
+    def _set_status(row: VersionRow, status: VersionStatus, who: Principal) -> None:
         row.status = status
         row.status_changed_by = who.name
         row.status_changed_at = dt.datetime.now(dt.UTC)

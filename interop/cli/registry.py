@@ -42,11 +42,8 @@ MODEL_SUFFIXES = {".xml", ".sbml", ".omex", ".ant", ".txt", ".pharmml"}
 def _local() -> Iterator[Registry]:
     from interop.workflows.registry_validation import open_validating_registry
 
-    reg = open_validating_registry(get_settings())
-    try:
+    with open_validating_registry(get_settings()) as reg:
         yield reg
-    finally:
-        reg.close()
 
 
 @contextmanager

@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
 def load_model_source(ref: str, settings: Settings, card_path: Path | None = None) -> tuple[str, ModelCard]:
     """SBML text and card: a path to an SBML file (card from ``card_path`` or ``<stem>.card.json``
     beside it), else a registry reference ``ID[@VERSION]``."""
@@ -58,13 +60,10 @@ def load_model_source(ref: str, settings: Settings, card_path: Path | None = Non
         card = parse_json(ModelCard, card_file.read_text(), source=str(card_file))
         return path.read_text(), card
     model_id, version = parse_model_ref(ref)
-    from registry import open_registry
+    from registry.session import registry_session
 
-    registry = open_registry(settings.database_url, settings.blob_dir)
-    try:
+    with registry_session(settings) as registry:
         stored = registry.get(model_id, version)
-    finally:
-        registry.close()
     if card_path is not None:
         return stored.sbml, parse_json(ModelCard, card_path.read_text(), source=str(card_path))
     return stored.sbml, stored.card

@@ -21,6 +21,7 @@ from interop.schema.model_id import ModelRef, parse_model_ref
 from interop.settings import Settings
 from interop.validation import ValidationOutcome, run_validation
 from registry import StoredModel, open_registry
+from registry.session import registry_session
 
 __all__ = [
     "ModelRef",
@@ -36,11 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def resolve_model(ref: ModelRef, settings: Settings) -> StoredModel:
-    registry = open_registry(settings.database_url, settings.blob_dir)
-    try:
+    with registry_session(settings) as registry:
         return registry.get(ref.model_id, ref.version)
-    finally:
-        registry.close()
 
 
 def load_records(cohort: Path) -> list[PatientRecord]:
@@ -83,11 +81,8 @@ def submit_record(
     blobs = Path(target).expanduser().resolve().parent / "blobs" if "://" not in target else blob_dir
     if blobs is None:
         raise InteropError("a registry database URL needs the blob folder of that registry", source=target)
-    registry = open_registry(url, blobs)
-    try:
+    with open_registry(url, blobs) as registry:  # a registry named by URL, not by settings
         rid = registry.add_validation_record(record, submitted_by=submitted_by)
-    finally:
-        registry.close()
     return f"{url} (record {rid})"
 
 
