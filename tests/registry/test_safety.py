@@ -230,3 +230,67 @@ def test_cli_submit_exits_3_on_a_failed_stage_and_verify_exits_1_on_a_fault(tmp_
     assert r.returncode == 1 and "does not match its hash" in r.stdout and "Traceback" not in r.stderr
     r = _cli(home, "gc", "--dry-run")
     assert r.returncode == 0 and "would remove 0 blob(s)" in r.stdout
+
+
+# ------------------------------------------------------------- migration 0002
+def test_migration_chains_existing_audit_entries_and_expires_old_tokens(db_url: str, tmp_path: Path) -> None:
+    """A registry made at revision 0001 (unchained audit, tokens without expiry) is upgraded."""
+    from registry.db import make_engine
+    from registry.migrate import upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0001")
+    with engine.begin() as c:
+        c.execute(
+            text("INSERT INTO institutions (id, name, created_at) VALUES ('u', 'u', :t)"), {"t": "2026-01-01"}
+        )
+        c.execute(
+            text(
+                "INSERT INTO users (name, institution_id, role, active, created_at) "
+                "VALUES ('old', 'u', 'reader', true, :t)"
+            ),
+            {"t": "2026-01-01"},
+        )
+        c.execute(
+            text("INSERT INTO tokens (token_sha256, user_id, created_at, revoked) VALUES (:h, 1, :t, false)"),
+            {"h": "a" * 64, "t": "2026-01-01 00:00:00"},
+        )
+        for i in range(3):
+            c.execute(
+                text(
+                    "INSERT INTO audit_log (at, actor, institution, action, detail) "
+                    "VALUES (:t, 'local', '', 'create-token', :d)"
+                ),
+                {"t": f"2026-01-0{i + 1} 00:00:00", "d": '{"user": "old"}'},
+            )
+    engine.dispose()
+    reg = open_registry(db_url, tmp_path / "b")
+    try:
+        assert [u.active_tokens for u in reg.list_users()] == [0], (
+            "an old token expired 90 days after creation"
+        )
+        assert len(reg.audit()) == 3
+        report = reg.verify()
+        assert report.ok, report.faults
+    finally:
+        reg.close()
+
+
+def test_cli_user_management(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    r = _cli(
+        home, "user", "add", "ann", "--institution", "uni-a", "--role", "contributor", "--expires-in", "7"
+    )
+    assert r.returncode == 0 and len(r.stdout.strip()) >= 40, r.stderr
+    r = _cli(home, "user", "list")
+    assert "ann" in r.stdout and "1 token(s)" in r.stdout and "active" in r.stdout, r.stdout
+    r = _cli(home, "user", "revoke", "ann")
+    assert r.returncode == 0 and "revoked 1 token(s) of ann" in r.stdout
+    r = _cli(home, "user", "deactivate", "ann")
+    assert r.returncode == 0
+    r = _cli(home, "user", "list")
+    assert "inactive" in r.stdout and "0 token(s)" in r.stdout
+    r = _cli(home, "user", "revoke", "nobody")
+    assert r.returncode == 1 and "no user 'nobody'" in r.stderr and "Traceback" not in r.stderr
+    r = _cli(home, "audit", "--action", "revoke-tokens", "--per-page", "1")
+    assert "revoke-tokens" in r.stdout and "1 entr(y/ies); page 1 of 1" in r.stdout, r.stdout
