@@ -33,9 +33,9 @@ from interop.schema import (
     ReferenceDose,
     ReferenceOutput,
     ResidualError,
+    model_id_from,
     parse,
 )
-from interop.schema.model_id import model_id_from
 from interop.schema.units import is_ucum, same_dimension
 from registry.formats.pharmml.card import (
     build_covariates,
