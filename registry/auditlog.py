@@ -18,11 +18,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from interop.errors import RegistryError
 from registry.db import AuditRow
+from registry.records import AuditEntry, AuditPage
 
-__all__ = ["GENESIS", "AuditFilter", "append", "check_chain", "entry_hash", "filtered", "utc_text"]
+__all__ = [
+    "GENESIS",
+    "AuditFilter",
+    "append",
+    "check_chain",
+    "entry_hash",
+    "filtered",
+    "read_page",
+    "utc_text",
+]
 
 GENESIS = "0" * 64
 _PG_LOCK = 72537202
@@ -128,3 +139,32 @@ def filtered(f: AuditFilter) -> Select[tuple[AuditRow]]:
     if f.until is not None:
         q = q.where(AuditRow.at < f.until)
     return q
+
+
+def read_page(
+    readers: sessionmaker[Session], f: AuditFilter, page: int = 1, per_page: int | None = 100
+) -> AuditPage:
+    """One page of entries (all of them when ``per_page`` is None), oldest first."""
+    if page < 1 or page > 10**7 or (per_page is not None and not 1 <= per_page <= 1000):
+        raise RegistryError("page must be 1..10000000 and per_page 1..1000", field="page")
+    q = filtered(f)
+    with readers() as s:
+        total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+        q = q.order_by(AuditRow.id)
+        if per_page is not None:
+            q = q.offset((page - 1) * per_page).limit(per_page)
+        items = [
+            AuditEntry(
+                a.at,
+                a.actor,
+                a.institution,
+                a.action,
+                a.model_id,
+                a.version,
+                dict(a.detail),
+                a.id,
+                a.entry_sha256,
+            )
+            for a in s.scalars(q)
+        ]
+    return AuditPage(items, int(total), page, per_page or max(1, int(total)))

@@ -31,21 +31,21 @@ from pathlib import Path
 from typing import Any
 
 from rdflib import Graph
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from interop.errors import IntegrityError, NotFoundError, PermissionDenied, RegistryError
+from interop.errors import IntegrityError, NotFoundError, RegistryError
 from interop.schema import ModelCard, ValidationRecord, parse
 from interop.schema.model_id import check_model_id, model_id_from
-from registry import auditlog, maintenance
+from registry import auditlog, evidence, maintenance
 from registry import repository as repo
 from registry.access import DEFAULT_TOKEN_LIFETIME, AccessService, UserInfo
 from registry.annotations import Annotation, extract_metadata
 from registry.auth import LOCAL, Principal, Role, require_owner, require_role
 from registry.blobs import BlobStore, Staged
-from registry.db import AuditRow, DrugRow, FileRow, ModelRow, RecordRow, ReportRow, VersionRow
+from registry.db import DrugRow, FileRow, ModelRow, ReportRow, VersionRow
 from registry.db import make_engine as _make_engine
 from registry.formats import ExtraFile, detect_format, get_format
 from registry.formats.sbml import read_document
@@ -495,47 +495,10 @@ class Registry:
     ) -> int:
         """Store a site's aggregate record beside the version whose SBML hash it names; its id."""
         who = principal or Principal(submitted_by, record.site, "curator", local=True)
-        require_role(who, "contributor", "sending a validation record")
-        if not (who.local or who.role == "curator") and who.institution != record.site:
-            raise PermissionDenied(
-                f"{who.name} of {who.institution!r} cannot send records for site {record.site!r}"
-            )
-        with self.sessions.begin() as s:
-            row = repo.find_version(s, record.model_id, record.model_version)
-            if row.sbml_sha256 != record.model_sha256:
-                raise RegistryError(
-                    f"the record names SBML {record.model_sha256[:12]}…, but "
-                    f"{record.model_id}@{record.model_version} is {row.sbml_sha256[:12]}…",
-                    source=record.model_id,
-                    field="model_sha256",
-                )
-            rec = RecordRow(
-                version_id=row.id,
-                site=record.site,
-                record=json.loads(record.model_dump_json()),
-                submitted_by=who.name,
-            )
-            s.add(rec)
-            s.flush()
-            repo.add_audit(
-                s,
-                who,
-                "add-validation-record",
-                record.model_id,
-                record.model_version,
-                site=record.site,
-                record_id=rec.id,
-            )
-            return rec.id
+        return evidence.add_record(self.sessions, record, who)
 
     def list_validation_records(self, model_id: str, version: int | None = None) -> list[ValidationRecord]:
-        with self.readers() as s:
-            if s.get(ModelRow, model_id) is None:
-                raise NotFoundError(f"no model {model_id} in the registry", source=model_id)
-            return [
-                parse(ValidationRecord, r.record, source=f"record {r.id}")
-                for r in repo.records_for(s, model_id, version)
-            ]
+        return evidence.list_records(self.readers, model_id, version)
 
     # ------------------------------------------------------------- search
     def search(self, query: SearchQuery | None = None, **criteria: Any) -> Page:
@@ -583,29 +546,7 @@ class Registry:
         self, f: auditlog.AuditFilter = auditlog.AuditFilter(), page: int = 1, per_page: int | None = 100
     ) -> AuditPage:
         """One page of the audit log, oldest first, filtered by model, actor, action and time."""
-        if page < 1 or page > 10**7 or (per_page is not None and not 1 <= per_page <= 1000):
-            raise RegistryError("page must be 1..10000000 and per_page 1..1000", field="page")
-        q = auditlog.filtered(f)
-        with self.readers() as s:
-            total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
-            q = q.order_by(AuditRow.id)
-            if per_page is not None:
-                q = q.offset((page - 1) * per_page).limit(per_page)
-            items = [
-                AuditEntry(
-                    a.at,
-                    a.actor,
-                    a.institution,
-                    a.action,
-                    a.model_id,
-                    a.version,
-                    dict(a.detail),
-                    a.id,
-                    a.entry_sha256,
-                )
-                for a in s.scalars(q)
-            ]
-        return AuditPage(items, int(total), page, per_page or max(1, int(total)))
+        return auditlog.read_page(self.readers, f, page, per_page)
 
     def audit_denial(self, who: str, institution: str, action: str, reason: str) -> None:
         """Record a refused request (401/403) in the audit log."""
