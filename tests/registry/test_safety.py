@@ -294,3 +294,19 @@ def test_cli_user_management(tmp_path: Path) -> None:
     assert r.returncode == 1 and "no user 'nobody'" in r.stderr and "Traceback" not in r.stderr
     r = _cli(home, "audit", "--action", "revoke-tokens", "--per-page", "1")
     assert "revoke-tokens" in r.stdout and "1 entr(y/ies); page 1 of 1" in r.stdout, r.stdout
+
+
+def test_export_never_emits_an_unsafe_entry_name(store: Registry, gentamicin: tuple[str, ModelCard]) -> None:
+    """A row stored before the rule with a zip-slip path is exported under a safe name."""
+    import io
+    import zipfile
+
+    from registry.db import FileRow
+
+    s = store.submit(*gentamicin)
+    with store.sessions.begin() as ses:
+        vid = ses.execute(text("SELECT id FROM model_versions")).scalar_one()
+        ses.add(FileRow(version_id=vid, path="../../../../tmp/x", role="other", sha256=s.sbml_sha256, size=1))
+    names = zipfile.ZipFile(io.BytesIO(store.export_omex(s.model_id, 1))).namelist()
+    assert names and all(".." not in n and not n.startswith("/") for n in names), names
+    assert "files/x" in names
