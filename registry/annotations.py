@@ -6,12 +6,11 @@ model history (creators); we walk every element and keep each (element, qualifie
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import libsbml
 
-__all__ = ["Annotation", "SbmlMetadata", "extract_metadata", "model_id_from"]
+__all__ = ["Annotation", "SbmlMetadata", "extract_metadata"]
 
 
 @dataclass(frozen=True)
@@ -31,19 +30,60 @@ class SbmlMetadata:
     annotations: tuple[Annotation, ...] = field(default_factory=tuple)
 
 
-def _qualifier(cv: libsbml.CVTerm) -> str:
+_NS = {
+    "http://biomodels.net/model-qualifiers/": "bqmodel",
+    "http://biomodels.net/biology-qualifiers/": "bqbiol",
+}
+_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+
+
+def _qualifier(cv: libsbml.CVTerm) -> str | None:
+    """``bqmodel:NAME`` / ``bqbiol:NAME`` of a qualifier libsbml knows, else None."""
     if cv.getQualifierType() == libsbml.MODEL_QUALIFIER:
-        return "bqmodel:" + libsbml.ModelQualifierType_toString(cv.getModelQualifierType())
-    return "bqbiol:" + libsbml.BiolQualifierType_toString(cv.getBiologicalQualifierType())
+        name = libsbml.ModelQualifierType_toString(cv.getModelQualifierType())
+        return f"bqmodel:{name}" if name else None
+    if cv.getQualifierType() == libsbml.BIOLOGICAL_QUALIFIER:
+        name = libsbml.BiolQualifierType_toString(cv.getBiologicalQualifierType())
+        return f"bqbiol:{name}" if name else None
+    return None
+
+
+def _raw_qualifiers(sb: libsbml.SBase) -> dict[str, list[str]]:
+    """Resource URI -> qualifiers as written in the element's RDF (libsbml forgets the names of
+    qualifiers it does not know, e.g. ``bqmodel:hasProperty``; the annotation XML still has them)."""
+    out: dict[str, list[str]] = {}
+    ann = sb.getAnnotation()
+    stack = [ann] if ann is not None else []
+    while stack:
+        node = stack.pop()
+        prefix = _NS.get(node.getURI())
+        if prefix is not None:
+            inner = [node]
+            while inner:
+                n = inner.pop()
+                res = n.getAttrValue("resource", _RDF)
+                if res:
+                    out.setdefault(res, []).append(f"{prefix}:{node.getName()}")
+                inner.extend(n.getChild(i) for i in range(n.getNumChildren()))
+            continue
+        stack.extend(node.getChild(i) for i in range(node.getNumChildren()))
+    return out
 
 
 def _walk(sb: libsbml.SBase, label: str, out: list[Annotation]) -> None:
+    raw: dict[str, list[str]] | None = None
     for i in range(sb.getNumCVTerms()):
         cv = sb.getCVTerm(i)
         q = _qualifier(cv)
         res = cv.getResources()
         for j in range(res.getLength()):
-            out.append(Annotation(label, q, res.getValue(j)))
+            uri = res.getValue(j)
+            if q is None:  # an unknown qualifier: keep it as the plain RDF predicate it was written as
+                raw = _raw_qualifiers(sb) if raw is None else raw
+                names = raw.get(uri) or ["bqmodel:unknown"]
+                out.extend(Annotation(label, n, uri) for n in names)
+            else:
+                out.append(Annotation(label, q, uri))
     if sb.isSetSBOTerm():
         out.append(Annotation(label, "sboTerm", f"https://identifiers.org/{sb.getSBOTermID()}"))
 
@@ -71,10 +111,3 @@ def extract_metadata(doc: libsbml.SBMLDocument) -> SbmlMetadata:
     return SbmlMetadata(
         model.getId(), model.getName(), doc.getLevel(), doc.getVersion(), tuple(creators), tuple(unique)
     )
-
-
-def model_id_from(text: str) -> str:
-    """A registry id (``[a-z0-9][a-z0-9._-]{1,63}``) made from an SBML id or file name."""
-    s = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
-    s = s[:64] or "model"
-    return s if len(s) >= 2 else s + "-model"

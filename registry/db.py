@@ -12,7 +12,9 @@ A ``MetaData`` naming convention keeps constraint names stable across SQLite and
 - ``validation_reports`` (one per pipeline run, stages as JSON), ``validation_records``
   (aggregate evidence sent by sites);
 - ``audit_log``: append-only (no code path updates or deletes it; a trigger refuses it on
-  PostgreSQL and SQLite).
+  PostgreSQL and SQLite, TRUNCATE too on PostgreSQL) and hash-chained (each entry carries the
+  hash of the previous one);
+- ``registry_meta``: the registry's identity (``registry_id``), also written into its blob store.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ __all__ = [
     "AnnotationRow",
     "FileRow",
     "InstitutionRow",
+    "MetaRow",
     "ModelRow",
     "RecordRow",
     "ReportRow",
@@ -64,9 +67,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-STATUSES = ("submitted", "validated", "published", "deprecated")
-ROLES = ("reader", "contributor", "curator")
 
 
 def utcnow() -> dt.datetime:
@@ -104,6 +104,7 @@ class TokenRow(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     user: Mapped[UserRow] = relationship()
 
 
@@ -211,6 +212,17 @@ class AuditRow(Base):
     model_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    entry_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class MetaRow(Base):
+    """Facts about the registry itself, e.g. ``registry_id`` (the identity its blob store carries)."""
+
+    __tablename__ = "registry_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 def make_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> Engine:

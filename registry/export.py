@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from registry.formats.omex import CARD_LOCATION, JSON_FORMAT, SBML_FORMAT, write_archive
+from registry.paths import is_safe_entry, safe_name
 from registry.rdf import serialise
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ def export_omex(registry: Registry, model_id: str, version: int | None = None) -
             continue
         if f.role == "source" and f.path.endswith(".omex"):
             continue  # the archive it came in: its entries are kept one by one below
-        entries.append((f.path, f.media_format, registry.file_bytes(f), False))
+        path = (
+            f.path if is_safe_entry(f.path) else f"files/{safe_name(f.path)}"
+        )  # rows stored before the rule
+        entries.append((path, f.media_format, registry.file_bytes(f), False))
     rdf = serialise(registry.metadata_graph(model_id, stored.version), "xml")
     return write_archive(entries, rdf)

@@ -23,7 +23,13 @@ def build_graph(s: Session, blobs: BlobStore, model_id: str | None, version: int
     if model_id is not None:
         rows = [repo.find_version(s, model_id, version)]
     else:
-        rows = list(s.scalars(select(VersionRow).order_by(VersionRow.model_id, VersionRow.number)))
+        rows = list(
+            s.scalars(
+                select(VersionRow)
+                .where(VersionRow.status != "withdrawn")
+                .order_by(VersionRow.model_id, VersionRow.number)
+            )
+        )
     for row in rows:
         anns = [
             Annotation(a.element, a.qualifier, a.uri)

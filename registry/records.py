@@ -9,7 +9,7 @@ from typing import Any
 from interop.errors import ModelError
 from interop.schema import ModelCard
 
-__all__ = ["AuditEntry", "GarbageReport", "StoredFile", "StoredModel"]
+__all__ = ["AuditEntry", "AuditPage", "StoredFile", "StoredModel"]
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,13 @@ class AuditEntry:
     model_id: str | None
     version: int | None
     detail: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+    entry_sha256: str | None = None
 
 
 @dataclass(frozen=True)
-class GarbageReport:
-    removed_blobs: list[str]
-    removed_temp_files: list[str]
+class AuditPage:
+    items: list[AuditEntry]
+    total: int
+    page: int
+    per_page: int

@@ -10,19 +10,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from interop.errors import NotFoundError
+from interop.schema.model_id import check_model_id
+from registry import auditlog
 from registry.annotations import Annotation
 from registry.auth import Principal
 from registry.db import (
     AnnotationRow,
-    AuditRow,
     DrugRow,
     FileRow,
     InstitutionRow,
     ModelRow,
     RecordRow,
     ReportRow,
-    TokenRow,
-    UserRow,
     VersionRow,
 )
 
@@ -33,7 +32,7 @@ __all__ = [
     "find_version",
     "latest_report",
     "next_number",
-    "user_for_token",
+    "WithdrawnError",
 ]
 
 
@@ -51,28 +50,34 @@ def add_audit(
     version: int | None = None,
     **detail: Any,
 ) -> None:
-    s.add(
-        AuditRow(
-            actor=who.name,
-            institution=who.institution,
-            action=action,
-            model_id=model_id,
-            version=version,
-            detail=detail,
-        )
-    )
-    s.flush()
+    auditlog.append(s, who.name, who.institution, action, model_id, version, detail)
 
 
-def find_version(s: Session, model_id: str, version: int | None, *, lock: bool = False) -> VersionRow:
+class WithdrawnError(NotFoundError):
+    """The version was withdrawn by a curator: kept for audit, gone from search and binding."""
+
+
+def find_version(
+    s: Session, model_id: str, version: int | None, *, lock: bool = False, withdrawn: bool = True
+) -> VersionRow:
+    """The version (the latest not withdrawn when ``version`` is None); ``withdrawn=False`` refuses
+    a withdrawn one with ``WithdrawnError``."""
+    check_model_id(model_id)
+    if version is not None and not 1 <= version <= 2**31 - 1:
+        raise NotFoundError(f"no model version {model_id}@{version} in the registry", source=model_id)
     q = select(VersionRow).where(VersionRow.model_id == model_id)
-    q = q.where(VersionRow.number == version) if version is not None else q.order_by(VersionRow.number.desc())
+    if version is not None:
+        q = q.where(VersionRow.number == version)
+    else:
+        q = q.where(VersionRow.status != "withdrawn").order_by(VersionRow.number.desc())
     if lock:
         q = q.with_for_update()
     row = s.scalars(q.limit(1)).first()
     if row is None:
         what = f"{model_id}@{version}" if version is not None else model_id
         raise NotFoundError(f"no model version {what} in the registry", source=model_id)
+    if not withdrawn and row.status == "withdrawn":
+        raise WithdrawnError(f"{model_id}@{row.number} was withdrawn", source=model_id)
     return row
 
 
@@ -121,12 +126,3 @@ def records_for(s: Session, model_id: str, version: int | None) -> list[RecordRo
     if version is not None:
         q = q.where(VersionRow.number == version)
     return list(s.scalars(q.order_by(RecordRow.id)).all())
-
-
-def user_for_token(s: Session, token_sha256: str) -> UserRow | None:
-    tok = s.scalars(
-        select(TokenRow).where(TokenRow.token_sha256 == token_sha256, TokenRow.revoked.is_(False))
-    ).first()
-    if tok is None or not tok.user.active:
-        return None
-    return tok.user

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
+from interop.errors import RegistryError
 from interop.schema import ATC, RXNORM
 from registry.db import AnnotationRow, DrugRow, VersionRow
 
 __all__ = ["MAX_PER_PAGE", "Page", "SearchQuery", "VersionSummary", "run_search"]
 
 MAX_PER_PAGE = 1000
+MAX_PAGE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,24 @@ class SearchQuery:
     per_page: int = 50
 
     def __post_init__(self) -> None:
-        if self.page < 1:
-            raise ValueError("page starts at 1")
+        if not 1 <= self.page <= MAX_PAGE:
+            raise RegistryError(f"page must be 1..{MAX_PAGE}", field="page")
         if not 1 <= self.per_page <= MAX_PER_PAGE:
-            raise ValueError(f"per_page must be 1..{MAX_PER_PAGE}")
+            raise RegistryError(f"per_page must be 1..{MAX_PER_PAGE}", field="per_page")
+        for name in (
+            "text",
+            "drug",
+            "atc",
+            "rxnorm",
+            "annotation",
+            "format",
+            "institution",
+            "status",
+            "model_id",
+        ):
+            v = getattr(self, name)
+            if v is not None and (len(v) > 500 or not v.isprintable()):
+                raise RegistryError("search terms must be at most 500 printable characters", field=name)
 
 
 @dataclass(frozen=True)
@@ -114,6 +130,8 @@ def _filtered(q: SearchQuery) -> Select[tuple[VersionRow]]:
         stmt = stmt.where(VersionRow.institution == q.institution)
     if q.status:
         stmt = stmt.where(VersionRow.status == q.status)
+    else:  # withdrawn versions leave search unless asked for by status
+        stmt = stmt.where(VersionRow.status != "withdrawn")
     if q.model_id:
         stmt = stmt.where(VersionRow.model_id == q.model_id)
     if q.latest_only:

@@ -3,10 +3,16 @@
 Transactions live here (the repository only flushes); permission checks and domain errors
 too. A version is immutable: new content makes a new version number; identical content
 (same model id, SBML bytes and card) is recognised by its hash and returns the existing
-version. Blobs are written before the rows that name them, so a committed row never points at
-a missing blob; a submission killed between the two leaves an unreferenced blob that no read
-path can reach and that :meth:`Registry.collect_garbage` removes (run on every open with a
-grace period, so a concurrent submission's fresh blob is left alone).
+version. Blobs are staged first and moved under their hash inside the transaction that records
+them, so a committed row never points at a missing blob and a refused submission leaves nothing
+behind; a submission killed in between leaves a temporary file that ``interop registry gc``
+removes (never on open: no read-only command deletes anything).
+
+Ids: every id follows ``interop.schema.model_id``'s rule. An id the submitter names (card,
+``model_id``) gets a new version only from the owning institution or a curator; an id the
+registry *derives* (from the file name, else the SBML id) never silently becomes a new version
+of an existing model: identical content is recognised, anything else is refused with advice
+to name the id. Withdrawn versions keep their bytes (audit) but leave search and binding.
 
 Card-less versions (plain SBML or OMEX without ``model-card.json``) are stored: they validate
 and simulate, but ``StoredModel.card`` raises ``ModelError`` (they cannot be bound to patients);
@@ -30,39 +36,39 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from interop.errors import NotFoundError, PermissionDenied, RegistryError
+from interop.errors import IntegrityError, NotFoundError, RegistryError
 from interop.schema import ModelCard, ValidationRecord, parse
+from interop.schema.model_id import check_model_id, model_id_from
+from registry import auditlog, evidence, maintenance
 from registry import repository as repo
-from registry.annotations import Annotation, extract_metadata, model_id_from
-from registry.auth import LOCAL, ROLES, Principal, Role, hash_token, new_token, require_owner, require_role
-from registry.blobs import BlobStore
-from registry.db import (
-    AuditRow,
-    DrugRow,
-    FileRow,
-    ModelRow,
-    RecordRow,
-    ReportRow,
-    TokenRow,
-    UserRow,
-    VersionRow,
-)
+from registry.access import DEFAULT_TOKEN_LIFETIME, AccessService, UserInfo
+from registry.annotations import Annotation, extract_metadata
+from registry.auth import LOCAL, Principal, Role, require_owner, require_role
+from registry.blobs import BlobStore, Staged
+from registry.db import DrugRow, FileRow, ModelRow, ReportRow, VersionRow
 from registry.db import make_engine as _make_engine
 from registry.formats import ExtraFile, detect_format, get_format
 from registry.formats.sbml import read_document
+from registry.lifecycle import TRANSITIONS, VersionStatus, next_status
+from registry.maintenance import GarbageReport, VerifyReport
 from registry.metadata import build_graph
 from registry.migrate import upgrade
+from registry.paths import safe_entry, safe_name
 from registry.rdf import serialise
-from registry.records import AuditEntry, GarbageReport, StoredFile, StoredModel
+from registry.records import AuditEntry, AuditPage, StoredFile, StoredModel
+from registry.repository import WithdrawnError
 from registry.safexml import check_xml
 from registry.search import Page, SearchQuery, VersionSummary, run_search, summarise
+from registry.sparql import run_select
 from registry.validation import SimulateCheck, ValidationReport, validate_model
 
-__all__ = ["AuditEntry", "Registry", "StoredFile", "StoredModel", "open_registry"]
+__all__ = ["AuditEntry", "Registry", "StoredFile", "StoredModel", "WithdrawnError", "open_registry"]
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_STORED_BYTES = 50 * 1024 * 1024  # what one submission may occupy on disk, all files together
+MAX_VERSION = 2**31 - 1
 _RETRIES = 20
 SBML_MEDIA = "https://identifiers.org/combine.specifications:sbml"
 SOURCE_MEDIA = {
@@ -91,7 +97,7 @@ class Registry:
         *,
         simulate_check: SimulateCheck | None = None,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
-        gc_grace_s: float = 24 * 3600,
+        max_stored_bytes: int = MAX_STORED_BYTES,
     ) -> None:
         self.database_url = database_url
         self.engine = _make_engine(database_url)
@@ -107,7 +113,16 @@ class Registry:
         self.blobs = BlobStore(blob_dir)
         self.simulate_check = simulate_check
         self.max_upload_bytes = max_upload_bytes
-        self.collect_garbage(grace_s=gc_grace_s)
+        self.max_stored_bytes = max_stored_bytes
+        self.access = AccessService(self.sessions, self.readers)
+        self.refresh_identity()
+        if self.blobs.owner() is None and self.blobs.is_empty():
+            self.blobs.claim(self.registry_id)  # a new store belongs to the database that made it
+
+    def refresh_identity(self) -> None:
+        """Read the database's registry id (after a restore it is the backed-up one)."""
+        with self.readers() as s:
+            self.registry_id = maintenance.registry_id(s)
 
     # ---------------------------------------------------------------- submit
     def submit(
@@ -142,57 +157,48 @@ class Registry:
         """
         who = principal or Principal(submitted_by, card.institution if card else "", "curator", local=True)
         require_role(who, "contributor", "submitting a model")
+        shown = safe_name(filename) if filename else None
         data = sbml.encode("utf-8")
         if len(data) > self.max_upload_bytes:
+            raise RegistryError(f"model of {len(data)} bytes exceeds {self.max_upload_bytes}", source=shown)
+        if model_id is not None:
+            check_model_id(model_id, source=shown)
+        total = len(data) + len(source or b"") + sum(len(ef.data) for ef in extra_files)
+        if total > self.max_stored_bytes:
             raise RegistryError(
-                f"model of {len(data)} bytes exceeds {self.max_upload_bytes}", source=filename
+                f"the submission would occupy {total} bytes on disk (limit {self.max_stored_bytes})",
+                source=shown,
             )
-        check_xml(data, source=filename)  # before libsbml, which would expand entities
-        doc = read_document(sbml, source=filename)
+        check_xml(data, source=shown)  # before libsbml, which would expand entities
+        doc = read_document(sbml, source=shown)
         meta = extract_metadata(doc)
         if card is not None and model_id is not None and model_id != card.id:
-            raise RegistryError(
-                f"model id {model_id!r} differs from the card's id {card.id!r}", source=filename
-            )
-        mid = (
-            card.id
-            if card is not None
-            else (model_id or model_id_from(meta.model_id or (Path(filename).stem if filename else "model")))
-        )
+            raise RegistryError(f"model id {model_id!r} differs from the card's id {card.id!r}", source=shown)
+        named = card.id if card is not None else model_id
+        derived = named is None
+        stem = Path(safe_name(filename)).stem if filename else ""
+        mid = named if named is not None else model_id_from(stem or meta.model_id or "model")
+        check_model_id(mid, source=shown)
         title = card.title if card is not None else (meta.name or meta.model_id or mid)
         institution = who.institution or (card.institution if card is not None else "local")
         digest = content_hash(mid, data, card)
-        # Blobs first (idempotent, atomic rename): a committed row never names a missing blob.
-        files = [
-            FileRow(
-                path="model.xml",
-                role="model",
-                media_format=SBML_MEDIA,
-                sha256=self.blobs.put(data),
-                size=len(data),
-            )
-        ]
+        self._precheck(who, mid, digest, derived)  # refusals before any byte reaches the disk
+        paths = ["model.xml"]
+        blobs = [data]
+        roles = [("model", SBML_MEDIA)]
         if source is not None and fmt != "sbml":
-            name = filename.rsplit("/", 1)[-1] if filename else f"source.{fmt}"
-            files.append(
-                FileRow(
-                    path=f"source/{name}",
-                    role="source",
-                    media_format=SOURCE_MEDIA.get(fmt, fmt),
-                    sha256=self.blobs.put(source),
-                    size=len(source),
-                )
-            )
+            paths.append(f"source/{safe_name(filename) if filename else f'source.{fmt}'}")
+            blobs.append(source)
+            roles.append(("source", SOURCE_MEDIA.get(fmt, fmt)))
         for ef in extra_files:
-            files.append(
-                FileRow(
-                    path=f"files/{ef.path}",
-                    role=ef.role,
-                    media_format=ef.media_format,
-                    sha256=self.blobs.put(ef.data),
-                    size=len(ef.data),
-                )
-            )
+            paths.append(f"files/{safe_entry(ef.path)}")
+            blobs.append(ef.data)
+            roles.append((ef.role, ef.media_format))
+        staged = [self.blobs.stage(b) for b in blobs]
+        files = [
+            FileRow(path=p, role=r, media_format=m, sha256=st.digest, size=st.size)
+            for p, (r, m), st in zip(paths, roles, staged, strict=True)
+        ]
         drugs = (
             []
             if card is None
@@ -201,30 +207,45 @@ class Registry:
             ]
         )
         text = " ".join([title, card.description if card else "", meta.name]).lower()
-        for attempt in range(_RETRIES):
-            try:
-                with self.sessions.begin() as s:
-                    return self._store(
-                        s,
-                        who,
-                        mid,
-                        title,
-                        institution,
-                        digest,
-                        files,
-                        drugs,
-                        meta.annotations,
-                        card,
-                        fmt,
-                        text,
-                        sbml,
-                    )
-            except (SAIntegrityError, DBAPIError) as exc:
-                # Two submitters raced for the same new model row or version number: go again.
-                if attempt == _RETRIES - 1 or not _retryable(exc):
-                    raise RegistryError(f"could not store {mid}: {exc.orig}", source=mid) from exc
-                time.sleep(0.01 * (attempt + 1))
-        raise AssertionError("unreachable")
+        try:
+            for attempt in range(_RETRIES):
+                try:
+                    with self.sessions.begin() as s:
+                        return self._store(
+                            s, who, mid, title, institution, digest, files, staged,
+                            drugs, meta.annotations, card, fmt, text, sbml, derived,
+                        )  # fmt: skip
+                except (SAIntegrityError, DBAPIError) as exc:
+                    # Two submitters raced for the same new model row or version number: go again.
+                    if attempt == _RETRIES - 1 or not _retryable(exc):
+                        log.error("storing %s failed: %s", mid, exc.orig)
+                        raise RegistryError(f"could not store {mid} (database error)", source=mid) from None
+                    time.sleep(0.01 * (attempt + 1))
+            raise AssertionError("unreachable")
+        finally:
+            for st in staged:
+                self.blobs.discard(st)  # published ones were moved already; the rest go now
+
+    def _precheck(self, who: Principal, mid: str, digest: str, derived: bool) -> None:
+        with self.readers() as s:
+            model = s.get(ModelRow, mid)
+            if model is None:
+                return
+            same = s.scalars(
+                select(VersionRow.id).where(VersionRow.model_id == mid, VersionRow.content_sha256 == digest)
+            ).first()
+            self._check_new_version(who, model, mid, derived, same is not None)
+
+    @staticmethod
+    def _check_new_version(who: Principal, model: ModelRow, mid: str, derived: bool, identical: bool) -> None:
+        require_owner(who, model.institution, mid, "adding a version")
+        if derived and not identical:
+            raise RegistryError(
+                f"a model {mid!r} already exists and this upload names no id: to add a version to it "
+                f"pass the id explicitly (--id {mid}), else give this model its own id",
+                source=mid,
+                field="model_id",
+            )
 
     def _store(
         self,
@@ -235,24 +256,26 @@ class Registry:
         institution: str,
         digest: str,
         files: list[FileRow],
+        staged: list[Staged],
         drugs: list[DrugRow],
         annotations: Sequence[Annotation],
         card: ModelCard | None,
         fmt: str,
         text: str,
         sbml: str,
+        derived: bool,
     ) -> StoredModel:
         model = repo.lock_model(s, mid)
+        existing = s.scalars(
+            select(VersionRow).where(VersionRow.model_id == mid, VersionRow.content_sha256 == digest)
+        ).first()
         if model is None:
             repo.ensure_institution(s, institution)
             model = ModelRow(id=mid, title=title, institution=institution)
             s.add(model)
             s.flush()
         else:
-            require_owner(who, model.institution, mid, "adding a version")
-        existing = s.scalars(
-            select(VersionRow).where(VersionRow.model_id == mid, VersionRow.content_sha256 == digest)
-        ).first()
+            self._check_new_version(who, model, mid, derived, existing is not None)
         if existing is not None:
             repo.add_audit(s, who, "submit-identical", mid, existing.number, sha256=existing.sbml_sha256)
             return self._stored(existing, sbml, dedup=True)
@@ -281,6 +304,8 @@ class Registry:
             annotations,
         )
         repo.add_audit(s, who, "submit", mid, number, sha256=row.sbml_sha256, format=fmt)
+        for st in staged:
+            self.blobs.publish(st)  # last step before commit: the rows now name existing blobs
         return self._stored(row, sbml)
 
     def submit_file(
@@ -295,13 +320,14 @@ class Registry:
         submitted_by: str = "local",
     ) -> StoredModel:
         """Store an upload in any format plug-in's format (detected when ``fmt`` is None)."""
+        shown = safe_name(filename) if filename else None
         if len(raw) > self.max_upload_bytes:
-            raise RegistryError(
-                f"upload of {len(raw)} bytes exceeds {self.max_upload_bytes}", source=filename
-            )
-        name = fmt or detect_format(raw, source=filename)
+            raise RegistryError(f"upload of {len(raw)} bytes exceeds {self.max_upload_bytes}", source=shown)
+        if model_id is not None:
+            check_model_id(model_id, source=shown)
+        name = fmt or detect_format(raw, source=shown)
         plugin = get_format(name)
-        sbml, carried = plugin.load(raw, source=filename)
+        sbml, carried = plugin.load(raw, source=shown)
         extras = plugin.extra_files(raw) if hasattr(plugin, "extra_files") else []
         return self.submit(
             sbml,
@@ -316,10 +342,16 @@ class Registry:
         )
 
     # ------------------------------------------------------------------ read
-    def get(self, model_id: str, version: int | None = None) -> StoredModel:
-        """A stored version (the latest when ``version`` is None), bytes verified against the hash."""
+    def get(self, model_id: str, version: int | None = None, *, withdrawn: bool = False) -> StoredModel:
+        """A stored version (the latest not withdrawn when ``version`` is None), bytes verified
+        against the hash; a withdrawn version raises ``WithdrawnError`` unless ``withdrawn``."""
         with self.readers() as s:
-            return self._stored(repo.find_version(s, model_id, version))
+            row = repo.find_version(s, model_id, version, withdrawn=withdrawn)
+            try:
+                return self._stored(row)
+            except IntegrityError:
+                self._audit_fault(model_id, row.number)
+                raise
 
     def list_models(self) -> list[StoredModel]:
         """Every version (without SBML text), by model id and version."""
@@ -328,6 +360,7 @@ class Registry:
             return [self._stored(r, load=False) for r in rows]
 
     def versions(self, model_id: str) -> list[VersionSummary]:
+        check_model_id(model_id)
         with self.readers() as s:
             rows = s.scalars(
                 select(VersionRow).where(VersionRow.model_id == model_id).order_by(VersionRow.number)
@@ -343,6 +376,11 @@ class Registry:
 
     def file_bytes(self, f: StoredFile) -> bytes:
         return self.blobs.get(f.sha256)
+
+    def _audit_fault(self, model_id: str, version: int) -> None:
+        """Record that a read found bytes that no longer match their hash."""
+        with self.sessions.begin() as s:
+            auditlog.append(s, "system", "", "integrity-fault", model_id, version)
 
     def _stored(
         self, row: VersionRow, sbml: str | None = None, load: bool = True, dedup: bool = False
@@ -381,7 +419,7 @@ class Registry:
         simulate_check: SimulateCheck | None = None,
     ) -> ValidationReport:
         """Run the pipeline on a version, store the report; a passing version becomes ``validated``."""
-        require_role(principal, "contributor", "validating a model")
+        require_role(principal, TRANSITIONS["validate"].role, "validating a model")
         stored = self.get(model_id, version)
         require_owner(principal, stored.institution, model_id, "validating")
         report = validate_model(
@@ -400,8 +438,10 @@ class Registry:
                     created_by=principal.name,
                 )
             )
-            if report.is_valid and row.status == "submitted":
-                self._set_status(row, "validated", principal)
+            if report.is_valid and row.status in TRANSITIONS["validate"].sources:
+                self._set_status(
+                    row, next_status("validate", row.status, f"{model_id}@{row.number}"), principal
+                )
             repo.add_audit(
                 s,
                 principal,
@@ -423,7 +463,7 @@ class Registry:
     # ------------------------------------------------------------- lifecycle
     def publish(self, model_id: str, version: int, *, principal: Principal = LOCAL) -> StoredModel:
         """validated -> published (curators); only when the latest report has no failed stage."""
-        require_role(principal, "curator", "publishing")
+        require_role(principal, TRANSITIONS["publish"].role, "publishing")
         with self.sessions.begin() as s:
             row = repo.find_version(s, model_id, version, lock=True)
             rep = repo.latest_report(s, row.id)
@@ -433,12 +473,7 @@ class Registry:
                     + ("never validated" if rep is None else "its validation has a failed stage"),
                     source=model_id,
                 )
-            if row.status != "validated":
-                raise RegistryError(
-                    f"{model_id}@{version} is {row.status}; only a validated version is published",
-                    source=model_id,
-                )
-            self._set_status(row, "published", principal)
+            self._set_status(row, next_status("publish", row.status, f"{model_id}@{version}"), principal)
             repo.add_audit(s, principal, "publish", model_id, version)
             return self._stored(row, load=False)
 
@@ -446,17 +481,26 @@ class Registry:
         self, model_id: str, version: int, *, principal: Principal = LOCAL, reason: str = ""
     ) -> StoredModel:
         """validated or published -> deprecated (curators)."""
-        require_role(principal, "curator", "deprecating")
+        require_role(principal, TRANSITIONS["deprecate"].role, "deprecating")
         with self.sessions.begin() as s:
             row = repo.find_version(s, model_id, version, lock=True)
-            if row.status == "deprecated":
-                raise RegistryError(f"{model_id}@{version} is already deprecated", source=model_id)
-            self._set_status(row, "deprecated", principal)
+            self._set_status(row, next_status("deprecate", row.status, f"{model_id}@{version}"), principal)
             repo.add_audit(s, principal, "deprecate", model_id, version, reason=reason)
             return self._stored(row, load=False)
 
+    def withdraw(
+        self, model_id: str, version: int, *, principal: Principal = LOCAL, reason: str = ""
+    ) -> None:
+        """Any status -> withdrawn (curators): the bytes stay for audit; the version leaves search,
+        ``get`` of the latest and binding."""
+        require_role(principal, TRANSITIONS["withdraw"].role, "withdrawing")
+        with self.sessions.begin() as s:
+            row = repo.find_version(s, model_id, version, lock=True)
+            self._set_status(row, next_status("withdraw", row.status, f"{model_id}@{version}"), principal)
+            repo.add_audit(s, principal, "withdraw", model_id, version, reason=reason[:500])
+
     @staticmethod
-    def _set_status(row: VersionRow, status: str, who: Principal) -> None:
+    def _set_status(row: VersionRow, status: VersionStatus, who: Principal) -> None:
         row.status = status
         row.status_changed_by = who.name
         row.status_changed_at = dt.datetime.now(dt.UTC)
@@ -467,47 +511,10 @@ class Registry:
     ) -> int:
         """Store a site's aggregate record beside the version whose SBML hash it names; its id."""
         who = principal or Principal(submitted_by, record.site, "curator", local=True)
-        require_role(who, "contributor", "sending a validation record")
-        if not (who.local or who.role == "curator") and who.institution != record.site:
-            raise PermissionDenied(
-                f"{who.name} of {who.institution!r} cannot send records for site {record.site!r}"
-            )
-        with self.sessions.begin() as s:
-            row = repo.find_version(s, record.model_id, record.model_version)
-            if row.sbml_sha256 != record.model_sha256:
-                raise RegistryError(
-                    f"the record names SBML {record.model_sha256[:12]}…, but "
-                    f"{record.model_id}@{record.model_version} is {row.sbml_sha256[:12]}…",
-                    source=record.model_id,
-                    field="model_sha256",
-                )
-            rec = RecordRow(
-                version_id=row.id,
-                site=record.site,
-                record=json.loads(record.model_dump_json()),
-                submitted_by=who.name,
-            )
-            s.add(rec)
-            s.flush()
-            repo.add_audit(
-                s,
-                who,
-                "add-validation-record",
-                record.model_id,
-                record.model_version,
-                site=record.site,
-                record_id=rec.id,
-            )
-            return rec.id
+        return evidence.add_record(self.sessions, record, who)
 
     def list_validation_records(self, model_id: str, version: int | None = None) -> list[ValidationRecord]:
-        with self.readers() as s:
-            if s.get(ModelRow, model_id) is None:
-                raise NotFoundError(f"no model {model_id} in the registry", source=model_id)
-            return [
-                parse(ValidationRecord, r.record, source=f"record {r.id}")
-                for r in repo.records_for(s, model_id, version)
-            ]
+        return evidence.list_records(self.readers, model_id, version)
 
     # ------------------------------------------------------------- search
     def search(self, query: SearchQuery | None = None, **criteria: Any) -> Page:
@@ -542,62 +549,69 @@ class Registry:
         return serialise(self.metadata_graph(model_id, version), fmt)
 
     def sparql(self, query: str) -> list[dict[str, str]]:
-        """Run a SPARQL SELECT over the whole registry's metadata graph."""
-        try:
-            result = self.metadata_graph().query(query)
-        except Exception as exc:  # pyparsing / rdflib raise many types for a bad query
-            raise RegistryError(f"SPARQL: {exc}") from exc
-        return [{str(k): str(v) for k, v in row.asdict().items()} for row in result]  # type: ignore[union-attr]
+        """Run a SPARQL SELECT/ASK over the registry's own metadata graph only (no SERVICE, FROM,
+        GRAPH; time and row limits): see ``registry.sparql``."""
+        return run_select(self.metadata_graph(), query)
 
     # --------------------------------------------------------------- audit
     def audit(self, model_id: str | None = None) -> list[AuditEntry]:
-        with self.readers() as s:
-            q = select(AuditRow).order_by(AuditRow.id)
-            if model_id is not None:
-                q = q.where(AuditRow.model_id == model_id)
-            return [
-                AuditEntry(a.at, a.actor, a.institution, a.action, a.model_id, a.version, dict(a.detail))
-                for a in s.scalars(q)
-            ]
+        """Every audit entry (of one model), oldest first."""
+        return self.audit_page(auditlog.AuditFilter(model_id=model_id), per_page=None).items
+
+    def audit_page(
+        self, f: auditlog.AuditFilter = auditlog.AuditFilter(), page: int = 1, per_page: int | None = 100
+    ) -> AuditPage:
+        """One page of the audit log, oldest first, filtered by model, actor, action and time."""
+        return auditlog.read_page(self.readers, f, page, per_page)
+
+    def audit_denial(self, who: str, institution: str, action: str, reason: str) -> None:
+        """Record a refused request (401/403) in the audit log."""
+        with self.sessions.begin() as s:
+            auditlog.append(
+                s, who, institution, "denied", detail={"request": action[:200], "reason": reason[:300]}
+            )
 
     # --------------------------------------------------------- users/tokens
-    def create_user(self, name: str, institution: str, role: Role, *, principal: Principal = LOCAL) -> str:
-        """Create (or re-key) a user; returns a new bearer token (shown once, stored hashed)."""
-        require_role(principal, "curator", "managing users")
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}")
-        token = new_token()
-        with self.sessions.begin() as s:
-            repo.ensure_institution(s, institution)
-            user = s.scalars(select(UserRow).where(UserRow.name == name)).first()
-            if user is None:
-                user = UserRow(name=name, institution_id=institution, role=role)
-                s.add(user)
-                s.flush()
-            else:
-                user.role, user.institution_id = role, institution
-            s.add(TokenRow(token_sha256=hash_token(token), user_id=user.id))
-            repo.add_audit(
-                s, principal, "create-token", None, None, user=name, role=role, institution=institution
-            )
-        return token
+    def create_user(
+        self,
+        name: str,
+        institution: str,
+        role: Role,
+        *,
+        principal: Principal = LOCAL,
+        expires_in: dt.timedelta = DEFAULT_TOKEN_LIFETIME,
+    ) -> str:
+        """Create (or re-key, revoking earlier tokens) a user; returns a new token (shown once,
+        stored hashed, expiring after ``expires_in``)."""
+        return self.access.create_user(name, institution, role, principal=principal, expires_in=expires_in)
+
+    def revoke_tokens(self, name: str, *, principal: Principal = LOCAL) -> int:
+        return self.access.revoke(name, principal=principal)
+
+    def deactivate_user(self, name: str, *, principal: Principal = LOCAL) -> None:
+        self.access.deactivate(name, principal=principal)
+
+    def list_users(self, *, principal: Principal = LOCAL) -> list[UserInfo]:
+        return self.access.list_users(principal=principal)
 
     def authenticate(self, token: str) -> Principal | None:
-        with self.readers() as s:
-            user = repo.user_for_token(s, hash_token(token))
-            if user is None:
-                return None
-            return Principal(user.name, user.institution_id, user.role)  # type: ignore[arg-type]
+        return self.access.authenticate(token)
 
     # ----------------------------------------------------------- housekeeping
-    def collect_garbage(self, grace_s: float = 24 * 3600) -> GarbageReport:
-        """Remove blobs no row names and stale temporary files (older than ``grace_s``)."""
-        with self.readers() as s:
-            referenced = set(s.scalars(select(FileRow.sha256)))
-        removed, temps = self.blobs.sweep(referenced, grace_s)
-        if removed or temps:
-            log.info("removed %d unreferenced blobs and %d temporary files", len(removed), len(temps))
-        return GarbageReport(removed, temps)
+    def collect_garbage(self, grace_s: float = 24 * 3600, *, dry_run: bool = False) -> GarbageReport:
+        """Remove blobs no row names and stale temporary files (older than ``grace_s``); refused
+        on a blob store another database owns. Only ``interop registry gc`` calls it."""
+        return maintenance.collect_garbage(self, grace_s, dry_run=dry_run)
+
+    def verify(self, *, actor: str = "local") -> VerifyReport:
+        """Re-hash every blob against its rows, check the audit chain and the store's owner."""
+        return maintenance.verify(self, actor=actor)
+
+    def backup(self, target: Path) -> dict[str, int]:
+        return maintenance.backup(self, target)
+
+    def restore(self, source: Path) -> dict[str, int]:
+        return maintenance.restore(self, source)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -624,4 +638,5 @@ def open_registry(database_url: str, blob_dir: Path, **options: Any) -> Registry
     except RegistryError:
         raise
     except Exception as exc:  # sqlalchemy/alembic raise many types on a bad URL or unreachable server
-        raise RegistryError(f"cannot open the registry database: {exc}", source=database_url) from exc
+        where = database_url.rsplit("@", 1)[-1]  # never echo a password
+        raise RegistryError(f"cannot open the registry database: {type(exc).__name__}", source=where) from exc

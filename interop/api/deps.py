@@ -5,6 +5,7 @@ current user from the bearer token, and role guards (after full-stack-fastapi-te
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Annotated
@@ -18,6 +19,7 @@ from registry.auth import Role
 
 __all__ = [
     "ApiSettings",
+    "audit_denial",
     "CurrentUser",
     "RegistryDep",
     "SettingsDep",
@@ -29,6 +31,7 @@ __all__ = [
 ]
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,15 +71,34 @@ RegistryDep = Annotated[Registry, Depends(get_registry)]
 _bearer = HTTPBearer(auto_error=False, description="Token from `interop registry user add`")
 
 
+def audit_denial(request: Request, user: Principal | None, reason: str) -> None:
+    """Write a refused request (401 for a presented token, 403) to the audit log; never fails the
+    request (the refusal stands even when the log cannot be written)."""
+    try:
+        registry_for(request.app).audit_denial(
+            user.name if user else "anonymous",
+            user.institution if user else "",
+            f"{request.method} {request.url.path}"[:200],
+            reason,
+        )
+    except Exception:  # noqa: BLE001 - an audit failure must not turn a 401/403 into a 500
+        log.exception("could not audit a denied request")
+
+
 def current_user(
-    registry: RegistryDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    registry: RegistryDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal | None:
     if creds is None:
         return None
     principal = registry.authenticate(creds.credentials)
     if principal is None:
+        audit_denial(request, None, "invalid, expired or revoked token")
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"}
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid, expired or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     return principal
 
@@ -85,7 +107,7 @@ CurrentUser = Annotated[Principal | None, Depends(current_user)]
 
 
 def _guard(role: Role):  # type: ignore[no-untyped-def]
-    def check(user: CurrentUser) -> Principal:
+    def check(request: Request, user: CurrentUser) -> Principal:
         if user is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
@@ -93,6 +115,7 @@ def _guard(role: Role):  # type: ignore[no-untyped-def]
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if not user.at_least(role):
+            audit_denial(request, user, f"needs the {role} role")
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"needs the {role} role ({user.name} is {user.role})"
             )

@@ -6,36 +6,42 @@ shapes the answer; ownership and lifecycle rules live in the registry's service.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from interop.api.deps import RegistryDep, SettingsDep, require_contributor, require_curator, require_reader
 from interop.api.schemas import PageOut, ReportOut, VersionDetail, page_out, report_out, version_detail
 from interop.schema import ModelCard, ValidationRecord, parse_json
+from interop.schema.model_id import MODEL_ID_RULE
 from registry import SearchQuery
+from registry.auditlog import AuditFilter
 
 __all__ = ["router"]
 
 router = APIRouter()
+ModelIdPath = Annotated[str, Path(pattern=MODEL_ID_RULE, max_length=64, description="model id")]
+VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Term = Annotated[str | None, Query(max_length=500)]
 
 
 @router.get("/models", response_model=PageOut, summary="Search model versions (paginated)")
 def search_models(
     registry: RegistryDep,
     user: require_reader,
-    text: str | None = None,
-    drug: str | None = None,
-    atc: str | None = None,
-    rxnorm: str | None = None,
-    annotation: str | None = None,
-    format: str | None = None,
-    institution: str | None = None,
-    status_: Annotated[str | None, Query(alias="status")] = None,
-    model_id: str | None = None,
+    text: Term = None,
+    drug: Term = None,
+    atc: Term = None,
+    rxnorm: Term = None,
+    annotation: Term = None,
+    format: Term = None,
+    institution: Term = None,
+    status_: Annotated[str | None, Query(alias="status", max_length=16)] = None,
+    model_id: Term = None,
     latest_only: bool = False,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> PageOut:
     q = SearchQuery(
@@ -66,9 +72,9 @@ async def submit_model(
     settings: SettingsDep,
     user: require_contributor,
     file: Annotated[UploadFile, File(description="the model file")],
-    card: Annotated[str | None, Form(description="model card JSON")] = None,
-    model_id: Annotated[str | None, Form()] = None,
-    format: Annotated[str | None, Form()] = None,
+    card: Annotated[str | None, Form(description="model card JSON", max_length=1_000_000)] = None,
+    model_id: Annotated[str | None, Form(max_length=200)] = None,
+    format: Annotated[str | None, Form(max_length=32)] = None,
 ) -> VersionDetail:
     raw = await file.read(settings.max_upload_bytes + 1)
     if len(raw) > settings.max_upload_bytes:
@@ -90,7 +96,7 @@ async def submit_model(
 
 
 @router.get("/models/{model_id}", response_model=list[VersionDetail], summary="Every version of a model")
-def model_versions(model_id: str, registry: RegistryDep, user: require_reader) -> list[VersionDetail]:
+def model_versions(model_id: ModelIdPath, registry: RegistryDep, user: require_reader) -> list[VersionDetail]:
     out = []
     for v in registry.versions(model_id):
         out.append(version_detail(registry.get(model_id, v.version), registry.files(model_id, v.version)))
@@ -98,7 +104,9 @@ def model_versions(model_id: str, registry: RegistryDep, user: require_reader) -
 
 
 @router.get("/models/{model_id}/versions/{version}", response_model=VersionDetail)
-def get_version(model_id: str, version: int, registry: RegistryDep, user: require_reader) -> VersionDetail:
+def get_version(
+    model_id: ModelIdPath, version: VersionPath, registry: RegistryDep, user: require_reader
+) -> VersionDetail:
     return version_detail(registry.get(model_id, version), registry.files(model_id, version))
 
 
@@ -107,7 +115,9 @@ def get_version(model_id: str, version: int, registry: RegistryDep, user: requir
     response_class=Response,
     responses={200: {"content": {"application/sbml+xml": {}}}},
 )
-def get_sbml(model_id: str, version: int, registry: RegistryDep, user: require_reader) -> Response:
+def get_sbml(
+    model_id: ModelIdPath, version: VersionPath, registry: RegistryDep, user: require_reader
+) -> Response:
     stored = registry.get(model_id, version)
     return Response(
         stored.sbml, media_type="application/sbml+xml", headers={"X-SBML-SHA256": stored.sbml_sha256}
@@ -115,7 +125,9 @@ def get_sbml(model_id: str, version: int, registry: RegistryDep, user: require_r
 
 
 @router.get("/models/{model_id}/versions/{version}/report", response_model=ReportOut)
-def get_report(model_id: str, version: int, registry: RegistryDep, user: require_reader) -> ReportOut:
+def get_report(
+    model_id: ModelIdPath, version: VersionPath, registry: RegistryDep, user: require_reader
+) -> ReportOut:
     rep = registry.report(model_id, version)
     if rep is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{model_id}@{version} has not been validated")
@@ -123,19 +135,27 @@ def get_report(model_id: str, version: int, registry: RegistryDep, user: require
 
 
 @router.post("/models/{model_id}/versions/{version}/validate", response_model=ReportOut)
-def validate(model_id: str, version: int, registry: RegistryDep, user: require_contributor) -> ReportOut:
+def validate(
+    model_id: ModelIdPath, version: VersionPath, registry: RegistryDep, user: require_contributor
+) -> ReportOut:
     return report_out(model_id, version, registry.validate(model_id, version, principal=user))
 
 
 @router.post("/models/{model_id}/versions/{version}/publish", response_model=VersionDetail)
-def publish(model_id: str, version: int, registry: RegistryDep, user: require_curator) -> VersionDetail:
+def publish(
+    model_id: ModelIdPath, version: VersionPath, registry: RegistryDep, user: require_curator
+) -> VersionDetail:
     registry.publish(model_id, version, principal=user)
     return version_detail(registry.get(model_id, version), registry.files(model_id, version))
 
 
 @router.post("/models/{model_id}/versions/{version}/deprecate", response_model=VersionDetail)
 def deprecate(
-    model_id: str, version: int, registry: RegistryDep, user: require_curator, reason: str = ""
+    model_id: ModelIdPath,
+    version: VersionPath,
+    registry: RegistryDep,
+    user: require_curator,
+    reason: str = "",
 ) -> VersionDetail:
     registry.deprecate(model_id, version, principal=user, reason=reason)
     return version_detail(registry.get(model_id, version), registry.files(model_id, version))
@@ -147,8 +167,8 @@ def deprecate(
     responses={200: {"content": {"application/zip": {}, "text/turtle": {}, "application/ld+json": {}}}},
 )
 def export(
-    model_id: str,
-    version: int,
+    model_id: ModelIdPath,
+    version: VersionPath,
     registry: RegistryDep,
     user: require_reader,
     format: Literal["omex", "turtle", "json-ld"] = "omex",
@@ -169,7 +189,11 @@ def export(
     summary="A site's aggregate validation record for this version",
 )
 def add_record(
-    model_id: str, version: int, record: ValidationRecord, registry: RegistryDep, user: require_contributor
+    model_id: ModelIdPath,
+    version: VersionPath,
+    record: ValidationRecord,
+    registry: RegistryDep,
+    user: require_contributor,
 ) -> dict[str, Any]:
     if (record.model_id, record.model_version) != (model_id, version):
         raise HTTPException(
@@ -181,22 +205,73 @@ def add_record(
 
 @router.get("/models/{model_id}/versions/{version}/validation-records", response_model=list[ValidationRecord])
 def list_records(
-    model_id: str, version: int, registry: RegistryDep, user: require_reader
+    model_id: ModelIdPath, version: VersionPath, registry: RegistryDep, user: require_reader
 ) -> list[ValidationRecord]:
     registry.get(model_id, version)  # 404 for an unknown version
     return registry.list_validation_records(model_id, version)
 
 
-@router.get("/models/{model_id}/audit", summary="Audit log of one model")
-def model_audit(model_id: str, registry: RegistryDep, user: require_reader) -> list[dict[str, Any]]:
-    return [e.__dict__ for e in registry.audit(model_id)]
+@router.post("/models/{model_id}/versions/{version}/withdraw", status_code=status.HTTP_204_NO_CONTENT)
+def withdraw(
+    model_id: ModelIdPath,
+    version: VersionPath,
+    registry: RegistryDep,
+    user: require_curator,
+    reason: Annotated[str, Query(max_length=500)] = "",
+) -> Response:
+    """Withdraw a version (curators): bytes kept for audit, gone from search and binding."""
+    registry.withdraw(model_id, version, principal=user, reason=reason)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/audit", summary="The whole audit log (curators)")
-def audit(registry: RegistryDep, user: require_curator) -> list[dict[str, Any]]:
-    return [e.__dict__ for e in registry.audit()]
+def _audit_out(p: Any) -> dict[str, Any]:
+    return {
+        "items": [{**e.__dict__, "at": e.at.isoformat()} for e in p.items],
+        "total": p.total,
+        "page": p.page,
+        "per_page": p.per_page,
+    }
 
 
-@router.get("/sparql", summary="SPARQL SELECT over the registry's metadata graph")
-def sparql(query: str, registry: RegistryDep, user: require_reader) -> list[dict[str, str]]:
+Page = Annotated[int, Query(ge=1, le=1_000_000)]
+PerPage = Annotated[int, Query(ge=1, le=1000)]
+
+
+@router.get("/models/{model_id}/audit", summary="Audit log of one model (paged)")
+def model_audit(
+    model_id: ModelIdPath,
+    registry: RegistryDep,
+    user: require_reader,
+    page: Page = 1,
+    per_page: PerPage = 100,
+) -> dict[str, Any]:
+    return _audit_out(registry.audit_page(AuditFilter(model_id=model_id), page, per_page))
+
+
+@router.get("/audit", summary="The whole audit log (curators), paged and filtered")
+def audit(
+    registry: RegistryDep,
+    user: require_curator,
+    model_id: Annotated[str | None, Query(max_length=64)] = None,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    page: Page = 1,
+    per_page: PerPage = 100,
+) -> dict[str, Any]:
+    f = AuditFilter(model_id, actor, action, _utc(since), _utc(until))
+    return _audit_out(registry.audit_page(f, page, per_page))
+
+
+def _utc(t: dt.datetime | None) -> dt.datetime | None:
+    if t is None:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+
+@router.get("/sparql", summary="SPARQL SELECT/ASK over the registry's own metadata graph")
+def sparql(
+    query: Annotated[str, Query(max_length=20_000)], registry: RegistryDep, user: require_reader
+) -> list[dict[str, str]]:
     return registry.sparql(query)

@@ -1,7 +1,7 @@
 """``interop registry``: submit, list, show, search, export, validate, publish, deprecate,
-serve, import-dir, sparql, user, audit — against the local registry (``$INTEROP_HOME``,
-``$INTEROP_DATABASE_URL``) or a remote API (``--api URL``, token from ``--token`` or
-``$INTEROP_TOKEN``)."""
+withdraw, serve, import-dir, sparql (the operator's commands: ``registry_admin``) — against the
+local registry (``$INTEROP_HOME``, ``$INTEROP_DATABASE_URL``) or a remote API (``--api URL``,
+token from ``--token`` or ``$INTEROP_TOKEN``)."""
 
 from __future__ import annotations
 
@@ -41,11 +41,8 @@ MODEL_SUFFIXES = {".xml", ".sbml", ".omex", ".ant", ".txt", ".pharmml"}
 def _local() -> Iterator[Registry]:
     from interop.workflows.registry_validation import open_validating_registry
 
-    reg = open_validating_registry(get_settings())
-    try:
+    with open_validating_registry(get_settings()) as reg:
         yield reg
-    finally:
-        reg.close()
 
 
 @contextmanager
@@ -112,6 +109,7 @@ def submit(
             if validate:
                 rep = rr.validate(d["model_id"], d["version"])
                 _print_report(rep["stages"], f"validation of {d['model_id']}@{d['version']}")
+                _exit_if_failed(f"{d['model_id']}@{d['version']}", rep["stages"])
         return
     with _local() as reg:
         s = reg.submit_file(file.read_bytes(), filename=file.name, fmt=fmt, card=c, model_id=model_id)
@@ -123,6 +121,25 @@ def submit(
         if validate:
             rep = reg.validate(s.model_id, s.version)
             _print_report(rep.to_dicts(), f"validation of {s.model_id}@{s.version}")
+            _exit_if_failed(f"{s.model_id}@{s.version}", rep.to_dicts())
+
+
+VALIDATION_FAILED_EXIT = 3
+
+
+def _exit_if_failed(ref: str, stages: list[dict[str, Any]]) -> None:
+    """Exit 3 when the version was stored but a validation stage failed, naming the stage."""
+    failed = [s for s in stages if s["status"] == "failed"]
+    if not failed:
+        return
+    msg = next((i["message"] for i in failed[0]["issues"] if i["severity"] == "error"), "")
+    Console(stderr=True).print(
+        f"[bold red]validation failed:[/] {ref} is stored, but the {failed[0]['name']} stage failed"
+        + (f": {msg[:200]}" if msg else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(VALIDATION_FAILED_EXIT)
 
 
 def list_(api: ApiOpt = None, token: TokenOpt = None) -> None:
@@ -461,33 +478,17 @@ def sparql(
     console.print(f"[dim]{len(rows)} row(s)[/]")
 
 
-user_app = typer.Typer(help="Users and bearer tokens of the local registry.", no_args_is_help=True)
-
-
-@user_app.command("add")
-def user_add(
-    name: str,
-    institution: Annotated[str, typer.Option(help="institution id")],
-    role: Annotated[str, typer.Option(help="reader | contributor | curator")] = "reader",
+def withdraw(
+    model_id: str, version: int, reason: str = "", api: ApiOpt = None, token: TokenOpt = None
 ) -> None:
-    """Create (or re-key) a user and print a new token (shown once)."""
-    if role not in ("reader", "contributor", "curator"):
-        raise typer.BadParameter("role must be reader, contributor or curator")
-    with _local() as reg:
-        token = reg.create_user(name, institution, role)  # type: ignore[arg-type]
-    console.print(token, highlight=False, soft_wrap=True)
-
-
-def audit(model_id: Annotated[str | None, typer.Argument()] = None) -> None:
-    """The append-only audit log (local registry)."""
-    with _local() as reg:
-        for e in reg.audit(model_id):
-            where = f"{e.model_id}@{e.version}" if e.model_id else ""
-            console.print(
-                f"{e.at:%Y-%m-%d %H:%M:%S} {e.actor:<12} {e.institution:<10} {e.action:<22} {where} "
-                f"{json.dumps(e.detail) if e.detail else ''}",
-                highlight=False,
-            )
+    """-> withdrawn (curators): bytes kept for audit, gone from search and binding."""
+    if api:
+        with _remote(api, token) as rr:
+            rr.withdraw(model_id, version, reason)
+    else:
+        with _local() as reg:
+            reg.withdraw(model_id, version, reason=reason)
+    console.print(f"withdrew {model_id}@{version}")
 
 
 def register(app: typer.Typer) -> None:
@@ -503,8 +504,10 @@ def register(app: typer.Typer) -> None:
         ("serve", serve),
         ("import-dir", import_dir),
         ("sparql", sparql),
-        ("audit", audit),
+        ("withdraw", withdraw),
     ):
         registry_app.command(name)(fn)
-    registry_app.add_typer(user_app, name="user")
+    from interop.cli import registry_admin
+
+    registry_admin.register(registry_app)
     app.add_typer(registry_app, name="registry")

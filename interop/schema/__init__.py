@@ -29,6 +29,7 @@ from interop.schema.model_card import (
     ResidualError,
     ValidityDomain,
 )
+from interop.schema.model_id import MODEL_ID_RULE, ModelRef, check_model_id, model_id_from, parse_model_ref
 from interop.schema.patient import (
     Condition,
     Dose,
@@ -46,6 +47,7 @@ __all__ = [
     "ATC",
     "HGNC",
     "LOINC",
+    "MODEL_ID_RULE",
     "RXNORM",
     "SCHEMA_VERSION",
     "SNOMED",
@@ -62,6 +64,7 @@ __all__ = [
     "Measurement",
     "MetricValue",
     "ModelCard",
+    "ModelRef",
     "Observable",
     "Occasion",
     "OmicsRef",
@@ -77,6 +80,9 @@ __all__ = [
     "Transformation",
     "ValidationRecord",
     "ValidityDomain",
+    "check_model_id",
+    "model_id_from",
     "parse",
     "parse_json",
+    "parse_model_ref",
 ]

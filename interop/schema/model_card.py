@@ -16,10 +16,10 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from interop.schema.base import SCHEMA_VERSION, Coding, Frozen
+from interop.schema.model_id import MODEL_ID, MODEL_ID_RULE
 from interop.schema.patient import Route
 
 SBML_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
 
 def _sbml_id(v: str) -> str:
@@ -294,7 +294,7 @@ class ModelCard(Frozen):
     @classmethod
     def _id(cls, v: str) -> str:
         if not MODEL_ID.match(v):
-            raise ValueError("must be 2-64 characters of a-z, 0-9, '.', '_', '-'")
+            raise ValueError(f"breaks the model id rule {MODEL_ID_RULE}")
         return v
 
     @model_validator(mode="after")

@@ -22,7 +22,7 @@ from interop.schema import ModelCard, parse_json
 from interop.settings import Settings
 from interop.twin import bind_patient, load_model, simulate, simulate_observations
 from interop.twin.plot import plot_concentrations
-from registry import open_registry
+from registry.session import registry_session
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -68,12 +68,9 @@ def run_demo(settings: Settings) -> DemoResult:
 
     # 1. Registry: register the bundled model and its card (identical content: same version).
     card = parse_json(ModelCard, _data("models", MODEL_CARD).read_text(), source=MODEL_CARD)
-    registry = open_registry(settings.database_url, settings.blob_dir)
-    try:
+    with registry_session(settings) as registry:
         stored = registry.submit(_data("models", MODEL_SBML).read_text(), card, submitted_by="demo")
         stored = registry.get(stored.model_id, stored.version)  # read back by id and version
-    finally:
-        registry.close()
 
     # 2. Converter: the bundled FHIR R4 bundle becomes a pseudonymised PatientRecord.
     result = convert_bundle_file(_data("demo", PATIENT_BUNDLE), demo_key(settings))

@@ -10,6 +10,7 @@ Without a card: libRoadRunner loads the SBML and simulates 0..100 model time uni
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -133,6 +134,9 @@ def twin_simulate_check(sbml: str, card: ModelCard | None) -> list[StageResult]:
 def open_validating_registry(settings: Settings, **options: object) -> Registry:
     """The registry of ``settings`` with the twin-based simulate/reproduce stages plugged in."""
     settings.home.mkdir(parents=True, exist_ok=True)
+    limit = os.environ.get("INTEROP_MAX_STORED_BYTES")  # per-submission bound on disk (default 50 MB)
+    if limit and "max_stored_bytes" not in options:
+        options["max_stored_bytes"] = int(limit)
     return open_registry(
         settings.database_url, Path(settings.blob_dir), simulate_check=twin_simulate_check, **options
     )  # type: ignore[arg-type]

@@ -88,6 +88,10 @@ class RemoteRegistry:
         r = self.http.post(f"/models/{model_id}/versions/{version}/deprecate", params={"reason": reason})
         return self._check(r).json()  # type: ignore[no-any-return]
 
+    def withdraw(self, model_id: str, version: int, reason: str = "") -> None:
+        r = self.http.post(f"/models/{model_id}/versions/{version}/withdraw", params={"reason": reason})
+        self._check(r)
+
     def export(self, model_id: str, version: int, fmt: str) -> bytes:
         r = self.http.get(f"/models/{model_id}/versions/{version}/export", params={"format": fmt})
         return self._check(r).content

@@ -70,18 +70,12 @@ def load_synth_model(settings: Settings, model_ref: str | None) -> tuple[str, Mo
         data = files("interop").joinpath("data", "models")
         card = parse_json(ModelCard, data.joinpath("gentamicin_1cmt.card.json").read_text())
         return data.joinpath("gentamicin_1cmt.xml").read_text(), card, f"{card.id}@{card.version} (bundled)"
-    from registry import open_registry
+    from interop.schema.model_id import parse_model_ref
+    from registry.session import registry_session
 
-    model_id, _, ver = model_ref.partition("@")
-    try:
-        version = int(ver) if ver else None
-    except ValueError as exc:
-        raise InteropError(f"model version must be a number: {model_ref!r}", field="--model") from exc
-    reg = open_registry(settings.database_url, settings.blob_dir)
-    try:
+    model_id, version = parse_model_ref(model_ref)
+    with registry_session(settings) as reg:
         stored = reg.get(model_id, version)
-    finally:
-        reg.close()
     return stored.sbml, stored.card, f"{stored.model_id}@{stored.version}"
 
 

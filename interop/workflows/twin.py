@@ -23,6 +23,7 @@ from converters.nonmem import DoseCompartment, EventTableMapping, LevelCompartme
 from converters.nonmem.phi import PhiRow, read_phi
 from interop.errors import InteropError, TwinError
 from interop.schema import ModelCard, PatientRecord, parse_json
+from interop.schema.model_id import parse_model_ref
 from interop.settings import Settings
 from interop.twin import bind_patient, estimate_map, load_model
 from interop.twin.agreement import Agreement, FailedSubject, SubjectComparison, summarise_agreement
@@ -52,15 +53,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-MODEL_REF = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{1,63})(@(?P<version>\d+))?$")
-
-
-def parse_model_ref(ref: str) -> tuple[str, int | None]:
-    """``ID`` or ``ID@VERSION``."""
-    m = MODEL_REF.match(ref.strip())
-    if not m:
-        raise TwinError(f"not a model reference ID[@VERSION]: {ref!r}", field="model")
-    return m["id"], int(m["version"]) if m["version"] else None
 
 
 def load_model_source(ref: str, settings: Settings, card_path: Path | None = None) -> tuple[str, ModelCard]:
@@ -76,13 +68,10 @@ def load_model_source(ref: str, settings: Settings, card_path: Path | None = Non
         card = parse_json(ModelCard, card_file.read_text(), source=str(card_file))
         return path.read_text(), card
     model_id, version = parse_model_ref(ref)
-    from registry import open_registry
+    from registry.session import registry_session
 
-    registry = open_registry(settings.database_url, settings.blob_dir)
-    try:
+    with registry_session(settings) as registry:
         stored = registry.get(model_id, version)
-    finally:
-        registry.close()
     if card_path is not None:
         return stored.sbml, parse_json(ModelCard, card_path.read_text(), source=str(card_path))
     return stored.sbml, stored.card

@@ -7,7 +7,6 @@ The cohort never leaves the site: only the ``ValidationRecord`` (aggregates) is 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -19,9 +18,11 @@ from interop.cohort.scale import Progress
 from interop.errors import InteropError, RegistryError, SchemaError
 from interop.schema import ModelCard, PatientRecord, ValidationRecord, parse_json
 from interop.schema.cohort import read_cohort
+from interop.schema.model_id import ModelRef, parse_model_ref
 from interop.settings import Settings
 from interop.validation import ValidationOutcome, run_validation
 from registry import StoredModel, open_registry
+from registry.session import registry_session
 
 __all__ = [
     "ModelRef",
@@ -38,28 +39,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    model_id: str
-    version: int | None
-
-
-def parse_model_ref(text: str) -> ModelRef:
-    """``ID`` or ``ID@VERSION``."""
-    mid, _, ver = text.partition("@")
-    if not mid:
-        raise InteropError(f"not a model reference: {text!r} (use ID or ID@VERSION)", field="model")
-    if ver and not ver.isdigit():
-        raise InteropError(f"version must be a number in {text!r}", field="model")
-    return ModelRef(mid, int(ver) if ver else None)
-
-
 def resolve_model(ref: ModelRef, settings: Settings) -> StoredModel:
-    registry = open_registry(settings.database_url, settings.blob_dir)
-    try:
+    with registry_session(settings) as registry:
         return registry.get(ref.model_id, ref.version)
-    finally:
-        registry.close()
 
 
 def load_records(cohort: Path) -> list[PatientRecord]:
@@ -102,11 +84,8 @@ def submit_record(
     blobs = Path(target).expanduser().resolve().parent / "blobs" if "://" not in target else blob_dir
     if blobs is None:
         raise InteropError("a registry database URL needs the blob folder of that registry", source=target)
-    registry = open_registry(url, blobs)
-    try:
+    with open_registry(url, blobs) as registry:  # a registry named by URL, not by settings
         rid = registry.add_validation_record(record, submitted_by=submitted_by)
-    finally:
-        registry.close()
     return f"{url} (record {rid})"
 
 

@@ -22,6 +22,7 @@ from interop.schema import ModelCard, parse_json
 from registry.formats import ExtraFile
 from registry.formats.sbml import InvalidModelError
 from registry.formats.sbml import load as load_sbml
+from registry.paths import safe_entry
 from registry.safexml import MAX_BYTES, check_xml
 
 __all__ = ["CARD_LOCATION", "detect", "extra_files", "load", "normalise_format", "write_archive"]
@@ -111,7 +112,7 @@ def _entries(raw: bytes, source: str | None) -> list[tuple[str, str, bool, bytes
             loc = c.getLocation()
             if kind_of(c.getFormat()) in ("archive", "manifest") or loc in (".", "./"):
                 continue
-            name = loc[2:] if loc.startswith("./") else loc
+            name = safe_entry(loc, source=source)  # zip-slip names are refused, never stored
             out.append((name, c.getFormat(), c.getMaster(), _read(raw, name)))
         archive.cleanUp()
         return out
@@ -168,7 +169,7 @@ def write_archive(entries: Iterable[tuple[str, str, bytes, bool]], metadata_rdf:
             local = os.path.join(tmpdir, f"entry{i}")
             with open(local, "wb") as fh:
                 fh.write(data)
-            archive.addFile(local, "./" + loc, fmt, master)
+            archive.addFile(local, "./" + safe_entry(loc), fmt, master)  # never emit an unsafe name
         if metadata_rdf is not None:
             local = os.path.join(tmpdir, "metadata.rdf")
             with open(local, "w", encoding="utf-8") as fh:

@@ -133,6 +133,21 @@ ENDPOINTS = [
         "reader",
         False,
     ),
+    Endpoint(
+        "POST", "/models/{model_id}/versions/{version}/withdraw", f"{V}/withdraw", "curator", True, ok=204
+    ),
+    Endpoint("GET", "/users", "/users", "curator", False),
+    Endpoint(
+        "POST",
+        "/users",
+        "/users",
+        "curator",
+        True,
+        lambda a, who: {"json": {"name": "zed", "institution": "uni-z", "role": "reader"}},
+        ok=201,
+    ),
+    Endpoint("POST", "/users/{name}/revoke", "/users/bob/revoke", "curator", True),
+    Endpoint("POST", "/users/{name}/deactivate", "/users/bob/deactivate", "curator", True, ok=204),
     Endpoint("GET", "/models/{model_id}/audit", f"/models/{M}/audit", "reader", False),
     Endpoint("GET", "/audit", "/audit", "curator", False),
     Endpoint(
@@ -163,6 +178,17 @@ def _seed(api: Api) -> None:
     assert api.client.post(f"{V}/validate", headers=api.h("alice")).json()["passed"]
 
 
+def _audit(api: Api, **params: Any) -> list[dict[str, Any]]:
+    r = api.client.get("/audit", headers=api.h("carol"), params={"per_page": 1000, **params})
+    assert r.status_code == 200, r.text
+    return r.json()["items"]  # type: ignore[no-any-return]
+
+
+def _actions(api: Api) -> list[dict[str, Any]]:
+    """Audit entries of actions (not of refused requests)."""
+    return [a for a in _audit(api) if a["action"] != "denied"]
+
+
 def test_every_route_is_in_the_matrix(api: Api) -> None:
     # From the OpenAPI document: every published operation.
     paths = api.client.get("/openapi.json").json()["paths"]
@@ -173,7 +199,7 @@ def test_every_route_is_in_the_matrix(api: Api) -> None:
 @pytest.mark.parametrize("ep", ENDPOINTS, ids=lambda e: f"{e.method} {e.path}")
 def test_endpoint_access(api: Api, ep: Endpoint) -> None:
     _seed(api)
-    audit_before = len(api.client.get("/audit", headers=api.h("carol")).json())
+    audit_before = _actions(api)
     # Anonymous and bad tokens: 401 everywhere.
     assert _call(api, ep, None).status_code == 401
     bad = api.client.request(ep.method, ep.url, headers={"Authorization": "Bearer not-a-token"})
@@ -184,13 +210,15 @@ def test_endpoint_access(api: Api, ep: Endpoint) -> None:
     # Another institution's contributor cannot change uni-a's model.
     if ep.other_institution:
         assert _call(api, ep, ep.other_institution).status_code == 403
-    audit_mid = len(api.client.get("/audit", headers=api.h("carol")).json())
-    assert audit_mid == audit_before, "refused calls must not write"
+    audit_mid = _actions(api)
+    assert audit_mid == audit_before, "refused calls change nothing (they are only audited as denials)"
+    denials = _audit(api, action="denied")
+    assert len(denials) >= 1 + len(BELOW[ep.role]), "bad tokens and too-low roles are audited"
     # The right role succeeds.
     r = _call(api, ep, WHO_FOR_ROLE[ep.role])
     assert r.status_code == ep.ok, r.text
-    audit_after = api.client.get("/audit", headers=api.h("carol")).json()
-    assert len(audit_after) == audit_before + (1 if ep.write else 0)
+    audit_after = _actions(api)
+    assert len(audit_after) == len(audit_before) + (1 if ep.write else 0)
     if ep.write:
         assert audit_after[-1]["actor"] == WHO_FOR_ROLE[ep.role]
 

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from interop.errors import IntegrityError, ModelError, NotFoundError, PermissionDenied, RegistryError
 from interop.schema import ModelCard
 from registry import Principal, Registry
+from registry.service import WithdrawnError
 from tests.data import ABSORPTION_SBML
 
 ALICE = Principal("alice", "uni-a", "contributor")
@@ -77,17 +78,27 @@ def test_lifecycle_with_who_and_when_in_the_audit_log(
         reg.publish(card.id, 1, principal=ALICE)
     published = reg.publish(card.id, 1, principal=CAROL)
     assert published.status == "published" and published.status_changed_by == "carol"
-    with pytest.raises(RegistryError, match="only a validated version"):
+    with pytest.raises(RegistryError, match="publish applies to a validated version"):
         reg.publish(card.id, 1, principal=CAROL)
     assert reg.deprecate(card.id, 1, principal=CAROL, reason="superseded").status == "deprecated"
+    with pytest.raises(PermissionDenied, match="curator"):
+        reg.withdraw(card.id, 1, principal=ALICE)
+    reg.withdraw(card.id, 1, principal=CAROL, reason="wrong data")
+    with pytest.raises(RegistryError, match="is withdrawn; withdraw applies to"):
+        reg.withdraw(card.id, 1, principal=CAROL)
+    with pytest.raises(WithdrawnError):
+        reg.get(card.id, 1)  # gone from binding...
+    assert reg.get(card.id, 1, withdrawn=True).sbml == sbml  # ...but the bytes stay for audit
+    assert reg.search().total == 0
     log = reg.audit(card.id)
     assert [(e.action, e.actor) for e in log] == [
         ("submit", "alice"),
         ("validate", "alice"),
         ("publish", "carol"),
         ("deprecate", "carol"),
+        ("withdraw", "carol"),
     ]
-    assert all(e.at is not None for e in log) and log[-1].detail == {"reason": "superseded"}
+    assert all(e.at is not None for e in log) and log[-2].detail == {"reason": "superseded"}
 
 
 def test_audit_log_is_append_only_in_the_database(store: Registry, gentamicin: tuple[str, ModelCard]) -> None:

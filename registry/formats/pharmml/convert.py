@@ -33,6 +33,7 @@ from interop.schema import (
     ReferenceDose,
     ReferenceOutput,
     ResidualError,
+    model_id_from,
     parse,
 )
 from interop.schema.units import is_ucum, same_dimension
@@ -100,10 +101,7 @@ def load(raw: bytes, *, source: str | None = None) -> tuple[str, ModelCard]:
 
 
 def _model_id(source: str | None, root_id: str | None, name: str) -> str:
-    base = PurePath(source).stem if source else (root_id or name or "pharmml-model")
-    out = re.sub(r"[^a-z0-9._-]+", "-", base.lower()).strip("-._")
-    out = (out or "pharmml-model")[:64]
-    return out if len(out) >= 2 else f"{out}-model"
+    return model_id_from(PurePath(source).stem if source else (root_id or name or "pharmml-model"))
 
 
 def _text(root, name: str) -> str:  # type: ignore[no-untyped-def]
