@@ -18,7 +18,10 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
+
+from interop.schema.record_store import write_text_atomic
 
 __all__ = [
     "EXAMPLES_PER_REASON",
@@ -29,6 +32,7 @@ __all__ = [
     "Issue",
     "Outcome",
     "Tally",
+    "write_report",
 ]
 
 Outcome = Literal["rejected", "skipped"]
@@ -325,6 +329,14 @@ class Tally:
     @property
     def balanced(self) -> bool:
         return self.read == self.converted + self.n_rejected + self.n_skipped
+
+
+def write_report(report: ImportReport, out: Path, hide: Hide, stem: str = "report") -> tuple[Path, Path]:
+    """``out/<stem>.json`` and ``out/<stem>.txt``, each written atomically, sources shown by ``hide``."""
+    report_json, report_txt = out / f"{stem}.json", out / f"{stem}.txt"
+    write_text_atomic(report_json, report.to_json(hide))
+    write_text_atomic(report_txt, report.to_text(hide=hide))
+    return report_json, report_txt
 
 
 ConversionReport = ImportReport  # the FHIR and NONMEM importers' former name: kept for a smooth merge

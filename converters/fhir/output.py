@@ -13,12 +13,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from converters.report import Hide, ImportReport
+from converters.report import Hide, ImportReport, write_report
 from interop.schema import PatientRecord
 from interop.schema.cohort import write_cohort
-from interop.schema.record_store import RecordStore, write_text_atomic
+from interop.schema.record_store import RecordStore
 
-__all__ = ["ImportOutput", "write_import", "write_report"]
+__all__ = ["ImportOutput", "write_import"]
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,6 @@ class ImportOutput:
     report_json: Path
     report_txt: Path
     patients: int
-
-
-def write_report(report: ImportReport, out: Path, hide: Hide, stem: str = "report") -> tuple[Path, Path]:
-    """``out/<stem>.json`` and ``out/<stem>.txt``, each written atomically, sources hidden."""
-    out.mkdir(parents=True, exist_ok=True)
-    report_json, report_txt = out / f"{stem}.json", out / f"{stem}.txt"
-    write_text_atomic(report_json, report.to_json(hide))
-    write_text_atomic(report_txt, report.to_text(hide=hide))
-    return report_json, report_txt
 
 
 def write_import(

@@ -13,7 +13,7 @@ from converters.fhir.versions import detect_version
 from interop.errors import ConversionError
 from interop.settings import Settings
 from interop.workflows.synth import load_synth_model, write_synthetic_feed
-from tests.fhir.conftest import rid, KEY, collection, pat1, weight_of_pat1
+from tests.fhir.conftest import KEY, collection, pat1, rid, weight_of_pat1
 
 
 @pytest.fixture(scope="module")

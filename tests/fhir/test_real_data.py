@@ -7,7 +7,7 @@ import pytest
 from converters.fhir import convert_bundle, convert_bundle_file
 from interop.schema import ATC, LOINC, RXNORM
 from tests import data
-from tests.fhir.conftest import KEY, rid, collection, load, pat1, weight_of_pat1
+from tests.fhir.conftest import KEY, collection, load, pat1, rid, weight_of_pat1
 
 
 def _issues(report, rtype):
