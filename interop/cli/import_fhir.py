@@ -14,11 +14,13 @@ from converters.fhir.rest import TOKEN_ENV
 from converters.fhir.sources import Entry
 from interop.cli.imports import (
     KEY_FILE_OPTION,
+    SHOW_PATHS_OPTION,
     fail_if_all_rejected,
     hider,
     import_app,
     print_report,
     require_key,
+    shown,
     terminate_cleanly,
 )
 
@@ -46,6 +48,7 @@ def register(app: typer.Typer) -> None:  # noqa: ARG001 - commands hang on the i
         token: str | None = typer.Option(
             None, "--token", envvar=TOKEN_ENV, show_envvar=True, help="Bearer token for a FHIR server"
         ),
+        show_paths: bool = SHOW_PATHS_OPTION,
     ) -> None:
         """Import FHIR R4/R4B/R5 data into the shared patient schema (pseudonymised, date-shifted)."""
         console = Console(stderr=True)
@@ -89,7 +92,7 @@ def register(app: typer.Typer) -> None:  # noqa: ARG001 - commands hang on the i
                     progress.update(task, description="done")
             finally:
                 sink.close()
-        print_report(console, report, "FHIR import")
+        print_report(console, report, "FHIR import", shown if show_paths else hider(key))
         console.print(f"{written.patients} patient record(s) in {written.records_dir}")
         console.print(f"cohort: {written.cohort_dir}   report: {written.report_txt}")
         fail_if_all_rejected(report, written.report_txt)

@@ -32,6 +32,7 @@ from converters.report import write_report
 from interop.cli.imports import (
     KEY_FILE_OPTION,
     fail_if_all_rejected,
+    hider,
     import_app,
     print_report,
     require_key,
@@ -58,10 +59,9 @@ def _ids(samples: Path | None, key_file: Path | None) -> PatientIds:
 def _finish(report: ImportReport, out: Path, kind: str, ids: PatientIds) -> None:
     key = ids.key if isinstance(ids.key, bytes) else str(ids.key).encode()
     token = source_token(key, report.source)
-    print_report(out_console, report, f"{kind}: {Path(report.source).name}")
-    path, _ = write_report(
-        report, out / "reports", hide=lambda s: source_token(key, s), stem=f"import-{kind}-{token}"
-    )
+    hide = hider(key)
+    print_report(out_console, report, f"{kind}: {token}", hide)
+    path, _ = write_report(report, out / "reports", hide=hide, stem=f"import-{kind}-{token}")
     out_console.print(f"{len(set(report.written))} record(s) written under {out}; report {path}")
     fail_if_all_rejected(report, path)
 

@@ -22,17 +22,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from converters.pseudonym import KEY_ENV, load_key, source_token
-from converters.report import ImportReport
+from converters.report import Hide, ImportReport
 from interop.errors import ConversionError
 
 __all__ = [
     "KEY_FILE_OPTION",
+    "SHOW_PATHS_OPTION",
     "TOP_REJECTIONS",
     "fail_if_all_rejected",
     "hider",
     "import_app",
     "print_report",
     "require_key",
+    "shown",
     "terminate_cleanly",
 ]
 
@@ -56,9 +58,19 @@ def require_key(key_file: Path | None) -> bytes:
     return load_key(key_file)
 
 
-def hider(key: bytes) -> Any:
-    """How written reports show a source file: its keyed token, never its (identifying) name."""
+SHOW_PATHS_OPTION: Any = typer.Option(
+    False, "--show-paths", help="Name input files by path on the console (never in written files)"
+)
+
+
+def hider(key: bytes) -> Hide:
+    """How outputs show a source file: its keyed token, never its (identifying) name."""
     return lambda source: source_token(key, source)
+
+
+def shown(source: str) -> str:
+    """The console's view with ``--show-paths``: the path as given."""
+    return source
 
 
 @contextmanager
@@ -79,11 +91,14 @@ def terminate_cleanly() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def print_report(console: Console, report: ImportReport, title: str, top: int = TOP_REJECTIONS) -> None:
+def print_report(
+    console: Console, report: ImportReport, title: str, hide: Hide, top: int = TOP_REJECTIONS
+) -> None:
     """The one rendering of an import report: counts per unit, then the first rejections by file:line.
 
-    The console is the operator's own terminal, so it names input files as given (the written
-    reports name them by keyed token only).
+    Files are named as ``hide`` shows them: by keyed token (a console is often kept in a job
+    log, and exporters name files after the patient), or by path when the operator asks
+    (``--show-paths``).
     """
     table = Table(title=title)
     for col in ("unit", "read", "converted", "rejected", "skipped"):
@@ -95,7 +110,9 @@ def print_report(console: Console, report: ImportReport, title: str, top: int = 
     console.print(table)
     shown, rest = report.top_rejections(top)
     for issue in shown:
-        console.print(f"  [red]rejected[/] {escape(issue.where())}: {escape(issue.reason)}", highlight=False)
+        console.print(
+            f"  [red]rejected[/] {escape(issue.where(hide))}: {escape(issue.reason)}", highlight=False
+        )
     if rest > 0:
         console.print(f"  ... and {rest} more rejection(s): see the report's reasons")
     for (unit, outcome, why), n in report.reason_counts.most_common(top):

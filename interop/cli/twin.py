@@ -337,6 +337,7 @@ def register_import(import_app: typer.Typer) -> None:
             for record in result.records:
                 store.merge(record)  # merged with what other imports wrote, never overwritten
             report_json, _ = write_report(result.report, out, hide=lambda s: Path(s).name)
-        print_report(console, result.report, f"{data.name}: {len(result.records)} patient record(s)")
+        title = f"{data.name}: {len(result.records)} patient record(s)"
+        print_report(console, result.report, title, hide=lambda s: Path(s).name)
         console.print(f"records in {store.directory}, report {report_json}")
         fail_if_all_rejected(result.report, report_json)
