@@ -111,12 +111,14 @@ def print_report(
     shown, rest = report.top_rejections(top)
     for issue in shown:
         console.print(
-            f"  [red]rejected[/] {escape(issue.where(hide))}: {escape(issue.reason)}", highlight=False
+            f"  [red]rejected[/] {escape(issue.where(hide))}: {escape(issue.reason)}",
+            highlight=False,
+            soft_wrap=True,  # a path is never broken across lines
         )
     if rest > 0:
         console.print(f"  ... and {rest} more rejection(s): see the report's reasons")
     for (unit, outcome, why), n in report.reason_counts.most_common(top):
-        console.print(f"  {unit}: {n} x {outcome}: {escape(why)}", highlight=False)
+        console.print(f"  {unit}: {n} x {outcome}: {escape(why)}", highlight=False, soft_wrap=True)
     for name, n in report.counts.items():
         console.print(f"  {name}: {n}")
     for w in report.warnings:
