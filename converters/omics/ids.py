@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from converters.pseudonym import pseudonymise as _keyed_hash
+from converters.pseudonym import source_token
 from interop.errors import ConversionError
 
 __all__ = ["PatientIds", "pseudonymise", "read_mapping"]
@@ -96,6 +97,12 @@ class PatientIds:
                 field="patient_id",
             )
         return pid
+
+    def source_name(self, path: Path | str) -> str:
+        """How outputs name an input file: its keyed token under a key (file names may identify)."""
+        if self.key is None:
+            return Path(path).name
+        return source_token(self.key.encode("utf-8") if isinstance(self.key, str) else self.key, str(path))
 
     def source_ref(self, sample_id: str) -> str:
         """How provenance names the sample: hashed too when pseudonymising."""
