@@ -2,6 +2,9 @@
 
 The key comes from a file or the environment and is never written to any output. The same
 key maps the same source id to the same pseudonym, so records from several feeds merge.
+Every importer takes its key the same way (:func:`load_key`) and refuses to run without one.
+Source files are named in outputs by a keyed token of their file name (:func:`source_token`):
+exporters name files after the patient (``First_Last_<id>.json``), so a path identifies.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from interop.errors import ConversionError
 
-__all__ = ["KEY_ENV", "load_key", "pseudonymise"]
+__all__ = ["KEY_ENV", "load_key", "pseudonymise", "source_token"]
 
 KEY_ENV = "INTEROP_PSEUDONYM_KEY"
 
@@ -39,3 +42,13 @@ def pseudonymise(key: bytes, system: str, value: str) -> str:
     """A stable pseudonym for identifier ``value`` in ``system`` (hex, 32 characters)."""
     mac = hmac.new(key, f"{system}|{value}".encode(), hashlib.sha256)
     return mac.hexdigest()[:32]
+
+
+def source_token(key: bytes, source: str) -> str:
+    """The keyed token that stands for an input file (by its name) or URL in every output.
+
+    A site holding the key finds the file again by computing the token of its candidates'
+    names; nobody else learns the name.
+    """
+    name = source if "://" in source else Path(source).name
+    return "src-" + pseudonymise(key, "source", name)[:16]

@@ -39,11 +39,13 @@ def patient_id(res: dict[str, Any], ctx: Context) -> str:
 
 def convert_patient(res: dict[str, Any], model: Any, ctx: Context, entry: Entry) -> Patient:
     pid = patient_id(res, ctx)
-    notes: list[Transformation] = [Transformation(kind="flag", detail="names, addresses, contacts dropped")]
+    notes: list[Transformation] = [
+        Transformation(kind="flag", detail="names, addresses, contacts, identifiers dropped"),
+        ctx.shift_note(res),  # the record says whether its dates were shifted
+    ]
     birth = getattr(model, "birthDate", None)
-    if birth is not None and ctx.date_shift:
-        birth = ctx.place_date(pid, birth)
-        notes.append(Transformation(kind="date-shift", detail="secret per-patient offset (whole days)"))
+    if birth is not None:
+        birth = ctx.place_date(pid, birth, res)
     gender = res.get("gender")
     patient = Patient(
         id=pid,
@@ -106,8 +108,8 @@ def convert_condition(res: dict[str, Any], model: Any, ctx: Context, entry: Entr
         getattr(model, "onsetDateTime", None) or (onset_p.start if onset_p is not None else None), notes
     )
     abate = aware(getattr(model, "abatementDateTime", None), notes)
-    onset = ctx.place_time(pid, onset, notes, "onset[x]") if onset else None
-    abate = ctx.place_time(pid, abate, notes, "abatement[x]") if abate else None
+    onset = ctx.place_time(pid, onset, notes, "onset[x]", res) if onset else None
+    abate = ctx.place_time(pid, abate, notes, "abatement[x]", res) if abate else None
     return Condition(
         id=ctx.item_id("Condition", res, entry),
         code=Coding(

@@ -3,7 +3,8 @@
 The tables are versioned CSV files shipped with the package (``converters/fhir/data``); a site
 adds its own codes in a CSV of the same columns passed as ``extra_tables``, without code changes.
 A table's kind is told by its header: ``code,category,...`` (labs), ``rxnorm,atc,name`` (drugs),
-``system,code,rxnorm,...`` (product or local drug codes).
+``system,code,rxnorm,...`` (product or local drug codes), ``rxcui,strength,...`` (strength per
+unit of an RxNorm clinical drug, for unitless doses).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class CodeTables:
     names: dict[str, str]  # RxNorm code -> name
     versions: tuple[str, ...]
     drug_aliases: dict[tuple[str, str], str] = field(default_factory=dict)  # (system, code) -> RxNorm
+    # RxNorm clinical drug -> (strength, unit, per, per unit, table@version)
+    strengths: dict[str, tuple[float, str, float, str, str]] = field(default_factory=dict)
 
     def drug_codings_for(self, codings: list[dict[str, Any]]) -> tuple[tuple[Coding, ...], bool]:
         """Schema codes for a medication's codings, and whether they mapped to a known ingredient.
@@ -103,12 +106,20 @@ def _load(tables: list[tuple[str, str]]) -> CodeTables:
     rx: dict[str, str] = {}
     names: dict[str, str] = {}
     aliases: dict[tuple[str, str], str] = {}
+    strengths: dict[str, tuple[float, str, float, str, str]] = {}
     versions = []
     for name, text in tables:
         rows, version = _rows(name, text)
         versions.append(version)
         for line, row in enumerate(rows, start=2):
             try:
+                if "rxcui" in row and "strength" in row:
+                    per = float(row["per"])
+                    amount = float(row["strength"])
+                    if per <= 0 or amount <= 0:
+                        raise ValueError("strength and per must be > 0")
+                    strengths[row["rxcui"]] = (amount, row["strength_unit"], per, row["per_unit"], version)
+                    continue
                 if "system" in row and "rxnorm" in row:
                     aliases[(row["system"], row["code"])] = row["rxnorm"]
                     continue
@@ -137,7 +148,7 @@ def _load(tables: list[tuple[str, str]]) -> CodeTables:
                 )
             except (KeyError, ValueError) as exc:
                 raise ConversionError(f"bad mapping row: {exc}", source=name, line=line) from exc
-    return CodeTables(labs, rx, names, tuple(versions), aliases)
+    return CodeTables(labs, rx, names, tuple(versions), aliases, strengths)
 
 
 @lru_cache(maxsize=8)
@@ -145,7 +156,8 @@ def load_code_tables(extra_tables: tuple[Path, ...] = ()) -> CodeTables:
     """The shipped tables, overlaid by a site's own tables (later rows win)."""
     data = files("converters.fhir") / "data"
     tables = [
-        (n, (data / n).read_text(encoding="utf-8")) for n in ("loinc.csv", "drugs.csv", "drug_codes.csv")
+        (n, (data / n).read_text(encoding="utf-8"))
+        for n in ("loinc.csv", "drugs.csv", "drug_codes.csv", "rxnorm_strengths.csv")
     ]
     for path in extra_tables:
         try:

@@ -18,15 +18,42 @@ from converters.fhir.notes import note
 from converters.fhir.refs import reference_key
 from converters.fhir.sources import Entry
 from converters.fhir.versions import FhirVersion
-from converters.pseudonym import pseudonymise
-from converters.report import ConversionReport, Outcome
+from converters.pseudonym import pseudonymise, source_token
+from converters.report import ImportReport, Outcome
 from interop.schema import Coding, Provenance, Transformation
 
-__all__ = ["CONVERTER", "CONVERTER_VERSION", "Context", "MedicationInfo", "Reject", "Strength"]
+__all__ = [
+    "CONVERTER",
+    "CONVERTER_VERSION",
+    "DATE_SHIFT_TAG",
+    "ORIGINAL_EXT",
+    "PSEUDONYM_TAG",
+    "Context",
+    "MedicationInfo",
+    "Reject",
+    "Strength",
+    "as_received",
+]
 
 CONVERTER = "converters.fhir"
 CONVERTER_VERSION = "0.2.0"
-PSEUDONYM_TAG = "urn:digphat:interop|pseudonymised"  # resources we exported: ids already pseudonymous
+TAG_SYSTEM = "urn:digphat:interop"
+PSEUDONYM_TAG = f"{TAG_SYSTEM}|pseudonymised"  # resources we exported: ids already pseudonymous
+DATE_SHIFT_TAG = f"{TAG_SYSTEM}|date-shifted"  # resources we exported from a date-shifted record
+SOURCE_SYSTEM = "fhir"
+ORIGINAL_EXT = f"{TAG_SYSTEM}:as-received"  # extension: the value and unit as first received
+
+
+def as_received(res: dict[str, Any]) -> tuple[float, str | None] | None:
+    """The as-received value and unit an export carried along (our extension), if any."""
+    extensions = res.get("extension")
+    for ext in extensions if isinstance(extensions, list) else []:
+        if isinstance(ext, dict) and ext.get("url") == ORIGINAL_EXT:
+            q = ext.get("valueQuantity")
+            if isinstance(q, dict) and isinstance(q.get("value"), int | float):
+                unit = q.get("unit")
+                return float(q["value"]), str(unit) if unit else None
+    return None
 
 
 class Reject(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -60,15 +87,16 @@ class MedicationInfo:
     codings: tuple[Coding, ...]
     strength: Strength | None
     name: str | None
+    products: tuple[tuple[str, str | None], ...] = ()  # RxNorm codes as received, with their display
 
 
 @dataclass
 class Context:
     key: bytes
     tables: CodeTables
-    report: ConversionReport
+    report: ImportReport
     version: FhirVersion | None = None
-    date_shift: bool = False
+    date_shift: bool = True
     export_time: dt.datetime | None = None  # later times are impossible
     final_pass: bool = False
     weight_window: dt.timedelta = dt.timedelta(days=30)
@@ -78,6 +106,7 @@ class Context:
     specimens: dict[str, dt.datetime] = field(default_factory=dict)  # reference key -> collected
     weights: dict[str, list[tuple[dt.datetime, float]]] = field(default_factory=dict)
     _shifts: dict[str, int] = field(default_factory=dict)
+    _tokens: dict[str, str] = field(default_factory=dict)
 
     # -- identities -------------------------------------------------------------------------
     def item_id(self, rtype: str, res: dict[str, Any], entry: Entry) -> str:
@@ -97,22 +126,34 @@ class Context:
         notes: list[Transformation],
         encounter: str | None = None,
     ) -> Provenance:
-        rid = res.get("id")
-        shown = rid if is_pseudonymised(res) else (pseudonymise(self.key, rtype, rid) if rid else None)
         line = entry.line if entry.line and entry.line > 0 else None
-        transforms = [note("pseudonymisation", "ids: keyed HMAC-SHA256")]
+        transforms = [note("pseudonymisation", "ids and source file: keyed HMAC-SHA256")]
         if encounter:
             transforms.append(note("derivation", f"encounter {encounter}"))
         return Provenance(
-            source_system=entry.source,
+            source_system=SOURCE_SYSTEM,
             resource_type=rtype,
-            resource_id=str(shown) if shown else None,
-            source_file=entry.source,
+            resource_id=self.resource_token(rtype, res),
+            source_file=self.source_token(entry.source),
             source_line=line,
             converter=CONVERTER,
             converter_version=CONVERTER_VERSION,
             transformations=(*transforms, *notes),
         )
+
+    def resource_token(self, rtype: str, res: dict[str, Any]) -> str | None:
+        """The resource's id as outputs show it: keyed hash (kept as is when already pseudonymous)."""
+        rid = res.get("id")
+        if rid is None or rid == "":
+            return None
+        return str(rid) if is_pseudonymised(res) else pseudonymise(self.key, rtype, str(rid))
+
+    def source_token(self, source: str) -> str:
+        """The input file's keyed token (cached: one per file)."""
+        token = self._tokens.get(source)
+        if token is None:
+            token = self._tokens[source] = source_token(self.key, source)
+        return token
 
     # -- references ---------------------------------------------------------------------------
     def patient_of(self, res: dict[str, Any], field_name: str = "subject") -> str:
@@ -124,8 +165,8 @@ class Context:
         pid = self.patients.get(reference_key(value))
         if pid is None:
             if self.final_pass:
-                raise Reject(f"{field_name} {value!r}: no such Patient in the feed", field_name)
-            raise Defer(f"{field_name} {value!r} not seen yet", field_name)
+                raise Reject(f"{field_name}: no such Patient in the feed", field_name)
+            raise Defer(f"{field_name} not seen yet", field_name)
         return pid
 
     def encounter_of(self, res: dict[str, Any]) -> str | None:
@@ -143,23 +184,34 @@ class Context:
         return self._shifts[pid]
 
     def place_time(
-        self, pid: str, value: dt.datetime, notes: list[Transformation], field_name: str
+        self,
+        pid: str,
+        value: dt.datetime,
+        notes: list[Transformation],
+        field_name: str,
+        res: dict[str, Any] | None = None,
     ) -> dt.datetime:
-        """Check the time against the export time, then date-shift it if asked."""
+        """Check the time against the export time, then date-shift it (unless opted out or already)."""
         if self.export_time is not None and value > self.export_time:
             raise Reject(
                 f"{field_name} {value.isoformat()} is after the export ({self.export_time.isoformat()})",
                 field_name,
             )
-        if not self.date_shift:
+        shift = self.shift_note(res)
+        if shift.kind == "date-shift" and shift not in notes:
+            notes.append(shift)
+        if shift is not SHIFTED:
             return value
-        days = self.shift_for(pid)
-        if not any(n.kind == "date-shift" for n in notes):
-            notes.append(note("date-shift", "secret per-patient offset (whole days)"))
-        return shift_datetime(value, days)
+        return shift_datetime(value, self.shift_for(pid))
 
-    def place_date(self, pid: str, value: dt.date) -> dt.date:
-        return shift_date(value, self.shift_for(pid)) if self.date_shift else value
+    def shift_note(self, res: dict[str, Any] | None) -> Transformation:
+        """What happens to this resource's dates: shifted now, shifted before export, or not shifted."""
+        if res is not None and has_tag(res, DATE_SHIFT_TAG):
+            return ALREADY_SHIFTED
+        return SHIFTED if self.date_shift else NOT_SHIFTED
+
+    def place_date(self, pid: str, value: dt.date, res: dict[str, Any] | None = None) -> dt.date:
+        return shift_date(value, self.shift_for(pid)) if self.shift_note(res) is SHIFTED else value
 
     # -- weights ----------------------------------------------------------------------------------
     def add_weight(self, pid: str, when: dt.datetime, kg: float) -> None:
@@ -178,9 +230,19 @@ class Context:
         return best
 
 
-def is_pseudonymised(res: dict[str, Any]) -> bool:
+SHIFTED = note("date-shift", "secret per-patient offset (whole days)")
+ALREADY_SHIFTED = note("date-shift", "shifted before export (date-shifted tag in the source): kept as is")
+NOT_SHIFTED = note("flag", "dates not shifted (--no-date-shift)")
+
+
+def has_tag(res: dict[str, Any], tag: str) -> bool:
+    """Whether ``meta.tag`` or ``meta.security`` carries ``system|code``."""
     meta = res.get("meta")
-    tags = meta.get("tag") if isinstance(meta, dict) else None
-    return any(
-        isinstance(t, dict) and f"{t.get('system')}|{t.get('code')}" == PSEUDONYM_TAG for t in tags or []
-    )
+    if not isinstance(meta, dict):
+        return False
+    codings = [c for k in ("tag", "security") if isinstance(meta.get(k), list) for c in meta[k]]
+    return any(isinstance(t, dict) and f"{t.get('system')}|{t.get('code')}" == tag for t in codings)
+
+
+def is_pseudonymised(res: dict[str, Any]) -> bool:
+    return has_tag(res, PSEUDONYM_TAG)

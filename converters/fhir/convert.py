@@ -35,10 +35,10 @@ from converters.fhir.rest import iter_search
 from converters.fhir.sink import ItemSink, MemorySink
 from converters.fhir.sources import Entry, FeedInfo, is_url, iter_entries, iter_json_document
 from converters.fhir.versions import FhirVersion, validate_resource
-from converters.report import ConversionReport, Outcome
+from converters.report import ImportReport, Outcome
 from interop.errors import InteropError
 from interop.schema import Condition, Dose, Measurement, PatientRecord
-from interop.schema.base import describe_validation_error
+from interop.schema.analytes import ANALYTES_VERSION
 
 __all__ = [
     "CONVERTER",
@@ -67,11 +67,13 @@ ITEM_HANDLERS: dict[str, ItemHandler] = {
 @dataclass(frozen=True)
 class ConversionResult:
     records: tuple[PatientRecord, ...]
-    report: ConversionReport
+    report: ImportReport
 
 
 def _first_error(exc: ValidationError) -> str:
-    text = describe_validation_error(exc)
+    """The validation problems by field and message, without the offending values (they may identify)."""
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:3]]
+    text = f"{exc.title}: " + "; ".join(parts)
     return text if len(text) < 400 else text[:397] + "..."
 
 
@@ -84,12 +86,12 @@ class FhirConverter:
         *,
         tables: CodeTables | None = None,
         version: FhirVersion | None = None,
-        date_shift: bool = False,
+        date_shift: bool = True,
         export_time: dt.datetime | None = None,
         sink: ItemSink | None = None,
         info: FeedInfo | None = None,
     ) -> None:
-        self.report = ConversionReport()
+        self.report = ImportReport()
         self.ctx = Context(
             key=key,
             tables=tables or load_code_tables(),
@@ -124,14 +126,14 @@ class FhirConverter:
     def _issue(
         self, outcome: Outcome, rtype: str, entry: Entry, reason: str, field: str | None = None
     ) -> None:
-        rid = (entry.resource or {}).get("id")
+        res = entry.resource or {}
         self.report.add(
             outcome,
             rtype,
             reason,
             source=entry.source,
-            line=entry.line,  # type: ignore[arg-type]
-            resource_id=str(rid) if rid is not None else None,
+            line=entry.line,
+            resource_id=self.ctx.resource_token(rtype, res) if isinstance(res, dict) else None,
             field=field,
         )
 
@@ -213,7 +215,7 @@ class FhirConverter:
         return self.sink.add(pid, item)
 
     # -- end ----------------------------------------------------------------------------------
-    def finish(self) -> ConversionReport:
+    def finish(self) -> ImportReport:
         """Retry what waited for context, then close the report's counts."""
         self.ctx.final_pass = True
         self._spool.flush()
@@ -223,7 +225,7 @@ class FhirConverter:
             entry = Entry(d["r"], d["s"], d["l"], full_url=d["u"], aliases=tuple(d["a"]), version=d["v"])
             self._process(entry, str(d["r"].get("resourceType")))
         self._spool.close()
-        self.report.versions = self.ctx.tables.versions
+        self.report.versions = (*self.ctx.tables.versions, ANALYTES_VERSION)
         return self.report
 
 
@@ -242,11 +244,11 @@ def convert_paths(
     *,
     tables: CodeTables | None = None,
     version: FhirVersion | None = None,
-    date_shift: bool = False,
+    date_shift: bool = True,
     sink: ItemSink | None = None,
     token: str | None = None,
     on_entry: Callable[[Entry], None] | None = None,
-) -> tuple[ConversionReport, ItemSink]:
+) -> tuple[ImportReport, ItemSink]:
     """Convert every resource of files, folders (Bundles, NDJSON, Bulk exports) and REST URLs."""
     info = FeedInfo(version=version)
     conv = FhirConverter(key, tables=tables, version=version, date_shift=date_shift, sink=sink, info=info)
@@ -266,7 +268,7 @@ def convert_bundle(
     source: str = "<bundle>",
     tables: CodeTables | None = None,
     version: FhirVersion | None = None,
-    date_shift: bool = False,
+    date_shift: bool = True,
 ) -> ConversionResult:
     """Convert a Bundle or single resource (as parsed JSON) into one ``PatientRecord`` per Patient.
 
@@ -293,7 +295,7 @@ def convert_bundle_file(
     *,
     extra_tables: tuple[Path, ...] = (),
     version: FhirVersion | None = None,
-    date_shift: bool = False,
+    date_shift: bool = True,
 ) -> ConversionResult:
     """Read a FHIR JSON file (Bundle or single resource, plain or gzip), NDJSON file or folder."""
     report, sink = convert_paths(

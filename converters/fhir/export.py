@@ -3,7 +3,10 @@
 Resources are tagged as pseudonymised and the Patient carries its pseudonym as identifier, so
 importing the Bundle again keeps every id: FHIR -> record -> FHIR -> record is lossless for the
 mapped fields (codes, values and UCUM units, times, statuses, dose amounts, routes, infusion
-durations and rates, repeats). Original units and provenance are not carried back.
+durations and rates, repeats) and for the value and unit as first received (an extension).
+A record whose dates were shifted exports every resource tagged ``date-shifted``, so importing
+it again does not shift them twice and the new record says they were shifted. Provenance is
+not carried back.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
 from converters.fhir.clinical import PSEUDONYM_SYSTEM
+from converters.fhir.context import DATE_SHIFT_TAG, ORIGINAL_EXT, PSEUDONYM_TAG
 from interop.errors import ConversionError
 from interop.schema import UCUM, Condition, Dose, Measurement, PatientRecord
 from interop.schema.base import describe_validation_error
 
-__all__ = ["export_bundle", "export_bundle_json"]
+__all__ = ["export_bundle", "export_bundle_json", "is_date_shifted"]
 
-TAG = {"system": "urn:digphat:interop", "code": "pseudonymised"}
+TAG = dict(zip(("system", "code"), PSEUDONYM_TAG.split("|"), strict=True))
+SHIFTED_TAG = dict(zip(("system", "code"), DATE_SHIFT_TAG.split("|"), strict=True))
 SNOMED_ROUTES = {
     "iv-bolus": ("47625008", "Intravenous route"),
     "iv-infusion": ("47625008", "Intravenous route"),
@@ -44,22 +49,36 @@ def _iso(t: dt.datetime) -> str:
     return t.isoformat()
 
 
-def _meta() -> dict[str, Any]:
-    return {"tag": [dict(TAG)]}
+def _meta(shifted: bool) -> dict[str, Any]:
+    return {"tag": [dict(TAG), dict(SHIFTED_TAG)] if shifted else [dict(TAG)]}
+
+
+def is_date_shifted(record: PatientRecord) -> bool:
+    """Whether the record's dates were shifted (its Patient's provenance says so)."""
+    return any(t.kind == "date-shift" for t in record.patient.provenance.transformations)
+
+
+def _as_received(value: float | None, unit: str | None) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    q: dict[str, Any] = {"value": value}
+    if unit:
+        q["unit"] = unit
+    return [{"url": ORIGINAL_EXT, "valueQuantity": q}]
 
 
 def _quantity(value: float, unit: str) -> dict[str, Any]:
     return {"value": value, "unit": unit, "system": UCUM, "code": unit}
 
 
-def _observation(m: Measurement, subject: str) -> dict[str, Any]:
+def _observation(m: Measurement, subject: str, shifted: bool) -> dict[str, Any]:
     q = _quantity(m.value, m.unit)
     if m.drug_level and m.drug_level.below_lloq:
         q["comparator"] = "<"
-    return {
+    res = {
         "resourceType": "Observation",
         "id": m.id,
-        "meta": _meta(),
+        "meta": _meta(shifted),
         "status": m.status,
         "category": [{"coding": [{"system": OBS_CAT, "code": CATEGORY.get(m.category, "laboratory")}]}],
         "code": {"coding": [m.code.model_dump(exclude_none=True)]},
@@ -67,6 +86,8 @@ def _observation(m: Measurement, subject: str) -> dict[str, Any]:
         "effectiveDateTime": _iso(m.time),
         "valueQuantity": q,
     }
+    ext = _as_received(m.original_value, m.original_unit)
+    return {**res, "extension": ext} if ext else res
 
 
 def _route(d: Dose) -> dict[str, Any] | None:
@@ -88,17 +109,20 @@ def _timing(d: Dose) -> dict[str, Any]:
     return timing
 
 
-def _dose(d: Dose, subject: str) -> dict[str, Any]:
+def _dose(d: Dose, subject: str, shifted: bool) -> dict[str, Any]:
     concept: dict[str, Any] = {"coding": [c.model_dump(exclude_none=True) for c in d.drug.codes]}
     if d.drug.name:
         concept["text"] = d.drug.name
     route = _route(d)
     base: dict[str, Any] = {
         "id": d.id,
-        "meta": _meta(),
+        "meta": _meta(shifted),
         "medicationCodeableConcept": concept,
         "subject": {"reference": subject},
     }
+    ext = _as_received(d.original_amount, d.original_unit)
+    if ext:
+        base["extension"] = ext
     if d.status == "administered":
         dosage: dict[str, Any] = {"dose": _quantity(d.amount, d.unit)}
         if route:
@@ -136,11 +160,11 @@ def _dose(d: Dose, subject: str) -> dict[str, Any]:
     }
 
 
-def _condition(c: Condition, subject: str) -> dict[str, Any]:
+def _condition(c: Condition, subject: str, shifted: bool) -> dict[str, Any]:
     res: dict[str, Any] = {
         "resourceType": "Condition",
         "id": c.id,
-        "meta": _meta(),
+        "meta": _meta(shifted),
         "clinicalStatus": {"coding": [{"system": CLINICAL_CS, "code": c.clinical_status}]},
         "code": {"coding": [c.code.model_dump(exclude_none=True)]},
         "subject": {"reference": subject},
@@ -158,10 +182,11 @@ def export_bundle(
     """The record as an R4 Bundle (JSON dict), validated with fhir.resources."""
     p = record.patient
     subject = f"Patient/{p.id}"
+    shifted = is_date_shifted(record)
     patient: dict[str, Any] = {
         "resourceType": "Patient",
         "id": p.id,
-        "meta": _meta(),
+        "meta": _meta(shifted),
         "identifier": [{"system": PSEUDONYM_SYSTEM, "value": p.id}],
         "gender": p.sex,
     }
@@ -169,9 +194,9 @@ def export_bundle(
         patient["birthDate"] = p.birth_date.isoformat()
     resources = [
         patient,
-        *(_observation(m, subject) for m in record.measurements),
-        *(_dose(d, subject) for d in record.doses),
-        *(_condition(c, subject) for c in record.conditions),
+        *(_observation(m, subject, shifted) for m in record.measurements),
+        *(_dose(d, subject, shifted) for d in record.doses),
+        *(_condition(c, subject, shifted) for c in record.conditions),
     ]
     entries = []
     for r in resources:

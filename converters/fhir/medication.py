@@ -3,8 +3,11 @@
 Administrations become ``administered`` doses, requests ``ordered`` and statements ``reported``:
 three statuses, never merged. Dose amounts are normalised to mg when they are masses; a
 non-UCUM unit (``TAB``) or a volume is resolved through the Medication's ingredient strength;
-a per-kg dose through the patient's body weight nearest in time (within the context's window);
-otherwise the resource is reported. R4/R4B and R5 field names are both read.
+a unitless dose (1 = one tablet) through the strength of the RxNorm clinical drug (strength
+table or normalised name, see ``strength.py``; flagged as derived); a per-kg dose through the
+patient's body weight nearest in time (within the context's window); otherwise the resource is
+reported. An infusion given by rate only lasts amount / rate; both are kept. R4/R4B and R5
+field names are both read.
 """
 
 from __future__ import annotations
@@ -12,11 +15,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from converters.fhir.context import Context, Defer, MedicationInfo, Reject, Strength, note
+from converters.fhir.context import (
+    Context,
+    Defer,
+    MedicationInfo,
+    Reject,
+    Strength,
+    as_received,
+    is_pseudonymised,
+    note,
+)
 from converters.fhir.refs import aliases_of, reference_key
 from converters.fhir.sources import Entry
+from converters.fhir.strength import UNITLESS, strength_from_name
 from converters.fhir.timing import aware
-from interop.schema import Dose, Drug, Transformation
+from interop.schema import RXNORM, Dose, Drug, Transformation
 from interop.schema.units import UnitError, convert, is_ucum, same_dimension
 
 __all__ = ["convert_administration", "convert_request", "convert_statement", "index_medication"]
@@ -71,10 +84,20 @@ def medication_info(med: dict[str, Any], ctx: Context) -> MedicationInfo:
             codings = [c for c in item.get("coding") or [] if isinstance(c, dict)]
         strength = strength or _ratio(ing.get("strength") or ing.get("strengthRatio"))
     codes, mapped = ctx.tables.drug_codings_for(codings)
+    products = _products(codings)
     return (
-        MedicationInfo(codes, strength, codes[0].display if codes else None)
+        MedicationInfo(codes, strength, codes[0].display if codes else None, products)
         if mapped or codes
-        else MedicationInfo((), strength, None)
+        else MedicationInfo((), strength, None, products)
+    )
+
+
+def _products(codings: list[dict[str, Any]]) -> tuple[tuple[str, str | None], ...]:
+    """The RxNorm codes as received (clinical drugs carry the strength in their name)."""
+    return tuple(
+        (str(c["code"]), str(c["display"]) if isinstance(c.get("display"), str) else None)
+        for c in codings
+        if c.get("system") == RXNORM and c.get("code")
     )
 
 
@@ -96,7 +119,7 @@ def _medication(res: dict[str, Any], ctx: Context) -> MedicationInfo:
         if not codings:
             _no_code(concept)
         codes, name = _codes(codings, ctx)
-        return MedicationInfo(codes, None, name)
+        return MedicationInfo(codes, None, name, _products(codings))
     ref = ref_obj.get("reference") if isinstance(ref_obj, dict) else None
     if not isinstance(ref, str):
         raise Reject("no medication code or reference", "medication[x]")
@@ -105,14 +128,14 @@ def _medication(res: dict[str, Any], ctx: Context) -> MedicationInfo:
             (c for c in res.get("contained") or [] if isinstance(c, dict) and f"#{c.get('id')}" == ref), None
         )
         if med is None:
-            raise Reject(f"medication reference {ref!r}: no such contained resource", "medication[x]")
+            raise Reject("medication reference: no such contained resource", "medication[x]")
         info = medication_info(med, ctx)
     else:
         found = ctx.medications.get(reference_key(ref))
         if found is None:
             if ctx.final_pass:
-                raise Reject(f"medication reference {ref!r}: no such Medication in the feed", "medication[x]")
-            raise Defer(f"Medication {ref!r} not seen yet", "medication[x]")
+                raise Reject("medication reference: no such Medication in the feed", "medication[x]")
+            raise Defer("Medication not seen yet", "medication[x]")
         info = found
     if not info.codings:
         raise Reject("Medication has no code", "medication[x]")
@@ -153,8 +176,8 @@ def _amount(
     """The dose in mg (or in its own UCUM amount unit when not a mass), or ``Reject``/``Defer``."""
     if value <= 0:
         raise Reject(f"impossible dose {value:g} {unit} (must be > 0)", "dose.value")
-    if not unit:
-        raise Reject("dose without a unit", "dose.code")
+    if unit in UNITLESS:
+        return _units_of_product(value, info, ctx, notes)
     original = unit
     if unit.endswith("/kg"):
         if not ctx.final_pass:
@@ -197,6 +220,53 @@ def _amount(
         return value, unit  # an amount unit that is not a mass ([iU], mmol, meq): kept as given
     why = "is not UCUM" if not ucum else "is a volume"
     raise Reject(f"dose unit {unit!r} {why} and the Medication gives no strength to resolve it", "dose.code")
+
+
+def _product_strength(info: MedicationInfo, ctx: Context, notes: list[Transformation]) -> Strength:
+    """Strength per unit of product: the Medication's, the strength table's, or the RxNorm name's."""
+    s = info.strength
+    if s is not None and s.denominator == 1 and s.denominator_unit in UNITLESS | {"TAB", "CAP"}:
+        return s
+    why = "no RxNorm clinical drug code"
+    for code, display in info.products:
+        row = ctx.tables.strengths.get(code)
+        if row is not None:
+            amount, unit, per, per_unit, table = row
+            notes.append(
+                note(
+                    "derivation",
+                    f"strength {amount:g} {unit}/{per:g} {per_unit} of RxNorm {code} from {table}",
+                )
+            )
+            ctx.report.flags["dose strength from the strength table"] += 1
+            return Strength(amount, unit, per, per_unit)
+        if display:
+            found, why = strength_from_name(display)
+            if found is not None:
+                notes.append(
+                    note(
+                        "derivation",
+                        f"strength {found.numerator:g} {found.numerator_unit} {why} "
+                        f"from the RxNorm name of {code} ({display})",
+                    )
+                )
+                ctx.report.flags["dose strength from the RxNorm name"] += 1
+                return found
+        else:
+            why = f"RxNorm {code} has no display and is not in the strength table"
+    raise Reject(f"dose without a unit and no strength for the product: {why}", "dose.code")
+
+
+def _units_of_product(
+    value: float, info: MedicationInfo, ctx: Context, notes: list[Transformation]
+) -> tuple[float, str]:
+    """A unitless dose (1 = one tablet) times the product's strength."""
+    s = _product_strength(info, ctx, notes)
+    amount = value / s.denominator * s.numerator
+    ctx.report.unit_conversions[f"units of product -> {s.numerator_unit} (x strength)"] += 1
+    if is_ucum(s.numerator_unit) and same_dimension(s.numerator_unit, "mg"):
+        return _to_mg(amount, s.numerator_unit, ctx, notes), "mg"
+    return amount, s.numerator_unit
 
 
 def _to_mg(value: float, unit: str, ctx: Context, notes: list[Transformation]) -> float:
@@ -282,22 +352,31 @@ def _dose(
     duration = (end - start).total_seconds() / 3600.0 if end and end > start else None
     if route == "iv":
         route = "iv-infusion" if duration or rate else "iv-bolus"
+    if rate is not None and unit != "mg":
+        rate = None
     if route != "iv-infusion":
         duration, rate = None, None
     elif duration is not None and rate is not None:
-        notes.append(note("flag", f"rate {rate:g} mg/h dropped: duration from the period"))
+        if abs(amount / rate - duration) > 1e-6 * max(1.0, duration):
+            notes.append(note("flag", f"rate {rate:g} mg/h dropped: disagrees with the period's duration"))
         rate = None
-    if rate is not None and unit != "mg":
-        rate = None
+    if route == "iv-infusion" and duration is None and rate is not None:
+        duration = amount / rate  # given by rate only: the infusion lasts amount / rate
+        notes.append(note("derivation", f"duration {duration:g} h = {amount:g} {unit} / {rate:g} {unit}/h"))
+    if route == "iv-infusion" and duration is not None and rate is None:
+        rate = amount / duration
     _note_unmapped(info, ctx, notes)
-    start = ctx.place_time(pid, start, notes, "start")
+    start = ctx.place_time(pid, start, notes, "start", res)
+    kept = as_received(res) if is_pseudonymised(res) else None
+    if kept is not None:
+        value_in, unit_in = kept[0], kept[1] or ""
     return Dose(
         id=ctx.item_id(rtype, res, entry),
         drug=Drug(codes=info.codings, name=info.name),
         amount=amount,
         unit=unit,
         original_amount=value_in,
-        original_unit=unit_in,
+        original_unit=unit_in or None,
         route=route,  # type: ignore[arg-type]
         start=start,
         duration_h=duration,

@@ -2,20 +2,24 @@
 
 The time is the Specimen's collection time when the Observation names a Specimen that carries
 one (a drug level's time is when the blood was drawn), else ``effective[x]``. Values are
-converted to the table's UCUM unit (the original is kept); values outside the table's
-plausible range are rejected. Pharmacogenomic observations are left to the genomics converter.
+converted to the table's UCUM unit (the original is kept); codes of one analyte (creatinine
+in mg/dL or µmol/L) become the analyte's canonical code and unit through the equivalence
+table of ``interop.schema.analytes``; values outside the table's plausible range are rejected.
+Pharmacogenomic observations are left to the genomics converter.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from converters.fhir.context import Context, Reject, note
+from converters.fhir.context import Context, Reject, as_received, is_pseudonymised, note
 from converters.fhir.refs import reference_key
 from converters.fhir.sources import Entry
 from converters.fhir.timing import aware
 from converters.report import Outcome
 from interop.schema import LOINC, Coding, DrugLevel, Measurement, Transformation
+from interop.schema.analytes import analyte_of
 from interop.schema.units import UnitError, convert
 
 __all__ = ["convert_observation"]
@@ -84,6 +88,14 @@ def convert_observation(res: dict[str, Any], model: Any, ctx: Context, entry: En
     if not unit_in and lab.kind == "bmi":
         unit_in = lab.unit
     value_in = float(q.value)
+    analyte = analyte_of((LOINC, lab.code))
+    if analyte is not None and analyte.code != lab.code:
+        canonical = ctx.tables.labs.get(analyte.code)
+        if canonical is None:
+            raise Reject(f"analyte {analyte.name}: code {analyte.code} not in the lab table", "code")
+        notes.append(note("code-mapping", f"LOINC {lab.code} -> {analyte.code} ({analyte.name})"))
+        ctx.report.unit_conversions[f"LOINC {lab.code} -> {analyte.code} ({analyte.name})"] += 1
+        lab = replace(canonical, molar_mass=canonical.molar_mass or lab.molar_mass or analyte.molar_mass)
     try:
         value = convert(value_in, unit_in, lab.unit, molar_mass=lab.molar_mass)
     except UnitError as exc:
@@ -100,7 +112,7 @@ def convert_observation(res: dict[str, Any], model: Any, ctx: Context, entry: En
         )
     if lab.kind == "weight":
         ctx.add_weight(pid, when, value)
-    time = ctx.place_time(pid, when, notes, "effective[x]")
+    time = ctx.place_time(pid, when, notes, "effective[x]", res)
     drug_level = None
     if lab.category == "drug-level" and lab.analyte is not None:
         drug_level = DrugLevel(
@@ -113,6 +125,9 @@ def convert_observation(res: dict[str, Any], model: Any, ctx: Context, entry: En
     if mstatus == "preliminary":
         ctx.report.flags["preliminary"] += 1
         notes.append(note("flag", "preliminary result"))
+    kept = as_received(res) if is_pseudonymised(res) else None
+    if kept is not None:
+        value_in, unit_in = kept[0], kept[1] or ""
     return Measurement(
         id=ctx.item_id("Observation", res, entry),
         code=Coding(system=LOINC, code=lab.code, display=lab.display),

@@ -39,6 +39,7 @@ _ORDER = (
 )
 _TYPE_FROM_NAME = re.compile(r"^([A-Z][A-Za-z]+)")
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
+XML_NOT_SUPPORTED = "FHIR XML is not supported, convert to JSON"
 
 
 def type_priority(resource_type: str | None) -> int:
@@ -97,7 +98,9 @@ def iter_ndjson_lines(
         try:
             obj = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            yield Entry(None, source, n, error=f"invalid JSON: {exc}", resource_type=type_hint)
+            xml = raw.lstrip(b"\xef\xbb\xbf \t").startswith(b"<")
+            error = XML_NOT_SUPPORTED if xml else f"invalid JSON: {exc}"
+            yield Entry(None, source, n, error=error, resource_type=type_hint)
             continue
         if not isinstance(obj, dict):
             yield Entry(
@@ -167,7 +170,7 @@ def _bundle_entries(bundle: dict[str, Any], source: str, info: FeedInfo) -> Iter
                     None,
                     source,
                     n,
-                    error=f"entry without resource ({method or 'no request'} {url or ''})".strip(),
+                    error=f"entry without resource ({method or 'no request'} {rtype or 'Bundle'})",
                     outcome="skipped",
                     resource_type=rtype or "Bundle",
                 )
@@ -253,7 +256,7 @@ def _deleted_entries(entries: Iterable[Entry], info: FeedInfo) -> Iterator[Entry
                 None,
                 e.source,
                 e.line,
-                error=f"deleted in source (Bulk export deleted list): {ref}",
+                error="deleted in source (Bulk export deleted list)",
                 outcome="skipped",
                 resource_type=rtype,
             )
@@ -302,6 +305,9 @@ def iter_path(path: Path, info: FeedInfo) -> Iterator[Entry]:
             if p.is_file() and (_is_ndjson(p) or p.name.lower().endswith((".json", ".json.gz")))
         ]
         files.sort(key=lambda p: type_priority(_file_type(p)))
+        for f in sorted(path.iterdir()):
+            if f.is_file() and f.name.lower().endswith((".xml", ".xml.gz")):
+                yield Entry(None, str(f), error=XML_NOT_SUPPORTED, resource_type=_file_type(f))
         for f in files:
             yield from iter_path(f, info)
         return
@@ -320,7 +326,7 @@ def iter_path(path: Path, info: FeedInfo) -> Iterator[Entry]:
             None,
             str(path),
             getattr(exc, "lineno", None),
-            error=f"invalid JSON: {exc}",
+            error=XML_NOT_SUPPORTED if _looks_like_xml(path) else f"invalid JSON: {exc}",
             resource_type=_file_type(path),
         )
         return
@@ -328,6 +334,16 @@ def iter_path(path: Path, info: FeedInfo) -> Iterator[Entry]:
         yield from iter_manifest(obj, path.parent, str(path), info)
         return
     yield from iter_json_document(obj, str(path), info)
+
+
+def _looks_like_xml(path: Path) -> bool:
+    """Whether the file (plain or gzip) starts with ``<`` after white space and a byte-order mark."""
+    try:
+        with open_stream(path) as fh:
+            head = fh.read(512)
+    except (OSError, EOFError):
+        return False
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
 
 
 def _load_small_json(path: Path) -> Any:

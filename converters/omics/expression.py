@@ -261,7 +261,8 @@ def import_expression(
     used = cast(Scale, scale or found)
     if scale and scale != found:
         report.warnings.append(f"declared scale {scale} but the values look like {found}")
-    file, digest = _write_parquet(stored, out / "omics", re.sub(r"[^A-Za-z0-9_-]", "_", path.stem))
+    stem = re.sub(r"[^A-Za-z0-9_-]", "_", ids.source_name(path).removesuffix(path.suffix))
+    file, digest = _write_parquet(stored, out / "omics", stem)
     relative = file.relative_to(out).as_posix()
     transformations = [
         Transformation(kind="derivation", detail=f"orientation {how}; stored genes x samples"),
@@ -277,11 +278,11 @@ def import_expression(
         )
     for patient_id, stored_col in linked.values():
         prov = provenance_for(
-            f"omics:{path.name}",
+            f"omics:{ids.source_name(path)}",
             converter=CONVERTER,
             resource_type="expression matrix column",
             resource_id=stored_col,
-            source_file=path.name,
+            source_file=ids.source_name(path),
             transformations=tuple(transformations),
         )
         ref = OmicsRef(

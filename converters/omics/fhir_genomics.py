@@ -314,11 +314,11 @@ def _write(acc: dict[tuple[str, str], _Acc], out: Path, ids: PatientIds, report:
             transformations.append(Transformation(kind="derivation", detail="merged " + ", ".join(a.sources)))
         fname, line, obs_id = a.first
         prov = provenance_for(
-            f"fhir:{fname}",
+            f"fhir:{ids.source_name(fname)}",
             converter=CONVERTER,
             resource_type="Observation",
-            resource_id=obs_id,
-            source_file=fname,
+            resource_id=ids.source_ref(obs_id) if obs_id and ids.pseudonymising else obs_id,
+            source_file=ids.source_name(fname),
             source_line=line,
             transformations=tuple(transformations),
         )

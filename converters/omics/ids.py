@@ -1,5 +1,10 @@
 """Sample ids -> pseudonymous patient ids: a mapping file, a keyed hash, or both.
 
+The key rule is the one every importer follows: the CLI loads the key the same way for every
+command (``--pseudonymise-key-file`` or ``$INTEROP_PSEUDONYM_KEY``) and refuses to run without
+one, so a raw sample id never becomes a patient id. Without a key (library use only) the ids
+are taken as already pseudonymous.
+
 The mapping file (CSV or TSV with a header) has columns ``sample_id`` and ``patient_id``.
 With a key, the patient id (from the mapping, else the sample id itself) is a source
 identifier and is replaced by its keyed HMAC-SHA256 pseudonym (``converters.pseudonym``, the
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from converters.pseudonym import pseudonymise as _keyed_hash
+from converters.pseudonym import source_token
 from interop.errors import ConversionError
 
 __all__ = ["PatientIds", "pseudonymise", "read_mapping"]
@@ -26,10 +32,10 @@ __all__ = ["PatientIds", "pseudonymise", "read_mapping"]
 SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 
 
-def pseudonymise(key: str, source_id: str) -> str:
+def pseudonymise(key: str | bytes, source_id: str) -> str:
     """The keyed pseudonym of ``source_id`` (``SYSTEM|VALUE`` or a bare value)."""
     system, _, value = source_id.rpartition("|")
-    return _keyed_hash(key.encode("utf-8"), system, value)
+    return _keyed_hash(key.encode("utf-8") if isinstance(key, str) else key, system, value)
 
 
 def read_mapping(path: Path) -> dict[str, str]:
@@ -68,7 +74,7 @@ def read_mapping(path: Path) -> dict[str, str]:
 class PatientIds:
     """Resolves source sample (or subject) ids to the pseudonymous ids records are stored under."""
 
-    key: str | None = None
+    key: str | bytes | None = None
     mapping: dict[str, str] | None = None
 
     @property
@@ -91,6 +97,12 @@ class PatientIds:
                 field="patient_id",
             )
         return pid
+
+    def source_name(self, path: Path | str) -> str:
+        """How outputs name an input file: its keyed token under a key (file names may identify)."""
+        if self.key is None:
+            return Path(path).name
+        return source_token(self.key.encode("utf-8") if isinstance(self.key, str) else self.key, str(path))
 
     def source_ref(self, sample_id: str) -> str:
         """How provenance names the sample: hashed too when pseudonymising."""

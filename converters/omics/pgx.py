@@ -112,11 +112,11 @@ def import_vcf(
             samples.skip("sample id not in the mapping file", f"{path.name}: sample {sample}")
             continue
         prov = provenance_for(
-            f"vcf:{path.name}",
+            f"vcf:{ids.source_name(path)}",
             converter="converters.omics.vcf",
             resource_type="VCF sample",
             resource_id=ids.source_ref(sample),
-            source_file=path.name,
+            source_file=ids.source_name(path),
             transformations=pseudo,
         )
         genotypes = [genotype_from_call(c, prov) for c in result.calls[sample]]

@@ -241,7 +241,8 @@ def import_pharmcat(path: Path, out: Path, ids: PatientIds, *, sample: str | Non
         if call.diplotype is not None and "/" not in call.diplotype:
             tally.reject("not a diplotype (single allele or variant call)", f"{where}: {call.diplotype}")
             continue
-        genotypes.append(_genotype(call, path, ids.source_ref(sample_id), ids.pseudonymising))
+        shown = Path(ids.source_name(path))  # provenance names the file by keyed token under a key
+        genotypes.append(_genotype(call, shown, ids.source_ref(sample_id), ids.pseudonymising))
         tally.ok()
         if call.diplotype is None:
             report.counts["genes PharmCAT did not call"] += 1

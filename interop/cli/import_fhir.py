@@ -7,14 +7,22 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from converters.fhir import SpoolSink, convert_paths, load_code_tables, normalise_version
 from converters.fhir.output import write_import
 from converters.fhir.rest import TOKEN_ENV
 from converters.fhir.sources import Entry
-from converters.pseudonym import load_key
-from interop.cli.imports import import_app
+from interop.cli.imports import (
+    KEY_FILE_OPTION,
+    SHOW_PATHS_OPTION,
+    fail_if_all_rejected,
+    hider,
+    import_app,
+    print_report,
+    require_key,
+    shown,
+    terminate_cleanly,
+)
 
 __all__ = ["register"]
 
@@ -29,72 +37,62 @@ def register(app: typer.Typer) -> None:  # noqa: ARG001 - commands hang on the i
         ),
         out: Path = typer.Option(..., "--out", help="Output folder: records/, cohort/, report.json/.txt"),
         fhir_version: str | None = typer.Option(None, "--fhir-version", help="R4, R4B or R5 (else detected)"),
-        key_file: Path | None = typer.Option(
-            None, "--pseudonymise-key-file", help="Secret key file (else $INTEROP_PSEUDONYM_KEY)"
-        ),
+        key_file: Path | None = KEY_FILE_OPTION,
         date_shift: bool = typer.Option(
-            False, "--date-shift", help="Shift dates by a secret per-patient offset"
+            True,
+            "--date-shift/--no-date-shift",
+            help="Shift dates by a secret per-patient offset (default; intervals and times of day "
+            "stay exact); --no-date-shift keeps exact dates and the record says so",
         ),
         mapping: list[Path] = typer.Option([], "--mapping-table", help="A site's own code table (CSV)"),
         token: str | None = typer.Option(
             None, "--token", envvar=TOKEN_ENV, show_envvar=True, help="Bearer token for a FHIR server"
         ),
+        show_paths: bool = SHOW_PATHS_OPTION,
     ) -> None:
-        """Import FHIR R4/R4B/R5 data into the shared patient schema (pseudonymised)."""
+        """Import FHIR R4/R4B/R5 data into the shared patient schema (pseudonymised, date-shifted)."""
         console = Console(stderr=True)
-        key = load_key(key_file)
+        key = require_key(key_file)
         version = normalise_version(fhir_version) if fhir_version else None
         tables = load_code_tables(tuple(mapping))
         out.mkdir(parents=True, exist_ok=True)
-        sink = SpoolSink(out)
-        try:
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed:,} resources"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=False,
-            ) as progress:
-                task = progress.add_task("reading FHIR", total=None)
-                count = 0
+        with terminate_cleanly():
+            sink = SpoolSink(out)
+            try:
+                with Progress(
+                    SpinnerColumn(),
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    TextColumn("{task.completed:,} resources"),
+                    TimeElapsedColumn(),
+                    console=console,
+                    transient=False,
+                ) as progress:
+                    task = progress.add_task("reading FHIR", total=None)
+                    count = 0
 
-                def tick(_: Entry) -> None:
-                    nonlocal count
-                    count += 1
-                    if count % 500 == 0:
-                        progress.update(task, completed=count)
+                    def tick(_: Entry) -> None:
+                        nonlocal count
+                        count += 1
+                        if count % 500 == 0:
+                            progress.update(task, completed=count)
 
-                report, _ = convert_paths(
-                    inputs,
-                    key,
-                    tables=tables,
-                    version=version,
-                    date_shift=date_shift,
-                    sink=sink,
-                    token=token,
-                    on_entry=tick,
-                )
-                progress.update(task, completed=count, description="writing records and cohort")
-                written = write_import(sink.records(), report, out)
-                progress.update(task, description="done")
-        finally:
-            sink.close()
-        table = Table(title="FHIR import")
-        for col in ("resource type", "read", "converted", "rejected", "skipped"):
-            table.add_column(col, justify="left" if col == "resource type" else "right")
-        for t, r, c, j, s in report.summary_rows():
-            table.add_row(t, str(r), str(c), str(j), str(s))
-        tot = report.totals()
-        table.add_row(
-            "[bold]total", *(f"[bold]{tot[k]}" for k in ("read", "converted", "rejected", "skipped"))
-        )
-        console.print(table)
-        console.print(
-            f"counts add up: {'yes' if report.balanced() else '[red]NO'}; "
-            f"{len(report.unmapped_codes)} unmapped code(s); "
-            f"{sum(report.unit_conversions.values())} unit conversion(s)"
-        )
+                    report, _ = convert_paths(
+                        inputs,
+                        key,
+                        tables=tables,
+                        version=version,
+                        date_shift=date_shift,
+                        sink=sink,
+                        token=token,
+                        on_entry=tick,
+                    )
+                    progress.update(task, completed=count, description="writing records and cohort")
+                    written = write_import(sink.records(), report, out, hider(key))
+                    progress.update(task, description="done")
+            finally:
+                sink.close()
+        print_report(console, report, "FHIR import", shown if show_paths else hider(key))
         console.print(f"{written.patients} patient record(s) in {written.records_dir}")
         console.print(f"cohort: {written.cohort_dir}   report: {written.report_txt}")
+        fail_if_all_rejected(report, written.report_txt)

@@ -1,9 +1,11 @@
 """``interop import vcf | pharmcat | fhir-genomics | expression``: omics into patient records.
 
 Every command merges into ``--out DIR/records/<patient_id>.json`` (created when missing), prints
-what it read, converted, rejected and skipped, and writes that report as JSON beside the
-records (``DIR/reports/``). Patient ids: ``--samples`` maps sample ids to patient ids, and
-``--key`` (or ``INTEROP_PSEUDONYM_KEY``) pseudonymises them with HMAC-SHA256.
+what it read, converted, rejected and skipped, and writes that report beside the records
+(``DIR/reports/import-<kind>-<source token>.json/.txt``; the input's name never appears).
+Patient ids: ``--samples`` maps sample ids to patient ids, and the pseudonymisation key (the
+same ``--pseudonymise-key-file`` or ``$INTEROP_PSEUDONYM_KEY`` as every importer; required)
+turns them into keyed HMAC-SHA256 pseudonyms.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from converters.omics import (
     PANEL,
@@ -26,7 +27,17 @@ from converters.omics import (
     import_vcf,
     read_mapping,
 )
-from interop.cli.imports import import_app
+from converters.pseudonym import source_token
+from converters.report import write_report
+from interop.cli.imports import (
+    KEY_FILE_OPTION,
+    fail_if_all_rejected,
+    hider,
+    import_app,
+    print_report,
+    require_key,
+    terminate_cleanly,
+)
 from interop.errors import ConversionError
 from interop.schema import PatientRecord
 from interop.schema.base import parse_json
@@ -37,55 +48,39 @@ out_console = Console()
 
 OUT = typer.Option(..., "--out", help="Cohort folder: records go to DIR/records/<patient>.json")
 SAMPLES = typer.Option(None, "--samples", help="CSV/TSV with columns sample_id, patient_id", exists=True)
-KEY = typer.Option(
-    None,
-    "--key",
-    envvar="INTEROP_PSEUDONYM_KEY",
-    help="Pseudonymisation key: patient ids become keyed HMAC-SHA256 pseudonyms "
-    "(SYSTEM|VALUE ids match FHIR Patients)",
-    show_default=False,
-)
+KEY = KEY_FILE_OPTION
 
 
-def _ids(samples: Path | None, key: str | None) -> PatientIds:
-    return PatientIds(key=key or None, mapping=read_mapping(samples) if samples else None)
+def _ids(samples: Path | None, key_file: Path | None) -> PatientIds:
+    key = require_key(key_file)
+    return PatientIds(key=key, mapping=read_mapping(samples) if samples else None)
 
 
-def _finish(report: ImportReport, out: Path, kind: str) -> None:
-    table = Table(title=f"{kind}: {Path(report.source).name}")
-    for col in ("unit", "read", "converted", "rejected", "skipped"):
-        table.add_column(col, justify="left" if col == "unit" else "right")
-    for t in report.tallies.values():
-        table.add_row(t.unit, str(t.read), str(t.converted), str(t.n_rejected), str(t.n_skipped))
-    out_console.print(table)
-    for t in report.tallies.values():
-        for reason, n in {**t.rejected, **t.skipped}.items():
-            where = "; ".join(t.examples.get(reason, [])[:3])
-            out_console.print(f"  {t.unit}: {n} x {reason}" + (f"  (e.g. {where})" if where else ""))
-    for name, n in report.counts.items():
-        out_console.print(f"  {name}: {n}")
-    for w in report.warnings:
-        out_console.print(f"  [yellow]warning:[/] {w}")
-    reports = out / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    path = reports / f"import-{kind}-{Path(report.source).name}.json"
-    path.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+def _finish(report: ImportReport, out: Path, kind: str, ids: PatientIds) -> None:
+    key = ids.key if isinstance(ids.key, bytes) else str(ids.key).encode()
+    token = source_token(key, report.source)
+    hide = hider(key)
+    print_report(out_console, report, f"{kind}: {token}", hide)
+    path, _ = write_report(report, out / "reports", hide=hide, stem=f"import-{kind}-{token}")
     out_console.print(f"{len(set(report.written))} record(s) written under {out}; report {path}")
+    fail_if_all_rejected(report, path)
 
 
 def vcf(
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="VCF or VCF.gz, GRCh38"),
     out: Path = OUT,
     samples: Path | None = SAMPLES,
-    key: str | None = KEY,
+    key: Path | None = KEY,
     genes: str | None = typer.Option(
         None, "--genes", help=f"Comma-separated subset of the panel ({','.join(PANEL)})"
     ),
 ) -> None:
     """Call the pharmacogene panel's diplotypes from a VCF into each sample's patient record."""
     wanted = tuple(g.strip().upper() for g in genes.split(",") if g.strip()) if genes else None
-    report = import_vcf(path, out, _ids(samples, key), genes=wanted)
-    _finish(report, out, "vcf")
+    ids = _ids(samples, key)
+    with terminate_cleanly():
+        report = import_vcf(path, out, ids, genes=wanted)
+    _finish(report, out, "vcf", ids)
 
 
 def pharmcat(
@@ -100,12 +95,14 @@ def pharmcat(
         None, "--sample", help="Sample id for files that do not name one (TSV outputs)"
     ),
     samples: Path | None = SAMPLES,
-    key: str | None = KEY,
+    key: Path | None = KEY,
 ) -> None:
     """Import PharmCAT's calls as they are, beside any call of our own."""
     ids = _ids(samples, key)
     for path in paths:
-        _finish(import_pharmcat(path, out, ids, sample=sample), out, "pharmcat")
+        with terminate_cleanly():
+            report = import_pharmcat(path, out, ids, sample=sample)
+        _finish(report, out, "pharmcat", ids)
 
 
 def fhir_genomics(
@@ -119,12 +116,14 @@ def fhir_genomics(
         help="CSV/TSV mapping subject ids (sample_id column) to patient ids",
         exists=True,
     ),
-    key: str | None = KEY,
+    key: Path | None = KEY,
 ) -> None:
     """Import Genomics Reporting and R4-core genetics Observations (genotype, phenotype)."""
     ids = _ids(samples, key)
     for path in paths:
-        _finish(import_fhir_genomics(path, out, ids), out, "fhir-genomics")
+        with terminate_cleanly():
+            report = import_fhir_genomics(path, out, ids)
+        _finish(report, out, "fhir-genomics", ids)
 
 
 def expression(
@@ -133,7 +132,7 @@ def expression(
     samples: Path = typer.Option(
         ..., "--samples", exists=True, help="CSV/TSV with columns sample_id, patient_id"
     ),
-    key: str | None = KEY,
+    key: Path | None = KEY,
     features: Path | None = typer.Option(
         None,
         "--features",
@@ -152,17 +151,19 @@ def expression(
     assay: str = typer.Option("rna-seq", "--assay", help="rna-seq, microarray, proteomics, ..."),
 ) -> None:
     """Store an expression matrix as Parquet, referenced (SHA-256) from each patient's record."""
-    report = import_expression(
-        path,
-        out,
-        _ids(samples, key),
-        features=features,
-        namespace=namespace,
-        orientation=orientation,
-        scale=scale,
-        assay=assay,
-    )
-    _finish(report, out, "expression")
+    ids = _ids(samples, key)
+    with terminate_cleanly():
+        report = import_expression(
+            path,
+            out,
+            ids,
+            features=features,
+            namespace=namespace,
+            orientation=orientation,
+            scale=scale,
+            assay=assay,
+        )
+    _finish(report, out, "expression", ids)
 
 
 omics_app = typer.Typer(help="Omics records: export genotypes.", no_args_is_help=True)

@@ -544,16 +544,16 @@ def register_import(import_app: typer.Typer) -> None:
         result = read_event_table(
             data, event_table_mapping(model_card, dose_cmt, level_cmt), ignore=tuple(ignore)
         )
-        (out / "records").mkdir(parents=True, exist_ok=True)
-        for record in result.records:
-            (out / "records" / f"{record.patient.id}.json").write_text(record.model_dump_json(indent=2))
-        (out / "report.json").write_text(result.report.to_json())
-        t = Table(title=f"{data.name}: {len(result.records)} patient record(s)")
-        for col in ("rows", "read", "converted", "rejected", "skipped"):
-            t.add_column(col, justify="right")
-        for row in result.report.summary_rows():
-            t.add_row(*map(str, row))
-        console.print(t)
-        for (kind, outcome, reason), n in result.report.reasons().most_common(15):
-            console.print(f"[yellow]{n} {kind} row(s) {outcome}: {reason}[/]")
-        console.print(f"records in {out / 'records'}, report {out / 'report.json'}")
+        from converters.report import write_report
+        from interop.cli.imports import fail_if_all_rejected, print_report, terminate_cleanly
+        from interop.schema.record_store import RecordStore
+
+        store = RecordStore(out)
+        with terminate_cleanly():
+            for record in result.records:
+                store.merge(record)  # merged with what other imports wrote, never overwritten
+            report_json, _ = write_report(result.report, out, hide=lambda s: Path(s).name)
+        title = f"{data.name}: {len(result.records)} patient record(s)"
+        print_report(console, result.report, title, hide=lambda s: Path(s).name)
+        console.print(f"records in {store.directory}, report {report_json}")
+        fail_if_all_rejected(result.report, report_json)

@@ -32,8 +32,9 @@ from pydantic import Field, model_validator
 from interop.cohort.design import read_structured_file
 from interop.errors import SchemaError, TwinError
 from interop.schema import ModelCard, PatientRecord, parse
+from interop.schema.analytes import convert_analyte, same_analyte
 from interop.schema.base import Frozen
-from interop.schema.units import UnitError, convert
+from interop.schema.units import UnitError
 
 __all__ = [
     "CovariateDistribution",
@@ -158,11 +159,14 @@ def baseline_covariates(record: PatientRecord, card: ModelCard) -> dict[str, flo
         src, value = cov.source, None
         if src.measurement is not None:
             rows = sorted(
-                (m for m in record.measurements if m.code.matches(src.measurement)), key=lambda m: m.time
+                (m for m in record.measurements if same_analyte(m.code, src.measurement)),
+                key=lambda m: m.time,
             )
             if rows:
                 try:
-                    value = convert(rows[0].value, rows[0].unit, src.unit or rows[0].unit)
+                    value = convert_analyte(
+                        rows[0].value, rows[0].unit, src.unit or rows[0].unit, rows[0].code
+                    )
                 except UnitError as exc:
                     raise TwinError(str(exc), source=rows[0].id, field="unit") from exc
         elif src.patient_field == "age_years":

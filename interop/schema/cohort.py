@@ -1,19 +1,24 @@
 """Cohorts as tables: one Parquet file per record kind, keyed by pseudonymous patient id.
 
 Each table has flat, typed columns for the fields analyses use (so pandas, DuckDB, Spark and
-Dask read them as they are) and an ``item_json`` column with the whole item, so reading a
-cohort back gives the exact ``PatientRecord``s that were written.
+Dask read them as they are; times in UTC) and an ``item_json`` column with the whole item, so
+reading a cohort back gives the exact ``PatientRecord``s that were written. Tables are written
+with pyarrow in row groups as records arrive, so a cohort of any size is written in flat memory.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from interop.errors import SchemaError
 from interop.schema.base import parse
@@ -38,6 +43,61 @@ KINDS: dict[str, type] = {
 }
 
 
+# Typed columns per table (besides patient_id, id and item_json): fixed, so row groups stream.
+_TS = pa.timestamp("us", tz="UTC")
+COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
+    "patients": [
+        ("sex", pa.string()),
+        ("birth_date", pa.date32()),
+        ("age_years", pa.float64()),
+        ("schema_version", pa.string()),
+    ],
+    "measurements": [
+        ("code_system", pa.string()),
+        ("code", pa.string()),
+        ("category", pa.string()),
+        ("value", pa.float64()),
+        ("unit", pa.string()),
+        ("time", _TS),
+        ("status", pa.string()),
+        ("below_lloq", pa.bool_()),
+    ],
+    "doses": [
+        ("drug_code", pa.string()),
+        ("drug_name", pa.string()),
+        ("amount", pa.float64()),
+        ("unit", pa.string()),
+        ("route", pa.string()),
+        ("start", _TS),
+        ("duration_h", pa.float64()),
+        ("rate", pa.float64()),
+        ("interval_h", pa.float64()),
+        ("additional", pa.int64()),
+        ("status", pa.string()),
+    ],
+    "conditions": [("code_system", pa.string()), ("code", pa.string()), ("onset", _TS)],
+    "genotypes": [
+        ("gene", pa.string()),
+        ("diplotype", pa.string()),
+        ("phenotype", pa.string()),
+        ("activity_score", pa.float64()),
+        ("caller", pa.string()),
+    ],
+    "omics": [
+        ("assay", pa.string()),
+        ("path", pa.string()),
+        ("sha256", pa.string()),
+        ("sample_id", pa.string()),
+    ],
+}
+ROW_GROUP = 50_000  # rows buffered per table before a row group is written
+
+
+def _schema(table: str) -> pa.Schema:
+    head = [("patient_id", pa.string())] + ([] if table == "patients" else [("id", pa.string())])
+    return pa.schema([*head, *COLUMNS[table], ("item_json", pa.string())])
+
+
 def _flat(kind: str, item: Any) -> dict[str, Any]:
     if kind == "measurements":
         return {
@@ -58,7 +118,10 @@ def _flat(kind: str, item: Any) -> dict[str, Any]:
             "unit": item.unit,
             "route": item.route,
             "start": item.start,
-            "duration_h": item.duration_h,
+            "duration_h": item.infusion_hours,
+            "rate": item.rate if item.rate is not None else _rate(item),
+            "interval_h": item.interval_h,
+            "additional": item.additional,
             "status": item.status,
         }
     if kind == "conditions":
@@ -74,43 +137,93 @@ def _flat(kind: str, item: Any) -> dict[str, Any]:
     return {"assay": item.assay, "path": item.path, "sha256": item.sha256, "sample_id": item.sample_id}
 
 
+def _rate(dose: Dose) -> float | None:
+    """An infusion's rate (unit per hour) from its duration, so both columns are filled."""
+    return dose.amount / dose.duration_h if dose.duration_h else None
+
+
+class _Table:
+    """One Parquet file written in row groups to a temporary name, renamed when complete."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.final = directory / f"{name}.parquet"
+        self.schema = _schema(name)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".parquet")
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.writer = pq.ParquetWriter(self.tmp, self.schema)
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= ROW_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.rows = []
+
+    def close(self) -> Path:
+        self.flush()
+        self.writer.close()
+        os.replace(self.tmp, self.final)
+        return self.final
+
+    def abort(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
 def write_cohort(records: Iterable[PatientRecord], directory: Path) -> dict[str, Path]:
-    """Write ``patients.parquet`` and one table per non-empty record kind; returns the paths."""
+    """Write ``patients.parquet`` and one table per non-empty record kind; returns the paths.
+
+    Records are consumed one at a time and rows written in row groups of ``ROW_GROUP``, so
+    memory stays flat however many records there are. Each table is written under a temporary
+    name and renamed when complete: an interrupted write leaves the previous cohort intact and
+    no partial file behind.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    patients: list[dict[str, Any]] = []
-    tables: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for rec in records:
-        p = rec.patient
-        patients.append(
-            {
-                "patient_id": p.id,
-                "sex": p.sex,
-                "birth_date": p.birth_date,
-                "age_years": p.age_years,
-                "schema_version": rec.schema_version,
-                "item_json": p.model_dump_json(),
-            }
-        )
-        for kind in KINDS:
-            for item in getattr(rec, kind):
-                tables[kind].append(
-                    {
-                        "patient_id": p.id,
-                        "id": item.id,
-                        **_flat(kind, item),
-                        "item_json": item.model_dump_json(),
-                    }
-                )
-    written = {}
-    path = directory / "patients.parquet"
-    pd.DataFrame(patients).to_parquet(path, index=False)
-    written["patients"] = path
-    for kind, rows in tables.items():
-        path = directory / f"{kind}.parquet"
-        pd.DataFrame(rows).to_parquet(path, index=False)
-        written[kind] = path
+    tables: dict[str, _Table] = {}
+
+    def table(name: str) -> _Table:
+        if name not in tables:
+            tables[name] = _Table(directory, name)
+        return tables[name]
+
+    try:
+        patients = table("patients")
+        for rec in records:
+            p = rec.patient
+            patients.add(
+                {
+                    "patient_id": p.id,
+                    "sex": p.sex,
+                    "birth_date": p.birth_date,
+                    "age_years": p.age_years,
+                    "schema_version": rec.schema_version,
+                    "item_json": p.model_dump_json(),
+                }
+            )
+            for kind in KINDS:
+                for item in getattr(rec, kind):
+                    table(kind).add(
+                        {
+                            "patient_id": p.id,
+                            "id": item.id,
+                            **_flat(kind, item),
+                            "item_json": item.model_dump_json(),
+                        }
+                    )
+        written = {name: t.close() for name, t in tables.items()}
+    except BaseException:
+        for t in tables.values():
+            t.abort()
+        raise
     for kind in KINDS:  # a stale table from an earlier write would mix cohorts
-        if kind not in tables:
+        if kind not in written:
             (directory / f"{kind}.parquet").unlink(missing_ok=True)
     return written
 

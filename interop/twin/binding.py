@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from interop.errors import TwinError
 from interop.schema import DosingInput, ModelCard, PatientRecord, ReferenceDose
+from interop.schema.analytes import convert_analyte, same_analyte
 from interop.schema.patient import STATE_RESET
 from interop.schema.units import UnitError, convert
 from interop.twin.model import CompiledModel
@@ -180,12 +181,12 @@ def _covariates(card: ModelCard, record: PatientRecord, origin: dt.datetime) -> 
         series: CovariateSeries | None = None
         if src.measurement is not None:
             rows = sorted(
-                (m for m in record.measurements if m.code.matches(src.measurement)),
+                (m for m in record.measurements if same_analyte(m.code, src.measurement)),
                 key=lambda m: m.time,
             )
             if rows:
                 try:
-                    vals = [convert(m.value, m.unit, src.unit or m.unit) for m in rows]
+                    vals = [convert_analyte(m.value, m.unit, src.unit or m.unit, m.code) for m in rows]
                 except UnitError as exc:
                     raise TwinError(str(exc), source=rows[0].id, field="unit") from exc
                 ts = [(m.time - origin).total_seconds() / 3600.0 for m in rows]

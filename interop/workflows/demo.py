@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from converters import convert_bundle_file, load_key
-from converters.pseudonym import KEY_ENV
+from converters.pseudonym import KEY_ENV, source_token
 from interop.schema import ModelCard, parse_json
+from interop.schema.record_store import RecordStore
 from interop.settings import Settings
 from interop.twin import bind_patient, load_model, simulate, simulate_observations
 from interop.twin.plot import plot_concentrations
@@ -64,7 +65,7 @@ def demo_key(settings: Settings) -> bytes:
 def run_demo(settings: Settings) -> DemoResult:
     settings.home.mkdir(parents=True, exist_ok=True)
     out = settings.output_dir / "demo"
-    (out / "records").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
 
     # 1. Registry: register the bundled model and its card (identical content: same version).
     card = parse_json(ModelCard, _data("models", MODEL_CARD).read_text(), source=MODEL_CARD)
@@ -73,12 +74,13 @@ def run_demo(settings: Settings) -> DemoResult:
         stored = registry.get(stored.model_id, stored.version)  # read back by id and version
 
     # 2. Converter: the bundled FHIR R4 bundle becomes a pseudonymised PatientRecord.
-    result = convert_bundle_file(_data("demo", PATIENT_BUNDLE), demo_key(settings))
-    record = result.records[0]
-    record_path = out / "records" / f"{record.patient.id}.json"
-    record_path.write_text(record.model_dump_json(indent=2))
+    key = demo_key(settings)
+    result = convert_bundle_file(_data("demo", PATIENT_BUNDLE), key)
+    store = RecordStore(out)
+    record = store.merge(result.records[0])  # the one record store: merged, written atomically
+    record_path = store.path(record.patient.id)
     report_path = out / "conversion-report.json"
-    report_path.write_text(result.report.to_json())
+    report_path.write_text(result.report.to_json(hide=lambda s: source_token(key, s)))
 
     # 3. Twin: compile, bind covariates and doses through the card, simulate at the sample times.
     model = load_model(stored.sbml, stored.card)

@@ -14,6 +14,13 @@ from tests import data
 KEY = b"test-key-0123456789abcdef-not-secret"
 
 
+def rid(rtype: str, raw: str, key: bytes = KEY) -> str:
+    """How outputs name a resource: the keyed hash of its type and raw id."""
+    from converters.pseudonym import pseudonymise
+
+    return pseudonymise(key, rtype, raw)
+
+
 def load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 

@@ -67,6 +67,7 @@ def test_synth_import_export_end_to_end(tmp_path):
     assert "counts add up (read = converted + rejected + skipped): yes" in (out / "report.txt").read_text()
     cohort = read_cohort(out / "cohort")
     assert {r.patient.id for r in cohort} == {p.stem for p in records}
+    assert all(any(t.kind == "date-shift" for t in r.patient.provenance.transformations) for r in cohort)
     for p in (out / "records").glob("*.json"):
         assert KEY not in p.read_text()
     r = _run("export", "fhir", str(out), "--out", str(tmp_path / "exported"), env_extra=home)
@@ -91,6 +92,7 @@ def test_synth_import_export_end_to_end(tmp_path):
     assert after.keys() == before.keys()
     for name, rec in before.items():
         assert {m.id for m in after[name].measurements} == {m.id for m in rec.measurements}
+        assert {m.time for m in after[name].measurements} == {m.time for m in rec.measurements}  # not twice
 
 
 def test_user_errors_print_one_line_and_exit_1(tmp_path):
@@ -105,3 +107,49 @@ def test_user_errors_print_one_line_and_exit_1(tmp_path):
     assert r.returncode == 1
     r = _run("import", "fhir", str(data.FHIR_DEMO_BUNDLE), "--out", str(tmp_path / "o"))
     assert r.returncode == 1 and "pseudonymisation key" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_import_of_which_everything_is_rejected_exits_1_naming_file_and_line(tmp_path):
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    (feed / "Observation.ndjson").write_text('{"resourceType": "Observation"}\nnot json\n[1]\n')
+    (feed / "Patient_Jane_Doe.xml").write_text('<Patient xmlns="http://hl7.org/fhir"/>')
+    out, keyfile = tmp_path / "out", tmp_path / "key"
+    keyfile.write_text(KEY)
+    key = ("--pseudonymise-key-file", str(keyfile))
+    r = _run("import", "fhir", str(feed), "--out", str(out), *key)
+    assert r.returncode == 1 and "every input was rejected" in r.stderr and "Traceback" not in r.stderr
+    assert "FHIR XML is not supported, convert to JSON" in r.stderr
+    text = (out / "report.txt").read_text()
+    lines = [ln for ln in text.splitlines() if ln.strip().startswith("src-")]
+    assert len(lines) == 4 and any(":2: " in ln and "invalid JSON" in ln for ln in lines)  # file:line
+    assert "Jane_Doe" not in text and "Jane_Doe" not in r.stderr  # files named by keyed token
+    shown = _run("import", "fhir", str(feed), "--out", str(out), "--show-paths", *key).stderr
+    assert "Observation.ndjson:2" in shown  # the operator may ask for paths on the console
+
+
+def test_sigterm_during_an_import_leaves_no_temporary_file(tmp_path):
+    import signal
+    import time
+
+    from interop.settings import Settings
+    from interop.workflows.synth import load_synth_model, write_synthetic_feed
+
+    sbml, card, label = load_synth_model(Settings(home=tmp_path, database_url="sqlite://"), None)
+    write_synthetic_feed(tmp_path / "feed", 60, sbml=sbml, card=card, label=label, fmt="ndjson", days=7)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(data.ROOT), INTEROP_PSEUDONYM_KEY=KEY)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "interop", "import", "fhir", str(tmp_path / "feed"), "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*.sqlite")) and time.monotonic() < deadline:  # the spool: import under way
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM, proc.stderr.read() if proc.stderr else ""
+    left = [p.name for p in out.rglob("*") if p.is_file()]
+    assert not [n for n in left if n.endswith(".sqlite") or n.startswith(".tmp-")], left

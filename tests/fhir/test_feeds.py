@@ -13,7 +13,7 @@ from converters.fhir.versions import detect_version
 from interop.errors import ConversionError
 from interop.settings import Settings
 from interop.workflows.synth import load_synth_model, write_synthetic_feed
-from tests.fhir.conftest import KEY, collection, pat1, weight_of_pat1
+from tests.fhir.conftest import KEY, collection, pat1, rid, weight_of_pat1
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +112,16 @@ def test_gzip_and_bad_lines_are_reported_by_line_and_the_rest_converts(ndjson_fe
     n = len(lines)
     by_line = {i.line: i for i in rep.issues if i.source and i.source.endswith("Observation.ndjson.gz")}
     assert "invalid JSON" in by_line[n + 1].reason
-    assert by_line[n + 2].resource_id == "no-status" and "Field required" in by_line[n + 2].reason
+    assert (
+        by_line[n + 2].resource_id == rid("Observation", "no-status")
+        and "Field required" in by_line[n + 2].reason
+    )
     assert "unknown resourceType" in by_line[n + 3].reason
     assert "impossible value 7000 kg" in by_line[n + 4].reason
     assert "after the export" in by_line[n + 5].reason
-    assert "no such Patient" in by_line[n + 6].reason and by_line[n + 6].resource_id == "orphan"
+    assert "no such Patient" in by_line[n + 6].reason and by_line[n + 6].resource_id == rid(
+        "Observation", "orphan"
+    )
     assert "JSON object" in by_line[n + 7].reason
     assert rep.converted["Observation"] == n
 
@@ -225,7 +230,7 @@ def test_site_table_adds_a_local_code_without_code_changes(tmp_path):
     assert "site.csv@site-1" in res.report.versions
 
 
-def test_creatinine_molar_conversion_both_ways(key):
+def test_creatinine_under_two_codes_is_one_analyte_in_umol_per_litre(key):
     mol = dict(
         weight_of_pat1(),
         id="c1",
@@ -244,10 +249,15 @@ def test_creatinine_molar_conversion_both_ways(key):
         valueQuantity={"value": 1.0, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"},
     )
     res = convert_bundle(collection(pat1(), mol, mass), key)
-    ms = {m.code.code: m for m in res.records[0].measurements}
-    assert ms["2160-0"].value == pytest.approx(88.4 / 88.4017, rel=1e-4)  # 113.12 g/mol
-    assert ms["14682-9"].value == pytest.approx(88.4017, rel=1e-4)
-    assert ms["2160-0"].unit == "mg/dL" and ms["14682-9"].unit == "umol/L"
+    ms = {m.id: m for m in res.records[0].measurements}
+    one, two = ms[rid("Observation", "c1")], ms[rid("Observation", "c2")]
+    # 2160-0 sent in umol/L (kept as is) and 14682-9 sent in mg/dL (x 88.4017 by 113.12 g/mol):
+    # both are creatinine 14682-9 in umol/L, the as-received value and unit kept beside
+    assert one.code.code == two.code.code == "14682-9" and one.unit == two.unit == "umol/L"
+    assert one.value == pytest.approx(88.4) and two.value == pytest.approx(88.4017, rel=1e-4)
+    assert (one.original_value, one.original_unit) == (88.4, "umol/L")
+    assert (two.original_value, two.original_unit) == (1.0, "mg/dL")
+    assert any("2160-0 -> 14682-9" in t.detail for t in one.provenance.transformations)
 
 
 def test_missing_file_is_a_typed_error(tmp_path):
@@ -260,7 +270,7 @@ def test_a_date_in_the_future_is_impossible_without_a_manifest_too(key):
     future = dict(weight_of_pat1("2999-01-01T00:00:00Z"), id="f")
     res = convert_bundle(collection(pat1(), future), key)
     (issue,) = res.report.issues
-    assert "after the export" in issue.reason and issue.resource_id == "f"
+    assert "after the export" in issue.reason and issue.resource_id == rid("Observation", "f")
 
 
 @pytest.mark.parametrize("btype", ["batch", "history", "document", "searchset", "transaction", "collection"])
@@ -271,7 +281,7 @@ def test_every_bundle_type_converts_and_entries_without_resource_are_reported(ke
     res = convert_bundle(bundle, key)
     assert len(res.records[0].measurements) == 1
     (issue,) = res.report.issues
-    assert issue.outcome == "skipped" and "DELETE Observation/old" in issue.reason
+    assert issue.outcome == "skipped" and "DELETE Observation" in issue.reason and "old" not in issue.reason
     assert res.report.balanced()
 
 
@@ -307,4 +317,4 @@ def test_infusion_rate_in_mass_per_time_gives_an_infusion_with_rate(key):
         "code": "mg/h",
     }
     (dose,) = convert_bundle(collection(pat1(), ma), key).records[0].doses
-    assert (dose.route, dose.rate, dose.duration_h, dose.infusion_hours) == ("iv-infusion", 250.0, None, 2.0)
+    assert (dose.route, dose.rate, dose.duration_h, dose.infusion_hours) == ("iv-infusion", 250.0, 2.0, 2.0)

@@ -65,8 +65,8 @@ def test_key_from_file_or_environment(tmp_path, monkeypatch):
 
 
 def test_date_shift_keeps_time_of_day_and_every_interval():
-    plain = convert_bundle_file(data.FHIR_DEMO_BUNDLE, KEY).records[0]
-    shifted = convert_bundle_file(data.FHIR_DEMO_BUNDLE, KEY, date_shift=True).records[0]
+    plain = convert_bundle_file(data.FHIR_DEMO_BUNDLE, KEY, date_shift=False).records[0]
+    shifted = convert_bundle_file(data.FHIR_DEMO_BUNDLE, KEY).records[0]  # shifted by default
     times = sorted([m.time for m in plain.measurements] + [d.start for d in plain.doses])
     stimes = sorted([m.time for m in shifted.measurements] + [d.start for d in shifted.doses])
     offsets = {s - t for s, t in zip(stimes, times, strict=True)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -11,11 +12,38 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from converters.fhir import convert_bundle
+from converters.fhir.export import export_bundle
+from converters.report import EXAMPLES_PER_REASON
 from tests import data
 from tests.fhir.conftest import KEY, collection, load, pat1, weight_of_pat1
+from tests.fhir.test_fidelity import _infusion_by_rate, synthea_order
+
+HASH = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _exported_observation() -> dict:
+    """An Observation as our export writes it: pseudonymised, date-shifted, as-received value kept."""
+    rec = convert_bundle(collection(pat1(), weight_of_pat1()), KEY).records[0]
+    return next(
+        e["resource"] for e in export_bundle(rec)["entry"] if e["resource"]["resourceType"] == "Observation"
+    )
+
+
+def _creatinine(code: str, value: float, unit: str) -> dict:
+    obs = weight_of_pat1()
+    obs["code"] = {"coding": [{"system": "http://loinc.org", "code": code}]}
+    obs["valueQuantity"] = {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+    return obs
+
 
 SEEDS = [
     pat1(),
+    synthea_order("313782", "Acetaminophen 325 MG Oral Tablet"),  # unitless dose, RxNorm clinical drug
+    synthea_order("861007", "Metformin hydrochloride 500 MG Oral Tablet", 1),
+    _infusion_by_rate(),
+    _exported_observation(),
+    _creatinine("2160-0", 1.1, "mg/dL"),
+    _creatinine("14682-9", 97.0, "umol/L"),
     weight_of_pat1(),
     load(data.FHIR_HEIGHT_IN) | {"subject": {"reference": "Patient/pat1"}},
     *(load(p) for p in data.FHIR_MEDADMIN.values()),
@@ -102,5 +130,21 @@ def test_mutations_never_crash_and_counts_add_up(feed):
     res = convert_bundle(bundle, KEY)
     assert res.report.balanced()
     assert sum(res.report.read.values()) == len(feed)
+    assert all(len(shown) <= EXAMPLES_PER_REASON for shown in res.report.examples.values())  # bounded
     for issue in res.report.issues:
         assert issue.reason and issue.source
+        assert issue.resource_id is None or HASH.match(issue.resource_id)  # never a raw id
+    for rec in res.records:
+        for item in (rec.patient, *rec.measurements, *rec.doses, *rec.conditions):
+            prov = item.provenance
+            assert prov.source_file.startswith("src-") and prov.source_system == "fhir"  # never a path
+            assert prov.resource_id is None or HASH.match(prov.resource_id)
+        assert not {m.code.code for m in rec.measurements} & {"2160-0", "38483-4"}  # one analyte
+        assert all(m.unit == "umol/L" for m in rec.measurements if m.code.code == "14682-9")
+        for d in rec.doses:  # an infusion always knows how long it lasts and how fast
+            assert d.route != "iv-infusion" or (d.duration_h and d.rate)
+        shifts = {t.detail for t in rec.patient.provenance.transformations}
+        assert shifts & {
+            "secret per-patient offset (whole days)",
+            "shifted before export (date-shifted tag in the source): kept as is",
+        }  # shifted by default, and the record says so

@@ -7,7 +7,7 @@ import pytest
 from converters.fhir import convert_bundle, convert_bundle_file
 from interop.schema import ATC, LOINC, RXNORM
 from tests import data
-from tests.fhir.conftest import KEY, collection, load, pat1, weight_of_pat1
+from tests.fhir.conftest import KEY, collection, load, pat1, rid, weight_of_pat1
 
 
 def _issues(report, rtype):
@@ -22,13 +22,15 @@ def test_synthea_bundle_converts_with_counts_that_add_up(path):
     assert len(res.records) == 1
     rec = res.records[0]
     codes = {m.code.code for m in rec.measurements}
-    assert {"38483-4", "29463-7", "8302-2"} <= codes  # creatinine in blood, weight, height
+    assert {"14682-9", "29463-7", "8302-2"} <= codes  # creatinine (sent as 38483-4), weight, height
+    assert "38483-4" not in codes  # one analyte, one code
     for m in rec.measurements:
-        assert m.unit in ("mg/dL", "kg", "cm", "kg/m2", "mL/min/{1.73_m2}", "g/dL")
+        assert m.unit in ("umol/L", "kg", "cm", "kg/m2", "mL/min/{1.73_m2}", "g/dL")
         assert m.provenance.resource_type == "Observation"
     # Synthea's MedicationRequests carry no dose: each is reported, none dropped silently
     mr = _issues(rep, "MedicationRequest")
-    assert rep.read["MedicationRequest"] == len(mr) > 0
+    assert rep.read["MedicationRequest"] == rep.count("rejected", "MedicationRequest") > 0
+    assert 0 < len(mr) <= 5  # a few examples per reason are kept, every one is counted
     assert all(i.resource_id and i.source == str(path) and i.line for i in mr)
     assert rep.unmapped_codes  # panels and codes not in the table are counted
     assert rep.read["Claim"] == rep.count("skipped", "Claim")
@@ -45,7 +47,7 @@ def test_entered_in_error_is_excluded_and_reported():
     out = _medadmin_feed("0303")
     issue = _issues(out.report, "MedicationAdministration")[0]
     assert issue.outcome == "skipped" and "entered-in-error" in issue.reason
-    assert issue.resource_id == "medadmin0303" and issue.field == "status"
+    assert issue.resource_id == rid("MedicationAdministration", "medadmin0303") and issue.field == "status"
     assert out.records[0].doses == ()
     assert out.report.balanced()
 

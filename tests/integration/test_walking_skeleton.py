@@ -33,11 +33,12 @@ def test_fhir_bundle_becomes_a_pseudonymised_record() -> None:
     assert "MRN-0042-DEMO" in raw and "MRN-0042-DEMO" not in rec.model_dump_json()
     assert rec.patient.sex == "female"
     codes = sorted(m.code.code for m in rec.measurements)
-    assert codes == sorted(["29463-7", "8302-2", "2160-0", "2160-0"] + ["35668-3"] * 4)
-    scr = sorted((m for m in rec.measurements if m.code.code == "2160-0"), key=lambda m: m.time)
-    assert scr[0].original_unit == "umol/L" and scr[0].unit == "mg/dL"
-    assert scr[0].value == pytest.approx(97.2 * 113.12 / 10_000)
-    assert any(t.kind == "unit-conversion" for t in scr[0].provenance.transformations)
+    # creatinine sent as 2160-0 in umol/L: one analyte (14682-9) in umol/L (interop.schema.analytes)
+    assert codes == sorted(["29463-7", "8302-2", "14682-9", "14682-9"] + ["35668-3"] * 4)
+    scr = sorted((m for m in rec.measurements if m.code.code == "14682-9"), key=lambda m: m.time)
+    assert scr[0].original_unit == "umol/L" and scr[0].unit == "umol/L"
+    assert scr[0].value == pytest.approx(97.2)
+    assert any(t.kind == "code-mapping" for t in scr[0].provenance.transformations)
     bolus, infusion = rec.administered_doses()
     assert (bolus.route, bolus.amount) == ("iv-bolus", 160)
     assert (infusion.route, infusion.duration_h) == ("iv-infusion", 0.5)

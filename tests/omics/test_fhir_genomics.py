@@ -29,7 +29,7 @@ def test_r4_core_tpmt_diplotype_example(tmp_path: Path) -> None:
     assert record is not None
     (g,) = record.genotypes
     assert (g.gene, g.diplotype, g.id) == ("TPMT", "*1/*4", "fhir-TPMT")
-    assert g.provenance.resource_id == "example-TPMT-diplotype"
+    assert g.provenance.resource_id == PatientIds(key=KEY).source_ref("example-TPMT-diplotype")  # keyed hash
     assert [t.kind for t in g.provenance.transformations] == ["pseudonymisation"]
 
 

@@ -88,7 +88,7 @@ def test_multi_sample_bgzipped_vcf(tmp_path: Path) -> None:
             assert sorted([calls[gene].first, calls[gene].second], key=str) == sorted(pair), (sample, gene)
             assert not calls[gene].uncertain
     assert {c.gene: c.phenotype for c in result.calls["P2"]}["CYP2C9"] == "Poor Metabolizer"
-    assert result.report.balanced
+    assert result.report.balanced()
 
 
 def test_phased_vcf(tmp_path: Path) -> None:
