@@ -230,13 +230,16 @@ def gene_from_pypgx(gene: str, tables: dict[str, list[dict[str, str]]], version:
         if row["Gene"] != gene or not row["GRCh38Position"].isdigit():
             continue
         pos = int(row["GRCh38Position"])
-        if (pos, *_trim(row["GRCh38Allele"], row["Variant"])) in IGNORED_VARIANTS.get(gene, frozenset()):
+        alt38 = row["Variant"] if row["Variant"] != row["GRCh38Allele"] else row["GRCh37Allele"]
+        if (pos, *_trim(row["GRCh38Allele"], alt38)) in IGNORED_VARIANTS.get(gene, frozenset()):
             continue
         rec = variants.setdefault(pos, {"rsids": set(), "ref": row["GRCh38Allele"], "alts": []})
         if row["rsID"] not in ("", "N/A", "."):
             rec["rsids"].add(row["rsID"])
         # One position, several spellings (C>CAT, CAT>C): keep the longest REF, re-anchor alts to it.
         ref, alt = row["GRCh38Allele"], row["Variant"]
+        if alt == ref:  # pypgx's Variant is the GRCh37 one where the builds' references differ
+            alt = row["GRCh37Allele"]
         if len(ref) > len(rec["ref"]):
             rec["alts"] = [a + ref[len(rec["ref"]) :] for a in rec["alts"]]
             rec["ref"] = ref

@@ -91,6 +91,15 @@ def detect_build(header: str) -> tuple[str | None, str]:
 class _Site:
     """One panel record: allele strings, and per sample the allele of each copy (None = '.')."""
 
+    def merge(self, other: _Site, ref: str) -> _Site:
+        """Two records of one position, copy by copy: a variant wins over the reference, two
+        different variants on one copy (or a no-call) make that copy unread; phase only if both."""
+        return _Site(
+            [_merge_base(a, b, ref) for a, b in zip(self.first, other.first, strict=True)],
+            [_merge_base(a, b, ref) for a, b in zip(self.second, other.second, strict=True)],
+            [p if p == q else None for p, q in zip(self.phase, other.phase, strict=True)],
+        )
+
     first: list[str | None]
     second: list[str | None]
     phase: list[int | None]  # phase set of a phased genotype (PS, or 0 without PS), else None
@@ -116,6 +125,14 @@ class _Site:
                 for phased, s in zip(gt[:, 2].tolist(), sets, strict=True)
             ],
         )
+
+
+def _merge_base(a: str | None, b: str | None, ref: str) -> str | None:
+    if a is None or b is None:
+        return None
+    if a == b or b == ref:
+        return a
+    return b if a == ref else None  # two different variants on one copy: not readable
 
 
 @dataclass
@@ -335,8 +352,7 @@ def read_panel_genotypes(
     data = PanelGenotypes(list(vcf.samples), compiled)
     lines = report.tally("vcf data lines")
     ref_mismatch = ref_checked = 0
-    first_line: dict[tuple[str, str], str] = {}  # panel position -> where it was read
-    conflicted: set[tuple[str, str]] = set()
+    merged = 0
     regions = _regions(path, vcf, definitions)
     if regions is not None:
         report.warnings.append(
@@ -363,27 +379,24 @@ def read_panel_genotypes(
                     f"{where}: {rec.CHROM}:{rec.POS} REF {rec.REF}, GRCh38 {hits[0][1].ref} ({hits[0][1].id})",
                 )
                 continue
-        gene, pid = hits[0][0], hits[0][1].id
-        if (gene, pid) in first_line or (gene, pid) in conflicted:
-            # Several records for one position (a split multi-allelic site, say): keeping one
-            # could hide an allele, so the position becomes missing and the call uncertain.
-            reason = "several records for one panel position (position treated as missing)"
-            lines.reject(reason, f"{where}: {pid}")
-            if (gene, pid) in first_line:
-                lines.reject(reason, f"{first_line.pop((gene, pid))}: {pid}")
-                conflicted.add((gene, pid))
-                for g, p in hits:
-                    data.sites.pop((g, p.id), None)
-            continue
         gt = rec.genotype.array() if data.samples else np.zeros((0, 3), dtype=np.int16)
         ps = _phase_sets(rec) if data.samples else None
         vcf_ref = rec.REF.upper()
         for g, p in hits:
             alleles = [_spell(rec.POS, vcf_ref, a.upper(), p) for a in [rec.REF, *rec.ALT]]
-            data.sites[(g, p.id)] = _Site.from_array(alleles, gt, ps)
-        first_line[(gene, pid)] = where
+            site = _Site.from_array(alleles, gt, ps)
+            if (g, p.id) in data.sites:
+                # Several records for one position (a split multi-allelic site, or an indel and
+                # a SNV written at two anchors): merged copy by copy, a conflict is a no-call.
+                site = data.sites[(g, p.id)].merge(site, p.ref)
+                merged += 1
+            data.sites[(g, p.id)] = site
+        lines.ok()
     vcf.close()
-    lines.ok(len(first_line))
+    if merged:
+        report.counts["records merged into a position another record also gave"] += merged
+    vcf.close()
+
     if ref_checked >= 3 and ref_mismatch * 2 > ref_checked:
         raise ConversionError(
             f"REF bases disagree with GRCh38 at {ref_mismatch} of {ref_checked} panel positions; "

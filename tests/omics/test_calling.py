@@ -102,8 +102,9 @@ GUIDELINE = [
     ("SLCO1B1", "*15", "*15", "Poor Function", None),
     ("SLCO1B1", "*1", "*15", "Decreased Function", None),
     ("SLCO1B1", "*1", "*14", "Normal Function", None),
-    ("VKORC1", "rs9923231 reference (C)", "rs9923231 variant (T)", None, None),  # no CPIC phenotype
-    ("VKORC1", "rs9923231 variant (T)", "rs9923231 variant (T)", None, None),
+    ("VKORC1", "rs9923231 reference (C)", "rs9923231 variant (T)", "-1639 AG", None),
+    ("VKORC1", "rs9923231 variant (T)", "rs9923231 variant (T)", "-1639 AA", None),
+    ("CYP3A4", "*1", "*22", None, None),  # no CPIC phenotype in the source tables
 ]
 
 
