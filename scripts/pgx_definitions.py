@@ -148,7 +148,11 @@ def apply_cpic_facts(doc: dict[str, Any]) -> dict[str, Any]:
         var = next(a["name"] for a in doc["alleles"] if a["name"] != ref)
         doc["phenotype"] = {
             "method": "function",
-            "diplotypes": {f"{ref}/{ref}": "-1639 GG", f"{ref}/{var}": "-1639 AG", f"{var}/{var}": "-1639 AA"},
+            "diplotypes": {
+                f"{ref}/{ref}": "-1639 GG",
+                f"{ref}/{var}": "-1639 AG",
+                f"{var}/{var}": "-1639 AA",
+            },
             "otherwise": "Indeterminate",
         }
     elif gene == "G6PD":
@@ -289,7 +293,9 @@ def gene_from_pypgx(gene: str, tables: dict[str, list[dict[str, str]]], version:
     names = {a["name"] for a in alleles}
     for name, pos, base, function, activity in EXTRA_ALLELES.get(gene, ()):
         if name not in names and pos in variants:
-            alleles.append({"name": name, "function": function, "activity": activity, "defining": {str(pos): base}})
+            alleles.append(
+                {"name": name, "function": function, "activity": activity, "defining": {str(pos): base}}
+            )
     if gene in BACKGROUND:
         base, exempt = BACKGROUND[gene]
         core = next(a["defining"] for a in alleles if a["name"] == base)
@@ -362,7 +368,12 @@ def _phenotype_pypgx(
             eq = row["Equation"].replace(" ", "")
             if m := re.fullmatch(r"([0-9.]+)<=score<([0-9.]+)", eq):
                 ranges.append(
-                    {"min": float(m[1]), "max": float(m[2]), "max_inclusive": False, "phenotype": row["Phenotype"]}
+                    {
+                        "min": float(m[1]),
+                        "max": float(m[2]),
+                        "max_inclusive": False,
+                        "phenotype": row["Phenotype"],
+                    }
                 )
             elif m := re.fullmatch(r"([0-9.]+)==score", eq):
                 ranges.append({"min": float(m[1]), "max": float(m[1]), "phenotype": row["Phenotype"]})
@@ -395,9 +406,7 @@ def _function_rules(functions: dict[str, str], rows: list[tuple[str, str]]) -> d
     rules = {}
     for pair, counts in by_pair.items():
         rules[pair] = max(counts.items(), key=lambda kv: kv[1])[0]
-    exceptions = {
-        f"{a}/{b}": ph for a, b, fa, fb, ph in parsed if rules[(fa, fb)] != ph
-    }
+    exceptions = {f"{a}/{b}": ph for a, b, fa, fb, ph in parsed if rules[(fa, fb)] != ph}
     return {
         "method": "function",
         "rules": [{"functions": list(k), "phenotype": v} for k, v in sorted(rules.items())],
@@ -436,7 +445,9 @@ def gene_from_pharmcat(
             value = a["alleles"][i]
             if value is None or a["reference"]:
                 continue
-            defining[pid] = _iupac(value) if value not in variants[doc["variants"][i]["position"]][2] else value
+            defining[pid] = (
+                _iupac(value) if value not in variants[doc["variants"][i]["position"]][2] else value
+            )
         if not defining and not a["reference"]:
             continue
         alleles.append(
@@ -450,7 +461,8 @@ def gene_from_pharmcat(
     return {
         "gene": gene,
         "version": f"pharmcat-{doc['version']}",
-        "source": f"PharmCAT allele definitions {doc['version']} ({doc['source']}); scripts/pgx_definitions.py",
+        "source": f"PharmCAT allele definitions {doc['version']} ({doc['source']}); "
+        "scripts/pgx_definitions.py",
         "licence": PHARMCAT_LICENCE,
         "genome_build": "GRCh38",
         "chromosome": doc["chromosome"],
@@ -566,7 +578,10 @@ def main(argv: list[str] | None = None) -> int:
         }
     write(built, manifest, args.out)
     for g in built:
-        print(f"{g['gene']:8s} {len(g['positions']):4d} positions {len(g['alleles']):4d} alleles", file=sys.stderr)
+        print(
+            f"{g['gene']:8s} {len(g['positions']):4d} positions {len(g['alleles']):4d} alleles",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -187,6 +187,20 @@ class _Reading:
     undocumented: list[str]
 
 
+@dataclass
+class _Outcome:
+    """What one of the two calling rules found."""
+
+    pair: tuple[str, str] | None
+    phenotype: str | None = None
+    activity: float | None = None
+    alternatives: tuple[str, ...] = ()
+    ambiguous: bool = False
+    note: str | None = None
+    unmatched: tuple[str, ...] = ()
+    haplotypes: tuple[str, ...] = ()
+
+
 def _read(gene: CompiledGene, observed: tuple[Observed, ...]) -> _Reading:
     ids, ref_of = gene.position_ids, gene.definition.positions
     reading = _Reading([], [], [], [], [])
@@ -242,16 +256,16 @@ def _call(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
         result = _call_lowest_function(gene, r, untestable)
     else:
         result = _call_standard(gene, r, untestable)
-    notes = [result["note"]] if result.get("note") else []
+    notes = [result.note] if result.note else []
     if r.undocumented:
         notes.append(f"alleles the definition does not list at {', '.join(r.undocumented)} read as reference")
     if untestable:
         notes.append("alleles not testable (defining positions missing): " + ", ".join(untestable))
-    first, second = result["pair"] or (None, None)
+    first, second = result.pair or (None, None)
     status: CallStatus
     if first is None:
         status = "unknown"
-    elif r.missing or r.no_call or r.undocumented or result.get("ambiguous"):
+    elif r.missing or r.no_call or r.undocumented or result.ambiguous:
         status = "uncertain"
     else:
         status = "called"
@@ -259,16 +273,16 @@ def _call(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
         gene.gene,
         first,
         second,
-        result.get("phenotype"),
-        result.get("activity"),
+        result.phenotype,
+        result.activity,
         status != "called",
         **base,
         untestable_alleles=untestable,
-        alternatives=tuple(result.get("alternatives", ())),
+        alternatives=result.alternatives,
         note="; ".join(notes) or None,
         status=status,
-        unmatched_positions=tuple(result.get("unmatched", ())),
-        haplotypes=tuple(result.get("haplotypes", ())),
+        unmatched_positions=result.unmatched,
+        haplotypes=result.haplotypes,
     )
 
 
@@ -281,7 +295,7 @@ def _unexplained(gene: CompiledGene, sites: list[tuple[int, str, str, int | None
     return lone or sorted({gene.position_ids[i] for i, _ in variant})
 
 
-def _call_standard(gene: CompiledGene, r: _Reading, untestable: tuple[str, ...]) -> dict[str, object]:
+def _call_standard(gene: CompiledGene, r: _Reading, untestable: tuple[str, ...]) -> _Outcome:
     # Only sites with a non-reference allele tell alleles apart: at a homozygous-reference site
     # every candidate allows the reference (it is checked through ``needs``).
     ref = gene.allowed[gene.definition.reference]
@@ -291,7 +305,9 @@ def _call_standard(gene: CompiledGene, r: _Reading, untestable: tuple[str, ...])
         name
         for name, allowed in gene.allowed.items()
         if name not in untestable
-        and all(i not in seen or seen[i][0] in allowed[i] or seen[i][1] in allowed[i] for i in gene.needs[name])
+        and all(
+            i not in seen or seen[i][0] in allowed[i] or seen[i][1] in allowed[i] for i in gene.needs[name]
+        )
         and all(x in allowed[i] or y in allowed[i] for i, x, y, _ in sites)
     ]
     best: list[tuple[str, str]] = []
@@ -307,11 +323,11 @@ def _call_standard(gene: CompiledGene, r: _Reading, untestable: tuple[str, ...])
             best.append((h1, h2))
     if not best:
         where = _unexplained(gene, sites)
-        return {
-            "pair": None,
-            "unmatched": where,
-            "note": f"no pair of named alleles explains the genotypes at {', '.join(where)}",
-        }
+        return _Outcome(
+            None,
+            unmatched=tuple(where),
+            note=f"no pair of named alleles explains the genotypes at {', '.join(where)}",
+        )
     pairs = [tuple(sorted(p, key=gene.order.__getitem__)) for p in best]
     pairs.sort(key=lambda p: (gene.order[p[0]], gene.order[p[1]]))
     h1, h2 = pairs[0]
@@ -322,14 +338,7 @@ def _call_standard(gene: CompiledGene, r: _Reading, untestable: tuple[str, ...])
         if others != {(phenotype, activity)}:
             phenotype, activity = None, None
     note = f"tie between {len(pairs)} diplotypes" if alternatives else None
-    return {
-        "pair": (h1, h2),
-        "phenotype": phenotype,
-        "activity": activity,
-        "alternatives": alternatives,
-        "ambiguous": bool(alternatives),
-        "note": note,
-    }
+    return _Outcome((h1, h2), phenotype, activity, tuple(alternatives), bool(alternatives), note)
 
 
 # --- lowest-function genes (DPYD, RYR1) ------------------------------------------------------------
@@ -372,7 +381,7 @@ def _pair_order(gene: CompiledGene, a: str, b: str) -> tuple[str, str]:
     return (a, b) if key(a) <= key(b) else (b, a)
 
 
-def _call_lowest_function(gene: CompiledGene, r: _Reading, untestable: tuple[str, ...]) -> dict[str, object]:
+def _call_lowest_function(gene: CompiledGene, r: _Reading, untestable: tuple[str, ...]) -> _Outcome:
     ref = gene.allowed[gene.definition.reference]
     het_units: set[object] = set()
     for i, x, y, ps in r.sites:
@@ -388,15 +397,13 @@ def _call_lowest_function(gene: CompiledGene, r: _Reading, untestable: tuple[str
         covered = [_cover(gene, c) for c in copies]
         rest = sorted({p for _, left in covered for p in left})
         if rest:
-            return {
-                "pair": None,
-                "unmatched": rest,
-                "note": f"variants no named allele covers at {', '.join(rest)}",
-            }
+            return _Outcome(
+                None, unmatched=tuple(rest), note=f"variants no named allele covers at {', '.join(rest)}"
+            )
         names = [_strand_name(gene, found) for found, _ in covered]
         lows = [_lowest(gene, found) for found, _ in covered]
-        phenotype, activity = d.phenotype_of(*lows)
-        return {"pair": _pair_order(gene, *names), "phenotype": phenotype, "activity": activity}
+        phenotype, activity = d.phenotype_of(lows[0], lows[1])
+        return _Outcome(_pair_order(gene, names[0], names[1]), phenotype, activity)
     counts: dict[tuple[int, str], int] = {}
     for i, x, y, _ in r.sites:
         for base in (x, y):
@@ -404,19 +411,21 @@ def _call_lowest_function(gene: CompiledGene, r: _Reading, untestable: tuple[str
                 counts[(i, base)] = counts.get((i, base), 0) + 1
     found, rest = _cover(gene, counts)
     if rest:
-        return {"pair": None, "unmatched": rest, "note": f"variants no named allele covers at {', '.join(rest)}"}
+        return _Outcome(
+            None, unmatched=tuple(rest), note=f"variants no named allele covers at {', '.join(rest)}"
+        )
     ranked = sorted(found, key=lambda a: (d.rank(a), _natural(a)))
     lows = (ranked + [d.reference, d.reference])[:2]
-    phenotype, activity = d.phenotype_of(*lows)
+    phenotype, activity = d.phenotype_of(lows[0], lows[1])
     listed = sorted(found, key=_natural)
     note = (
         "unphased: alleles found " + ", ".join(listed) + "; diplotype is the two lowest-function (CPIC rule)"
     )
-    return {
-        "pair": _pair_order(gene, *lows),
-        "phenotype": phenotype,
-        "activity": activity,
-        "haplotypes": listed,
-        "ambiguous": len(found) > 2,
-        "note": note,
-    }
+    return _Outcome(
+        _pair_order(gene, lows[0], lows[1]),
+        phenotype,
+        activity,
+        ambiguous=len(found) > 2,
+        note=note,
+        haplotypes=tuple(listed),
+    )

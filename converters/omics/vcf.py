@@ -376,7 +376,8 @@ def read_panel_genotypes(
                 ref_mismatch += 1
                 lines.reject(
                     "REF differs from GRCh38",
-                    f"{where}: {rec.CHROM}:{rec.POS} REF {rec.REF}, GRCh38 {hits[0][1].ref} ({hits[0][1].id})",
+                    f"{where}: {rec.CHROM}:{rec.POS} REF {rec.REF}, "
+                    f"GRCh38 {hits[0][1].ref} ({hits[0][1].id})",
                 )
                 continue
         gt = rec.genotype.array() if data.samples else np.zeros((0, 3), dtype=np.int16)

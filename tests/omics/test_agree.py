@@ -83,7 +83,9 @@ SCENARIOS: dict[str, tuple[Scenario, Expect]] = {
         {"CYP2C9": (("*1/*61",), None)},
     ),
     "testWarfarinDpwg": (
-        Scenario(("CYP2C9", "VKORC1"), (("CYP2C9", "rs1057910", "C", "C"), ("VKORC1", "rs9923231", "T", "T"))),
+        Scenario(
+            ("CYP2C9", "VKORC1"), (("CYP2C9", "rs1057910", "C", "C"), ("VKORC1", "rs9923231", "T", "T"))
+        ),
         {
             "CYP2C9": (("*3/*3",), "Poor Metabolizer"),
             "VKORC1": (("rs9923231 variant (T)/rs9923231 variant (T)",), "-1639 AA"),
@@ -158,7 +160,9 @@ SCENARIOS: dict[str, tuple[Scenario, Expect]] = {
         {"SLCO1B1": ((UNCALLED,), None)},
     ),
     "testRosuvastatin": (
-        Scenario(("ABCG2", "SLCO1B1"), (("ABCG2", "rs2231142", "G", "T"), ("SLCO1B1", "rs56101265", "T", "C"))),
+        Scenario(
+            ("ABCG2", "SLCO1B1"), (("ABCG2", "rs2231142", "G", "T"), ("SLCO1B1", "rs56101265", "T", "C"))
+        ),
         {"ABCG2": (("rs2231142 reference (G)/rs2231142 variant (T)",), "Decreased Function")},
     ),
     # --- UGT1A1, CYP3A5, CYP3A4, CYP2B6, NUDT15, TPMT ---
@@ -258,7 +262,10 @@ SCENARIOS: dict[str, tuple[Scenario, Expect]] = {
     "cacna1sRef_ryr1Het2": (
         Scenario(
             ("RYR1",),
-            (("RYR1", ("chr19", 38473635, "A", "G"), "A", "G"), ("RYR1", ("chr19", 38475335, "A", "G"), "A", "G")),
+            (
+                ("RYR1", ("chr19", 38473635, "A", "G"), "A", "G"),
+                ("RYR1", ("chr19", 38475335, "A", "G"), "A", "G"),
+            ),
         ),
         {"RYR1": (("c.4024A>G/c.4178A>G",), None)},
     ),
@@ -367,13 +374,19 @@ SCENARIOS: dict[str, tuple[Scenario, Expect]] = {
         {"DPYD": (("c.61C>T/[c.61C>T + c.313G>A]",), "Poor Metabolizer")},
     ),
     "testDpydHomNoFunctionPhased": (
-        Scenario(("DPYD",), (("DPYD", "rs72549310", "A", "A"), ("DPYD", "rs150385342", "C", "T")), phased=True),
+        Scenario(
+            ("DPYD",), (("DPYD", "rs72549310", "A", "A"), ("DPYD", "rs150385342", "C", "T")), phased=True
+        ),
         {"DPYD": (("c.61C>T/[c.61C>T + c.313G>A]",), "Poor Metabolizer")},
     ),
     "testDpydHomNoFunctionUnphased": (
         Scenario(
             ("DPYD",),
-            (("DPYD", "rs72547601", "C", "C"), ("DPYD", "rs67376798", "A", "T"), ("DPYD", "rs60139309", "T", "C")),
+            (
+                ("DPYD", "rs72547601", "C", "C"),
+                ("DPYD", "rs67376798", "A", "T"),
+                ("DPYD", "rs60139309", "T", "C"),
+            ),
         ),
         {"DPYD": (("c.2933A>G/c.2933A>G",), "Poor Metabolizer")},
     ),
@@ -382,7 +395,9 @@ SCENARIOS: dict[str, tuple[Scenario, Expect]] = {
         {"DPYD": (("c.61C>T/c.61C>T",), "Poor Metabolizer")},
     ),
     "hapB3AndIntronicC": (
-        Scenario(("DPYD",), (("DPYD", "rs56038477", "C", "T"), ("DPYD", "rs75017182", "C", "C")), phased=True),
+        Scenario(
+            ("DPYD",), (("DPYD", "rs56038477", "C", "T"), ("DPYD", "rs75017182", "C", "C")), phased=True
+        ),
         {"DPYD": ((f"c.1129-5923C>G/{HAPB3}",), "Intermediate Metabolizer")},
     ),
     "issue156": (
@@ -427,7 +442,9 @@ def _verdict(call: GeneCall, expected: tuple[str, ...], phenotype: str | None) -
     elif expected == (UNCALLED,):
         ok = call.diplotype is None and call.phenotype is None
     else:
-        ok = any(_same(call.diplotype, e) for e in expected) and (phenotype is None or call.phenotype == phenotype)
+        ok = any(_same(call.diplotype, e) for e in expected) and (
+            phenotype is None or call.phenotype == phenotype
+        )
     if ok:
         return "agree"
     return "flagged" if call.status != "called" else "WRONG"
@@ -453,7 +470,10 @@ def test_agree_with_pharmcat_test_scenarios(results: dict[str, dict[str, GeneCal
             verdict = _verdict(call, dips, phenotype)
             per_gene[gene][verdict] += 1
             ours = f"{call.diplotype} {call.phenotype or ''}".strip()
-            print(f"{name[:48]:48} {gene:8} {ours[:52]:52} {call.status:10} {' | '.join(dips)[:40]:40} {verdict}")
+            print(
+                f"{name[:48]:48} {gene:8} {ours[:52]:52} {call.status:10} "
+                f"{' | '.join(dips)[:40]:40} {verdict}"
+            )
             if verdict == "WRONG":
                 wrong.append((name, gene, call))
             elif verdict == "flagged" and (name, gene) not in KNOWN_GAPS:

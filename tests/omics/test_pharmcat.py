@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from converters.omics import PatientIds, import_pharmcat, import_vcf, load_record
+from converters.omics.definitions import load_definition
 from converters.omics.ids import pseudonymise
 from converters.omics.pharmcat import read_pharmcat
 from interop.errors import ConversionError
-from converters.omics.definitions import load_definition
 from tests.data import (
     PGX_EXAMPLE2_REPORT_JSON,
     PGX_EXAMPLE2_VCF,
@@ -62,7 +62,10 @@ def test_vcf_and_pharmcat_calls_are_kept_side_by_side(tmp_path: Path) -> None:
         reference = load_definition(gene).reference  # older PharmCAT reports call CFTR's "Reference"
         their_dip = [reference if h == "Reference" else h for h in theirs[gene].diplotype.split("/")]  # type: ignore[union-attr]
         assert sorted(g.diplotype.split("/")) == sorted(their_dip)  # type: ignore[union-attr]
-        if theirs[gene].phenotype not in (None, "", "n/a") and load_definition(gene).phenotype.method != "none":
+        if (
+            theirs[gene].phenotype not in (None, "", "n/a")
+            and load_definition(gene).phenotype.method != "none"
+        ):
             assert g.phenotype == theirs[gene].phenotype
         # uncertain only where our tables have a position PharmCAT's file does not (dropped since)
         assert g.status == "called" or (g.status == "uncertain" and g.missing_positions), g

@@ -40,7 +40,9 @@ def _agreement(vcf: Path, pharmcat: dict[str, tuple[str, str]]) -> list[tuple[st
     for gene, (dip, phe) in sorted(pharmcat.items()):
         c = ours[gene]
         same = _same_diplotype(c.diplotype, dip, load_definition(gene).reference)
-        compare_phenotype = phe.strip() not in ("", "n/a") and load_definition(gene).phenotype.method != "none"
+        compare_phenotype = (
+            phe.strip() not in ("", "n/a") and load_definition(gene).phenotype.method != "none"
+        )
         agree = same and (c.phenotype == phe or not compare_phenotype)
         verdict = ("yes" if compare_phenotype else "yes (diplotype)") if agree else "NO"
         print(f"{gene:8} {c.diplotype!s:36} {c.phenotype!s:23} {dip:36} {phe:23} {verdict}")

@@ -32,7 +32,6 @@ def allele_at(definition: GeneDefinition, allele: str, position_id: str) -> str:
     return value if isinstance(value, str) else value[0]
 
 
-
 def gt(definition: GeneDefinition, position_id: str, h1: str, h2: str, phased: bool) -> str:
     pos = definition.by_id[position_id]
     alleles = [pos.ref, *pos.alts]
@@ -178,7 +177,10 @@ def write_scenarios(path: Path, samples: dict[str, Scenario], *, drop: frozenset
                 idx.append(str(alleles.index(base)))
             calls[key].append(sep.join(idx))
     order = {f"chr{c}": i for i, c in enumerate(CHROMOSOMES)}
-    lines = [*HEADER_38, "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", *names])]
+    lines = [
+        *HEADER_38,
+        "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", *names]),
+    ]
     for chrom, pos in sorted(rows, key=lambda k: (order[k[0]], k[1])):
         row = rows[(chrom, pos)]
         alts = ",".join(row["alts"]) or "."  # type: ignore[arg-type]
