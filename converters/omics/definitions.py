@@ -7,7 +7,11 @@ two functions (or an activity score) into a phenotype. A named allele carries th
 base at every position it does not list; the reference allele, and alleles marked
 ``pins_all``, are fully specified, which is what the caller's match score counts.
 
-No library ships CPIC/PharmVar definitions for Python, hence these small curated tables.
+The tables are generated, never edited by hand: ``scripts/pgx_definitions.py`` builds them from
+a published source (the pypgx package's CPIC/PharmVar tables, or a PharmCAT ``allele_definitions``
+directory) and writes ``data/pgx/SOURCE.json`` with the source's name, version, SHA-256 and
+licence (``source_manifest()``). The panel is the set of genes PharmCAT calls from a VCF; CYP2D6
+and HLA come in as outside calls (``converters.omics.pharmcat``).
 """
 
 from __future__ import annotations
@@ -34,9 +38,29 @@ __all__ = [
     "known_genes",
     "load_definition",
     "load_panel",
+    "source_manifest",
 ]
 
-PANEL = ("CYP2C19", "CYP2C9", "CYP3A5", "DPYD", "NUDT15", "SLCO1B1", "TPMT", "UGT1A1", "VKORC1")
+PANEL = (
+    "ABCG2",
+    "CACNA1S",
+    "CFTR",
+    "CYP2B6",
+    "CYP2C19",
+    "CYP2C9",
+    "CYP3A4",
+    "CYP3A5",
+    "CYP4F2",
+    "DPYD",
+    "G6PD",
+    "IFNL3",
+    "NUDT15",
+    "RYR1",
+    "SLCO1B1",
+    "TPMT",
+    "UGT1A1",
+    "VKORC1",
+)
 
 
 class Position(Frozen):
@@ -68,15 +92,28 @@ class PhenotypeRule(Frozen):
 
 
 class ActivityRange(Frozen):
+    """``min <= score <= max`` (``< max`` when not ``max_inclusive``) -> phenotype."""
+
     min: float
     max: float
+    max_inclusive: bool = True
     phenotype: str
+
+    def holds(self, score: float) -> bool:
+        upper = score <= self.max + 1e-9 if self.max_inclusive else score < self.max - 1e-9
+        return self.min - 1e-9 <= score and upper
 
 
 class PhenotypeMethod(Frozen):
-    method: Literal["function", "activity"]
+    """How two alleles become a phenotype: by their functions, by activity score, or not at all
+    (``none``: no CPIC phenotype for the gene, e.g. CYP3A4, CYP4F2, VKORC1)."""
+
+    method: Literal["function", "activity", "none"]
     rules: tuple[PhenotypeRule, ...] = ()
     ranges: tuple[ActivityRange, ...] = ()
+    diplotypes: dict[str, str] = Field(
+        default_factory=dict, description="Diplotypes whose phenotype the function rules do not give"
+    )
     otherwise: str = "Indeterminate"
 
 
@@ -89,10 +126,20 @@ class GeneDefinition(Frozen):
     genome_build: Literal["GRCh38"]
     chromosome: str
     guideline: str = ""
+    licence: str = ""
     reference: str = Field(description="Name of the allele that is the reference sequence")
+    calling: Literal["diplotype", "lowest_function"] = Field(
+        default="diplotype",
+        description="lowest_function (DPYD, RYR1): unphased samples are called as the two lowest-"
+        "function alleles found, as PharmCAT and CPIC do",
+    )
+    undocumented_as_reference: bool = Field(
+        default=False, description="An allele the definition does not list at a position reads as reference"
+    )
     positions: tuple[Position, ...] = Field(min_length=1)
     alleles: tuple[NamedAllele, ...] = Field(min_length=1)
     phenotype: PhenotypeMethod
+    skipped_alleles: tuple[str, ...] = Field(default=(), description="Source alleles not callable from a VCF")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -124,23 +171,53 @@ class GeneDefinition(Frozen):
                 return a
         raise KeyError(name)
 
-    def phenotype_of(self, first: str, second: str) -> tuple[str, float | None]:
-        """Phenotype and activity score of a diplotype given by its two allele names."""
+    def phenotype_of(self, first: str, second: str) -> tuple[str | None, float | None]:
+        """Phenotype and activity score of a diplotype given by its two allele names
+        (None for a gene without a CPIC phenotype)."""
         a, b = self.allele(first), self.allele(second)
         method = self.phenotype
+        if method.method == "none":
+            return None, None
         if method.method == "activity":
             if a.activity is None or b.activity is None:  # an allele of unknown activity
                 return method.otherwise, None
             score = a.activity + b.activity
             for r in method.ranges:
-                if r.min - 1e-9 <= score <= r.max + 1e-9:
+                if r.holds(score):
                     return r.phenotype, score
             return method.otherwise, score
+        named = method.diplotypes.get(f"{first}/{second}") or method.diplotypes.get(f"{second}/{first}")
+        if named is not None:
+            return named, None
         pair = sorted((a.function, b.function))
         for rule in method.rules:
             if sorted(rule.functions) == pair:
                 return rule.phenotype, None
         return method.otherwise, None
+
+    def rank(self, name: str) -> float:
+        """How much function an allele keeps (lower = less), to pick the two lowest-function
+        alleles of an unphased lowest-function gene: activity value, else a function class."""
+        allele = self.allele(name)
+        if allele.activity is not None:
+            return allele.activity
+        text = allele.function.lower()
+        for word, value in _FUNCTION_RANK:
+            if word in text:
+                return value
+        return 1.0
+
+
+# Function words, lowest first (RYR1/CACNA1S: the susceptibility alleles are the "lowest").
+_FUNCTION_RANK = (
+    ("malignant hyperthermia", 0.0),
+    ("no function", 0.0),
+    ("decreased", 0.5),
+    ("uncertain", 0.9),
+    ("unknown", 0.9),
+    ("normal", 1.0),
+    ("increased", 1.5),
+)
 
 
 def _data(name: str) -> str:
@@ -169,6 +246,13 @@ def load_panel(genes: tuple[str, ...] | None = None) -> tuple[GeneDefinition, ..
             field="genes",
         )
     return tuple(load_definition(g) for g in PANEL if g in wanted)
+
+
+@cache
+def source_manifest() -> dict[str, object]:
+    """Name, version, SHA-256 and licence of the source the shipped tables were generated from."""
+    manifest: dict[str, object] = json.loads(_data("pgx/SOURCE.json"))
+    return manifest
 
 
 @cache

@@ -49,6 +49,10 @@ def _flags(call: GeneCall) -> list[Transformation]:
         flags.append(f"no-call genotypes at: {', '.join(call.no_call_positions)}")
     if call.alternatives:
         flags.append(f"equally good alternatives: {', '.join(call.alternatives)}")
+    if call.unmatched_positions:
+        flags.append(f"genotypes no named allele explains at: {', '.join(call.unmatched_positions)}")
+    if call.haplotypes:
+        flags.append(f"alleles found (unphased): {', '.join(call.haplotypes)}")
     if call.note:
         flags.append(call.note)
     return [Transformation(kind="flag", detail=f) for f in flags]
@@ -74,13 +78,16 @@ def genotype_from_call(call: GeneCall, provenance: Provenance) -> Genotype:
         caller=f"{CALLER} {CONVERTER_VERSION} (definitions {definition.version})",
         uncertain=call.uncertain,
         missing_positions=call.missing_positions + call.no_call_positions,
+        status=call.status,
         provenance=prov,
     )
 
 
 def _count(report: ImportReport, call: GeneCall) -> None:
     report.tally("gene calls").ok()  # every call becomes a Genotype, uncalled ones with a reason
-    if call.diplotype is None:
+    if call.status == "not_tested":
+        report.counts["genes not tested (no position in the file)"] += 1
+    elif call.diplotype is None:
         report.counts["calls without a diplotype (no allele pair fits)"] += 1
     if call.uncertain:
         report.counts["uncertain calls"] += 1

@@ -22,6 +22,7 @@ from converters.omics.report import ImportReport
 from converters.omics.store import write_items
 from interop.errors import ConversionError
 from interop.schema import Genotype, Transformation
+from interop.schema.patient import CallStatus
 
 __all__ = ["PharmcatCall", "import_pharmcat", "read_pharmcat"]
 
@@ -206,6 +207,12 @@ def _genotype(call: PharmcatCall, path: Path, source_ref: str, pseudo: bool) -> 
         source_line=call.line,
         transformations=tuple(flags),
     )
+    flagged = bool(call.missing_positions or call.alternatives)
+    status: CallStatus = "called"
+    if call.diplotype is None and call.phenotype is None:
+        status = "unknown"  # PharmCAT read the gene but could not call it
+    elif flagged or call.diplotype is None:
+        status = "uncertain"
     return Genotype(
         id=f"{call.id_prefix}-{call.gene}",
         gene=call.gene,
@@ -213,8 +220,9 @@ def _genotype(call: PharmcatCall, path: Path, source_ref: str, pseudo: bool) -> 
         phenotype=call.phenotype,
         activity_score=call.activity_score,
         caller=call.caller,
-        uncertain=bool(call.missing_positions or call.alternatives),
+        uncertain=flagged or call.diplotype is None,
         missing_positions=call.missing_positions,
+        status=status,
         provenance=prov,
     )
 

@@ -7,6 +7,12 @@ the REF check decides. Every data line is used (a panel position), skipped (any 
 or rejected (malformed, REF disagreeing with GRCh38, several records for one position);
 the report counts them. A bgzipped file with a tabix/CSI index is read over the panel's
 regions only. Phased genotypes keep their phase set (``PS``; one set per gene without it).
+
+Alleles are matched to the definitions by the variant they spell, not by the text: a REF/ALT pair
+is right-trimmed of the bases both share (``CAT>CATAT`` is ``C>CAT``), and an indel written at
+another anchor in a repeat (left- or right-aligned) is recognised by rebuilding the local
+sequence from the two REFs (``_same_edit``). An allele the definition does not list is passed on
+as ``?ALT`` so the caller can name the position.
 """
 
 from __future__ import annotations
@@ -15,14 +21,14 @@ import gzip
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from converters.omics.calling import CompiledGene, GeneCall, Observed, call_diplotype, compile_gene
-from converters.omics.definitions import GeneDefinition, load_panel
+from converters.omics.definitions import GeneDefinition, Position, load_panel
 from converters.omics.report import ImportReport
 from interop.errors import ConversionError, MissingExtraError
 
@@ -88,6 +94,15 @@ def detect_build(header: str) -> tuple[str | None, str]:
 class _Site:
     """One panel record: allele strings, and per sample the allele of each copy (None = '.')."""
 
+    def merge(self, other: _Site, ref: str) -> _Site:
+        """Two records of one position, copy by copy: a variant wins over the reference, two
+        different variants on one copy (or a no-call) make that copy unread; phase only if both."""
+        return _Site(
+            [_merge_base(a, b, ref) for a, b in zip(self.first, other.first, strict=True)],
+            [_merge_base(a, b, ref) for a, b in zip(self.second, other.second, strict=True)],
+            [p if p == q else None for p, q in zip(self.phase, other.phase, strict=True)],
+        )
+
     first: list[str | None]
     second: list[str | None]
     phase: list[int | None]  # phase set of a phased genotype (PS, or 0 without PS), else None
@@ -115,6 +130,14 @@ class _Site:
         )
 
 
+def _merge_base(a: str | None, b: str | None, ref: str) -> str | None:
+    if a is None or b is None:
+        return None
+    if a == b or b == ref:
+        return a
+    return b if a == ref else None  # two different variants on one copy: not readable
+
+
 @dataclass
 class PanelGenotypes:
     """Genotypes of every sample at the panel positions found in the file."""
@@ -122,6 +145,10 @@ class PanelGenotypes:
     samples: list[str]
     genes: tuple[CompiledGene, ...]
     sites: dict[tuple[str, str], _Site] = field(default_factory=dict)  # (gene, position id)
+    # Records inside a gene's span at positions its definition does not have: (chrom:pos, which
+    # samples carry a non-reference allele there). They are not used for calling, but a sample
+    # that carries one gets an uncertain call naming them (the definitions may lack an allele).
+    outside: dict[str, list[tuple[str, np.ndarray]]] = field(default_factory=dict)
 
     def observed_all(self, gene: CompiledGene) -> list[tuple[Observed, ...]]:
         """``observed(gene, s)`` for every sample at once (columns zipped into rows)."""
@@ -200,12 +227,106 @@ def _records(path: Path, vcf: VCF, regions: list[str] | None) -> Iterator[tuple[
 
 def _index(
     definitions: tuple[GeneDefinition, ...],
-) -> dict[tuple[str, int], list[tuple[str, str, str]]]:
-    index: dict[tuple[str, int], list[tuple[str, str, str]]] = {}
+) -> dict[tuple[str, int], list[tuple[str, Position]]]:
+    index: dict[tuple[str, int], list[tuple[str, Position]]] = {}
     for d in definitions:
         for p in d.positions:
-            index.setdefault((_chrom(d.chromosome), p.pos), []).append((d.gene, p.id, p.ref))
+            index.setdefault((_chrom(d.chromosome), p.pos), []).append((d.gene, p))
     return index
+
+
+def _indels(
+    index: dict[tuple[str, int], list[tuple[str, Position]]],
+) -> dict[str, list[tuple[int, str, Position]]]:
+    """Definition positions that carry an indel, per chromosome (for re-anchored records)."""
+    out: dict[str, list[tuple[int, str, Position]]] = {}
+    for (chrom, pos), hits in index.items():
+        for gene, p in hits:
+            if any(len(a) != len(p.ref) for a in p.alts):
+                out.setdefault(chrom, []).append((pos, gene, p))
+    return out
+
+
+def _spans(definitions: tuple[GeneDefinition, ...]) -> dict[str, list[tuple[str, int, int]]]:
+    """Per chromosome, each gene's span from its first to its last defining position."""
+    out: dict[str, list[tuple[str, int, int]]] = {}
+    for d in definitions:
+        lo = min(p.pos for p in d.positions)
+        hi = max(p.pos + len(p.ref) - 1 for p in d.positions)
+        out.setdefault(_chrom(d.chromosome), []).append((d.gene, lo, hi))
+    return out
+
+
+def _note_outside(data: PanelGenotypes, spans: dict[str, list[tuple[str, int, int]]], rec: Variant) -> None:
+    """Keep which samples carry a non-reference allele at a record inside a gene's span."""
+    genes = [g for g, lo, hi in spans.get(_chrom(rec.CHROM), ()) if lo <= rec.POS <= hi]
+    if not genes or not data.samples or not rec.ALT:
+        return
+    gt = rec.genotype.array()[:, :2]
+    carriers = (gt > 0).any(axis=1)
+    if carriers.any():
+        for gene in genes:
+            data.outside.setdefault(gene, []).append((f"{rec.CHROM}:{rec.POS}", carriers))
+
+
+def _trim(ref: str, alt: str) -> tuple[str, str]:
+    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
+        ref, alt = ref[:-1], alt[:-1]
+    return ref, alt
+
+
+def _same_edit(p1: int, r1: str, a1: str, p2: int, r2: str, a2: str) -> bool:
+    """Do two REF/ALT edits at two anchors give the same sequence? Only the bases the two REFs
+    cover are known, so they must overlap or touch and agree where they overlap."""
+    start, end = min(p1, p2), max(p1 + len(r1), p2 + len(r2))
+    seq: list[str | None] = [None] * (end - start)
+    for p, r in ((p1, r1), (p2, r2)):
+        for k, base in enumerate(r):
+            j = p - start + k
+            if seq[j] not in (None, base):
+                return False
+            seq[j] = base
+    if any(b is None for b in seq):
+        return False
+    text = "".join(b for b in seq if b is not None)
+    one = text[: p1 - start] + a1 + text[p1 - start + len(r1) :]
+    two = text[: p2 - start] + a2 + text[p2 - start + len(r2) :]
+    return one == two
+
+
+def _spell(vcf_pos: int, vcf_ref: str, allele: str, p: Position) -> str:
+    """A VCF allele in the definition's spelling: its REF, one of its ALTs, or ``?allele``."""
+    if allele == vcf_ref:
+        return p.ref
+    for alt in p.alts:
+        if vcf_pos == p.pos and _trim(vcf_ref, allele) == _trim(p.ref, alt):
+            return alt
+        if vcf_pos != p.pos and _same_edit(vcf_pos, vcf_ref, allele, p.pos, p.ref, alt):
+            return alt
+    return f"?{allele}"
+
+
+def _ref_agrees(vcf_ref: str, def_ref: str) -> bool:
+    """Same position, same reference: one REF may run further than the other (C vs CAT)."""
+    n = min(len(vcf_ref), len(def_ref))
+    return vcf_ref[:n] == def_ref[:n]
+
+
+def _reanchored(
+    indels: dict[str, list[tuple[int, str, Position]]], chrom: str, rec: Variant
+) -> list[tuple[str, Position]]:
+    """Definition indel positions that an indel record written at another anchor spells."""
+    alts = [a for a in rec.ALT if a and a not in (".", "*")]
+    if not alts or all(len(a) == len(rec.REF) for a in alts):
+        return []
+    out = []
+    for pos, gene, p in indels.get(chrom, ()):
+        if abs(pos - rec.POS) > 100:
+            continue
+        ref = rec.REF.upper()
+        if any(_same_edit(rec.POS, ref, a.upper(), p.pos, p.ref, alt) for a in alts for alt in p.alts):
+            out.append((gene, p))
+    return out
 
 
 def read_panel_genotypes(
@@ -232,12 +353,13 @@ def read_panel_genotypes(
     if build is None:
         report.warnings.append(f"genome build not declared: {evidence}; REF bases decide")
     index = _index(definitions)
+    indels = _indels(index)
+    spans = _spans(definitions)
     compiled = tuple(compile_gene(d) for d in definitions)
     data = PanelGenotypes(list(vcf.samples), compiled)
     lines = report.tally("vcf data lines")
     ref_mismatch = ref_checked = 0
-    first_line: dict[tuple[str, str], str] = {}  # panel position -> where it was read
-    conflicted: set[tuple[str, str]] = set()
+    merged = 0
     regions = _regions(path, vcf, definitions)
     if regions is not None:
         report.warnings.append(
@@ -250,36 +372,39 @@ def read_panel_genotypes(
             continue
         hits = index.get((_chrom(rec.CHROM), rec.POS))
         if not hits:
-            lines.skip("not a panel position", None)
-            continue
-        ref_checked += 1
-        gene, pid, ref = hits[0]
-        if rec.REF.upper() != ref:
-            ref_mismatch += 1
-            lines.reject(
-                "REF differs from GRCh38",
-                f"{where}: {rec.CHROM}:{rec.POS} REF {rec.REF}, GRCh38 {ref} ({pid})",
-            )
-            continue
-        if (gene, pid) in first_line or (gene, pid) in conflicted:
-            # Several records for one position (a split multi-allelic site, say): keeping one
-            # could hide an allele, so the position becomes missing and the call uncertain.
-            reason = "several records for one panel position (position treated as missing)"
-            lines.reject(reason, f"{where}: {pid}")
-            if (gene, pid) in first_line:
-                lines.reject(reason, f"{first_line.pop((gene, pid))}: {pid}")
-                conflicted.add((gene, pid))
-                for g, p, _ in hits:
-                    data.sites.pop((g, p), None)
-            continue
+            hits = _reanchored(indels, _chrom(rec.CHROM), rec)
+            if not hits:
+                lines.skip("not a panel position", None)
+                _note_outside(data, spans, rec)
+                continue
+        else:
+            ref_checked += 1
+            if not _ref_agrees(rec.REF.upper(), hits[0][1].ref):
+                ref_mismatch += 1
+                lines.reject(
+                    "REF differs from GRCh38",
+                    f"{where}: {rec.CHROM}:{rec.POS} REF {rec.REF}, "
+                    f"GRCh38 {hits[0][1].ref} ({hits[0][1].id})",
+                )
+                continue
         gt = rec.genotype.array() if data.samples else np.zeros((0, 3), dtype=np.int16)
-        alleles = [rec.REF.upper(), *(a.upper() for a in rec.ALT)]
-        site = _Site.from_array(alleles, gt, _phase_sets(rec) if data.samples else None)
-        for g, p, _ in hits:
-            data.sites[(g, p)] = site
-        first_line[(gene, pid)] = where
+        ps = _phase_sets(rec) if data.samples else None
+        vcf_ref = rec.REF.upper()
+        for g, p in hits:
+            alleles = [_spell(rec.POS, vcf_ref, a.upper(), p) for a in [rec.REF, *rec.ALT]]
+            site = _Site.from_array(alleles, gt, ps)
+            if (g, p.id) in data.sites:
+                # Several records for one position (a split multi-allelic site, or an indel and
+                # a SNV written at two anchors): merged copy by copy, a conflict is a no-call.
+                site = data.sites[(g, p.id)].merge(site, p.ref)
+                merged += 1
+            data.sites[(g, p.id)] = site
+        lines.ok()
     vcf.close()
-    lines.ok(len(first_line))
+    if merged:
+        report.counts["records merged into a position another record also gave"] += merged
+    vcf.close()
+
     if ref_checked >= 3 and ref_mismatch * 2 > ref_checked:
         raise ConversionError(
             f"REF bases disagree with GRCh38 at {ref_mismatch} of {ref_checked} panel positions; "
@@ -300,8 +425,27 @@ class VcfCalls:
 
 def call_samples(data: PanelGenotypes) -> dict[str, tuple[GeneCall, ...]]:
     """Call every gene for every sample of ``data``."""
-    per_gene = [[call_diplotype(gene, obs) for obs in data.observed_all(gene)] for gene in data.genes]
+    per_gene = []
+    for gene in data.genes:
+        calls = [call_diplotype(gene, obs) for obs in data.observed_all(gene)]
+        for where, carriers in data.outside.get(gene.gene, ()):
+            for s in np.flatnonzero(carriers).tolist():
+                calls[s] = _flag_outside(calls[s], where)
+        per_gene.append(calls)
     return {sample: tuple(calls[s] for calls in per_gene) for s, sample in enumerate(data.samples)}
+
+
+def _flag_outside(call: GeneCall, where: str) -> GeneCall:
+    """A non-reference allele the definitions do not cover: the call may miss an allele."""
+    note = f"non-reference allele at {where}, a position the allele definitions do not have"
+    status = "uncertain" if call.status == "called" else call.status
+    return replace(
+        call,
+        uncertain=True,
+        status=status,
+        unmatched_positions=(*call.unmatched_positions, where),
+        note=f"{call.note}; {note}" if call.note else note,
+    )
 
 
 def call_vcf(path: Path, *, genes: tuple[str, ...] | None = None) -> VcfCalls:

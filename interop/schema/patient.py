@@ -36,6 +36,7 @@ Route = Literal[
 ]
 DoseStatus = Literal["administered", "ordered", "reported"]
 Phenotype = str
+CallStatus = Literal["called", "uncertain", "unknown", "not_tested"]
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # An "other" measurement with this code marks a reset of a model's states at its time (NONMEM EVID 3,
 # and EVID 4 with a dose at the same time): the twin starts again from the initial state.
@@ -163,7 +164,21 @@ class Condition(HasProvenance):
 
 
 class Genotype(HasProvenance):
-    """A pharmacogene call: diplotype in star-allele notation and the phenotype it implies."""
+    """A pharmacogene call: diplotype in star-allele notation and the phenotype it implies.
+
+    ``status`` says how far the call can be used (read it before the diplotype or phenotype):
+
+    * ``called``: every defining position of the reported alleles was read and one answer fits.
+    * ``uncertain``: a diplotype is given, but a position was missing or not called, alleles tie
+      (``missing_positions`` and the provenance flags say which), or an undocumented allele was
+      read as reference. Use the phenotype only with that caveat.
+    * ``unknown``: the gene was read, but no named allele (pair) explains the genotypes: no
+      diplotype, no phenotype; the provenance names the positions.
+    * ``not_tested``: none of the gene's positions was in the file: no diplotype, no phenotype.
+
+    ``uncertain`` (the flag) is True for every status but ``called``. Without a ``status`` (records
+    written before it existed) it follows the flag: ``uncertain`` or ``called``.
+    """
 
     gene: str = Field(pattern=r"^[A-Z0-9-]+$", description="HGNC symbol, e.g. CYP2C19")
     diplotype: str | None = Field(
@@ -174,6 +189,24 @@ class Genotype(HasProvenance):
     caller: str = Field(min_length=1, description="Tool that made the call, with version")
     uncertain: bool = False
     missing_positions: tuple[str, ...] = ()
+    status: CallStatus = Field(
+        default="called", description="called | uncertain | unknown | not_tested (see the model)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_status(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("status") is None:
+            data = {**data, "status": "uncertain" if data.get("uncertain") else "called"}
+        return data
+
+    @model_validator(mode="after")
+    def _status_agrees(self) -> Self:
+        if self.uncertain != (self.status != "called"):
+            raise ValueError(f"uncertain={self.uncertain} contradicts status {self.status!r}")
+        if self.status in ("unknown", "not_tested") and (self.diplotype or self.phenotype):
+            raise ValueError(f"a {self.status} call has no diplotype and no phenotype")
+        return self
 
     @field_validator("diplotype")
     @classmethod

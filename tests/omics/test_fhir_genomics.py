@@ -16,6 +16,7 @@ from converters.omics import (
     load_record,
     pseudonymise,
 )
+from converters.omics.definitions import PANEL
 from tests.data import FHIR_CYP2C9_DIPLOTYPE, FHIR_R4_SPEC, FHIR_TPMT_DIPLOTYPE
 from tests.omics.vcfgen import write_vcf
 
@@ -64,7 +65,7 @@ def test_export_validates_and_round_trips(tmp_path: Path) -> None:
     Bundle.model_validate(bundle)  # fhir.resources R4B accepts it
     observations = [Observation.model_validate(e["resource"]) for e in bundle["entry"]]
     genotype_obs = [o for o in observations if o.code.coding[0].code == "84413-4"]
-    assert len(genotype_obs) == 9
+    assert len(genotype_obs) == len(PANEL)
     c19 = next(o for o in genotype_obs if o.id == "vcf-CYP2C19-genotype")
     assert c19.valueCodeableConcept.text == "CYP2C19 *2/*17"
     assert c19.component[0].valueCodeableConcept.coding[0].code == "HGNC:2621"

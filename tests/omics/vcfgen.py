@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pysam
 
 from converters.omics.definitions import GeneDefinition, load_panel
 
+_DEFINING: dict[tuple[int, str], dict[str, str | tuple[str, ...]]] = {}  # definitions are cached
+
+CHROMOSOMES = ("1", "2", "4", "6", "7", "10", "12", "13", "16", "19", "X")
 HEADER_38 = [
     "##fileformat=VCFv4.2",
     "##reference=GRCh38",
-    *[f"##contig=<ID=chr{c},assembly=GRCh38>" for c in ("1", "2", "6", "7", "10", "12", "13", "16")],
+    *[f"##contig=<ID=chr{c},assembly=GRCh38>" for c in CHROMOSOMES],
     '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
 ]
 
 
 def allele_at(definition: GeneDefinition, allele: str, position_id: str) -> str:
     """The base a named allele carries at a position (first choice where it allows several)."""
-    pos = definition.by_id[position_id]
-    value = definition.allele(allele).defining.get(position_id)
+    key = (id(definition), allele)
+    if key not in _DEFINING:
+        _DEFINING[key] = dict(definition.allele(allele).defining)
+    value = _DEFINING[key].get(position_id)
     if value is None:
-        return pos.ref
+        return definition.by_id[position_id].ref
     return value if isinstance(value, str) else value[0]
 
 
@@ -77,7 +83,7 @@ def write_vcf(
                 ]
             )
             rows.append((d.chromosome, p.pos, line))
-    order = {f"chr{c}": i for i, c in enumerate(["1", "2", "6", "7", "10", "12", "13", "16"])}
+    order = {f"chr{c}": i for i, c in enumerate(CHROMOSOMES)}
     rows.sort(key=lambda r: (order[r[0]], r[1]))
     text = (
         "\n".join(
@@ -111,3 +117,87 @@ def write_vcf(
     else:
         path.write_text(text)
     return path
+
+
+# --- scenario VCFs, built the way PharmCAT's TestVcfBuilder builds its test files -------------------
+
+# A variant given by its coordinates, for a position the shipped definitions do not have.
+Site = tuple[str, int, str, str]  # chrom, pos, ref, alt
+
+
+def write_scenarios(path: Path, samples: dict[str, Scenario], *, drop: frozenset[str] = frozenset()) -> Path:
+    """One sample per scenario. A scenario writes every position of the genes it names as
+    reference (PharmCAT's ``reference(gene)``), then its genotypes over them; positions of genes it
+    does not name, and ``missing`` ones, are ``./.`` for that sample (not read). ``drop`` leaves
+    definition positions (ids) out of the file."""
+    panel = {d.gene: d for d in load_panel()}
+    rows: dict[tuple[str, int], dict[str, object]] = {}
+    for d in panel.values():
+        for p in d.positions:
+            if p.id not in drop:
+                rows[(d.chromosome, p.pos)] = {"id": p.id, "ref": p.ref, "alts": list(p.alts), "gene": d.gene}
+    for sc in samples.values():
+        for _, where, _, _ in sc.variants:
+            if not isinstance(where, str):
+                chrom, pos, ref, alt = where
+                row = rows.setdefault((chrom, pos), {"id": ".", "ref": ref, "alts": [], "gene": sc.genes[0]})
+                if alt not in row["alts"]:  # type: ignore[operator]
+                    row["alts"].append(alt)  # type: ignore[union-attr]
+    by_id = {(r["gene"], r["id"]): key for key, r in rows.items()}
+    names = list(samples)
+    calls: dict[tuple[str, int], list[str]] = {key: [] for key in rows}
+    for name in names:
+        sc = samples[name]
+        sep = "|" if sc.phased else "/"
+        genotypes: dict[tuple[str, int], tuple[str, str]] = {}
+        for gene in sc.genes:
+            d = panel[gene]
+            h1, h2 = sc.pairs.get(gene, (d.reference, d.reference))
+            for p in d.positions:
+                if p.id not in drop:
+                    genotypes[(d.chromosome, p.pos)] = (allele_at(d, h1, p.id), allele_at(d, h2, p.id))
+        for gene, where, a, b in sc.variants:
+            key = by_id[(gene, where)] if isinstance(where, str) else (where[0], where[1])
+            genotypes[key] = (a, b)
+        for gene, where in sc.missing:
+            genotypes.pop(by_id[(gene, where)], None)
+        for key, row in rows.items():
+            if key not in genotypes:
+                calls[key].append(f".{sep}.")
+                continue
+            alleles = [row["ref"], *row["alts"]]  # type: ignore[misc]
+            idx = []
+            for base in genotypes[key]:
+                ref = str(row["ref"])
+                if base not in alleles and len(base) == 1 and len(ref) > 1:  # SNV at a longer REF's 1st base
+                    base = base + ref[1:]
+                if base not in alleles:  # an allele the definition does not list
+                    row["alts"].append(base)  # type: ignore[union-attr]
+                    alleles.append(base)
+                idx.append(str(alleles.index(base)))
+            calls[key].append(sep.join(idx))
+    order = {f"chr{c}": i for i, c in enumerate(CHROMOSOMES)}
+    lines = [
+        *HEADER_38,
+        "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", *names]),
+    ]
+    for chrom, pos in sorted(rows, key=lambda k: (order[k[0]], k[1])):
+        row = rows[(chrom, pos)]
+        alts = ",".join(row["alts"]) or "."  # type: ignore[arg-type]
+        fixed = [chrom, str(pos), str(row["id"]), str(row["ref"]), alts, ".", "PASS", ".", "GT"]
+        lines.append("\t".join(fixed + calls[(chrom, pos)]))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Genes written (all positions reference unless a pair or a variant says otherwise), named
+    allele pairs per gene, genotypes at positions ``(gene, rsid or Site, base1, base2)``, positions
+    left out, and whether the genotypes are phased."""
+
+    genes: tuple[str, ...]
+    variants: tuple[tuple[str, str | Site, str, str], ...] = ()
+    pairs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    missing: tuple[tuple[str, str], ...] = ()
+    phased: bool = False
