@@ -27,7 +27,7 @@ __all__ = ["FORMATS", "ExtraFile", "UnknownFormatError", "available_formats", "d
 log = logging.getLogger(__name__)
 
 # Detection order matters: archives first, then XML dialects, then text formats.
-FORMATS: tuple[str, ...] = ("omex", "pharmml", "sbml", "antimony")
+FORMATS: tuple[str, ...] = ("omex", "pharmml", "sbml", "nonmem", "antimony")
 
 
 class UnknownFormatError(RegistryError):

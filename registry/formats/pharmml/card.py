@@ -38,13 +38,14 @@ _KNOWN: list[tuple[re.Pattern[str], CovariateSource]] = [
 ]  # fmt: skip
 
 
-def covariate_source(name: str) -> CovariateSource:
-    """The patient-schema source of a covariate named ``name`` (a PharmML-local code if unknown)."""
+def covariate_source(name: str, *, system: str = PHARMML_COVARIATE) -> CovariateSource:
+    """The patient-schema source of a covariate named ``name`` (a code in ``system`` if unknown)."""
     for pattern, source in _KNOWN:
         if pattern.match(name):
             return source
+    label = "PharmML" if system == PHARMML_COVARIATE else "model"
     return CovariateSource(
-        measurement=Coding(system=PHARMML_COVARIATE, code=name, display=f"PharmML covariate {name}"),
+        measurement=Coding(system=system, code=name, display=f"{label} covariate {name}"),
         unit="1",
     )
 
