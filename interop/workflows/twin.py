@@ -103,7 +103,8 @@ def event_table_mapping(
 
     Without options, the card's ``compartments`` (set by NONMEM import), else ADVAN-style
     defaults: CMT 1 takes the first dosing route; an input with a modelled duration is CMT 2 with
-    RATE -2; observations in CMT 2, 3, ... are the card's observables in order. Covariate columns named like the card's covariates map to them.
+    RATE -2; observations in CMT 2, 3, ... are the card's observables in order. Covariate columns
+    named like the card's covariates map to them.
     """
     doses: list[DoseCompartment] = []
     cmts = card.compartments  # the source run's own CMT numbers (NONMEM import), when known
