@@ -439,7 +439,8 @@ def _doses(ctx: _Context, cs: Any, comp_map: dict[str, int], by_number: dict[int
             group[0]["fraction"], group[0]["bio"] = 1.0, group[0]["f"] or 1.0
         else:
             values = [1.0 if i["f"] is None else _constant(ctx, sympy.Symbol(i["f"])) for i in group]
-            if all(v is not None and v > 0 for v in values) and sum(values) <= 1 + 1e-9:  # type: ignore[misc]
+            known = [v for v in values if v is not None and v > 0]
+            if len(known) == len(values) and sum(known) <= 1 + 1e-9:
                 for i, v in zip(group, values, strict=True):
                     i["fraction"], i["bio"] = v, 1.0
             else:

@@ -98,7 +98,7 @@ def export_control_stream(sbml: str, card: ModelCard, *, data_file: str = "data.
                 raise ModelError(f"parameter {p.getId()} is set at run time but is not a covariate")
     pk, des = [], []
     rules = _ordered_rules(model)
-    species_rules = set()
+    species_rules: set[str] = set()
     for r in rules:
         if _names(r.getMath()) & set(species) or _names(r.getMath()) & species_rules:
             species_rules.add(r.getVariable())

@@ -149,9 +149,9 @@ def check_constructs(text: str, problems: Problems) -> int | None:
         ("COM", r"\bCOM\s*\(\d", "global COM variables are not supported"),
         ("EXIT", r"\bEXIT\b", "EXIT in abbreviated code is not supported"),
     ):
-        line = line_of(text, pattern)
-        if line is not None:
-            problems.add(line, construct, why)
+        found = line_of(text, pattern)
+        if found is not None:
+            problems.add(found, construct, why)
     return advan
 
 
