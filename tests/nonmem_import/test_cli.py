@@ -59,3 +59,19 @@ def test_convert_then_compare_nonmem_needs_no_cmt_options(tmp_path: Path) -> Non
     r = _run(tmp_path, "twin", "compare-nonmem", "--model", str(out / "run401.xml"),
              "--card", str(out / "run401.card.json"), "--data", str(small), "--phi", str(phi))  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_validation_names_covariates_without_reference(tmp_path: Path) -> None:
+    """WT has a reference from (WT/70); BSA has none, and the simulate stage says so."""
+    ok = tmp_path / "advan1.mod"
+    ok.write_text(streams.ADVAN1_IV)
+    r = _run(tmp_path / "home", "registry", "submit", str(ok))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "CVODE" not in r.stdout
+    bad = tmp_path / "bsa.mod"
+    bad.write_text(
+        streams.ADVAN1_IV.replace(" WT\n", " WT BSA\n").replace("V = THETA(2) *", "V = THETA(2) * BSA *")
+    )
+    r = _run(tmp_path / "home", "registry", "submit", str(bad))
+    text = " ".join((r.stdout + r.stderr).split())
+    assert "covariate(s) BSA have no reference value" in text  # named first, the solver's words after

@@ -490,7 +490,10 @@ def _card(ctx, model_id, title, drug, institution, units, reference_outputs, sou
     cov_cards = []
     for name in covariates:
         src = covariate_source(name, system=COVARIATE_SYSTEM)
-        cov_cards.append({"name": name, "source": src.model_dump(), "reference": None, "missing": "error",
+        ref = _covariate_reference(ctx.text, name)
+        if ref is None:
+            ctx.warnings.append(f"covariate {name} has no reference value (no ({name}/value) in the code)")
+        cov_cards.append({"name": name, "source": src.model_dump(), "reference": ref, "missing": "error",
                           "time_varying": True})  # fmt: skip
     description = " ".join(filter(None, [
         "Converted from a NONMEM control stream by digphat-interop (parsed with pharmpy); time in hours.",
@@ -514,6 +517,12 @@ def _card(ctx, model_id, title, drug, institution, units, reference_outputs, sou
         ctx.problems.add(None, "model card", exc.message)
         ctx.problems.raise_if_any()
         raise
+
+
+def _covariate_reference(text: str, name: str) -> float | None:
+    """The value a covariate is normalised by in the code, ``(WT/70)`` -> 70, if there is one."""
+    m = re.search(rf"\(\s*{re.escape(name)}\s*/\s*([0-9]+(?:\.[0-9]*)?(?:E[+-]?[0-9]+)?)\s*\)", text, re.I)
+    return float(m[1]) if m else None
 
 
 def _names(items: Iterable[str]) -> str:
