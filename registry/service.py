@@ -277,15 +277,21 @@ class Registry:
         model_id: str | None = None,
         principal: Principal | None = None,
         submitted_by: str = "local",
+        options: dict[str, Any] | None = None,
     ) -> StoredModel:
-        """Store an upload in any format plug-in's format (detected when ``fmt`` is None)."""
+        """Store an upload in any format plug-in's format (detected when ``fmt`` is None);
+        ``options`` (values, units, drug) go to the plug-in's load (see registry.formats.options)."""
         if len(raw) > self.max_upload_bytes:
             raise RegistryError(
                 f"upload of {len(raw)} bytes exceeds {self.max_upload_bytes}", source=filename
             )
         name = fmt or detect_format(raw, source=filename)
         plugin = get_format(name)
-        sbml, carried = plugin.load(raw, source=filename)
+        if options:
+            from registry.formats.options import check_options
+
+            check_options(name, options)
+        sbml, carried = plugin.load(raw, source=filename, **(options or {}))
         extras = plugin.extra_files(raw) if hasattr(plugin, "extra_files") else []
         return self.submit(
             sbml,

@@ -55,9 +55,15 @@ def detect(raw: bytes) -> bool:
     return re.search(rb"^\s*\$INP", head, re.I | re.M) is not None
 
 
-def load(raw: bytes, *, source: str | None = None) -> tuple[str, ModelCard]:
+def load(
+    raw: bytes,
+    *,
+    source: str | None = None,
+    units: Mapping[str, str] | None = None,
+    drug: Coding | None = None,
+) -> tuple[str, ModelCard]:
     """SBML text and model card (raises NonmemError, a ModelError)."""
-    result = convert(raw, source=source)
+    result = convert(raw, source=source, units=units, drug=drug)
     for w in result.warnings:
         log.warning("%s: %s", source or "NONMEM", w)
     return result.sbml, result.card
