@@ -380,6 +380,7 @@ class Registry:
             simulate_check=simulate_check or self.simulate_check,
             source=f"{model_id}@{stored.version}",
         )
+        report = self._with_sedml(model_id, stored.version, report)
         with self.sessions.begin() as s:
             row = repo.find_version(s, model_id, stored.version, lock=True)
             s.add(
@@ -402,6 +403,16 @@ class Registry:
                 failed_stage=report.failed_stage.name if report.failed_stage else None,
             )
         return report
+
+    def _with_sedml(self, model_id: str, version: int, report: ValidationReport) -> ValidationReport:
+        """An archive's SED-ML experiments run with Tellurium as one more stage (issue 14)."""
+        from registry.sedml_stage import sedml_stage
+
+        if not report.is_valid:
+            return report
+        files = [(f.role, self.file_bytes(f)) for f in self.files(model_id, version)]
+        stage = sedml_stage(files, self.blobs.put)
+        return report if stage is None else ValidationReport((*report.stages, stage))
 
     def report(self, model_id: str, version: int | None = None) -> ValidationReport | None:
         """The latest stored validation report of a version (None before the first run)."""
