@@ -33,7 +33,7 @@ from pathlib import Path
 
 from registry.validation import Issue, StageResult
 
-__all__ = ["SedmlRun", "run_sedml", "sedml_stage", "sedml_stage_result"]
+__all__ = ["SedmlRun", "compare_tables", "reported_outputs", "run_sedml", "sedml_stage", "sedml_stage_result"]
 
 _CHILD = r"""
 import os, socket, sys

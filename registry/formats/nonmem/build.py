@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -523,7 +522,3 @@ def _covariate_reference(text: str, name: str) -> float | None:
     """The value a covariate is normalised by in the code, ``(WT/70)`` -> 70, if there is one."""
     m = re.search(rf"\(\s*{re.escape(name)}\s*/\s*([0-9]+(?:\.[0-9]*)?(?:E[+-]?[0-9]+)?)\s*\)", text, re.I)
     return float(m[1]) if m else None
-
-
-def _names(items: Iterable[str]) -> str:
-    return ", ".join(sorted(items))

@@ -23,8 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
 
-import sympy
-
 from interop.schema import Coding, ModelCard, ReferenceOutput
 from registry.formats.nonmem.build import build_conversion
 from registry.formats.nonmem.stream import Problems, check_constructs, decode, read_pharmpy
@@ -112,8 +110,3 @@ def convert(
 def _problem_title(text: str) -> str:
     m = re.search(r"^\s*\$PROB\w*\s*(.*)$", text, re.I | re.M)
     return m[1].split(";", 1)[0].strip() if m else ""
-
-
-def sympify(expr: object) -> sympy.Expr:
-    """pharmpy's expression as a sympy expression."""
-    return sympy.sympify(expr)
