@@ -318,8 +318,10 @@ class Registry:
         model_id: str | None = None,
         principal: Principal | None = None,
         submitted_by: str = "local",
+        options: dict[str, Any] | None = None,
     ) -> StoredModel:
-        """Store an upload in any format plug-in's format (detected when ``fmt`` is None)."""
+        """Store an upload in any format plug-in's format (detected when ``fmt`` is None);
+        ``options`` (values, units, drug) go to the plug-in's load (see registry.formats.options)."""
         shown = safe_name(filename) if filename else None
         if len(raw) > self.max_upload_bytes:
             raise RegistryError(f"upload of {len(raw)} bytes exceeds {self.max_upload_bytes}", source=shown)
@@ -327,7 +329,11 @@ class Registry:
             check_model_id(model_id, source=shown)
         name = fmt or detect_format(raw, source=shown)
         plugin = get_format(name)
-        sbml, carried = plugin.load(raw, source=shown)
+        if options:
+            from registry.formats.options import check_options
+
+            check_options(name, options)
+        sbml, carried = plugin.load(raw, source=shown, **(options or {}))
         extras = plugin.extra_files(raw) if hasattr(plugin, "extra_files") else []
         return self.submit(
             sbml,
@@ -428,6 +434,7 @@ class Registry:
             simulate_check=simulate_check or self.simulate_check,
             source=f"{model_id}@{stored.version}",
         )
+        report = self._with_sedml(model_id, stored.version, report)
         with self.sessions.begin() as s:
             row = repo.find_version(s, model_id, stored.version, lock=True)
             s.add(
@@ -452,6 +459,16 @@ class Registry:
                 failed_stage=report.failed_stage.name if report.failed_stage else None,
             )
         return report
+
+    def _with_sedml(self, model_id: str, version: int, report: ValidationReport) -> ValidationReport:
+        """An archive's SED-ML experiments run with Tellurium as one more stage (issue 14)."""
+        from registry.sedml_stage import sedml_stage
+
+        if not report.is_valid:
+            return report
+        files = [(f.role, self.file_bytes(f)) for f in self.files(model_id, version)]
+        stage = sedml_stage(files, self.blobs.put)
+        return report if stage is None else ValidationReport((*report.stages, stage))
 
     def report(self, model_id: str, version: int | None = None) -> ValidationReport | None:
         """The latest stored validation report of a version (None before the first run)."""

@@ -75,11 +75,21 @@ async def submit_model(
     card: Annotated[str | None, Form(description="model card JSON", max_length=1_000_000)] = None,
     model_id: Annotated[str | None, Form(max_length=200)] = None,
     format: Annotated[str | None, Form(max_length=32)] = None,
+    set_values: Annotated[
+        list[str] | None, Form(alias="set", description="PharmML values NAME=NUMBER", max_length=200)
+    ] = None,
+    unit: Annotated[
+        list[str] | None, Form(description="units OBSERVABLE=UNIT or dose=UNIT", max_length=200)
+    ] = None,
+    drug: Annotated[str | None, Form(description="RxNorm code of the drug [=NAME]", max_length=200)] = None,
 ) -> VersionDetail:
     raw = await file.read(settings.max_upload_bytes + 1)
     if len(raw) > settings.max_upload_bytes:
         raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "upload exceeds the limit")
     parsed = parse_json(ModelCard, card, source="card") if card else None
+    from registry.formats.options import conversion_options
+
+    options = conversion_options(set_values or (), unit or (), drug)
 
     def store() -> VersionDetail:
         stored = registry.submit_file(
@@ -89,6 +99,7 @@ async def submit_model(
             card=parsed,
             model_id=model_id or None,
             principal=user,
+            options=options or None,
         )
         return version_detail(stored, registry.files(stored.model_id, stored.version))
 

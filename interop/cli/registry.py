@@ -99,12 +99,20 @@ def submit(
     validate: Annotated[bool, typer.Option(help="run the validation pipeline")] = True,
     api: ApiOpt = None,
     token: TokenOpt = None,
+    set_values: Annotated[list[str], typer.Option("--set", help="PharmML value NAME=NUMBER")] = [],  # noqa: B006
+    units: Annotated[list[str], typer.Option("--unit", help="OBSERVABLE=UNIT or dose=UNIT")] = [],  # noqa: B006
+    drug: Annotated[str | None, typer.Option("--drug", help="RxNorm code of the drug [=NAME]")] = None,
 ) -> None:
     """Register a model file: a new immutable version (identical content: the existing one)."""
+    from registry.formats.options import conversion_options
+
     c = _card(card)
+    options = conversion_options(set_values, units, drug)
     if api:
         with _remote(api, token) as rr:
-            d = rr.submit_file(file, card=c, model_id=model_id, fmt=fmt)
+            d = rr.submit_file(
+                file, card=c, model_id=model_id, fmt=fmt, sets=set_values, units=units, drug=drug
+            )
             console.print(("Identical to " if d["deduplicated"] else "Stored ") + _version_line(d))
             if validate:
                 rep = rr.validate(d["model_id"], d["version"])
@@ -112,7 +120,9 @@ def submit(
                 _exit_if_failed(f"{d['model_id']}@{d['version']}", rep["stages"])
         return
     with _local() as reg:
-        s = reg.submit_file(file.read_bytes(), filename=file.name, fmt=fmt, card=c, model_id=model_id)
+        s = reg.submit_file(
+            file.read_bytes(), filename=file.name, fmt=fmt, card=c, model_id=model_id, options=options
+        )
         console.print(
             ("Identical to " if s.deduplicated else "Stored ")
             + f"[bold]{s.model_id}@{s.version}[/] ({s.format}, sha256 {s.sbml_sha256[:12]}…)"

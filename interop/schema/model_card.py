@@ -268,6 +268,29 @@ class ReferenceOutput(Frozen):
         return self
 
 
+# --- NONMEM compartment numbers (issue 14: model import) ---------------------------------------
+class CompartmentDose(Frozen):
+    """Dose rows of a NONMEM event table into ``cmt`` (with RATE ``rate_code``, if given) are ``route``."""
+
+    cmt: int = Field(ge=1)
+    route: Route
+    rate_code: Literal[-1, -2] | None = Field(default=None, description="-2: modelled duration (Dn)")
+
+
+class CompartmentLevel(Frozen):
+    """Observation rows in ``cmt`` are levels of ``observable``."""
+
+    cmt: int = Field(ge=1)
+    observable: str
+
+
+class CompartmentMap(Frozen):
+    """How the source run's CMT numbers map to the card's inputs and observables (from NONMEM import)."""
+
+    doses: tuple[CompartmentDose, ...] = ()
+    levels: tuple[CompartmentLevel, ...] = ()
+
+
 class ModelCard(Frozen):
     """What a registered model promises and how a patient binds to it."""
 
@@ -289,6 +312,9 @@ class ModelCard(Frozen):
     residual_error: tuple[ResidualError, ...] = ()
     validity: ValidityDomain = ValidityDomain()
     reference_outputs: tuple[ReferenceOutput, ...] = ()
+    compartments: CompartmentMap | None = Field(
+        default=None, description="NONMEM CMT numbers of doses and observations (set by NONMEM import)"
+    )
 
     @field_validator("id")
     @classmethod
@@ -318,6 +344,13 @@ class ModelCard(Frozen):
             total = sum(d.fraction for d in self.dosing if d.route == route)
             if total > 1 + 1e-9:
                 raise ValueError(f"dosing fractions for route {route!r} add up to {total:g} > 1")
+        if self.compartments is not None:
+            for lv in self.compartments.levels:
+                if lv.observable not in obs:
+                    raise ValueError(f"compartments names unknown observable {lv.observable!r}")
+            for d in self.compartments.doses:
+                if not self.dosing_for(d.route):
+                    raise ValueError(f"compartments maps CMT {d.cmt} to route {d.route!r} without input")
         return self
 
     def dosing_for(self, route: str) -> tuple[DosingInput, ...]:

@@ -71,6 +71,7 @@ def twin_simulate_check(sbml: str, card: ModelCard | None) -> list[StageResult]:
             StageResult("reproduce", "skipped", (Issue("info", "no card, so no reference outputs"),)),
         ]
     t0 = time.perf_counter()
+    unvalued: list[str] = []
     try:
         model = load_model(sbml, card)
         if card.reference_outputs:
@@ -84,18 +85,38 @@ def twin_simulate_check(sbml: str, card: ModelCard | None) -> list[StageResult]:
                 {},
                 24.0,
             )
+        unvalued = [
+            c.name
+            for c in card.covariates
+            if c.name not in covs and c.reference is None and not model.defaults.get(c.name)
+        ]
         twin = bind_regimen(model, doses, covs)
         times = np.linspace(0.0, end, 50)
         pred = simulate(twin, times)
     except InteropError as exc:
+        message = str(exc)
+        if unvalued:  # simulated at the SBML's 0: name the covariates, not the solver's complaint
+            message = (
+                f"covariate(s) {', '.join(unvalued)} have no reference value on the card and are 0 in "
+                f"the SBML; give them reference values (the simulation at 0 failed: {exc.message})"
+            )
         return [
             StageResult(
-                "simulate", "failed", (Issue("error", str(exc), "roadrunner"),), time.perf_counter() - t0
+                "simulate", "failed", (Issue("error", message, "roadrunner"),), time.perf_counter() - t0
             ),
             StageResult("reproduce", "skipped", (Issue("info", "simulation failed"),)),
         ]
     bad = [k for k, v in pred.values.items() if not np.all(np.isfinite(v))]
     issues = [Issue("error", f"observable {k} is not finite over 0..{end:g} h") for k in bad]
+    if bad and unvalued:
+        issues.append(
+            Issue(
+                "error",
+                f"covariate(s) {', '.join(unvalued)} have no reference value on the card and "
+                "are 0 in the SBML; give them reference values",
+                "card",
+            )  # fmt: skip
+        )
     sim = StageResult(
         "simulate",
         "failed" if bad else "passed",

@@ -44,13 +44,19 @@ class RemoteRegistry:
         card: ModelCard | None = None,
         model_id: str | None = None,
         fmt: str | None = None,
+        sets: list[str] | None = None,
+        units: list[str] | None = None,
+        drug: str | None = None,
     ) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             k: v
             for k, v in (
                 ("card", card.model_dump_json() if card else None),
                 ("model_id", model_id),
                 ("format", fmt),
+                ("set", sets),
+                ("unit", units),
+                ("drug", drug),
             )
             if v
         }

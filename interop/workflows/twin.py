@@ -98,11 +98,19 @@ def event_table_mapping(
 ) -> EventTableMapping:
     """The mapping of CMT numbers for ``card``'s model.
 
-    Without options, ADVAN-style defaults: CMT 1 takes the first dosing route; an input with a
-    modelled duration is CMT 2 with RATE -2; observations in CMT 2, 3, ... are the card's
-    observables in order. Covariate columns named like the card's covariates map to them.
+    Without options, the card's ``compartments`` (set by NONMEM import), else ADVAN-style
+    defaults: CMT 1 takes the first dosing route; an input with a modelled duration is CMT 2 with
+    RATE -2; observations in CMT 2, 3, ... are the card's observables in order. Covariate columns
+    named like the card's covariates map to them.
     """
     doses: list[DoseCompartment] = []
+    cmts = card.compartments  # the source run's own CMT numbers (NONMEM import), when known
+    if cmts is not None and not dose_cmts:
+        dose_cmts = [
+            f"{d.cmt}{'' if d.rate_code is None else f':{d.rate_code}'}={d.route}" for d in cmts.doses
+        ]
+    if cmts is not None and not level_cmts:
+        level_cmts = [f"{lv.cmt}={lv.observable}" for lv in cmts.levels]
     if dose_cmts:
         for spec in dose_cmts:
             cmt, rate, route = _cmt_spec(spec)

@@ -40,7 +40,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # Detection order matters: archives first, then XML dialects, then text formats.
-FORMATS: tuple[str, ...] = ("omex", "pharmml", "sbml", "antimony")
+FORMATS: tuple[str, ...] = ("omex", "pharmml", "sbml", "nonmem", "antimony")
 
 
 class UnknownFormatError(RegistryError):

@@ -57,3 +57,24 @@ def test_rewrites_use_the_version_specific_forms() -> None:
     assert b"PopulationValue" not in v06 and b"ProbOnto" not in v06
     v09 = to_09(PHARMML_USECASE1.read_bytes())
     assert b"<FixedEffect><ct:Assign>" in v09.replace(b"\n", b"").replace(b"\t", b"").replace(b" ", b"")
+
+
+@pytest.mark.parametrize(
+    ("root", "version"),
+    [
+        ('<PharmML xmlns="http://www.pharmml.org/2013/03/PharmML" writtenVersion="0.3">', "0.3"),
+        ('<PharmML xmlns="http://www.pharmml.org/2013/08/PharmML" writtenVersion="0.4">', "0.4"),
+        ('<PharmML xmlns="http://www.pharmml.org/pharmml/0.5/PharmML">', "0.5"),
+    ],
+)
+def test_old_pharmml_is_refused_by_version_not_as_foreign(root: str, version: str) -> None:
+    from registry.formats import detect_format
+    from registry.formats.pharmml import PharmMLError
+
+    raw = f'<?xml version="1.0"?>\n{root}<Name>WP1 example</Name></PharmML>'.encode()
+    assert detect(raw)
+    assert detect_format(raw) == "pharmml"
+    with pytest.raises(PharmMLError) as exc:
+        convert(raw, source="wp1.xml")
+    assert f"PharmML {version} is not supported (0.6\u20130.9 are)" in str(exc.value)
+    assert "not a PharmML document" not in str(exc.value)

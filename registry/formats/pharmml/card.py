@@ -38,13 +38,14 @@ _KNOWN: list[tuple[re.Pattern[str], CovariateSource]] = [
 ]  # fmt: skip
 
 
-def covariate_source(name: str) -> CovariateSource:
-    """The patient-schema source of a covariate named ``name`` (a PharmML-local code if unknown)."""
+def covariate_source(name: str, *, system: str = PHARMML_COVARIATE) -> CovariateSource:
+    """The patient-schema source of a covariate named ``name`` (a code in ``system`` if unknown)."""
     for pattern, source in _KNOWN:
         if pattern.match(name):
             return source
+    label = "PharmML" if system == PHARMML_COVARIATE else "model"
     return CovariateSource(
-        measurement=Coding(system=PHARMML_COVARIATE, code=name, display=f"PharmML covariate {name}"),
+        measurement=Coding(system=system, code=name, display=f"{label} covariate {name}"),
         unit="1",
     )
 
@@ -172,7 +173,35 @@ def build_residual_error(
         warnings.append(f"{obs.id}: residual error is 0")
         return None
     model = "combined" if add > 0 and prop > 0 else ("additive" if add > 0 else "proportional")
+    named = error_function_name(obs.element)
+    if named and _named_model(named) not in (None, model):
+        warnings.append(
+            f"{obs.id}: the error function is called {named!r} but its body is {model} "
+            "(check the model against its NONMEM/MLXTRAN twin)"
+        )
     return ResidualError(observable=obs.id, model=model, additive_sd=add, proportional_sd=prop)
+
+
+def error_function_name(element: object) -> str | None:
+    """The name of the function an observation's ErrorModel calls (``proportionalError``), if any."""
+    for el in getattr(element, "iter", lambda: [])():
+        tag = getattr(el, "tag", "")
+        if isinstance(tag, str) and tag.endswith("}ErrorModel"):
+            for ref in el.iter():
+                if isinstance(ref.tag, str) and ref.tag.endswith("}SymbRef") and ref.get("symbIdRef"):
+                    return str(ref.get("symbIdRef"))
+    return None
+
+
+def _named_model(name: str) -> str | None:
+    low = name.lower()
+    if "comb" in low:
+        return "combined"
+    if "prop" in low:
+        return "proportional"
+    if "add" in low or "const" in low:
+        return "additive"
+    return None
 
 
 def output_symbol(expr: Expr) -> str | None:

@@ -92,9 +92,16 @@ def detect(raw: bytes) -> bool:
     return namespace_version(raw) is not None
 
 
-def load(raw: bytes, *, source: str | None = None) -> tuple[str, ModelCard]:
+def load(
+    raw: bytes,
+    *,
+    source: str | None = None,
+    values: Mapping[str, float] | None = None,
+    units: Mapping[str, str] | None = None,
+    drug: Coding | None = None,
+) -> tuple[str, ModelCard]:
     """SBML text and model card of a PharmML document (raises PharmMLError, a ModelError)."""
-    result = convert(raw, source=source)
+    result = convert(raw, source=source, values=values, units=units, drug=drug)
     for w in result.warnings:
         log.warning("%s: %s", source or "PharmML", w)
     return result.sbml, result.card
@@ -387,15 +394,35 @@ def _dataset_dosing(
     return out
 
 
+def _priority(s: DosingSpec) -> int:
+    """IV macros decide the IV routes, absorption macros the oral one; guesses from names come last."""
+    if "/IV" in s.source:
+        return 0 if s.route.startswith("iv-") else 1
+    if any(f"/{m}" in s.source for m in ("Oral", "Absorption", "Depot")):
+        return 0 if s.route == "oral" else 1
+    return 2
+
+
 def _dosing_inputs(specs: list[DosingSpec], unit: str, warnings: list[str]) -> list[DosingInput]:
     out: list[DosingInput] = []
     seen: dict[str, DosingSpec] = {}
-    for s in specs:
+    clashes: list[Problem] = []
+    for s in sorted(specs, key=_priority):  # stable: file order within a priority
         if s.route in seen:
-            warnings.append(
-                f"{s.route} administration into {s.target} (adm {s.adm}) is not in the card: "
-                f"a route has one input, and {seen[s.route].target} came first"
-            )
+            if seen[s.route].target != s.target and _priority(s) <= _priority(seen[s.route]):
+                clashes.append(
+                    Problem(
+                        s.source or "/PharmML",
+                        None,
+                        f"{s.route} administration into {s.target} (adm {s.adm}) and into "
+                        f"{seen[s.route].target}: the card has one target per route",
+                    )
+                )
+            elif seen[s.route].target != s.target:
+                warnings.append(
+                    f"{s.route} into {s.target} (guessed from its name) is not in the card: "
+                    f"the dosing macro sends {s.route} doses into {seen[s.route].target}"
+                )
             continue
         seen[s.route] = s
         out.append(
@@ -408,6 +435,8 @@ def _dosing_inputs(specs: list[DosingSpec], unit: str, warnings: list[str]) -> l
                 duration_parameter=s.duration_parameter,
             )
         )
+    if clashes:
+        raise PharmMLError(clashes)
     return out
 
 

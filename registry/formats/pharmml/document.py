@@ -36,6 +36,21 @@ SUPPORTED_VERSIONS = ("0.6", "0.8", "0.9")
 _PHARMML_NS = re.compile(r"^http://www\.pharmml\.org/pharmml/(\d+\.\d+)/([A-Za-z]+)$")
 # PharmML 0.6 files may still use the pre-0.6 CommonTypes namespace for a few elements.
 _LEGACY_NS = {"http://www.pharmml.org/2013/03/CommonTypes"}
+# PharmML before 0.6 (the WP1 examples, 0.2-0.5) used dated namespaces such as .../2013/03/PharmML.
+_OLD_PHARMML_NS = re.compile(r"^http://www\.pharmml\.org/20\d\d/\d\d/PharmML$")
+
+
+def _old_version(root: etree._Element) -> str | None:
+    """The written version of a pre-0.6 PharmML root (``0.3`` if it does not say), else None."""
+    ns = etree.QName(root).namespace or ""
+    if local(root) != "PharmML":
+        return None
+    if _OLD_PHARMML_NS.match(ns):
+        return root.get("writtenVersion") or "0.3"
+    m = _PHARMML_NS.match(ns)
+    if m is not None and m.group(1) in ("0.2", "0.3", "0.4", "0.5"):
+        return m.group(1)
+    return None
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,9 @@ def namespace_version(raw: bytes) -> str | None:
         root = etree.fromstring(raw, _parser())
     except etree.XMLSyntaxError:
         return None
+    old = _old_version(root)
+    if old is not None:
+        return old  # detected, so that load can say it is not supported
     match = _PHARMML_NS.match(etree.QName(root).namespace or "")
     if local(root) != "PharmML" or match is None or match.group(2) != "PharmML":
         return None
@@ -169,6 +187,10 @@ def parse_document(raw: bytes, *, source: str | None = None) -> Document:
         problems.add(root, "a DOCTYPE with an internal subset is not allowed in PharmML")
         problems.raise_if_any()
     ns = etree.QName(root).namespace or ""
+    old = _old_version(root)
+    if old is not None:
+        problems.add(root, f"PharmML {old} is not supported (0.6\u20130.9 are)")
+        problems.raise_if_any()
     match = _PHARMML_NS.match(ns)
     if local(root) != "PharmML" or match is None:
         problems.add(root, f"root element is {{{ns}}}{local(root)}, not a PharmML document")

@@ -274,6 +274,9 @@ class _Builder:
             if not isinstance(tk0, str):
                 tk0 = self.ref(Op("plus", (Num(float(tk0)),)), f"Tk0_adm{adm}", macro)
             self.dosing.append(DosingSpec("oral", target, f, lag, str(tk0), adm, xml_path(macro)))
+        elif name == "Depot":  # Monolix depot(adm, target) without ka or Tk0: a bolus into the target
+            for route in ("iv-bolus", "iv-infusion"):
+                self.dosing.append(DosingSpec(route, target, f, lag, None, adm, xml_path(macro)))
         else:
             raise Unsupported(macro, f"{name} needs ka or Tk0")
 

@@ -1,0 +1,92 @@
+"""``interop nonmem convert|export``: NONMEM control streams to SBML + model card, and back."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from interop.cli.pharmml import _pairs
+from interop.schema import RXNORM, Coding
+
+__all__ = ["nonmem_app", "register"]
+
+log = logging.getLogger(__name__)
+nonmem_app = typer.Typer(
+    help="NONMEM control streams: convert to SBML + model card (pharmpy).", no_args_is_help=True
+)
+out_console = Console()
+
+
+@nonmem_app.command("convert")
+def convert_command(
+    model: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, help="control stream (.mod/.ctl)"
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", file_okay=False, help="Directory for <id>.xml and <id>.card.json"
+    ),
+    units: list[str] = typer.Option([], "--unit", help="UCUM unit OBSERVABLE=UNIT or dose=UNIT (repeatable)"),
+    rxnorm: str | None = typer.Option(None, "--rxnorm", help="RxNorm code of the drug"),
+    drug_name: str | None = typer.Option(None, "--drug-name", help="Drug name for the card"),
+    institution: str | None = typer.Option(None, "--institution", help="Institution for the card"),
+) -> None:
+    """Convert MODEL; writes nothing unless the whole model converts."""
+    from registry.formats.nonmem import convert  # pharmpy loads slowly: only on use
+
+    drug = None
+    if rxnorm:
+        drug = Coding(system=RXNORM, code=rxnorm, display=drug_name or None)
+    elif drug_name:
+        raise typer.BadParameter("--drug-name needs --rxnorm", param_hint="--drug-name")
+    result = convert(
+        model.read_bytes(),
+        source=str(model),
+        units=_pairs(units, "--unit"),
+        drug=drug,
+        institution=institution,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    sbml_path = out / f"{result.card.id}.xml"
+    card_path = out / f"{result.card.id}.card.json"
+    sbml_path.write_text(result.sbml, encoding="utf-8")
+    card_path.write_text(result.card.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    for w in result.warnings:
+        log.warning("%s", w)
+    out_console.print(f"NONMEM -> {sbml_path} and {card_path}", markup=False, highlight=False)
+    cmts = result.card.compartments
+    if cmts is not None:
+        for d in cmts.doses:
+            rate = "" if d.rate_code is None else f" (RATE={d.rate_code})"
+            out_console.print(f"  CMT {d.cmt}{rate}: {d.route} dose", markup=False, highlight=False)
+        for lv in cmts.levels:
+            out_console.print(f"  CMT {lv.cmt}: observable {lv.observable}", markup=False, highlight=False)
+    if result.warnings:
+        out_console.print(f"  {len(result.warnings)} warning(s), logged above")
+
+
+@nonmem_app.command("export")
+def export_command(
+    model: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="SBML file"),
+    card: Path = typer.Option(..., "--card", exists=True, dir_okay=False, help="model card JSON"),
+    out: Path = typer.Option(..., "--out", "-o", dir_okay=False, help="control stream to write"),
+    data: str = typer.Option("data.csv", "--data", help="$DATA file name to write into the stream"),
+) -> None:
+    """Write a linear compartmental model (SBML + card) as a NONMEM control stream."""
+    from interop.schema import ModelCard, parse_json
+    from registry.formats.nonmem.export import export_control_stream
+
+    text = export_control_stream(
+        model.read_text(encoding="utf-8"),
+        parse_json(ModelCard, card.read_bytes(), source=str(card)),
+        data_file=data,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    out_console.print(f"control stream written to {out}", markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(nonmem_app, name="nonmem")

@@ -1,0 +1,524 @@
+"""From pharmpy's parsed model to the SBML rules and the model card (see convert.py for decisions)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy
+
+from interop.errors import SchemaError
+from interop.schema import Coding, ModelCard, ReferenceOutput, parse
+from registry.formats.nonmem.errormodel import classify_error
+from registry.formats.nonmem.formula import Unprintable
+from registry.formats.nonmem.sbml import Flow, SbmlParameter, write_sbml
+from registry.formats.nonmem.statements import Rule, StatementGraph, mtime_id, safe_id
+from registry.formats.nonmem.stream import Problems, line_of, record_lines
+from registry.formats.pharmml.card import covariate_source
+
+__all__ = ["RESERVED_ITEMS", "build_conversion"]
+
+COVARIATE_SYSTEM = "urn:digphat:nonmem-covariate"
+RESERVED_ITEMS = {
+    "ID", "L1", "L2", "TIME", "DATE", "DAT1", "DAT2", "DAT3", "EVID", "AMT", "CMT", "RATE", "II",
+    "ADDL", "SS", "MDV", "DV", "PCMT", "CALL", "CONT", "MRG_", "RAW_", "RPT_", "XVID1", "XVID2",
+    "XVID3", "XVID4", "XVID5", "LDV", "BLQ", "LLOQ",
+}  # fmt: skip
+_ORAL = re.compile(r"(DEPOT|GUT|ABS|TRANSIT)", re.I)
+_TIME = sympy.Symbol("time")
+
+
+@dataclass
+class _Context:
+    model: Any
+    text: str
+    problems: Problems
+    warnings: list[str] = field(default_factory=list)
+    thetas: dict[str, tuple[str, float, float, float]] = field(
+        default_factory=dict
+    )  # name -> id, init, lo, hi
+    columns: list[str] = field(default_factory=list)
+    graph: StatementGraph = field(default_factory=StatementGraph)
+    record_line: dict[str, int] = field(default_factory=dict)
+
+    def line(self, record: str, pattern: str | None = None) -> int | None:
+        start = self.record_line.get(record)
+        if pattern is None or start is None:
+            return start
+        return line_of(self.text, pattern, after=start) or start
+
+
+def _normalise(expr: object, ctx: _Context) -> sympy.Expr:
+    """sympy form with states as symbols, TIME/t as time, MPAST(n) as a step, THETA ids canonical."""
+    e = sympy.sympify(expr)
+    repl: dict[sympy.Basic, sympy.Basic] = {}
+    for f in e.atoms(sympy.core.function.AppliedUndef):
+        name = type(f).__name__
+        if name == "MPAST" and len(f.args) == 1:
+            repl[f] = sympy.Piecewise((1, _TIME >= sympy.Symbol(mtime_id(int(f.args[0])))), (0, True))
+        elif name == "MTIME" and len(f.args) == 1:
+            repl[f] = sympy.Symbol(mtime_id(int(f.args[0])))
+        elif len(f.args) == 1 and f.args[0] == sympy.Symbol("t"):
+            repl[f] = sympy.Symbol(safe_id(name))
+    for s in e.free_symbols:
+        if s.name in ("t", "TIME", "T"):
+            repl[s] = _TIME
+        elif s.name in ctx.thetas:
+            repl[s] = sympy.Symbol(ctx.thetas[s.name][0])
+    return e.xreplace(repl) if repl else e
+
+
+def _values(ctx: _Context) -> dict[sympy.Symbol, float]:
+    return {sympy.Symbol(sid): init for sid, init, _lo, _hi in ctx.thetas.values()}
+
+
+def _constant(ctx: _Context, expr: sympy.Expr, depth: int = 0) -> float | None:
+    """The number ``expr`` is when it depends on thetas only (through $PK rules), else None."""
+    values = _values(ctx)
+    for _ in range(50):
+        pending = {s for s in expr.free_symbols if s not in values}
+        if not pending:
+            break
+        repl = {}
+        for s in pending:
+            rule = ctx.graph.rules.get(s.name)
+            if rule is None:
+                return None
+            repl[s] = rule.expr
+        expr = expr.xreplace(repl)
+    try:
+        value = float(expr.xreplace(values).evalf())
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def build_conversion(
+    model: Any,
+    text: str,
+    problems: Problems,
+    *,
+    model_id: str,
+    title: str,
+    drug: Coding,
+    institution: str,
+    units: dict[str, str],
+    reference_outputs: tuple[ReferenceOutput, ...],
+    source: str | None,
+) -> tuple[str, ModelCard, list[str]]:
+    ctx = _Context(model=model, text=text, problems=problems)
+    for name, line, _body in record_lines(text):
+        ctx.record_line.setdefault(name, line)
+    ctx.columns = [c.name for c in model.datainfo if not c.drop]
+    n_theta = sum(len(r.inits) for r in model.internals.control_stream.get_records("THETA"))
+    params = list(model.parameters)
+    theta_notes = []
+    for k, p in enumerate(params[:n_theta], start=1):
+        ctx.thetas[p.name] = (f"THETA_{k}", float(p.init), float(p.lower), float(p.upper))
+        theta_notes.append(f"THETA({k}) = {p.init:g} in [{p.lower:g}, {p.upper:g}]{' FIX' if p.fix else ''}")
+    statements = model.statements
+    cs = statements.ode_system
+    if cs is None:
+        problems.add(ctx.line("PRED"), "$PRED", "no compartmental system (ADVAN) in the model")
+        problems.raise_if_any()
+    pk = []
+    for st in statements.before_odes:
+        if not hasattr(st, "symbol"):
+            continue
+        name = str(st.symbol)
+        pk.append(
+            (
+                sympy.sympify(st.symbol),
+                _normalise(st.expression, ctx),
+                ctx.line("PK", rf"\b{re.escape(name)}\s*="),
+            )
+        )
+    ctx.graph = StatementGraph.build(pk)
+    graph = ctx.graph
+    comp_map = {k: v for k, v in model.internals.compartment_map.items() if k != "OUTPUT"}
+    by_number = {v: k for k, v in comp_map.items()}
+    states: dict[str, sympy.Expr] = {}
+    for eq in cs.eqs:
+        eq = sympy.sympify(eq)
+        fn = eq.lhs.args[0]
+        states[safe_id(type(fn).__name__)] = graph.rename(_normalise(eq.rhs, ctx))
+    for n, cname in sorted(by_number.items()):
+        if f"A_{cname}" not in states:
+            problems.add(ctx.line("MODEL"), f"compartment {n}", f"{cname} has no equation")
+    rvs = model.random_variables
+    eps_var = _epsilon_variances(ctx, rvs)
+    y_expr, f_states = _error_expression(ctx, statements)
+    observables = _observables(ctx, y_expr, f_states, comp_map, eps_var)
+    occasions, occasion_items = _occasions(ctx, rvs)
+    doses = _doses(ctx, cs, comp_map, by_number, statements)
+    problems.raise_if_any()
+
+    # SBML: everything the ODEs, doses and observables need
+    extra_rules = [Rule(o["sid"], o["sid"], o["sbml_expr"]) for o in observables]
+    extra_rules += [Rule(sid, sid, e) for sid, e in doses["rules"].items()]
+    roots = set()
+    for e in [*states.values(), *(r.expr for r in extra_rules)]:
+        roots |= {s.name for s in e.free_symbols}
+    roots |= set(doses["ids"])
+    rules = graph.needed(roots)
+    used: set[str] = set()
+    for e in [*states.values(), *(r.expr for r in [*rules, *extra_rules])]:
+        used |= {s.name for s in e.free_symbols}
+    eta_names = list(rvs.etas.names)
+    theta_ids = {sid for sid, *_ in ctx.thetas.values()}
+    occasion_params = {o["parameter"] for o in occasions}
+    covariates = []
+    for name in sorted(used - set(graph.rules) - set(states) - theta_ids - {"time"} - set(eta_names)):
+        if name in occasion_params:
+            continue
+        if name in ctx.columns and name not in RESERVED_ITEMS and name not in occasion_items:
+            covariates.append(name)
+        elif name in ctx.columns:
+            why = f"the model uses data item {name}, which a twin's dosing history does not supply"
+            problems.add(ctx.line("PK", rf"\b{name}\b"), name, why)
+        else:
+            problems.add(ctx.line("PK", rf"\b{name}\b"), name, "used but neither defined nor a $INPUT item")
+    problems.raise_if_any()
+
+    sbml_params = [SbmlParameter(sid, value=v) for sid, v, _lo, _hi in ctx.thetas.values()]
+    sbml_params += [SbmlParameter(safe_id(e), value=0.0) for e in eta_names]
+    sbml_params += [SbmlParameter(c, value=0.0, constant=False) for c in covariates]
+    sbml_params += [SbmlParameter(p, value=0.0, constant=False) for p in sorted(occasion_params)]
+    sbml_params += [SbmlParameter(r.sid, rule=r.expr) for r in [*rules, *extra_rules]]
+    flows = _flows(ctx, cs, states)
+    if flows is None:
+        sbml_params += [SbmlParameter(sid, value=0.0, rate=rhs) for sid, rhs in states.items()]
+    try:
+        sbml = write_sbml(
+            re.sub(r"[^A-Za-z0-9_]", "_", model_id if model_id[0].isalpha() else f"m_{model_id}"),
+            title,
+            sbml_params,
+            "Converted from a NONMEM control stream by digphat-interop (pharmpy). " + "; ".join(theta_notes),
+            species=tuple(states) if flows is not None else (),
+            flows=tuple(flows or ()),
+        )
+    except Unprintable as exc:
+        problems.add(ctx.line("PK"), "expression", str(exc))
+        problems.raise_if_any()
+        raise
+    card = _card(ctx, model_id, title, drug, institution, units, reference_outputs, source,
+                 doses, observables, covariates, rvs, occasions)  # fmt: skip
+    return sbml, card, ctx.warnings
+
+
+def _flows(ctx: _Context, cs: Any, states: dict[str, sympy.Expr]) -> list[Flow] | None:
+    """pharmpy's compartment flows as reactions, if they add up to the ODEs exactly (else None)."""
+    out: list[Flow] = []
+    try:
+        for cname in cs.compartment_names:
+            comp = cs.find_compartment(cname)
+            source = f"A_{safe_id(cname)}"
+            for to, rate in cs.get_compartment_outflows(comp):
+                target = (
+                    f"A_{safe_id(to.name)}"
+                    if hasattr(to, "name") and to.name in cs.compartment_names
+                    else None
+                )
+                law = ctx.graph.rename(_normalise(rate, ctx)) * sympy.Symbol(source)
+                out.append(Flow(source, target, sympy.simplify(law)))
+            inp = ctx.graph.rename(_normalise(comp.input, ctx))
+            if inp != 0:
+                out.append(Flow(None, source, inp))
+    except (AttributeError, TypeError, ValueError):
+        return None
+    for sid, rhs in states.items():
+        net = sum((f.rate for f in out if f.target == sid), sympy.Integer(0)) - sum(
+            (f.rate for f in out if f.source == sid), sympy.Integer(0)
+        )
+        if sympy.simplify(net - rhs) != 0:
+            return None
+    return out
+
+
+def _epsilon_variances(ctx: _Context, rvs: Any) -> dict[str, float]:
+    inits = ctx.model.parameters.inits
+    names = list(rvs.epsilons.names)
+    cov = sympy.Matrix(rvs.epsilons.covariance_matrix).xreplace(
+        {sympy.Symbol(k): v for k, v in inits.items()}
+    )
+    m = np.array(cov.tolist(), dtype=float)
+    if np.any(np.abs(m - np.diag(np.diag(m))) > 0):
+        ctx.problems.add(ctx.line("SIGMA"), "$SIGMA BLOCK", "correlated residual errors are not supported")
+    return {n: float(m[i, i]) for i, n in enumerate(names)}
+
+
+def _error_expression(ctx: _Context, statements: Any) -> tuple[sympy.Expr, set[str]]:
+    """Y after substituting every $ERROR statement; F stays a symbol (per-compartment below)."""
+    env: dict[sympy.Symbol, sympy.Expr] = {}
+    f_states: set[str] = set()
+    after = [s for s in statements.after_odes if hasattr(s, "symbol")]
+    if after and str(after[0].symbol) == "F":
+        f_states = {safe_id(type(a).__name__) for a in sympy.sympify(after[0].expression).atoms(
+            sympy.core.function.AppliedUndef)}  # fmt: skip
+        after = after[1:]
+    for st in after:
+        e = _normalise(st.expression, ctx).xreplace(env)
+        env[sympy.Symbol(str(st.symbol))] = ctx.graph.rename(e)
+    y = env.get(sympy.Symbol("Y"))
+    if y is None:
+        ctx.problems.add(ctx.line("ERROR"), "$ERROR", "Y is never assigned")
+        return sympy.Integer(0), f_states
+    return y, f_states
+
+
+def _observables(
+    ctx: _Context, y: sympy.Expr, f_states: set[str], comp_map: dict[str, int], eps_var: dict[str, float]
+) -> list[dict[str, Any]]:
+    cmt = sympy.Symbol("CMT")
+    tested = {int(a.args[1]) for a in y.atoms(sympy.Eq) if a.args[0] == cmt and a.args[1].is_Number}
+    candidates = []
+    for cname, n in sorted(comp_map.items(), key=lambda kv: kv[1]):
+        if f"A_{cname}" in f_states or f"S{n}" in ctx.graph.final or n in tested:
+            candidates.append((n, cname))
+    out: list[dict[str, Any]] = []
+    eps_syms = [sympy.Symbol(e) for e in eps_var]
+    err_line = ctx.line("ERROR", r"^\s*Y\s*=")
+    for n, cname in candidates:
+        s_id = ctx.graph.final.get(f"S{n}")
+        fc = sympy.Symbol(f"A_{cname}") / sympy.Symbol(s_id) if s_id else sympy.Symbol(f"A_{cname}")
+        yc = y.xreplace({sympy.Symbol("F"): fc}).subs(
+            {cmt: n, sympy.Symbol("MDV"): 0, sympy.Symbol("EVID"): 0}
+        )
+        zero = {e: 0 for e in eps_syms}
+        pred = sympy.simplify(yc.xreplace(zero))
+        sds = [(sympy.diff(yc, e).xreplace(zero), eps_var[e.name]) for e in eps_syms if eps_var[e.name] > 0]
+        sds = [(sd, v) for sd, v in sds if sd != 0]
+        if not sds:
+            if n in tested or f"S{n}" in ctx.graph.final:
+                ctx.warnings.append(
+                    f"compartment {n} ({cname}) has no residual error in Y: not an observable"
+                )
+            continue
+        bad = {s.name for s in yc.free_symbols} & (RESERVED_ITEMS - {"CMT", "MDV", "EVID"})
+        if bad:
+            ctx.problems.add(err_line, "Y", f"Y depends on data item(s) {', '.join(sorted(bad))}")
+            continue
+        used_states = sorted(x.name for x in pred.free_symbols if x.name.startswith("A_"))
+        if n not in tested and len(used_states) == 1 and used_states[0] != f"A_{cname}":
+            # Y names a compartment's amount itself (A(2)/V, not F): that compartment is observed
+            cname = next((c for c in comp_map if f"A_{safe_id(c)}" == used_states[0]), cname)
+            n = comp_map[cname]
+        same = next((o for o in out if sympy.simplify(o["pred"] - pred) == 0), None)
+        if same is not None:
+            if n not in same["cmts"]:
+                same["cmts"].append(n)
+            continue
+        try:
+            shape = classify_error(pred, sds, _values(ctx))
+        except ValueError as exc:
+            ctx.problems.add(err_line, "$ERROR", f"compartment {n}: {exc}")
+            continue
+        expr = pred.args[0] if shape.model == "exponential" else pred
+        oid = safe_id(cname.lower())
+        out.append({"id": oid, "sid": f"PRED_{safe_id(cname)}", "pred": pred, "sbml_expr": expr,
+                    "shape": shape, "cmts": [n]})  # fmt: skip
+        if shape.note:
+            ctx.warnings.append(f"{oid}: {shape.note}")
+    if not out:
+        ctx.problems.add(
+            err_line, "$ERROR", "no compartment is observed with a residual error (Y = F + ...EPS)"
+        )
+    return out
+
+
+def _occasions(ctx: _Context, rvs: Any) -> tuple[list[dict[str, Any]], set[str]]:
+    """IOV: a rule ``P = ETA(a) if OCC == 1 else ETA(b)...`` becomes an occasion parameter P."""
+    inits = ctx.model.parameters.inits
+    iov = {n: d for d in rvs.etas if d.level == "IOV" for n in d.names}
+    if not iov:
+        return [], set()
+    out, items = [], set()
+    iov_syms = {sympy.Symbol(n) for n in iov}
+    finals = set(ctx.graph.final.values())
+    for sid, rule in list(ctx.graph.rules.items()):
+        if sid not in finals:
+            continue  # earlier versions are inlined into the last one below
+        e = _flatten(_inline_versions(ctx, rule))
+        used = e.free_symbols & iov_syms
+        if not used:
+            continue
+        ok = isinstance(e, sympy.Piecewise) and all(v in iov_syms or v == 0 for v, _c in e.args)
+        cond_items = {s.name for _v, c in (e.args if ok else ()) for s in sympy.sympify(c).free_symbols}
+        variances = {str(iov[s.name].variance) for s in used}
+        if not ok or len(cond_items) != 1 or len(variances) != 1:
+            ctx.problems.add(rule.line, rule.name, "inter-occasion ETAs must be chosen by one occasion item: "
+                             "IF (OCC.EQ.1) P = ETA(n) ... with $OMEGA ... SAME")  # fmt: skip
+            continue
+
+        def occasion(pair: tuple[sympy.Expr, sympy.Basic]) -> float:
+            cond = pair[1]
+            if isinstance(cond, sympy.Eq) and cond.args[1].is_Number:
+                return float(cond.args[1])
+            return math.inf
+
+        etas = tuple(safe_id(str(v)) for v, _c in sorted(e.args, key=occasion) if v != 0)
+        variance = float(sympy.sympify(next(iter(variances))).xreplace(
+            {sympy.Symbol(k): v for k, v in inits.items()}))  # fmt: skip
+        out.append({"parameter": sid, "etas": etas, "variance": variance})
+        items |= cond_items
+        del ctx.graph.rules[sid]
+        ctx.warnings.append(
+            f"{rule.name}: occasions follow dose times (the card's convention), not {cond_items.pop()}"
+        )
+    return out, items
+
+
+def _inline_versions(ctx: _Context, rule: Rule) -> sympy.Expr:
+    """``rule``'s expression with earlier versions of the same name substituted (IF after IF)."""
+    e = rule.expr
+    for _ in range(100):
+        repl = {s: ctx.graph.rules[s.name].expr for s in e.free_symbols
+                if s.name.startswith(f"{rule.sid}__") and s.name in ctx.graph.rules}  # fmt: skip
+        if not repl:
+            return e
+        e = e.xreplace(repl)
+    return e
+
+
+def _flatten(e: sympy.Expr) -> sympy.Expr:
+    """A Piecewise whose otherwise-branch is a Piecewise, as one Piecewise."""
+    if not isinstance(e, sympy.Piecewise):
+        return e
+    pairs = []
+    for value, cond in e.args:
+        if cond is sympy.true and isinstance(value, sympy.Piecewise):
+            pairs += list(_flatten(value).args)
+            break
+        pairs.append((value, cond))
+    return sympy.Piecewise(*pairs)
+
+
+def _doses(ctx: _Context, cs: Any, comp_map: dict[str, int], by_number: dict[int, str], statements: Any):  # type: ignore[no-untyped-def]
+    final = ctx.graph.final
+    numbers = {comp_map[c.name] for c in cs.dosing_compartments if c.name in comp_map}
+    for n in by_number:
+        if any(f"{p}{n}" in final for p in ("F", "ALAG", "D", "R")):
+            numbers.add(n)
+    depot = cs.find_depot(statements)
+    depot_n = comp_map.get(depot.name) if depot is not None else None
+    has_rate = "RATE" in ctx.columns
+    inputs: list[dict[str, Any]] = []
+    for n in sorted(numbers):
+        cname = by_number[n]
+        if f"R{n}" in final:
+            why = "a modelled infusion rate (RATE=-1) is not supported; model the duration with D"
+            ctx.problems.add(ctx.line("PK", rf"^\s*R{n}\s*="), f"R{n}", why)
+        d_id = final.get(f"D{n}")
+        if d_id and not has_rate:
+            ctx.warnings.append(f"D{n} has no effect: $INPUT has no RATE")
+            d_id = None
+        base = {
+            "cmt": n,
+            "target": f"A_{safe_id(cname)}",
+            "f": final.get(f"F{n}"),
+            "lag": final.get(f"ALAG{n}"),
+        }
+        if n == depot_n or (depot_n is None and _ORAL.search(cname)):
+            inputs.append({**base, "route": "oral", "rate_code": None, "duration": None})
+        elif d_id and depot_n is not None:
+            inputs.append({**base, "route": "oral", "rate_code": -2, "duration": d_id})
+        else:
+            inputs.append({**base, "route": "iv-bolus", "rate_code": None, "duration": None})
+            inputs.append(
+                {**base, "route": "iv-infusion", "rate_code": -2 if d_id else None, "duration": d_id}
+            )
+    rules: dict[str, sympy.Expr] = {}
+    ids: list[str] = []
+    for route in dict.fromkeys(i["route"] for i in inputs):
+        group = [i for i in inputs if i["route"] == route]
+        if len(group) == 1:
+            group[0]["fraction"], group[0]["bio"] = 1.0, group[0]["f"] or 1.0
+        else:
+            values = [1.0 if i["f"] is None else _constant(ctx, sympy.Symbol(i["f"])) for i in group]
+            known = [v for v in values if v is not None and v > 0]
+            if len(known) == len(values) and sum(known) <= 1 + 1e-9:
+                for i, v in zip(group, values, strict=True):
+                    i["fraction"], i["bio"] = v, 1.0
+            else:
+                k = len(group)
+                for i in group:
+                    sid = f"BIO_{i['cmt']}"
+                    rules[sid] = k * (sympy.Symbol(i["f"]) if i["f"] else sympy.Integer(1))
+                    i["fraction"], i["bio"] = 1.0 / k, sid
+        for i in group:
+            ids += [x for x in (i["f"], i["lag"], i["duration"]) if x]
+    return {"inputs": inputs, "rules": rules, "ids": ids}
+
+
+def _card(ctx, model_id, title, drug, institution, units, reference_outputs, source, doses, observables,
+          covariates, rvs, occasions) -> ModelCard:  # type: ignore[no-untyped-def]  # fmt: skip
+    inits = ctx.model.parameters.inits
+    eta_names = [n for d in rvs.etas if d.level == "IIV" for n in d.names]
+    cov = sympy.Matrix(rvs.etas.covariance_matrix).xreplace({sympy.Symbol(k): v for k, v in inits.items()})
+    allnames = list(rvs.etas.names)
+    idx = [allnames.index(n) for n in eta_names]
+    omega = np.array(cov.tolist(), dtype=float)[np.ix_(idx, idx)] if idx else np.zeros((0, 0))
+    keep = [i for i in range(len(eta_names)) if omega[i, i] > 0]
+    for i in range(len(eta_names)):
+        if i not in keep:
+            ctx.warnings.append(f"{eta_names[i]} has variance 0 (fixed): kept at 0 in the SBML, not in Omega")
+    omega = omega[np.ix_(keep, keep)]
+    amount_unit = units.get("dose", "mg")
+    if "dose" not in units:
+        ctx.warnings.append("NONMEM has no units: AMT is taken as mg and predictions as mg/L (give --unit)")
+    obs_cards, errors, levels = [], [], []
+    for k, o in enumerate(observables):
+        analyte = drug if k == 0 else Coding(system=drug.system, code=f"{drug.code}-{o['id']}",
+                                             display=f"{drug.display or drug.code} ({o['id']})")  # fmt: skip
+        obs_cards.append({"id": o["id"], "sbml": o["sid"], "unit": units.get(o["id"], "mg/L"),
+                          "analyte": analyte.model_dump()})  # fmt: skip
+        s = o["shape"]
+        errors.append({"observable": o["id"], "model": s.model, "additive_sd": s.additive_sd,
+                       "proportional_sd": s.proportional_sd})  # fmt: skip
+        levels += [{"cmt": n, "observable": o["id"]} for n in o["cmts"]]
+    dosing = [
+        {"route": i["route"], "fraction": i["fraction"], "target": i["target"], "amount_unit": amount_unit,
+         "bioavailability": i["bio"], "lag_time_h": i["lag"], "duration_parameter": i["duration"]}
+        for i in doses["inputs"]
+    ]  # fmt: skip
+    dose_cmts = [{"cmt": i["cmt"], "route": i["route"], "rate_code": i["rate_code"]} for i in doses["inputs"]
+                 if not (i["route"] == "iv-infusion" and i["rate_code"] is None)]  # fmt: skip
+    cov_cards = []
+    for name in covariates:
+        src = covariate_source(name, system=COVARIATE_SYSTEM)
+        ref = _covariate_reference(ctx.text, name)
+        if ref is None:
+            ctx.warnings.append(f"covariate {name} has no reference value (no ({name}/value) in the code)")
+        cov_cards.append({"name": name, "source": src.model_dump(), "reference": ref, "missing": "error",
+                          "time_varying": True})  # fmt: skip
+    description = " ".join(filter(None, [
+        "Converted from a NONMEM control stream by digphat-interop (parsed with pharmpy); time in hours.",
+        ("Notes: " + "; ".join(ctx.warnings) + ".") if ctx.warnings else "",
+    ]))  # fmt: skip
+    try:
+        return parse(ModelCard, {
+            "id": model_id, "title": title, "description": description, "drugs": [drug.model_dump()],
+            "institution": institution, "dosing": dosing, "observables": obs_cards, "covariates": cov_cards,
+            "random_effects": {
+                "etas": [safe_id(eta_names[i]) for i in keep],
+                "omega": omega.tolist(),
+                "occasions": [{"parameter": o["parameter"], "etas": o["etas"], "variance": o["variance"]}
+                              for o in occasions],
+            },
+            "residual_error": errors,
+            "reference_outputs": [r.model_dump() for r in reference_outputs],
+            "compartments": {"doses": dose_cmts, "levels": levels},
+        }, source=source)  # fmt: skip
+    except SchemaError as exc:
+        ctx.problems.add(None, "model card", exc.message)
+        ctx.problems.raise_if_any()
+        raise
+
+
+def _covariate_reference(text: str, name: str) -> float | None:
+    """The value a covariate is normalised by in the code, ``(WT/70)`` -> 70, if there is one."""
+    m = re.search(rf"\(\s*{re.escape(name)}\s*/\s*([0-9]+(?:\.[0-9]*)?(?:E[+-]?[0-9]+)?)\s*\)", text, re.I)
+    return float(m[1]) if m else None

@@ -1,0 +1,155 @@
+"""Small control streams written for these tests, one per construct (not copied from anywhere)."""
+
+ADVAN1_IV = """$PROBLEM one compartment IV, covariate on CL
+$INPUT ID TIME AMT RATE CMT DV MDV WT
+$DATA data.csv IGNORE=@
+$SUBROUTINES ADVAN1 TRANS2
+$PK
+TVCL = THETA(1) * (WT/70)**0.75
+CL = TVCL * EXP(ETA(1))
+V = THETA(2) * EXP(ETA(2))
+S1 = V
+$ERROR
+IPRED = F
+Y = F + EPS(1)
+$THETA (0, 5, 50) (0, 40)
+$OMEGA BLOCK(2) 0.09 0.01 0.04
+$SIGMA 0.25
+"""
+
+ADVAN2_ORAL = """$PROBLEM oral, lag and bioavailability
+$INPUT ID TIME AMT CMT DV MDV
+$DATA data.csv IGNORE=@
+$SUBROUTINES ADVAN2 TRANS2
+$PK
+CL = THETA(1) * EXP(ETA(1))
+V = THETA(2)
+KA = THETA(3) * EXP(ETA(2))
+ALAG1 = THETA(4)
+F1 = 0.6
+S2 = V
+$ERROR
+Y = F * EXP(EPS(1))
+$THETA (0, 4) (0, 50) (0, 1.5) (0, 0.5)
+$OMEGA 0.1
+$OMEGA 0.2
+$SIGMA 0.04
+"""
+
+ADVAN3_COMBINED = """$PROBLEM two compartments, combined error
+$INPUT ID TIME AMT CMT DV MDV
+$DATA data.csv IGNORE=@
+$SUBROUTINES ADVAN3 TRANS4
+$PK
+CL = THETA(1) * EXP(ETA(1))
+V1 = THETA(2)
+Q = THETA(3)
+V2 = THETA(4)
+S1 = V1
+$ERROR
+IPRED = F
+W = SQRT(THETA(5)**2 + (THETA(6)*IPRED)**2)
+Y = IPRED + W*EPS(1)
+$THETA 3 20 2 60 0.1 FIX 0.15 FIX
+$OMEGA 0.1
+$SIGMA 1 FIX
+"""
+
+ADVAN4_IOV = """$PROBLEM two compartments oral, inter-occasion variability
+$INPUT ID TIME AMT CMT DV MDV OCC
+$DATA data.csv IGNORE=@
+$SUBROUTINES ADVAN4 TRANS4
+$PK
+IOV = 0
+IF (OCC.EQ.1) IOV = ETA(3)
+IF (OCC.EQ.2) IOV = ETA(4)
+CL = THETA(1) * EXP(ETA(1) + IOV)
+V2 = THETA(2) * EXP(ETA(2))
+Q = THETA(3)
+V3 = THETA(4)
+KA = THETA(5)
+S2 = V2
+$ERROR
+Y = F + F*EPS(1)
+$THETA 4 30 3 80 1
+$OMEGA 0.1 0.1
+$OMEGA BLOCK(1) 0.05
+$OMEGA BLOCK(1) SAME
+$SIGMA 0.02
+"""
+
+ADVAN10_MM = """$PROBLEM Michaelis-Menten elimination
+$INPUT ID TIME AMT CMT DV MDV
+$DATA data.csv IGNORE=@
+$SUBROUTINES ADVAN10
+$PK
+VM = THETA(1) * EXP(ETA(1))
+KM = THETA(2)
+V = THETA(3)
+S1 = V
+$ERROR
+Y = F + THETA(4)*EPS(1)
+$THETA 20 5 10 0.5
+$OMEGA 0.1
+$SIGMA 1 FIX
+"""
+
+ADVAN12_THREE = """$PROBLEM three compartments with absorption
+$INPUT ID TIME AMT CMT DV MDV
+$DATA data.csv IGNORE=@
+$SUBROUTINES ADVAN12 TRANS4
+$PK
+CL = THETA(1) * EXP(ETA(1))
+V2 = THETA(2)
+Q3 = THETA(3)
+V3 = THETA(4)
+Q4 = THETA(5)
+V4 = THETA(6)
+KA = THETA(7)
+S2 = V2
+$ERROR
+Y = F*(1 + EPS(1))
+$THETA 5 25 4 50 1 100 1.2
+$OMEGA 0.1
+$SIGMA 0.01
+"""
+
+ADVAN13_DES = """$PROBLEM $DES with IF/ELSE, duration D1, log-transformed error
+$INPUT ID TIME AMT RATE CMT DV MDV SEX
+$DATA data.csv IGNORE=@
+$SUBROUTINES ADVAN13 TOL=9
+$MODEL COMP=(CENTRAL DEFDOSE DEFOBS)
+$PK
+IF (SEX.EQ.1) THEN
+  TVCL = THETA(1) * 0.8
+ELSE
+  TVCL = THETA(1)
+ENDIF
+CL = TVCL * EXP(ETA(1))
+V = THETA(2)
+D1 = THETA(3)
+$DES
+DADT(1) = -CL/V*A(1)
+$ERROR
+IPRED = LOG(A(1)/V)
+Y = IPRED + EPS(1)
+$THETA (0, 2) (0, 10) (0, 2)
+$OMEGA 0.05
+$SIGMA 0.01
+"""
+
+PRED_MODEL = """$PROBLEM closed form in $PRED
+$INPUT ID TIME AMT DV
+$DATA data.csv IGNORE=@
+$PRED
+K = THETA(1)
+Y = AMT*EXP(-K*TIME) + EPS(1)
+$THETA 0.1
+$OMEGA 0.1
+$SIGMA 0.1
+"""
+
+MIX_MODEL = ADVAN1_IV.replace("$ERROR", "$MIX\nP(1) = 0.5\nP(2) = 0.5\nNSPOP = 2\n$ERROR")
+USER_ROUTINE = ADVAN1_IV.replace("ADVAN1 TRANS2", "ADVAN1 TRANS2 OTHER=mysub.f90")
+MODELLED_RATE = ADVAN1_IV.replace("S1 = V", "S1 = V\nR1 = THETA(1)")
+Y_ON_DATA = ADVAN1_IV.replace("Y = F + EPS(1)", "Y = F + DV*EPS(1)")
