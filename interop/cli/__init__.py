@@ -45,7 +45,7 @@ _COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "omics": (("import_omics",), "Omics records: export genotypes."),
     "export": (("export_fhir",), "Export patient records to other formats."),
     "synth": (("synth",), "Generate synthetic data."),
-    "nonmem": (("nonmem",), "NONMEM control streams: convert to SBML + model card, and back."),
+    "nonmem": (("nonmem",), "NONMEM control streams: convert to SBML + model card (pharmpy)."),
     "pharmml": (("pharmml",), "PharmML models (DDMoRe): convert to SBML + model card."),
     "registry": (("registry",), "The model registry: versioned, validated, searchable models."),
     "twin": (("twin",), "Individualise a registered model from drug levels, forecast, recommend a dose."),
