@@ -249,7 +249,8 @@ FORMULAS: dict[str, Formula] = {
         "IBW + 0.4 (TBW - IBW); Bauer LA, Applied Clinical Pharmacokinetics (IBW: " + _IBW_CITE + ")",
     ),
     "lean_body_weight": Formula(
-        "9270 * weight / ((8780 if female else 6680) + (244 if female else 216) * weight / (height / 100) ** 2)",
+        "9270 * weight"
+        " / ((8780 if female else 6680) + (244 if female else 216) * weight / (height / 100) ** 2)",
         {"weight": "kg", "height": "cm", "female": "1"},
         "kg",
         "Janmahasatian S et al. Clin Pharmacokinet 2005;44:1051-1065",
