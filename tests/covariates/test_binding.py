@@ -306,10 +306,11 @@ def test_a_late_laboratory_value_does_not_change_earlier_predictions() -> None:
     late = measurement("s2", SCR, 2.0, "mg/dL", 36)
     doses = (gentamicin_dose("d1", 0), gentamicin_dose("d2", 24), gentamicin_dose("d3", 48))
     times = [12.0, 30.0, 47.0]
-    only_first = simulate(bind_patient(model, record(measurements=base, doses=doses)), times).values["Cc"]
-    fhir = simulate(bind_patient(model, record(measurements=(*base, late), doses=doses)), times).values["Cc"]
+    obs = model.card.observables[0].id
+    only_first = simulate(bind_patient(model, record(measurements=base, doses=doses)), times).values[obs]
+    fhir = simulate(bind_patient(model, record(measurements=(*base, late), doses=doses)), times).values[obs]
     assert fhir[:2] == pytest.approx(only_first[:2], rel=1e-9)  # before 36 h: unchanged
     assert fhir[2] > only_first[2] * 1.05  # after 36 h: halved clearance raises the level
     nm_rows = tuple(m.replace(provenance=NONMEM.model_dump()) for m in (*base, late))
-    nm = simulate(bind_patient(model, record(measurements=nm_rows, doses=doses)), times).values["Cc"]
+    nm = simulate(bind_patient(model, record(measurements=nm_rows, doses=doses)), times).values[obs]
     assert nm[0] > only_first[0] * 1.05  # NONMEM: the 36 h value applies back to the start
