@@ -17,6 +17,7 @@ reported, and the report travels with the twin into every output.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from interop.schema.base import ATC, HasProvenance, Provenance
 from interop.schema.formulas import derived_expression
 from interop.schema.patient import Dose, Genotype
 from interop.schema.units import UnitError, convert
-from interop.twin.binding import CovariateSeries
+from interop.twin.binding import CovariateSeries, Twin
 
 __all__ = [
     "CovariateBinding",
@@ -36,8 +37,10 @@ __all__ = [
     "bind_covariates",
     "complete_covariates",
     "definite_call",
+    "describe_covariates",
 ]
 
+log = logging.getLogger(__name__)
 ACTIVE = {"active", "recurrence", "relapse"}
 NOT_A_CALL = {"indeterminate", "unknown", "no call", "n/a", "not tested", ""}
 Steps = tuple[float, list[tuple[float, float]]]  # initial value, (time, value from just after time)
@@ -183,7 +186,7 @@ class _Ctx:
     bound: dict[str, CovariateBinding]
 
 
-Found = tuple[CovariateSeries | None, str, list[HasProvenance], list[str], str | None]
+Found = tuple[CovariateSeries | None, str, Sequence[HasProvenance], list[str], str | None]
 # series (None: missing), timing, items used, notes, reason when missing
 
 
@@ -472,7 +475,10 @@ def bind_covariates(card: ModelCard, record: PatientRecord, origin: dt.datetime)
             out_of_range=_range_warnings(card, cov.name, series),
             to_model=cov.to_model,
         )
-    return CovariateReport(tuple(ctx.bound[c.name] for c in card.covariates))
+    report = CovariateReport(tuple(ctx.bound[c.name] for c in card.covariates))
+    for w in report.warnings:
+        log.warning("patient %s, model %s: %s", pid, card.id, w)
+    return report
 
 
 def complete_covariates(card: ModelCard, values: dict[str, float]) -> dict[str, float]:
@@ -500,3 +506,17 @@ def baseline_values(card: ModelCard, record: PatientRecord) -> dict[str, float]:
     origin = min(given) if given else min(times)
     report = bind_covariates(card, record, origin)
     return {b.name: b.value_at_origin for b in report.bindings}
+
+
+def describe_covariates(twin: Twin) -> dict[str, object]:
+    """For every output (CLI JSON, API): the bound covariates with their records, those that fell
+    back to reference values, the warnings (fallbacks, values outside the validity range), and the
+    units of the model's parameters."""
+    report = twin.covariate_report
+    if report is None:  # a bare regimen: covariates given, not read from records
+        report = CovariateReport(
+            tuple(CovariateBinding(name, "given", "constant", s, None) for name, s in twin.covariates.items())
+        )
+    out = report.to_dict()
+    out["parameter_units"] = {p.id: p.unit for p in twin.card.parameters}
+    return out
