@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.data import MODELS, ROOT
 
 EXAMPLE = ROOT / "interop" / "data" / "examples" / "tacrolimus"
@@ -31,6 +33,7 @@ def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_genotype_informed_recommendation_end_to_end(tmp_path: Path) -> None:
     home, out = tmp_path / "home", tmp_path / "import"
     home.mkdir()
