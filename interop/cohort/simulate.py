@@ -100,6 +100,8 @@ def simulate_batch(spec: CohortSpec, start: int, stop: int) -> dict[str, pd.Data
         # Residual draws: a second stream of the same subject, independent of batching.
         rng = np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(i, 1)))
         row: dict[str, object] = {"patient_id": subject.id, "index": i, "status": "ok", "error": ""}
+        if subject.population is not None:
+            row["population"] = subject.population
         row.update({f"cov_{k}": v for k, v in subject.covariates.items()})
         row.update({f"eta_{k}": v for k, v in subject.etas.items()})
         try:
