@@ -61,6 +61,7 @@ class CovariateBinding:
     notes: tuple[str, ...] = ()
     out_of_range: tuple[str, ...] = ()
     to_model: bool = True
+    label: str | None = None  # the category behind the value (a phenotype, present/absent, a sex)
 
     @property
     def value_at_origin(self) -> float:
@@ -84,6 +85,7 @@ class CovariateBinding:
             "notes": list(self.notes),
             "out_of_range": list(self.out_of_range),
             "in_model": self.to_model,
+            "label": self.label,
         }
 
 
@@ -445,6 +447,26 @@ def _range_warnings(card: ModelCard, name: str, series: CovariateSeries) -> tupl
     return (f"{', '.join(f'{v:g}' for v in bad[:3])} outside the model's validity range [{lo:g}, {hi:g}]",)
 
 
+def _label(cov: Covariate, ctx: _Ctx, series: CovariateSeries, fallback: str | None) -> str | None:
+    """The category of a categorical covariate at the origin, for subgroup analyses."""
+    src, value = cov.source, series.at(0.0)
+    if fallback is not None:
+        return "missing"
+    if src.genotype is not None:
+        calls = [
+            definite_call(g, src.genotype.read) for g in ctx.record.genotypes if g.gene == src.genotype.gene
+        ]
+        found = [c for c in calls if c is not None]
+        return f"{src.genotype.gene} {found[0]}" if found else None
+    if src.condition is not None:
+        return "present" if value == src.condition.present else "absent"
+    if src.comedication is not None and src.comedication.mode == "indicator":
+        return "with" if value else "without"
+    if src.patient_field == "sex":
+        return ctx.record.patient.sex
+    return None
+
+
 def bind_covariates(card: ModelCard, record: PatientRecord, origin: dt.datetime) -> CovariateReport:
     """Every card covariate of ``record``, in hours from ``origin``, with its report."""
     ctx = _Ctx(card, record, origin, {})
@@ -474,6 +496,7 @@ def bind_covariates(card: ModelCard, record: PatientRecord, origin: dt.datetime)
             notes=tuple(notes),
             out_of_range=_range_warnings(card, cov.name, series),
             to_model=cov.to_model,
+            label=_label(cov, ctx, series, fallback),
         )
     report = CovariateReport(tuple(ctx.bound[c.name] for c in card.covariates))
     for w in report.warnings:

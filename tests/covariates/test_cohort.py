@@ -123,3 +123,39 @@ def test_cohort_from_the_design_file_writes_records_that_bind_back(tmp_path: Pat
         assert rec.genotypes[0].gene == "CYP3A5"
         bound = baseline_values(CARD, rec)
         assert bound["CYP3A5_EXPR"] == truth[rec.patient.id]
+
+
+def test_validation_reports_metrics_per_phenotype(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from interop.validation import run_validation
+
+    design = Design.model_validate(
+        {
+            "doses": [{"route": "oral", "amount": 0.05, "per": "WT", "interval_h": 12, "additional": 5}],
+            "sampling_h": [11.5, 61, 71.5],
+            "covariates": POPULATIONS,
+        }
+    )
+    res = simulate_cohort(SBML, CARD, design, 16, tmp_path / "sim", scheduler="single", records=True, seed=4)
+    assert res.cohort_dir is not None
+    records = list(read_cohort(res.cohort_dir))
+    out = run_validation(
+        SBML, CARD, records, tmp_path / "val", model_version=1, site="s", n_sim=20, n_boot=20,
+        iterative=False, scheduler="single",
+    )  # fmt: skip
+    sg = out.summary.subgroups
+    phenotypes = {r.genotypes[0].phenotype for r in records}
+    assert set(sg["group"]) == {f"CYP3A5 {p}" for p in phenotypes}
+    mape = sg[(sg["name"] == "mape_percent") & (sg["setting"] == "a-priori")]
+    # each group's patients add up to the cohort, and each group's metric is computed on its own levels
+    assert mape["patients"].sum() == out.summary.n_included
+    levels = out.levels[out.levels["used"].astype(bool)]
+    groups = {r.patient.id: f"CYP3A5 {r.genotypes[0].phenotype}" for r in records}
+    for row in mape.itertuples():
+        g = levels[levels["patient_id"].map(groups) == row.group]
+        expected = float((100 * (g["pred"] - g["dv"]).abs() / g["dv"]).mean())
+        assert row.value == pytest.approx(expected)
+    csv = pd.read_csv(tmp_path / "val" / "metrics_by_subgroup.csv")
+    assert len(csv) == len(sg)
+    assert "By covariate subgroup" in (tmp_path / "val" / "report.html").read_text()
