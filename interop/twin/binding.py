@@ -48,8 +48,7 @@ class LevelObservation:
 @dataclass(frozen=True)
 class CovariateSeries:
     """Piecewise-constant covariate: ``values[k]`` holds on (times[k-1], times[k]], the last value
-    after the last time. Carried-forward series (see interop.twin.covariates) have one value more
-    than times: the value before the first time, then each time's value from just after it."""
+    after the last time (carried-forward series repeat their last time: see interop.twin.covariates)."""
 
     name: str
     times_h: tuple[float, ...]
@@ -62,7 +61,7 @@ class CovariateSeries:
     def changes(self) -> list[tuple[float, float]]:
         """(time, new value): the value switches just after each record time."""
         out = []
-        for k in range(min(len(self.times_h), len(self.values) - 1)):
+        for k in range(len(self.times_h) - 1):
             if self.values[k + 1] != self.values[k]:
                 out.append((self.times_h[k], self.values[k + 1]))
         return out

@@ -139,9 +139,10 @@ def _from_steps(name: str, steps: Steps) -> CovariateSeries:
     changes = sorted(changes, key=lambda c: c[0])
     if not changes:
         return CovariateSeries(name, (0.0,), (float(initial),))
-    return CovariateSeries(
-        name, tuple(float(t) for t, _ in changes), (float(initial), *(float(v) for _, v in changes))
-    )
+    # As a series (values[k] holds on (times[k-1], times[k]]): the initial value up to the first
+    # time, each value up to the next time, the last time repeated for the last value.
+    times = [float(t) for t, _ in changes]
+    return CovariateSeries(name, (*times, times[-1]), (float(initial), *(float(v) for _, v in changes)))
 
 
 def _constant(name: str, value: float) -> CovariateSeries:
@@ -393,7 +394,7 @@ def _derived(cov: Covariate, ctx: _Ctx) -> Found:
         values = [at(t) for t in probes]
     except SchemaError as exc:
         raise TwinError(f"covariate {cov.name}: {exc}", source=ctx.record.patient.id, field=cov.name) from exc
-    series = CovariateSeries(cov.name, tuple(points), tuple(values))
+    series = _from_steps(cov.name, (values[0], list(zip(points, values[1:], strict=True))))
     if len(set(values)) == 1:
         series = _constant(cov.name, values[0])
     label = src.formula or src.expression or ""
