@@ -228,9 +228,12 @@ def _measurement(cov: Covariate, ctx: _Ctx) -> Found:
     elif ts[0] > 0:
         notes.append(f"first value (at {ts[0]:g} h) also used before it")
     changes = [(t, v) for t, v in zip(ts, vals, strict=True)]
+    partial = (
+        f"before the first record at {ts[0]:g} h" if ts[0] > 0 and cov.before_first == "missing" else None
+    )
     if initial == vals[0]:
         changes = changes[1:]
-    return _from_steps(cov.name, (initial, changes)), timing, rows, notes, None
+    return _from_steps(cov.name, (initial, changes)), timing, rows, notes, partial
 
 
 def _patient_field(cov: Covariate, ctx: _Ctx) -> Found:
@@ -451,6 +454,11 @@ def _range_warnings(card: ModelCard, name: str, series: CovariateSeries) -> tupl
 def _label(cov: Covariate, ctx: _Ctx, series: CovariateSeries, fallback: str | None) -> str | None:
     """The category of a categorical covariate at the origin, for subgroup analyses."""
     src, value = cov.source, series.at(0.0)
+    categorical = src.genotype or src.condition or src.patient_field == "sex"
+    if src.comedication is not None and src.comedication.mode == "indicator":
+        categorical = True
+    if not categorical:
+        return None
     if fallback is not None:
         return "missing"
     if src.genotype is not None:
@@ -475,7 +483,7 @@ def bind_covariates(card: ModelCard, record: PatientRecord, origin: dt.datetime)
     for cov in _order(card.covariates):
         kind = cov.source.kind
         series, timing, items, notes, missing = _SOURCES[kind](cov, ctx)
-        fallback = None
+        fallback = missing if series is not None else None  # the reference used for part of the time
         if series is None:
             if cov.missing == "reference" and cov.reference is not None:
                 series, fallback = _constant(cov.name, cov.reference), missing or "no value"

@@ -54,6 +54,7 @@ def test_before_the_first_value() -> None:
     cov = {**SCR_COV, "before_first": "missing", "missing": "reference", "reference": 0.9}
     ref = bind_covariates(card_with([cov]), record(measurements=rows), T0).bindings[0]
     assert (ref.series.at(0), ref.series.at(10), ref.series.at(11)) == (0.9, 0.9, 1.5)
+    assert ref.fallback == "before the first record at 10 h"  # reported, like a full fallback
     with pytest.raises(TwinError, match="before its first"):
         bind_covariates(card_with([{**SCR_COV, "before_first": "missing"}]), record(measurements=rows), T0)
 
