@@ -4,6 +4,10 @@ SBML carries the deterministic equations. Individual parameters are SBML assignm
 over typical values, covariates and random effects (``CL := TVCL*(WT/70)^0.75*exp(ETA_CL)``);
 each ``ETA_*`` is an SBML parameter, 0 by default. The card names those ids; the registry's
 cross-check verifies that each one exists in the SBML.
+
+Covariates (version 1.1) come from measurements, age or sex, pharmacogene calls, conditions,
+co-medication or formulas over other covariates, each with a timing rule; the twin binds them
+in :mod:`interop.twin.covariates` (docs/covariates.md).
 """
 
 from __future__ import annotations
