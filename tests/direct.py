@@ -12,10 +12,15 @@ from tests.data import GENTAMICIN_ANT
 
 
 def direct_concentrations(
-    doses: Sequence[dict], covariates: dict[str, float], etas: dict[str, float], times: Sequence[float]
+    doses: Sequence[dict],
+    covariates: dict[str, float],
+    etas: dict[str, float],
+    times: Sequence[float],
+    changes: Sequence[tuple[float, str, float]] = (),
 ) -> np.ndarray:
-    """Cc at ``times`` for doses given as {time_h, amount, duration_h (None for a bolus)}."""
-    lines = []
+    """Cc at ``times`` for doses given as {time_h, amount, duration_h (None for a bolus)};
+    ``changes`` are covariate changes (time, name, new value) from that time on."""
+    lines = [f"  C{i}: at (time >= {t}), t0=false: {name} = {v}" for i, (t, name, v) in enumerate(changes)]
     for i, d in enumerate(doses):
         t, amt, dur = float(d["time_h"]), float(d["amount"]), d.get("duration_h")
         if dur:

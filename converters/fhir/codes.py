@@ -2,6 +2,8 @@
 
 The tables are versioned CSV files shipped with the package (``converters/fhir/data``); a site
 adds its own codes in a CSV of the same columns passed as ``extra_tables``, without code changes.
+A measurement table may add a ``system`` column: its rows then map codes of any code system
+(SNOMED CT, a site's local codes) as LOINC rows do; an empty ``system`` means LOINC.
 A table's kind is told by its header: ``code,category,...`` (labs), ``rxnorm,atc,name`` (drugs),
 ``system,code,rxnorm,...`` (product or local drug codes), ``rxcui,strength,...`` (strength per
 unit of an RxNorm clinical drug, for unitless doses).
@@ -34,11 +36,12 @@ class LabCode:
     molar_mass: float | None
     low: float | None = None  # plausible range in ``unit``
     high: float | None = None
+    system: str = LOINC  # code system of ``code``
 
 
 @dataclass(frozen=True)
 class CodeTables:
-    labs: dict[str, LabCode]  # LOINC code -> entry
+    labs: dict[str, LabCode]  # LOINC code (or "system|code" for other systems) -> entry
     rxnorm_to_atc: dict[str, str]
     names: dict[str, str]  # RxNorm code -> name
     versions: tuple[str, ...]
@@ -74,9 +77,9 @@ class CodeTables:
         return kept, False
 
     def lab(self, coding_system: str | None, code: str | None) -> LabCode | None:
-        if coding_system == LOINC and code:
-            return self.labs.get(code)
-        return None
+        if not coding_system or not code:
+            return None
+        return self.labs.get(code if coding_system == LOINC else f"{coding_system}|{code}")
 
     def drug_codings(self, rxnorm: str) -> tuple[Coding, ...]:
         name = self.names.get(rxnorm)
@@ -134,7 +137,8 @@ def _load(tables: list[tuple[str, str]]) -> CodeTables:
                         code=row["analyte_code"],
                         display=row.get("analyte_display") or None,
                     )
-                labs[row["code"]] = LabCode(
+                system = row.get("system") or LOINC
+                labs[row["code"] if system == LOINC else f"{system}|{row['code']}"] = LabCode(
                     code=row["code"],
                     display=row["display"],
                     category=row["category"],
@@ -145,6 +149,7 @@ def _load(tables: list[tuple[str, str]]) -> CodeTables:
                     molar_mass=float(row["molar_mass"]) if row.get("molar_mass") else None,
                     low=float(row["min"]) if row.get("min") else None,
                     high=float(row["max"]) if row.get("max") else None,
+                    system=system,
                 )
             except (KeyError, ValueError) as exc:
                 raise ConversionError(f"bad mapping row: {exc}", source=name, line=line) from exc

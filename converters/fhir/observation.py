@@ -130,7 +130,7 @@ def convert_observation(res: dict[str, Any], model: Any, ctx: Context, entry: En
         value_in, unit_in = kept[0], kept[1] or ""
     return Measurement(
         id=ctx.item_id("Observation", res, entry),
-        code=Coding(system=LOINC, code=lab.code, display=lab.display),
+        code=Coding(system=lab.system, code=lab.code, display=lab.display),
         category=lab.category,  # type: ignore[arg-type]
         value=value,
         unit=lab.unit,

@@ -21,6 +21,7 @@ from interop.schema import ModelCard, PatientRecord
 from interop.schema.patient import Route
 from interop.twin import bind_patient, estimate_map, load_model
 from interop.twin.binding import Twin
+from interop.twin.covariates import describe_covariates
 from interop.twin.estimate import MapResult
 from interop.twin.fhir_export import forecast_bundle, recommendation_bundle
 from interop.twin.forecast import forecast
@@ -124,6 +125,7 @@ def make_router(load_model_version: ModelLoader, reader_dependency: Callable[...
             "patient_id": twin.patient_id,
             "origin": twin.origin.isoformat(),
             "notes": list(twin.notes),
+            **describe_covariates(twin),
         }
 
     @router.post("/fit", summary="MAP individualisation from the patient's drug levels")

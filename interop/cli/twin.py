@@ -87,6 +87,25 @@ def _print_fit(fit: object, card: object, units: dict[str, str] | None = None) -
     )
 
 
+def _print_covariates(outcome: object) -> None:
+    """Which covariate values were bound, from which records, which fell back; warnings."""
+    from interop.twin.covariates import describe_covariates
+
+    info = describe_covariates(outcome.twin)  # type: ignore[attr-defined]
+    t = Table(title="Covariates bound (value at the twin's origin; changes in the JSON)")
+    for col in ("covariate", "value", "unit", "source", "timing", "from records"):
+        t.add_column(col, justify="right" if col == "value" else "left")
+    for c in info["covariates"]:  # type: ignore[attr-defined]
+        fell = " [yellow](reference)[/]" if c["fell_back_to_reference"] else ""
+        shown = ", ".join(c["records"][:3]) + (" ..." if len(c["records"]) > 3 else "")
+        t.add_row(
+            c["name"], f"{c['value_at_origin']:.4g}{fell}", c["unit"] or "", c["source"], c["timing"], shown
+        )
+    console.print(t)
+    for w in info["warnings"]:  # type: ignore[attr-defined]
+        console.print(f"[yellow]warning:[/] {w}")
+
+
 def _files(outcome: object) -> None:
     for label in ("json_path", "plot_path", "fhir_path"):
         path = getattr(outcome, label)
@@ -117,7 +136,8 @@ def fit_cmd(
     outcome = fit_patient(
         sbml, model_card, read_patient(patient), _out_dir(out, "fit", patient), starts=starts
     )
-    _print_fit(outcome.fit, model_card, parameter_units(sbml))
+    _print_fit(outcome.fit, model_card, parameter_units(sbml, model_card))
+    _print_covariates(outcome)
     console.print("Files written:")
     _files(outcome)
 
@@ -158,7 +178,8 @@ def forecast_cmd(
         target=(target_low, target_high) if target_low is not None and target_high is not None else None,
         continue_regimen=continue_regimen,
     )
-    _print_fit(outcome.fit, model_card, parameter_units(sbml))
+    _print_fit(outcome.fit, model_card, parameter_units(sbml, model_card))
+    _print_covariates(outcome)
     fc = outcome.forecast
     assert fc is not None
     obs = model_card.observables[0].id
@@ -356,6 +377,7 @@ def recommend_cmd(
         start_at=_start_at(start_at),  # type: ignore[arg-type]
     )
     assert outcome.recommendation is not None
+    _print_covariates(outcome)
     _print_recommendation(outcome.recommendation)
     console.print("Files written:")
     _files(outcome)

@@ -9,7 +9,9 @@ Example (YAML)::
     lloq: 0.1
 
 ``per`` scales the amount by a covariate (mg/kg times body weight); ``additional`` repeats
-the dose every ``interval_h`` like NONMEM's ADDL/II.
+the dose every ``interval_h`` like NONMEM's ADDL/II. An optional ``covariates`` block holds the
+virtual population in the format of a distribution file (``interop.cohort.population``):
+distributions, genotype frequencies by population, condition prevalences.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class Design(Frozen):
     sampling_h: tuple[float, ...] = Field(min_length=1)
     observable: str | None = Field(default=None, description="Observable sampled (default: the first)")
     lloq: float | None = Field(default=None, ge=0, description="Levels below it are flagged below-limit")
+    covariates: dict[str, Any] = Field(
+        default_factory=dict, description="Virtual population, as a distribution file (used without one)"
+    )
 
     @model_validator(mode="after")
     def _times(self) -> Self:

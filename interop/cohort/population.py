@@ -12,8 +12,20 @@ Distribution file (JSON or YAML), one entry per covariate named in the card::
     SCR: {dist: normal, mean: 1.0, sd: 0.3, min: 0.5, max: 4}
     AGE: {dist: uniform, low: 18, high: 90}
     SEX: {dist: categorical, values: {"0": 0.5, "1": 0.5}}
+    HD:  {dist: bernoulli, p: 0.05}                  # condition prevalence -> 1/0
+    CYP2C19: {dist: genotype, frequencies: {Normal Metabolizer: 0.4, Intermediate Metabolizer: 0.26, ...}}
 
-Truncated distributions are drawn by rejection (at most 1000 tries, then clipped).
+Genotype frequencies name the card's calls (its ``values`` keys) and draw their model values.
+Covariates are drawn jointly through ``populations``: a subject first draws its population by
+weight, then each covariate from that population's distributions (else the shared ones);
+derived covariates (CrCL from age, weight, creatinine) are then computed from the draws::
+
+    populations:
+      european: {weight: 0.7, covariates: {CYP3A5: {dist: genotype, frequencies: {...}}}}
+      african:  {weight: 0.3, covariates: {CYP3A5: {dist: genotype, frequencies: {...}}}}
+
+The same block may sit in the design file under ``covariates``. Truncated distributions are
+drawn by rejection (at most 1000 tries, then clipped).
 """
 
 from __future__ import annotations
@@ -32,24 +44,25 @@ from pydantic import Field, model_validator
 from interop.cohort.design import read_structured_file
 from interop.errors import SchemaError, TwinError
 from interop.schema import ModelCard, PatientRecord, parse
-from interop.schema.analytes import convert_analyte, same_analyte
 from interop.schema.base import Frozen
-from interop.schema.units import UnitError
 
 __all__ = [
     "CovariateDistribution",
     "Population",
+    "PopulationGroup",
     "Subject",
     "baseline_covariates",
     "draw_subject",
     "load_distributions",
+    "load_population",
+    "parse_distributions",
     "patient_rng",
     "subject_rng",
 ]
 
 
 class CovariateDistribution(Frozen):
-    dist: Literal["normal", "lognormal", "uniform", "categorical", "constant"]
+    dist: Literal["normal", "lognormal", "uniform", "categorical", "constant", "bernoulli", "genotype"]
     mean: float | None = None
     sd: float | None = Field(default=None, ge=0)
     median: float | None = Field(default=None, gt=0)
@@ -58,6 +71,13 @@ class CovariateDistribution(Frozen):
     high: float | None = None
     value: float | None = None
     values: dict[str, float] = Field(default_factory=dict, description="category value -> probability")
+    p: float | None = Field(default=None, ge=0, le=1, description="Bernoulli: probability of 1 (prevalence)")
+    frequencies: dict[str, float] = Field(
+        default_factory=dict, description="Genotype: call (as on the card) -> frequency"
+    )
+    calls: dict[str, float] = Field(
+        default_factory=dict, description="Genotype: call -> model value (filled from the card)"
+    )
     min: float | None = None
     max: float | None = None
 
@@ -69,6 +89,8 @@ class CovariateDistribution(Frozen):
             "uniform": ("low", "high"),
             "constant": ("value",),
             "categorical": ("values",),
+            "bernoulli": ("p",),
+            "genotype": ("frequencies",),
         }[self.dist]
         for name in need:
             if getattr(self, name) in (None, {}):
@@ -79,6 +101,10 @@ class CovariateDistribution(Frozen):
                 raise ValueError(f"categorical probabilities must be >= 0 and add up to 1 (got {total:g})")
             for k in self.values:
                 float(k)  # categories are model values (e.g. SEX 0/1)
+        if self.dist == "genotype":
+            total = sum(self.frequencies.values())
+            if any(p < 0 for p in self.frequencies.values()) or not math.isclose(total, 1.0, abs_tol=1e-6):
+                raise ValueError(f"genotype frequencies must be >= 0 and add up to 1 (got {total:g})")
         return self
 
     def _once(self, rng: np.random.Generator) -> float:
@@ -93,13 +119,22 @@ class CovariateDistribution(Frozen):
             return float(rng.uniform(self.low, self.high))
         if self.dist == "constant":
             return float(self.value or 0.0)
-        # what Generator.choice(p=...) does (same draw), without its per-call argument checks
+        if self.dist == "bernoulli":
+            return float(rng.random() < (self.p or 0.0))
+        # categorical and genotype: what Generator.choice(p=...) does (the same draw), without its
+        # per-call argument checks
         keys, cdf = self._categories()
         return float(keys[int(cdf.searchsorted(rng.random(), side="right"))])
 
     def _categories(self) -> tuple[np.ndarray, np.ndarray]:
-        cdf = np.cumsum(list(self.values.values()))
-        return np.array([float(k) for k in self.values]), cdf / cdf[-1]
+        """Model values of the categories and their cumulative probabilities."""
+        if self.dist == "genotype":
+            keys = [float(self.calls[label]) for label in self.frequencies]
+            probs = list(self.frequencies.values())
+        else:
+            keys, probs = [float(k) for k in self.values], list(self.values.values())
+        cdf = np.cumsum(probs)
+        return np.array(keys), cdf / cdf[-1]
 
     def draw(self, rng: np.random.Generator) -> float:
         lo = -math.inf if self.min is None else self.min
@@ -135,53 +170,90 @@ class CovariateDistribution(Frozen):
             return rng.uniform(self.low, self.high, size)
         if self.dist == "constant":
             return np.full(size, float(self.value or 0.0))
+        if self.dist == "bernoulli":
+            return (rng.random(size) < (self.p or 0.0)).astype(float)
         keys, cdf = self._categories()
         return keys[cdf.searchsorted(rng.random(size), side="right")]
 
 
-def load_distributions(path: Path, card: ModelCard) -> dict[str, CovariateDistribution]:
-    """Covariate distributions from a file; every card covariate must have one or a reference."""
-    data = read_structured_file(path)
-    if not isinstance(data, dict):
-        raise SchemaError("a distribution file maps covariate names to distributions", source=str(path))
-    names = {c.name for c in card.covariates}
-    unknown = sorted(set(data) - names)
+def _genotype_calls(
+    card: ModelCard, name: str, dist: CovariateDistribution, where: str
+) -> CovariateDistribution:
+    """A genotype distribution with each call's model value from the card."""
+    cov = next(c for c in card.covariates if c.name == name)
+    src = cov.source.genotype
+    if src is None:
+        raise SchemaError(f"{name} is not a genotype covariate on model {card.id}", source=where)
+    known = {k.lower(): v for k, v in src.values.items()}
+    unknown = sorted(k for k in dist.frequencies if k.lower() not in known)
     if unknown:
-        raise SchemaError(f"covariates not in model {card.id}: {', '.join(unknown)}", source=str(path))
-    return {k: parse(CovariateDistribution, v, source=f"{path} [{k}]") for k, v in data.items()}
+        raise SchemaError(
+            f"{name}: calls not on the card: {', '.join(unknown)} (card: {', '.join(src.values)})",
+            source=where,
+        )
+    return dist.model_copy(update={"calls": {k: known[k.lower()] for k in dist.frequencies}})
+
+
+def parse_distributions(data: object, card: ModelCard, source: str) -> Population:
+    """A population from distribution-file data (shared distributions and optional populations)."""
+    if not isinstance(data, dict):
+        raise SchemaError("a distribution file maps covariate names to distributions", source=source)
+    names = {c.name for c in card.covariates}
+    groups_data = data.get("populations") or {}
+    shared = {k: v for k, v in data.items() if k != "populations"}
+
+    def parse_block(block: object, where: str) -> dict[str, CovariateDistribution]:
+        if not isinstance(block, dict):
+            raise SchemaError("covariates map names to distributions", source=where)
+        unknown = sorted(set(block) - names)
+        if unknown:
+            raise SchemaError(f"covariates not in model {card.id}: {', '.join(unknown)}", source=where)
+        out = {}
+        for k, v in block.items():
+            d = parse(CovariateDistribution, v, source=f"{where} [{k}]")
+            out[k] = _genotype_calls(card, k, d, where) if d.dist == "genotype" else d
+        return out
+
+    if not isinstance(groups_data, dict):
+        raise SchemaError("populations maps names to {weight, covariates}", source=source)
+    groups = []
+    for gname, g in groups_data.items():
+        where = f"{source} [populations.{gname}]"
+        if not isinstance(g, dict) or not isinstance(g.get("weight"), int | float) or g["weight"] < 0:
+            raise SchemaError("a population needs weight >= 0 and covariates", source=where)
+        groups.append(
+            PopulationGroup(str(gname), float(g["weight"]), parse_block(g.get("covariates", {}), where))
+        )
+    if groups and sum(g.weight for g in groups) <= 0:
+        raise SchemaError("population weights add up to 0", source=source)
+    return Population(parse_block(shared, source), groups=tuple(groups))
+
+
+def load_distributions(path: Path, card: ModelCard) -> dict[str, CovariateDistribution]:
+    """Covariate distributions from a file (shared ones; see :func:`load_population`)."""
+    return load_population(path, card).distributions
+
+
+def load_population(path: Path, card: ModelCard) -> Population:
+    """The population of a distribution file: shared distributions and weighted populations."""
+    return parse_distributions(read_structured_file(path), card, str(path))
 
 
 def baseline_covariates(record: PatientRecord, card: ModelCard) -> dict[str, float]:
-    """Each card covariate's first value in a real record (reference where the card allows)."""
-    out: dict[str, float] = {}
-    pid = record.patient.id
-    for cov in card.covariates:
-        src, value = cov.source, None
-        if src.measurement is not None:
-            rows = sorted(
-                (m for m in record.measurements if same_analyte(m.code, src.measurement)),
-                key=lambda m: m.time,
-            )
-            if rows:
-                try:
-                    value = convert_analyte(
-                        rows[0].value, rows[0].unit, src.unit or rows[0].unit, rows[0].code
-                    )
-                except UnitError as exc:
-                    raise TwinError(str(exc), source=rows[0].id, field="unit") from exc
-        elif src.patient_field == "age_years":
-            value = record.patient.age_years
-        elif src.patient_field == "sex":
-            value = src.categories.get(record.patient.sex)
-        if value is None:
-            if cov.missing == "reference" and cov.reference is not None:
-                value = cov.reference
-            else:
-                raise TwinError(
-                    f"patient {pid} has no value for covariate {cov.name}", source=pid, field=cov.name
-                )
-        out[cov.name] = float(value)
-    return out
+    """Each card covariate's value at the record's first dose, bound as a twin binds it
+    (reference where the card allows)."""
+    from interop.twin.covariates import baseline_values
+
+    return baseline_values(card, record)
+
+
+@dataclass(frozen=True)
+class PopulationGroup:
+    """One population of a mixture (e.g. an ancestry group with its genotype frequencies)."""
+
+    name: str
+    weight: float
+    distributions: dict[str, CovariateDistribution]
 
 
 @dataclass(frozen=True)
@@ -190,35 +262,75 @@ class Population:
 
     distributions: dict[str, CovariateDistribution]
     rows: tuple[dict[str, float], ...] = ()
+    groups: tuple[PopulationGroup, ...] = ()
+
+    def draw_group(self, rng: np.random.Generator) -> PopulationGroup | None:
+        if not self.groups:
+            return None
+        w = np.array([g.weight for g in self.groups], dtype=float)
+        return self.groups[int(rng.choice(len(self.groups), p=w / w.sum()))]
 
     def draw_covariates(self, card: ModelCard, rng: np.random.Generator) -> dict[str, float]:
+        return self.draw(card, rng)[0]
+
+    def draw(self, card: ModelCard, rng: np.random.Generator) -> tuple[dict[str, float], str | None]:
+        """One subject's covariates (derived ones computed from the draws) and its population."""
+        from interop.twin.covariates import complete_covariates
+
         if self.rows:
-            return dict(self.rows[int(rng.integers(len(self.rows)))])
+            return dict(self.rows[int(rng.integers(len(self.rows)))]), None
+        group = self.draw_group(rng)
         out = {}
         for cov in card.covariates:
-            d = self.distributions.get(cov.name)
+            d = (group.distributions.get(cov.name) if group else None) or self.distributions.get(cov.name)
             if d is not None:
                 out[cov.name] = d.draw(rng)
+            elif cov.source.derived is not None:
+                continue
             elif cov.reference is not None:
                 out[cov.name] = float(cov.reference)
             else:
                 raise SchemaError(f"no distribution and no reference value for covariate {cov.name}")
-        return out
+        return complete_covariates(card, out), group.name if group else None
 
     def draw_table(self, card: ModelCard, rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
-        """Covariates of ``size`` subjects at once (columns), for population-scale studies."""
+        """Covariates of ``size`` subjects at once (columns), for population-scale studies: the
+        same distributions, mixture of populations and derived covariates as :meth:`draw`."""
+        from interop.twin.covariates import complete_covariates
+
         if self.rows:
             picks = rng.integers(len(self.rows), size=size)
             return {c.name: np.array([float(r[c.name]) for r in self.rows])[picks] for c in card.covariates}
-        out = {}
+        groups: list[PopulationGroup | None] = list(self.groups) or [None]
+        member = np.zeros(size, dtype=int)
+        if self.groups:
+            w = np.array([g.weight for g in self.groups], dtype=float)
+            member = np.cumsum(w / w.sum()).searchsorted(rng.random(size), side="right")
+        out: dict[str, np.ndarray] = {}
         for cov in card.covariates:
-            d = self.distributions.get(cov.name)
-            if d is not None:
-                out[cov.name] = d.draw_many(rng, size)
-            elif cov.reference is not None:
-                out[cov.name] = np.full(size, float(cov.reference))
-            else:
-                raise SchemaError(f"no distribution and no reference value for covariate {cov.name}")
+            column = np.full(size, np.nan)
+            for k, group in enumerate(groups):
+                rows = member == k
+                n = int(rows.sum())
+                d = (group.distributions.get(cov.name) if group else None) or self.distributions.get(cov.name)
+                if d is not None:
+                    column[rows] = d.draw_many(rng, n)
+                elif cov.source.derived is not None:
+                    continue
+                elif cov.reference is not None:
+                    column[rows] = float(cov.reference)
+                else:
+                    raise SchemaError(f"no distribution and no reference value for covariate {cov.name}")
+            out[cov.name] = column
+        derived = [
+            c.name for c in card.covariates if c.source.derived is not None and np.isnan(out[c.name]).any()
+        ]
+        if derived:  # formulas over the drawn values, subject by subject (the formula interpreter is scalar)
+            drawn = [k for k in out if k not in derived]
+            for i in range(size):
+                done = complete_covariates(card, {k: float(out[k][i]) for k in drawn})
+                for name in derived:
+                    out[name][i] = done[name]
         return out
 
 
@@ -228,6 +340,7 @@ class Subject:
     id: str
     covariates: dict[str, float]
     etas: dict[str, float]
+    population: str | None = None
 
 
 def subject_rng(seed: int, index: int) -> np.random.Generator:
@@ -262,13 +375,14 @@ def draw_subject(
 ) -> Subject:
     """Subject ``index`` of the virtual cohort with seed ``seed``: covariates, then ETAs."""
     rng = subject_rng(seed, index)
-    covs = population.draw_covariates(card, rng)
+    covs, group = population.draw(card, rng)
     etas = draw_etas(card, rng)
     return Subject(
         index,
         f"{prefix}-{seed}-{index:07d}",
         covs,
         {e: float(v) for e, v in zip(card.random_effects.etas, etas, strict=True)},
+        group,
     )
 
 

@@ -14,11 +14,15 @@ import pandas as pd
 
 from interop import __version__
 from interop.cohort.design import Design
+from interop.errors import SchemaError
 from interop.schema import (
     Coding,
+    Condition,
+    Covariate,
     Dose,
     Drug,
     DrugLevel,
+    Genotype,
     Measurement,
     ModelCard,
     Patient,
@@ -60,9 +64,15 @@ def to_records(
         covs = {c.name: float(getattr(row, f"cov_{c.name}")) for c in card.covariates}
         sex, age = "unknown", None
         measurements: list[Measurement] = []
+        extra: dict[str, list] = {"genotypes": [], "conditions": [], "doses": []}
+        last_h = max(design.sampling_h)
         for c in card.covariates:
             src = c.source
-            if src.patient_field == "age_years":
+            if src.derived is not None:
+                continue  # recomputed from its inputs by the binding
+            if src.genotype or src.condition or src.comedication:
+                _record_item(c, covs[c.name], prov, last_h, extra)
+            elif src.patient_field == "age_years":
                 age = covs[c.name]
             elif src.patient_field == "sex":
                 sex = next((k for k, v in src.categories.items() if v == covs[c.name]), "unknown")
@@ -111,7 +121,61 @@ def to_records(
         yield PatientRecord(
             patient=Patient(id=row.patient_id, sex=sex, age_years=age, provenance=prov),
             measurements=tuple(measurements),
-            doses=tuple(doses),
+            doses=tuple(doses + extra["doses"]),
+            genotypes=tuple(extra["genotypes"]),
+            conditions=tuple(extra["conditions"]),
+        )
+
+
+def _record_item(cov: Covariate, value: float, prov: Provenance, last_h: float, out: dict[str, list]) -> None:
+    """The record item a twin binds back to ``value``: a genotype call, a condition active over the
+    whole design, or a co-medication given often enough to be in its window at every time."""
+    src = cov.source
+    if src.genotype is not None:
+        g = src.genotype
+        call = next((k for k, v in g.values.items() if v == value), None)
+        if g.read != "activity_score" and call is None:
+            raise SchemaError(f"{cov.name}: no call on the card has the value {value:g}")
+        out["genotypes"].append(
+            Genotype(
+                id=f"cov-{cov.name}",
+                gene=g.gene,
+                phenotype=call if g.read == "phenotype" else None,
+                diplotype=call if g.read == "diplotype" else None,
+                activity_score=value if g.read == "activity_score" and call is None else None,
+                caller="interop simulate cohort (drawn)",
+                provenance=prov,
+            )
+        )
+    elif src.condition is not None:
+        if value == src.condition.present:
+            out["conditions"].append(
+                Condition(
+                    id=f"cov-{cov.name}",
+                    code=src.condition.codes[0],
+                    onset=ORIGIN - dt.timedelta(days=1),
+                    clinical_status="active",
+                    provenance=prov,
+                )
+            )
+    elif src.comedication is not None and value > 0:
+        cm = src.comedication
+        if not cm.codes:
+            raise SchemaError(f"{cov.name}: a co-medication given by ATC prefix only cannot be written")
+        step = cm.window_h / 2  # two doses in every window: the indicator holds throughout
+        out["doses"].append(
+            Dose(
+                id=f"cov-{cov.name}",
+                drug=Drug(codes=(cm.codes[0],)),
+                amount=value / 2 if cm.mode == "dose" else 1.0,
+                unit=cm.dose_unit or "mg",
+                route="oral",
+                start=ORIGIN - dt.timedelta(hours=cm.window_h),
+                interval_h=step,
+                additional=int((last_h + cm.window_h) // step) + 1,
+                status=cm.statuses[0],
+                provenance=prov,
+            )
         )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from interop.cohort.design import Design
-from interop.cohort.population import Population
+from interop.cohort.population import Population, parse_distributions
 from interop.cohort.records import to_records
 from interop.cohort.scale import Progress, run_batches
 from interop.cohort.simulate import CohortSpec, simulate_batch
@@ -35,6 +35,10 @@ def run_key(spec: CohortSpec, n: int, batch_size: int) -> str:
     pop = {
         "dist": {k: v.model_dump(mode="json") for k, v in spec.population.distributions.items()},
         "rows": list(spec.population.rows),
+        "groups": [
+            [g.name, g.weight, {k: v.model_dump(mode="json") for k, v in g.distributions.items()}]
+            for g in spec.population.groups
+        ],
     }
     blob = json.dumps(
         {
@@ -72,6 +76,10 @@ def simulate_cohort(
     interrupted run resumes where it stopped."""
     if n < 1 or batch_size < 1:
         raise ValueError("n and batch_size must be >= 1")
+    if population is None or (not population.distributions and not population.rows and not population.groups):
+        population = (
+            parse_distributions(design.covariates, card, "design covariates") if design.covariates else None
+        )
     spec = CohortSpec(sbml, card.model_dump_json(), design, population or Population({}), seed)
     key = run_key(spec, n, batch_size)
     batches = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]

@@ -165,6 +165,8 @@ def simulate_batch(spec: CohortSpec, start: int, stop: int) -> dict[str, pd.Data
             "status": "ok",
             "error": "",
         }
+        if subject.population is not None:
+            row["population"] = subject.population
         row.update({f"cov_{k}": v for k, v in subject.covariates.items()})
         row.update({f"eta_{k}": v for k, v in subject.etas.items()})
         subjects.append(row)

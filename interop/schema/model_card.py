@@ -4,6 +4,10 @@ SBML carries the deterministic equations. Individual parameters are SBML assignm
 over typical values, covariates and random effects (``CL := TVCL*(WT/70)^0.75*exp(ETA_CL)``);
 each ``ETA_*`` is an SBML parameter, 0 by default. The card names those ids; the registry's
 cross-check verifies that each one exists in the SBML.
+
+Covariates (version 1.1) come from measurements, age or sex, pharmacogene calls, conditions,
+co-medication or formulas over other covariates, each with a timing rule; the twin binds them
+in :mod:`interop.twin.covariates` (docs/covariates.md).
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from typing import Literal, Self
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from interop.schema.base import SCHEMA_VERSION, Coding, Frozen
+from interop.schema.base import Coding, Frozen
 from interop.schema.model_id import MODEL_ID, MODEL_ID_RULE
 from interop.schema.patient import Route
 
 SBML_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# 1.1: covariates from genotypes, conditions, co-medication and formulas; timing rules; the
+# parameter table. Cards of version 1.0 parse unchanged.
+CARD_SCHEMA_VERSION: Literal["1.1"] = "1.1"
 
 
 def _sbml_id(v: str) -> str:
@@ -94,25 +101,124 @@ class Observable(Frozen):
         return _sbml_id(v)
 
 
-class CovariateSource(Frozen):
-    """Where a covariate comes from in the patient schema."""
+GenotypeRead = Literal["phenotype", "diplotype", "activity_score"]
+TimingRule = Literal["auto", "locf", "nonmem", "baseline"]
 
-    measurement: Coding | None = Field(default=None, description="Measurement code, e.g. LOINC")
+
+class GenotypeSource(Frozen):
+    """A pharmacogene call read from the record's genotypes and mapped to a model value.
+
+    Only a definite call binds: an uncertain, indeterminate or unmapped call counts as missing
+    (the covariate's ``missing`` rule applies and the twin reports it), never as the reference.
+    """
+
+    gene: str = Field(pattern=r"^[A-Z0-9-]+$", description="HGNC symbol, e.g. CYP3A5")
+    read: GenotypeRead = Field(default="phenotype", description="What to read from the call")
+    values: dict[str, float] = Field(
+        default_factory=dict,
+        description="Call -> model value, e.g. {'Poor Metabolizer': 1}; for activity_score, "
+        "empty means the score itself",
+    )
+
+    @model_validator(mode="after")
+    def _mapping(self) -> Self:
+        if self.read != "activity_score" and not self.values:
+            raise ValueError(f"a {self.read} covariate needs values (call -> model value)")
+        return self
+
+
+class ConditionSource(Frozen):
+    """1 while any of the codes is active (onset <= t < abatement), else 0."""
+
+    codes: tuple[Coding, ...] = Field(
+        min_length=1, description="SNOMED CT / ICD-10 codes, descendants listed explicitly"
+    )
+    present: float = 1.0
+    absent: float = 0.0
+
+
+class CoMedicationSource(Frozen):
+    """Another drug given (or reported active) within ``window_h`` before the time: 0/1 or the dose."""
+
+    codes: tuple[Coding, ...] = Field(default=(), description="RxNorm / ATC codes")
+    atc_prefixes: tuple[str, ...] = Field(default=(), description="ATC classes, e.g. J04AB (rifamycins)")
+    window_h: float = Field(default=168.0, gt=0, description="Look-back window before the time, hours")
+    statuses: tuple[Literal["administered", "ordered", "reported"], ...] = ("administered", "reported")
+    mode: Literal["indicator", "dose"] = Field(
+        default="indicator", description="indicator: 0/1; dose: total amount in the window"
+    )
+    dose_unit: str | None = Field(default=None, description="UCUM unit of the summed dose (mode dose)")
+
+    @model_validator(mode="after")
+    def _some_code(self) -> Self:
+        if not self.codes and not self.atc_prefixes:
+            raise ValueError("a co-medication covariate needs codes or atc_prefixes")
+        if self.mode == "dose" and not self.dose_unit:
+            raise ValueError("a dose-dependent co-medication covariate needs dose_unit")
+        return self
+
+
+class DerivedSource(Frozen):
+    """A formula over other covariates: a library formula by name, or an expression.
+
+    Expressions use the safe language of :mod:`interop.twin.formulas` (numbers, covariate
+    names, + - * / **, min/max/exp/log/sqrt/abs, ``if_else(cond, a, b)`` and comparisons).
+    """
+
+    formula: str | None = Field(default=None, description="Library formula, e.g. cockcroft_gault")
+    expression: str | None = Field(default=None, description="Own expression over covariate names")
+    inputs: dict[str, str] = Field(
+        default_factory=dict, description="Formula variable -> covariate name (library formulas)"
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if (self.formula is None) == (self.expression is None):
+            raise ValueError("give exactly one of formula or expression")
+        return self
+
+
+class CovariateSource(Frozen):
+    """Where a covariate comes from in the patient schema: exactly one source."""
+
+    measurement: Coding | None = Field(default=None, description="Measurement code: LOINC or any system")
     unit: str | None = Field(default=None, description="UCUM unit the model expects")
     patient_field: Literal["age_years", "sex"] | None = None
     categories: dict[str, float] = Field(
         default_factory=dict, description="Category -> model value, e.g. {female: 1, male: 0}"
     )
+    genotype: GenotypeSource | None = None
+    condition: ConditionSource | None = None
+    comedication: CoMedicationSource | None = None
+    derived: DerivedSource | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
-        if (self.measurement is None) == (self.patient_field is None):
-            raise ValueError("give exactly one of measurement or patient_field")
+        given = [
+            n
+            for n in ("measurement", "patient_field", "genotype", "condition", "comedication", "derived")
+            if getattr(self, n) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of measurement, patient_field, genotype, condition, comedication, "
+                f"derived (got {', '.join(given) or 'none'})"
+            )
         if self.measurement is not None and not self.unit:
             raise ValueError("a measurement covariate needs the unit the model expects")
         if self.patient_field == "sex" and not self.categories:
             raise ValueError("sex needs categories, e.g. {'female': 1, 'male': 0}")
         return self
+
+    @property
+    def kind(self) -> str:
+        """measurement, age_years, sex, genotype, condition, comedication or derived."""
+        if self.patient_field is not None:
+            return self.patient_field
+        for n in ("measurement", "genotype", "condition", "comedication", "derived"):
+            if getattr(self, n) is not None:
+                return n
+        raise AssertionError("unreachable: validated to have one source")
 
 
 class Covariate(Frozen):
@@ -121,6 +227,20 @@ class Covariate(Frozen):
     reference: float | None = Field(default=None, description="Reference (typical) value")
     missing: Literal["error", "reference"] = "error"
     time_varying: bool = True
+    unit: str | None = Field(default=None, description="UCUM unit of the model value ('1' if none)")
+    timing: TimingRule = Field(
+        default="auto",
+        description="How values hold between records: locf (from the record on; FHIR data), nonmem "
+        "(backwards to the previous record), baseline (first value throughout); auto picks by the "
+        "records' provenance (NONMEM event tables: nonmem, else locf)",
+    )
+    before_first: Literal["first", "missing"] = Field(
+        default="first",
+        description="locf before the first record: its value (first), or the missing rule (missing)",
+    )
+    to_model: bool = Field(
+        default=True, description="False: only an input of derived covariates, not an SBML parameter"
+    )
 
     @field_validator("name")
     @classmethod
@@ -132,6 +252,21 @@ class Covariate(Frozen):
         if self.missing == "reference" and self.reference is None:
             raise ValueError("missing='reference' needs a reference value")
         return self
+
+
+class ModelParameter(Frozen):
+    """One row of the model's parameter table: value, unit and where the value came from."""
+
+    id: str = Field(description="SBML parameter id")
+    value: float
+    unit: str = Field(min_length=1, description="UCUM unit ('1' for dimensionless)")
+    description: str = ""
+    source: str = Field(default="", description="Where the value comes from, e.g. 'Table 2'")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _sbml_id(v)
 
 
 class Occasion(Frozen):
@@ -238,7 +373,9 @@ class ResidualError(Frozen):
 class ValidityDomain(Frozen):
     population: str = Field(default="", description="e.g. adults with normal renal function")
     taxon: str = Field(default="9606", description="NCBI taxon id")
-    covariate_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    covariate_ranges: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="Covariate -> [low, high] the model is valid for (warned outside)"
+    )
 
 
 class ReferenceDose(Frozen):
@@ -294,7 +431,7 @@ class CompartmentMap(Frozen):
 class ModelCard(Frozen):
     """What a registered model promises and how a patient binds to it."""
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1"] = CARD_SCHEMA_VERSION
     id: str = Field(description="Registry id: lower case, digits, . _ -")
     version: str = Field(default="1", min_length=1)
     title: str = Field(min_length=1)
@@ -311,6 +448,9 @@ class ModelCard(Frozen):
     random_effects: RandomEffects = RandomEffects()
     residual_error: tuple[ResidualError, ...] = ()
     validity: ValidityDomain = ValidityDomain()
+    parameters: tuple[ModelParameter, ...] = Field(
+        default=(), description="Parameter table: values, units and their sources"
+    )
     reference_outputs: tuple[ReferenceOutput, ...] = ()
     compartments: CompartmentMap | None = Field(
         default=None, description="NONMEM CMT numbers of doses and observations (set by NONMEM import)"
@@ -340,6 +480,7 @@ class ModelCard(Frozen):
         names = [c.name for c in self.covariates]
         if len(set(names)) != len(names):
             raise ValueError("covariate names must be unique")
+        _check_derived(self.covariates)
         for route in {d.route for d in self.dosing}:
             total = sum(d.fraction for d in self.dosing if d.route == route)
             if total > 1 + 1e-9:
@@ -371,8 +512,42 @@ class ModelCard(Frozen):
             if d.duration_parameter:
                 ids.add(d.duration_parameter)
         ids |= {o.sbml for o in self.observables if SBML_ID.match(o.sbml)}
-        ids |= {c.name for c in self.covariates}
+        ids |= {c.name for c in self.covariates if c.to_model}
+        ids |= {p.id for p in self.parameters}
         ids |= set(self.random_effects.etas)
         for occ in self.random_effects.occasions:
             ids |= set(occ.etas)
         return ids
+
+
+def _check_derived(covariates: tuple[Covariate, ...]) -> None:
+    """Derived covariates name known covariates, parse, and do not depend on themselves."""
+    from interop.schema.formulas import FormulaError, derived_inputs
+
+    names = {c.name for c in covariates}
+    deps: dict[str, set[str]] = {}
+    for c in covariates:
+        if c.source.derived is None:
+            continue
+        try:
+            used = derived_inputs(c.source.derived)
+        except FormulaError as exc:
+            raise ValueError(f"covariate {c.name}: {exc}") from exc
+        unknown = sorted(used - names)
+        if unknown:
+            raise ValueError(f"covariate {c.name} uses unknown covariate(s) {', '.join(unknown)}")
+        deps[c.name] = used
+    state: dict[str, int] = {}
+
+    def visit(n: str) -> None:
+        if state.get(n) == 1:
+            raise ValueError(f"derived covariates depend on each other in a cycle through {n}")
+        if state.get(n) == 2 or n not in deps:
+            return
+        state[n] = 1
+        for m in deps[n]:
+            visit(m)
+        state[n] = 2
+
+    for n in deps:
+        visit(n)

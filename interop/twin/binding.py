@@ -1,9 +1,9 @@
 """Bind a patient to a compiled model through its card: doses, observations, covariates.
 
 Times become hours from the twin's origin (the first dose or first level, whichever is
-earlier). Covariates are piecewise constant the way NONMEM applies them: a record's value holds
-from the previous record up to and including that record's time; after the last record the
-last value holds.
+earlier). Covariates are piecewise constant; how a record's value holds over time (carried
+forward for FHIR data, backwards NONMEM-style for event tables) is decided per covariate in
+:mod:`interop.twin.covariates`, which also reports where each value came from.
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from interop.errors import TwinError
 from interop.schema import DosingInput, ModelCard, PatientRecord, ReferenceDose
-from interop.schema.analytes import convert_analyte, same_analyte
 from interop.schema.patient import STATE_RESET
 from interop.schema.units import UnitError, convert
 from interop.twin.model import CompiledModel
+
+if TYPE_CHECKING:
+    from interop.twin.covariates import CovariateReport
 
 __all__ = ["CovariateSeries", "DoseEvent", "LevelObservation", "Twin", "bind_patient", "bind_regimen"]
 
@@ -45,7 +48,8 @@ class LevelObservation:
 
 @dataclass(frozen=True)
 class CovariateSeries:
-    """Piecewise-constant covariate: ``values[k]`` holds on (times[k-1], times[k]]."""
+    """Piecewise-constant covariate: ``values[k]`` holds on (times[k-1], times[k]], the last value
+    after the last time (carried-forward series repeat their last time: see interop.twin.covariates)."""
 
     name: str
     times_h: tuple[float, ...]
@@ -74,6 +78,7 @@ class Twin:
     covariates: dict[str, CovariateSeries]
     notes: tuple[str, ...] = field(default=())
     resets: tuple[float, ...] = ()  # times at which every state returns to its initial value
+    covariate_report: CovariateReport | None = None  # how each covariate was bound (records, fallbacks)
 
     @property
     def card(self) -> ModelCard:
@@ -161,59 +166,20 @@ def bind_patient(model: CompiledModel, record: PatientRecord) -> Twin:
     if early:
         notes.append(f"{len(early)} level(s) before the first dose")
 
+    from interop.twin.covariates import bind_covariates  # it builds on CovariateSeries above
+
+    report = bind_covariates(card, record, origin)
     return Twin(
         model=model,
         patient_id=pid,
         origin=origin,
         doses=tuple(events),
         observations=tuple(observations),
-        covariates=_covariates(card, record, origin),
+        covariates=report.series,
         notes=tuple(notes),
         resets=tuple(sorted({hours(m.time) for m in record.measurements if m.code.matches(STATE_RESET)})),
+        covariate_report=report,
     )
-
-
-def _covariates(card: ModelCard, record: PatientRecord, origin: dt.datetime) -> dict[str, CovariateSeries]:
-    out: dict[str, CovariateSeries] = {}
-    pid = record.patient.id
-    for cov in card.covariates:
-        src = cov.source
-        series: CovariateSeries | None = None
-        if src.measurement is not None:
-            rows = sorted(
-                (m for m in record.measurements if same_analyte(m.code, src.measurement)),
-                key=lambda m: m.time,
-            )
-            if rows:
-                try:
-                    vals = [convert_analyte(m.value, m.unit, src.unit or m.unit, m.code) for m in rows]
-                except UnitError as exc:
-                    raise TwinError(str(exc), source=rows[0].id, field="unit") from exc
-                ts = [(m.time - origin).total_seconds() / 3600.0 for m in rows]
-                if not cov.time_varying:
-                    ts, vals = ts[:1], vals[:1]
-                series = CovariateSeries(cov.name, tuple(ts), tuple(vals))
-        elif src.patient_field == "age_years":
-            age = record.patient.age_years
-            if age is None and record.patient.birth_date is not None:
-                age = (origin.date() - record.patient.birth_date).days / 365.25
-            if age is not None:
-                series = CovariateSeries(cov.name, (0.0,), (float(age),))
-        elif src.patient_field == "sex":
-            value = src.categories.get(record.patient.sex)
-            if value is not None:
-                series = CovariateSeries(cov.name, (0.0,), (float(value),))
-        if series is None:
-            if cov.missing == "reference" and cov.reference is not None:
-                series = CovariateSeries(cov.name, (0.0,), (cov.reference,))
-            else:
-                raise TwinError(
-                    f"patient {pid} has no value for covariate {cov.name} required by {card.id}",
-                    source=pid,
-                    field=cov.name,
-                )
-        out[cov.name] = series
-    return out
 
 
 def bind_regimen(
@@ -235,8 +201,13 @@ def bind_regimen(
             raise TwinError(f"model {card.id} takes no {d.route} dose", field="route")
         for inp in inputs:
             events.append(DoseEvent(d.time_h, d.amount * inp.fraction, inp, d.duration_h, f"dose{i}"))
+    from interop.twin.covariates import complete_covariates
+
+    covariates = complete_covariates(card, covariates)
     series = {}
     for cov in card.covariates:
+        if not cov.to_model:
+            continue
         value = covariates.get(cov.name, cov.reference)
         if value is None:  # no reference on the card: the SBML's own value of that parameter
             value = model.defaults.get(cov.name)

@@ -149,20 +149,20 @@ _BASE_UNITS = {
 }
 
 
-def parameter_units(sbml: str) -> dict[str, str]:
-    """Units the SBML declares on its parameters (unit definition name or id, e.g. ``L/h``); parameters
-    without a ``units`` attribute are absent."""
+def parameter_units(sbml: str, card: ModelCard | None = None) -> dict[str, str]:
+    """Units of the model's parameters: the card's parameter table where it states one, else the
+    SBML's ``units`` attribute (unit definition name or id, e.g. ``L/h``); others are absent."""
     doc = libsbml.readSBMLFromString(sbml)
     model = doc.getModel()
-    if model is None:
-        return {}
     out = {}
-    for p in model.getListOfParameters():
+    for p in model.getListOfParameters() if model is not None else ():
         uid = p.getUnits()
         if not uid:
             continue
         ud = model.getUnitDefinition(uid)
         out[p.getId()] = (ud.getName() or ud.getId()) if ud is not None else _BASE_UNITS.get(uid, uid)
+    if card is not None:
+        out.update({row.id: row.unit for row in card.parameters})
     return out
 
 

@@ -27,6 +27,7 @@ from interop.errors import InteropError, ModelError, TwinError
 from interop.schema import ModelCard, PatientRecord, parse_json
 from interop.twin import CompiledModel, Twin, bind_patient, simulate_observations
 from interop.validation.npde import patient_npde, prediction_interval
+from interop.validation.subgroups import patient_subgroups
 
 __all__ = ["REASONS", "Exclusion", "ValidationSpec", "evaluate_patient", "screen_patient", "validate_batch"]
 
@@ -70,6 +71,7 @@ PATIENT_COLUMNS = [
     "map_converged",
     "ofv",
     "etas",
+    "subgroups",
 ]
 
 
@@ -230,6 +232,7 @@ def evaluate_patient(model: CompiledModel, twin: Twin, spec: ValidationSpec) -> 
         "map_converged": bool(fit.converged),
         "ofv": float(fit.ofv),
         "etas": json.dumps(fit.etas, sort_keys=True),
+        "subgroups": patient_subgroups(twin),
     }
     return levels, row
 
@@ -250,6 +253,7 @@ def validate_batch(spec: ValidationSpec, records_json: tuple[str, ...]) -> dict[
             "map_converged": False,
             "ofv": float("nan"),
             "etas": "",
+            "subgroups": "",
         }
         try:
             twin = screen_patient(model, record)

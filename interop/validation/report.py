@@ -190,6 +190,16 @@ def write_report(
             "(every patient's row: per_patient_metrics.csv beside this report).</p>"
         )
         parts.append(_table(pd.DataFrame(rows)))
+    sg = summary.subgroups
+    if len(sg):
+        sg = sg[sg["name"].isin(["mpe_percent", "mape_percent", "within_20_percent"])]
+        parts.append(
+            "<h3>By covariate subgroup</h3><p>Each categorical covariate's groups (e.g. per "
+            "phenotype); CIs from 200 patient-bootstrap replicates (metrics_by_subgroup.csv).</p>"
+        )
+        parts.append(
+            _table(sg[["covariate", "group", "patients", "setting", "observable", "name", "value", "n"]])
+        )
     parts.append("<h2>NPDE (decorrelated, from simulations)</h2>" + _table(npde) + _table(cov))
     for name, p in plots.items():
         data = base64.b64encode(p.read_bytes()).decode("ascii")

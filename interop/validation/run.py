@@ -103,6 +103,7 @@ def run_validation(
     patients.to_parquet(out_dir / "patients.parquet", index=False)
     summary.metrics.to_csv(out_dir / "metrics.csv", index=False)
     summary.per_patient.to_csv(out_dir / "per_patient_metrics.csv", index=False)
+    summary.subgroups.to_csv(out_dir / "metrics_by_subgroup.csv", index=False)
     excluded = patients[patients["status"] != "included"]
     excluded[["patient_id", "reason", "detail"]].to_csv(out_dir / "excluded_patients.csv", index=False)
     for obs_id, t in summary.vpc.items():

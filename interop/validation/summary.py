@@ -14,6 +14,7 @@ from interop import __version__
 from interop.schema import MetricValue, ValidationRecord
 from interop.validation.metrics import bootstrap_metrics, per_patient_metrics
 from interop.validation.npde import npde_summary
+from interop.validation.subgroups import subgroup_metrics
 from interop.validation.vpc import vpc_table
 
 __all__ = ["SETTINGS", "ValidationSummary", "summarise", "to_record"]
@@ -36,6 +37,7 @@ class ValidationSummary:
     n_levels_unused: int  # levels of included patients left out (below limit, before first dose)
     map_not_converged: int
     extra: dict[str, float] = field(default_factory=dict)
+    subgroups: pd.DataFrame = field(default_factory=pd.DataFrame)  # metrics per covariate subgroup
 
 
 def summarise(
@@ -87,6 +89,7 @@ def summarise(
         n_levels=len(used),
         n_levels_unused=len(levels) - len(used),
         map_not_converged=int((~included["map_converged"].astype(bool)).sum()),
+        subgroups=subgroup_metrics(levels, patients, n_boot=min(n_boot, 200), seed=seed),
     )
 
 

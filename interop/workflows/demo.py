@@ -122,7 +122,13 @@ def run_demo(settings: Settings) -> DemoResult:
                     for d in twin.doses
                 ],
                 "covariates": {
-                    k: {"times_h": v.times_h, "values": v.values} for k, v in twin.covariates.items()
+                    k: {
+                        "times_h": v.times_h,
+                        "values": v.values,
+                        "value_at_origin": v.at(0.0),
+                        "changes": v.changes(),
+                    }
+                    for k, v in twin.covariates.items()
                 },
                 "rows": rows,
             },

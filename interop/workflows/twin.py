@@ -28,6 +28,7 @@ from interop.settings import Settings
 from interop.twin import bind_patient, estimate_map, load_model
 from interop.twin.agreement import Agreement, FailedSubject, SubjectComparison, summarise_agreement
 from interop.twin.binding import Twin
+from interop.twin.covariates import describe_covariates
 from interop.twin.estimate import MapResult, make_predictor
 from interop.twin.fhir_export import forecast_bundle, recommendation_bundle
 from interop.twin.forecast import Forecast, forecast
@@ -328,6 +329,7 @@ def _header(twin: Twin, kind: str) -> dict[str, object]:
         "patient_id": twin.patient_id,
         "origin": twin.origin.isoformat(),
         "notes": list(twin.notes),
+        **describe_covariates(twin),
     }
 
 

@@ -41,12 +41,9 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     # The predictions equal a direct libRoadRunner simulation of the same model and doses.
     cov = pred["covariates"]
 
-    def value_after_origin(series: dict) -> float:
-        later = [v for t, v in zip(series["times_h"], series["values"], strict=True) if t >= 0]
-        return later[0] if later else series["values"][-1]
-
-    covariates = {k: value_after_origin(v) for k, v in cov.items()}
-    expected = direct_concentrations(pred["doses"], covariates, {}, [r["time_h"] for r in rows])
+    covariates = {k: v["value_at_origin"] for k, v in cov.items()}
+    changes = [(t, k, x) for k, v in cov.items() for t, x in v["changes"] if t > 0]
+    expected = direct_concentrations(pred["doses"], covariates, {}, [r["time_h"] for r in rows], changes)
     np.testing.assert_allclose([r["predicted"] for r in rows], expected, rtol=1e-6)
 
     # Twice works: the same model version, the same pseudonym, the files rewritten.
