@@ -61,8 +61,9 @@ def test_before_the_first_value() -> None:
 
 def test_units_convert_and_reference_fallback_is_reported() -> None:
     rows = (measurement("s1", SCR, 88.42, "umol/L", 0),)
-    with pytest.raises(TwinError):  # umol/L -> mg/dL needs a molar mass the binding does not guess
-        bind_covariates(card_with([SCR_COV]), record(measurements=rows), T0)
+    # creatinine umol/L -> mg/dL through the analyte table's molar mass (113.12 g/mol)
+    bound = bind_covariates(card_with([SCR_COV]), record(measurements=rows), T0).bindings[0]
+    assert bound.series.at(0) == pytest.approx(88.42 * 113.12 / 10_000, rel=1e-4)
     cov = {**SCR_COV, "missing": "reference", "reference": 1.0}
     report = bind_covariates(card_with([cov]), record(), T0)
     b = report.bindings[0]
