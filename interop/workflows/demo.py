@@ -23,7 +23,7 @@ from interop.schema.record_store import RecordStore
 from interop.settings import Settings
 from interop.twin import bind_patient, load_model, simulate, simulate_observations
 from interop.twin.plot import plot_concentrations
-from registry.session import registry_session
+from interop.workflows.registry_session import registry_session
 
 __all__ = ["DemoResult", "run_demo"]
 

@@ -71,7 +71,7 @@ def load_synth_model(settings: Settings, model_ref: str | None) -> tuple[str, Mo
         card = parse_json(ModelCard, data.joinpath("gentamicin_1cmt.card.json").read_text())
         return data.joinpath("gentamicin_1cmt.xml").read_text(), card, f"{card.id}@{card.version} (bundled)"
     from interop.schema.model_id import parse_model_ref
-    from registry.session import registry_session
+    from interop.workflows.registry_session import registry_session
 
     model_id, version = parse_model_ref(model_ref)
     with registry_session(settings) as reg:

@@ -69,7 +69,7 @@ def load_model_source(ref: str, settings: Settings, card_path: Path | None = Non
         card = parse_json(ModelCard, card_file.read_text(), source=str(card_file))
         return path.read_text(), card
     model_id, version = parse_model_ref(ref)
-    from registry.session import registry_session
+    from interop.workflows.registry_session import registry_session
 
     with registry_session(settings) as registry:
         stored = registry.get(model_id, version)

@@ -21,8 +21,8 @@ from interop.schema.cohort import read_cohort
 from interop.schema.model_id import ModelRef, parse_model_ref
 from interop.settings import Settings
 from interop.validation import ValidationOutcome, run_validation
+from interop.workflows.registry_session import registry_session
 from registry import StoredModel, open_registry
-from registry.session import registry_session
 
 __all__ = [
     "ModelRef",

@@ -4,6 +4,9 @@ export -> import again (in-process, typer's CliRunner)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
