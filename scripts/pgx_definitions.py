@@ -259,7 +259,7 @@ def gene_from_pypgx(gene: str, tables: dict[str, list[dict[str, str]]], version:
     single = SINGLE_SNP.get(gene)
     if single is not None:  # keep the guideline's SNP only (pypgx lists more for IFNL3)
         variants = {p: v for p, v in variants.items() if single in v["rsids"]}
-    alleles = []
+    alleles: list[dict[str, Any]] = []
     skipped = []
     for row in tables["allele-table"]:
         if row["Gene"] != gene:
@@ -303,12 +303,12 @@ def gene_from_pypgx(gene: str, tables: dict[str, list[dict[str, str]]], version:
                 {"name": name, "function": function, "activity": activity, "defining": {str(pos): base}}
             )
     if gene in BACKGROUND:
-        base, exempt = BACKGROUND[gene]
-        core = next(a["defining"] for a in alleles if a["name"] == base)
+        star1, exempt = BACKGROUND[gene]
+        background = next(a["defining"] for a in alleles if a["name"] == star1)
         for a in alleles:
-            if a["name"] not in exempt and a["name"] != base:
-                a["defining"] = {**core, **a["defining"]}
-            if a["name"] == base:  # *1 is fully specified: reference everywhere else
+            if a["name"] not in exempt and a["name"] != star1:
+                a["defining"] = {**background, **a["defining"]}
+            if a["name"] == star1:  # *1 is fully specified: reference everywhere else
                 a["pins_all"] = True
     renamed: dict[str, str] = dict(RENAMED.get(gene, {}))
     if single is not None:
@@ -446,7 +446,7 @@ def gene_from_pharmcat(
     ids = [next(p["id"] for p in positions if p["pos"] == doc["variants"][i]["position"]) for i in keep]
     functions, activities, pheno = _pharmcat_functions(gene, phenotypes, current)
     reference = next(a["name"] for a in doc["namedAlleles"] if a["reference"])
-    alleles = []
+    alleles: list[dict[str, Any]] = []
     for a in doc["namedAlleles"]:
         if a["name"].lower() in ignored_alleles or a.get("structuralVariant"):
             continue
