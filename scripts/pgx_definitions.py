@@ -110,6 +110,12 @@ IGNORED_VARIANTS = {
     "G6PD": frozenset({(154532439, "A", "G"), (154532990, "CGGT", "C")}),
     "RYR1": frozenset({(38580126, "CA", "C")}),
 }
+# Sub-alleles PharmVar folds into one star allele, which pypgx lists by their core only: CYP2C19 *4
+# is found with and without -806C>T (*4.001/*4.002), *2 with and without c.99C>T's neighbour
+# 94775507, *35 with and without -889T>G's 94762760. Either base is allowed there.
+EITHER = {
+    "CYP2C19": {"*2": (94775507, ("G", "A")), "*4": (94761900, ("C", "T")), "*35": (94762760, ("A", "C"))}
+}
 # Allele names PharmVar has changed since the source was published (SLCO1B1 *46 became *45.002, and
 # the old *45 is *45.001; PharmCAT reports both as *45).
 RENAMED = {"SLCO1B1": {"*45": "*45.001", "*46": "*45.002"}}
@@ -253,7 +259,7 @@ def gene_from_pypgx(gene: str, tables: dict[str, list[dict[str, str]]], version:
     single = SINGLE_SNP.get(gene)
     if single is not None:  # keep the guideline's SNP only (pypgx lists more for IFNL3)
         variants = {p: v for p, v in variants.items() if single in v["rsids"]}
-    alleles = []
+    alleles: list[dict[str, Any]] = []
     skipped = []
     for row in tables["allele-table"]:
         if row["Gene"] != gene:
@@ -297,12 +303,12 @@ def gene_from_pypgx(gene: str, tables: dict[str, list[dict[str, str]]], version:
                 {"name": name, "function": function, "activity": activity, "defining": {str(pos): base}}
             )
     if gene in BACKGROUND:
-        base, exempt = BACKGROUND[gene]
-        core = next(a["defining"] for a in alleles if a["name"] == base)
+        star1, exempt = BACKGROUND[gene]
+        background = next(a["defining"] for a in alleles if a["name"] == star1)
         for a in alleles:
-            if a["name"] not in exempt and a["name"] != base:
-                a["defining"] = {**core, **a["defining"]}
-            if a["name"] == base:  # *1 is fully specified: reference everywhere else
+            if a["name"] not in exempt and a["name"] != star1:
+                a["defining"] = {**background, **a["defining"]}
+            if a["name"] == star1:  # *1 is fully specified: reference everywhere else
                 a["pins_all"] = True
     renamed: dict[str, str] = dict(RENAMED.get(gene, {}))
     if single is not None:
@@ -313,6 +319,10 @@ def gene_from_pypgx(gene: str, tables: dict[str, list[dict[str, str]]], version:
             base = rec["ref"] if kind == "reference" else a["defining"][str(pos)]
             renamed[a["name"]] = a["name"] = f"{single} {kind} ({base})"
         reference = f"{single} reference ({rec['ref']})"
+    for a in alleles:
+        pos_either = EITHER.get(gene, {}).get(a["name"])
+        if pos_either is not None and pos_either[0] in variants and str(pos_either[0]) not in a["defining"]:
+            a["defining"][str(pos_either[0])] = list(pos_either[1])
     positions = _positions(gene, {p: (v["rsids"], v["ref"], v["alts"]) for p, v in variants.items()})
     ids = {str(p["pos"]): p["id"] for p in positions}
     for a in alleles:
@@ -436,7 +446,7 @@ def gene_from_pharmcat(
     ids = [next(p["id"] for p in positions if p["pos"] == doc["variants"][i]["position"]) for i in keep]
     functions, activities, pheno = _pharmcat_functions(gene, phenotypes, current)
     reference = next(a["name"] for a in doc["namedAlleles"] if a["reference"])
-    alleles = []
+    alleles: list[dict[str, Any]] = []
     for a in doc["namedAlleles"]:
         if a["name"].lower() in ignored_alleles or a.get("structuralVariant"):
             continue

@@ -37,7 +37,17 @@ from typing import Literal
 
 from converters.omics.definitions import GeneDefinition
 
-__all__ = ["CallStatus", "CompiledGene", "GeneCall", "Observed", "call_diplotype", "compile_gene"]
+__all__ = [
+    "CallStatus",
+    "CompiledGene",
+    "GeneCall",
+    "Observed",
+    "Sparse",
+    "call_diplotype",
+    "call_sparse",
+    "compile_gene",
+    "sparse_of",
+]
 
 # One position for one sample: (allele 1, allele 2, phase set); an allele is None when not
 # called; the phase set is None for an unphased genotype, else an id shared by the positions
@@ -85,7 +95,10 @@ class CompiledGene:
     known: tuple[frozenset[str], ...]  # bases the definition knows at each position
     needs: dict[str, tuple[int, ...]]  # allele -> positions where it does not allow the reference
     variant_alleles: tuple[tuple[str, frozenset[tuple[int, str]]], ...]  # largest first
-    cache: dict[tuple[Observed, ...], GeneCall] = field(default_factory=dict)
+    by_need: dict[int, tuple[str, ...]] = field(default_factory=dict)  # position -> alleles needing it
+    no_need: tuple[str, ...] = ()  # alleles that allow the reference everywhere
+    cache: dict[Sparse, GeneCall] = field(default_factory=dict)
+    untestable: dict[frozenset[int], tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def gene(self) -> str:
@@ -140,7 +153,23 @@ def compile_gene(definition: GeneDefinition) -> CompiledGene:
         name: tuple(i for i, pos in enumerate(definition.positions) if pos.ref not in sets[i])
         for name, sets in allowed.items()
     }
-    return CompiledGene(definition, ids, allowed, defining, score, order, known, needs, tuple(variants))
+    by_need: dict[int, list[str]] = {}
+    for name, idx in needs.items():
+        for i in idx:
+            by_need.setdefault(i, []).append(name)
+    return CompiledGene(
+        definition,
+        ids,
+        allowed,
+        defining,
+        score,
+        order,
+        known,
+        needs,
+        tuple(variants),
+        {i: tuple(v) for i, v in by_need.items()},
+        tuple(name for name, idx in needs.items() if not idx),
+    )
 
 
 def _compatible(
@@ -168,23 +197,31 @@ def _compatible(
 
 def call_diplotype(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
     """Call one sample's diplotype from its genotypes at ``gene.position_ids`` (same order)."""
-    cached = gene.cache.get(observed)
+    return call_sparse(gene, sparse_of(gene, observed))
+
+
+def call_sparse(gene: CompiledGene, sparse: Sparse) -> GeneCall:
+    """Call one sample's diplotype from its genotypes in sparse form (see ``Sparse``)."""
+    cached = gene.cache.get(sparse)
     if cached is not None:
         return cached
-    result = _call(gene, observed)
-    gene.cache[observed] = result
+    result = _call(gene, sparse)
+    gene.cache[sparse] = result
     return result
 
 
 @dataclass
 class _Reading:
-    """One sample's genotypes at a gene, sorted into what was read and what was not."""
+    """One sample's genotypes at a gene, sorted into what was read and what was not; ``sites``
+    holds only the positions that are not homozygous reference."""
 
     sites: list[tuple[int, str, str, int | None]]
     missing: list[str]
     no_call: list[str]
     half: list[str]
     undocumented: list[str]
+    n_read: int = 0
+    unknown_idx: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -201,17 +238,35 @@ class _Outcome:
     haplotypes: tuple[str, ...] = ()
 
 
-def _read(gene: CompiledGene, observed: tuple[Observed, ...]) -> _Reading:
+# A sample's genotypes at a gene in sparse form: the indices of positions absent from the file, and
+# the positions that are not homozygous reference (no-calls included); every other position was
+# read as homozygous reference. This is what the VCF reader builds, so that calling costs in the
+# variants a sample carries, not in the size of the definitions.
+Sparse = tuple[tuple[int, ...], tuple[tuple[int, str | None, str | None, int | None], ...]]
+
+
+def sparse_of(gene: CompiledGene, observed: tuple[Observed, ...]) -> Sparse:
+    """The sparse form of a full row of genotypes (one per position, in definition order)."""
+    missing = tuple(i for i, obs in enumerate(observed) if obs is None)
+    ref = [p.ref for p in gene.definition.positions]
+    sites = tuple(
+        (i, obs[0], obs[1], obs[2])
+        for i, obs in enumerate(observed)
+        if obs is not None and not (obs[0] == ref[i] and obs[1] == ref[i])
+    )
+    return missing, sites
+
+
+def _read(gene: CompiledGene, sparse: Sparse) -> _Reading:
     ids, ref_of = gene.position_ids, gene.definition.positions
-    reading = _Reading([], [], [], [], [])
+    missing_idx, sites = sparse
+    reading = _Reading([], [ids[i] for i in missing_idx], [], [], [])
     as_reference = gene.definition.undocumented_as_reference
-    for i, obs in enumerate(observed):
-        if obs is None:
-            reading.missing.append(ids[i])
-            continue
-        x, y, phased = obs
+    unknown = set(missing_idx)
+    for i, x, y, phased in sites:
         if x is None and y is None:
             reading.no_call.append(ids[i])
+            unknown.add(i)
             continue
         if x is None or y is None:
             reading.half.append(ids[i])
@@ -223,16 +278,18 @@ def _read(gene: CompiledGene, observed: tuple[Observed, ...]) -> _Reading:
             x = x if x in gene.known[i] else ref_of[i].ref
             y = y if y in gene.known[i] else ref_of[i].ref
         reading.sites.append((i, x, y, phased))
+    reading.n_read = len(ids) - len(unknown) - len(reading.half)
+    reading.unknown_idx = frozenset(unknown)
     return reading
 
 
-def _call(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
-    r = _read(gene, observed)
+def _call(gene: CompiledGene, sparse: Sparse) -> GeneCall:
+    r = _read(gene, sparse)
     base = {
         "missing_positions": tuple(r.missing),
         "no_call_positions": tuple(r.no_call + r.half),
     }
-    if not r.sites and not r.half and not (r.undocumented and not gene.definition.undocumented_as_reference):
+    if r.n_read == 0 and not r.half:
         return GeneCall(
             gene.gene, None, None, None, None, True, **base, status="not_tested",
             note="not tested: no genotype read at any position of the gene",
@@ -247,11 +304,7 @@ def _call(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
             gene.gene, None, None, None, None, True, **base, status="unknown",
             unmatched_positions=tuple(r.undocumented + r.half), note="not called: " + "; ".join(parts),
         )  # fmt: skip
-    ids = gene.position_ids
-    unknown_idx = {i for i, pid in enumerate(ids) if pid in set(r.missing) | set(r.no_call)}
-    untestable = tuple(
-        name for name, idx in gene.defining_index.items() if idx and all(i in unknown_idx for i in idx)
-    )
+    untestable = _untestable(gene, r.unknown_idx)
     if gene.definition.calling == "lowest_function":
         result = _call_lowest_function(gene, r, untestable)
     else:
@@ -286,6 +339,19 @@ def _call(gene: CompiledGene, observed: tuple[Observed, ...]) -> GeneCall:
     )
 
 
+def _untestable(gene: CompiledGene, unknown: frozenset[int]) -> tuple[str, ...]:
+    """Alleles all of whose defining positions were not read (cached: files miss the same ones)."""
+    if not unknown:
+        return ()
+    cached = gene.untestable.get(unknown)
+    if cached is None:
+        cached = tuple(
+            name for name, idx in gene.defining_index.items() if idx and all(i in unknown for i in idx)
+        )
+        gene.untestable[unknown] = cached
+    return cached
+
+
 def _unexplained(gene: CompiledGene, sites: list[tuple[int, str, str, int | None]]) -> list[str]:
     """Positions with a non-reference allele: those no allele carries first, else all of them."""
     ref = gene.allowed[gene.definition.reference]
@@ -296,19 +362,23 @@ def _unexplained(gene: CompiledGene, sites: list[tuple[int, str, str, int | None
 
 
 def _call_standard(gene: CompiledGene, r: _Reading, untestable: tuple[str, ...]) -> _Outcome:
-    # Only sites with a non-reference allele tell alleles apart: at a homozygous-reference site
-    # every candidate allows the reference (it is checked through ``needs``).
-    ref = gene.allowed[gene.definition.reference]
-    sites = [s for s in r.sites if not (s[1] in ref[s[0]] and s[2] in ref[s[0]])]
-    seen = {i: (x, y) for i, x, y, _ in r.sites}
+    # Only sites with a non-reference allele tell alleles apart: an allele that needs a variant
+    # where the sample was read homozygous reference is out; one needing it where the position
+    # was not read is kept (it cannot be excluded).
+    sites = r.sites
+    seen = {i: (x, y) for i, x, y, _ in sites}
+    open_idx = set(seen) | r.unknown_idx
+    pool = set(gene.no_need)
+    for i in seen:
+        pool.update(gene.by_need.get(i, ()))
+    for i in r.unknown_idx:
+        pool.update(gene.by_need.get(i, ()))
     candidates = [
         name
-        for name, allowed in gene.allowed.items()
+        for name in sorted(pool, key=gene.order.__getitem__)
         if name not in untestable
-        and all(
-            i not in seen or seen[i][0] in allowed[i] or seen[i][1] in allowed[i] for i in gene.needs[name]
-        )
-        and all(x in allowed[i] or y in allowed[i] for i, x, y, _ in sites)
+        and all(i in open_idx for i in gene.needs[name])
+        and all(x in gene.allowed[name][i] or y in gene.allowed[name][i] for i, x, y, _ in sites)
     ]
     best: list[tuple[str, str]] = []
     best_score = -1

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from converters.omics.calling import CompiledGene, GeneCall, Observed, call_diplotype, compile_gene
+from converters.omics.calling import CompiledGene, GeneCall, Sparse, call_sparse, compile_gene
 from converters.omics.definitions import GeneDefinition, Position, load_panel
 from converters.omics.report import ImportReport
 from interop.errors import ConversionError, MissingExtraError
@@ -97,15 +97,19 @@ class _Site:
     def merge(self, other: _Site, ref: str) -> _Site:
         """Two records of one position, copy by copy: a variant wins over the reference, two
         different variants on one copy (or a no-call) make that copy unread; phase only if both."""
+        first = [_merge_base(a, b, ref) for a, b in zip(self.first, other.first, strict=True)]
+        second = [_merge_base(a, b, ref) for a, b in zip(self.second, other.second, strict=True)]
         return _Site(
-            [_merge_base(a, b, ref) for a, b in zip(self.first, other.first, strict=True)],
-            [_merge_base(a, b, ref) for a, b in zip(self.second, other.second, strict=True)],
+            first,
+            second,
             [p if p == q else None for p, q in zip(self.phase, other.phase, strict=True)],
+            np.array([a == ref and b == ref for a, b in zip(first, second, strict=True)], dtype=bool),
         )
 
     first: list[str | None]
     second: list[str | None]
     phase: list[int | None]  # phase set of a phased genotype (PS, or 0 without PS), else None
+    homref: np.ndarray  # per sample: both copies read as the reference
 
     @classmethod
     def from_array(cls, alleles: list[str], gt: np.ndarray, ps: np.ndarray | None) -> _Site:
@@ -120,13 +124,17 @@ class _Site:
             return list(lookup[idx].tolist())
 
         sets = ps.reshape(-1).tolist() if ps is not None else [0] * len(gt)
+        first, second = strings(gt[:, 0]), strings(gt[:, 1])
+        ref = alleles[0]
+        homref = np.array([a == ref and b == ref for a, b in zip(first, second, strict=True)], dtype=bool)
         return cls(
-            strings(gt[:, 0]),
-            strings(gt[:, 1]),
+            first,
+            second,
             [
                 (int(s) if s > 0 else 0) if phased else None
                 for phased, s in zip(gt[:, 2].tolist(), sets, strict=True)
             ],
+            homref,
         )
 
 
@@ -150,16 +158,24 @@ class PanelGenotypes:
     # that carries one gets an uncertain call naming them (the definitions may lack an allele).
     outside: dict[str, list[tuple[str, np.ndarray]]] = field(default_factory=dict)
 
-    def observed_all(self, gene: CompiledGene) -> list[tuple[Observed, ...]]:
-        """``observed(gene, s)`` for every sample at once (columns zipped into rows)."""
+    def sparse_all(self, gene: CompiledGene) -> list[Sparse]:
+        """Every sample's genotypes at ``gene`` in the caller's sparse form: the positions absent
+        from the file, and per sample only the positions not read as homozygous reference."""
         n = len(self.samples)
-        columns: list[list[Observed]] = []
-        for pid in gene.position_ids:
-            site = self.sites.get((gene.gene, pid))
-            columns.append(
-                [None] * n if site is None else list(zip(site.first, site.second, site.phase, strict=True))
+        present = [(i, self.sites.get((gene.gene, pid))) for i, pid in enumerate(gene.position_ids)]
+        missing = tuple(i for i, site in present if site is None)
+        read = [(i, site) for i, site in present if site is not None]
+        if not read:
+            return [(missing, ()) for _ in range(n)]
+        variant = ~np.vstack([site.homref for _, site in read])  # positions x samples
+        rows: list[Sparse] = []
+        for s in range(n):
+            sites = tuple(
+                (read[k][0], read[k][1].first[s], read[k][1].second[s], read[k][1].phase[s])
+                for k in np.flatnonzero(variant[:, s]).tolist()
             )
-        return list(zip(*columns, strict=True)) if columns else [() for _ in range(n)]
+            rows.append((missing, sites))
+        return rows
 
 
 def _phase_sets(rec: Variant) -> np.ndarray | None:
@@ -427,7 +443,7 @@ def call_samples(data: PanelGenotypes) -> dict[str, tuple[GeneCall, ...]]:
     """Call every gene for every sample of ``data``."""
     per_gene = []
     for gene in data.genes:
-        calls = [call_diplotype(gene, obs) for obs in data.observed_all(gene)]
+        calls = [call_sparse(gene, row) for row in data.sparse_all(gene)]
         for where, carriers in data.outside.get(gene.gene, ()):
             for s in np.flatnonzero(carriers).tolist():
                 calls[s] = _flag_outside(calls[s], where)
