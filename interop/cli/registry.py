@@ -519,5 +519,5 @@ def register(app: typer.Typer) -> None:
         registry_app.command(name)(fn)
     from interop.cli import registry_admin
 
-    registry_admin.register(registry_app)
+    registry_admin.add_commands(registry_app)
     app.add_typer(registry_app, name="registry")

@@ -147,7 +147,7 @@ def restore(directory: Annotated[Path, typer.Argument(exists=True, file_okay=Fal
         raise typer.Exit(1)
 
 
-def register(registry_app: typer.Typer) -> None:
+def add_commands(registry_app: typer.Typer) -> None:
     for name, fn in (
         ("audit", audit),
         ("gc", gc),

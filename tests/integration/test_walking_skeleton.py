@@ -111,19 +111,23 @@ def test_twin_matches_a_direct_roadrunner_simulation() -> None:
 
     times = [o.time_h for o in twin.observations]
     assert times == [1.0, 8.0, 25.0, 36.0]
-    # NONMEM-style covariates: the day-2 creatinine (1.3 mg/dL) holds from the day-1 record on,
-    # and the day-1 record lies before the first dose, so 1.3 applies throughout.
-    assert twin.covariates["SCR"].times_h[0] < 0
+    # A laboratory value is known from its time on (carried forward): the day-1 creatinine (97.2 umol/L
+    # under LOINC 14682-9, the same analyte as 2160-0: 1.0995 mg/dL) holds until the day-2 value
+    # (1.3 mg/dL) measured 23 h after the first dose.
+    scr = twin.covariates["SCR"]
+    assert scr.at(0.0) == pytest.approx(97.2 * 113.12 / 10_000, rel=1e-4)
+    assert scr.at(23.5) == pytest.approx(1.3)
     ant = GENTAMICIN_ANT.read_text().replace(
         "end",
-        "  A_central = 160\n  infusion: -> A_central; piecewise(640, time >= 24 && time < 24.5, 0)\nend",
+        "  A_central = 160\n  infusion: -> A_central; piecewise(640, time >= 24 && time < 24.5, 0)\n"
+        "  at (time >= 23): SCR = 1.3\nend",
     )
     r = te.loada(ant)
     r.getIntegrator().setValue("relative_tolerance", 1e-10)
     r.getIntegrator().setValue("absolute_tolerance", 1e-12)
     r.getIntegrator().setValue("maximum_time_step", 0.01)
     age = (dt.date(2026, 3, 2) - dt.date(1964, 3, 12)).days / 365.25
-    for k, v in {"WT": 68.0, "AGE": age, "SEX": 1.0, "SCR": 1.3, **etas}.items():
+    for k, v in {"WT": 68.0, "AGE": age, "SEX": 1.0, "SCR": scr.at(0.0), **etas}.items():
         r[k] = v
     res = r.simulate(times=[0.0, *times], selections=["time", "Cc"])
     np.testing.assert_allclose(ours, res[1:, 1], rtol=1e-6)

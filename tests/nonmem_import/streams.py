@@ -1,21 +1,8 @@
 """Small control streams written for these tests, one per construct (not copied from anywhere)."""
 
-ADVAN1_IV = """$PROBLEM one compartment IV, covariate on CL
-$INPUT ID TIME AMT RATE CMT DV MDV WT
-$DATA data.csv IGNORE=@
-$SUBROUTINES ADVAN1 TRANS2
-$PK
-TVCL = THETA(1) * (WT/70)**0.75
-CL = TVCL * EXP(ETA(1))
-V = THETA(2) * EXP(ETA(2))
-S1 = V
-$ERROR
-IPRED = F
-Y = F + EPS(1)
-$THETA (0, 5, 50) (0, 40)
-$OMEGA BLOCK(2) 0.09 0.01 0.04
-$SIGMA 0.25
-"""
+from pathlib import Path
+
+ADVAN1_IV = (Path(__file__).parent / "fixtures" / "advan1_iv.mod").read_text()  # also the plug-in sample
 
 ADVAN2_ORAL = """$PROBLEM oral, lag and bioavailability
 $INPUT ID TIME AMT CMT DV MDV

@@ -34,6 +34,7 @@ ARCHIVES: tuple[ArchivePlugin, ...] = (omex,)
 SAMPLES: dict[str, Path] = {
     "antimony": GENTAMICIN_ANTIMONY,
     "omex": BIOMD321_OMEX,
+    "nonmem": Path(__file__).parents[1] / "nonmem_import" / "fixtures" / "advan1_iv.mod",
     "pharmml": PHARMML_ONECMT_IV,
     "sbml": ABSORPTION_SBML,
 }

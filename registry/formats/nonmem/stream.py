@@ -11,7 +11,7 @@ import re
 import warnings
 from dataclasses import dataclass
 
-from interop.errors import ModelError
+from interop.errors import MissingExtraError, ModelError
 
 __all__ = ["NonmemError", "Problem", "Problems", "decode", "read_pharmpy", "record_lines"]
 
@@ -157,7 +157,12 @@ def check_constructs(text: str, problems: Problems) -> int | None:
 
 def read_pharmpy(text: str, problems: Problems):  # type: ignore[no-untyped-def]
     """pharmpy's model for ``text`` (its own dataset is not read: the twin has the patient's)."""
-    from pharmpy.modeling import read_model_from_string
+    try:
+        from pharmpy.modeling import read_model_from_string
+    except ImportError as exc:
+        raise MissingExtraError(
+            exc.name or "pharmpy", extra="nonmem", purpose="reading a NONMEM control stream"
+        ) from exc
 
     try:
         with warnings.catch_warnings():
