@@ -171,7 +171,7 @@ def test_provenance_names_sources_by_keyed_token_only(tmp_path: Path):
     named.write_text(data.FHIR_DEMO_BUNDLE.read_text())
     rec = convert_bundle_file(named, KEY).records[0]
     for item in (rec.patient, *rec.measurements, *rec.doses):
-        prov = item.provenance
+        prov = item.provenance  # type: ignore[attr-defined]  # every item here has provenance
         assert prov.source_system == "fhir" and prov.source_file.startswith("src-")
         assert "Dana" not in prov.model_dump_json() and "demo-patient-1" not in prov.model_dump_json()
     assert rec.patient.provenance.resource_id == rid("Patient", "demo-patient-1")

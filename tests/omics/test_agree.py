@@ -473,7 +473,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Gen
 
 def test_agree_with_pharmcat_test_scenarios(results: dict[str, dict[str, GeneCall]]) -> None:
     per_gene: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    wrong, unexpected = [], []
+    wrong: list[tuple[str, str, object]] = []
+    unexpected: list[tuple[str, str, object]] = []
     print(f"\n{'scenario':48} {'gene':8} {'ours':52} {'status':10} {'PharmCAT':40} verdict")
     for name, (_, expect) in SCENARIOS.items():
         for gene, (dips, phenotype) in expect.items():

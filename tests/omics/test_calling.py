@@ -59,7 +59,7 @@ def test_every_phased_pair_is_called_back_exactly(gene: str) -> None:
         if h1 in same or h2 in same:  # two names, one definition: a tie, reported as such
             assert result.status in ("uncertain", "called"), (gene, h1, h2, result)
             continue
-        assert sorted([result.first, result.second]) == sorted([h1, h2]), (gene, h1, h2, result)
+        assert sorted(map(str, [result.first, result.second])) == sorted([h1, h2]), (gene, h1, h2, result)
         assert result.status == "called" and not result.uncertain, (gene, h1, h2, result)
 
 

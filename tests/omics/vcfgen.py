@@ -142,7 +142,7 @@ def write_scenarios(path: Path, samples: dict[str, Scenario], *, drop: frozenset
                 chrom, pos, ref, alt = where
                 row = rows.setdefault((chrom, pos), {"id": ".", "ref": ref, "alts": [], "gene": sc.genes[0]})
                 if alt not in row["alts"]:  # type: ignore[operator]
-                    row["alts"].append(alt)  # type: ignore[union-attr]
+                    row["alts"].append(alt)  # type: ignore[union-attr,attr-defined]
     by_id = {(r["gene"], r["id"]): key for key, r in rows.items()}
     names = list(samples)
     calls: dict[tuple[str, int], list[str]] = {key: [] for key in rows}
@@ -172,7 +172,7 @@ def write_scenarios(path: Path, samples: dict[str, Scenario], *, drop: frozenset
                 if base not in alleles and len(base) == 1 and len(ref) > 1:  # SNV at a longer REF's 1st base
                     base = base + ref[1:]
                 if base not in alleles:  # an allele the definition does not list
-                    row["alts"].append(base)  # type: ignore[union-attr]
+                    row["alts"].append(base)  # type: ignore[union-attr,attr-defined]
                     alleles.append(base)
                 idx.append(str(alleles.index(base)))
             calls[key].append(sep.join(idx))

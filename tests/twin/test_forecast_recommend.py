@@ -48,7 +48,7 @@ def test_forecast_interval_brackets_the_individual_prediction(twin: Twin) -> Non
     assert "new measured level" in wider.interval_kind and wider.include_residual
     assert np.mean(wider.upper["parent"][1:] - wider.lower["parent"][1:]) > np.mean(hi[1:] - lo[1:])
     np.testing.assert_allclose(wider.individual_lower["parent"], lo)  # both intervals offered, each labelled
-    labels = list(wider.to_dict()["intervals"])  # type: ignore[arg-type]
+    labels = list(wider.to_dict()["intervals"])  # type: ignore[call-overload]
     assert labels == [f"90% {fc.interval_kind}", f"90% {wider.interval_kind}"]
     bundle = Bundle.model_validate(forecast_bundle(twin, fc, step=8).model_dump(mode="json"))
     obs = [e.resource for e in bundle.entry[:-1]]
