@@ -59,9 +59,16 @@ class Issue:
     field: str | None = None
     detail: str | None = None  # free-text location given by an importer (``Tally.reject(where=)``)
 
-    def where(self, hide: Hide = _shown) -> str:
-        """``file:line, Type/id, field f`` (the file as ``hide`` shows it)."""
+    def where(self, hide: Hide = _shown, source: str | None = None) -> str:
+        """``file:line, Type/id, field f`` (the file as ``hide`` shows it).
+
+        A free-text ``detail`` is shown as given, except that the name of the report's own
+        ``source`` file in it is shown as ``hide`` shows that file.
+        """
         if self.detail is not None:
+            if source:
+                name = Path(source).name
+                return self.detail.replace(name, hide(source)) if name else self.detail
             return self.detail
         parts = [
             p
@@ -74,7 +81,7 @@ class Issue:
         ]
         return ", ".join(parts)
 
-    def to_dict(self, hide: Hide = _shown) -> dict[str, Any]:
+    def to_dict(self, hide: Hide = _shown, source: str | None = None) -> dict[str, Any]:
         return {
             "outcome": self.outcome,
             "resource_type": self.resource_type,
@@ -83,7 +90,7 @@ class Issue:
             "line": self.line,
             "resource_id": self.resource_id,
             "field": self.field,
-            "where": self.where(hide),
+            "where": self.where(hide, source),
         }
 
 
@@ -198,7 +205,7 @@ class ImportReport:
                     "outcome": o,
                     "reason": why,
                     "count": n,
-                    "examples": [i.to_dict(hide) for i in self.examples.get((t, o, why), [])],
+                    "examples": [i.to_dict(hide, self.source) for i in self.examples.get((t, o, why), [])],
                 }
                 for (t, o, why), n in self.reason_counts.most_common()
             ],
@@ -239,7 +246,7 @@ class ImportReport:
         shown, rest = self.top_rejections(top)
         if shown:
             rows.append("\nrejections (first examples of the commonest reasons):")
-            rows += [f"  {i.where(hide)}: {i.resource_type}: {i.reason}" for i in shown]
+            rows += [f"  {i.where(hide, self.source)}: {i.resource_type}: {i.reason}" for i in shown]
             if rest > 0:
                 rows.append(f"  ... and {rest} more rejection(s) (counted per reason below)")
         if self.reason_counts:

@@ -111,7 +111,7 @@ def print_report(
     shown, rest = report.top_rejections(top)
     for issue in shown:
         console.print(
-            f"  [red]rejected[/] {escape(issue.where(hide))}: {escape(issue.reason)}",
+            f"  [red]rejected[/] {escape(issue.where(hide, report.source))}: {escape(issue.reason)}",
             highlight=False,
             soft_wrap=True,  # a path is never broken across lines
         )

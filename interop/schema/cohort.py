@@ -90,7 +90,7 @@ COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
         ("sample_id", pa.string()),
     ],
 }
-ROW_GROUP = 50_000  # rows buffered per table before a row group is written
+ROW_GROUP = 10_000  # rows buffered per table before a row group is written (bounds memory)
 
 
 def _schema(table: str) -> pa.Schema:

@@ -74,3 +74,11 @@ def test_all_rejected():
     report.read["Patient"] += 1
     report.converted["Patient"] += 1
     assert not report.all_rejected()
+
+
+def test_free_text_examples_name_the_reports_own_file_by_token_too():
+    report = ImportReport(source="/data/Jane_Doe_sample.vcf")
+    report.tally("vcf data lines").reject("malformed VCF line", where="Jane_Doe_sample.vcf:7")
+    hide = lambda s: "src-feedc0de"  # noqa: E731
+    assert "src-feedc0de:7" in report.to_text(hide=hide) and "Jane_Doe" not in report.to_json(hide)
+    assert report.tallies["vcf data lines"].examples == {"malformed VCF line": ["Jane_Doe_sample.vcf:7"]}
