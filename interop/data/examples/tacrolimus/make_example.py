@@ -192,13 +192,13 @@ def bundle() -> dict:
 
 
 # CYP3A5 positions (GRCh38) of the shipped definition; *3 is rs776746 C.
-POSITIONS = [
-    ("rs41303343", 99652770, "T", "TA"),
-    ("rs28383479", 99660516, "C", "T"),
-    ("rs10264272", 99665212, "C", "T"),
-    ("rs776746", 99672916, "T", "C"),
-    ("rs55817950", 99676198, "G", "A"),
-]
+def _positions() -> list[tuple[str, int, str, str]]:
+    """Every defining position of CYP3A5 in the shipped allele definitions: a panel reads them all,
+    and a position missing from the file would make the call uncertain."""
+    from converters.omics.definitions import load_definition
+
+    d = load_definition("CYP3A5")
+    return [(p.id, p.pos, p.ref, p.alts[0]) for p in d.positions]
 
 
 def vcf() -> str:
@@ -210,7 +210,7 @@ def vcf() -> str:
         '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
         "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", *samples]),
     ]
-    for rs, pos, ref, alt in POSITIONS:
+    for rs, pos, ref, alt in _positions():
         gts = []
         for _, diplotype in PATIENTS.values():
             star3 = diplotype.count("*3")
