@@ -15,8 +15,9 @@ The output is one ``<GENE>.json`` per panel gene in the shape ``converters.omics
 reads, plus ``SOURCE.json``: the source's name, version, SHA-256 of what was read and its licence.
 The tables are data, so the script is the one place that knows the sources' formats.
 
-    python scripts/pgx_definitions.py --pypgx pypgx-0.27.0-py3-none-any.whl
-    python scripts/pgx_definitions.py --pharmcat pharmcat/alleles --pharmcat-phenotypes pharmcat/phenotype
+    PYTHONPATH=. python scripts/pgx_definitions.py --pypgx pypgx-0.27.0-py3-none-any.whl
+    PYTHONPATH=. python scripts/pgx_definitions.py --pharmcat pharmcat/alleles \
+        --pharmcat-phenotypes pharmcat/phenotype
 """
 
 from __future__ import annotations
@@ -34,29 +35,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from converters.omics.definitions import PANEL
+
 OUT = Path(__file__).resolve().parents[1] / "converters" / "omics" / "data" / "pgx"
 
-# The genes PharmCAT calls from a VCF (CYP2D6 and HLA come in as outside calls).
-GENES = (
-    "ABCG2",
-    "CACNA1S",
-    "CFTR",
-    "CYP2B6",
-    "CYP2C19",
-    "CYP2C9",
-    "CYP3A4",
-    "CYP3A5",
-    "CYP4F2",
-    "DPYD",
-    "G6PD",
-    "IFNL3",
-    "NUDT15",
-    "RYR1",
-    "SLCO1B1",
-    "TPMT",
-    "UGT1A1",
-    "VKORC1",
-)
+# The genes PharmCAT calls from a VCF (CYP2D6 and HLA come in as outside calls): the caller's panel.
+GENES = PANEL
 # PharmCAT's matcher rules that are not in any definition table (NamedAlleleMatcher, Constants).
 LOWEST_FUNCTION = {"DPYD", "RYR1"}
 UNDOCUMENTED_AS_REFERENCE = {"CACNA1S", "DPYD", "G6PD", "NUDT15", "RYR1", "TPMT"}

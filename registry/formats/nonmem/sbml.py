@@ -17,6 +17,7 @@ import sympy
 
 from interop.errors import ModelError
 from registry.formats.nonmem.formula import to_ast
+from registry.formats.written import checked_sbml, xhtml_notes
 
 __all__ = ["Flow", "SbmlParameter", "write_sbml"]
 
@@ -108,17 +109,5 @@ def write_sbml(
             rule = model.createRateRule()
             rule.setVariable(p.sid)
             _ok(rule.setMath(to_ast(p.rate, lambda n: n)), f"set the rate of {p.sid!r}")
-    escaped = notes.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    _ok(model.setNotes(f'<notes><body xmlns="http://www.w3.org/1999/xhtml"><p>{escaped}</p></body></notes>'),
-        "set notes")  # fmt: skip
-    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_UNITS_CONSISTENCY, False)
-    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_MODELING_PRACTICE, False)
-    doc.checkConsistency()
-    errors = [
-        doc.getError(i).getMessage().strip()
-        for i in range(doc.getNumErrors())
-        if doc.getError(i).getSeverity() >= libsbml.LIBSBML_SEV_ERROR
-    ]
-    if errors:
-        raise ModelError("the SBML written from the control stream is inconsistent: " + "; ".join(errors))
-    return str(libsbml.writeSBMLToString(doc))
+    _ok(model.setNotes(xhtml_notes(notes)), "set notes")
+    return checked_sbml(doc, "the control stream")

@@ -14,6 +14,7 @@ import libsbml
 from interop.errors import ModelError
 from registry.formats.pharmml.flatmodel import Parameter
 from registry.formats.pharmml.maths import to_ast
+from registry.formats.written import checked_sbml, xhtml_notes
 
 __all__ = ["write_sbml"]
 
@@ -48,20 +49,5 @@ def write_sbml(model_id: str, name: str, params: list[Parameter], notes: str) ->
                 init = model.createInitialAssignment()
                 init.setSymbol(p.id)
                 _ok(init.setMath(to_ast(p.initial)), f"set the initial value of {p.id!r}")
-    _ok(model.setNotes(_notes(notes)), "set notes")
-    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_UNITS_CONSISTENCY, False)
-    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_MODELING_PRACTICE, False)
-    doc.checkConsistency()
-    errors = [
-        doc.getError(i).getMessage().strip()
-        for i in range(doc.getNumErrors())
-        if doc.getError(i).getSeverity() >= libsbml.LIBSBML_SEV_ERROR
-    ]
-    if errors:
-        raise ModelError("the SBML written from PharmML is inconsistent: " + "; ".join(errors))
-    return str(libsbml.writeSBMLToString(doc))
-
-
-def _notes(text: str) -> str:
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return f'<notes><body xmlns="http://www.w3.org/1999/xhtml"><p>{escaped}</p></body></notes>'
+    _ok(model.setNotes(xhtml_notes(notes)), "set notes")
+    return checked_sbml(doc, "PharmML")
