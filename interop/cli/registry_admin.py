@@ -12,7 +12,7 @@ import typer
 
 from interop.cli.registry import _local, console
 
-__all__ = ["register", "user_app"]
+__all__ = ["add_commands", "user_app"]
 
 user_app = typer.Typer(help="Users and bearer tokens of the local registry.", no_args_is_help=True)
 
