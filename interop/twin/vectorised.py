@@ -234,7 +234,14 @@ class VectorisedSystem:
         self.obs_ids = [lin.gids[i] for i in lin.obs_index]
 
     def _evaluate(self, values: np.ndarray, state: int | None) -> tuple[np.ndarray, np.ndarray, Env]:
-        """Rates (subjects x reactions) and observables at the zero state or unit state ``state``."""
+        """Rates (subjects x reactions) and observables at the zero state or unit state ``state``.
+
+        Non-finite results (a weight of 0, say) are data: the caller rejects those subjects, so
+        numpy's divide/overflow warnings are silenced here rather than printed once per block."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return self._evaluate_raw(values, state)
+
+    def _evaluate_raw(self, values: np.ndarray, state: int | None) -> tuple[np.ndarray, np.ndarray, Env]:
         lin = self.lin
         m = values.shape[0]
         env: Env = dict(self.constants)
