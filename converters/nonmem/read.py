@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from converters.nonmem.mapping import EventTableMapping
+from converters.pseudonym import pseudonymise, source_token
 from converters.report import ConversionReport
 from interop.errors import ConversionError
 from interop.schema import Dose, Drug, DrugLevel, Measurement, Patient, PatientRecord, Provenance
@@ -61,10 +62,21 @@ def _num(value: str, *, path: Path, line: int, column: str, missing: float = mat
 
 
 def read_event_table(
-    path: Path, mapping: EventTableMapping, *, ignore: tuple[str, ...] = ()
+    path: Path, mapping: EventTableMapping, *, ignore: tuple[str, ...] = (), key: bytes | None = None
 ) -> EventTableResult:
-    """Every ID of the table as a ``PatientRecord``; rows converted or reported with a reason."""
+    """Every ID of the table as a ``PatientRecord``; rows converted or reported with a reason.
+
+    With ``key`` (what an importer writes out) a subject's id becomes the keyed pseudonym of the
+    table's name and its ID (the same ID in two tables is two people unless the key and name
+    match), and provenance names the table by its keyed token; without it (comparing with
+    NONMEM in memory) ids are ``id_prefix`` + ID and the file is named as given.
+    """
     path = Path(path)
+    source_name = source_token(key, path.name) if key else path.name
+
+    def patient_id(sid: str) -> str:
+        return pseudonymise(key, f"nonmem:{path.name}", sid) if key else f"{mapping.id_prefix}{sid}"
+
     report = ConversionReport()
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
@@ -103,7 +115,10 @@ def read_event_table(
             row = {u: v for u, v in zip(upper, raw, strict=True)}
             row.update({c: v for c, v in zip(cols, raw, strict=True) if c in cov_cols})
             rows_by_id[row["ID"].strip()].append((lineno, row))
-    records = [_record(sid, rows, mapping, cov_cols, path, report) for sid, rows in rows_by_id.items()]
+    records = [
+        _record(patient_id(sid), rows, mapping, cov_cols, path, report, source_name)
+        for sid, rows in rows_by_id.items()
+    ]
     if report.read["observation"] and not report.converted["observation"]:
         reasons = sorted({r for (kind, _, r) in report.reasons() if kind == "observation"})
         raise ConversionError(
@@ -114,11 +129,11 @@ def read_event_table(
     return EventTableResult(tuple(records), report)
 
 
-def _prov(path: Path, line: int, kind: str) -> Provenance:
+def _prov(source_name: str, line: int, kind: str) -> Provenance:
     return Provenance(
         source_system="nonmem-event-table",
         resource_type=kind,
-        source_file=path.name,
+        source_file=source_name,
         source_line=line,
         converter=CONVERTER,
         converter_version=CONVERTER_VERSION,
@@ -126,14 +141,14 @@ def _prov(path: Path, line: int, kind: str) -> Provenance:
 
 
 def _record(
-    sid: str,
+    pid: str,
     rows: list[tuple[int, dict[str, str]]],
     mapping: EventTableMapping,
     cov_cols: list[str],
     path: Path,
     report: ConversionReport,
+    source_name: str,
 ) -> PatientRecord:
-    pid = f"{mapping.id_prefix}{sid}"
     origin = mapping.origin
 
     def when(hours: float) -> dt.datetime:
@@ -155,7 +170,7 @@ def _record(
             raise ConversionError("TIME is missing", source=str(path), line=line, field="TIME")
         if t < last_time:
             raise ConversionError(
-                f"TIME goes backwards ({t} after {last_time}) for ID {sid}",
+                f"TIME goes backwards ({t} after {last_time}) within one ID",
                 source=str(path),
                 line=line,
                 field="TIME",
@@ -184,7 +199,7 @@ def _record(
                     value=value,
                     unit=unit,
                     time=when(t),
-                    provenance=_prov(path, line, "covariate"),
+                    provenance=_prov(source_name, line, "covariate"),
                 )
             )
             report.converted["covariate"] += 1
@@ -202,7 +217,7 @@ def _record(
                     value=float(evid),
                     unit="1",
                     time=when(t),
-                    provenance=_prov(path, line, "reset"),
+                    provenance=_prov(source_name, line, "reset"),
                 )
             )
             report.converted[kind] += 1
@@ -243,7 +258,7 @@ def _record(
                     value=dv,
                     unit=level.unit,
                     time=when(t),
-                    provenance=_prov(path, line, "observation"),
+                    provenance=_prov(source_name, line, "observation"),
                     drug_level=DrugLevel(
                         analyte=level.analyte, lloq=None if math.isnan(lloq) else lloq, below_lloq=below
                     ),
@@ -302,12 +317,12 @@ def _record(
                     drug=drug,
                     unit=mapping.amount_unit,
                     status="administered",
-                    provenance=_prov(path, line, "dose"),
+                    provenance=_prov(source_name, line, "dose"),
                     **f,
                 )
             )
         except ValidationError as exc:  # a dose the schema refuses: the line and why, no traceback
             why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'dose'}: {e['msg']}" for e in exc.errors())
             raise ConversionError(f"invalid dose: {why}", source=str(path), line=line) from exc
-    patient = Patient(id=pid, provenance=_prov(path, rows[0][0], "ID"))
+    patient = Patient(id=pid, provenance=_prov(source_name, rows[0][0], "ID"))
     return PatientRecord(patient=patient, measurements=tuple(measurements), doses=tuple(doses))

@@ -545,6 +545,7 @@ def print_agreement(agreement: object, title: str) -> None:
 
 def register_import(import_app: typer.Typer) -> None:
     """``interop import nonmem``: a NONMEM-style event table into patient records (JSON per ID)."""
+    from interop.cli.imports import KEY_FILE_OPTION, SHOW_PATHS_OPTION
 
     @import_app.command("nonmem")
     def import_nonmem(
@@ -557,25 +558,40 @@ def register_import(import_app: typer.Typer) -> None:
         dose_cmt: list[str] = typer.Option([], "--dose-cmt", help="CMT[:RATE]=ROUTE, e.g. 2:-2=oral"),
         level_cmt: list[str] = typer.Option([], "--level-cmt", help="CMT=OBSERVABLE"),
         ignore: list[str] = typer.Option(["s2_sampling"], "--ignore", help="Columns that are not covariates"),
+        key_file: Path | None = KEY_FILE_OPTION,
+        show_paths: bool = SHOW_PATHS_OPTION,
     ) -> None:
-        """Convert every ID of the table; every row converted or reported with a reason."""
+        """Convert every ID of the table; every row converted or reported with a reason. Subject ids
+        become keyed pseudonyms and the table is named by its keyed token, as in every importer."""
         from converters.nonmem import read_event_table
+        from converters.report import write_report
+        from interop.cli.imports import (
+            fail_if_all_rejected,
+            hider,
+            print_report,
+            require_key,
+            shown,
+            terminate_cleanly,
+        )
+        from interop.schema.record_store import RecordStore
         from interop.workflows.twin import event_table_mapping, load_model_source
 
+        key = require_key(key_file)
         _, model_card = load_model_source(model, get_settings(), card)
         result = read_event_table(
-            data, event_table_mapping(model_card, dose_cmt, level_cmt), ignore=tuple(ignore)
+            data, event_table_mapping(model_card, dose_cmt, level_cmt), ignore=tuple(ignore), key=key
         )
-        from converters.report import write_report
-        from interop.cli.imports import fail_if_all_rejected, print_report, terminate_cleanly
-        from interop.schema.record_store import RecordStore
-
         store = RecordStore(out)
         with terminate_cleanly():
             for record in result.records:
                 store.merge(record)  # merged with what other imports wrote, never overwritten
-            report_json, _ = write_report(result.report, out, hide=lambda s: Path(s).name)
-        title = f"{data.name}: {len(result.records)} patient record(s)"
-        print_report(console, result.report, title, hide=lambda s: Path(s).name)
+            report_json, _ = write_report(result.report, out, hide=hider(key))
+        name = data.name if show_paths else hider(key)(str(data))
+        print_report(
+            console,
+            result.report,
+            f"{name}: {len(result.records)} patient record(s)",
+            shown if show_paths else hider(key),
+        )
         console.print(f"records in {store.directory}, report {report_json}")
         fail_if_all_rejected(result.report, report_json)

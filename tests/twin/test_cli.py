@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from converters.pseudonym import pseudonymise
 from interop.schema import ModelCard, parse_json
 from registry import open_registry
 from tests.clirun import CliRun, invoke, run_subprocess
@@ -16,8 +17,22 @@ from tests.data import mapbayr_card, mapbayr_data, mapbayr_phi, mapbayr_sbml
 pytestmark = pytest.mark.slow  # the module's home imports 100 subjects in a subprocess
 
 
+KEY = "twin-cli-test-key-0123456789"
+
+
 def _env(home: Path) -> dict[str, str | None]:
-    return {"INTEROP_HOME": str(home), "INTEROP_DATABASE_URL": None, "COLUMNS": "160"}
+    return {
+        "INTEROP_HOME": str(home),
+        "INTEROP_DATABASE_URL": None,
+        "COLUMNS": "160",
+        "INTEROP_PSEUDONYM_KEY": KEY,
+    }
+
+
+def _subject(home: Path, nonmem_id: str) -> Path:
+    """The record of the table's subject ``nonmem_id``: named by its keyed pseudonym."""
+    pid = pseudonymise(KEY.encode(), f"nonmem:{mapbayr_data('006').name}", nonmem_id)
+    return home / "imported" / "records" / f"{pid}.json"
 
 
 def run(args: list[str], home: Path) -> CliRun:
@@ -58,10 +73,33 @@ def test_import_nonmem_writes_records_and_report(home: Path) -> None:
     assert len(records) == 100
     report = json.loads((home / "imported" / "report.json").read_text())
     assert report["balanced"] is True
+    # private by default: no subject id or table name in what the import wrote
+    assert not [p.name for p in records if p.name.startswith("nonmem-")]
+    written = "".join(p.read_text() for p in (home / "imported").rglob("*.json"))
+    assert "data_to_fit006" not in written and '"nonmem-1"' not in written
+    assert _subject(home, "1").exists()
+
+
+def test_import_nonmem_needs_the_key(home: Path, tmp_path: Path) -> None:
+    env = {**_env(home), "INTEROP_PSEUDONYM_KEY": None}
+    res = invoke(
+        [
+            "import",
+            "nonmem",
+            str(mapbayr_data("006")),
+            "--model",
+            "mapbayr-006",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        env=env,
+    )
+    assert res.returncode == 1 and "key" in res.stderr
+    assert not (tmp_path / "o" / "records").exists()
 
 
 def test_fit_forecast_recommend(home: Path) -> None:
-    patient = home / "imported" / "records" / "nonmem-1.json"
+    patient = _subject(home, "1")
     res = run(
         ["twin", "fit", "--model", "mapbayr-006@1", "--patient", str(patient), "--out", str(home / "fit")],
         home,
@@ -139,7 +177,7 @@ def test_fit_forecast_recommend(home: Path) -> None:
 def test_user_errors_are_one_line(home: Path) -> None:
     res = run(["twin", "fit", "--model", "no-such-model", "--patient", str(home / "x.json")], home)
     assert res.returncode == 1 and "error" in res.stderr and "Traceback" not in res.stderr
-    patient = home / "imported" / "records" / "nonmem-1.json"
+    patient = _subject(home, "1")
     res = run(["twin", "fit", "--model", "no-such-model@3", "--patient", str(patient)], home)
     assert res.returncode == 1 and "no model version" in res.stderr
     res = run(
@@ -194,7 +232,7 @@ def test_compare_nonmem_prints_the_table_and_exits_on_thresholds(home: Path) -> 
 
 def test_recommend_several_targets_hold_and_plan(home: Path) -> None:
     """Two targets at once, a hold, a loading dose, units on every number, and a typed-in plan."""
-    patient = home / "imported" / "records" / "nonmem-1.json"
+    patient = _subject(home, "1")
     common = ["--model", "mapbayr-006", "--patient", str(patient), "--draws", "30"]
     res = run(
         [
