@@ -248,10 +248,15 @@ def import_expression(
         try:
             patient_id = ids.patient_id(str(column))
         except ConversionError as exc:
-            samples.reject("unusable patient id", f"{path.name}: {column}: {exc.message}")
+            samples.reject(
+                "unusable patient id",
+                f"{ids.source_name(path)}: {ids.source_ref(str(column))}: {exc.message}",
+            )
             continue
         if patient_id is None:
-            samples.skip("sample id not in the mapping file", f"{path.name}: {column}")
+            samples.skip(
+                "sample id not in the mapping file", f"{ids.source_name(path)}: {ids.source_ref(str(column))}"
+            )
             continue
         linked[str(column)] = (patient_id, ids.source_ref(str(column)))
     if not linked:

@@ -187,7 +187,11 @@ def import_fhir_genomics(path: Path, out: Path, ids: PatientIds) -> ImportReport
     tally = report.tally("resources")
     parsed: list[tuple[str, int | None, Observation]] = []
     for fname, line, raw in read_resources(path):
-        where = f"{fname}" + (f":{line}" if line else "") + f" {raw.get('resourceType')}/{raw.get('id')}"
+        # report examples name the file and resource by keyed tokens under a key
+        rid = ids.source_ref(str(raw.get("id")))
+        where = (
+            f"{ids.source_name(fname)}" + (f":{line}" if line else "") + f" {raw.get('resourceType')}/{rid}"
+        )
         if raw.get("resourceType") != "Observation":
             tally.skip(f"not an Observation ({raw.get('resourceType')})", where)
             continue
@@ -214,7 +218,11 @@ def _take(
     ids: PatientIds,
     tally: Tally,
 ) -> None:
-    where = f"{fname}" + (f":{line}" if line else "") + f" Observation/{obs.id}"
+    where = (
+        f"{ids.source_name(fname)}"
+        + (f":{line}" if line else "")
+        + f" Observation/{ids.source_ref(str(obs.id))}"
+    )
     codes = _codes(obs.code)
     is_gene_ext = any(e.url == GENE_EXT for e in obs.extension or [])
     kind = (

@@ -113,10 +113,16 @@ def import_vcf(
         try:
             patient_id = ids.patient_id(sample)
         except ConversionError as exc:
-            samples.reject("unusable patient id", f"{path.name}: sample {sample}: {exc.message}")
+            samples.reject(
+                "unusable patient id",
+                f"{ids.source_name(path)}: sample {ids.source_ref(sample)}: {exc.message}",
+            )
             continue
         if patient_id is None:
-            samples.skip("sample id not in the mapping file", f"{path.name}: sample {sample}")
+            samples.skip(
+                "sample id not in the mapping file",
+                f"{ids.source_name(path)}: sample {ids.source_ref(sample)}",
+            )
             continue
         prov = provenance_for(
             f"vcf:{ids.source_name(path)}",

@@ -237,7 +237,8 @@ def import_pharmcat(path: Path, out: Path, ids: PatientIds, *, sample: str | Non
     tally = report.tally("gene calls")
     patient_id = ids.patient_id(sample_id)
     if patient_id is None:
-        tally.skip("sample id not in the mapping file", f"{path.name}: sample {sample_id}", len(calls))
+        where = f"{ids.source_name(path)}: sample {ids.source_ref(sample_id)}"  # keyed tokens under a key
+        tally.skip("sample id not in the mapping file", where, len(calls))
         return report
     genes = known_genes()
     genotypes: list[Genotype] = []

@@ -130,6 +130,8 @@ def test_fhir_genomics_and_expression_commands(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "sample id not in the mapping file" in r.stdout
+    written = "".join(p.read_text() for p in (tmp_path / "reports").iterdir())
+    assert "S9" not in written and "m.tsv" not in written  # sample and file named by keyed tokens
     record = PatientRecord.model_validate_json(
         (tmp_path / "records" / f"{pseudonymise(K2, 'example')}.json").read_text()
     )
