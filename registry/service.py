@@ -1,4 +1,7 @@
-"""The registry's service layer: submit, read, validate, lifecycle, evidence, search, export.
+"""The registry's service layer, behind one facade (:class:`Registry`): read, validate, lifecycle,
+search, export here; submission (:mod:`registry.submission`), users and tokens
+(:mod:`registry.access`), evidence (:mod:`registry.evidence`), the audit log
+(:mod:`registry.auditlog`) and maintenance (:mod:`registry.maintenance`) in their own modules.
 
 Transactions live here (the repository only flushes); permission checks and domain errors
 too. A version is immutable: new content makes a new version number; identical content
@@ -22,69 +25,41 @@ submitting a card later makes a new version.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from rdflib import Graph
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import IntegrityError as SAIntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from interop.errors import IntegrityError, NotFoundError, RegistryError
-from interop.schema import ModelCard, ValidationRecord, parse
-from interop.schema.model_id import check_model_id, model_id_from
+from interop.schema import ModelCard, ValidationRecord
+from interop.schema.model_id import check_model_id
 from registry import auditlog, evidence, maintenance
 from registry import repository as repo
 from registry.access import DEFAULT_TOKEN_LIFETIME, AccessService, UserInfo
-from registry.annotations import Annotation, extract_metadata
 from registry.auth import LOCAL, Principal, Role, require_owner, require_role
-from registry.blobs import BlobStore, Staged
-from registry.db import DrugRow, FileRow, ModelRow, ReportRow, VersionRow
+from registry.blobs import BlobStore
+from registry.db import ReportRow, VersionRow
 from registry.db import make_engine as _make_engine
-from registry.formats import ExtraFile, detect_format, get_format
-from registry.formats.sbml import read_document
+from registry.formats import ExtraFile
 from registry.lifecycle import TRANSITIONS, VersionStatus, next_status
 from registry.maintenance import GarbageReport, VerifyReport
 from registry.metadata import build_graph
 from registry.migrate import upgrade
-from registry.paths import safe_entry, safe_name
 from registry.rdf import serialise
 from registry.records import AuditEntry, AuditPage, StoredFile, StoredModel
 from registry.repository import WithdrawnError
-from registry.safexml import check_xml
 from registry.search import Page, SearchQuery, VersionSummary, run_search, summarise
 from registry.sparql import run_select
+from registry.submission import MAX_STORED_BYTES, MAX_UPLOAD_BYTES, SubmissionService, stored_model
 from registry.validation import SimulateCheck, ValidationReport, validate_model
 
 __all__ = ["AuditEntry", "Registry", "StoredFile", "StoredModel", "WithdrawnError", "open_registry"]
 
 log = logging.getLogger(__name__)
-
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-MAX_STORED_BYTES = 50 * 1024 * 1024  # what one submission may occupy on disk, all files together
-MAX_VERSION = 2**31 - 1
-_RETRIES = 20
-SBML_MEDIA = "https://identifiers.org/combine.specifications:sbml"
-SOURCE_MEDIA = {
-    "antimony": "text/vnd.antimony",
-    "omex": "https://identifiers.org/combine.specifications:omex",
-    "pharmml": "https://identifiers.org/combine.specifications:pharmml",
-}
-
-
-def _canonical_card(card: ModelCard | None) -> Any:
-    return None if card is None else json.loads(card.model_dump_json())
-
-
-def content_hash(model_id: str, sbml: bytes, card: ModelCard | None) -> str:
-    card_json = json.dumps(_canonical_card(card), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(model_id.encode() + b"\0" + sbml + b"\0" + card_json.encode()).hexdigest()
 
 
 class Registry:
@@ -115,6 +90,13 @@ class Registry:
         self.max_upload_bytes = max_upload_bytes
         self.max_stored_bytes = max_stored_bytes
         self.access = AccessService(self.sessions, self.readers)
+        self.submissions = SubmissionService(
+            self.sessions,
+            self.readers,
+            self.blobs,
+            max_upload_bytes=max_upload_bytes,
+            max_stored_bytes=max_stored_bytes,
+        )
         self.refresh_identity()
         if self.blobs.owner() is None and self.blobs.is_empty():
             self.blobs.claim(self.registry_id)  # a new store belongs to the database that made it
@@ -138,7 +120,8 @@ class Registry:
         extra_files: Sequence[ExtraFile] = (),
         filename: str | None = None,
     ) -> StoredModel:
-        """Store a new version (or return the identical existing one) of an SBML model and its card.
+        """Store a new version (or return the identical existing one) of an SBML model and its card
+        (:class:`registry.submission.SubmissionService`).
 
         >>> import tempfile
         >>> from importlib.resources import files
@@ -155,158 +138,17 @@ class Registry:
         1
         >>> reg.close(); tmp.cleanup()
         """
-        who = principal or Principal(submitted_by, card.institution if card else "", "curator", local=True)
-        require_role(who, "contributor", "submitting a model")
-        shown = safe_name(filename) if filename else None
-        data = sbml.encode("utf-8")
-        if len(data) > self.max_upload_bytes:
-            raise RegistryError(f"model of {len(data)} bytes exceeds {self.max_upload_bytes}", source=shown)
-        if model_id is not None:
-            check_model_id(model_id, source=shown)
-        total = len(data) + len(source or b"") + sum(len(ef.data) for ef in extra_files)
-        if total > self.max_stored_bytes:
-            raise RegistryError(
-                f"the submission would occupy {total} bytes on disk (limit {self.max_stored_bytes})",
-                source=shown,
-            )
-        check_xml(data, source=shown)  # before libsbml, which would expand entities
-        doc = read_document(sbml, source=shown)
-        meta = extract_metadata(doc)
-        if card is not None and model_id is not None and model_id != card.id:
-            raise RegistryError(f"model id {model_id!r} differs from the card's id {card.id!r}", source=shown)
-        named = card.id if card is not None else model_id
-        derived = named is None
-        stem = Path(safe_name(filename)).stem if filename else ""
-        mid = named if named is not None else model_id_from(stem or meta.model_id or "model")
-        check_model_id(mid, source=shown)
-        title = card.title if card is not None else (meta.name or meta.model_id or mid)
-        institution = who.institution or (card.institution if card is not None else "local")
-        digest = content_hash(mid, data, card)
-        self._precheck(who, mid, digest, derived)  # refusals before any byte reaches the disk
-        paths = ["model.xml"]
-        blobs = [data]
-        roles = [("model", SBML_MEDIA)]
-        if source is not None and fmt != "sbml":
-            paths.append(f"source/{safe_name(filename) if filename else f'source.{fmt}'}")
-            blobs.append(source)
-            roles.append(("source", SOURCE_MEDIA.get(fmt, fmt)))
-        for ef in extra_files:
-            paths.append(f"files/{safe_entry(ef.path)}")
-            blobs.append(ef.data)
-            roles.append((ef.role, ef.media_format))
-        staged = [self.blobs.stage(b) for b in blobs]
-        files = [
-            FileRow(path=p, role=r, media_format=m, sha256=st.digest, size=st.size)
-            for p, (r, m), st in zip(paths, roles, staged, strict=True)
-        ]
-        drugs = (
-            []
-            if card is None
-            else [
-                DrugRow(system=d.system, code=d.code, display=(d.display or "").lower()) for d in card.drugs
-            ]
+        return self.submissions.submit(
+            sbml,
+            card,
+            submitted_by=submitted_by,
+            fmt=fmt,
+            principal=principal,
+            model_id=model_id,
+            source=source,
+            extra_files=extra_files,
+            filename=filename,
         )
-        text = " ".join([title, card.description if card else "", meta.name]).lower()
-        try:
-            for attempt in range(_RETRIES):
-                try:
-                    with self.sessions.begin() as s:
-                        return self._store(
-                            s, who, mid, title, institution, digest, files, staged,
-                            drugs, meta.annotations, card, fmt, text, sbml, derived,
-                        )  # fmt: skip
-                except (SAIntegrityError, DBAPIError) as exc:
-                    # Two submitters raced for the same new model row or version number: go again.
-                    if attempt == _RETRIES - 1 or not _retryable(exc):
-                        log.error("storing %s failed: %s", mid, exc.orig)
-                        raise RegistryError(f"could not store {mid} (database error)", source=mid) from None
-                    time.sleep(0.01 * (attempt + 1))
-            raise AssertionError("unreachable")
-        finally:
-            for st in staged:
-                self.blobs.discard(st)  # published ones were moved already; the rest go now
-
-    def _precheck(self, who: Principal, mid: str, digest: str, derived: bool) -> None:
-        with self.readers() as s:
-            model = s.get(ModelRow, mid)
-            if model is None:
-                return
-            same = s.scalars(
-                select(VersionRow.id).where(VersionRow.model_id == mid, VersionRow.content_sha256 == digest)
-            ).first()
-            self._check_new_version(who, model, mid, derived, same is not None)
-
-    @staticmethod
-    def _check_new_version(who: Principal, model: ModelRow, mid: str, derived: bool, identical: bool) -> None:
-        require_owner(who, model.institution, mid, "adding a version")
-        if derived and not identical:
-            raise RegistryError(
-                f"a model {mid!r} already exists and this upload names no id: to add a version to it "
-                f"pass the id explicitly (--id {mid}), else give this model its own id",
-                source=mid,
-                field="model_id",
-            )
-
-    def _store(
-        self,
-        s: Session,
-        who: Principal,
-        mid: str,
-        title: str,
-        institution: str,
-        digest: str,
-        files: list[FileRow],
-        staged: list[Staged],
-        drugs: list[DrugRow],
-        annotations: Sequence[Annotation],
-        card: ModelCard | None,
-        fmt: str,
-        text: str,
-        sbml: str,
-        derived: bool,
-    ) -> StoredModel:
-        model = repo.lock_model(s, mid)
-        existing = s.scalars(
-            select(VersionRow).where(VersionRow.model_id == mid, VersionRow.content_sha256 == digest)
-        ).first()
-        if model is None:
-            repo.ensure_institution(s, institution)
-            model = ModelRow(id=mid, title=title, institution=institution)
-            s.add(model)
-            s.flush()
-        else:
-            self._check_new_version(who, model, mid, derived, existing is not None)
-        if existing is not None:
-            repo.add_audit(s, who, "submit-identical", mid, existing.number, sha256=existing.sbml_sha256)
-            return self._stored(existing, sbml, dedup=True)
-        number = repo.next_number(s, mid)
-        row = VersionRow(
-            model_id=mid,
-            number=number,
-            sbml_sha256=files[0].sha256,
-            content_sha256=digest,
-            format=fmt,
-            card=_canonical_card(card),
-            title=title,
-            search_text=text,
-            institution=model.institution,
-            submitted_by=who.name,
-            status_changed_by=who.name,
-        )
-        repo.add_version_rows(
-            s,
-            row,
-            [
-                FileRow(path=f.path, role=f.role, media_format=f.media_format, sha256=f.sha256, size=f.size)
-                for f in files
-            ],
-            drugs,
-            annotations,
-        )
-        repo.add_audit(s, who, "submit", mid, number, sha256=row.sbml_sha256, format=fmt)
-        for st in staged:
-            self.blobs.publish(st)  # last step before commit: the rows now name existing blobs
-        return self._stored(row, sbml)
 
     def submit_file(
         self,
@@ -320,31 +162,16 @@ class Registry:
         submitted_by: str = "local",
         options: dict[str, Any] | None = None,
     ) -> StoredModel:
-        """Store an upload in any format plug-in's format (detected when ``fmt`` is None);
-        ``options`` (values, units, drug) go to the plug-in's load (see registry.formats.options)."""
-        shown = safe_name(filename) if filename else None
-        if len(raw) > self.max_upload_bytes:
-            raise RegistryError(f"upload of {len(raw)} bytes exceeds {self.max_upload_bytes}", source=shown)
-        if model_id is not None:
-            check_model_id(model_id, source=shown)
-        name = fmt or detect_format(raw, source=shown)
-        plugin = get_format(name)
-        if options:
-            from registry.formats.options import check_options
-
-            check_options(name, options)
-        sbml, carried = plugin.load(raw, source=shown, **(options or {}))
-        extras = plugin.extra_files(raw) if hasattr(plugin, "extra_files") else []
-        return self.submit(
-            sbml,
-            card or carried,
-            fmt=name,
-            principal=principal,
-            model_id=model_id,
-            source=raw,
-            extra_files=extras,
+        """Store an upload in any format plug-in's format (detected when ``fmt`` is None)."""
+        return self.submissions.submit_file(
+            raw,
             filename=filename,
+            fmt=fmt,
+            card=card,
+            model_id=model_id,
+            principal=principal,
             submitted_by=submitted_by,
+            options=options,
         )
 
     # ------------------------------------------------------------------ read
@@ -354,16 +181,16 @@ class Registry:
         with self.readers() as s:
             row = repo.find_version(s, model_id, version, withdrawn=withdrawn)
             try:
-                return self._stored(row)
+                return stored_model(self.blobs, row)
             except IntegrityError:
                 self._audit_fault(model_id, row.number)
                 raise
 
-    def list_models(self) -> list[StoredModel]:
-        """Every version (without SBML text), by model id and version."""
+    def list_models(self) -> list[VersionSummary]:
+        """Every version as a summary (id, version, status, title, institution; no SBML), in order."""
         with self.readers() as s:
             rows = s.scalars(select(VersionRow).order_by(VersionRow.model_id, VersionRow.number)).all()
-            return [self._stored(r, load=False) for r in rows]
+            return [summarise(r) for r in rows]
 
     def versions(self, model_id: str) -> list[VersionSummary]:
         check_model_id(model_id)
@@ -387,33 +214,6 @@ class Registry:
         """Record that a read found bytes that no longer match their hash."""
         with self.sessions.begin() as s:
             auditlog.append(s, "system", "", "integrity-fault", model_id, version)
-
-    def _stored(
-        self, row: VersionRow, sbml: str | None = None, load: bool = True, dedup: bool = False
-    ) -> StoredModel:
-        if sbml is None and load:
-            sbml = self.blobs.get(row.sbml_sha256).decode("utf-8")
-        card = (
-            None
-            if row.card is None
-            else parse(ModelCard, row.card, source=f"registry {row.model_id}@{row.number}")
-        )
-        return StoredModel(
-            row.model_id,
-            row.number,
-            sbml or "",
-            card,
-            row.sbml_sha256,
-            row.status,
-            row.format,
-            row.institution,
-            row.title,
-            row.submitted_by,
-            row.created_at,
-            row.status_changed_by,
-            row.status_changed_at,
-            dedup,
-        )
 
     # ------------------------------------------------------------ validation
     def validate(
@@ -492,7 +292,7 @@ class Registry:
                 )
             self._set_status(row, next_status("publish", row.status, f"{model_id}@{version}"), principal)
             repo.add_audit(s, principal, "publish", model_id, version)
-            return self._stored(row, load=False)
+            return stored_model(self.blobs, row, load=False)
 
     def deprecate(
         self, model_id: str, version: int, *, principal: Principal = LOCAL, reason: str = ""
@@ -503,7 +303,7 @@ class Registry:
             row = repo.find_version(s, model_id, version, lock=True)
             self._set_status(row, next_status("deprecate", row.status, f"{model_id}@{version}"), principal)
             repo.add_audit(s, principal, "deprecate", model_id, version, reason=reason)
-            return self._stored(row, load=False)
+            return stored_model(self.blobs, row, load=False)
 
     def withdraw(
         self, model_id: str, version: int, *, principal: Principal = LOCAL, reason: str = ""
@@ -639,13 +439,6 @@ class Registry:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _retryable(exc: DBAPIError) -> bool:
-    if isinstance(exc, SAIntegrityError):
-        return True
-    code = getattr(exc.orig, "sqlstate", None)
-    return code in ("40001", "40P01") or "database is locked" in str(exc.orig)
 
 
 def open_registry(database_url: str, blob_dir: Path, **options: Any) -> Registry:
