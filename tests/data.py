@@ -63,6 +63,16 @@ def require_external(*paths: Path) -> None:
     pytest.skip(reason)
 
 
+def require_postgres(available: bool) -> None:
+    """Skip the running test (fail under CI, which starts the server) when PostgreSQL is unreachable."""
+    if available:
+        return
+    reason = "PostgreSQL at 127.0.0.1:5432 is not reachable"
+    if under_ci():
+        pytest.fail(f"CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def shared_data(relpath: str) -> Path:
     """The external file or folder ``relpath`` (e.g. ``"pharmml/UseCase1_0.8.1.xml"``); inside a
     test only: skips the test, or fails it under CI, when it is absent."""

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from interop.settings import Settings
 from tests.api.conftest import make_users
 from tests.clirun import CliRun, invoke
-from tests.data import GENTAMICIN_CARD, GENTAMICIN_SBML, POSTGRES_URL, ROOT
+from tests.data import GENTAMICIN_CARD, GENTAMICIN_SBML, POSTGRES_URL, ROOT, require_postgres
 from tests.registry.conftest import PG
 
 N = 20
@@ -37,8 +37,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], int]]:
     """One uvicorn server for the module, on a fresh PostgreSQL schema (dropped afterwards)."""
-    if not PG:
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    require_postgres(PG)
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:

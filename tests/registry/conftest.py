@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 
 from interop.schema import ModelCard, parse_json
 from registry import Registry, open_registry
-from tests.data import GENTAMICIN_CARD, GENTAMICIN_SBML, POSTGRES_URL
+from tests.data import GENTAMICIN_CARD, GENTAMICIN_SBML, POSTGRES_URL, require_postgres
 
 
 def _pg_available() -> bool:
@@ -31,8 +31,7 @@ PG = _pg_available()
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A database URL whose search_path is a fresh schema; the schema is dropped afterwards."""
-    if not PG:
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    require_postgres(PG)
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
