@@ -1,0 +1,144 @@
+"""Use cases behind the web pages' patient side: import an uploaded FHIR file into the hub's own
+record store, list and load imported records and cohorts, and describe how a record binds to a
+model (covariates, doses, levels, what was left out and why) before anything is fitted.
+
+Records live under the hub's output folder (``$INTEROP_HOME/output``): ``web/records/`` for uploads,
+and any other folder that ``interop import fhir --out`` or the demo wrote there. Only folders under
+that root are offered, so a form never names a server path.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from converters import convert_bundle_file
+from converters.report import ImportReport
+from interop.errors import NotFoundError, SchemaError
+from interop.schema import ModelCard, PatientRecord
+from interop.schema.record_store import RecordStore
+from interop.settings import Settings
+from interop.twin import bind_patient, load_model
+from interop.twin.covariates import describe_covariates
+from interop.workflows.demo import demo_key
+
+__all__ = [
+    "ImportedRecord",
+    "binding_summary",
+    "cohort_folders",
+    "import_upload",
+    "imported_records",
+    "load_imported",
+    "upload_store",
+]
+
+MAX_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class ImportedRecord:
+    patient_id: str
+    folder: str  # relative to the output folder
+
+
+def upload_store(settings: Settings) -> RecordStore:
+    return RecordStore(settings.output_dir / "web")
+
+
+def import_upload(settings: Settings, raw: bytes, filename: str) -> tuple[list[PatientRecord], ImportReport]:
+    """Convert an uploaded FHIR Bundle, resource or NDJSON file (pseudonymised with the hub's key,
+    date-shifted) and merge its records into the upload store."""
+    suffix = ".ndjson" if filename.lower().endswith((".ndjson", ".jsonl")) else ".json"
+    if raw[:2] == b"\x1f\x8b":
+        suffix += ".gz"
+    with tempfile.TemporaryDirectory(prefix="interop-upload-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(raw)
+        result = convert_bundle_file(path, demo_key(settings))
+    if not result.records:
+        raise SchemaError(f"{filename}: no Patient with data in the file", source=filename)
+    store = upload_store(settings)
+    return [store.merge(r) for r in result.records], result.report
+
+
+def _stores(settings: Settings) -> list[RecordStore]:
+    root = settings.output_dir
+    if not root.is_dir():
+        return []
+    found = []
+    for d in sorted(root.rglob("records")):
+        if d.is_dir() and len(d.relative_to(root).parts) <= MAX_DEPTH:
+            found.append(RecordStore(d.parent))
+    return found
+
+
+def imported_records(settings: Settings) -> list[ImportedRecord]:
+    """Every record under the output folder (id and folder), uploads first."""
+    out: list[ImportedRecord] = []
+    for store in _stores(settings):
+        rel = str(store.root.relative_to(settings.output_dir))
+        out.extend(ImportedRecord(pid, rel) for pid in store.ids())
+    return sorted(out, key=lambda r: (r.folder != "web", r.folder, r.patient_id))
+
+
+def load_imported(settings: Settings, patient_id: str, folder: str = "web") -> PatientRecord:
+    """An imported record by pseudonymous id and folder (one of ``imported_records``)."""
+    for store in _stores(settings):
+        if str(store.root.relative_to(settings.output_dir)) == folder:
+            record = store.load(patient_id)
+            if record is not None:
+                return record
+    raise NotFoundError(f"no imported record {patient_id!r} in {folder!r}", source=folder)
+
+
+def cohort_folders(settings: Settings) -> list[str]:
+    """Folders under the output folder that ``validate`` reads (Parquet tables or records/*.json)."""
+    root = settings.output_dir
+    if not root.is_dir():
+        return []
+    found = {
+        p.parent for p in root.rglob("patients.parquet") if len(p.relative_to(root).parts) <= MAX_DEPTH + 1
+    }
+    found |= {s.root for s in _stores(settings) if s.ids()}
+    return sorted(str(p.relative_to(root)) for p in found)
+
+
+def cohort_path(settings: Settings, folder: str) -> Path:
+    """The path of a folder that ``cohort_folders`` lists (anything else is refused)."""
+    if folder not in cohort_folders(settings):
+        raise NotFoundError(f"no cohort folder {folder!r} under the hub's output folder", source=folder)
+    return settings.output_dir / folder
+
+
+def binding_summary(sbml: str, card: ModelCard, record: PatientRecord) -> dict[str, Any]:
+    """How ``record`` binds to the model: covariates, doses, levels and the notes on what was left out."""
+    twin = bind_patient(load_model(sbml, card), record)
+    units = {o.id: o.unit for o in card.observables}
+    return {
+        "patient_id": twin.patient_id,
+        "origin": twin.origin.isoformat(),
+        "doses": [
+            {
+                "time_h": d.time_h,
+                "amount": d.amount,
+                "route": d.input.route,
+                "duration_h": d.duration_h,
+                "unit": d.input.amount_unit,
+            }
+            for d in twin.doses
+        ],
+        "levels": [
+            {
+                "time_h": o.time_h,
+                "observable": o.observable,
+                "value": o.value,
+                "unit": units.get(o.observable, ""),
+                "below_lloq": o.below_lloq,
+            }
+            for o in twin.observations
+        ],
+        "notes": list(twin.notes),
+        **describe_covariates(twin),
+    }

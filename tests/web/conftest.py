@@ -1,0 +1,105 @@
+"""Fixtures: the web app over a fresh SQLite registry holding the demo's model and patient, with a
+user of each role (tests/api's USERS); an in-process client and a real uvicorn server."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from interop.settings import Settings
+from interop.web import create_web_app
+from interop.workflows.demo import DemoResult, run_demo
+from tests.api.conftest import make_users
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    tokens: dict[str, str]
+    demo: DemoResult
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Hub:
+    home = tmp_path_factory.mktemp("webhub") / "home"
+    settings = Settings(home=home, database_url=f"sqlite:///{home / 'registry.sqlite'}")
+    tokens = make_users(settings)
+    return Hub(settings, tokens, run_demo(settings))
+
+
+@dataclass
+class Web:
+    client: TestClient
+    app: FastAPI
+    hub: Hub
+
+    def csrf(self, path: str = "/") -> str:
+        """The CSRF token of this client's session, read from a page's form."""
+        m = re.search(r'name="csrf_token" value="([^"]+)"', self.client.get(path).text)
+        assert m, "no CSRF token on the page"
+        return m[1]
+
+    def sign_in(self, who: str) -> None:
+        r = self.client.post(
+            "/signin", data={"token": self.hub.tokens[who], "csrf_token": self.csrf("/signin"), "next": "/"}
+        )
+        assert r.status_code == 200 and who in r.text, r.text[:500]
+
+
+@pytest.fixture
+def web(hub: Hub) -> Iterator[Web]:
+    app = create_web_app(hub.settings, rate_per_minute=0)
+    with TestClient(app) as client:
+        yield Web(client, app, hub)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    hub: Hub
+
+
+@pytest.fixture(scope="module")
+def server(hub: Hub) -> Iterator[Server]:
+    """The real app under uvicorn on a free 127.0.0.1 port, in a thread of this process."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_web_app(hub.settings, rate_per_minute=0), host="127.0.0.1", port=port, log_level="warning"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield Server(f"http://127.0.0.1:{port}", hub)
+    srv.should_exit = True
+    thread.join(10)
+
+
+def demo_model_ref(hub: Hub) -> str:
+    return f"{hub.demo.model_id}@{hub.demo.model_version}"
+
+
+def demo_bundle() -> Path:
+    from tests.data import DEMO
+
+    return DEMO / "gentamicin_patient.json"
