@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -23,7 +24,7 @@ from interop.twin.model import parameter_units
 from interop.twin.recommend import RegimenOptions, Target
 from interop.web.deps import check_csrf, page_registry, render, require_role, session_of
 from interop.web.figures import concentration_figure
-from interop.web.jobs import Job, Progress
+from interop.web.jobs import Progress
 from interop.workflows.twin import forecast_patient, recommend_for_patient
 from interop.workflows.workspace import binding_summary, import_upload, imported_records, load_imported
 from registry import SearchQuery
@@ -236,10 +237,9 @@ def run(
         except ValueError as exc:
             raise TwinError(str(exc), field="target") from exc
     jobs = request.app.state.jobs
-    out_root: Path = settings.home / "web-jobs"
+    out_dir: Path = settings.home / "web-jobs" / secrets.token_hex(12)
 
     def work(progress: Progress) -> dict[str, Any]:
-        out_dir = out_root / re.sub(r"[^A-Za-z0-9]", "", job_holder[0].id)
         progress(0.1, "binding the patient and fitting (MAP)")
         if kind == "recommend":
             assert target is not None and options is not None
@@ -252,9 +252,8 @@ def run(
         progress(0.9, "drawing the figures")
         return _result(outcome, kind, band, out_dir)
 
-    job_holder: list[Job] = []
-    job_holder.append(jobs.submit(session_of(request).owner, "twin", work))
-    return RedirectResponse(workspace_url(model, patient, folder, job_holder[0].id), status_code=303)
+    job = jobs.submit(session_of(request).owner, "twin", work)
+    return RedirectResponse(workspace_url(model, patient, folder, job.id), status_code=303)
 
 
 @router.get("/jobs/{job_id}")

@@ -4,7 +4,7 @@ patient row) to the registry as the signed-in site."""
 
 from __future__ import annotations
 
-import re
+import secrets
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -58,11 +58,10 @@ def run(
     ref = parse_model_ref(model)
     page_registry(request).get(ref.model_id, ref.version)  # 404 now, not in the job
     folder = cohort_path(settings, cohort)
-    holder: list[Job] = []
+    out_dir = settings.home / "web-jobs" / secrets.token_hex(12)
     scheduler = request.app.state.validation_scheduler
 
     def work(progress: Progress) -> dict[str, Any]:
-        out_dir = settings.home / "web-jobs" / re.sub(r"[^A-Za-z0-9]", "", holder[0].id)
         progress(0.02, "loading the model and the cohort")
 
         def tick(done: int, total: int) -> None:
@@ -90,8 +89,8 @@ def run(
             "submitted": None,
         }
 
-    holder.append(request.app.state.jobs.submit(session_of(request).owner, "validation", work))
-    q = urlencode({"model": model, "cohort": cohort, "job": holder[0].id})
+    job = request.app.state.jobs.submit(session_of(request).owner, "validation", work)
+    q = urlencode({"model": model, "cohort": cohort, "job": job.id})
     return RedirectResponse(f"/validation?{q}", status_code=303)
 
 
