@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from interop.schema import ModelCard, parse_json
 from interop.schema.model_id import MODEL_ID_RULE
 from interop.web.deps import check_csrf, page_registry, render, require_role
+from interop.workflows.workspace import parameter_table
 from registry import SearchQuery, ValidationReport
 from registry.auditlog import AuditFilter
 from registry.rdf import BQBIOL, BQMODEL
@@ -182,6 +183,7 @@ def model_page(
         records=registry.list_validation_records(model_id, stored.version),
         files=registry.files(model_id, stored.version),
         annotations=_annotations(registry, model_id, stored.version),
+        parameters=parameter_table(stored.sbml, card),
         may_change=may_change,
         is_curator=user.at_least("curator"),
     )

@@ -22,6 +22,7 @@ from interop.schema.record_store import RecordStore
 from interop.settings import Settings
 from interop.twin import bind_patient, load_model
 from interop.twin.covariates import describe_covariates
+from interop.twin.model import parameter_units
 from interop.workflows.demo import demo_key
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "import_upload",
     "imported_records",
     "load_imported",
+    "parameter_table",
     "upload_store",
 ]
 
@@ -142,3 +144,25 @@ def binding_summary(sbml: str, card: ModelCard, record: PatientRecord) -> dict[s
         "notes": list(twin.notes),
         **describe_covariates(twin),
     }
+
+
+def parameter_table(sbml: str, card: ModelCard | None) -> list[dict[str, Any]]:
+    """The model's parameters with units: the card's table where it has one, else every global SBML
+    parameter (value, units from the SBML) that is not an ETA, a covariate or an assignment-rule target."""
+    if card is not None and card.parameters:
+        return [p.model_dump() for p in card.parameters]
+    import libsbml
+
+    model = libsbml.readSBMLFromString(sbml).getModel()
+    if model is None:
+        return []
+    units = parameter_units(sbml, card)
+    skip = set() if card is None else {*card.random_effects.etas, *(c.name for c in card.covariates)}
+    rows = []
+    for p in model.getListOfParameters():
+        pid = p.getId()
+        if pid in skip or model.getAssignmentRuleByVariable(pid) is not None or not p.isSetValue():
+            continue
+        row = {"id": pid, "value": p.getValue(), "unit": units.get(pid, ""), "source": "SBML"}
+        rows.append({**row, "description": p.getName() or ""})
+    return rows

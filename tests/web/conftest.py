@@ -34,7 +34,25 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Hub:
     home = tmp_path_factory.mktemp("webhub") / "home"
     settings = Settings(home=home, database_url=f"sqlite:///{home / 'registry.sqlite'}")
     tokens = make_users(settings)
-    return Hub(settings, tokens, run_demo(settings))
+    demo = run_demo(settings)
+    from interop.workflows.registry_validation import open_validating_registry
+    from tests.data import MODELS
+    from tests.sedml.archive import sedml_archive
+
+    reg = open_validating_registry(settings)
+    try:  # a second drug to search for, and an archive whose SED-ML plots are validation evidence
+        card = (MODELS / "tacrolimus_hao2018.card.json").read_text()
+        from interop.schema import ModelCard, parse_json
+
+        reg.submit(
+            (MODELS / "tacrolimus_hao2018.xml").read_text(), parse_json(ModelCard, card), submitted_by="setup"
+        )
+        reg.validate(demo.model_id, demo.model_version)
+        stored = reg.submit_file(sedml_archive(), filename="experiment.omex", model_id="sedml-example")
+        reg.validate(stored.model_id, stored.version)
+    finally:
+        reg.close()
+    return Hub(settings, tokens, demo)
 
 
 @dataclass
