@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from interop.errors import MissingExtraError
-from interop.settings import get_settings
+from interop.settings import Settings, get_settings
+
+__all__ = ["register", "run_server", "web_app"]
+
+
+def web_app(settings: Settings) -> Any:
+    """The web application over ``settings`` (the 'web' extra)."""
+    try:
+        import uvicorn  # noqa: F401 - the 'api' extra
+
+        from interop.web import create_web_app
+    except ImportError as exc:
+        raise MissingExtraError(exc.name or "fastapi", extra="web", purpose="serving the web app") from exc
+    return create_web_app(settings)
+
+
+def run_server(app: Any, host: str, port: int) -> None:
+    """Serve ``app`` until interrupted (uvicorn; X-Forwarded-Proto from a TLS proxy marks https)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -14,18 +36,9 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
         port: int = typer.Option(8000, help="TCP port"),
     ) -> None:
-        """Serve the web application (pages at /, the API under /api) over the local registry."""
-        try:
-            import uvicorn  # the 'api' extra
-
-            from interop.web import create_web_app
-        except ImportError as exc:
-            raise MissingExtraError(
-                exc.name or "fastapi", extra="web", purpose="serving the web app"
-            ) from exc
+        """Serve the web application (pages at /, the API under /api)."""
+        web = web_app(get_settings())
         typer.echo(
             f"Serving http://{host}:{port}/ (API at http://{host}:{port}/api, OpenAPI /api/openapi.json)"
         )
-        uvicorn.run(
-            create_web_app(get_settings()), host=host, port=port, log_level="info", proxy_headers=True
-        )
+        run_server(web, host, port)

@@ -1,0 +1,160 @@
+"""The web app in-process (TestClient over the real app, registry and twin): sessions, CSRF, roles,
+the API under /api, and ``interop demo --serve``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from interop.settings import Settings
+from interop.web import create_web_app
+from tests.clirun import invoke
+from tests.web.conftest import Hub, Web, demo_model_ref
+
+
+def test_the_api_is_mounted_under_api_with_its_openapi_document(web: Web) -> None:
+    assert "/models" in web.client.get("/api/openapi.json").json()["paths"]
+    r = web.client.get("/api/models", headers={"Authorization": f"Bearer {web.hub.tokens['rita']}"})
+    assert r.status_code == 200 and r.json()["total"] >= 1
+    assert web.client.get("/api/models").status_code == 401  # the page session never authorises the API
+
+
+def test_session_cookie_flags_and_secure_behind_tls(hub: Hub) -> None:
+    app = create_web_app(hub.settings, rate_per_minute=0)
+    with TestClient(app, base_url="https://hub.example") as client:
+        cookie = client.get("/signin").headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "secure" in cookie
+    with TestClient(app) as client:
+        assert "secure" not in client.get("/signin").headers["set-cookie"].lower()
+
+
+def test_sign_in_rotates_the_session_id(web: Web) -> None:
+    web.client.get("/signin")
+    before = web.client.cookies.get("interop_session")
+    web.sign_in("rita")
+    assert web.client.cookies.get("interop_session") not in (None, before)
+
+
+def test_reader_forged_posts_get_403_and_change_nothing(web: Web) -> None:
+    web.sign_in("rita")
+    hub = web.hub
+    base = f"/models/{hub.demo.model_id}/versions/{hub.demo.model_version}"
+    for action in ("publish", "deprecate", "withdraw", "validate"):
+        r = web.client.post(f"{base}/{action}", data={"csrf_token": web.csrf()})
+        assert r.status_code == 403, action
+    assert "status-withdrawn" not in web.client.get(f"/models/{hub.demo.model_id}").text
+
+
+def test_a_contributor_of_another_institution_cannot_validate(web: Web) -> None:
+    web.sign_in("bob")  # uni-b; the demo model belongs to the demo card's institution
+    hub = web.hub
+    r = web.client.post(
+        f"/models/{hub.demo.model_id}/versions/{hub.demo.model_version}/validate",
+        data={"csrf_token": web.csrf()},
+    )
+    assert r.status_code == 403
+
+
+def test_csrf_token_is_required_and_tied_to_the_session(web: Web, hub: Hub) -> None:
+    web.sign_in("carol")
+    other = Web(TestClient(create_web_app(hub.settings, rate_per_minute=0)), web.app, hub)
+    foreign = other.csrf("/signin")  # a valid token of another session
+    base = f"/models/{hub.demo.model_id}/versions/{hub.demo.model_version}"
+    assert web.client.post(f"{base}/deprecate", data={}).status_code == 403
+    assert web.client.post(f"{base}/deprecate", data={"csrf_token": foreign}).status_code == 403
+    assert web.client.post("/signout", data={}).status_code == 403
+
+
+def test_a_revoked_token_ends_the_session(web: Web, hub: Hub) -> None:
+    from tests.api.conftest import make_users
+
+    web.sign_in("rita")
+    assert web.client.get("/models").status_code == 200
+    fresh = make_users(hub.settings)  # re-keys every user: rita's old token is revoked
+    try:
+        r = web.client.get("/models", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/signin")
+    finally:
+        hub.tokens.update(fresh)
+
+
+def test_sign_in_never_redirects_off_site(web: Web) -> None:
+    r = web.client.post(
+        "/signin",
+        data={"token": web.hub.tokens["rita"], "csrf_token": web.csrf("/signin"), "next": "//evil.example/x"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_jobs_belong_to_their_session(web: Web, hub: Hub) -> None:
+    web.sign_in("rita")
+    r = web.client.post(
+        "/twin/run",
+        data={
+            "csrf_token": web.csrf(),
+            "model": demo_model_ref(hub),
+            "patient": hub.demo.patient_id,
+            "folder": "demo",
+        },
+        follow_redirects=False,
+    )
+    job = re.search(r"job=([\w-]+)", r.headers["location"])[1]  # type: ignore[index]
+    assert web.client.get(f"/jobs/{job}").status_code == 200
+    with TestClient(web.app) as other:
+        assert other.get(f"/jobs/{job}").status_code == 404
+
+
+def test_bad_regimen_input_is_a_clear_error(web: Web, hub: Hub) -> None:
+    web.sign_in("rita")
+    r = web.client.post(
+        "/twin/run",
+        data={
+            "csrf_token": web.csrf(),
+            "model": demo_model_ref(hub),
+            "patient": hub.demo.patient_id,
+            "folder": "demo",
+            "kind": "recommend",
+            "target_high": "2",
+            "amounts": "240, lots",
+            "intervals": "24",
+        },
+    )
+    assert r.status_code == 400 and "amounts: &#39;lots&#39; is not a number" in r.text
+
+
+def test_cohort_folders_are_only_those_listed(web: Web) -> None:
+    web.sign_in("alice")
+    r = web.client.post(
+        "/validation/run",
+        data={"csrf_token": web.csrf(), "model": demo_model_ref(web.hub), "cohort": "../../etc"},
+    )
+    assert r.status_code == 404
+
+
+def test_demo_serve_prints_the_workspace_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[Any] = []
+    # The server loop blocks until interrupted: record the app it would serve instead, then open the URL.
+    monkeypatch.setattr(
+        "interop.cli.serve.run_server", lambda app, host, port: served.append((app, host, port))
+    )
+    home = tmp_path / "home"
+    r = invoke(
+        ["demo", "--serve", "--port", "8765"], env={"INTEROP_HOME": str(home), "INTEROP_DATABASE_URL": None}
+    )
+    assert r.returncode == 0, r.stderr
+    url = re.search(r"http://127\.0\.0\.1:8765(/twin\?\S+)", " ".join(r.stdout.split()))
+    assert url and served and served[0][1:] == ("127.0.0.1", 8765)
+    settings = Settings(home=home, database_url=f"sqlite:///{home / 'registry.sqlite'}")
+    from tests.api.conftest import make_users
+
+    tokens = make_users(settings)
+    web = Web(TestClient(served[0][0]), served[0][0], Hub(settings, tokens, None))  # type: ignore[arg-type]
+    with web.client:
+        web.sign_in("rita")
+        page = web.client.get(url[1]).text
+    assert 'id="binding"' in page and "gentamicin" in page
