@@ -113,7 +113,8 @@ def search_page(
     }
     registry = page_registry(request)
     result = registry.search(SearchQuery(**terms, page=page, per_page=per_page))  # type: ignore[arg-type]
-    rows = [(item, _badge(registry.report(item.model_id, item.version))) for item in result.items]
+    reports = registry.latest_reports([(i.model_id, i.version) for i in result.items])
+    rows = [(item, _badge(reports.get((item.model_id, item.version)))) for item in result.items]
 
     def link(p: int) -> str:
         return "/models?" + urlencode({**terms, "page": p, "per_page": per_page})

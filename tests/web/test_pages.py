@@ -158,3 +158,23 @@ def test_demo_serve_prints_the_workspace_url(tmp_path: Path, monkeypatch: pytest
         web.sign_in("rita")
         page = web.client.get(url[1]).text
     assert 'id="binding"' in page and "gentamicin" in page
+
+
+def test_latest_reports_in_one_query_equal_each_report(web: Web) -> None:
+    from interop.api.deps import registry_for
+
+    registry = registry_for(web.app.state.api_app)
+    keys = [(i.model_id, i.version) for i in registry.search(per_page=1000).items]
+    batched = registry.latest_reports(keys)
+    for key in keys:
+        one = registry.report(*key)
+        assert (one is None and key not in batched) or batched[key] == one
+    assert batched, "the hub's fixture validates its models"
+
+
+def test_search_rows_show_the_validation_badge(web: Web) -> None:
+    web.sign_in("rita")
+    tacrolimus = web.client.get("/models?drug=tacrolimus").text  # submitted, never validated
+    assert tacrolimus.count('badge-not">not validated<') == 1 and "badge-passed" not in tacrolimus
+    demo = web.client.get(f"/models?text={web.hub.demo.model_id.split('-')[0]}&institution=").text
+    assert 'badge-passed">passed<' in demo
