@@ -89,9 +89,9 @@ def bench_size(n_models: int, repeat: int) -> list[tuple[str, float, float]]:
                 page = median_ms(get(client, page_url), repeat)
                 rows.append((label, api, page))
             # The model page shows the versions, the report, the audit, the records and the annotations (RDF).
-            behind = [f"/api/models/{mid}", f"/api/models/{mid}/versions/{v}/report",
-                      f"/api/models/{mid}/audit?per_page=200", f"/api/models/{mid}/versions/{v}/validation-records",
-                      f"/api/models/{mid}/versions/{v}/export?format=turtle"]  # fmt: skip
+            version = f"/api/models/{mid}/versions/{v}"
+            behind = [f"/api/models/{mid}", f"{version}/report", f"/api/models/{mid}/audit?per_page=200",
+                      f"{version}/validation-records", f"{version}/export?format=turtle"]  # fmt: skip
             calls = [get(client, u, **auth) for u in behind]
             api = median_ms(lambda: [c() for c in calls], repeat)
             page = median_ms(get(client, f"/models/{mid}?version={v}"), repeat)
