@@ -18,7 +18,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from interop.api import create_app
@@ -120,7 +120,7 @@ def create_web_app(
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
         if request.url.path.startswith("/jobs/"):
-            return Response(f'{{"detail": "{exc.detail}"}}', exc.status_code, media_type="application/json")
+            return JSONResponse({"detail": exc.detail}, exc.status_code)
         return render(request, "error.html", exc.status_code, status=exc.status_code, detail=exc.detail)
 
     @app.exception_handler(InteropError)
@@ -129,6 +129,11 @@ def create_web_app(
         if code == 403:
             audit_denial(request, None, str(exc))
         return render(request, "error.html", code, status=code, detail=one_line(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return render(request, "error.html", 500, status=500, detail="internal error (logged on the server)")
 
     app.mount("/api", api_app)
     app.mount("/static", StaticFiles(directory=str(files("interop.web").joinpath("static"))), name="static")

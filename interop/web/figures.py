@@ -10,8 +10,9 @@ import numpy as np
 
 from interop.twin.binding import Twin
 from interop.twin.forecast import Forecast
+from interop.workflows.stage_plots import StagePlot
 
-__all__ = ["concentration_figure"]
+__all__ = ["concentration_figure", "stage_figure", "stage_png"]
 
 
 def _r(a: Any) -> list[float]:
@@ -128,3 +129,53 @@ def concentration_figure(
             "margin": {"t": 50, "r": 20},
         },
     }
+
+
+def stage_figure(plot: StagePlot) -> dict[str, Any]:
+    """A validation stage's simulation (and the reference values it was compared with) for Plotly."""
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "mode": "lines", "x": _r(plot.times_h), "y": _r(v), "name": f"{k} (model)"}
+        for k, v in plot.curves.items()
+    ]
+    if plot.points:
+        data.append(
+            {"type": "scatter", "mode": "markers", "x": plot.points_h, "y": plot.points,
+             "name": f"{plot.observable} (reference)", "marker": {"color": "#b00020", "size": 8}}
+        )  # fmt: skip
+    return {
+        "data": data,
+        "layout": {
+            "title": {"text": plot.title},
+            "xaxis": {"title": {"text": "time (h)"}},
+            "yaxis": {"title": {"text": f"concentration ({plot.unit})"}, "rangemode": "tozero"},
+            "legend": {"orientation": "h", "y": -0.2},
+            "margin": {"t": 50, "r": 20},
+        },
+    }
+
+
+def stage_png(plot: StagePlot) -> bytes:
+    """The same figure as PNG (matplotlib, as the CLI's plots)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    try:
+        for k, v in plot.curves.items():
+            ax.plot(plot.times_h, v, label=f"{k} (model)")
+        if plot.points:
+            ax.plot(plot.points_h, plot.points, "o", color="#b00020", label=f"{plot.observable} (reference)")
+        ax.set_xlabel("time (h)")
+        ax.set_ylabel(f"concentration ({plot.unit})")
+        ax.set_title(plot.title, fontsize=10)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+    finally:
+        plt.close(fig)

@@ -12,12 +12,14 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from interop.schema import ModelCard, parse_json
 from interop.schema.model_id import MODEL_ID_RULE
 from interop.web.deps import check_csrf, page_registry, render, require_role
+from interop.web.figures import stage_figure, stage_png
+from interop.workflows.stage_plots import StagePlot, stage_plots
 from interop.workflows.workspace import parameter_table
 from registry import SearchQuery, ValidationReport
 from registry.auditlog import AuditFilter
@@ -187,6 +189,9 @@ def model_page(
         parameters=parameter_table(stored.sbml, card),
         may_change=may_change,
         is_curator=user.at_least("curator"),
+        simulated=report is not None
+        and any(s.name == "simulate" and s.status == "passed" for s in report.stages)
+        and card is not None,
     )
 
 
@@ -199,6 +204,33 @@ def evidence(request: Request, model_id: str, version: int, sha: str) -> Respons
     if not any(p["sha"] == sha for s in stages for p in s["plots"]):
         raise HTTPException(404, "no such evidence in this version's report")
     return Response(registry.blobs.get(sha), media_type="image/png")
+
+
+def _stage_plots(request: Request, model_id: str, version: int) -> list[StagePlot]:
+    """The simulate/reproduce stages' curves of a version whose simulate stage ran."""
+    require_role(request, "reader")
+    registry = page_registry(request)
+    stored = registry.get(model_id, version)
+    report = registry.report(model_id, version)
+    ran = report is not None and any(s.name == "simulate" and s.status == "passed" for s in report.stages)
+    if not ran or stored.card_or_none is None:
+        raise HTTPException(404, "no simulate stage passed for this version")
+    return stage_plots(stored.sbml, stored.card)
+
+
+@router.get("/models/{model_id}/versions/{version}/stage-plots.json")
+def stage_plots_json(request: Request, model_id: str, version: int) -> JSONResponse:
+    """Plotly figures of the simulate and reproduce stages (the model page loads them)."""
+    plots = _stage_plots(request, model_id, version)
+    return JSONResponse([stage_figure(p) for p in plots])
+
+
+@router.get("/models/{model_id}/versions/{version}/stage-plots/{k}.png")
+def stage_plot_png(request: Request, model_id: str, version: int, k: int) -> Response:
+    plots = _stage_plots(request, model_id, version)
+    if not 0 <= k < len(plots):
+        raise HTTPException(404, f"no stage plot {k}")
+    return Response(stage_png(plots[k]), media_type="image/png")
 
 
 DOWNLOADS = {
