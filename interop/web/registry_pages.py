@@ -6,7 +6,6 @@ early with the API's answers."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -21,7 +20,7 @@ from interop.web.deps import check_csrf, page_registry, render, require_role
 from interop.web.figures import stage_figure, stage_png
 from interop.workflows.stage_plots import StagePlot, stage_plots
 from interop.workflows.workspace import parameter_table
-from registry import SearchQuery, ValidationReport
+from registry import SearchQuery, ValidationReport, available_formats
 from registry.auditlog import AuditFilter
 from registry.rdf import BQBIOL, BQMODEL
 
@@ -128,6 +127,7 @@ def search_page(
         result=result,
         rows=rows,
         statuses=STATUSES,
+        formats=sorted(available_formats()),
         prev_url=link(page - 1) if page > 1 else None,
         next_url=link(page + 1) if page < result.pages else None,
     )
@@ -325,7 +325,3 @@ def lifecycle(
         return RedirectResponse("/models", status_code=303)
     request.state.session.flash.append(f"{model_id} version {version}: {message}")
     return RedirectResponse(f"/models/{model_id}?version={version}", status_code=303)
-
-
-def card_json(card: ModelCard) -> str:
-    return json.dumps(card.model_dump(mode="json", exclude_none=True), indent=2)

@@ -178,3 +178,32 @@ def test_search_rows_show_the_validation_badge(web: Web) -> None:
     assert tacrolimus.count('badge-not">not validated<') == 1 and "badge-passed" not in tacrolimus
     demo = web.client.get(f"/models?text={web.hub.demo.model_id.split('-')[0]}&institution=").text
     assert 'badge-passed">passed<' in demo
+
+
+def test_serve_command_builds_the_web_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[Any] = []
+    # The server loop blocks until interrupted: record what it would serve instead.
+    monkeypatch.setattr(
+        "interop.cli.serve.run_server", lambda app, host, port: served.append((app, host, port))
+    )
+    r = invoke(
+        ["serve", "--port", "8123"],
+        env={"INTEROP_HOME": str(tmp_path / "home"), "INTEROP_DATABASE_URL": None},
+    )
+    assert r.returncode == 0, r.stderr
+    assert "http://127.0.0.1:8123/api" in r.stdout and served[0][1:] == ("127.0.0.1", 8123)
+    with TestClient(served[0][0]) as client:
+        assert client.get("/").status_code == 200
+        assert client.get("/api/openapi.json").status_code == 200
+
+
+def test_the_remote_client_works_against_api_under_a_prefix(server: Any) -> None:
+    from interop.workflows.remote import RemoteRegistry
+
+    remote = RemoteRegistry(f"{server.url}/api", server.hub.tokens["rita"], timeout=30)
+    try:
+        found = remote.search(drug="gentamicin")
+        assert found["total"] >= 1
+        assert remote.sbml(server.hub.demo.model_id, server.hub.demo.model_version).startswith("<?xml")
+    finally:
+        remote.close()
