@@ -2,17 +2,20 @@
 fraction and message the page polls, and the result or the one-line error.
 
 A job belongs to the session that started it: another session asking for it gets 404, as for an
-unknown id. Finished jobs are kept for an hour (the page reads their result), at most 200.
+unknown id. Finished jobs are kept for an hour (the page reads their result), at most 200; the
+folder a job wrote into (its ``workdir``) goes with it.
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from interop.errors import InteropError
@@ -36,6 +39,7 @@ class Job:
     error: str | None = None
     finished_at: float | None = None
     started_at: float = field(default_factory=time.monotonic)
+    workdir: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,9 +62,11 @@ class JobRunner:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def submit(self, owner: str, kind: str, work: Callable[[Progress], Any]) -> Job:
+    def submit(
+        self, owner: str, kind: str, work: Callable[[Progress], Any], workdir: Path | None = None
+    ) -> Job:
         """Run ``work(progress)`` in the background; ``progress(fraction, message)`` updates the job."""
-        job = Job(secrets.token_urlsafe(16), owner, kind)
+        job = Job(secrets.token_urlsafe(16), owner, kind, workdir=workdir)
         with self._lock:
             self._prune()
             self._jobs[job.id] = job
@@ -90,15 +96,20 @@ class JobRunner:
         job = self._jobs.get(job_id)
         return job if job is not None and job.owner == owner else None
 
+    def _drop(self, job_id: str) -> None:
+        job = self._jobs.pop(job_id)
+        if job.workdir is not None:
+            shutil.rmtree(job.workdir, ignore_errors=True)
+
     def _prune(self) -> None:
         now = time.monotonic()
         for k in [k for k, j in self._jobs.items() if j.finished_at and now - j.finished_at > KEEP_S]:
-            del self._jobs[k]
+            self._drop(k)
         while len(self._jobs) >= MAX_JOBS:
             done = [k for k, j in self._jobs.items() if j.finished_at]
             if not done:
                 break
-            del self._jobs[done[0]]
+            self._drop(done[0])
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

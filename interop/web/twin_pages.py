@@ -26,7 +26,13 @@ from interop.web.deps import check_csrf, page_registry, render, require_role, se
 from interop.web.figures import concentration_figure
 from interop.web.jobs import Progress
 from interop.workflows.twin import forecast_patient, recommend_for_patient
-from interop.workflows.workspace import binding_summary, import_upload, imported_records, load_imported
+from interop.workflows.workspace import (
+    binding_summary,
+    import_upload,
+    imported_records,
+    load_imported,
+    upload_folder,
+)
 from registry import SearchQuery
 
 __all__ = ["router", "numbers"]
@@ -72,10 +78,11 @@ def workspace(
     request: Request,
     model: Ref = None,
     patient: Annotated[str | None, Query(max_length=128)] = None,
-    folder: Annotated[str | None, Query(max_length=200)] = "web",
+    folder: Annotated[str | None, Query(max_length=200)] = None,
     job: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
-    require_role(request, "reader")
+    user = require_role(request, "reader")
+    folder = folder or upload_folder(user.institution)
     settings = request.app.state.settings
     binding = stored = None
     error = None
@@ -83,7 +90,7 @@ def workspace(
         try:
             ref = parse_model_ref(model)
             stored = page_registry(request).get(ref.model_id, ref.version)
-            record = load_imported(settings, patient, folder)
+            record = load_imported(settings, patient, folder, user.institution)
             binding = binding_summary(stored.sbml, stored.card, record)
         except InteropError as exc:
             error = str(exc)
@@ -92,7 +99,7 @@ def workspace(
         request,
         "twin.html",
         models=_models(request),
-        records=imported_records(settings),
+        records=imported_records(settings, user.institution),
         model=model,
         patient=patient,
         folder=folder,
@@ -110,19 +117,23 @@ async def upload(
     file: Annotated[UploadFile, File()],
     model: Annotated[str | None, Form(max_length=80)] = None,
 ) -> RedirectResponse:
-    require_role(request, "reader")
+    user = require_role(request, "reader")
     settings = request.app.state.settings
     limit = request.app.state.api_app.state.api_settings.max_upload_bytes
     raw = await file.read(limit + 1)
     if len(raw) > limit:
         raise HTTPException(413, "upload exceeds the limit")
-    records, report = await run_in_threadpool(import_upload, settings, raw, file.filename or "upload.json")
+    records, report = await run_in_threadpool(
+        import_upload, settings, raw, file.filename or "upload.json", user.institution
+    )
     t = report.totals()
     session_of(request).flash.append(
         f"Imported {len(records)} patient record(s): {t['read']} resources read, {t['converted']} converted, "
         f"{t['rejected']} rejected, {t['skipped']} skipped."
     )
-    return RedirectResponse(workspace_url(model, records[0].patient.id, "web"), status_code=303)
+    return RedirectResponse(
+        workspace_url(model, records[0].patient.id, upload_folder(user.institution)), status_code=303
+    )
 
 
 def _result(outcome: Any, kind: str, target: tuple[float, float] | None, out_dir: Path) -> dict[str, Any]:
@@ -202,7 +213,7 @@ def run(
     request: Request,
     model: Annotated[str, Form(max_length=80)],
     patient: Annotated[str, Form(max_length=128)],
-    folder: Annotated[str, Form(max_length=200)] = "web",
+    folder: Annotated[str, Form(max_length=200)],
     kind: Annotated[str, Form(pattern="^(forecast|recommend)$")] = "forecast",
     target_kind: Annotated[str, Form(pattern="^(trough|peak|auc|time_above)$")] = "trough",
     target_low: Annotated[float | None, Form()] = None,
@@ -213,11 +224,11 @@ def run(
     durations: Annotated[str, Form(max_length=200)] = "-",
     n_doses: Annotated[int, Form(ge=1, le=100)] = 6,
 ) -> RedirectResponse:
-    require_role(request, "reader")
+    user = require_role(request, "reader")
     settings = request.app.state.settings
     ref = parse_model_ref(model)
     stored = page_registry(request).get(ref.model_id, ref.version)
-    record = load_imported(settings, patient, folder)
+    record = load_imported(settings, patient, folder, user.institution)
     target_range: tuple[float, float] | None = None
     if target_low is not None or target_high is not None:
         target_range = (target_low or 0.0, target_high if target_high is not None else math.inf)
@@ -252,7 +263,7 @@ def run(
         progress(0.9, "drawing the figures")
         return _result(outcome, kind, band, out_dir)
 
-    job = jobs.submit(session_of(request).owner, "twin", work)
+    job = jobs.submit(session_of(request).owner, "twin", work, workdir=out_dir)
     return RedirectResponse(workspace_url(model, patient, folder, job.id), status_code=303)
 
 

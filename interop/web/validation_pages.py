@@ -31,14 +31,14 @@ def dashboard(
     cohort: Annotated[str | None, Query(max_length=200)] = None,
     job: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
-    require_role(request, "reader")
+    user = require_role(request, "reader")
     models = page_registry(request).search(SearchQuery(latest_only=True, per_page=1000)).items
     running = request.app.state.jobs.get(job, session_of(request).owner) if job else None
     return render(
         request,
         "validation.html",
         models=models,
-        cohorts=cohort_folders(request.app.state.settings),
+        cohorts=cohort_folders(request.app.state.settings, user.institution),
         model=model,
         cohort=cohort,
         job=running,
@@ -57,7 +57,7 @@ def run(
     settings = request.app.state.settings
     ref = parse_model_ref(model)
     page_registry(request).get(ref.model_id, ref.version)  # 404 now, not in the job
-    folder = cohort_path(settings, cohort)
+    folder = cohort_path(settings, cohort, user.institution)
     out_dir = settings.home / "web-jobs" / secrets.token_hex(12)
     scheduler = request.app.state.validation_scheduler
 
@@ -89,7 +89,7 @@ def run(
             "submitted": None,
         }
 
-    job = request.app.state.jobs.submit(session_of(request).owner, "validation", work)
+    job = request.app.state.jobs.submit(session_of(request).owner, "validation", work, workdir=out_dir)
     q = urlencode({"model": model, "cohort": cohort, "job": job.id})
     return RedirectResponse(f"/validation?{q}", status_code=303)
 

@@ -2,13 +2,15 @@
 record store, list and load imported records and cohorts, and describe how a record binds to a
 model (covariates, doses, levels, what was left out and why) before anything is fitted.
 
-Records live under the hub's output folder (``$INTEROP_HOME/output``): ``web/records/`` for uploads,
-and any other folder that ``interop import fhir --out`` or the demo wrote there. Only folders under
-that root are offered, so a form never names a server path.
+Records live under the hub's output folder (``$INTEROP_HOME/output``): uploads in
+``web/<institution>/records/``, seen only by users of that institution, and any other folder that the
+operator's ``interop import fhir --out`` or the demo wrote there, seen by every signed-in user of this
+server. Only folders under that root are offered, so a form never names a server path.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ __all__ = [
     "imported_records",
     "load_imported",
     "parameter_table",
+    "upload_folder",
     "upload_store",
 ]
 
@@ -45,13 +48,29 @@ class ImportedRecord:
     folder: str  # relative to the output folder
 
 
-def upload_store(settings: Settings) -> RecordStore:
-    return RecordStore(settings.output_dir / "web")
+UPLOADS = "web"
 
 
-def import_upload(settings: Settings, raw: bytes, filename: str) -> tuple[list[PatientRecord], ImportReport]:
+def upload_folder(institution: str) -> str:
+    """The folder (relative to the output folder) of one institution's uploads."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", institution or "local")[:100].strip(".") or "local"
+    return f"{UPLOADS}/{safe}"
+
+
+def _visible(folder: str, institution: str) -> bool:
+    """Another institution's uploads are never listed or loaded."""
+    return not (folder == UPLOADS or folder.startswith(UPLOADS + "/")) or folder == upload_folder(institution)
+
+
+def upload_store(settings: Settings, institution: str) -> RecordStore:
+    return RecordStore(settings.output_dir / upload_folder(institution))
+
+
+def import_upload(
+    settings: Settings, raw: bytes, filename: str, institution: str
+) -> tuple[list[PatientRecord], ImportReport]:
     """Convert an uploaded FHIR Bundle, resource or NDJSON file (pseudonymised with the hub's key,
-    date-shifted) and merge its records into the upload store."""
+    date-shifted) and merge its records into ``institution``'s upload store."""
     suffix = ".ndjson" if filename.lower().endswith((".ndjson", ".jsonl")) else ".json"
     if raw[:2] == b"\x1f\x8b":
         suffix += ".gz"
@@ -61,7 +80,7 @@ def import_upload(settings: Settings, raw: bytes, filename: str) -> tuple[list[P
         result = convert_bundle_file(path, demo_key(settings))
     if not result.records:
         raise SchemaError(f"{filename}: no Patient with data in the file", source=filename)
-    store = upload_store(settings)
+    store = upload_store(settings, institution)
     return [store.merge(r) for r in result.records], result.report
 
 
@@ -76,27 +95,31 @@ def _stores(settings: Settings) -> list[RecordStore]:
     return found
 
 
-def imported_records(settings: Settings) -> list[ImportedRecord]:
-    """Every record under the output folder (id and folder), uploads first."""
+def imported_records(settings: Settings, institution: str) -> list[ImportedRecord]:
+    """Every record ``institution``'s users may see (id and folder), their uploads first."""
+    own = upload_folder(institution)
     out: list[ImportedRecord] = []
     for store in _stores(settings):
-        rel = str(store.root.relative_to(settings.output_dir))
-        out.extend(ImportedRecord(pid, rel) for pid in store.ids())
-    return sorted(out, key=lambda r: (r.folder != "web", r.folder, r.patient_id))
+        rel = store.root.relative_to(settings.output_dir).as_posix()
+        if _visible(rel, institution):
+            out.extend(ImportedRecord(pid, rel) for pid in store.ids())
+    return sorted(out, key=lambda r: (r.folder != own, r.folder, r.patient_id))
 
 
-def load_imported(settings: Settings, patient_id: str, folder: str = "web") -> PatientRecord:
+def load_imported(settings: Settings, patient_id: str, folder: str, institution: str) -> PatientRecord:
     """An imported record by pseudonymous id and folder (one of ``imported_records``)."""
     for store in _stores(settings):
-        if str(store.root.relative_to(settings.output_dir)) == folder:
+        rel = store.root.relative_to(settings.output_dir).as_posix()
+        if rel == folder and _visible(rel, institution):
             record = store.load(patient_id)
             if record is not None:
                 return record
     raise NotFoundError(f"no imported record {patient_id!r} in {folder!r}", source=folder)
 
 
-def cohort_folders(settings: Settings) -> list[str]:
-    """Folders under the output folder that ``validate`` reads (Parquet tables or records/*.json)."""
+def cohort_folders(settings: Settings, institution: str) -> list[str]:
+    """Folders under the output folder that ``validate`` reads (Parquet tables or records/*.json)
+    and ``institution``'s users may see."""
     root = settings.output_dir
     if not root.is_dir():
         return []
@@ -104,12 +127,13 @@ def cohort_folders(settings: Settings) -> list[str]:
         p.parent for p in root.rglob("patients.parquet") if len(p.relative_to(root).parts) <= MAX_DEPTH + 1
     }
     found |= {s.root for s in _stores(settings) if s.ids()}
-    return sorted(str(p.relative_to(root)) for p in found)
+    folders = (p.relative_to(root).as_posix() for p in found)
+    return sorted(f for f in folders if _visible(f, institution))
 
 
-def cohort_path(settings: Settings, folder: str) -> Path:
+def cohort_path(settings: Settings, folder: str, institution: str) -> Path:
     """The path of a folder that ``cohort_folders`` lists (anything else is refused)."""
-    if folder not in cohort_folders(settings):
+    if folder not in cohort_folders(settings, institution):
         raise NotFoundError(f"no cohort folder {folder!r} under the hub's output folder", source=folder)
     return settings.output_dir / folder
 

@@ -207,3 +207,41 @@ def test_the_remote_client_works_against_api_under_a_prefix(server: Any) -> None
         assert remote.sbml(server.hub.demo.model_id, server.hub.demo.model_version).startswith("<?xml")
     finally:
         remote.close()
+
+
+def test_uploads_are_seen_only_by_their_institution(web: Web) -> None:
+    from tests.web.conftest import demo_bundle
+
+    web.sign_in("alice")  # uni-a
+    r = web.client.post(
+        "/twin/upload",
+        data={"csrf_token": web.csrf()},
+        files={"file": ("bundle.json", demo_bundle().read_bytes(), "application/json")},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and "folder=web%2Funi-a" in r.headers["location"]
+    pid = re.search(r"patient=(\w+)", r.headers["location"])[1]  # type: ignore[index]
+    assert pid in web.client.get("/twin").text
+    web.client.post("/signout", data={"csrf_token": web.csrf()})
+    web.sign_in("bob")  # uni-b: neither listed nor loadable
+    assert "web/uni-a" not in web.client.get("/twin").text
+    page = web.client.get(f"/twin?model={demo_model_ref(web.hub)}&patient={pid}&folder=web/uni-a").text
+    assert 'id="binding"' not in page and "no imported record" in page
+
+
+def test_finished_jobs_take_their_folder_with_them(tmp_path: Path) -> None:
+    import time
+
+    from interop.web.jobs import KEEP_S, MAX_JOBS, JobRunner
+
+    runner = JobRunner(1)
+    first = tmp_path / "job0"
+    first.mkdir()
+    jobs = [runner.submit("me", "t", lambda progress: 1, workdir=first)]
+    while jobs[0].state != "done":
+        time.sleep(0.01)
+    jobs[0].finished_at = time.monotonic() - KEEP_S - 1  # finished long ago
+    jobs.append(runner.submit("me", "t", lambda progress: 2))  # submitting prunes the stale job
+    assert not first.exists() and runner.get(jobs[0].id, "me") is None
+    assert runner.get(jobs[1].id, "other") is None and MAX_JOBS > 1
+    runner.shutdown()
