@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from interop.api import create_app
 from interop.api.app import error_status, one_line
 from interop.api.deps import MAX_UPLOAD_BYTES, audit_denial
+from interop.api.limits import BodySizeLimit
 from interop.errors import InteropError, MissingExtraError
 from interop.settings import Settings, get_settings
 from interop.web.deps import SignInRequired, check_csrf, page_registry, render
@@ -178,6 +179,7 @@ def create_web_app(
         request.state.new_session_id = sid
         return RedirectResponse("/", status_code=303)
 
+    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes + 64 * 1024)  # before any form is parsed
     app.include_router(registry_router)
     app.include_router(twin_router)
     app.include_router(validation_router)

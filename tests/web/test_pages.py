@@ -245,3 +245,14 @@ def test_finished_jobs_take_their_folder_with_them(tmp_path: Path) -> None:
     assert not first.exists() and runner.get(jobs[0].id, "me") is None
     assert runner.get(jobs[1].id, "other") is None and MAX_JOBS > 1
     runner.shutdown()
+
+
+def test_an_oversized_upload_is_refused_before_it_is_read(hub: Hub) -> None:
+    app = create_web_app(hub.settings, rate_per_minute=0, max_upload_bytes=10_000)
+    with TestClient(app) as client:
+        web = Web(client, app, hub)
+        web.sign_in("rita")
+        r = client.post(
+            "/twin/upload", data={"csrf_token": web.csrf()}, files={"file": ("big.json", b"x" * 200_000)}
+        )
+    assert r.status_code == 413
