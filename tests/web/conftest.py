@@ -22,6 +22,15 @@ from interop.workflows.demo import DemoResult, run_demo
 from tests.api.conftest import make_users
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the test item, so a fixture can see that the test failed (the
+    browser tests' screenshot on failure)."""
+    outcome = yield
+    rep = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{rep.when}", rep)
+
+
 @dataclass
 class Hub:
     settings: Settings
