@@ -33,6 +33,7 @@ FILTERS = ("text", "drug", "atc", "rxnorm", "annotation", "institution", "status
 STATUSES = ("submitted", "validated", "published", "deprecated", "withdrawn")
 PER_PAGE = 20
 _PLOT = re.compile(r"^plot (?P<name>\S+) sha256 (?P<sha>[0-9a-f]{64})$")
+_RXNORM_PURL = re.compile(r"^https?://purl\.bioontology\.org/ontology/RXNORM/(\d+)$")
 _MIRIAM = re.compile(r"^urn:miriam:(?P<ns>[^:]+):(?P<id>.+)$")
 
 
@@ -40,6 +41,9 @@ def identifiers_link(uri: str) -> str | None:
     """A resolvable identifiers.org URL for an annotation URI (``urn:miriam:...`` or already one)."""
     if uri.startswith(("https://identifiers.org/", "http://identifiers.org/")):
         return "https://" + uri.split("://", 1)[1]
+    rxnorm = _RXNORM_PURL.match(uri)
+    if rxnorm:
+        return f"https://identifiers.org/rxnorm:{rxnorm[1]}"
     m = _MIRIAM.match(uri)
     if m:
         ident = m["id"].replace("%3A", ":")
@@ -140,7 +144,8 @@ def _annotations(registry: Any, model_id: str, version: int) -> list[dict[str, s
         ps = str(p)
         if ps.startswith((str(BQBIOL), str(BQMODEL))) and str(o).startswith(("http", "urn:miriam")):
             qualifier = ("bqbiol:" if ps.startswith(str(BQBIOL)) else "bqmodel:") + ps.rsplit("/", 1)[-1]
-            subject = str(s).rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+            tail = str(s).rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+            subject = "the model" if tail == str(version) else tail
             rows.append(
                 {"subject": subject, "qualifier": qualifier, "uri": str(o), "link": identifiers_link(str(o))}
             )

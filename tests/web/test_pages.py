@@ -256,3 +256,27 @@ def test_an_oversized_upload_is_refused_before_it_is_read(hub: Hub) -> None:
             "/twin/upload", data={"csrf_token": web.csrf()}, files={"file": ("big.json", b"x" * 200_000)}
         )
     assert r.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("uri", "link"),
+    [
+        ("urn:miriam:chebi:CHEBI%3A27882", "https://identifiers.org/CHEBI:27882"),
+        ("urn:miriam:taxonomy:9606", "https://identifiers.org/taxonomy:9606"),
+        ("http://identifiers.org/atc:J01GB03", "https://identifiers.org/atc:J01GB03"),
+        ("http://purl.bioontology.org/ontology/RXNORM/1596450", "https://identifiers.org/rxnorm:1596450"),
+        ("ftp://example.org/x", None),
+    ],
+)
+def test_annotations_link_to_identifiers_org(uri: str, link: str | None) -> None:
+    from interop.web.registry_pages import identifiers_link
+
+    assert identifiers_link(uri) == link
+
+
+def test_model_page_links_its_annotations(web: Web) -> None:
+    web.sign_in("rita")
+    page = web.client.get(f"/models/{web.hub.demo.model_id}").text
+    table = page[page.index('id="annotations"') : page.index("</table>", page.index('id="annotations"'))]
+    assert 'href="https://identifiers.org/atc:J01GB03"' in table
+    assert 'href="https://identifiers.org/rxnorm:' in table and "<td>the model</td>" in table
