@@ -175,6 +175,7 @@ def model_page(
             for d in card.drugs
         ]
     )
+    records = registry.list_validation_records(model_id, stored.version)
     may_change = user.at_least("contributor") and (
         user.role == "curator" or user.institution == stored.institution
     )
@@ -188,7 +189,8 @@ def model_page(
         history=history,
         report=report_view(report),
         badge=_badge(report),
-        records=registry.list_validation_records(model_id, stored.version),
+        records=records,
+        comparison=_comparison(records),
         files=registry.files(model_id, stored.version),
         annotations=_annotations(registry, model_id, stored.version),
         parameters=parameter_table(stored.sbml, card),
@@ -198,6 +200,21 @@ def model_page(
         and any(s.name == "simulate" and s.status == "passed" for s in report.stages)
         and card is not None,
     )
+
+
+def _comparison(records: list[Any]) -> list[dict[str, Any]]:
+    """One row per metric (name, setting, observable), one cell per site record, in record order."""
+    rows: dict[tuple[str, str, str], list[str]] = {}
+    for k, record in enumerate(records):
+        for m in record.metrics:
+            cells = rows.setdefault((m.name, m.setting, m.observable), [""] * len(records))
+            ci = (
+                f" ({m.ci_low:.3g} – {m.ci_high:.3g})"
+                if m.ci_low is not None and m.ci_high is not None
+                else ""
+            )
+            cells[k] = f"{m.value:.3g}{ci}"
+    return [{"name": n, "setting": s, "observable": o, "cells": c} for (n, s, o), c in rows.items()]
 
 
 @router.get("/models/{model_id}/versions/{version}/evidence/{sha}")

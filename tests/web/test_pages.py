@@ -280,3 +280,49 @@ def test_model_page_links_its_annotations(web: Web) -> None:
     table = page[page.index('id="annotations"') : page.index("</table>", page.index('id="annotations"'))]
     assert 'href="https://identifiers.org/atc:J01GB03"' in table
     assert 'href="https://identifiers.org/rxnorm:' in table and "<td>the model</td>" in table
+
+
+def test_site_records_side_by_side(web: Web) -> None:
+    from interop.api.deps import registry_for
+    from interop.schema import ValidationRecord
+    from interop.schema.validation import MetricValue
+
+    registry = registry_for(web.app.state.api_app)
+    model = registry.search(drug="tacrolimus").items[0]
+    for site, bias, low in (("site-north", 4.2, 1.5), ("site-south", -7.5, None)):
+        high = None if low is None else 6.1
+        metrics = (
+            MetricValue(
+                name="mpe_percent",
+                setting="a-priori",
+                observable="tac",
+                value=bias,
+                ci_low=low,
+                ci_high=high,
+                n=4,
+            ),
+            MetricValue(name=f"only_{site}", setting="a-posteriori", observable="tac", value=1.0, n=4),
+        )
+        registry.add_validation_record(
+            ValidationRecord(
+                model_id=model.model_id,
+                model_version=model.version,
+                model_sha256=model.sbml_sha256,
+                site=site,
+                software="test",
+                dataset_fingerprint="0" * 64,
+                n_patients=12,
+                n_levels=40,
+                metrics=metrics,
+            )
+        )
+    web.sign_in("rita")
+    page = web.client.get(f"/models/{model.model_id}?version={model.version}").text
+    table = page[
+        page.index('id="site-comparison"') : page.index("</table>", page.index('id="site-comparison"'))
+    ]
+    assert table.index("site-north") < table.index("site-south")
+    row = next(r for r in table.split("<tr>") if "mpe_percent" in r)
+    assert re.findall(r'<td class="num">([^<]*)</td>', row) == ["4.2 (1.5 – 6.1)", "-7.5"]
+    only = next(r for r in table.split("<tr>") if "only_site-south" in r)
+    assert re.findall(r'<td class="num">([^<]*)</td>', only) == ["", "1"]
