@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from interop.api import create_app
 from interop.api.app import error_status, one_line
@@ -118,23 +119,26 @@ def create_web_app(
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> Response:
-        if request.url.path.startswith("/jobs/"):
-            return JSONResponse({"detail": exc.detail}, exc.status_code)
-        return render(request, "error.html", exc.status_code, status=exc.status_code, detail=exc.detail)
+    def error_page(request: Request, code: int, detail: str) -> Response:
+        if request.url.path.startswith("/jobs/") or not hasattr(request.state, "session"):
+            return JSONResponse({"detail": detail}, code)  # the polling endpoint and static files
+        return render(request, "error.html", code, status=code, detail=detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return error_page(request, exc.status_code, str(exc.detail))
 
     @app.exception_handler(InteropError)
     async def _interop(request: Request, exc: InteropError) -> Response:
         code = error_status(exc)
         if code == 403:
             audit_denial(request, None, str(exc))
-        return render(request, "error.html", code, status=code, detail=one_line(exc))
+        return error_page(request, code, one_line(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("%s %s failed", request.method, request.url.path)
-        return render(request, "error.html", 500, status=500, detail="internal error (logged on the server)")
+        return error_page(request, 500, "internal error (logged on the server)")
 
     app.mount("/api", api_app)
     app.mount("/static", StaticFiles(directory=str(files("interop.web").joinpath("static"))), name="static")

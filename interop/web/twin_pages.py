@@ -127,9 +127,13 @@ async def upload(
         import_upload, settings, raw, file.filename or "upload.json", user.institution
     )
     t = report.totals()
+    top, more = report.top_rejections(3)
+    reasons = "; ".join(f"{i.resource_type}: {i.reason}" for i in top) + (
+        f"; {more} more" if more > 0 else ""
+    )
     session_of(request).flash.append(
         f"Imported {len(records)} patient record(s): {t['read']} resources read, {t['converted']} converted, "
-        f"{t['rejected']} rejected, {t['skipped']} skipped."
+        f"{t['rejected']} rejected, {t['skipped']} skipped." + (f" Rejected: {reasons}." if top else "")
     )
     return RedirectResponse(
         workspace_url(model, records[0].patient.id, upload_folder(user.institution)), status_code=303

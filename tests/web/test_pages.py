@@ -326,3 +326,33 @@ def test_site_records_side_by_side(web: Web) -> None:
     assert re.findall(r'<td class="num">([^<]*)</td>', row) == ["4.2 (1.5 – 6.1)", "-7.5"]
     only = next(r for r in table.split("<tr>") if "only_site-south" in r)
     assert re.findall(r'<td class="num">([^<]*)</td>', only) == ["", "1"]
+
+
+def test_unknown_pages_are_404_pages(web: Web) -> None:
+    r = web.client.get("/no-such-page")
+    assert (
+        r.status_code == 404 and "Not found" in r.text and r.headers["content-type"].startswith("text/html")
+    )
+    web.sign_in("rita")
+    r = web.client.get("/models/no-such-model")
+    assert r.status_code == 404 and "no-such-model" in r.text
+
+
+def test_an_ndjson_upload_imports_its_patient(web: Web) -> None:
+    import json
+
+    from tests.web.conftest import demo_bundle
+
+    bundle = json.loads(demo_bundle().read_text())
+    text = json.dumps(bundle)  # NDJSON has no Bundle: its references name Type/id, not the entries' urn:uuid
+    for e in bundle["entry"]:
+        text = text.replace(f'"{e["fullUrl"]}"', f'"{e["resource"]["resourceType"]}/{e["resource"]["id"]}"')
+    ndjson = "\n".join(json.dumps(e["resource"]) for e in json.loads(text)["entry"]).encode()
+    web.sign_in("rita")
+    r = web.client.post(
+        "/twin/upload",
+        data={"csrf_token": web.csrf(), "model": demo_model_ref(web.hub)},
+        files={"file": ("export.ndjson", ndjson, "application/fhir+ndjson")},
+    )
+    assert r.status_code == 200 and "Imported 1 patient record" in r.text and "0 rejected" in r.text
+    assert 'id="binding"' in r.text and r.text.count("<td>gentamicin</td>") == 4  # its four levels
