@@ -87,7 +87,7 @@ def create_web_app(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         path = request.url.path
-        if path.startswith(("/api/", "/static/")) or path == "/api":
+        if path.startswith(("/api/", "/static/", "/vendor/")) or path == "/api":
             return await call_next(request)
         store: SessionStore = app.state.sessions
         sid = request.cookies.get(COOKIE)
