@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rdflib import Graph
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import sessionmaker
 
 from interop.errors import IntegrityError, NotFoundError, RegistryError
@@ -276,6 +276,20 @@ class Registry:
             row = repo.find_version(s, model_id, version)
             rep = repo.latest_report(s, row.id)
             return None if rep is None else ValidationReport.from_dicts(rep.stages)
+
+    def latest_reports(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], ValidationReport]:
+        """The latest report of each ``(model id, version)`` that has one, in one query (a page of
+        search results shows each row's validation badge)."""
+        if not keys:
+            return {}
+        with self.readers() as s:
+            rows = s.execute(
+                select(VersionRow.model_id, VersionRow.number, ReportRow.stages)
+                .join(ReportRow, ReportRow.version_id == VersionRow.id)
+                .where(tuple_(VersionRow.model_id, VersionRow.number).in_(list(keys)))
+                .order_by(ReportRow.id)
+            ).all()
+        return {(m, n): ValidationReport.from_dicts(stages) for m, n, stages in rows}  # the latest wins
 
     # ------------------------------------------------------------- lifecycle
     def publish(self, model_id: str, version: int, *, principal: Principal = LOCAL) -> StoredModel:

@@ -29,6 +29,9 @@ EXPECTED: dict[str, list[str]] = {
     "interop.api": [
         "create_app",
     ],
+    "interop.web": [
+        "create_web_app",
+    ],
     "interop.cli": [
         "app",
         "load_command",

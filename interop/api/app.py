@@ -32,13 +32,14 @@ from interop.settings import Settings, get_settings
 from registry import UnknownFormatError
 from registry.repository import WithdrawnError
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "error_status", "one_line"]
 
 log = logging.getLogger(__name__)
 DEFAULT_RATE_PER_MINUTE = 600
 
 
-def _status(exc: InteropError) -> int:
+def error_status(exc: InteropError) -> int:
+    """The HTTP status of a typed error (the table above); pages answer with the same."""
     for cls, code in (
         (WithdrawnError, 410),
         (NotFoundError, 404),
@@ -52,7 +53,8 @@ def _status(exc: InteropError) -> int:
     return 400
 
 
-def _one_line(exc: InteropError) -> str:
+def one_line(exc: InteropError) -> str:
+    """The error as one line, without server paths for integrity faults."""
     if isinstance(exc, IntegrityError):
         return "stored bytes of this model fail their hash check; the operator has been notified"
     return " ".join(str(exc).split())[:500]
@@ -91,12 +93,12 @@ def create_app(
 
     @app.exception_handler(InteropError)
     async def _interop_error(request: Request, exc: InteropError) -> JSONResponse:
-        code = _status(exc)
+        code = error_status(exc)
         if code == 403:
             audit_denial(request, None, str(exc))
         if code >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": _one_line(exc), "error": type(exc).__name__}, status_code=code)
+        return JSONResponse({"detail": one_line(exc), "error": type(exc).__name__}, status_code=code)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -50,6 +50,7 @@ _COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "registry": (("registry",), "The model registry: versioned, validated, searchable models."),
     "twin": (("twin",), "Individualise a registered model from drug levels, forecast, recommend a dose."),
     "simulate": (("simulate",), "Simulate virtual subjects and cohorts."),
+    "serve": (("serve",), "Serve the web application (pages at /, the API under /api)."),
 }
 
 _modules = typer.Typer()  # every loaded module registers here, once per process

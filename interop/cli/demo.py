@@ -11,7 +11,13 @@ from interop.settings import get_settings
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
-    def demo() -> None:
+    def demo(
+        serve: bool = typer.Option(
+            False, "--serve", help="Then serve the web app with the demo in the twin workspace"
+        ),
+        host: str = typer.Option("127.0.0.1", help="With --serve: interface to listen on"),
+        port: int = typer.Option(8000, help="With --serve: TCP port"),
+    ) -> None:
         """Run the end-to-end demo on the embedded default (SQLite and local files, no network)."""
         from interop.workflows.demo import run_demo  # heavy (roadrunner, pandas): load on use
 
@@ -40,3 +46,19 @@ def register(app: typer.Typer) -> None:
             ("plot (PNG)", res.plot_path),
         ):
             console.print(f"  {label:18} {path}")
+        if serve:
+            from urllib.parse import urlencode
+
+            from interop.cli.serve import run_server, web_app
+
+            web = web_app(get_settings())
+            query = urlencode(
+                {"model": f"{res.model_id}@{res.model_version}", "patient": res.patient_id, "folder": "demo"}
+            )
+            console.print(
+                f"Open the demo's model and patient in the twin workspace: http://{host}:{port}/twin?{query}"
+            )
+            console.print(
+                "Sign in with a registry token: interop registry user add NAME --institution I --role reader"
+            )
+            run_server(web, host, port)
