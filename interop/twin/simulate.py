@@ -17,7 +17,7 @@ import numpy as np
 from interop.errors import TwinError, roadrunner_errors
 from interop.twin.binding import Twin
 from interop.twin.model import CompiledModel, input_parameter
-from interop.twin.occasions import occasion_switches
+from interop.twin.occasions import OccasionSwitch, occasion_switches
 
 __all__ = ["Prediction", "predict", "simulate", "simulate_observations"]
 
@@ -72,26 +72,60 @@ def simulate(
                 out = predict_linear(lin, twin, times, merged)
             _check_finite(out, twin)
             return Prediction(times, {o.id: out[i] for i, o in enumerate(model.card.observables)})
-    order = np.argsort(times, kind="stable")
-    sorted_times = times[order]
-    values = np.full((len(model.card.observables), len(times)), np.nan)
-
     params: dict[str, float] = dict(parameters or {})
     params.update(etas or {})
+    values = run_segments(model, twin, times, params, model.observable_selections)
+    _check_finite(values, twin)
+    return Prediction(times, {o.id: values[i] for i, o in enumerate(model.card.observables)})
+
+
+def run_segments(
+    model: CompiledModel,
+    twin: Twin,
+    times: np.ndarray,
+    params: Mapping[str, float],
+    selections: Sequence[str],
+    occasion_weights: Mapping[str, str] | None = None,
+) -> np.ndarray:
+    """Values of ``selections`` (rows) at ``times`` (columns) from one roadrunner run of the twin.
+
+    One reset per run, then segment by segment between breakpoints with the state carried over;
+    nothing is integrated past the last output time. ``model`` may be another compilation of
+    the twin's model (the sensitivity system of :mod:`interop.twin.sensitivity`) with the same
+    ids; ``occasion_weights`` maps an occasion ETA to a parameter set to 1 while that ETA is the
+    current effect of its occasion parameter and 0 otherwise.
+    """
+    order = np.argsort(times, kind="stable")
+    sorted_times = times[order]
+    values = np.full((len(selections), len(times)), np.nan)
+    params = dict(params)
     for name, series in twin.covariates.items():
         params[name] = series.at(0.0)
     switches = occasion_switches(twin)
+    weights = dict(occasion_weights or {})
+    weights_of: dict[str, list[tuple[str, str]]] = defaultdict(list)  # occasion parameter -> (eta, weight id)
+    for occ in twin.card.random_effects.occasions:
+        weights_of[occ.parameter] += [(e, weights[e]) for e in occ.etas if e in weights]
+
+    def switch(sw: OccasionSwitch) -> list[tuple[str, str, float]]:
+        out = [("set", sw.parameter, params.get(sw.eta, 0.0) if sw.eta else 0.0)]
+        return out + [("set", w, 1.0 if e == sw.eta else 0.0) for e, w in weights_of[sw.parameter]]
+
     for sw in switches:
         if sw.time_h == 0:
-            params[sw.parameter] = params.get(sw.eta, 0.0) if sw.eta else 0.0
+            for _, pid, v in switch(sw):
+                params[pid] = v
 
     with model.lock, roadrunner_errors(source=f"twin {twin.patient_id}"):
         model.reset(params)
         r = model.runner
+        if list(r.timeCourseSelections)[1:] != list(selections):
+            r.timeCourseSelections = ["time", *selections]
         actions: dict[float, list[tuple[str, str, float]]] = defaultdict(list)
         resets = sorted(t for t in twin.resets if t > 0)
         if resets:  # a reset returns every state to its value at time 0 and stops every input
-            initial = {s: float(r.getValue(s)) for s in r.model.getFloatingSpeciesIds()}
+            states = [*r.model.getFloatingSpeciesIds(), *r.getRateRuleIds()]
+            initial = {s: float(r.getValue(s)) for s in states}
             inputs = sorted({input_parameter(ev.input.target) for ev in twin.doses})
             for t in resets:
                 actions[t] += [("set", sid, v) for sid, v in initial.items()]
@@ -119,18 +153,18 @@ def simulate(
                     actions[t].append(("set", name, v))
         for sw in switches:
             if sw.time_h > 0:
-                actions[sw.time_h].insert(
-                    0, ("set", sw.parameter, params.get(sw.eta, 0.0) if sw.eta else 0.0)
-                )
+                actions[sw.time_h][:0] = switch(sw)
 
-        breakpoints = sorted(t for t in actions if t >= 0)
         if any(t < 0 for t in actions):
             raise TwinError("a dose or covariate change falls before the twin's origin")
-        t_end = max([*breakpoints, float(sorted_times[-1]) if len(times) else 0.0])
+        n_times = len(sorted_times)
+        t_last = float(sorted_times[-1]) if n_times else 0.0
+        # Outputs at a breakpoint are taken before its events: nothing at or after the last output
+        # time changes them, so the run stops there.
+        breakpoints = sorted(t for t in actions if t < t_last)
         t_cur = 0.0
         k = 0  # next output index in sorted order
-        stops = [*breakpoints, t_end] if (not breakpoints or breakpoints[-1] < t_end) else breakpoints
-        n_times = len(sorted_times)
+        stops = [*breakpoints, t_last]
         for stop in stops:
             if stop > t_cur:
                 lo = int(np.searchsorted(sorted_times, t_cur, side="right"))
@@ -138,22 +172,23 @@ def simulate(
                 inner = sorted_times[lo:end]
                 inner = inner[inner < stop]
                 grid = np.concatenate(([t_cur], np.unique(inner), [stop]))
-                res = np.asarray(r.simulate(times=grid.tolist()))
+                res = r.simulate(times=grid.tolist())
                 if end > k:  # every output in (t_cur, stop] at once
                     rows = np.searchsorted(grid, sorted_times[k:end])
-                    values[:, order[k:end]] = res[rows, 1:].T
+                    values[:, order[k:end]] = np.asarray(res)[rows, 1:].T
                     k = end
                 t_cur = stop
             while k < n_times and sorted_times[k] <= t_cur:  # outputs at t_cur (or t=0)
-                values[:, order[k]] = [r.getValue(s) for s in model.observable_selections]
+                values[:, order[k]] = [r.getValue(s) for s in selections]
                 k += 1
+            if stop >= t_last:
+                break
             for kind, target, amount in actions.get(stop, []):
                 if kind == "set":
                     r.setValue(target, amount)
                 else:  # a bolus adds to an amount, an infusion start/end to an input rate
                     r.setValue(target, r.getValue(target) + amount)
-    _check_finite(values, twin)
-    return Prediction(times, {o.id: values[i] for i, o in enumerate(model.card.observables)})
+    return values
 
 
 def _check_finite(values: np.ndarray, twin: Twin) -> None:
