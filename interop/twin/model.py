@@ -121,6 +121,8 @@ class CompiledModel:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     linear: Any = field(default=None, repr=False)  # interop.twin.linear.LinearSystem, found on first use
     linear_checked: bool = False
+    sensitivity: Any = field(default=None, repr=False)  # interop.twin.sensitivity.SensitivityModel
+    sensitivity_checked: bool = False
 
     @property
     def observable_selections(self) -> list[str]:
