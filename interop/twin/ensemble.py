@@ -129,16 +129,12 @@ class _Batch:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
 
-_BATCHES: dict[tuple[str, int], _Batch] = {}
-_BATCHES_LOCK = threading.Lock()
-
-
 def _batch(model: CompiledModel, n: int) -> _Batch:
-    key = (model.sha256 + model.card.model_dump_json(), n)
-    with _BATCHES_LOCK:
-        hit = _BATCHES.get(key)
-    if hit is not None:
-        return hit
+    """The compiled batch of ``n`` copies, kept on the model (freed with it)."""
+    with model.lock:
+        hit = model.ensembles.get(n)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
     with roadrunner_errors(source=f"model {model.card.id}@{model.card.version} (batch of {n})"):
         runner = roadrunner.RoadRunner(replicate_sbml(model.prepared_sbml, n))
         integrator = runner.getIntegrator()
@@ -146,9 +142,8 @@ def _batch(model: CompiledModel, n: int) -> _Batch:
         integrator.setValue("absolute_tolerance", ATOL)
         integrator.setValue("stiff", False)
     batch = _Batch(runner, n)
-    with _BATCHES_LOCK:
-        _BATCHES[key] = batch
-    return batch
+    with model.lock:
+        return model.ensembles.setdefault(n, batch)  # type: ignore[no-any-return]
 
 
 def simulate_ensemble(

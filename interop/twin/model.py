@@ -123,6 +123,7 @@ class CompiledModel:
     linear_checked: bool = False
     sensitivity: Any = field(default=None, repr=False)  # interop.twin.sensitivity.SensitivityModel
     sensitivity_checked: bool = False
+    ensembles: dict[int, Any] = field(default_factory=dict, repr=False)  # interop.twin.ensemble, by size
 
     @property
     def observable_selections(self) -> list[str]:
