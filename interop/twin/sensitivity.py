@@ -49,7 +49,14 @@ __all__ = ["SensitivityModel", "SensitivityPredictor", "sensitivity_model", "sen
 log = logging.getLogger(__name__)
 
 _MATHML = "{http://www.w3.org/1998/Math/MathML}"
-_TIME = sp.Symbol("__sbml_time__")
+
+
+def _sym(name: str) -> sp.Symbol:
+    """Every model quantity is real: derivatives of abs, max and min stay sign/Heaviside."""
+    return sp.Symbol(name, real=True)
+
+
+_TIME = _sym("__sbml_time__")
 
 
 class Unsupported(Exception):
@@ -96,7 +103,7 @@ def _el(el: ET.Element, symbols: Mapping[str, sp.Expr]) -> Any:  # noqa: C901 - 
     tag = _tag(el)
     if tag == "ci":
         name = (el.text or "").strip()
-        return symbols.get(name, sp.Symbol(name))
+        return symbols.get(name, _sym(name))
     if tag == "cn":
         kind = el.get("type", "real")
         parts = [t.strip() for t in el.itertext() if t.strip()]
@@ -324,7 +331,7 @@ def derive(prepared_sbml: str, model: CompiledModel) -> _Derivation:
                 stoich = 1.0 if math.isnan(stoich) else stoich
                 term = sign * sp.Float(stoich) * rate
                 if not s.getHasOnlySubstanceUnits():
-                    term = term / sp.Symbol(s.getCompartment())
+                    term = term / _sym(s.getCompartment())
                 if s.getId() in ruled:
                     raise Unsupported(f"species {s.getId()} has a rate rule and reactions")
                 rates[s.getId()] = rates.get(s.getId(), sp.Integer(0)) + term
@@ -332,7 +339,7 @@ def derive(prepared_sbml: str, model: CompiledModel) -> _Derivation:
 
     # Assignment rules substituted until only states, parameters and time remain.
     resolved: dict[str, sp.Expr] = {}
-    rule_syms = {sp.Symbol(k): v for k, v in assigned.items()}
+    rule_syms = {_sym(k): v for k, v in assigned.items()}
     for var, expr in assigned.items():
         for _ in range(len(assigned) + 1):
             nxt = expr.xreplace(rule_syms)
@@ -342,7 +349,7 @@ def derive(prepared_sbml: str, model: CompiledModel) -> _Derivation:
         else:
             raise Unsupported(f"assignment rules for {var} are cyclic")
         resolved[var] = expr
-    subs = {sp.Symbol(k): v for k, v in resolved.items()}
+    subs = {_sym(k): v for k, v in resolved.items()}
 
     def full(e: sp.Expr) -> sp.Expr:
         return e.xreplace(subs)
@@ -350,9 +357,9 @@ def derive(prepared_sbml: str, model: CompiledModel) -> _Derivation:
     eta_names = list(card.random_effects.etas)
     occ = [(o.parameter, e) for o in card.random_effects.occasions for e in o.etas]
     columns = [*eta_names, *occasion_etas(card)]
-    targets: list[tuple[sp.Symbol, sp.Expr]] = [(sp.Symbol(e), sp.Integer(1)) for e in eta_names]
+    targets: list[tuple[sp.Symbol, sp.Expr]] = [(_sym(e), sp.Integer(1)) for e in eta_names]
     weights = {e: f"_sw_{_sid(e)}" for _, e in occ}
-    targets += [(sp.Symbol(p), sp.Symbol(weights[e])) for p, e in occ]
+    targets += [(_sym(p), _sym(weights[e])) for p, e in occ]
     q_syms = {q for q, _ in targets}
     for q, _ in targets:
         if q.name in assigned or q.name in rates:
@@ -361,15 +368,15 @@ def derive(prepared_sbml: str, model: CompiledModel) -> _Derivation:
     # Jumps at ETA-dependent times or of ETA-dependent size are not covered.
     for d in card.dosing:
         for ref in (d.bioavailability, d.lag_time_h, d.duration_parameter):
-            if isinstance(ref, str) and full(sp.Symbol(ref)).free_symbols & q_syms:
+            if isinstance(ref, str) and full(_sym(ref)).free_symbols & q_syms:
                 raise Unsupported(f"dose parameter {ref} depends on an ETA")
     for ia in m.getListOfInitialAssignments():
-        if full(_math(ia.getMath(), {})).free_symbols & (q_syms | {sp.Symbol(k) for k in assigned}):
+        if full(_math(ia.getMath(), {})).free_symbols & (q_syms | {_sym(k) for k in assigned}):
             raise Unsupported(f"the initial value of {ia.getSymbol()} depends on the ETAs")
 
-    x_syms = [sp.Symbol(x) for x in states]
+    x_syms = [_sym(x) for x in states]
     f = [full(rates[x]) for x in states]
-    sens = {(x, j): sp.Symbol(f"_sens_{_sid(x)}__{_sid(c)}") for x in states for j, c in enumerate(columns)}
+    sens = {(x, j): _sym(f"_sens_{_sid(x)}__{_sid(c)}") for x in states for j, c in enumerate(columns)}
     for sym in sens.values():
         if m.getElementBySId(sym.name) is not None:
             raise Unsupported(f"id {sym.name} is taken")
@@ -401,7 +408,7 @@ def derive(prepared_sbml: str, model: CompiledModel) -> _Derivation:
                 raise Unsupported(f"could not set the sensitivity rule of {x}")
     outputs = [observable_parameter(o.id) for o in card.observables]
     for o in card.observables:
-        g = full(sp.Symbol(observable_parameter(o.id)))
+        g = full(_sym(observable_parameter(o.id)))
         for j, c in enumerate(columns):
             pid = f"_dobs_{_sid(o.id)}__{_sid(c)}"
             add_parameter(pid)

@@ -29,7 +29,8 @@ from interop.workflows.twin import event_table_mapping
 from tests.data import MAPBAYR_MODELS, mapbayr_data
 
 DRUG = {"system": "urn:test", "code": "drug"}
-# Michaelis-Menten elimination from a concentration species (rates divided by the volume),
+# Michaelis-Menten elimination (written with abs and max: their derivatives are sign and a step)
+# from a concentration species (rates divided by the volume),
 # first-order absorption, an allometric covariate, a piecewise (time-dependent) absorption and
 # inter-occasion variability on VMAX.
 ANTIMONY = """
@@ -39,7 +40,7 @@ model mm_iov
   substanceOnly species A_depot in gut = 0
   species C in central = 0
   absorption: A_depot -> C; KA * A_depot
-  elimination: C -> ; VMAX * C / (KM + C)
+  elimination: C -> ; VMAX * abs(C) / (KM + max(C, 0))
   TVVMAX = 40; KM = 3; TVKA = 0.8; WT = 70
   ETA_VMAX = 0; ETA_KA = 0; IOV_VMAX = 0; KAPPA_1 = 0; KAPPA_2 = 0
   VMAX := TVVMAX * (WT / 70)^0.75 * exp(ETA_VMAX + IOV_VMAX)
