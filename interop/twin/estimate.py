@@ -3,8 +3,9 @@
 The optimiser is scipy's BFGS on the objective of :mod:`interop.twin.objective`, with a
 forward-difference gradient; predictions come from the closed-form linear path when the
 model allows it (exact to rounding, so small difference steps are safe), else from
-roadrunner with a coarser central-difference step. Several starts: the population values
-(ETA = 0) first, then deterministic draws from N(0, Omega); the best mode wins.
+roadrunner with an exact gradient from forward sensitivities (:mod:`interop.twin.sensitivity`),
+or a coarser central-difference step where those do not cover the model. Several starts: the
+population values (ETA = 0) first, then deterministic draws from N(0, Omega); the best mode wins.
 """
 
 from __future__ import annotations
