@@ -3,8 +3,9 @@
 The optimiser is scipy's BFGS on the objective of :mod:`interop.twin.objective`, with a
 forward-difference gradient; predictions come from the closed-form linear path when the
 model allows it (exact to rounding, so small difference steps are safe), else from
-roadrunner with a coarser central-difference step. Several starts: the population values
-(ETA = 0) first, then deterministic draws from N(0, Omega); the best mode wins.
+roadrunner with an exact gradient from forward sensitivities (:mod:`interop.twin.sensitivity`),
+or a coarser central-difference step where those do not cover the model. Several starts: the
+population values (ETA = 0) first, then deterministic draws from N(0, Omega); the best mode wins.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from interop.twin.linear import LinearPredictor, linear_system
 from interop.twin.objective import (
     laplace_information,
     numeric_jacobian,
+    objective_gradient,
     objective_rows,
     objective_value,
     residual_terms,
 )
 from interop.twin.occasions import occasion_etas, occasion_omega, occasion_switches
+from interop.twin.sensitivity import sensitivity_predictor
 from interop.twin.simulate import simulate
 
 __all__ = [
@@ -262,6 +265,10 @@ def estimate_map(
     raw_predict, exact = make_predictor(twin, obs) if obs else (lambda e: np.empty(0), True)
     if predictor is not None:
         raw_predict = predictor
+    # ODE models: predictions and their ETA Jacobian from one run of the forward sensitivity system
+    sens = sensitivity_predictor(twin, obs) if obs and predictor is None and not exact else None
+    if sens is not None:
+        raw_predict = sens.predictions
     count = [0]
     n_obs = len(obs)
 
@@ -323,6 +330,18 @@ def estimate_map(
                 with np.errstate(invalid="ignore"):
                     g[bad] = (o0 - oo) / step
                     J[:, bad] = ((f0 - fo) / step).T
+        elif sens is not None:  # exact gradient: forward sensitivities, one ODE run
+            count[0] += 1
+            try:
+                with np.errstate(all="ignore"):
+                    f0, J = sens(eta)
+            except (InteropError, RuntimeError, FloatingPointError, OverflowError) as exc:
+                log.debug("prediction failed for %s at %s: %s", twin.patient_id, eta, exc)
+                f0, J = np.full(n_obs, np.nan), np.full((n_obs, n), np.nan)
+            o0 = safe_objective(f0, eta)
+            if np.isfinite(o0):
+                with np.errstate(all="ignore"):
+                    g = objective_gradient(terms, f0, J, eta, omega_inv)
         else:  # central differences around a tolerance-limited ODE solution
             count[0] += 2 * n + 1
             f0 = predict(eta)
@@ -337,7 +356,8 @@ def estimate_map(
                     J[:, j] = (f1 - f2) / (2 * step)
         if not np.isfinite(o0) or not np.all(np.isfinite(g)):
             o0, g = np.inf, np.full(n, np.nan)
-        memo.clear()
+        if len(memo) >= 8:  # a few recent points: the mode is asked for again after the checks
+            memo.pop(next(iter(memo)))
         memo[key] = (o0, g, f0, J)
         return memo[key]
 
@@ -364,7 +384,15 @@ def estimate_map(
         x = np.asarray(res.x)
         key = x.tobytes()
         if key not in verdicts:
-            verdicts[key] = check_mode(evaluate(x)[1], _numeric_hessian(objectives, x, _HESS_STEP))
+            if sens is not None:  # forward differences of the exact gradient: n runs, not 2n^2+1
+                g0 = evaluate(x)[1]
+                eye = np.eye(len(x)) * _HESS_STEP
+                cols = [(evaluate(x + e)[1] - g0) / _HESS_STEP for e in eye]
+                hess = np.column_stack(cols) if cols else np.zeros((0, 0))
+                hess = (hess + hess.T) / 2
+            else:
+                hess = _numeric_hessian(objectives, x, _HESS_STEP)
+            verdicts[key] = check_mode(evaluate(x)[1], hess)
         return verdicts[key]
 
     best = None
@@ -418,8 +446,11 @@ def estimate_map(
             f_hat, f_pop = fs[0], fs[-1]
             jac = ((fs[1 : k + 1] - fs[k + 1 : 2 * k + 1]) / (2 * h)).T
         else:
-            f_hat = predict(eta_hat)
-            jac = numeric_jacobian(predict, eta_hat, 1e-3)
+            if sens is not None:  # exact, and usually memoised from the last iteration
+                _, _, f_hat, jac = evaluate(eta_hat)
+            else:
+                f_hat = predict(eta_hat)
+                jac = numeric_jacobian(predict, eta_hat, 1e-3)
             f_pop = predict(np.zeros(k))
         info = laplace_information(terms, f_hat, jac, omega_inv)
     else:

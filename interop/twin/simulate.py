@@ -7,17 +7,18 @@ trough sampled at a dose time is the pre-dose level, as in NONMEM.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from interop.errors import TwinError, roadrunner_errors
 from interop.twin.binding import Twin
 from interop.twin.model import CompiledModel, input_parameter
-from interop.twin.occasions import occasion_switches
+from interop.twin.occasions import OccasionSwitch, occasion_switches
 
 __all__ = ["Prediction", "predict", "simulate", "simulate_observations"]
 
@@ -26,14 +27,6 @@ __all__ = ["Prediction", "predict", "simulate", "simulate_observations"]
 class Prediction:
     times_h: np.ndarray
     values: dict[str, np.ndarray]  # observable id -> predictions at times_h
-
-
-def _param_value(model: CompiledModel, ref: float | str | None, default: float) -> float:
-    if ref is None:
-        return default
-    if isinstance(ref, str):
-        return float(model.runner.getValue(ref))
-    return float(ref)
 
 
 Method = Literal["auto", "linear", "roadrunner"]
@@ -72,88 +65,157 @@ def simulate(
                 out = predict_linear(lin, twin, times, merged)
             _check_finite(out, twin)
             return Prediction(times, {o.id: out[i] for i, o in enumerate(model.card.observables)})
-    order = np.argsort(times, kind="stable")
-    sorted_times = times[order]
-    values = np.full((len(model.card.observables), len(times)), np.nan)
-
     params: dict[str, float] = dict(parameters or {})
     params.update(etas or {})
-    for name, series in twin.covariates.items():
-        params[name] = series.at(0.0)
-    switches = occasion_switches(twin)
-    for sw in switches:
-        if sw.time_h == 0:
-            params[sw.parameter] = params.get(sw.eta, 0.0) if sw.eta else 0.0
-
-    with model.lock, roadrunner_errors(source=f"twin {twin.patient_id}"):
-        model.reset(params)
-        r = model.runner
-        actions: dict[float, list[tuple[str, str, float]]] = defaultdict(list)
-        resets = sorted(t for t in twin.resets if t > 0)
-        if resets:  # a reset returns every state to its value at time 0 and stops every input
-            initial = {s: float(r.getValue(s)) for s in r.model.getFloatingSpeciesIds()}
-            inputs = sorted({input_parameter(ev.input.target) for ev in twin.doses})
-            for t in resets:
-                actions[t] += [("set", sid, v) for sid, v in initial.items()]
-                actions[t] += [("set", pid, 0.0) for pid in inputs]
-        for ev in twin.doses:
-            f = _param_value(model, ev.input.bioavailability, 1.0)
-            lag = _param_value(model, ev.input.lag_time_h, 0.0)
-            amount = ev.amount * f
-            start = ev.time_h + lag
-            duration = ev.duration_h
-            if duration is None and ev.input.duration_parameter:
-                duration = _param_value(model, ev.input.duration_parameter, 0.0)
-            if duration is None or duration <= 0:
-                actions[start].append(("bolus", ev.input.target, amount))
-            else:
-                rate = amount / duration
-                end = start + duration
-                cut = next((t for t in resets if start < t < end), None)  # a reset stops the input
-                actions[start].append(("rate", input_parameter(ev.input.target), rate))
-                if cut is None:
-                    actions[end].append(("rate", input_parameter(ev.input.target), -rate))
-        for name, series in twin.covariates.items():
-            for t, v in series.changes():
-                if t >= 0:  # earlier changes are already in the value at t=0
-                    actions[t].append(("set", name, v))
-        for sw in switches:
-            if sw.time_h > 0:
-                actions[sw.time_h].insert(
-                    0, ("set", sw.parameter, params.get(sw.eta, 0.0) if sw.eta else 0.0)
-                )
-
-        breakpoints = sorted(t for t in actions if t >= 0)
-        if any(t < 0 for t in actions):
-            raise TwinError("a dose or covariate change falls before the twin's origin")
-        t_end = max([*breakpoints, float(sorted_times[-1]) if len(times) else 0.0])
-        t_cur = 0.0
-        k = 0  # next output index in sorted order
-        stops = [*breakpoints, t_end] if (not breakpoints or breakpoints[-1] < t_end) else breakpoints
-        n_times = len(sorted_times)
-        for stop in stops:
-            if stop > t_cur:
-                lo = int(np.searchsorted(sorted_times, t_cur, side="right"))
-                end = int(np.searchsorted(sorted_times, stop, side="right"))
-                inner = sorted_times[lo:end]
-                inner = inner[inner < stop]
-                grid = np.concatenate(([t_cur], np.unique(inner), [stop]))
-                res = np.asarray(r.simulate(times=grid.tolist()))
-                if end > k:  # every output in (t_cur, stop] at once
-                    rows = np.searchsorted(grid, sorted_times[k:end])
-                    values[:, order[k:end]] = res[rows, 1:].T
-                    k = end
-                t_cur = stop
-            while k < n_times and sorted_times[k] <= t_cur:  # outputs at t_cur (or t=0)
-                values[:, order[k]] = [r.getValue(s) for s in model.observable_selections]
-                k += 1
-            for kind, target, amount in actions.get(stop, []):
-                if kind == "set":
-                    r.setValue(target, amount)
-                else:  # a bolus adds to an amount, an infusion start/end to an input rate
-                    r.setValue(target, r.getValue(target) + amount)
+    values = run_segments(model, twin, times, params, model.observable_selections)
     _check_finite(values, twin)
     return Prediction(times, {o.id: values[i] for i, o in enumerate(model.card.observables)})
+
+
+Action = tuple[str, str, float]  # (set | bolus | rate, id, value)
+
+
+def run_segments(
+    model: CompiledModel,
+    twin: Twin,
+    times: np.ndarray,
+    params: Mapping[str, float],
+    selections: Sequence[str],
+    occasion_weights: Mapping[str, str] | None = None,
+) -> np.ndarray:
+    """Values of ``selections`` (rows) at ``times`` (columns) from one roadrunner run of the twin.
+
+    One reset per run, then segment by segment between breakpoints with the state carried over;
+    nothing is integrated past the last output time. ``model`` may be another compilation of
+    the twin's model (the sensitivity system of :mod:`interop.twin.sensitivity`) with the same
+    ids; ``occasion_weights`` maps an occasion ETA to a parameter set to 1 while that ETA is the
+    current effect of its occasion parameter and 0 otherwise.
+    """
+    order = np.argsort(times, kind="stable")
+    values = np.full((len(selections), len(times)), np.nan)
+    initial, switch = initial_parameters(twin, params, occasion_weights)
+    with model.lock, roadrunner_errors(source=f"twin {twin.patient_id}"):
+        model.reset(initial)
+        r = model.runner
+        m = r.model  # the executable model's get/setValue: same ids, a tenth of RoadRunner's cost
+        states = [*m.getFloatingSpeciesIds(), *r.getRateRuleIds()] if twin.resets else []
+        actions = twin_actions(twin, m.getValue, states, switch)
+        values[:, order] = integrate_segments(r, times[order].tolist(), actions, selections).T
+    return values
+
+
+def initial_parameters(
+    twin: Twin, params: Mapping[str, float], occasion_weights: Mapping[str, str] | None = None
+) -> tuple[dict[str, float], Callable[[OccasionSwitch], list[Action]]]:
+    """Parameters at time 0 (``params`` with covariates and first occasions) and the actions of an
+    occasion switch (the occasion parameter, and the weights of :func:`run_segments`)."""
+    params = dict(params)
+    for name, series in twin.covariates.items():
+        params[name] = series.at(0.0)
+    weights = dict(occasion_weights or {})
+    weights_of: dict[str, list[tuple[str, str]]] = defaultdict(list)  # occasion parameter -> (eta, weight id)
+    for occ in twin.card.random_effects.occasions:
+        weights_of[occ.parameter] += [(e, weights[e]) for e in occ.etas if e in weights]
+    etas = dict(params)
+
+    def switch(sw: OccasionSwitch) -> list[Action]:
+        out = [("set", sw.parameter, etas.get(sw.eta, 0.0) if sw.eta else 0.0)]
+        return out + [("set", w, 1.0 if e == sw.eta else 0.0) for e, w in weights_of[sw.parameter]]
+
+    for sw in occasion_switches(twin):
+        if sw.time_h == 0:
+            for _, pid, v in switch(sw):
+                params[pid] = v
+    return params, switch
+
+
+def twin_actions(
+    twin: Twin,
+    value: Callable[[str], float],
+    states: Sequence[str],
+    switch: Callable[[OccasionSwitch], list[Action]],
+) -> dict[float, list[Action]]:
+    """What happens when: doses, infusion ends, covariate changes, occasion switches, resets.
+
+    ``value`` reads the model after its reset (dose parameters, initial states for resets)."""
+    actions: dict[float, list[Action]] = defaultdict(list)
+    resets = sorted(t for t in twin.resets if t > 0)
+    if resets:  # a reset returns every state to its value at time 0 and stops every input
+        initial = {s: float(value(s)) for s in states}
+        inputs = sorted({input_parameter(ev.input.target) for ev in twin.doses})
+        for t in resets:
+            actions[t] += [("set", sid, v) for sid, v in initial.items()]
+            actions[t] += [("set", pid, 0.0) for pid in inputs]
+
+    def param(ref: float | str | None, default: float) -> float:
+        return default if ref is None else float(value(ref)) if isinstance(ref, str) else float(ref)
+
+    for ev in twin.doses:
+        amount = ev.amount * param(ev.input.bioavailability, 1.0)
+        start = ev.time_h + param(ev.input.lag_time_h, 0.0)
+        duration = ev.duration_h
+        if duration is None and ev.input.duration_parameter:
+            duration = param(ev.input.duration_parameter, 0.0)
+        if duration is None or duration <= 0:
+            actions[start].append(("bolus", ev.input.target, amount))
+        else:
+            rate = amount / duration
+            end = start + duration
+            cut = next((t for t in resets if start < t < end), None)  # a reset stops the input
+            actions[start].append(("rate", input_parameter(ev.input.target), rate))
+            if cut is None:
+                actions[end].append(("rate", input_parameter(ev.input.target), -rate))
+    for name, series in twin.covariates.items():
+        for t, v in series.changes():
+            if t >= 0:  # earlier changes are already in the value at t=0
+                actions[t].append(("set", name, v))
+    for sw in occasion_switches(twin):
+        if sw.time_h > 0:
+            actions[sw.time_h][:0] = switch(sw)
+    if any(t < 0 for t in actions):
+        raise TwinError("a dose or covariate change falls before the twin's origin", source=twin.patient_id)
+    return actions
+
+
+def integrate_segments(
+    r: Any, ts: list[float], actions: Mapping[float, list[Action]], selections: Sequence[str]
+) -> np.ndarray:
+    """Values of ``selections`` at the sorted times ``ts`` (rows) from the runner's current state.
+
+    Outputs at a breakpoint are taken before its actions; the run stops at the last output."""
+    if list(r.timeCourseSelections)[1:] != list(selections):
+        r.timeCourseSelections = ["time", *selections]
+    m = r.model
+    n_times = len(ts)
+    t_last = ts[-1] if n_times else 0.0
+    out = np.empty((n_times, len(selections)))
+    k = 0  # next output index
+    while k < n_times and ts[k] <= 0.0:  # outputs at t=0: before the events at 0
+        out[k] = [m.getValue(s) for s in selections]
+        k += 1
+    t_cur = 0.0
+    for stop in [*sorted(t for t in actions if t < t_last), t_last]:
+        if stop > t_cur:
+            hi = bisect_right(ts, stop, k)
+            grid = [t_cur]
+            for t in ts[k:hi]:
+                if grid[-1] < t < stop:
+                    grid.append(t)
+            grid.append(stop)
+            res = r.simulate(times=grid)
+            if hi > k:  # every output in (t_cur, stop] at once
+                pos = {t: i for i, t in enumerate(grid)}
+                out[k:hi] = np.asarray(res)[[pos[t] for t in ts[k:hi]], 1:]
+                k = hi
+            t_cur = stop
+        if stop >= t_last:
+            break
+        for kind, target, amount in actions.get(stop, ()):
+            if kind == "set":
+                m.setValue(target, amount)
+            else:  # a bolus adds to an amount, an infusion start/end to an input rate
+                m.setValue(target, m.getValue(target) + amount)
+    return out
 
 
 def _check_finite(values: np.ndarray, twin: Twin) -> None:
