@@ -228,13 +228,18 @@ class Registry:
         require_role(principal, TRANSITIONS["validate"].role, "validating a model")
         stored = self.get(model_id, version)
         require_owner(principal, stored.institution, model_id, "validating")
-        report = validate_model(
-            stored.sbml,
-            stored.card_or_none,
-            simulate_check=simulate_check or self.simulate_check,
-            source=f"{model_id}@{stored.version}",
-        )
-        report = self._with_sedml(model_id, stored.version, report)
+        if stored.ml_card is not None and stored.artefact is not None:  # an ML model (ONNX)
+            from registry.ml_validation import validate_ml
+
+            report = validate_ml(stored.artefact, stored.ml_card, source=f"{model_id}@{stored.version}")
+        else:
+            report = validate_model(
+                stored.sbml,
+                stored.card_or_none,
+                simulate_check=simulate_check or self.simulate_check,
+                source=f"{model_id}@{stored.version}",
+            )
+            report = self._with_sedml(model_id, stored.version, report)
         with self.sessions.begin() as s:
             row = repo.find_version(s, model_id, stored.version, lock=True)
             s.add(
