@@ -100,11 +100,22 @@ def _ml_card(link: MLLink) -> MLCard:
     return parse(MLCard, link.resolved.card, source=link.model)
 
 
+_BY_LINK: dict[int, tuple[object, OnnxPredictor]] = {}
+
+
 def ml_predictor(link: MLLink) -> OnnxPredictor:
-    """The (cached) onnxruntime predictor of a resolved link."""
+    """The (cached) onnxruntime predictor of a resolved link: parsed and hashed once per loaded
+    card, not once per patient."""
+    hit = _BY_LINK.get(id(link.resolved))
+    if hit is not None and hit[0] is link.resolved:
+        return hit[1]
     card = _ml_card(link)
     assert link.resolved is not None
-    return predictor(link.resolved.onnx_base64, card)
+    made = predictor(link.resolved.onnx_base64, card)
+    if len(_BY_LINK) > 64:
+        _BY_LINK.clear()
+    _BY_LINK[id(link.resolved)] = (link.resolved, made)
+    return made
 
 
 def ml_model_uses(card: ModelCard) -> tuple[MLModelUse, ...]:

@@ -291,12 +291,18 @@ def run_example(
     settings: Settings, workdir: Path, *, n_train: int = 60, n_test: int = 40, seed: int = 7, n_sim: int = 20
 ) -> ExampleResult:
     """The whole example against the registry of ``settings``; files under ``workdir``."""
+    n_trained, cohort = prepare(settings, workdir, n_train=n_train, n_test=n_test, seed=seed)
+    return compare(settings, workdir, cohort, n_trained=n_trained, n_test=n_test, seed=seed, n_sim=n_sim)
+
+
+def prepare(settings: Settings, workdir: Path, *, n_train: int, n_test: int, seed: int) -> tuple[int, Path]:
+    """Sites A and B: train, export, register and validate the ML model and both twins' cards;
+    site C's cohort written to ``workdir/site-c``. Returns the training size and that folder."""
     import joblib
 
     from interop.workflows.ml import export_sklearn
     from interop.workflows.registry_session import registry_session
     from interop.workflows.registry_validation import twin_simulate_check
-    from interop.workflows.validate import validate_cohort
 
     template = ml_card_template()
     draft = parse(MLCard, template)
@@ -329,7 +335,15 @@ def run_example(
             if not report.is_valid:
                 failed = report.failed_stage
                 raise InteropError(f"{stored.model_id} failed validation at {failed.name if failed else '?'}")
-    cohort = write_cohort(c, workdir / "site-c")
+    return len(y), write_cohort(c, workdir / "site-c")
+
+
+def compare(
+    settings: Settings, workdir: Path, cohort: Path, *, n_trained: int, n_test: int, seed: int, n_sim: int
+) -> ExampleResult:
+    """``interop validate`` of both registered twins on site C's cohort."""
+    from interop.workflows.validate import validate_cohort
+
     rows, recs = [], {}
     for twin, card in (("mechanistic", mechanistic_card()), ("hybrid", hybrid_card())):
         _, outcome = validate_cohort(
@@ -340,4 +354,4 @@ def run_example(
         for m in outcome.record.metrics:
             if m.name in ("mape_percent", "within_20_percent") and m.setting in ("a-priori", "iterative"):
                 rows.append({"twin": twin, "setting": m.setting, "name": m.name, "value": m.value, "n": m.n})
-    return ExampleResult(pd.DataFrame(rows), recs, len(y), n_test)
+    return ExampleResult(pd.DataFrame(rows), recs, n_trained, n_test)
