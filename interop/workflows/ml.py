@@ -79,7 +79,8 @@ def to_onnx(estimator: Any, n_features: int) -> bytes:
             options=options,
         )
     except Exception as exc:  # skl2onnx raises RuntimeError/NotImplementedError for unsupported parts
-        raise ModelError(f"skl2onnx cannot convert {type(estimator).__name__}: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"skl2onnx cannot convert {type(estimator).__name__}: {first[:300]}") from exc
     return bytes(onx.SerializeToString())
 
 

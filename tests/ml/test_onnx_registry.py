@@ -205,3 +205,54 @@ def test_without_the_ml_extra(monkeypatch: pytest.MonkeyPatch, toy_export: Expor
         from registry.formats import get_format
 
         get_format("onnx")
+
+
+def test_the_examples_pipeline_exports_and_validates(store: Registry, tmp_path: Path) -> None:
+    """examples/ml: a scaler + gradient-boosting pipeline, its card template and reference rows."""
+    import importlib.util
+
+    import joblib
+
+    from tests.data import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "fit_pipeline", ROOT / "examples" / "ml" / "fit_pipeline.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    joblib.dump(module.fit(), tmp_path / "p.joblib")
+    out = invoke(
+        ["ml", "export", str(tmp_path / "p.joblib"), "--trust", "--out", str(tmp_path / "x"),
+         "--card", str(ROOT / "examples" / "ml" / "ml-card.template.json"),
+         "--reference", str(ROOT / "examples" / "ml" / "reference_rows.csv")]
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    stored = store.submit_file((tmp_path / "x" / "example-vanco-cl.zip").read_bytes())
+    assert store.validate(stored.model_id, stored.version).is_valid
+    assert stored.ml_card is not None and len(stored.ml_card.reference_cases) == 3
+
+
+def test_a_classifier_exports_its_probability(store: Registry, tmp_path: Path) -> None:
+    import joblib
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    rng = np.random.default_rng(2)
+    x = np.column_stack([rng.uniform(20, 150, 300), rng.integers(0, 2, 300)])
+    y = (x[:, 0] < 50) | (x[:, 1] == 1)
+    joblib.dump(GradientBoostingClassifier(n_estimators=20, random_state=0).fit(x, y), tmp_path / "c.joblib")
+    template = json.loads(TEMPLATE.read_text())
+    template.update(
+        id="toy-risk",
+        predicts={"kind": "probability", "name": "nephrotoxicity risk", "unit": "1"},
+        output={"column": 1},
+    )
+    (tmp_path / "t.json").write_text(json.dumps(template))
+    result = export_sklearn(
+        tmp_path / "c.joblib", tmp_path / "out", trusted=True, card_template=tmp_path / "t.json"
+    )
+    assert result.max_abs_difference is not None and result.max_abs_difference < 1e-5
+    stored = store.submit_file(_archive(result))
+    assert store.validate(stored.model_id, stored.version).is_valid
+    card = stored.ml_card
+    assert card is not None and all(0 <= c.expected <= 1 for c in card.reference_cases)
