@@ -177,9 +177,7 @@ def ml_features(card: MLCard, record: PatientRecord, origin: dt.datetime) -> Fea
         value: float | None
         if f.source.measurement is not None:
             value, used, why = _measurement(f, record, origin)
-        elif f.source.derived is not None and any(
-            values.get(n) is None for n in _derived_inputs(cov, by_name)
-        ):
+        elif f.source.derived is not None and any(values.get(n) is None for n in _derived_inputs(f)):
             value, used, why = None, (), "an input is missing"
         else:
             try:
@@ -207,12 +205,12 @@ def ml_features(card: MLCard, record: PatientRecord, origin: dt.datetime) -> Fea
     return FeatureRow(values, imputed, missing, sources, tuple(warnings))
 
 
-def _derived_inputs(cov: object, by_name: dict[str, MLFeature]) -> list[str]:
+def _derived_inputs(f: MLFeature) -> list[str]:
+    """The features a derived feature's formula reads."""
     from interop.schema.formulas import derived_inputs
 
-    src = by_name[cov.name].source.derived  # type: ignore[attr-defined]
-    assert src is not None
-    return sorted(derived_inputs(src))
+    assert f.source.derived is not None
+    return sorted(derived_inputs(f.source.derived))
 
 
 def _const(name: str, value: float) -> CovariateSeries:

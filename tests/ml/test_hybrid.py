@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import GradientBoostingRegressor
 
-from interop.errors import ModelError, TwinError
+from interop.errors import ModelError, RegistryError, TwinError
 from interop.schema import MLCard, ModelCard, PatientRecord, parse
 from interop.settings import Settings
 from interop.twin import CompiledModel, bind_patient, bind_regimen, load_model, simulate
@@ -199,3 +199,23 @@ def test_the_worked_example_cross_site(tmp_path: Path) -> None:
     )
     report = (tmp_path / "validate-hybrid" / "report.html").read_text()
     assert "hybrid-example-cl@1" in report
+
+
+def test_the_registry_validates_a_hybrid_cards_ml_links(home: Settings) -> None:
+    from interop.workflows.registry_validation import twin_simulate_check
+
+    with registry_session(home, simulate_check=twin_simulate_check) as reg:
+        ok = reg.submit(ex.sbml(), ex.hybrid_card(), filename="model.xml")
+        report = reg.validate(ok.model_id, ok.version)
+        assert report.stage("ml-models").status == "passed" and report.is_valid
+        bad = ex.hybrid_card().replace(
+            id="hybrid-missing-ml",
+            ml_models=[{**ex.hybrid_card().ml_models[0].model_dump(), "model": "nope@1"}],
+        )
+        stored = reg.submit(ex.sbml(), bad, filename="model.xml")
+        report = reg.validate(stored.model_id, stored.version)
+        assert report.failed_stage is not None and report.failed_stage.name == "ml-models"
+        assert "nope@1" in report.failed_stage.issues[0].message
+        loaded = resolve_ml_links(ex.hybrid_card(), reg)
+        with pytest.raises(RegistryError, match="loaded ML models"):
+            reg.submit(ex.sbml(), loaded, filename="model.xml")
