@@ -219,3 +219,26 @@ def test_the_registry_validates_a_hybrid_cards_ml_links(home: Settings) -> None:
         loaded = resolve_ml_links(ex.hybrid_card(), reg)
         with pytest.raises(RegistryError, match="loaded ML models"):
             reg.submit(ex.sbml(), loaded, filename="model.xml")
+
+
+def test_the_cli_twin_commands_name_the_ml_model(home: Settings, tmp_path: Path) -> None:
+    """``interop twin forecast/recommend`` on a hybrid SBML file + card: the ML link is loaded from
+    the registry, and every JSON output names the ML version."""
+    from tests.clirun import invoke
+
+    record = _patients(1)[0]
+    (tmp_path / "p.json").write_text(record.model_dump_json())
+    env = {"INTEROP_HOME": str(home.home), "INTEROP_DATABASE_URL": home.database_url}
+    common = ["--model", str(ex.EXAMPLE / "model.xml"), "--card", str(ex.EXAMPLE / "hybrid.card.json")]
+    common += ["--patient", str(tmp_path / "p.json")]
+    out = invoke(["twin", "forecast", *common, "--draws", "20", "--out", str(tmp_path / "f")], env)
+    assert out.returncode == 0, out.stderr
+    rec = invoke(
+        ["twin", "recommend", *common, "--target", "trough", "--low", "0.2", "--high", "1",
+         "--amounts", "200,300,400", "--intervals", "24", "--out", str(tmp_path / "r")],
+        env,
+    )  # fmt: skip
+    assert rec.returncode == 0, rec.stderr
+    for path in (tmp_path / "f" / "forecast.json", tmp_path / "r" / "recommendation.json"):
+        used = json.loads(path.read_text())["ml_models"]
+        assert [u["model"] for u in used] == ["hybrid-example-cl@1"] and len(used[0]["sha256"]) == 64
