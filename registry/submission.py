@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +150,7 @@ class SubmissionService:
         >>> import tempfile
         >>> from importlib.resources import files
         >>> from pathlib import Path
-        >>> from interop.schema import MLCard, ModelCard, parse_json
+        >>> from interop.schema import ModelCard, parse_json
         >>> models, tmp = files("interop") / "data" / "models", tempfile.TemporaryDirectory()
         >>> home = Path(tmp.name)
         >>> card = parse_json(ModelCard, (models / "gentamicin_1cmt.card.json").read_text())
@@ -220,24 +220,12 @@ class SubmissionService:
             ]
         )
         text = " ".join([title, card.description if card else "", meta.name]).lower()
-        try:
-            for attempt in range(_RETRIES):
-                try:
-                    with self.sessions.begin() as s:
-                        return self._store(
-                            s, who, mid, title, institution, digest, files, staged,
-                            drugs, meta.annotations, card, fmt, text, sbml, derived,
-                        )  # fmt: skip
-                except (SAIntegrityError, DBAPIError) as exc:
-                    # Two submitters raced for the same new model row or version number: go again.
-                    if attempt == _RETRIES - 1 or not _retryable(exc):
-                        log.error("storing %s failed: %s", mid, exc.orig)
-                        raise RegistryError(f"could not store {mid} (database error)", source=mid) from None
-                    time.sleep(0.01 * (attempt + 1))
-            raise AssertionError("unreachable")
-        finally:
-            for st in staged:
-                self.blobs.discard(st)  # published ones were moved already; the rest go now
+        return self._store_retrying(
+            mid, staged, lambda s: self._store(
+                s, who, mid, title, institution, digest, files, staged,
+                drugs, meta.annotations, card, fmt, text, sbml, derived,
+            ),
+        )  # fmt: skip
 
     def submit_ml(
         self,
@@ -284,18 +272,31 @@ class SubmissionService:
         text = " ".join(
             [card.title, card.description, card.predicts.name, card.predicts.kind, card.intended_use]
         ).lower()
+        return self._store_retrying(
+            mid, staged, lambda s: self._store(
+                s, who, mid, card.title, institution, digest, files, staged,
+                drugs, ml_annotations(card), card, fmt, text, "", False,
+            ),
+        )  # fmt: skip
+
+    def _store_retrying(
+        self, mid: str, staged: list[Staged], store: Callable[[Session], StoredModel]
+    ) -> StoredModel:
+        """``store`` in a transaction, again when two submitters raced for the same new row."""
         try:
-            with self.sessions.begin() as s:
-                return self._store(
-                    s, who, mid, card.title, institution, digest, files, staged,
-                    drugs, ml_annotations(card), card, fmt, text, "", False,
-                )  # fmt: skip
-        except (SAIntegrityError, DBAPIError) as exc:
-            log.error("storing %s failed: %s", mid, exc.orig)
-            raise RegistryError(f"could not store {mid} (database error)", source=mid) from None
+            for attempt in range(_RETRIES):
+                try:
+                    with self.sessions.begin() as s:
+                        return store(s)
+                except (SAIntegrityError, DBAPIError) as exc:
+                    if attempt == _RETRIES - 1 or not _retryable(exc):
+                        log.error("storing %s failed: %s", mid, exc.orig)
+                        raise RegistryError(f"could not store {mid} (database error)", source=mid) from None
+                    time.sleep(0.01 * (attempt + 1))
+            raise AssertionError("unreachable")
         finally:
             for st in staged:
-                self.blobs.discard(st)
+                self.blobs.discard(st)  # published ones were moved already; the rest go now
 
     def _precheck(self, who: Principal, mid: str, digest: str, derived: bool) -> None:
         with self.readers() as s:
