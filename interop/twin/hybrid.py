@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from interop.errors import ModelError, SchemaError, TwinError
-from interop.schema import MLCard, MLLink, MLModelUse, ModelCard, PatientRecord, parse
+from interop.schema import Covariate, MLCard, MLLink, MLModelUse, ModelCard, PatientRecord, parse
 from interop.schema.analytes import convert_analyte, same_analyte
 from interop.schema.ml_card import MLFeature
 from interop.schema.onnx_model import OnnxPredictor, predictor
@@ -172,7 +172,7 @@ def ml_features(card: MLCard, record: PatientRecord, origin: dt.datetime) -> Fea
     sources: dict[str, tuple[str, ...]] = {}
     bound: dict[str, CovariateBinding] = {}
     warnings = []
-    for cov in dependency_order([f.as_covariate() for f in card.features]):
+    for cov in _ordered_covariates(card):
         f = by_name[cov.name]
         value: float | None
         if f.source.measurement is not None:
@@ -203,6 +203,21 @@ def ml_features(card: MLCard, record: PatientRecord, origin: dt.datetime) -> Fea
                     f"feature {f.name} = {value:g} outside the training range [{rng[0]:g}, {rng[1]:g}]"
                 )
     return FeatureRow(values, imputed, missing, sources, tuple(warnings))
+
+
+_ORDERED: dict[int, tuple[MLCard, list[Covariate]]] = {}
+
+
+def _ordered_covariates(card: MLCard) -> list[Covariate]:
+    """The features as covariates, inputs before formulas: built once per card object."""
+    hit = _ORDERED.get(id(card))
+    if hit is not None and hit[0] is card:
+        return hit[1]
+    covs = dependency_order([f.as_covariate() for f in card.features])
+    if len(_ORDERED) > 64:
+        _ORDERED.clear()
+    _ORDERED[id(card)] = (card, covs)
+    return covs
 
 
 def _derived_inputs(f: MLFeature) -> list[str]:
