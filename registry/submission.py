@@ -56,7 +56,12 @@ SOURCE_MEDIA = {
 
 
 def _canonical_card(card: ModelCard | MLCard | None) -> Any:
-    return None if card is None else json.loads(card.model_dump_json())
+    if card is None:
+        return None
+    out = json.loads(card.model_dump_json())
+    if isinstance(card, ModelCard) and not card.ml_models:
+        del out["ml_models"]  # card 1.2's field, absent before: content hashes of other cards unchanged
+    return out
 
 
 def content_hash(model_id: str, sbml: bytes, card: ModelCard | MLCard | None) -> str:

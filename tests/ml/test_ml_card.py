@@ -67,3 +67,23 @@ def test_a_hybrid_card_pins_the_ml_version_and_checks_its_parameter_use() -> Non
     with pytest.raises(SchemaError, match="appears in no observable"):
         parse(ModelCard, _hybrid(role="correction"))
     assert parse_json(ModelCard, json.dumps(base)).ml_models == ()
+
+
+def test_cards_without_ml_models_keep_their_content_hash() -> None:
+    """Card 1.2 added ``ml_models``; a registry recognises an identical resubmission of an older
+    card (same hash as before the field existed), while a hybrid card hashes its links."""
+    import hashlib
+
+    from registry.submission import content_hash
+    from tests.data import GENTAMICIN_SBML
+
+    card = parse(ModelCard, json.loads(GENTAMICIN_CARD.read_text()))
+    sbml = GENTAMICIN_SBML.read_bytes()
+    before = json.loads(card.model_dump_json())
+    del before["ml_models"]
+    text = json.dumps(before, sort_keys=True, separators=(",", ":")).encode()
+    assert (
+        content_hash(card.id, sbml, card)
+        == hashlib.sha256(card.id.encode() + b"\0" + sbml + b"\0" + text).hexdigest()
+    )
+    assert content_hash(card.id, sbml, parse(ModelCard, _hybrid())) != content_hash(card.id, sbml, card)
