@@ -7,10 +7,13 @@ model history (creators); we walk every element and keep each (element, qualifie
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import libsbml
 
-__all__ = ["Annotation", "SbmlMetadata", "extract_metadata"]
+from interop.schema import Coding, MLCard
+
+__all__ = ["Annotation", "SbmlMetadata", "extract_metadata", "ml_annotations"]
 
 
 @dataclass(frozen=True)
@@ -111,3 +114,36 @@ def extract_metadata(doc: libsbml.SBMLDocument) -> SbmlMetadata:
     return SbmlMetadata(
         model.getId(), model.getName(), doc.getLevel(), doc.getVersion(), tuple(creators), tuple(unique)
     )
+
+
+PREDICTS = "reg:predicts"
+FEATURE = "reg:feature"
+
+
+def _code_uri(c: Coding) -> str:
+    return f"{c.system.rstrip('/')}/{quote(c.code, safe='')}"
+
+
+def ml_annotations(card: MLCard) -> tuple[Annotation, ...]:
+    """An ML card's predicted quantity and features as annotations (searchable, and in the RDF):
+    ``reg:predicts`` on the model, ``reg:feature`` on one node per feature (its code's URI)."""
+    p = card.predicts
+    out = [Annotation("", PREDICTS, f"urn:digphat:predicts:{p.kind}:{quote(p.name, safe='')}")]
+    if p.code is not None:
+        out.append(Annotation("", PREDICTS, _code_uri(p.code)))
+    for f in card.features:
+        src = f.source
+        uris: list[str] = []
+        if src.measurement is not None:
+            uris.append(_code_uri(src.measurement))
+        elif src.genotype is not None:
+            uris.append(f"https://identifiers.org/hgnc.symbol:{src.genotype.gene}")
+        elif src.condition is not None:
+            uris += [_code_uri(c) for c in src.condition.codes]
+        elif src.comedication is not None:
+            uris += [_code_uri(c) for c in src.comedication.codes]
+            uris += [f"https://identifiers.org/atc:{a}" for a in src.comedication.atc_prefixes]
+        else:
+            uris.append(f"urn:digphat:feature:{src.kind}:{f.name}")
+        out += [Annotation(f.name, FEATURE, u) for u in uris]
+    return tuple(out)

@@ -16,7 +16,13 @@ __all__ = ["export_omex"]
 
 
 def export_omex(registry: Registry, model_id: str, version: int | None = None) -> bytes:
+    """The OMEX archive of an SBML version; an ML version (ONNX) comes out as its ML archive
+    (``ml-card.json`` + the ONNX file, what ``registry submit`` takes back)."""
     stored = registry.get(model_id, version)
+    if stored.ml_card is not None and stored.artefact is not None:
+        from registry.formats.onnx import pack
+
+        return pack(stored.artefact, stored.ml_card)
     entries: list[tuple[str, str, bytes, bool]] = [
         ("model.xml", SBML_FORMAT, stored.sbml.encode("utf-8"), True)
     ]

@@ -6,11 +6,12 @@ from rdflib import Graph
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from interop.schema import ModelCard, parse
+from interop.schema import MLCard, ModelCard, parse
 from registry import repository as repo
 from registry.annotations import Annotation, extract_metadata
 from registry.blobs import BlobStore
 from registry.db import AnnotationRow, VersionRow
+from registry.formats import ML_FORMATS
 from registry.formats.sbml import read_document
 from registry.rdf import VersionFacts, add_version, new_graph
 
@@ -35,7 +36,10 @@ def build_graph(s: Session, blobs: BlobStore, model_id: str | None, version: int
             Annotation(a.element, a.qualifier, a.uri)
             for a in s.scalars(select(AnnotationRow).where(AnnotationRow.version_id == row.id))
         ]
-        card = None if row.card is None else parse(ModelCard, row.card)
+        ml = row.format in ML_FORMATS
+        card: ModelCard | MLCard | None = None
+        if row.card is not None:
+            card = parse(MLCard, row.card) if ml else parse(ModelCard, row.card)
         facts = VersionFacts(
             row.model_id,
             row.number,
@@ -47,7 +51,7 @@ def build_graph(s: Session, blobs: BlobStore, model_id: str | None, version: int
             row.created_at,
         )
         creators: tuple[str, ...] = ()
-        if model_id is not None:
+        if model_id is not None and not ml:
             creators = extract_metadata(read_document(blobs.get(row.sbml_sha256).decode("utf-8"))).creators
         add_version(g, facts, card, anns, creators)
     return g

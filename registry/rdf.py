@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from rdflib import RDF, RDFS, BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCTERMS, FOAF, XSD
 
-from interop.schema import ATC, RXNORM, Coding, ModelCard
+from interop.schema import ATC, RXNORM, Coding, MLCard, ModelCard
 from registry.annotations import Annotation
 
 __all__ = [
@@ -91,13 +91,15 @@ def _qualifier(q: str) -> URIRef:
         return BQBIOL[name]
     if prefix == "bqmodel":
         return BQMODEL[name]
+    if prefix == "reg":
+        return REG[name]
     return REG[q.replace(":", "_")]
 
 
 def add_version(
     g: Graph,
     facts: VersionFacts,
-    card: ModelCard | None,
+    card: ModelCard | MLCard | None,
     annotations: Iterable[Annotation] = (),
     creators: Iterable[str] = (),
 ) -> URIRef:
@@ -141,9 +143,14 @@ def add_version(
                 g.add((v, BQMODEL.isDescribedBy, URIRef(f"{IDORG}doi:{pub.doi}")))
             if pub.citation:
                 g.add((v, DCTERMS.bibliographicCitation, Literal(pub.citation)))
-        g.add((v, BQBIOL.hasTaxon, URIRef(f"{IDORG}taxonomy:{card.validity.taxon}")))
-        if card.validity.population:
-            g.add((v, REG.population, Literal(card.validity.population)))
+        if isinstance(card, MLCard):
+            _add_ml(g, v, card)
+        else:
+            g.add((v, BQBIOL.hasTaxon, URIRef(f"{IDORG}taxonomy:{card.validity.taxon}")))
+            if card.validity.population:
+                g.add((v, REG.population, Literal(card.validity.population)))
+            for link in card.ml_models:
+                g.add((v, REG.usesMLModel, version_uri(link.model_id, link.model_version)))
     for a in annotations:
         subject = v if not a.element else URIRef(f"{v}#{a.element}")
         if subject != v:
@@ -151,6 +158,22 @@ def add_version(
             g.add((subject, DCTERMS.identifier, Literal(a.element)))
         g.add((subject, _qualifier(a.qualifier), URIRef(a.uri)))
     return v
+
+
+def _add_ml(g: Graph, v: URIRef, card: MLCard) -> None:
+    """An ML card's facts: what it predicts, its training data, intended use and limits
+    (features and the predicted quantity come as ``reg:feature``/``reg:predicts`` annotations)."""
+    g.add((v, RDF.type, REG.MLModel))
+    g.add((v, REG.predictedQuantity, Literal(card.predicts.name)))
+    g.add((v, REG.predictedKind, Literal(card.predicts.kind)))
+    g.add((v, REG.predictedUnit, Literal(card.predicts.unit)))
+    g.add((v, REG.population, Literal(card.training.population)))
+    g.add((v, REG.trainingSubjects, Literal(card.training.n_subjects)))
+    for site in card.training.sites:
+        g.add((v, REG.trainingSite, Literal(site)))
+    g.add((v, REG.intendedUse, Literal(card.intended_use)))
+    for limit in card.limits:
+        g.add((v, REG.limit, Literal(limit)))
 
 
 def serialise(g: Graph, fmt: str) -> str:

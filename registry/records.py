@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interop.errors import ModelError
-from interop.schema import ModelCard
+from interop.schema import MLCard, ModelCard
 
 __all__ = ["AuditEntry", "AuditPage", "StoredFile", "StoredModel"]
 
@@ -28,14 +28,26 @@ class StoredModel:
     status_changed_by: str = ""
     status_changed_at: dt.datetime | None = None
     deduplicated: bool = False
+    ml_card: MLCard | None = None  # ML versions (format onnx): their card; ``sbml`` is then empty
+    artefact: bytes | None = None  # ML versions: the ONNX bytes (verified against their hash)
 
     @property
     def has_card(self) -> bool:
         return self.card_or_none is not None
 
     @property
+    def is_ml(self) -> bool:
+        return self.ml_card is not None
+
+    @property
     def card(self) -> ModelCard:
         """The model card; a card-less version raises ``ModelError`` (it cannot bind patients)."""
+        if self.ml_card is not None:
+            raise ModelError(
+                f"{self.model_id}@{self.version} is an ML model (ONNX), not a mechanistic one: name it "
+                "in a mechanistic card's ml_models to use it in a twin",
+                source=f"{self.model_id}@{self.version}",
+            )
         if self.card_or_none is None:
             raise ModelError(
                 f"{self.model_id}@{self.version} has no model card: submit one to bind patients to it",

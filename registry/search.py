@@ -1,5 +1,6 @@
 """Search over model versions: drug (name, ATC, RxNorm), free text, annotation term, format,
-institution and status; paginated with an exact total and no cap on how many match.
+institution and status, and for ML models the predicted quantity and the features; paginated
+with an exact total and no cap on how many match.
 
 Free text is a case-insensitive substring match of every term over title + description
 (``LIKE`` on a lower-cased column: portable between SQLite and PostgreSQL; a full-text
@@ -36,6 +37,8 @@ class SearchQuery:
     institution: str | None = None
     status: str | None = None
     model_id: str | None = None
+    predicts: str | None = None  # ML models: substring of the predicted quantity (kind, name or code)
+    feature: str | None = None  # ML models: substring of a feature's code URI (LOINC code, gene, ...)
     latest_only: bool = False
     page: int = 1
     per_page: int = 50
@@ -55,6 +58,8 @@ class SearchQuery:
             "institution",
             "status",
             "model_id",
+            "predicts",
+            "feature",
         ):
             v = getattr(self, name)
             if v is not None and (len(v) > 500 or not v.isprintable()):
@@ -124,6 +129,15 @@ def _filtered(q: SearchQuery) -> Select[tuple[VersionRow]]:
                 func.lower(AnnotationRow.uri).like(_like(q.annotation), escape="\\"),
             )
         )
+    for qualifier, wanted in (("reg:predicts", q.predicts), ("reg:feature", q.feature)):
+        if wanted:
+            stmt = stmt.where(
+                exists().where(
+                    AnnotationRow.version_id == VersionRow.id,
+                    AnnotationRow.qualifier == qualifier,
+                    func.lower(AnnotationRow.uri).like(_like(wanted), escape="\\"),
+                )
+            )
     if q.format:
         stmt = stmt.where(VersionRow.format == q.format)
     if q.institution:

@@ -55,7 +55,7 @@ from registry.repository import WithdrawnError
 from registry.search import Page, SearchQuery, VersionSummary, run_search, summarise
 from registry.sparql import run_select
 from registry.submission import MAX_STORED_BYTES, MAX_UPLOAD_BYTES, SubmissionService, stored_model
-from registry.validation import SimulateCheck, ValidationReport, validate_model
+from registry.validation import Issue, SimulateCheck, StageResult, ValidationReport, validate_model
 
 __all__ = ["AuditEntry", "Registry", "StoredFile", "StoredModel", "WithdrawnError", "open_registry"]
 
@@ -228,13 +228,20 @@ class Registry:
         require_role(principal, TRANSITIONS["validate"].role, "validating a model")
         stored = self.get(model_id, version)
         require_owner(principal, stored.institution, model_id, "validating")
-        report = validate_model(
-            stored.sbml,
-            stored.card_or_none,
-            simulate_check=simulate_check or self.simulate_check,
-            source=f"{model_id}@{stored.version}",
-        )
-        report = self._with_sedml(model_id, stored.version, report)
+        if stored.ml_card is not None and stored.artefact is not None:  # an ML model (ONNX)
+            from registry.ml_validation import validate_ml
+
+            report = validate_ml(stored.artefact, stored.ml_card, source=f"{model_id}@{stored.version}")
+        else:
+            report = validate_model(
+                stored.sbml,
+                stored.card_or_none,
+                simulate_check=simulate_check or self.simulate_check,
+                source=f"{model_id}@{stored.version}",
+            )
+            report = self._with_sedml(model_id, stored.version, report)
+            if stored.card_or_none is not None and stored.card_or_none.ml_models:
+                report = ValidationReport((*report.stages, self._ml_links_stage(stored.card_or_none)))
         with self.sessions.begin() as s:
             row = repo.find_version(s, model_id, stored.version, lock=True)
             s.add(
@@ -259,6 +266,29 @@ class Registry:
                 failed_stage=report.failed_stage.name if report.failed_stage else None,
             )
         return report
+
+    def _ml_links_stage(self, card: ModelCard) -> StageResult:
+        """A hybrid card's ML models exist here, are ML models, and are validated or published."""
+        issues = []
+        for link in card.ml_models:
+            try:
+                ml = self.get(link.model_id, link.model_version)
+            except RegistryError as exc:
+                issues.append(Issue("error", f"{link.model}: {exc.message}", "ml-models"))
+                continue
+            if ml.ml_card is None:
+                issues.append(Issue("error", f"{link.model} is not an ML model ({ml.format})", "ml-models"))
+            elif ml.status not in ("validated", "published"):
+                issues.append(Issue("error", f"{link.model} is {ml.status}, not validated", "ml-models"))
+            else:
+                p = ml.ml_card.predicts
+                issues.append(
+                    Issue(
+                        "info", f"{link.model} predicts {p.name} ({p.unit}) for {link.parameter}", "ml-models"
+                    )
+                )
+        failed = any(i.severity == "error" for i in issues)
+        return StageResult("ml-models", "failed" if failed else "passed", tuple(issues))
 
     def _with_sedml(self, model_id: str, version: int, report: ValidationReport) -> ValidationReport:
         """An archive's SED-ML experiments run with Tellurium as one more stage (issue 14)."""

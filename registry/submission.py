@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,14 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from interop.errors import RegistryError
-from interop.schema import ModelCard, parse
+from interop.schema import MLCard, ModelCard, parse
 from interop.schema.model_id import check_model_id, model_id_from
 from registry import repository as repo
-from registry.annotations import Annotation, extract_metadata
+from registry.annotations import Annotation, extract_metadata, ml_annotations
 from registry.auth import Principal, require_owner, require_role
 from registry.blobs import BlobStore, Staged
 from registry.db import DrugRow, FileRow, ModelRow, VersionRow
-from registry.formats import ExtraFile, detect_format, get_format
+from registry.formats import ML_FORMATS, ExtraFile, detect_format, get_format, get_ml_format
 from registry.formats.sbml import read_document
 from registry.paths import safe_entry, safe_name
 from registry.records import StoredModel
@@ -48,17 +48,23 @@ MAX_VERSION = 2**31 - 1
 _RETRIES = 20
 SBML_MEDIA = "https://identifiers.org/combine.specifications:sbml"
 SOURCE_MEDIA = {
+    "onnx": "application/zip",
     "antimony": "text/vnd.antimony",
     "omex": "https://identifiers.org/combine.specifications:omex",
     "pharmml": "https://identifiers.org/combine.specifications:pharmml",
 }
 
 
-def _canonical_card(card: ModelCard | None) -> Any:
-    return None if card is None else json.loads(card.model_dump_json())
+def _canonical_card(card: ModelCard | MLCard | None) -> Any:
+    if card is None:
+        return None
+    out = json.loads(card.model_dump_json())
+    if isinstance(card, ModelCard) and not card.ml_models:
+        del out["ml_models"]  # card 1.2's field, absent before: content hashes of other cards unchanged
+    return out
 
 
-def content_hash(model_id: str, sbml: bytes, card: ModelCard | None) -> str:
+def content_hash(model_id: str, sbml: bytes, card: ModelCard | MLCard | None) -> str:
     card_json = json.dumps(_canonical_card(card), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(model_id.encode() + b"\0" + sbml + b"\0" + card_json.encode()).hexdigest()
 
@@ -66,7 +72,28 @@ def content_hash(model_id: str, sbml: bytes, card: ModelCard | None) -> str:
 def stored_model(
     blobs: BlobStore, row: VersionRow, sbml: str | None = None, load: bool = True, dedup: bool = False
 ) -> StoredModel:
-    """The stored version of ``row``: its SBML read (and re-hashed) from the blob store unless given."""
+    """The stored version of ``row``: its SBML read (and re-hashed) from the blob store unless given;
+    an ML version (format onnx) with its ONNX bytes and ML card instead."""
+    if row.format in ML_FORMATS:
+        where = f"registry {row.model_id}@{row.number}"
+        return StoredModel(
+            model_id=row.model_id,
+            version=row.number,
+            sbml="",
+            card_or_none=None,
+            sbml_sha256=row.sbml_sha256,
+            status=row.status,
+            format=row.format,
+            institution=row.institution,
+            title=row.title,
+            submitted_by=row.submitted_by,
+            created_at=row.created_at,
+            status_changed_by=row.status_changed_by,
+            status_changed_at=row.status_changed_at,
+            deduplicated=dedup,
+            ml_card=parse(MLCard, row.card, source=where),
+            artefact=blobs.get(row.sbml_sha256) if load else None,
+        )
     if sbml is None and load:
         sbml = blobs.get(row.sbml_sha256).decode("utf-8")
     card = (
@@ -159,6 +186,12 @@ class SubmissionService:
         meta = extract_metadata(doc)
         if card is not None and model_id is not None and model_id != card.id:
             raise RegistryError(f"model id {model_id!r} differs from the card's id {card.id!r}", source=shown)
+        if card is not None and any(m.resolved is not None for m in card.ml_models):
+            raise RegistryError(
+                "the card carries loaded ML models (ml_models.resolved): submit it as ID@VERSION links only",
+                source=shown,
+                field="ml_models",
+            )
         named = card.id if card is not None else model_id
         derived = named is None
         stem = Path(safe_name(filename)).stem if filename else ""
@@ -192,16 +225,75 @@ class SubmissionService:
             ]
         )
         text = " ".join([title, card.description if card else "", meta.name]).lower()
+        return self._store_retrying(
+            mid, staged, lambda s: self._store(
+                s, who, mid, title, institution, digest, files, staged,
+                drugs, meta.annotations, card, fmt, text, sbml, derived,
+            ),
+        )  # fmt: skip
+
+    def submit_ml(
+        self,
+        onnx: bytes,
+        card: MLCard,
+        *,
+        fmt: str = "onnx",
+        principal: Principal | None = None,
+        submitted_by: str = "local",
+        model_id: str | None = None,
+        source: bytes | None = None,
+        filename: str | None = None,
+    ) -> StoredModel:
+        """Store a new version (or return the identical one) of an ML model: the checked,
+        self-contained ONNX bytes (``registry.formats.onnx.load_ml``) and its card; the archive
+        is kept as the source. Same ids, ownership, dedup and staging as SBML models."""
+        from registry.formats.onnx import MEDIA_TYPE
+
+        who = principal or Principal(submitted_by, card.institution, "curator", local=True)
+        require_role(who, "contributor", "submitting a model")
+        shown = safe_name(filename) if filename else None
+        total = len(onnx) + len(source or b"")
+        if len(onnx) > self.max_upload_bytes or total > self.max_stored_bytes:
+            raise RegistryError(
+                f"the ML model would occupy {total} bytes (limit {self.max_stored_bytes})", source=shown
+            )
+        if model_id is not None and model_id != card.id:
+            raise RegistryError(f"model id {model_id!r} differs from the card's id {card.id!r}", source=shown)
+        mid = check_model_id(card.id, source=shown)
+        institution = who.institution or card.institution
+        digest = content_hash(mid, onnx, card)
+        self._precheck(who, mid, digest, False)
+        paths, blobs, roles = ["model.onnx"], [onnx], [("model", MEDIA_TYPE)]
+        if source is not None:
+            paths.append(f"source/{safe_name(filename) if filename else 'model.zip'}")
+            blobs.append(source)
+            roles.append(("source", SOURCE_MEDIA[fmt]))
+        staged = [self.blobs.stage(b) for b in blobs]
+        files = [
+            FileRow(path=p, role=r, media_format=m, sha256=st.digest, size=st.size)
+            for p, (r, m), st in zip(paths, roles, staged, strict=True)
+        ]
+        drugs = [DrugRow(system=d.system, code=d.code, display=(d.display or "").lower()) for d in card.drugs]
+        text = " ".join(
+            [card.title, card.description, card.predicts.name, card.predicts.kind, card.intended_use]
+        ).lower()
+        return self._store_retrying(
+            mid, staged, lambda s: self._store(
+                s, who, mid, card.title, institution, digest, files, staged,
+                drugs, ml_annotations(card), card, fmt, text, "", False,
+            ),
+        )  # fmt: skip
+
+    def _store_retrying(
+        self, mid: str, staged: list[Staged], store: Callable[[Session], StoredModel]
+    ) -> StoredModel:
+        """``store`` in a transaction, again when two submitters raced for the same new row."""
         try:
             for attempt in range(_RETRIES):
                 try:
                     with self.sessions.begin() as s:
-                        return self._store(
-                            s, who, mid, title, institution, digest, files, staged,
-                            drugs, meta.annotations, card, fmt, text, sbml, derived,
-                        )  # fmt: skip
+                        return store(s)
                 except (SAIntegrityError, DBAPIError) as exc:
-                    # Two submitters raced for the same new model row or version number: go again.
                     if attempt == _RETRIES - 1 or not _retryable(exc):
                         log.error("storing %s failed: %s", mid, exc.orig)
                         raise RegistryError(f"could not store {mid} (database error)", source=mid) from None
@@ -244,7 +336,7 @@ class SubmissionService:
         staged: list[Staged],
         drugs: list[DrugRow],
         annotations: Sequence[Annotation],
-        card: ModelCard | None,
+        card: ModelCard | MLCard | None,
         fmt: str,
         text: str,
         sbml: str,
@@ -313,6 +405,20 @@ class SubmissionService:
         if model_id is not None:
             check_model_id(model_id, source=shown)
         name = fmt or detect_format(raw, source=shown)
+        if name in ML_FORMATS:
+            if card is not None or options:
+                raise RegistryError("an ML archive carries its own card and takes no options", source=shown)
+            package = get_ml_format(name).load_ml(raw, source=shown)
+            return self.submit_ml(
+                package.onnx,
+                package.card,
+                fmt=name,
+                principal=principal,
+                model_id=model_id,
+                source=raw,
+                filename=filename,
+                submitted_by=submitted_by,
+            )
         plugin = get_format(name)
         if options:
             from registry.formats.options import check_options

@@ -23,6 +23,7 @@ OPTIONAL = {
     "omics": ("cyvcf2", "anndata"),
     "cluster": ("dask", "distributed"),
     "postgres": ("psycopg",),
+    "ml": ("onnx", "onnxruntime", "skl2onnx", "sklearn"),
 }
 
 
@@ -59,6 +60,25 @@ def test_dask_without_the_cluster_extra(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(MissingExtraError, match=r"--scheduler single.*\[cluster\]"):
         BatchRunner(scheduler=None).run(lambda shared, x: x, [(1,)])
     assert BatchRunner(scheduler="single").run(lambda shared, x: {"x": x}, [(1,)]) == [{"x": 1}]
+
+
+def test_onnx_without_the_ml_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from interop.workflows.ml import to_onnx
+
+    _block(monkeypatch, "skl2onnx")
+    with pytest.raises(MissingExtraError, match=r"skl2onnx.*\[ml\]") as err:
+        to_onnx(object(), 2)
+    assert err.value.extra == "ml"
+    _block(monkeypatch, "onnxruntime")
+    from interop.schema import MLCard, parse_json
+    from interop.schema.onnx_model import OnnxPredictor
+    from tests.ml.conftest import FIXTURES
+
+    card = parse_json(
+        MLCard, (FIXTURES / "toy-cl.template.json").read_text().replace('"expected": 0', '"expected": 1')
+    )
+    with pytest.raises(MissingExtraError, match=r"onnxruntime.*\[ml\]"):
+        OnnxPredictor(b"", card)
 
 
 def test_postgres_without_the_postgres_extra(monkeypatch: pytest.MonkeyPatch) -> None:

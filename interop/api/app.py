@@ -115,8 +115,11 @@ def create_app(
     app.include_router(users_router)
 
     def load_model_version(model_id: str, version: int | None) -> tuple[str, ModelCard]:
-        stored = registry_for(app).get(model_id, version)
-        return stored.sbml, stored.card  # a card-less version cannot be bound: ModelError
+        from interop.workflows.ml import resolve_ml_links
+
+        registry = registry_for(app)
+        stored = registry.get(model_id, version)
+        return stored.sbml, resolve_ml_links(stored.card, registry)  # card-less: ModelError
 
     app.include_router(make_twin_router(load_model_version, reader_guard))
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes + 64 * 1024)  # multipart overhead

@@ -70,7 +70,8 @@ def page_out(p: Page) -> PageOut:
 
 
 def version_detail(s: StoredModel, files: list[StoredFile]) -> VersionDetail:
-    card = None if s.card_or_none is None else s.card_or_none.model_dump(mode="json")
+    shown = s.ml_card or s.card_or_none  # an ML version (ONNX) shows its ML card
+    card = None if shown is None else shown.model_dump(mode="json")
     return VersionDetail(
         model_id=s.model_id,
         version=s.version,

@@ -48,6 +48,7 @@ _COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "nonmem": (("nonmem",), "NONMEM control streams: convert to SBML + model card (pharmpy)."),
     "pharmml": (("pharmml",), "PharmML models (DDMoRe): convert to SBML + model card."),
     "registry": (("registry",), "The model registry: versioned, validated, searchable models."),
+    "ml": (("ml",), "ML models (ONNX): export from scikit-learn, pack for the registry."),
     "twin": (("twin",), "Individualise a registered model from drug levels, forecast, recommend a dose."),
     "simulate": (("simulate",), "Simulate virtual subjects and cohorts."),
     "serve": (("serve",), "Serve the web application (pages at /, the API under /api)."),

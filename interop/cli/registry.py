@@ -126,7 +126,7 @@ def submit(
         console.print(
             ("Identical to " if s.deduplicated else "Stored ")
             + f"[bold]{s.model_id}@{s.version}[/] ({s.format}, sha256 {s.sbml_sha256[:12]}…)"
-            + ("" if s.has_card else " [yellow]without a model card[/]")
+            + ("" if s.has_card or s.is_ml else " [yellow]without a model card[/]")
         )
         if validate:
             rep = reg.validate(s.model_id, s.version)
@@ -187,6 +187,10 @@ def search(
     fmt: Annotated[str | None, typer.Option("--format")] = None,
     institution: str | None = None,
     status: str | None = None,
+    predicts: Annotated[str | None, typer.Option(help="ML models: predicted quantity, e.g. CL")] = None,
+    feature: Annotated[
+        str | None, typer.Option(help="ML models: a feature's code, e.g. 2160-0, CYP3A5")
+    ] = None,
     latest_only: bool = False,
     page: int = 1,
     per_page: int = 50,
@@ -194,7 +198,8 @@ def search(
     api: ApiOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Search versions by drug (name/ATC/RxNorm), text, annotation, format, institution, status."""
+    """Search versions by drug (name/ATC/RxNorm), text, annotation, format, institution, status,
+    and ML models by predicted quantity and feature."""
     q = SearchQuery(
         text=text,
         drug=drug,
@@ -204,6 +209,8 @@ def search(
         format=fmt,
         institution=institution,
         status=status,
+        predicts=predicts,
+        feature=feature,
         latest_only=latest_only,
         page=page,
         per_page=per_page,
@@ -279,7 +286,8 @@ def show(
             r = reg.report(model_id, s.version)
             stages = r.to_dicts() if r else None
             records = reg.list_validation_records(model_id, s.version) if validation else []
-            card_json = None if s.card_or_none is None else s.card_or_none.model_dump(mode="json")
+            shown_card = s.ml_card or s.card_or_none
+            card_json = None if shown_card is None else shown_card.model_dump(mode="json")
     console.print(_version_line(d), highlight=False)
     console.print(
         f"  sha256 {d['sbml_sha256']}\n  submitted by {d['submitted_by']} at {d['created_at']}\n"

@@ -97,6 +97,8 @@ def register(app: typer.Typer) -> None:
             f"Model [bold]{stored.model_id}@{stored.version}[/] on {s.n_read} patients: "
             f"{s.n_included} included, {s.n_read - s.n_included} excluded, {s.n_levels} levels"
         )
+        for use in res.record.ml_models:  # a hybrid twin: the ML model versions that took part
+            console.print(f"  with ML model {use.model_id}@{use.model_version} ({use.role} {use.parameter})")
         for reason, count in s.exclusions.items():
             console.print(f"  excluded ({reason}): {count}")
         table = Table(title="Predictive performance (95 % CI, patient bootstrap)")

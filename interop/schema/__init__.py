@@ -14,10 +14,12 @@ from interop.schema.base import (
     parse,
     parse_json,
 )
+from interop.schema.ml_card import MLCard, MLFeature
 from interop.schema.model_card import (
     Covariate,
     CovariateSource,
     DosingInput,
+    MLLink,
     ModelCard,
     Observable,
     Occasion,
@@ -41,7 +43,7 @@ from interop.schema.patient import (
     Patient,
     PatientRecord,
 )
-from interop.schema.validation import MetricValue, ValidationRecord
+from interop.schema.validation import MetricValue, MLModelUse, ValidationRecord
 
 __all__ = [
     "ATC",
@@ -62,6 +64,10 @@ __all__ = [
     "DrugLevel",
     "Genotype",
     "Measurement",
+    "MLCard",
+    "MLFeature",
+    "MLLink",
+    "MLModelUse",
     "MetricValue",
     "ModelCard",
     "ModelRef",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from interop.schema.base import SCHEMA_VERSION
+from interop.schema.ml_card import MLCard
 from interop.schema.model_card import ModelCard
 from interop.schema.patient import PatientRecord
 from interop.schema.validation import ValidationRecord
@@ -56,6 +57,11 @@ def model_card_schema() -> dict[str, Any]:
     return {"$comment": GENERATED, "$id": f"{VOCAB}ModelCard", **schema}
 
 
+def ml_card_schema() -> dict[str, Any]:
+    schema = MLCard.model_json_schema()
+    return {"$comment": GENERATED, "$id": f"{VOCAB}MLCard", **schema}
+
+
 def validation_record_schema() -> dict[str, Any]:
     schema = ValidationRecord.model_json_schema()
     return {"$comment": GENERATED, "$id": f"{VOCAB}ValidationRecord", **schema}
@@ -70,6 +76,7 @@ def render_all() -> dict[str, str]:
     docs = {
         "patient-record.schema.json": patient_record_schema(),
         "model-card.schema.json": model_card_schema(),
+        "ml-card.schema.json": ml_card_schema(),
         "validation-record.schema.json": validation_record_schema(),
         "patient-record.context.jsonld": patient_record_context(),
     }

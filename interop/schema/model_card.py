@@ -5,6 +5,10 @@ over typical values, covariates and random effects (``CL := TVCL*(WT/70)^0.75*ex
 each ``ETA_*`` is an SBML parameter, 0 by default. The card names those ids; the registry's
 cross-check verifies that each one exists in the SBML.
 
+A hybrid card (version 1.2) names registered ML models (``ml_models``) whose prediction is
+written to an SBML parameter: a typical value (replacing or multiplying the covariate model) or
+a correction of the individual prediction (docs/ml-models.md).
+
 Covariates (version 1.1) come from measurements, age or sex, pharmacogene calls, conditions,
 co-medication or formulas over other covariates, each with a timing rule; the twin binds them
 in :mod:`interop.twin.covariates` (docs/covariates.md).
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -25,8 +29,9 @@ from interop.schema.patient import Route
 
 SBML_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # 1.1: covariates from genotypes, conditions, co-medication and formulas; timing rules; the
-# parameter table. Cards of version 1.0 parse unchanged.
-CARD_SCHEMA_VERSION: Literal["1.1"] = "1.1"
+# parameter table. 1.2: ML models (``ml_models``) supplying a typical value or a correction.
+# Cards of versions 1.0 and 1.1 parse unchanged.
+CARD_SCHEMA_VERSION: Literal["1.2"] = "1.2"
 
 
 def _sbml_id(v: str) -> str:
@@ -428,10 +433,65 @@ class CompartmentMap(Frozen):
     levels: tuple[CompartmentLevel, ...] = ()
 
 
+class ResolvedML(Frozen):
+    """An ML model version loaded for a twin: set by the loader (registry), never submitted."""
+
+    version: int = Field(ge=1, description="Registry version number")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the ONNX bytes")
+    card: dict[str, Any] = Field(description="The ML card (interop.schema.ml_card.MLCard) as JSON")
+    onnx_base64: str = Field(min_length=1, description="The ONNX model, base64")
+
+
+class MLLink(Frozen):
+    """A registered ML model whose prediction is written to an SBML parameter of this model.
+
+    ``role``: ``typical_value`` (the parameter is a typical value, e.g. TVCL: the ML prediction
+    replaces it, with ``replaces_covariates`` held at their reference so their effects drop out,
+    or multiplies it) or ``correction`` (the parameter enters an observable's expression, e.g.
+    ``Cc * ML_CORR``: a correction of the individual prediction). The value is fixed per patient
+    (features at the twin's origin); MAP individualises on top through the card's ETAs.
+    ``on_missing``: a feature missing and not imputable either refuses the patient (``refuse``)
+    or keeps the mechanistic value (``mechanistic``); either way the twin reports it.
+    """
+
+    model: str = Field(description="Registry reference ID@VERSION of the ML model (version pinned)")
+    role: Literal["typical_value", "correction"]
+    parameter: str = Field(description="SBML parameter (without assignment rule) receiving the value")
+    mode: Literal["replace", "multiply"] = Field(
+        default="replace", description="replace: parameter := prediction; multiply: parameter *= prediction"
+    )
+    replaces_covariates: tuple[str, ...] = Field(
+        default=(), description="Covariates held at their reference value when the ML value is used"
+    )
+    on_missing: Literal["refuse", "mechanistic"] = "mechanistic"
+    resolved: ResolvedML | None = Field(default=None, description="Filled by the loader; never submitted")
+
+    @field_validator("model")
+    @classmethod
+    def _ref(cls, v: str) -> str:
+        mid, sep, version = v.partition("@")
+        if not sep or not MODEL_ID.match(mid) or not version.isdigit() or int(version) < 1:
+            raise ValueError(f"{v!r} is not ID@VERSION (a twin pins the ML model's version)")
+        return v
+
+    @field_validator("parameter")
+    @classmethod
+    def _param(cls, v: str) -> str:
+        return _sbml_id(v)
+
+    @property
+    def model_id(self) -> str:
+        return self.model.partition("@")[0]
+
+    @property
+    def model_version(self) -> int:
+        return int(self.model.partition("@")[2])
+
+
 class ModelCard(Frozen):
     """What a registered model promises and how a patient binds to it."""
 
-    schema_version: Literal["1.0", "1.1"] = CARD_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2"] = CARD_SCHEMA_VERSION
     id: str = Field(description="Registry id: lower case, digits, . _ -")
     version: str = Field(default="1", min_length=1)
     title: str = Field(min_length=1)
@@ -454,6 +514,9 @@ class ModelCard(Frozen):
     reference_outputs: tuple[ReferenceOutput, ...] = ()
     compartments: CompartmentMap | None = Field(
         default=None, description="NONMEM CMT numbers of doses and observations (set by NONMEM import)"
+    )
+    ml_models: tuple[MLLink, ...] = Field(
+        default=(), description="ML models supplying a typical value or a correction (hybrid twin)"
     )
 
     @field_validator("id")
@@ -485,6 +548,7 @@ class ModelCard(Frozen):
             total = sum(d.fraction for d in self.dosing if d.route == route)
             if total > 1 + 1e-9:
                 raise ValueError(f"dosing fractions for route {route!r} add up to {total:g} > 1")
+        _check_ml_links(self)
         if self.compartments is not None:
             for lv in self.compartments.levels:
                 if lv.observable not in obs:
@@ -515,9 +579,35 @@ class ModelCard(Frozen):
         ids |= {c.name for c in self.covariates if c.to_model}
         ids |= {p.id for p in self.parameters}
         ids |= set(self.random_effects.etas)
+        ids |= {m.parameter for m in self.ml_models}
         for occ in self.random_effects.occasions:
             ids |= set(occ.etas)
         return ids
+
+
+def _check_ml_links(card: ModelCard) -> None:
+    """Each parameter receives one ML model; replaced covariates exist with a reference; a
+    correction's parameter appears in an observable's expression."""
+    params = [m.parameter for m in card.ml_models]
+    if len(set(params)) != len(params):
+        raise ValueError("each parameter can receive the prediction of one ML model only")
+    covs = {c.name: c for c in card.covariates}
+    for m in card.ml_models:
+        for name in m.replaces_covariates:
+            if name not in covs or covs[name].reference is None:
+                raise ValueError(
+                    f"ml_models {m.model}: replaces_covariates names {name!r}, "
+                    "not a covariate with a reference"
+                )
+        if m.role == "correction":
+            used = {t for o in card.observables for t in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", o.sbml)}
+            if m.parameter not in used:
+                raise ValueError(
+                    f"ml_models {m.model}: correction parameter {m.parameter!r} "
+                    "appears in no observable's expression"
+                )
+            if m.replaces_covariates:
+                raise ValueError(f"ml_models {m.model}: a correction replaces no covariate")
 
 
 def _check_derived(covariates: tuple[Covariate, ...]) -> None:

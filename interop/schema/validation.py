@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, Field, field_validator
 
 from interop.schema.base import SCHEMA_VERSION, Frozen
 
-__all__ = ["MetricValue", "ValidationRecord"]
+__all__ = ["MLModelUse", "MetricValue", "ValidationRecord"]
 
 Setting = Literal["a-priori", "a-posteriori", "iterative", "simulation"]
 
@@ -25,6 +25,16 @@ class MetricValue(Frozen):
     ci_low: float | None = None
     ci_high: float | None = None
     n: int = Field(ge=0, description="Number of levels (or patients) it aggregates")
+
+
+class MLModelUse(Frozen):
+    """An ML model version that took part in a hybrid twin (the mechanistic one is the record's)."""
+
+    model_id: str
+    model_version: int = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the ONNX bytes")
+    role: str = Field(description="typical_value or correction")
+    parameter: str = Field(description="SBML parameter it supplied")
 
 
 class ValidationRecord(Frozen):
@@ -43,6 +53,9 @@ class ValidationRecord(Frozen):
     n_excluded_patients: int = Field(default=0, ge=0)
     exclusions: dict[str, int] = Field(default_factory=dict, description="reason -> patients")
     metrics: tuple[MetricValue, ...] = ()
+    ml_models: tuple[MLModelUse, ...] = Field(
+        default=(), description="ML model versions of a hybrid twin (empty: mechanistic only)"
+    )
     notes: str = ""
 
     @field_validator("model_sha256", "dataset_fingerprint")

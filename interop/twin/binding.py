@@ -1,5 +1,8 @@
 """Bind a patient to a compiled model through its card: doses, observations, covariates.
 
+A hybrid card's ML models (``ml_models``) supply parameters from the record's features
+(:mod:`interop.twin.hybrid`); the twin records what each one did (``Twin.ml``).
+
 Times become hours from the twin's origin (the first dose or first level, whichever is
 earlier). Covariates are piecewise constant; how a record's value holds over time (carried
 forward for FHIR data, backwards NONMEM-style for event tables) is decided per covariate in
@@ -21,6 +24,7 @@ from interop.twin.model import CompiledModel
 
 if TYPE_CHECKING:
     from interop.twin.covariates import CovariateReport
+    from interop.twin.hybrid import MLContribution
 
 __all__ = ["CovariateSeries", "DoseEvent", "LevelObservation", "Twin", "bind_patient", "bind_regimen"]
 
@@ -79,6 +83,7 @@ class Twin:
     notes: tuple[str, ...] = field(default=())
     resets: tuple[float, ...] = ()  # times at which every state returns to its initial value
     covariate_report: CovariateReport | None = None  # how each covariate was bound (records, fallbacks)
+    ml: tuple[MLContribution, ...] = ()  # hybrid twins: what each ML model supplied (interop.twin.hybrid)
 
     @property
     def card(self) -> ModelCard:
@@ -169,6 +174,11 @@ def bind_patient(model: CompiledModel, record: PatientRecord) -> Twin:
     from interop.twin.covariates import bind_covariates  # it builds on CovariateSeries above
 
     report = bind_covariates(card, record, origin)
+    ml: tuple[MLContribution, ...] = ()
+    if card.ml_models:  # a hybrid twin: ML models supply parameters (interop.twin.hybrid)
+        from interop.twin.hybrid import apply_ml_models
+
+        report, ml = apply_ml_models(model, record, origin, report)
     return Twin(
         model=model,
         patient_id=pid,
@@ -179,6 +189,7 @@ def bind_patient(model: CompiledModel, record: PatientRecord) -> Twin:
         notes=tuple(notes),
         resets=tuple(sorted({hours(m.time) for m in record.measurements if m.code.matches(STATE_RESET)})),
         covariate_report=report,
+        ml=ml,
     )
 
 

@@ -39,7 +39,9 @@ __all__ = [
     "bind_covariates",
     "complete_covariates",
     "definite_call",
+    "dependency_order",
     "describe_covariates",
+    "read_source",
 ]
 
 log = logging.getLogger(__name__)
@@ -185,7 +187,7 @@ def _atc_codes(dose: Dose) -> list[str]:
 
 @dataclass
 class _Ctx:
-    card: ModelCard
+    card: ModelCard | None
     record: PatientRecord
     origin: dt.datetime
     bound: dict[str, CovariateBinding]
@@ -422,6 +424,21 @@ _SOURCES: dict[str, Callable[[Covariate, _Ctx], Found]] = {
 }
 
 
+def read_source(
+    cov: Covariate, record: PatientRecord, origin: dt.datetime, bound: dict[str, CovariateBinding]
+) -> tuple[CovariateSeries | None, tuple[str, ...], tuple[str, ...], str | None]:
+    """One source read from ``record`` as the card's covariates are (for ML features): the series
+    (None when missing), the items it came from, notes, and why it is missing; ``bound`` holds the
+    bindings a derived formula reads."""
+    series, _timing, items, notes, missing = _SOURCES[cov.source.kind](cov, _Ctx(None, record, origin, bound))
+    return series, tuple(_describe(i.provenance, i.id) for i in items), tuple(notes), missing
+
+
+def dependency_order(covariates: Sequence[Covariate]) -> list[Covariate]:
+    """Card order, derived covariates after their inputs."""
+    return _order(covariates)
+
+
 def _order(covariates: Sequence[Covariate]) -> list[Covariate]:
     """Card order, derived covariates after their inputs (the card rejects cycles)."""
     done: set[str] = set()
@@ -554,4 +571,9 @@ def describe_covariates(twin: Twin) -> dict[str, object]:
         )
     out = report.to_dict()
     out["parameter_units"] = parameter_units(twin.model.sbml, twin.card)
+    if twin.card.ml_models:  # a hybrid twin: which ML model versions took part, and how
+        out["ml_models"] = [c.to_dict() for c in twin.ml] or [
+            {"model": link.model, "note": "not applied: no patient record (a bare regimen)"}
+            for link in twin.card.ml_models
+        ]
     return out

@@ -98,6 +98,10 @@ def run_validation(
         fingerprint=fingerprint,
         notes=notes,
     )
+    if card.ml_models:  # a hybrid twin: the record names both model versions
+        from interop.twin.hybrid import ml_model_uses
+
+        record = record.model_copy(update={"ml_models": ml_model_uses(card)})
 
     levels.drop(columns=["sims"]).to_parquet(out_dir / "levels.parquet", index=False)
     patients.to_parquet(out_dir / "patients.parquet", index=False)
@@ -115,6 +119,15 @@ def run_validation(
     plots = write_plots(levels, summary, {o.id: o.unit for o in card.observables}, out_dir)
     facts = {
         "model": f"{card.id} version {model_version} (SBML SHA-256 {sha[:16]}…)",
+        **(
+            {
+                "ML models": ", ".join(
+                    f"{u.model_id}@{u.model_version} ({u.role} {u.parameter})" for u in record.ml_models
+                )
+            }
+            if record.ml_models
+            else {}
+        ),
         "site": site,
         "dataset fingerprint": fingerprint,
         "patients": f"{summary.n_read} read = {summary.n_included} included + "

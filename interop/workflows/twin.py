@@ -38,6 +38,7 @@ from interop.twin.occasions import nonmem_eta_order, occasion_omega
 from interop.twin.plot import plot_concentrations
 from interop.twin.recommend import Recommendation, RegimenOptions, Target, recommend_dose
 from interop.twin.recommend import continue_regimen as repeat_regimen
+from interop.workflows.ml import resolve_ml_links
 
 __all__ = [
     "FitOutcome",
@@ -58,7 +59,8 @@ log = logging.getLogger(__name__)
 
 def load_model_source(ref: str, settings: Settings, card_path: Path | None = None) -> tuple[str, ModelCard]:
     """SBML text and card: a path to an SBML file (card from ``card_path`` or ``<stem>.card.json``
-    beside it), else a registry reference ``ID[@VERSION]``."""
+    beside it), else a registry reference ``ID[@VERSION]``; ML models a hybrid card names are
+    loaded from the registry into the card."""
     path = Path(ref)
     if path.suffix.lower() in {".xml", ".sbml"} or path.exists():
         if not path.is_file():
@@ -67,15 +69,17 @@ def load_model_source(ref: str, settings: Settings, card_path: Path | None = Non
         if not card_file.is_file():
             raise TwinError(f"no model card for {path.name}: pass --card", source=str(card_file))
         card = parse_json(ModelCard, card_file.read_text(), source=str(card_file))
-        return path.read_text(), card
+        return path.read_text(), resolve_ml_links(card, settings)
     model_id, version = parse_model_ref(ref)
     from interop.workflows.registry_session import registry_session
 
     with registry_session(settings) as registry:
         stored = registry.get(model_id, version)
-    if card_path is not None:
-        return stored.sbml, parse_json(ModelCard, card_path.read_text(), source=str(card_path))
-    return stored.sbml, stored.card
+        if card_path is not None:
+            card = parse_json(ModelCard, card_path.read_text(), source=str(card_path))
+        else:
+            card = stored.card
+        return stored.sbml, resolve_ml_links(card, registry)
 
 
 def read_patient(path: Path) -> PatientRecord:

@@ -21,6 +21,7 @@ from interop.schema.cohort import read_cohort
 from interop.schema.model_id import ModelRef, parse_model_ref
 from interop.settings import Settings
 from interop.validation import ValidationOutcome, run_validation
+from interop.workflows.ml import resolve_ml_links
 from interop.workflows.registry_session import registry_session
 from registry import StoredModel, open_registry
 
@@ -105,11 +106,13 @@ def validate_cohort(
     n_boot: int = 1000,
     progress: Progress | None = None,
 ) -> tuple[StoredModel, ValidationOutcome]:
-    stored = resolve_model(parse_model_ref(model), settings)
+    with registry_session(settings) as registry:
+        stored = registry.get(*parse_model_ref(model))
+        card = resolve_ml_links(stored.card, registry)  # a hybrid twin: its ML model versions
     records = load_records(cohort)
     outcome = run_validation(
         stored.sbml,
-        stored.card,
+        card,
         records,
         out_dir,
         model_version=stored.version,

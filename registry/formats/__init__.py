@@ -9,6 +9,10 @@ conformance test checks every plug-in in ``FORMATS`` against it)
 - optionally ``extra_files(raw: bytes) -> list[ExtraFile]``: further files kept with the version
   (an archive's SED-ML and metadata).
 
+ML models (``ML_FORMATS``: ONNX with its ML card) are plug-ins of their own contract,
+:class:`MLFormatPlugin`: ``detect`` as above and ``load_ml(raw, *, source=None)`` returning the
+checked model bytes and the card (``registry.formats.onnx``); they have no SBML.
+
 The original upload is always kept beside the SBML (role ``source``), so Antimony or PharmML
 text survives conversion. Adding a format is one line in ``FORMATS``; modules are imported on
 first use, and a missing one (PharmML before its branch lands) is skipped, not an error.
@@ -25,22 +29,28 @@ from interop.errors import RegistryError
 
 if TYPE_CHECKING:
     from interop.schema import ModelCard
+    from registry.formats.onnx import MLPackage
 
 __all__ = [
     "FORMATS",
+    "ML_FORMATS",
     "ArchivePlugin",
     "ExtraFile",
     "FormatPlugin",
+    "MLFormatPlugin",
     "UnknownFormatError",
     "available_formats",
     "detect_format",
     "get_format",
+    "get_ml_format",
 ]
 
 log = logging.getLogger(__name__)
 
 # Detection order matters: archives first, then XML dialects, then text formats.
 FORMATS: tuple[str, ...] = ("omex", "pharmml", "sbml", "nonmem", "antimony")
+# ML models (no SBML); detected before the mechanistic formats.
+ML_FORMATS: tuple[str, ...] = ("onnx",)
 
 
 class UnknownFormatError(RegistryError):
@@ -77,6 +87,26 @@ class ArchivePlugin(FormatPlugin, Protocol):
         ...
 
 
+@runtime_checkable
+class MLFormatPlugin(Protocol):
+    """What an ML-model plug-in module provides: detection and the checked model with its card."""
+
+    def detect(self, raw: bytes) -> bool:
+        """Whether the bytes look like this format: cheap, no full parse."""
+        ...
+
+    def load_ml(self, raw: bytes, *, source: str | None = None) -> MLPackage:
+        """The self-contained model bytes, the ML card and the graph's facts."""
+        ...
+
+
+def get_ml_format(name: str) -> MLFormatPlugin:
+    """The ML plug-in module for ``name`` (imported lazily)."""
+    if name not in ML_FORMATS:
+        raise UnknownFormatError(f"unknown ML model format {name!r} (known: {', '.join(ML_FORMATS)})")
+    return cast(MLFormatPlugin, importlib.import_module(f"registry.formats.{name}"))
+
+
 def get_format(name: str) -> FormatPlugin:
     """The plug-in module for ``name`` (imported lazily)."""
     if name not in FORMATS:
@@ -102,10 +132,14 @@ def available_formats() -> list[str]:
 
 
 def detect_format(raw: bytes, *, source: str | None = None) -> str:
-    """The first format whose ``detect`` accepts ``raw``."""
+    """The first format whose ``detect`` accepts ``raw`` (ML formats first)."""
+    for name in ML_FORMATS:
+        if get_ml_format(name).detect(raw):
+            return name
     for name in available_formats():
         if get_format(name).detect(raw):
             return name
     raise UnknownFormatError(
-        f"not a model format the registry reads ({', '.join(available_formats())})", source=source
+        f"not a model format the registry reads ({', '.join([*available_formats(), *ML_FORMATS])})",
+        source=source,
     )

@@ -25,7 +25,7 @@ from registry.formats.sbml import load as load_sbml
 from registry.paths import safe_entry
 from registry.safexml import MAX_BYTES, check_xml
 
-__all__ = ["CARD_LOCATION", "detect", "extra_files", "load", "normalise_format", "write_archive"]
+__all__ = ["CARD_LOCATION", "check_zip", "detect", "extra_files", "load", "normalise_format", "write_archive"]
 
 CARD_LOCATION = "model-card.json"
 MAX_ENTRIES = 1000
@@ -77,7 +77,8 @@ def kind_of(uri: str) -> str:
     return "other"
 
 
-def _check_zip(raw: bytes, source: str | None) -> None:
+def check_zip(raw: bytes, source: str | None) -> None:
+    """Refuse a zip bomb from its central directory: entry count and expanded size bounded."""
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
             infos = zf.infolist()
@@ -92,7 +93,7 @@ def _check_zip(raw: bytes, source: str | None) -> None:
 
 def _entries(raw: bytes, source: str | None) -> list[tuple[str, str, bool, bytes]]:
     """(location, format, master, bytes) of every manifest entry except the archive itself."""
-    _check_zip(raw, source)
+    check_zip(raw, source)
     with zipfile.ZipFile(io.BytesIO(raw)) as zf:
         names = {n.lstrip("./"): n for n in zf.namelist()}
         if "manifest.xml" not in names:

@@ -13,16 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from interop.schema import ModelCard
+from interop.schema import MLCard, ModelCard
 from registry.formats import (
     FORMATS,
+    ML_FORMATS,
     ArchivePlugin,
     ExtraFile,
     FormatPlugin,
+    MLFormatPlugin,
     antimony,
     detect_format,
     get_format,
+    get_ml_format,
     omex,
+    onnx,
     pharmml,
     sbml,
 )
@@ -30,6 +34,7 @@ from tests.data import ABSORPTION_SBML, BIOMD321_OMEX, GENTAMICIN_ANTIMONY, PHAR
 
 PLUGINS: tuple[FormatPlugin, ...] = (antimony, omex, pharmml, sbml)  # mypy: each module meets the Protocol
 ARCHIVES: tuple[ArchivePlugin, ...] = (omex,)
+ML_PLUGINS: tuple[MLFormatPlugin, ...] = (onnx,)
 
 SAMPLES: dict[str, Path] = {
     "antimony": GENTAMICIN_ANTIMONY,
@@ -37,6 +42,7 @@ SAMPLES: dict[str, Path] = {
     "nonmem": Path(__file__).parents[1] / "nonmem_import" / "fixtures" / "advan1_iv.mod",
     "pharmml": PHARMML_ONECMT_IV,
     "sbml": ABSORPTION_SBML,
+    "onnx": Path(__file__).parents[1] / "ml" / "fixtures" / "toy-cl.zip",  # ML: ONNX + ML card
 }
 
 
@@ -69,3 +75,20 @@ def test_plugin_detects_and_loads_its_sample(name: str) -> None:
     if isinstance(plugin, ArchivePlugin):
         extras = plugin.extra_files(raw)
         assert extras and all(isinstance(e, ExtraFile) for e in extras)
+
+
+@pytest.mark.parametrize("name", ML_FORMATS)
+def test_ml_plugin_meets_its_protocol_and_loads_its_sample(name: str) -> None:
+    """ML plug-ins (no SBML) meet ``MLFormatPlugin``: detect, then the checked model and its card."""
+    plugin = get_ml_format(name)
+    assert isinstance(plugin, MLFormatPlugin) and not isinstance(plugin, FormatPlugin)
+    for method in ("detect", "load_ml"):
+        expected = _shape(getattr(MLFormatPlugin, method))[1:]
+        assert [(n, k) for n, k, _ in _shape(getattr(plugin, method))][: len(expected)] == [
+            (n, k) for n, k, _ in expected
+        ], f"{name}.{method}"
+    raw = SAMPLES[name].read_bytes()
+    assert plugin.detect(raw) and detect_format(raw) == name
+    assert not plugin.detect(b"\x00\x01 no model format") and not plugin.detect(SAMPLES["omex"].read_bytes())
+    package = plugin.load_ml(raw, source=str(SAMPLES[name]))
+    assert isinstance(package.card, MLCard) and package.onnx and package.facts.n_nodes >= 1
