@@ -55,12 +55,13 @@ from registry.formats.pharmml.document import (
     Problem,
     Problems,
     child,
+    local,
     namespace_version,
     parse_document,
     xml_path,
 )
 from registry.formats.pharmml.macros import DosingSpec, expand_macros
-from registry.formats.pharmml.maths import Unsupported, evaluate, symbols
+from registry.formats.pharmml.maths import Num, Unsupported, evaluate, symbols
 from registry.formats.pharmml.reader import ReadModel, read_model
 from registry.formats.pharmml.sbml import write_sbml
 
@@ -139,6 +140,7 @@ def convert(
     mappings = read_column_mappings(doc, table, problems)
     _apply_values(model, steps_values, values or {}, problems)
     env = _numeric_env(model)
+    _dataset_variables(model, mappings, trial, warnings)
     _check_definitions(model, problems)
     dosing_specs += _dataset_dosing(model, mappings, trial, dosing_specs, problems)
     if not dosing_specs and not problems.items:  # otherwise likely a consequence of those
@@ -340,6 +342,50 @@ def _numeric_env(model: ReadModel) -> dict[str, float]:
     return {k: v for k, v in env.items() if math.isfinite(v)}
 
 
+_KA_NAME = re.compile(r"^(pop_?)?k_?a(_pop)?$", re.I)
+
+
+def _dataset_variables(
+    model: ReadModel, mappings: list[ColumnMapping], trial: list[TrialDose], warnings: list[str]
+) -> None:
+    """Variables without a definition that the dataset supplies, made model quantities.
+
+    A dose-amount variable (the dose column, or a TrialDesign dose, names it: ``D`` in a closed-form
+    model, an ``init = D`` initial condition) becomes an amount that receives the twin's doses and
+    never changes otherwise. A dose-time variable (the time column maps to it on dose records,
+    ``DT``/``tD``) is the time of the dose: 0, the time of the twin's first dose. Both are exact
+    for one dose at time 0 (the closed forms that use them are single-dose formulas) and warned.
+    """
+    dose_vars = {d.target for d in trial if d.target is not None}
+    time_vars = {d.time_symbol for d in trial if d.time_symbol is not None}
+    for m in mappings:
+        if m.column_type == "dose" or m.column.upper() == "AMT":
+            dose_vars.update(m.symbols)
+        elif m.column_type == "idv" or m.column.upper() == "TIME":
+            time_vars.update(m.symbols)
+    for pid in sorted(dose_vars):
+        p = model.params.get(pid)
+        if p is None or p.kind != "variable" or p.rule is not None:
+            continue
+        p.kind, p.rate, p.initial, p.value = "state", Num(0.0), None, 0.0
+        warnings.append(
+            f"{pid} (the dataset's dose amount) holds the sum of the doses given: the model's use of it "
+            "is exact for one dose"
+        )
+    for pid in sorted(time_vars):
+        p = model.params.get(pid)
+        if p is None or p.kind != "variable" or p.rule is not None:
+            continue
+        p.rule = Num(0.0)
+        warnings.append(f"{pid} (the dataset's dose time) is 0, the first dose's time: exact for one dose")
+
+
+def _dose_variable_route(model: ReadModel) -> str:
+    """A dose-amount variable's route: oral when the model has an absorption rate (ka), else a bolus."""
+    names = {d.name for d in model.table.declarations.values()}
+    return "oral" if any(_KA_NAME.match(n) for n in names) else "iv-bolus"
+
+
 def _check_definitions(model: ReadModel, problems: Problems) -> None:
     for p in model.params.values():
         if p.kind == "variable" and p.rule is None:
@@ -383,7 +429,9 @@ def _dataset_dosing(
                 )
             )
             continue
-        if _ORAL_NAME.search(t):
+        if param.rate == Num(0.0) and local(param.element) == "Variable":  # a dose-amount variable
+            out.append(DosingSpec(_dose_variable_route(model), t, source=param.path))
+        elif _ORAL_NAME.search(t):
             out.append(DosingSpec("oral", t, source=param.path))
         else:
             out += [

@@ -31,6 +31,7 @@ class TrialDose:
     adm: int | None = None
     duration_h: float | None = None
     path: str = ""
+    time_symbol: str | None = None  # the model variable DosingTimes names (a dose-time variable)
 
 
 @dataclass
@@ -166,7 +167,9 @@ def read_trial_doses(doc: Document, table: SymbolTable, problems: Problems) -> l
                     raise Unsupported(admin, "an infusion needs Duration or Rate")
             if amount <= 0 or any(t < 0 for t in times):
                 raise Unsupported(admin, "dose amounts must be positive and times not negative")
-            out.append(TrialDose(amount, times, target, adm, duration, xml_path(admin)))
+            time_ref = child(times_el, "SymbRef") if times_el is not None else None
+            time_symbol = table.lookup(time_ref, None).sbml if time_ref is not None else None
+            out.append(TrialDose(amount, times, target, adm, duration, xml_path(admin), time_symbol))
         except Unsupported as exc:
             problems.add(exc.element, exc.message)
     return out
