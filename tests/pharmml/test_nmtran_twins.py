@@ -143,3 +143,53 @@ def test_usecase5_covariates_age_weight_and_sex(sexf: float) -> None:
         "UseCase5", [ReferenceDose(route="oral", amount=dose, time_h=0)], {"WT": WT, "AGE": age, "SEXF": sexf}
     )
     _close(pred, expected)
+
+
+def test_usecase8_inter_occasion_variability_follows_the_doses() -> None:
+    # $ABBR REPLACE ETA(OCC_BOV_CL)=ETA(5,7), ETA(OCC_BOV_V)=ETA(6,8): one effect per occasion;
+    # CL = EXP(MU_1 + ETA(1) + ETA(OCC_BOV_CL)), V = EXP(MU_2 + ETA(2) + ETA(OCC_BOV_V)); $DES as
+    # UseCase5 (absorption from T >= TLAG). The dataset's OCC changes at the second dose (24 h).
+    path = PHARMML_NMTRAN_TWINS / "UseCase8.xml"
+    require_external(path)
+    conv = convert(path.read_bytes(), source=str(path))
+    occasions = {o.parameter: o for o in conv.card.random_effects.occasions}
+    assert set(occasions) == {"eta_BOV_CL", "eta_BOV_V"}
+    assert occasions["eta_BOV_CL"].variance == pytest.approx(0.1)  # $OMEGA BLOCK(2) (0.1) ;BOV_CL
+    assert any("occasion effects are independent" in w for w in conv.warnings)  # the 0.01 covariance
+    ka = 2.0  # this run's $THETA: ( 0.001 , 2.0 ) ;POP_KA
+    iov = {"CL": (0.2, -0.3), "V": (0.0, 0.1)}
+    etas = {f"eta_BOV_{p}_occ{k + 1}": v for p, vals in iov.items() for k, v in enumerate(vals)}
+    dose = 100.0
+    doses = tuple(ReferenceDose(route="oral", amount=dose, time_h=t) for t in (0.0, 24.0))
+    twin = bind_regimen(load_model(conv.sbml, conv.card), doses, {"WT": WT})
+    pred = simulate(twin, TIMES, etas).values["Y"]
+
+    def params(t: float) -> tuple[float, float]:
+        k = 0 if t < 24 else 1
+        return CL * math.exp(iov["CL"][k]), V * math.exp(iov["V"][k])
+
+    def rhs(t: float, y: np.ndarray) -> list[float]:
+        cl, v = params(t)
+        ratein = y[0] * ka if t >= POP_TLAG else 0.0
+        return [-ratein, ratein - cl * y[1] / v]
+
+    # the second dose enters GUT at 24 h: integrate to 24 h, add it, integrate on
+    first = TIMES <= 24
+    before = _ode(rhs, [dose, 0.0], [POP_TLAG, 24.0])
+    at24 = _ode_at(rhs, [dose, 0.0], [POP_TLAG, 24.0])
+    later = TIMES[~first]
+    sol = solve_ivp(rhs, (24.0, float(later[-1])), [at24[0] + dose, at24[1]], method="LSODA",
+                    rtol=1e-10, atol=1e-12, t_eval=later)  # fmt: skip
+    conc = np.concatenate([before[first, 1], sol.y[1]])
+    # a sample at 24 h is taken before that dose, in occasion 1 (as the twin and NONMEM order it)
+    expected = conc / np.where(first, params(0.0)[1], params(24.0)[1])
+    _close(pred, expected)
+
+
+def _ode_at(rhs, y0: list[float], breaks: list[float]) -> list[float]:  # type: ignore[no-untyped-def]
+    """The state at the last of ``breaks``, integrated piecewise from 0."""
+    y, a = list(y0), 0.0
+    for b in breaks:
+        y = list(solve_ivp(rhs, (a, b), y, method="LSODA", rtol=1e-10, atol=1e-12).y[:, -1])
+        a = b
+    return y

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
-from interop.schema import LOINC, Coding, Covariate, CovariateSource, RandomEffects, ResidualError
+from interop.schema import LOINC, Coding, Covariate, CovariateSource, Occasion, RandomEffects, ResidualError
 from registry.formats.pharmml.flatmodel import Correlation, Eta, Observation
 from registry.formats.pharmml.maths import Expr, Sym, Unsupported, evaluate, symbols
 
@@ -82,19 +83,22 @@ def build_covariates(
 
 
 def build_random_effects(
-    etas: list[Eta], correlations: list[Correlation], env: dict[str, float], warnings: list[str]
+    etas: list[Eta],
+    correlations: list[Correlation],
+    env: dict[str, float],
+    warnings: list[str],
+    occasions: Sequence[tuple[Eta, tuple[str, ...]]] = (),
 ) -> RandomEffects:
-    """ETAs with positive variance and their Omega (zero-variance ETAs stay in the SBML at 0)."""
+    """ETAs with positive variance and their Omega (zero-variance ETAs stay in the SBML at 0);
+    ``occasions``: each inter-occasion random effect with the SBML ids of its occasions' effects."""
+    iov = []
+    for eta, ids_per_occasion in occasions:
+        v = _variance(eta, env)
+        if v > 0:
+            iov.append(Occasion(parameter=eta.id, etas=ids_per_occasion, variance=v))
     variances: dict[str, float] = {}
     for eta in etas:
-        try:
-            v = evaluate(eta.variance, env)
-        except KeyError as exc:
-            raise Unsupported(
-                eta.element, f"variance of {eta.name!r} uses {exc} which has no value"
-            ) from None
-        if not math.isfinite(v) or v < 0:
-            raise Unsupported(eta.element, f"variance of {eta.name!r} is {v}")
+        v = _variance(eta, env)
         if v == 0:
             warnings.append(f"{eta.id} has variance 0 (fixed): kept at 0 in the SBML, not in Omega")
             continue
@@ -106,6 +110,11 @@ def build_random_effects(
             value = evaluate(c.value, env)
         except KeyError as exc:
             raise Unsupported(c.element, f"correlation uses {exc} which has no value") from None
+        if {c.first, c.second} & {o.parameter for o in iov}:
+            if value != 0:
+                warnings.append(f"correlation of {c.first} and {c.second} dropped (occasion effects are "
+                                "independent in the card)")  # fmt: skip
+            continue
         if c.first not in variances or c.second not in variances:
             if value != 0:
                 warnings.append(f"correlation of {c.first} and {c.second} dropped (a variance is 0)")
@@ -120,7 +129,19 @@ def build_random_effects(
             correlations[0].element if correlations else etas[0].element,
             "the variance-covariance matrix of the random effects is not positive definite",
         )
-    return RandomEffects(etas=tuple(ids), omega=tuple(tuple(float(x) for x in row) for row in omega))
+    return RandomEffects(
+        etas=tuple(ids), omega=tuple(tuple(float(x) for x in row) for row in omega), occasions=tuple(iov)
+    )
+
+
+def _variance(eta: Eta, env: dict[str, float]) -> float:
+    try:
+        v = evaluate(eta.variance, env)
+    except KeyError as exc:
+        raise Unsupported(eta.element, f"variance of {eta.name!r} uses {exc} which has no value") from None
+    if not math.isfinite(v) or v < 0:
+        raise Unsupported(eta.element, f"variance of {eta.name!r} is {v}")
+    return v
 
 
 def _close(a: float, b: float) -> bool:

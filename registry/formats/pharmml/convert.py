@@ -42,6 +42,7 @@ from registry.formats.pharmml.card import (
     build_random_effects,
     build_residual_error,
 )
+from registry.formats.pharmml.dataset import dataset_variables, dose_variable_route, occasion_effects
 from registry.formats.pharmml.design import (
     ColumnMapping,
     TrialDose,
@@ -140,7 +141,7 @@ def convert(
     mappings = read_column_mappings(doc, table, problems)
     _apply_values(model, steps_values, values or {}, problems)
     env = _numeric_env(model)
-    _dataset_variables(model, mappings, trial, warnings)
+    dataset_variables(model, mappings, trial, warnings)
     _check_definitions(model, problems)
     dosing_specs += _dataset_dosing(model, mappings, trial, dosing_specs, problems)
     if not dosing_specs and not problems.items:  # otherwise likely a consequence of those
@@ -152,7 +153,8 @@ def convert(
     residuals = []
     random_effects = None
     try:
-        random_effects = build_random_effects(model.etas, model.correlations, env, warnings)
+        occasions = occasion_effects(doc, model, warnings)
+        random_effects = build_random_effects(model.etas, model.correlations, env, warnings, occasions)
     except Unsupported as exc:
         problems.add(exc.element, exc.message)
     unvalued = {
@@ -342,50 +344,6 @@ def _numeric_env(model: ReadModel) -> dict[str, float]:
     return {k: v for k, v in env.items() if math.isfinite(v)}
 
 
-_KA_NAME = re.compile(r"^(pop_?)?k_?a(_pop)?$", re.I)
-
-
-def _dataset_variables(
-    model: ReadModel, mappings: list[ColumnMapping], trial: list[TrialDose], warnings: list[str]
-) -> None:
-    """Variables without a definition that the dataset supplies, made model quantities.
-
-    A dose-amount variable (the dose column, or a TrialDesign dose, names it: ``D`` in a closed-form
-    model, an ``init = D`` initial condition) becomes an amount that receives the twin's doses and
-    never changes otherwise. A dose-time variable (the time column maps to it on dose records,
-    ``DT``/``tD``) is the time of the dose: 0, the time of the twin's first dose. Both are exact
-    for one dose at time 0 (the closed forms that use them are single-dose formulas) and warned.
-    """
-    dose_vars = {d.target for d in trial if d.target is not None}
-    time_vars = {d.time_symbol for d in trial if d.time_symbol is not None}
-    for m in mappings:
-        if m.column_type == "dose" or m.column.upper() == "AMT":
-            dose_vars.update(m.symbols)
-        elif m.column_type == "idv" or m.column.upper() == "TIME":
-            time_vars.update(m.symbols)
-    for pid in sorted(dose_vars):
-        p = model.params.get(pid)
-        if p is None or p.kind != "variable" or p.rule is not None:
-            continue
-        p.kind, p.rate, p.initial, p.value = "state", Num(0.0), None, 0.0
-        warnings.append(
-            f"{pid} (the dataset's dose amount) holds the sum of the doses given: the model's use of it "
-            "is exact for one dose"
-        )
-    for pid in sorted(time_vars):
-        p = model.params.get(pid)
-        if p is None or p.kind != "variable" or p.rule is not None:
-            continue
-        p.rule = Num(0.0)
-        warnings.append(f"{pid} (the dataset's dose time) is 0, the first dose's time: exact for one dose")
-
-
-def _dose_variable_route(model: ReadModel) -> str:
-    """A dose-amount variable's route: oral when the model has an absorption rate (ka), else a bolus."""
-    names = {d.name for d in model.table.declarations.values()}
-    return "oral" if any(_KA_NAME.match(n) for n in names) else "iv-bolus"
-
-
 def _check_definitions(model: ReadModel, problems: Problems) -> None:
     for p in model.params.values():
         if p.kind == "variable" and p.rule is None:
@@ -430,7 +388,7 @@ def _dataset_dosing(
             )
             continue
         if param.rate == Num(0.0) and local(param.element) == "Variable":  # a dose-amount variable
-            out.append(DosingSpec(_dose_variable_route(model), t, source=param.path))
+            out.append(DosingSpec(dose_variable_route(model), t, source=param.path))
         elif _ORAL_NAME.search(t):
             out.append(DosingSpec("oral", t, source=param.path))
         else:

@@ -88,6 +88,7 @@ class ReadModel:
     table: SymbolTable
     params: dict[str, Parameter] = field(default_factory=dict)
     etas: list[Eta] = field(default_factory=list)
+    occasion_etas: list[Eta] = field(default_factory=list)  # inter-occasion random effects
     correlations: list[Correlation] = field(default_factory=list)
     covariates: list[Covariate] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)

@@ -75,8 +75,11 @@ def random_variable(
     mean, variance = _normal(el, scope)
     if not (isinstance(mean, Num) and mean.value == 0):
         raise Unsupported(el, "random variables must have mean 0")
-    if level == "occasion":
-        raise Unsupported(el, "inter-occasion variability is not supported")
+    if level == "occasion":  # the SBML parameter carries the current occasion's effect
+        decl.kind = "eta"
+        model.add(Parameter(decl.sbml, "eta", el, value=0.0))
+        model.occasion_etas.append(Eta(decl.sbml, decl.name, variance, el))
+        return
     decl.kind = "epsilon" if level == "residual" else "eta"
     if level == "residual":
         model.add(Parameter(decl.sbml, "epsilon", el, value=0.0))
