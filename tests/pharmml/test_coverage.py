@@ -1,6 +1,12 @@
-"""Issue 14 PharmML items: name-vs-body error model warning."""
+"""Issue 14 PharmML items: name-vs-body error model warning, Monolix depots, IV routes, priors."""
 
 from __future__ import annotations
+
+import math
+import re
+
+import libsbml
+import roadrunner
 
 from registry.formats.pharmml import convert
 from tests.data import PHARMML_ONECMT_IV
@@ -74,3 +80,69 @@ def test_iv_routes_follow_the_iv_macro_and_clashes_are_refused() -> None:
     with pytest.raises(PharmMLError) as exc:
         convert(clash, source="clash.xml", values=values)
     assert "the card has one target per route" in str(exc.value)
+
+
+_POP_V = b'<PopulationParameter symbId="POP_V"/>'
+_POP_V_ESTIMATE = (
+    b'<ParameterEstimation><ct:SymbRef blkIdRef="pm" symbIdRef="POP_V"/>'
+    b"<InitialEstimate><ct:Real>30</ct:Real></InitialEstimate></ParameterEstimation>"
+)
+
+
+def _prior(dist: str) -> bytes:
+    return (
+        b'<PopulationParameter symbId="POP_V"><Distribution>'
+        + dist.encode()
+        + b"</Distribution></PopulationParameter>"
+    )
+
+
+def _value(sbml: str, pid: str) -> float:
+    m = re.search(rf'<parameter id="{pid}" value="([^"]+)"', sbml)
+    assert m is not None, pid
+    return float(m.group(1))
+
+
+def test_a_prior_gives_the_typical_value_its_initial_estimate_else_its_mean() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    assert _POP_V in raw and _POP_V_ESTIMATE in raw
+    lognormal = _prior(
+        '<po:ProbOnto xmlns:po="http://www.pharmml.org/probonto/ProbOnto" name="LogNormal1">'
+        '<po:Parameter name="meanLog"><ct:Assign><ct:Real>3.4</ct:Real></ct:Assign></po:Parameter>'
+        '<po:Parameter name="stdevLog"><ct:Assign><ct:Real>0.5</ct:Real></ct:Assign></po:Parameter>'
+        "</po:ProbOnto>"
+    )
+    with_estimate = convert(raw.replace(_POP_V, lognormal), source="prior.xml")
+    assert _value(with_estimate.sbml, "POP_V") == 30.0  # the estimation step's initial estimate
+    no_estimate = raw.replace(_POP_V, lognormal).replace(_POP_V_ESTIMATE, b"")
+    conv = convert(no_estimate, source="prior.xml")
+    assert math.isclose(_value_or_rule(conv.sbml), math.exp(3.4 + 0.5**2 / 2), rel_tol=1e-12)
+    gamma = _prior(
+        '<po:ProbOnto xmlns:po="http://www.pharmml.org/probonto/ProbOnto" name="Gamma1">'
+        '<po:Parameter name="shape"><ct:Assign><ct:Real>4</ct:Real></ct:Assign></po:Parameter>'
+        '<po:Parameter name="scale"><ct:Assign><ct:Real>7.5</ct:Real></ct:Assign></po:Parameter>'
+        "</po:ProbOnto>"
+    )
+    conv = convert(raw.replace(_POP_V, gamma).replace(_POP_V_ESTIMATE, b""), source="gamma.xml")
+    assert _value_or_rule(conv.sbml) == 30.0  # shape * scale
+
+
+def _value_or_rule(sbml: str) -> float:
+    """POP_V as the compiled model sees it (a value, or a rule of constants)."""
+    doc = libsbml.readSBMLFromString(sbml)
+    model = doc.getModel()
+    p = model.getParameter("POP_V")
+    if p.isSetValue():
+        return float(p.getValue())
+    return float(roadrunner.RoadRunner(sbml)["POP_V"])
+
+
+def test_a_wrong_block_reference_takes_the_one_symbol_of_that_name_with_a_warning() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    wrong = raw.replace(_POP_V_ESTIMATE, _POP_V_ESTIMATE.replace(b'blkIdRef="pm"', b'blkIdRef="om"'))
+    assert wrong != raw
+    conv = convert(wrong, source="wrong-block.xml")
+    assert _value(conv.sbml, "POP_V") == 30.0
+    assert any(
+        "'POP_V' referred to in block 'om' is the one declared in block 'pm'" in w for w in conv.warnings
+    )

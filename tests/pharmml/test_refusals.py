@@ -70,7 +70,7 @@ def test_every_problem_is_listed_at_once() -> None:
     messages = [str(p) for p in err.problems]
     assert len(messages) == 3, messages
     assert "PopulationParameter[@symbId='POP_V']/Distribution" in messages[0]
-    assert "Bayesian priors" in messages[0]
+    assert "prior distribution 'Weibull1' is not supported" in messages[0]
     assert "DerivativeVariable[@symbId='A']/Assign/Uniop/Binop/Delay" in messages[1]
     assert "delay differential equations" in messages[1]
     assert "Discrete/CountData" in messages[2] and "count observation" in messages[2]

@@ -62,7 +62,7 @@ from registry.formats.pharmml.document import (
     xml_path,
 )
 from registry.formats.pharmml.macros import DosingSpec, expand_macros
-from registry.formats.pharmml.maths import Num, Unsupported, evaluate, symbols
+from registry.formats.pharmml.maths import Num, Unsupported, evaluate, symbols, uses_time
 from registry.formats.pharmml.reader import ReadModel, read_model
 from registry.formats.pharmml.sbml import write_sbml
 
@@ -160,17 +160,19 @@ def convert(
     unvalued = {
         p.id for p in model.params.values() if p.kind == "population" and p.value is None and p.rule is None
     }
+    error_env = _with_constants(model, env)
     for obs in model.observations:
         if symbols(obs.error) & unvalued:
             continue  # its missing values are reported already
         try:
-            residuals.append(build_residual_error(obs, env, warnings))
+            residuals.append(build_residual_error(obs, error_env, warnings))
         except Unsupported as exc:
             problems.add(exc.element, exc.message)
     mdef = child(doc.root, "ModelDefinition")
     if mdef is not None and child(mdef, "ObservationModel") is None:
         problems.add(mdef, "no observation model")
     _check_units(units or {}, model, dosing_specs, problems)
+    warnings[:0] = model.table.notes  # references resolved leniently, first
     problems.raise_if_any()
     assert random_effects is not None
 
@@ -301,8 +303,8 @@ def _apply_values(
         param = model.params.get(pid)
         if param is None or param.kind not in ("population", "covariate"):
             continue
-        if param.rule is None or pid in forced:
-            param.value, param.rule = value, None
+        if param.rule is None or pid in forced or param.prior:
+            param.value, param.rule, param.prior = value, None, False
     for param in model.params.values():
         if param.kind == "population" and param.rule is not None and not symbols(param.rule):
             try:
@@ -342,6 +344,31 @@ def _numeric_env(model: ReadModel) -> dict[str, float]:
                 left.append(p)
         pending = left
     return {k: v for k, v in env.items() if math.isfinite(v)}
+
+
+def _with_constants(model: ReadModel, env: dict[str, float]) -> dict[str, float]:
+    """``env`` plus the individual parameters and variables that are constants: rules of population
+    values only (no random effect, time or state), such as an error SD ``sqrt(1/TAU)``."""
+    population = {p.id for p in model.params.values() if p.kind == "population"}
+    out = dict(env)
+    pending = [
+        p for p in model.params.values() if p.kind in ("individual", "variable") and p.rule is not None
+    ]
+    for _ in range(len(pending) + 1):
+        left = []
+        for p in pending:
+            assert p.rule is not None
+            if symbols(p.rule) <= population | (set(out) - set(env)) and not uses_time(p.rule):
+                try:
+                    out[p.id] = evaluate(p.rule, out)
+                    continue
+                except (KeyError, ValueError, ZeroDivisionError):
+                    pass
+            left.append(p)
+        if len(left) == len(pending):
+            break
+        pending = left
+    return {k: v for k, v in out.items() if math.isfinite(v)}
 
 
 def _check_definitions(model: ReadModel, problems: Problems) -> None:

@@ -38,6 +38,7 @@ class Parameter:
     rule: Expr | None = None
     rate: Expr | None = None
     initial: Expr | None = None
+    prior: bool = False  # rule is a prior's mean: an initial estimate replaces it
 
     @property
     def path(self) -> str:

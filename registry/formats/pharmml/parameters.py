@@ -4,6 +4,8 @@ covariate fixed effects, random effects) and pairwise correlations."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lxml import etree
 
 from registry.formats.pharmml.document import Problems, child, children, local
@@ -30,10 +32,69 @@ def population_parameter(el: etree._Element, scope: BlockScope, model: ReadModel
         name = local(c)
         if name in ("Assign", "Equation"):
             param.rule = scope.parse(c)
-        elif name in ("Distribution", "NormalDistribution", "VariabilityReference"):
-            raise Unsupported(c, "Bayesian priors on population parameters are not supported")
-        elif name not in ("Description", "Name"):
+        elif name in ("Distribution", "NormalDistribution"):
+            # a prior: its mean is the typical value unless an initial estimate gives one
+            param.rule, param.prior = prior_mean(c, scope), True
+        elif name not in ("Description", "Name", "VariabilityReference"):
             raise Unsupported(c, f"<{name}> in a population parameter is not supported")
+
+
+# prior means by distribution: ProbOnto name or UncertML element -> (parameter names, mean)
+_MEANS: dict[str, tuple[tuple[str, ...], Callable[..., Expr]]] = {
+    "Gamma1": (("shape", "scale"), lambda k, th: Op("times", (k, th))),
+    "Gamma2": (("shape", "rate"), lambda k, r: Op("divide", (k, r))),
+    "GammaDistribution": (("shape", "scale"), lambda k, th: Op("times", (k, th))),
+    "LogNormal1": (
+        ("meanLog", "stdevLog"),
+        lambda m, s: _exp(Op("plus", (m, _half(Op("power", (s, Num(2.0))))))),
+    ),
+    "LogNormal2": (("meanLog", "varLog"), lambda m, v: _exp(Op("plus", (m, _half(v))))),
+    "Uniform1": (("minimum", "maximum"), lambda a, b: _half(Op("plus", (a, b)))),
+    "UniformDistribution": (("minimum", "maximum"), lambda a, b: _half(Op("plus", (a, b)))),
+    "Beta1": (("alpha", "beta"), lambda a, b: Op("divide", (a, Op("plus", (a, b))))),
+}
+
+
+def _exp(x: Expr) -> Expr:
+    return Op("exp", (x,))
+
+
+def _half(x: Expr) -> Expr:
+    return Op("divide", (x, Num(2.0)))
+
+
+def prior_mean(el: etree._Element, scope: BlockScope) -> Expr:
+    """The mean of a prior distribution (normal, log-normal, gamma, uniform, beta), as an expression
+    of its (hyper)parameters; other distributions are refused."""
+    holder = el
+    if local(el) == "Distribution":
+        inner = [c for c in children(el) if local(c) not in ("Description",)]
+        if len(inner) != 1:
+            raise Unsupported(el, "a prior needs one distribution")
+        holder = inner[0]
+        if local(holder) == "UncertML" and len(children(holder)) == 1:
+            holder = children(holder)[0]
+    name = holder.get("name", "") if local(holder) == "ProbOnto" else local(holder)
+    if name in ("Normal1", "Normal2", "NormalDistribution", "StandardNormal1"):
+        parent = el.getparent()
+        assert parent is not None
+        return _normal(parent, scope)[0]
+    known = name in _MEANS or any(p.get("name") == "mean" for p in children(holder, "Parameter"))
+    if not known:
+        raise Unsupported(holder, f"prior distribution {name!r} is not supported (no mean taken)")
+    if local(holder) == "ProbOnto":
+        params = {p.get("name", ""): p for p in children(holder, "Parameter")}
+        if "mean" in params:  # parameterised by its mean
+            return expression_in(params["mean"], scope)
+    names, mean = _MEANS[name]
+    if local(holder) == "ProbOnto":
+        if not set(names) <= params.keys():
+            raise Unsupported(holder, f"{name} prior needs {', '.join(names)}")
+        return mean(*(expression_in(params[n], scope) for n in names))
+    parts = {local(c): c for c in children(holder)}
+    if not set(names) <= parts.keys():
+        raise Unsupported(holder, f"{name} prior needs {', '.join(names)}")
+    return mean(*(_uncertml_value(parts[n], scope) for n in names))
 
 
 def parameter_model(

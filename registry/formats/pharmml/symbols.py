@@ -53,6 +53,7 @@ class SymbolTable:
     time_symbol: str | None = None
     declarations: dict[tuple[str, str], Declaration] = field(default_factory=dict)
     functions: dict[str, etree._Element] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # warnings for the conversion
     _used_ids: set[str] = field(default_factory=set)
 
     def declare(self, block: str, name: str, kind: str, element: etree._Element) -> None:
@@ -93,7 +94,19 @@ class SymbolTable:
         if ref_block is not None:
             decl = self.declarations.get((ref_block, name))
             if decl is None:
-                raise Unsupported(element, f"dangling reference: no symbol {name!r} in block {ref_block!r}")
+                # a wrong blkIdRef (a writer's slip seen in published files): the one declaration
+                # of that name elsewhere is meant, said in a warning; none or several stay dangling
+                others = [d for (b, n), d in self.declarations.items() if n == name]
+                if len(others) != 1:
+                    raise Unsupported(
+                        element, f"dangling reference: no symbol {name!r} in block {ref_block!r}"
+                    )
+                decl = others[0]
+                note = (
+                    f"{name!r} referred to in block {ref_block!r} is the one declared in block {decl.block!r}"
+                )
+                if note not in self.notes:
+                    self.notes.append(note)
             return decl
         if block is not None and (block, name) in self.declarations:
             return self.declarations[(block, name)]
