@@ -6,9 +6,10 @@ import math
 import re
 
 import libsbml
+import pytest
 import roadrunner
 
-from registry.formats.pharmml import convert
+from registry.formats.pharmml import PharmMLError, convert
 from tests.data import PHARMML_ONECMT_IV
 
 _PROP_BODY = b'<math:Binop op="times"><ct:SymbRef symbIdRef="b"/><ct:SymbRef symbIdRef="f"/></math:Binop>'
@@ -146,3 +147,33 @@ def test_a_wrong_block_reference_takes_the_one_symbol_of_that_name_with_a_warnin
     assert any(
         "'POP_V' referred to in block 'om' is the one declared in block 'pm'" in w for w in conv.warnings
     )
+
+
+_IC = b"<ct:InitialValue><ct:Assign><ct:Real>0</ct:Real></ct:Assign></ct:InitialValue>"
+_T0 = b'<ct:Variable symbId="t0" symbolType="real"><ct:Assign><ct:Real>0</ct:Real></ct:Assign></ct:Variable>'
+_CLOCK = (
+    b'<ct:DerivativeVariable symbId="S" symbolType="real"><ct:Assign><ct:Real>2</ct:Real></ct:Assign>'
+    b"<ct:InitialCondition><ct:InitialValue><ct:Assign><ct:Real>-1</ct:Real></ct:Assign></ct:InitialValue>"
+    b"<ct:InitialTime><ct:Assign><ct:Real>-3</ct:Real></ct:Assign></ct:InitialTime></ct:InitialCondition>"
+    b"</ct:DerivativeVariable>"
+)
+
+
+def test_initial_time_may_be_a_symbol_assigned_0_or_shift_a_constant_derivative() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    assert _IC in raw
+    t0_ref = (
+        b'<ct:InitialTime><ct:Assign><ct:SymbRef blkIdRef="sm" symbIdRef="t0"/></ct:Assign></ct:InitialTime>'
+    )
+    with_t0 = raw.replace(_IC, _IC + t0_ref).replace(
+        b'<StructuralModel blkId="sm">', b'<StructuralModel blkId="sm">' + _T0
+    )
+    plain = convert(raw, source="plain.xml")
+    assert convert(with_t0, source="t0.xml").sbml.count("<rateRule") == plain.sbml.count("<rateRule")
+    clock = raw.replace(b"</StructuralModel>", _CLOCK + b"</StructuralModel>")
+    conv = convert(clock, source="clock.xml")
+    assert _value(conv.sbml, "S") == -1.0 + 2.0 * 3.0  # S(-3) = -1, dS/dt = 2: S(0) = 5
+    rate = b"<ct:Real>2</ct:Real></ct:Assign><ct:InitialCondition>"
+    moving = clock.replace(rate, b'<ct:SymbRef symbIdRef="A"/></ct:Assign><ct:InitialCondition>')
+    with pytest.raises(PharmMLError, match="need a constant derivative"):
+        convert(moving, source="moving.xml")

@@ -209,8 +209,11 @@ def convert(
     except SchemaError as exc:  # a value the card refuses (e.g. a bioavailability above 1)
         raise PharmMLError([Problem("/PharmML", None, f"model card: {exc.message}")], source=source) from exc
     sbml_id = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
+    sbml_id = sbml_id if re.match(r"[A-Za-z_]", sbml_id) else f"m_{sbml_id}"
+    while sbml_id in model.params:  # the model id shares SBML's id space with the parameters
+        sbml_id = f"{sbml_id}_model"
     sbml = write_sbml(
-        sbml_id if re.match(r"[A-Za-z_]", sbml_id) else f"m_{sbml_id}",
+        sbml_id,
         title,
         list(model.params.values()),
         f"Converted from PharmML {doc.written_version} ({source or 'bytes'}) by digphat-interop.",

@@ -22,7 +22,7 @@ from registry.formats.pharmml.flatmodel import (
 from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Unsupported
 from registry.formats.pharmml.symbols import BlockScope
 
-__all__ = ["parameter_model", "population_parameter", "random_variable"]
+__all__ = ["individual_parameter", "parameter_model", "population_parameter", "random_variable"]
 
 
 def population_parameter(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
@@ -111,7 +111,7 @@ def parameter_model(
         elif name == "RandomVariable":
             guard(problems, random_variable, el, scope, model, levels)
         elif name == "IndividualParameter":
-            guard(problems, _individual_parameter, el, scope, model)
+            guard(problems, individual_parameter, el, scope, model)
         elif name == "Correlation":
             guard(problems, _correlation, el, scope, model)
         elif name not in ("Description",):
@@ -206,7 +206,7 @@ def _uncertml_value(el: etree._Element, scope: BlockScope) -> Expr:
     raise Unsupported(v, f"<{local(v)}> is not supported in a distribution")
 
 
-def _individual_parameter(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
+def individual_parameter(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
     decl = declaration(scope.table, scope.block, el)
     param = model.add(Parameter(decl.sbml, "individual", el))
     structured = next((c for c in children(el) if local(c) in ("StructuredModel", "GaussianModel")), None)

@@ -26,7 +26,7 @@ from registry.formats.pharmml.flatmodel import (
 )
 from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Unsupported
 from registry.formats.pharmml.observations import observation_model
-from registry.formats.pharmml.parameters import parameter_model, population_parameter
+from registry.formats.pharmml.parameters import individual_parameter, parameter_model, population_parameter
 from registry.formats.pharmml.symbols import BlockScope, SymbolTable
 
 __all__ = ["ReadModel", "read_model"]
@@ -75,6 +75,8 @@ def _declare(doc: Document, table: SymbolTable, problems: Problems) -> etree._El
                     table.declare(blk, el.get("symbId", ""), "derivative", el)
                 elif name in PARAM_TAGS:
                     table.declare(blk, el.get("symbId", ""), "population", el)
+                elif name == "IndividualParameter":  # allowed here since PharmML 0.9
+                    table.declare(blk, el.get("symbId", ""), "individual", el)
         elif kind == "ObservationModel":
             for data in children(block):
                 for el in children(data):
@@ -237,6 +239,9 @@ def _structural_model(block: etree._Element, scope: BlockScope, model: ReadModel
         if name == "PKmacros":
             model.pkmacros.append((scope.block or "", el))
             continue
+        if name == "IndividualParameter":
+            guard(problems, individual_parameter, el, scope, model)
+            continue
         if name not in ("Variable", "DerivativeVariable"):
             if name not in ("Description", "Name"):
                 problems.add(el, f"<{name}> in a StructuralModel is not supported")
@@ -269,13 +274,27 @@ def _initial_condition(el: etree._Element, scope: BlockScope, param: Parameter) 
         return
     value = child(ic, "InitialValue")
     time = child(ic, "InitialTime")
-    if time is not None:
-        t0 = expression_in(time, scope)
-        if not (isinstance(t0, Num) and t0.value == 0):
-            raise Unsupported(time, "initial conditions at a time other than 0 are not supported")
+    t0 = _initial_time(time, scope) if time is not None else 0.0
     if value is not None:
         expr = expression_in(value, scope)
         if isinstance(expr, Num):
             param.value = expr.value
         else:
             param.initial = expr
+    if t0 != 0:  # s(t0) given: s(0) = s(t0) + rate * (0 - t0) when the rate is a constant
+        assert time is not None
+        if not isinstance(param.rate, Num) or param.initial is not None:
+            raise Unsupported(time, "initial conditions at a time other than 0 need a constant derivative")
+        param.value = (param.value or 0.0) - param.rate.value * t0
+
+
+def _initial_time(time: etree._Element, scope: BlockScope) -> float:
+    """The InitialTime's value: a number, or a symbol (``t0``) assigned a number."""
+    t0 = expression_in(time, scope)
+    if isinstance(t0, Sym):
+        decl = next((d for d in scope.table.declarations.values() if d.sbml == t0.name), None)
+        assign = child(decl.element, "Assign") if decl is not None else None
+        t0 = expression_in(decl.element, scope) if decl is not None and assign is not None else t0
+    if not isinstance(t0, Num):
+        raise Unsupported(time, "the initial time must be a number or a symbol assigned a number")
+    return t0.value
