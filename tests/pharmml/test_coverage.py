@@ -9,6 +9,7 @@ import libsbml
 import pytest
 import roadrunner
 
+from interop.twin import bind_regimen, load_model, simulate
 from registry.formats.pharmml import PharmMLError, convert
 from tests.data import PHARMML_ONECMT_IV
 
@@ -177,3 +178,45 @@ def test_initial_time_may_be_a_symbol_assigned_0_or_shift_a_constant_derivative(
     moving = clock.replace(rate, b'<ct:SymbRef symbIdRef="A"/></ct:Assign><ct:InitialCondition>')
     with pytest.raises(PharmMLError, match="need a constant derivative"):
         convert(moving, source="moving.xml")
+
+
+_MAP_A = b'<ds:Map modelSymbol="A"/>'
+_SM = b'<StructuralModel blkId="sm">'
+
+
+def test_an_initial_condition_from_the_dose_variable_takes_the_doses() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    init_d = (
+        raw.replace(_MAP_A, b'<ds:Map modelSymbol="D"/>')
+        .replace(_SM, _SM + b'<ct:Variable symbId="D" symbolType="real"/>')
+        .replace(
+            _IC, b'<ct:InitialValue><ct:Assign><ct:SymbRef symbIdRef="D"/></ct:Assign></ct:InitialValue>'
+        )
+    )
+    plain, conv = convert(raw, source="plain.xml"), convert(init_d, source="init_d.xml")
+    assert [(d.route, d.target) for d in conv.card.dosing] == [(d.route, d.target) for d in plain.card.dosing]
+    assert conv.trial_doses == plain.trial_doses and len(conv.trial_doses) == 3
+    assert any("A = D at the start: D's doses go into A" in w for w in conv.warnings)
+    times = [1.0, 6.0, 13.0, 30.0]
+    preds = [
+        simulate(bind_regimen(load_model(c.sbml, c.card), c.trial_doses, {}), times).values["Y"]
+        for c in (plain, conv)
+    ]
+    assert list(preds[0]) == list(preds[1])
+
+
+def test_a_dataset_column_mapped_to_an_undefined_variable_is_a_time_varying_covariate() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    dataset = (
+        b'<ExternalDataSet toolName="NONMEM" oid="nm"><ColumnMapping><ds:ColumnRef columnIdRef="KIN"/>'
+        b'<ct:SymbRef blkIdRef="sm" symbIdRef="KIN"/></ColumnMapping><ds:DataSet><ds:Definition>'
+        b'<ds:Column columnId="KIN" columnType="reg" valueType="real" columnNum="1"/></ds:Definition>'
+        b"</ds:DataSet></ExternalDataSet><Interventions>"
+    )
+    with_reg = raw.replace(_SM, _SM + b'<ct:Variable symbId="KIN" symbolType="real"/>').replace(
+        b"<Interventions>", dataset
+    )
+    conv = convert(with_reg, source="regressor.xml")
+    (kin,) = [c for c in conv.card.covariates if c.name == "KIN"]
+    assert kin.time_varying
+    assert any("KIN (a dataset column, a regressor) is a time-varying covariate" in w for w in conv.warnings)

@@ -141,9 +141,9 @@ def convert(
     mappings = read_column_mappings(doc, table, problems)
     _apply_values(model, steps_values, values or {}, problems)
     env = _numeric_env(model)
-    dataset_variables(model, mappings, trial, warnings)
+    redirect = dataset_variables(model, mappings, trial, warnings)
     _check_definitions(model, problems)
-    dosing_specs += _dataset_dosing(model, mappings, trial, dosing_specs, problems)
+    dosing_specs += _dataset_dosing(model, mappings, trial, dosing_specs, problems, redirect)
     if not dosing_specs and not problems.items:  # otherwise likely a consequence of those
         problems.add(
             doc.root,
@@ -222,7 +222,7 @@ def convert(
         sbml=sbml,
         card=card,
         pharmml_version=doc.written_version,
-        trial_doses=_reference_doses(trial, dosing_specs),
+        trial_doses=_reference_doses(trial, dosing_specs, redirect),
         column_mappings={m.column: tuple(m.symbols) + tuple(f"adm{a}" for a in m.adms) for m in mappings},
         warnings=tuple(warnings),
     )
@@ -386,12 +386,15 @@ def _dataset_dosing(
     trial: list[TrialDose],
     specs: list[DosingSpec],
     problems: Problems,
+    redirect: Mapping[str, str],
 ) -> list[DosingSpec]:
-    """Dosing inputs for dose targets that are model variables (not PK-macro administrations)."""
+    """Dosing inputs for dose targets that are model variables (not PK-macro administrations);
+    ``redirect`` sends a dose variable's doses to the state it initialises."""
     targets: list[str] = [d.target for d in trial if d.target is not None]
     for m in mappings:
         if m.column_type == "dose" or m.column.upper() == "AMT":
             targets += m.symbols
+    targets = [redirect.get(t, t) for t in targets]
     adms = {s.adm for s in specs}
     for d in trial:
         if d.adm is not None and d.adm not in adms:
@@ -476,14 +479,17 @@ def _dosing_inputs(specs: list[DosingSpec], unit: str, warnings: list[str]) -> l
     return out
 
 
-def _reference_doses(trial: list[TrialDose], specs: list[DosingSpec]) -> tuple[ReferenceDose, ...]:
+def _reference_doses(
+    trial: list[TrialDose], specs: list[DosingSpec], redirect: Mapping[str, str]
+) -> tuple[ReferenceDose, ...]:
     out = []
     for d in trial:
+        target = redirect.get(d.target, d.target) if d.target is not None else None
         spec = next(
             (
                 s
                 for s in specs
-                if (d.adm is not None and s.adm == d.adm) or (d.target is not None and s.target == d.target)
+                if (d.adm is not None and s.adm == d.adm) or (target is not None and s.target == target)
             ),
             None,
         )

@@ -1,5 +1,6 @@
 """What a PharmML model leaves to the dataset, made model quantities: dose-amount and dose-time
-variables, and the occasions of inter-occasion random effects (issue 14)."""
+variables, regressors (time-varying covariates) and the occasions of inter-occasion random effects
+(issue 14)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import re
 
 from registry.formats.pharmml.design import ColumnMapping, TrialDose
 from registry.formats.pharmml.document import Document
-from registry.formats.pharmml.flatmodel import Eta, Parameter, ReadModel
-from registry.formats.pharmml.maths import Num
+from registry.formats.pharmml.flatmodel import Covariate, Eta, Parameter, ReadModel
+from registry.formats.pharmml.maths import Num, Sym, symbols
 
 __all__ = ["DEFAULT_OCCASIONS", "dataset_variables", "dose_variable_route", "occasion_effects"]
 
 DEFAULT_OCCASIONS = 4
+# column types that are never model inputs (identifiers, observations, dosing bookkeeping)
+_NOT_REGRESSORS = {"id", "dv", "dvid", "mdv", "evid", "cmt", "adm", "rate", "ss", "ii", "addl", "occasion",
+                   "censoring", "limit", "dose", "idv"}  # fmt: skip
 
 
 def _occasion_count(doc: Document) -> int | None:
@@ -63,23 +67,38 @@ _KA_NAME = re.compile(r"^(pop_?)?k_?a(_pop)?$", re.I)
 
 def dataset_variables(
     model: ReadModel, mappings: list[ColumnMapping], trial: list[TrialDose], warnings: list[str]
-) -> None:
-    """Variables without a definition that the dataset supplies, made model quantities.
+) -> dict[str, str]:
+    """Variables without a definition that the dataset supplies, made model quantities; returns
+    the dose targets redirected (dose variable -> the state it initialises).
 
-    A dose-amount variable (the dose column, or a TrialDesign dose, names it: ``D`` in a closed-form
-    model, an ``init = D`` initial condition) becomes an amount that receives the twin's doses and
-    never changes otherwise. A dose-time variable (the time column maps to it on dose records,
-    ``DT``/``tD``) is the time of the dose: 0, the time of the twin's first dose. Both are exact
-    for one dose at time 0 (the closed forms that use them are single-dose formulas) and warned.
+    A dose-amount variable (the dose column, or a TrialDesign dose, names it) that only gives a
+    derivative variable its initial condition (``init = D``) hands its doses to that state, which
+    starts at 0: exact for any doses. Used in equations (``D`` in a closed-form model) it becomes an
+    amount that receives the twin's doses and never changes otherwise. A dose-time variable (the
+    time column maps to it on dose records, ``DT``/``tD``) is 0, the time of the twin's first dose.
+    Both are exact for one dose at time 0 (the closed forms that use them are single-dose formulas)
+    and warned. A variable another column maps to (a regressor) is a time-varying covariate.
     """
     dose_vars = {d.target for d in trial if d.target is not None}
     time_vars = {d.time_symbol for d in trial if d.time_symbol is not None}
+    regressors: set[str] = set()
     for m in mappings:
         if m.column_type == "dose" or m.column.upper() == "AMT":
             dose_vars.update(m.symbols)
         elif m.column_type == "idv" or m.column.upper() == "TIME":
             time_vars.update(m.symbols)
-    for pid in sorted(dose_vars):
+        elif m.column_type not in _NOT_REGRESSORS:
+            regressors.update(m.symbols)
+    for pid in sorted(regressors - dose_vars - time_vars):
+        p = model.params.get(pid)
+        if p is None or p.kind != "variable" or p.rule is not None:
+            continue
+        decl = next(d for d in model.table.declarations.values() if d.sbml == pid)
+        p.kind, p.value = "covariate", 0.0
+        model.covariates.append(Covariate(pid, decl.name, p.element))
+        warnings.append(f"{pid} (a dataset column, a regressor) is a time-varying covariate of the card")
+    redirect = _initialised_states(model, dose_vars, warnings)
+    for pid in sorted(dose_vars - set(redirect)):
         p = model.params.get(pid)
         if p is None or p.kind != "variable" or p.rule is not None:
             continue
@@ -94,6 +113,30 @@ def dataset_variables(
             continue
         p.rule = Num(0.0)
         warnings.append(f"{pid} (the dataset's dose time) is 0, the first dose's time: exact for one dose")
+    return redirect
+
+
+def _initialised_states(model: ReadModel, dose_vars: set[str], warnings: list[str]) -> dict[str, str]:
+    """Dose variables used only as one state's initial condition (``init = D``) -> that state."""
+    out: dict[str, str] = {}
+    for pid in sorted(dose_vars):
+        p = model.params.get(pid)
+        if p is None or p.kind != "variable" or p.rule is not None:
+            continue
+        users = [q for q in model.params.values() if q.id != pid and pid in _used_by(q)]
+        states = [q for q in users if q.kind == "state" and q.initial == Sym(pid)]
+        if len(states) != 1 or len(users) != 1 or any(pid in symbols(o.output) for o in model.observations):
+            continue
+        state = states[0]
+        state.initial, state.value = None, 0.0
+        p.rule = Num(0.0)
+        out[pid] = state.id
+        warnings.append(f"{state.id} = {pid} at the start: {pid}'s doses go into {state.id}")
+    return out
+
+
+def _used_by(p: Parameter) -> set[str]:
+    return set().union(*(symbols(e) for e in (p.rule, p.rate, p.initial) if e is not None))
 
 
 def dose_variable_route(model: ReadModel) -> str:

@@ -215,8 +215,10 @@ def _dataset_category_codes(root: etree._Element) -> dict[str, dict[str, float]]
 
 
 def _centring_value(expr: Expr, cov: str) -> float | None:
-    """``c`` when ``expr`` is ``cov/c``, ``log(cov/c)`` or ``cov - c``: the reference value."""
+    """``c`` when ``expr`` is ``cov/c``, ``log(cov/c)``, ``(cov/c)^k`` or ``cov - c``: the reference."""
     if isinstance(expr, Op) and expr.op == "ln" and len(expr.args) == 1:
+        expr = expr.args[0]
+    if isinstance(expr, Op) and expr.op == "power" and len(expr.args) == 2:  # allometric (cov/c)^k
         expr = expr.args[0]
     if (
         isinstance(expr, Op)
