@@ -220,3 +220,17 @@ def test_a_dataset_column_mapped_to_an_undefined_variable_is_a_time_varying_cova
     (kin,) = [c for c in conv.card.covariates if c.name == "KIN"]
     assert kin.time_varying
     assert any("KIN (a dataset column, a regressor) is a time-varying covariate" in w for w in conv.warnings)
+
+
+def test_a_computed_dose_names_its_target_but_is_no_reference_dose() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    amount = b"<ct:Assign><ct:Int>100</ct:Int></ct:Assign>"
+    assert raw.count(amount) == 1
+    per_kg = (
+        b'<ct:Assign><math:Binop op="times"><ct:Int>2</ct:Int><ct:SymbRef blkIdRef="pm" symbIdRef="POP_V"/>'
+    )
+    conv = convert(raw.replace(amount, per_kg + b"</math:Binop></ct:Assign>"), source="computed.xml")
+    plain = convert(raw, source="plain.xml")
+    assert conv.card.dosing == plain.card.dosing
+    assert [d.route for d in conv.trial_doses] == ["iv-infusion"]  # the bolus (at 0 and 12 h) left out
+    assert any("a dose computed from covariates is not a reference dose" in w for w in conv.warnings)

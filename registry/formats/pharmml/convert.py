@@ -137,7 +137,7 @@ def convert(
     dosing_specs = expand_macros(model, problems)
     table = model.table
     steps_values = read_values(doc, table, problems)
-    trial = read_trial_doses(doc, table, problems)
+    trial = read_trial_doses(doc, table, problems, warnings)
     mappings = read_column_mappings(doc, table, problems)
     _apply_values(model, steps_values, values or {}, problems)
     env = _numeric_env(model)
@@ -493,7 +493,7 @@ def _reference_doses(
             ),
             None,
         )
-        if spec is None:
+        if spec is None or d.amount is None:
             continue
         route = spec.route
         if route.startswith("iv-"):
