@@ -234,3 +234,21 @@ def test_a_computed_dose_names_its_target_but_is_no_reference_dose() -> None:
     assert conv.card.dosing == plain.card.dosing
     assert [d.route for d in conv.trial_doses] == ["iv-infusion"]  # the bolus (at 0 and 12 h) left out
     assert any("a dose computed from covariates is not a reference dose" in w for w in conv.warnings)
+
+
+def test_a_de_element_makes_its_variable_a_state() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    clock = (
+        b'<ct:Variable symbId="S"/><ct:DE type="ode"><ct:AssignStatement op="eq"><math:Diff>'
+        b'<math:DiffVariable><ct:SymbRef symbIdRef="t"/></math:DiffVariable><math:DiffOpArgument><ct:Assign>'
+        b'<ct:SymbRef symbIdRef="S"/></ct:Assign></math:DiffOpArgument></math:Diff><ct:Real>2</ct:Real>'
+        b"</ct:AssignStatement><ct:InitialCondition><ct:InitialValue><ct:Assign><ct:Real>1</ct:Real>"
+        b"</ct:Assign></ct:InitialValue></ct:InitialCondition></ct:DE>"
+    )
+    conv = convert(raw.replace(b"</StructuralModel>", clock + b"</StructuralModel>"), source="de.xml")
+    runner = roadrunner.RoadRunner(conv.sbml)
+    runner.simulate(0, 3, 4)
+    assert math.isclose(runner["S"], 1 + 2 * 3, rel_tol=1e-6)  # dS/dt = 2, S(0) = 1
+    pde = clock.replace(b'type="ode"', b'type="pde"')
+    with pytest.raises(PharmMLError, match="only ordinary differential equations"):
+        convert(raw.replace(b"</StructuralModel>", pde + b"</StructuralModel>"), source="pde.xml")

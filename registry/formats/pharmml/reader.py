@@ -27,7 +27,7 @@ from registry.formats.pharmml.flatmodel import (
 from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Unsupported
 from registry.formats.pharmml.observations import observation_model
 from registry.formats.pharmml.parameters import individual_parameter, parameter_model, population_parameter
-from registry.formats.pharmml.symbols import BlockScope, SymbolTable
+from registry.formats.pharmml.symbols import BlockScope, SymbolTable, first_expression
 
 __all__ = ["ReadModel", "read_model"]
 
@@ -244,6 +244,9 @@ def _structural_model(block: etree._Element, scope: BlockScope, model: ReadModel
         if name == "IndividualParameter":
             guard(problems, individual_parameter, el, scope, model)
             continue
+        if name == "DE":
+            guard(problems, _differential_equation, el, scope, model)
+            continue
         if name not in ("Variable", "DerivativeVariable"):
             if name not in ("Description", "Name"):
                 problems.add(el, f"<{name}> in a StructuralModel is not supported")
@@ -267,6 +270,35 @@ def _structural_model(block: etree._Element, scope: BlockScope, model: ReadModel
             if assign is None:
                 problems.add(el, "derivative variable without its derivative")
             guard(problems, _initial_condition, el, scope, param)
+
+
+def _differential_equation(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
+    """``<DE type="ode">`` (PharmML 0.9): ``d Y / d t = RHS`` for a declared Variable ``Y``, which
+    becomes a state as a DerivativeVariable would; other differential equations are refused."""
+    if el.get("type", "ode") != "ode":
+        raise Unsupported(el, f"<DE type={el.get('type')!r}> (only ordinary differential equations)")
+    stmt = child(el, "AssignStatement")
+    parts = children(stmt) if stmt is not None else []
+    if stmt is None or len(parts) != 2 or local(parts[0]) != "Diff":
+        raise Unsupported(el, "a <DE> needs an AssignStatement 'Diff = expression'")
+    diff, rhs = parts
+    if diff.get("order", "1") != "1":
+        raise Unsupported(diff, "only first-order derivatives are supported")
+    holder = child(diff, "DiffVariable")
+    wrt = child(holder, "SymbRef") if holder is not None else None
+    arg = child(diff, "DiffOpArgument")
+    target = first_expression(arg) if arg is not None else None
+    if target is not None and local(target) == "Assign":
+        target = first_expression(target)
+    by_time = wrt is not None and wrt.get("symbIdRef") == scope.table.time_symbol
+    if not by_time or target is None or local(target) != "SymbRef":
+        raise Unsupported(diff, "a <DE> must differentiate a variable with respect to time")
+    decl = scope.table.lookup(target, scope.block)
+    param = model.params.get(decl.sbml)
+    if param is None or param.kind != "variable" or param.rule is not None:
+        raise Unsupported(target, f"{decl.name!r} is not a variable without a definition")
+    decl.kind, param.kind, param.rate = "derivative", "state", scope.parse(rhs)
+    _initial_condition(el, scope, param)
 
 
 def _initial_condition(el: etree._Element, scope: BlockScope, param: Parameter) -> None:
