@@ -147,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{'files (primary)':>16} {'files (any)':>11}  reason")
         for reason, n in anywhere.most_common():
             print(f"{primary.get(reason, 0):16d} {n:11d}  {reason}")
+    folders = sorted({r.path.parent for r in tried})
+    if len(folders) > 1:
+        print(f"\n{'folder':60} {'ok':>4} {'tried':>6}")
+        for folder in folders:
+            here = [r for r in tried if r.path.parent == folder]
+            print(f"{str(folder)[-60:]:60} {sum(r.status == 'ok' for r in here):4d} {len(here):6d}")
     ok = sum(r.status == "ok" for r in tried)
     share = 100.0 * ok / len(tried) if tried else 0.0
     print(f"\nconvert + simulate: {ok} of {len(tried)} ({share:.1f}%)")
