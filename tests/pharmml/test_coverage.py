@@ -252,3 +252,29 @@ def test_a_de_element_makes_its_variable_a_state() -> None:
     pde = clock.replace(b'type="ode"', b'type="pde"')
     with pytest.raises(PharmMLError, match="only ordinary differential equations"):
         convert(raw.replace(b"</StructuralModel>", pde + b"</StructuralModel>"), source="pde.xml")
+
+
+def _corr_matrix(kind: str, value: str, lower: bool) -> bytes:
+    first_row = "<ct:Real>1</ct:Real>" + ("" if lower else f"<ct:Real>{value}</ct:Real>")
+    return (
+        f'<Correlation deviationMatrixType="{kind}">'
+        '<ct:VariabilityReference><ct:SymbRef blkIdRef="vm" symbIdRef="ID"/></ct:VariabilityReference>'
+        "<ct:Assign><ct:Vector><ct:VectorElements>"
+        '<ct:SymbRef symbIdRef="ETA_CL"/><ct:SymbRef symbIdRef="ETA_V"/>'
+        "</ct:VectorElements></ct:Vector></ct:Assign>"
+        f'<ct:Matrix matrixType="{"LowerTriangular" if lower else "Any"}">'
+        f"<ct:MatrixRow>{first_row}</ct:MatrixRow>"
+        f"<ct:MatrixRow><ct:Real>{value}</ct:Real><ct:Real>1</ct:Real></ct:MatrixRow>"
+        "</ct:Matrix></Correlation>"
+    ).encode()
+
+
+def test_a_correlation_matrix_over_random_variables_fills_omega() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    end = b"</ParameterModel>"
+    conv = convert(raw.replace(end, _corr_matrix("CorrMatrix", "0.5", True) + end), source="corr.xml")
+    omega = conv.card.random_effects.omega
+    assert conv.card.random_effects.etas == ("ETA_CL", "ETA_V")
+    assert math.isclose(omega[0][1], 0.5 * math.sqrt(0.09 * 0.04)) and omega[0][1] == omega[1][0]
+    conv = convert(raw.replace(end, _corr_matrix("CovMatrix", "0.01", False) + end), source="cov.xml")
+    assert math.isclose(conv.card.random_effects.omega[1][0], 0.01)

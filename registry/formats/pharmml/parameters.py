@@ -309,7 +309,8 @@ def _structured_rule(
 def _correlation(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
     pairwise = child(el, "Pairwise")
     if pairwise is None:
-        raise Unsupported(el, "only pairwise correlations are supported (not a matrix)")
+        _correlation_matrix(el, scope, model)
+        return
     rv = [child(pairwise, "RandomVariable1"), child(pairwise, "RandomVariable2")]
     if rv[0] is None or rv[1] is None:
         raise Unsupported(pairwise, "a pairwise correlation names two random variables")
@@ -324,3 +325,35 @@ def _correlation(el: etree._Element, scope: BlockScope, model: ReadModel) -> Non
         model.correlations.append(Correlation(a.name, b.name, "covariance", expression_in(cov, scope), el))
     else:
         raise Unsupported(pairwise, "a correlation needs CorrelationCoefficient or Covariance")
+
+
+def _correlation_matrix(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
+    """A correlation (``CorrMatrix``) or covariance (``CovMatrix``) matrix over a vector of random
+    variables, as the pairwise entries below its diagonal (the variances stay the random
+    variables' own); full or lower-triangular rows."""
+    kind = {"CorrMatrix": "correlation", "CovMatrix": "covariance"}.get(el.get("deviationMatrixType", ""))
+    matrix = child(el, "Matrix")
+    assign = child(el, "Assign")
+    vector = child(assign, "Vector") if assign is not None else None
+    elements = child(vector, "VectorElements") if vector is not None else None
+    if kind is None or matrix is None or elements is None:
+        raise Unsupported(
+            el,
+            "a correlation is Pairwise, or a CorrMatrix/CovMatrix Matrix over a Vector of random variables",
+        )
+    names = []
+    for item in children(elements):
+        x = expression_in(item, scope) if local(item) == "Assign" else scope.parse(item)
+        if not isinstance(x, Sym):
+            raise Unsupported(item, "correlated random variables must be symbols")
+        names.append(x.name)
+    rows = children(matrix, "MatrixRow")
+    if len(rows) != len(names):
+        raise Unsupported(matrix, f"the matrix has {len(rows)} rows for {len(names)} random variables")
+    for i, row in enumerate(rows):
+        cells = [c for c in children(row) if local(c) != "Description"]
+        if len(cells) not in (i + 1, len(names)):
+            raise Unsupported(row, f"row {i + 1} of the matrix has {len(cells)} entries")
+        for j in range(i):
+            value = scope.parse(cells[j])
+            model.correlations.append(Correlation(names[i], names[j], kind, value, row))
