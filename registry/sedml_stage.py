@@ -33,6 +33,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from interop.errors import InteropError
 from interop.schema import ModelCard, ReferenceOutput
 from registry.safexml import check_xml
 from registry.validation import Issue, StageResult
@@ -291,7 +292,11 @@ def resolve_reference_outputs(card: ModelCard, run: SedmlRun | None, omex: bytes
     if not any(r.sedml is not None for r in card.reference_outputs):
         return card, []
     problems: list[str] = []
-    labels = _data_set_labels(omex) if omex is not None else {}
+    try:
+        labels = _data_set_labels(omex) if omex is not None else {}
+    except (InteropError, etree.XMLSyntaxError, zipfile.BadZipFile) as exc:
+        labels = {}
+        problems.append(f"the archive's SED-ML cannot be read for its reports: {exc}")
     refs = []
     for ref in card.reference_outputs:
         if ref.sedml is None:
