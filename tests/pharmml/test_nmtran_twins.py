@@ -71,6 +71,10 @@ def test_usecase2_closed_form_with_the_dataset_dose_d() -> None:
     expected[TIMES < POP_TLAG] = 0.0
     pred = _twin("UseCase2", [ReferenceDose(route="oral", amount=dose, time_h=0)], {"WT": WT})
     _close(pred, expected)
+    # $PRED: W = RUV_ADD + RUV_PROP*IPRED (SDs add), $THETA 0.1 and 0.1, $SIGMA 1 FIX
+    path = PHARMML_NMTRAN_TWINS / "UseCase2.xml"
+    (err,) = convert(path.read_bytes(), source=str(path)).card.residual_error
+    assert (err.model, err.additive_sd, err.proportional_sd) == ("combined-sd", 0.1, 0.1)
 
 
 def test_usecase4_oral_bioavailability_and_dose_time_dt() -> None:

@@ -2,9 +2,8 @@
 
 Residual error models are recognised by evaluating the PharmML error function ``g(f)`` (the SD of
 the residual, times the SD of its epsilon) at a few predictions ``f``: ``a + b*f`` and
-``sqrt(a^2 + b^2 f^2)`` are the two combined forms in DDMoRe's libraries. The card's ``combined``
-means the second one (variances add, as in NONMEM and mapbayr); a first-form model is carried with
-the same a and b and a warning, since the card has no way to say "SDs add".
+``sqrt(a^2 + b^2 f^2)`` are the two combined forms in DDMoRe's libraries: the card's ``combined-sd``
+(SDs add, Monolix's combined1) and ``combined`` (variances add, as in NONMEM and mapbayr).
 """
 
 from __future__ import annotations
@@ -179,12 +178,9 @@ def build_residual_error(
             return None
         return ResidualError(observable=obs.id, model="exponential", proportional_sd=a * sd_eps)
     b = g1 - a
+    sds_add = False
     if _close(g2 - a, 2 * b) and _close(g4 - a, 4 * b):
-        if a > 0 and b > 0:
-            warnings.append(
-                f"{obs.id}: PharmML error SD is a + b*f (SDs add); the card's combined model "
-                "adds variances (a^2 + (b*f)^2)"
-            )
+        sds_add = a > 0 and b > 0  # SD = a + b*f: the card's combined-sd
     elif _close(g2**2 - a**2, 4 * (g1**2 - a**2)) and _close(g4**2 - a**2, 16 * (g1**2 - a**2)):
         b = math.sqrt(max(g1**2 - a**2, 0.0))
     else:
@@ -194,8 +190,10 @@ def build_residual_error(
         warnings.append(f"{obs.id}: residual error is 0")
         return None
     model = "combined" if add > 0 and prop > 0 else ("additive" if add > 0 else "proportional")
+    if model == "combined" and sds_add:
+        model = "combined-sd"
     named = error_function_name(obs.element)
-    if named and _named_model(named) not in (None, model):
+    if named and _named_model(named) not in (None, model.split("-")[0]):
         warnings.append(
             f"{obs.id}: the error function is called {named!r} but its body is {model} "
             "(check the model against its NONMEM/MLXTRAN twin)"
