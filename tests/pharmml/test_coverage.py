@@ -278,3 +278,16 @@ def test_a_correlation_matrix_over_random_variables_fills_omega() -> None:
     assert math.isclose(omega[0][1], 0.5 * math.sqrt(0.09 * 0.04)) and omega[0][1] == omega[1][0]
     conv = convert(raw.replace(end, _corr_matrix("CovMatrix", "0.01", False) + end), source="cov.xml")
     assert math.isclose(conv.card.random_effects.omega[1][0], 0.01)
+
+
+def test_a_power_error_model_is_refused_by_name() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    assert _PROP_BODY in raw
+    sqrt_body = (
+        b'<math:Binop op="times"><ct:SymbRef symbIdRef="b"/>'
+        b'<math:Uniop op="sqrt"><ct:SymbRef symbIdRef="f"/></math:Uniop></math:Binop>'
+    )
+    with pytest.raises(
+        PharmMLError, match=r"a power error model \(SD = 0.15\*f\^0.5\) has no form in the card"
+    ):
+        convert(raw.replace(_PROP_BODY, sqrt_body), source="power.xml")

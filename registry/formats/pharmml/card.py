@@ -184,7 +184,7 @@ def build_residual_error(
     elif _close(g2**2 - a**2, 4 * (g1**2 - a**2)) and _close(g4**2 - a**2, 16 * (g1**2 - a**2)):
         b = math.sqrt(max(g1**2 - a**2, 0.0))
     else:
-        raise Unsupported(obs.element, "the error model is neither additive, proportional nor combined")
+        raise Unsupported(obs.element, _other_error_model(a, g1, g2, g4))
     add, prop = a * sd_eps, b * sd_eps
     if add == 0 and prop == 0:
         warnings.append(f"{obs.id}: residual error is 0")
@@ -199,6 +199,17 @@ def build_residual_error(
             "(check the model against its NONMEM/MLXTRAN twin)"
         )
     return ResidualError(observable=obs.id, model=model, additive_sd=add, proportional_sd=prop)
+
+
+def _other_error_model(a: float, g1: float, g2: float, g4: float) -> str:
+    """Why an error model has no card form, naming a power model ``SD = b*f^c`` when it is one."""
+    if a == 0 and g1 > 0 and g2 > 0 and _close(g4 / g2, g2 / g1):
+        c = math.log2(g2 / g1)
+        return (
+            f"a power error model (SD = {g1:g}*f^{c:g}) has no form in the card "
+            "(additive, proportional, combined or exponential)"
+        )
+    return "the error model is neither additive, proportional nor combined"
 
 
 def error_function_name(element: object) -> str | None:
