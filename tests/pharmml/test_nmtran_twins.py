@@ -197,3 +197,32 @@ def _ode_at(rhs, y0: list[float], breaks: list[float]) -> list[float]:  # type: 
         y = list(solve_ivp(rhs, (a, b), y, method="LSODA", rtol=1e-10, atol=1e-12).y[:, -1])
         a = b
     return y
+
+
+def _oral_closed_form(dose: float, f: float, lag: float) -> np.ndarray:
+    """One-compartment first-order absorption, the dose (times F) entering the depot at ``lag``."""
+    k = CL / V
+    t = np.clip(TIMES - lag, 0, None)
+    return f * dose / V * POP_KA / (POP_KA - k) * (np.exp(-k * t) - np.exp(-POP_KA * t))
+
+
+@pytest.mark.parametrize(
+    ("name", "lag"),
+    [
+        ("UseCase1", POP_TLAG),  # $DES: RATEIN = GUT*KA when T >= TLAG (a dose at 0: the lag)
+        ("UseCase6", POP_TLAG),  # the same model, written with another covariate set-up
+        ("UseCase17", 0.0),  # $DES: RATEIN = GUT*KA (the data's SS records are the regimen's concern)
+        ("UseCase17_1", 0.0),  # the same with ADDL
+    ],
+)
+def test_oral_use_cases_against_the_closed_form_of_their_des(name: str, lag: float) -> None:
+    dose = 100.0
+    pred = _twin(name, [ReferenceDose(route="oral", amount=dose, time_h=0)], {"logtWT": LOGTWT})
+    _close(pred, _oral_closed_form(dose, 1.0, lag))
+
+
+def test_usecase4_1_alag_and_logit_bioavailability_on_the_depot() -> None:
+    # $PK: ALAG1 = TLAG; F1 = FORAL = 1/(1+EXP(-LOG(POP_FORAL/(1-POP_FORAL)))) = 0.7
+    dose = 100.0
+    pred = _twin("UseCase4_1", [ReferenceDose(route="oral", amount=dose, time_h=0)], {"logtWT": LOGTWT})
+    _close(pred, _oral_closed_form(dose, 0.7, POP_TLAG))
