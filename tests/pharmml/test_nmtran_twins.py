@@ -226,3 +226,27 @@ def test_usecase4_1_alag_and_logit_bioavailability_on_the_depot() -> None:
     dose = 100.0
     pred = _twin("UseCase4_1", [ReferenceDose(route="oral", amount=dose, time_h=0)], {"logtWT": LOGTWT})
     _close(pred, _oral_closed_form(dose, 0.7, POP_TLAG))
+
+
+def test_usecase3_pk_and_the_turnover_of_prothrombin_complex_activity() -> None:
+    # $DES: RATEIN = KA*GUT when T >= TLAG; DADT(3) = RPCA*PD - KPCA*PCA with KPCA = LOG(2)/TEQ,
+    # RPCA = PCA0*KPCA, PD = 1 - EMAX*CC/(C50+CC), A_0(3) = PCA0; $THETA PCA0 96.7, C50 1.2, TEQ 12.9,
+    # EMAX 1.0; CL and V scaled by LOGTWT = LOG(WT/70) as in the other use cases
+    pca0, c50, teq, emax = 96.7, 1.2, 12.9, 1.0
+    kpca = math.log(2) / teq
+    dose = 100.0
+
+    def rhs(t: float, y: np.ndarray) -> list[float]:
+        ratein = POP_KA * y[0] if t >= POP_TLAG else 0.0
+        cc = y[1] / V
+        return [-ratein, ratein - CL * y[1] / V, pca0 * kpca * (1 - emax * cc / (c50 + cc)) - kpca * y[2]]
+
+    expected = _ode(rhs, [dose, 0.0, pca0], [POP_TLAG])
+    path = PHARMML_NMTRAN_TWINS / "UseCase3.xml"
+    require_external(path)
+    conv = convert(path.read_bytes(), source=str(path))
+    doses = (ReferenceDose(route="oral", amount=dose, time_h=0),)
+    twin = bind_regimen(load_model(conv.sbml, conv.card), doses, {"WT": WT})
+    pred = simulate(twin, TIMES).values
+    _close(pred["CP_obs"], expected[:, 1] / V)  # DVID 1: IPRED = CC
+    _close(pred["PCA_obs"], expected[:, 2])  # DVID 2: IPRED = PCA
