@@ -291,3 +291,59 @@ def test_a_power_error_model_is_refused_by_name() -> None:
         PharmMLError, match=r"a power error model \(SD = 0.15\*f\^0.5\) has no form in the card"
     ):
         convert(raw.replace(_PROP_BODY, sqrt_body), source="power.xml")
+
+
+def _cell(k: int) -> bytes:
+    return (
+        f'<ct:VectorSelector><ct:SymbRef symbIdRef="ETA"/><ct:Cell><ct:Int>{k}</ct:Int></ct:Cell>'
+        "</ct:VectorSelector>"
+    ).encode()
+
+
+_MVN = (
+    b'<PopulationParameter symbId="OMEGA"><ct:Assign><ct:Matrix matrixType="Any">'
+    b"<ct:MatrixRow><ct:Real>0.09</ct:Real><ct:Real>0.012</ct:Real></ct:MatrixRow>"
+    b"<ct:MatrixRow><ct:Real>0.012</ct:Real><ct:Real>0.04</ct:Real></ct:MatrixRow>"
+    b"</ct:Matrix></ct:Assign></PopulationParameter>"
+    b'<RandomVariable symbId="ETA">'
+    b'<ct:VariabilityReference><ct:SymbRef blkIdRef="vm" symbIdRef="ID"/></ct:VariabilityReference>'
+    b'<Distribution><po:ProbOnto name="MultivariateNormal1">'
+    b'<po:Parameter name="mean"><ct:Assign><ct:Vector><ct:VectorElements>'
+    b"<ct:Real>0</ct:Real><ct:Real>0</ct:Real></ct:VectorElements></ct:Vector></ct:Assign></po:Parameter>"
+    b'<po:Parameter name="covarianceMatrix"><ct:Assign><ct:SymbRef symbIdRef="OMEGA"/></ct:Assign>'
+    b"</po:Parameter>"
+    b"</po:ProbOnto></Distribution></RandomVariable>"
+)
+
+
+def test_a_multivariate_normal_random_effect_selected_by_cells() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    start, end = (
+        raw.index(b'<RandomVariable symbId="ETA_CL">'),
+        raw.index(b'<IndividualParameter symbId="CL">'),
+    )
+    mvn = (
+        raw[:start]
+        + _MVN
+        + raw[end:]
+        .replace(b'<ct:SymbRef symbIdRef="ETA_CL"/>', _cell(1))
+        .replace(
+            b'<RandomEffects><ct:SymbRef symbIdRef="ETA_V"/></RandomEffects>',
+            b"<RandomEffects>" + _cell(2) + b"</RandomEffects>",
+        )
+    )
+    conv = convert(mvn, source="mvn.xml")
+    plain = convert(raw, source="plain.xml")
+    assert conv.card.random_effects.etas == ("ETA_1", "ETA_2")
+    assert conv.card.random_effects.omega == ((0.09, 0.012), (0.012, 0.04))
+    etas = {"ETA_1": 0.3, "ETA_2": -0.2}
+    times = [1.0, 6.0, 13.0, 30.0]
+    ours = simulate(bind_regimen(load_model(conv.sbml, conv.card), conv.trial_doses, {}), times, etas)
+    theirs = simulate(
+        bind_regimen(load_model(plain.sbml, plain.card), plain.trial_doses, {}),
+        times,
+        {"ETA_CL": 0.3, "ETA_V": -0.2},
+    )
+    assert list(ours.values["Y"]) == list(theirs.values["Y"])
+    with pytest.raises(PharmMLError, match="cell 3 of a vector of 2"):
+        convert(mvn.replace(_cell(2), _cell(3)), source="bad-cell.xml")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 from lxml import etree
 
 from registry.formats.pharmml.document import Problems, child, children, local
@@ -20,13 +21,18 @@ from registry.formats.pharmml.flatmodel import (
     guard,
 )
 from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Unsupported
-from registry.formats.pharmml.symbols import BlockScope
+from registry.formats.pharmml.symbols import BlockScope, first_expression
 
 __all__ = ["individual_parameter", "parameter_model", "population_parameter", "random_variable"]
 
 
 def population_parameter(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
     decl = declaration(scope.table, scope.block, el)
+    assign = child(el, "Assign")
+    value = first_expression(assign) if assign is not None else None
+    if value is not None and local(value) in ("Matrix", "Vector"):
+        scope.table.vectors[decl.sbml] = 0  # read where a distribution uses it, never as a number
+        return
     param = model.add(Parameter(decl.sbml, "population", el))
     for c in children(el):
         name = local(c)
@@ -133,6 +139,13 @@ def random_variable(
     level = levels.get((level_decl.block, level_decl.name))
     if level is None:
         raise Unsupported(ref, f"{level_decl.name!r} is not a variability level")
+    dist = child(el, "Distribution")
+    onto = child(dist, "ProbOnto") if dist is not None else None
+    if onto is not None and onto.get("name", "").startswith("MultivariateNormal"):
+        if level != "subject":
+            raise Unsupported(el, "multivariate random variables are supported between subjects only")
+        _multivariate(el, decl.sbml, decl.name, onto, scope, model)
+        return
     mean, variance = _normal(el, scope)
     if not (isinstance(mean, Num) and mean.value == 0):
         raise Unsupported(el, "random variables must have mean 0")
@@ -357,3 +370,61 @@ def _correlation_matrix(el: etree._Element, scope: BlockScope, model: ReadModel)
         for j in range(i):
             value = scope.parse(cells[j])
             model.correlations.append(Correlation(names[i], names[j], kind, value, row))
+
+
+def _multivariate(
+    el: etree._Element, sid: str, name: str, onto: etree._Element, scope: BlockScope, model: ReadModel
+) -> None:
+    """A multivariate normal random effect (mean 0; covariance, or a numeric precision matrix) as
+    one ETA per component (``sid_1``, ``sid_2``, ... which ``<VectorSelector>`` cells name), with
+    the matrix's diagonal as their variances and the rest as their covariances."""
+    params = {p.get("name", ""): p for p in children(onto, "Parameter")}
+    kind = onto.get("name", "")
+    if "mean" not in params or not (
+        {"covarianceMatrix", "precisionMatrix", "precision", "covariance"} & params.keys()
+    ):
+        raise Unsupported(onto, f"{kind} needs its mean and covariance (or precision) matrix")
+    mean = _literal(params["mean"], "Vector", scope)
+    if any(not (isinstance(m, Num) and m.value == 0) for row in mean for m in row):
+        raise Unsupported(params["mean"], "random variables must have mean 0")
+    key = next(k for k in ("covarianceMatrix", "covariance", "precisionMatrix", "precision") if k in params)
+    matrix = _literal(params[key], "Matrix", scope)
+    n = len(matrix)
+    if any(len(row) not in (n, i + 1) for i, row in enumerate(matrix)) or n != len(mean[0]):
+        raise Unsupported(
+            params[key], f"a {n}x{n} matrix (full or lower-triangular) for {len(mean[0])} means"
+        )
+    if key.startswith("precision"):
+        if any(not isinstance(x, Num) for row in matrix for x in row):
+            raise Unsupported(params[key], "a precision matrix must be numbers (it is inverted here)")
+        full = [[matrix[max(i, j)][min(i, j)].value for j in range(n)] for i in range(n)]  # type: ignore[union-attr]
+        inv = np.linalg.inv(np.array(full))
+        matrix = [[Num(float(inv[i, j])) for j in range(i + 1)] for i in range(n)]
+    ids = [f"{sid}_{k}" for k in range(1, n + 1)]
+    for k, eid in enumerate(ids):
+        if eid in model.params:
+            raise Unsupported(el, f"component {eid!r} of {name!r} clashes with another symbol")
+        model.add(Parameter(eid, "eta", el, value=0.0))
+        model.etas.append(Eta(eid, f"{name}[{k + 1}]", matrix[k][k], el))
+        for j in range(k):
+            model.correlations.append(Correlation(eid, ids[j], "covariance", matrix[k][j], el))
+    scope.table.vectors[sid] = n
+
+
+def _literal(holder: etree._Element, what: str, scope: BlockScope) -> list[list[Expr]]:
+    """The rows of a ``Vector`` (one row) or ``Matrix`` in ``holder``, directly or through a
+    population parameter that is assigned it."""
+    inner = first_expression(holder)
+    if inner is not None and local(inner) == "Assign":
+        inner = first_expression(inner)
+    if inner is not None and local(inner) == "SymbRef":
+        decl = scope.table.lookup(inner, scope.block)
+        assign = child(decl.element, "Assign")
+        inner = first_expression(assign) if assign is not None else None
+    if inner is None or local(inner) != what:
+        raise Unsupported(holder, f"expected a {what} (or a parameter assigned one)")
+    if what == "Vector":
+        elements = child(inner, "VectorElements")
+        cells = children(elements) if elements is not None else []
+        return [[scope.parse(c) for c in cells]]
+    return [[scope.parse(c) for c in children(row)] for row in children(inner, "MatrixRow")]

@@ -120,6 +120,12 @@ def read_model(doc: Document, problems: Problems) -> ReadModel:
                 problems.add(block, f"<{kind}> in ModelDefinition is not supported")
         except Unsupported as exc:
             problems.add(exc.element, exc.message)
+    for el, vector, k in table.vector_uses:  # cells of multivariate random variables
+        size = table.vectors.get(vector)
+        if size is None:
+            problems.add(el, "<VectorSelector> of a random variable that is not multivariate normal")
+        elif not 1 <= k <= size:
+            problems.add(el, f"cell {k} of a vector of {size}")
     return model
 
 
