@@ -347,3 +347,25 @@ def test_a_multivariate_normal_random_effect_selected_by_cells() -> None:
     assert list(ours.values["Y"]) == list(theirs.values["Y"])
     with pytest.raises(PharmMLError, match="cell 3 of a vector of 2"):
         convert(mvn.replace(_cell(2), _cell(3)), source="bad-cell.xml")
+
+
+_STANDARD_Y_START = b'<Standard symbId="Y">'
+
+
+def test_a_general_observation_given_as_a_normal_distribution() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    start = raw.index(_STANDARD_Y_START)
+    end = raw.index(b"</Standard>", start) + len(b"</Standard>")
+    general = (
+        b'<General symbId="Y"><Distribution><po:ProbOnto name="Normal1">'
+        b'<po:Parameter name="mean"><ct:Assign><ct:SymbRef blkIdRef="sm" symbIdRef="C"/></ct:Assign>'
+        b"</po:Parameter>"
+        b'<po:Parameter name="stdev"><ct:Assign><math:Binop op="times">'
+        b'<ct:SymbRef blkIdRef="pm" symbIdRef="PROP"/><ct:SymbRef blkIdRef="sm" symbIdRef="C"/>'
+        b"</math:Binop></ct:Assign></po:Parameter>"
+        b"</po:ProbOnto></Distribution></General>"
+    )
+    conv = convert(raw[:start] + general + raw[end:], source="general.xml")
+    plain = convert(raw, source="plain.xml")
+    assert conv.card.residual_error == plain.card.residual_error  # proportional, SD 0.15
+    assert conv.card.observables[0].sbml == "C"

@@ -11,7 +11,8 @@ otherwise; a population parameter without a value anywhere in the file is refuse
 ``values`` supplies it; categories of a categorical covariate are coded as the dataset's
 ``CategoryMapping`` says, else 0, 1, ... in declaration order, and female/male categories bind
 to the patient's sex. ``reference_outputs`` (independent solutions the caller has) go on the card,
-so the registry's reproduction check can run them.
+so the registry's reproduction check can run them. Dataset-defined doses, dose times, regressors,
+priors, occasions and the other rules are listed in docs/pharmml-import.md.
 """
 
 from __future__ import annotations
