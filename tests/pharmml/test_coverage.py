@@ -369,3 +369,43 @@ def test_a_general_observation_given_as_a_normal_distribution() -> None:
     plain = convert(raw, source="plain.xml")
     assert conv.card.residual_error == plain.card.residual_error  # proportional, SD 0.15
     assert conv.card.observables[0].sbml == "C"
+
+
+_V_LOGNORMAL = (
+    b'<ct:VariabilityReference><ct:SymbRef blkIdRef="vm" symbIdRef="ID"/></ct:VariabilityReference>'
+    b'<Distribution><po:ProbOnto name="LogNormal1">'
+    b'<po:Parameter name="mean"><ct:Assign><ct:SymbRef symbIdRef="POP_V"/></ct:Assign></po:Parameter>'
+    b'<po:Parameter name="stdev"><ct:Assign><ct:Real>0.2</ct:Real></ct:Assign></po:Parameter>'
+    b"</po:ProbOnto></Distribution>"
+)
+
+
+def test_an_individual_parameter_given_as_a_distribution_gets_its_own_random_effect() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    start = raw.index(b"<StructuredModel>", raw.index(b'<IndividualParameter symbId="V">'))
+    end = raw.index(b"</StructuredModel>", start) + len(b"</StructuredModel>")
+    assert b'symbIdRef="ETA_V"' in raw[start:end]
+    conv = convert(raw[:start] + _V_LOGNORMAL + raw[end:], source="distributed.xml")
+    re = conv.card.random_effects
+    assert "eta_V" in re.etas and math.isclose(
+        re.omega_matrix()[re.etas.index("eta_V")][re.etas.index("eta_V")], 0.04
+    )
+    plain = convert(raw, source="plain.xml")
+    times = [1.0, 6.0, 30.0]
+    ours = simulate(
+        bind_regimen(load_model(conv.sbml, conv.card), conv.trial_doses, {}), times, {"eta_V": 0.1}
+    )
+    theirs = simulate(
+        bind_regimen(load_model(plain.sbml, plain.card), plain.trial_doses, {}), times, {"ETA_V": 0.1}
+    )
+    assert list(ours.values["Y"]) == pytest.approx(list(theirs.values["Y"]), rel=1e-9)  # V = POP_V * exp(eta)
+
+
+def test_a_level_nested_under_a_level_without_random_effects_is_the_subjects_level() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    top = b'<Level symbId="ID"/>'
+    assert top in raw
+    parent = b'<ParentLevel><ct:SymbRef symbIdRef="pop"/></ParentLevel>'
+    nested = raw.replace(top, b'<Level symbId="pop"/><Level symbId="ID">' + parent + b"</Level>")
+    conv = convert(nested, source="nested.xml")
+    assert conv.card.random_effects.etas == ("ETA_CL", "ETA_V") and not conv.card.random_effects.occasions

@@ -117,7 +117,7 @@ def parameter_model(
         elif name == "RandomVariable":
             guard(problems, random_variable, el, scope, model, levels)
         elif name == "IndividualParameter":
-            guard(problems, individual_parameter, el, scope, model)
+            guard(problems, individual_parameter, el, scope, model, levels)
         elif name == "Correlation":
             guard(problems, _correlation, el, scope, model)
         elif name not in ("Description",):
@@ -219,13 +219,22 @@ def _uncertml_value(el: etree._Element, scope: BlockScope) -> Expr:
     raise Unsupported(v, f"<{local(v)}> is not supported in a distribution")
 
 
-def individual_parameter(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
+def individual_parameter(
+    el: etree._Element,
+    scope: BlockScope,
+    model: ReadModel,
+    levels: dict[tuple[str, str], str] | None = None,
+) -> None:
     decl = declaration(scope.table, scope.block, el)
     param = model.add(Parameter(decl.sbml, "individual", el))
     structured = next((c for c in children(el) if local(c) in ("StructuredModel", "GaussianModel")), None)
     assign = next((c for c in children(el) if local(c) in ("Assign", "Equation")), None)
     if assign is not None:
         param.rule = scope.parse(assign)
+        return
+    dist = child(el, "Distribution")
+    if structured is None and dist is not None and levels is not None:
+        param.rule = _distributed(el, decl.name, dist, scope, model, levels)
         return
     if structured is None:
         other = children(el)
@@ -428,3 +437,46 @@ def _literal(holder: etree._Element, what: str, scope: BlockScope) -> list[list[
         cells = children(elements) if elements is not None else []
         return [[scope.parse(c) for c in cells]]
     return [[scope.parse(c) for c in children(row)] for row in children(inner, "MatrixRow")]
+
+
+def _distributed(
+    el: etree._Element,
+    name: str,
+    dist: etree._Element,
+    scope: BlockScope,
+    model: ReadModel,
+    levels: dict[tuple[str, str], str],
+) -> Expr:
+    """An individual parameter given as a distribution between subjects, as its typical value and
+    a random effect of its own: ``Normal(m, s)`` is ``m + eta``; ``LogNormal`` is ``exp(meanLog +
+    eta)``, or ``p * exp(eta)`` when given by its median or (as MDL writes it) its ``mean``, the
+    prediction; ``eta ~ N(0, s^2)`` with ``s`` the (log-scale) stdev, or the variance given."""
+    vref = child(el, "VariabilityReference")
+    ref = child(vref, "SymbRef") if vref is not None else None
+    if ref is None:
+        raise Unsupported(el, "a distributed individual parameter needs its variability level")
+    level_decl = scope.table.lookup(ref, scope.block)
+    if levels.get((level_decl.block, level_decl.name)) != "subject":
+        raise Unsupported(ref, "distributed individual parameters are supported between subjects only")
+    onto = child(dist, "ProbOnto")
+    kind = onto.get("name", "") if onto is not None else ""
+    params = {p.get("name", ""): p for p in children(onto, "Parameter")} if onto is not None else {}
+    spread = next((k for k in ("stdev", "stdevLog", "var", "varLog") if k in params), None)
+    centre = next((k for k in ("mean", "meanLog", "median") if k in params), None)
+    if (
+        kind not in ("Normal1", "Normal2", "LogNormal1", "LogNormal2", "LogNormal3")
+        or not spread
+        or not centre
+    ):
+        raise Unsupported(dist, f"an individual parameter distributed as {kind or 'this'} is not supported")
+    s = expression_in(params[spread], scope)
+    variance = s if spread.startswith("var") else Op("power", (s, Num(2.0)))
+    eta = scope.table.fresh(f"eta_{name}")
+    model.add(Parameter(eta, "eta", el, value=0.0))
+    model.etas.append(Eta(eta, f"eta_{name}", variance, el))
+    m = expression_in(params[centre], scope)
+    if kind.startswith("Normal"):
+        return Op("plus", (m, Sym(eta)))
+    if centre == "meanLog":
+        return Op("exp", (Op("plus", (m, Sym(eta))),))
+    return Op("times", (m, Op("exp", (Sym(eta),))))

@@ -131,16 +131,28 @@ def read_model(doc: Document, problems: Problems) -> ReadModel:
 
 def _variability_levels(mdef: etree._Element, problems: Problems) -> dict[tuple[str, str], str]:
     """(block, level) -> "subject" | "occasion" | "residual"."""
+    # A nested level is an occasion inside subjects when random effects live on its parent level;
+    # under a level only priors refer to (a "population" level of a Bayesian model) it is the
+    # subjects' level itself.
+    with_effects = set()
+    for el in mdef.iter("{*}RandomVariable", "{*}IndividualParameter"):
+        vref = child(el, "VariabilityReference")
+        ref = child(vref, "SymbRef") if vref is not None else None
+        if ref is not None:
+            with_effects.add(ref.get("symbIdRef", ""))
     out: dict[tuple[str, str], str] = {}
     for vm in children(mdef, "VariabilityModel"):
         blk = vm.get("blkId", "")
         kind = vm.get("type", "")
         for level in children(vm, "Level"):
-            nested = child(level, "ParentLevel") is not None
+            parent = child(level, "ParentLevel")
+            parent_ref = child(parent, "SymbRef") if parent is not None else None
             if kind == "residualError":
                 out[(blk, level.get("symbId", ""))] = "residual"
+            elif parent_ref is not None and parent_ref.get("symbIdRef", "") in with_effects:
+                out[(blk, level.get("symbId", ""))] = "occasion"
             else:
-                out[(blk, level.get("symbId", ""))] = "occasion" if nested else "subject"
+                out[(blk, level.get("symbId", ""))] = "subject"
     return out
 
 
