@@ -409,3 +409,19 @@ def test_a_level_nested_under_a_level_without_random_effects_is_the_subjects_lev
     nested = raw.replace(top, b'<Level symbId="pop"/><Level symbId="ID">' + parent + b"</Level>")
     conv = convert(nested, source="nested.xml")
     assert conv.card.random_effects.etas == ("ETA_CL", "ETA_V") and not conv.card.random_effects.occasions
+
+
+def test_normal3_is_given_by_its_precision() -> None:
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    normal2 = b'<po:ProbOnto name="Normal2">'
+    var_cl = (
+        b'<po:Parameter name="var"><ct:Assign><ct:SymbRef symbIdRef="OMEGA_CL"/></ct:Assign></po:Parameter>'
+    )
+    assert normal2 in raw and var_cl in raw
+    precision = b'<po:Parameter name="precision"><ct:Assign><ct:Real>4</ct:Real></ct:Assign></po:Parameter>'
+    start = raw.index(normal2)
+    changed = raw[:start] + raw[start:].replace(normal2, b'<po:ProbOnto name="Normal3">', 1).replace(
+        var_cl, precision, 1
+    )
+    re = convert(changed, source="normal3.xml").card.random_effects
+    assert re.omega_matrix()[re.etas.index("ETA_CL")][re.etas.index("ETA_CL")] == 0.25

@@ -108,7 +108,7 @@ def _distributional(
     onto = child(dist, "ProbOnto")
     kind = onto.get("name", "") if onto is not None else ""
     params = {p.get("name", ""): p for p in children(onto, "Parameter")} if onto is not None else {}
-    if kind not in ("Normal1", "Normal2") or "mean" not in params:
+    if kind not in ("Normal1", "Normal2", "Normal3") or "mean" not in params:
         raise Unsupported(
             dist, f"an observation distributed as {kind or 'this'} is not supported (only normal)"
         )
@@ -116,6 +116,8 @@ def _distributional(
         sd = expression_in(params["stdev"], scope)
     elif kind == "Normal2" and "var" in params:
         sd = Op("sqrt", (expression_in(params["var"], scope),))
+    elif kind == "Normal3" and "precision" in params:  # ProbOnto: mean and precision 1/var
+        sd = Op("divide", (Num(1.0), Op("sqrt", (expression_in(params["precision"], scope),))))
     else:
         raise Unsupported(onto, f"{kind} needs its stdev or var parameter")
     prediction = expression_in(params["mean"], scope)

@@ -176,7 +176,7 @@ def _normal(el: etree._Element, scope: BlockScope) -> tuple[Expr, Expr]:
         if name == "ProbOnto":
             kind = d.get("name", "")
             params = {p.get("name", ""): p for p in children(d, "Parameter")}
-            if kind not in ("Normal1", "Normal2") or "mean" not in params:
+            if kind not in ("Normal1", "Normal2", "Normal3") or "mean" not in params:
                 raise Unsupported(d, f"distribution {kind!r} is not supported (only normal)")
             mean = expression_in(params["mean"], scope)
             if kind == "Normal1" and "stdev" in params:
@@ -184,7 +184,9 @@ def _normal(el: etree._Element, scope: BlockScope) -> tuple[Expr, Expr]:
                 return mean, Op("power", (sd, Num(2.0)))
             if kind == "Normal2" and "var" in params:
                 return mean, expression_in(params["var"], scope)
-            raise Unsupported(d, f"{kind} needs its stdev or var parameter")
+            if kind == "Normal3" and "precision" in params:  # ProbOnto: precision = 1/variance
+                return mean, Op("divide", (Num(1.0), expression_in(params["precision"], scope)))
+            raise Unsupported(d, f"{kind} needs its stdev, var or precision parameter")
         if name == "NormalDistribution":  # UncertML
             parts = {local(c): c for c in children(d)}
             if "mean" not in parts or not ({"stddev", "variance"} & parts.keys()):
