@@ -463,16 +463,19 @@ def _distributed(
     onto = child(dist, "ProbOnto")
     kind = onto.get("name", "") if onto is not None else ""
     params = {p.get("name", ""): p for p in children(onto, "Parameter")} if onto is not None else {}
-    spread = next((k for k in ("stdev", "stdevLog", "var", "varLog") if k in params), None)
+    spread = next((k for k in ("stdev", "stdevLog", "var", "varLog", "precision") if k in params), None)
     centre = next((k for k in ("mean", "meanLog", "median") if k in params), None)
     if (
-        kind not in ("Normal1", "Normal2", "LogNormal1", "LogNormal2", "LogNormal3")
+        kind not in ("Normal1", "Normal2", "Normal3", "LogNormal1", "LogNormal2", "LogNormal3")
         or not spread
         or not centre
     ):
         raise Unsupported(dist, f"an individual parameter distributed as {kind or 'this'} is not supported")
     s = expression_in(params[spread], scope)
-    variance = s if spread.startswith("var") else Op("power", (s, Num(2.0)))
+    if spread == "precision":
+        variance: Expr = Op("divide", (Num(1.0), s))
+    else:
+        variance = s if spread.startswith("var") else Op("power", (s, Num(2.0)))
     eta = scope.table.fresh(f"eta_{name}")
     model.add(Parameter(eta, "eta", el, value=0.0))
     model.etas.append(Eta(eta, f"eta_{name}", variance, el))
