@@ -8,12 +8,16 @@ beside a twin's simulations).
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+from pathlib import Path
 
-import roadrunner
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before bench/, whose registry.py shadows
 
-from registry.formats.pharmml import convert
-from tests.data import PHARMML_ADVAN1, PHARMML_ADVAN4, PHARMML_USECASE1, PHARMML_USECASE3
+import roadrunner  # noqa: E402
+
+from registry.formats.pharmml import convert  # noqa: E402
+from tests.data import PHARMML_ADVAN1, PHARMML_ADVAN4, PHARMML_USECASE1, PHARMML_USECASE3  # noqa: E402
 
 CASES = [
     (PHARMML_USECASE1, None),

@@ -31,9 +31,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lxml import etree
+
+from interop.errors import InteropError
+from interop.schema import ModelCard, ReferenceOutput
+from registry.safexml import check_xml
 from registry.validation import Issue, StageResult
 
-__all__ = ["SedmlRun", "compare_tables", "reported_outputs", "run_sedml", "sedml_stage", "sedml_stage_result"]
+__all__ = [
+    "SedmlRun",
+    "compare_tables",
+    "reported_outputs",
+    "resolve_reference_outputs",
+    "run_sedml",
+    "sedml_run_stage",
+    "sedml_stage",
+    "sedml_stage_result",
+]
 
 _CHILD = r"""
 import os, socket, sys
@@ -191,10 +205,112 @@ def sedml_stage(files: list[tuple[str, bytes]], put: Callable[[bytes], str], *,
                 timeout_s: float = 120.0) -> StageResult | None:  # fmt: skip
     """The stage for a version whose files are ``(role, bytes)``: None unless it came as an archive
     with SED-ML; ``put`` stores an evidence blob and returns its SHA-256."""
+    done = sedml_run_stage(files, put, timeout_s=timeout_s)
+    return None if done is None else done[0]
+
+
+def archive_of(files: list[tuple[str, bytes]]) -> bytes | None:
+    """The submitted COMBINE archive of a version whose files are ``(role, bytes)``, if it has SED-ML."""
     roles = {role for role, _ in files}
     source = next((data for role, data in files if role == "source" and data[:4] == b"PK\x03\x04"), None)
-    if "sedml" not in roles or source is None:
+    return source if "sedml" in roles else None
+
+
+def sedml_run_stage(files: list[tuple[str, bytes]], put: Callable[[bytes], str], *,
+                    timeout_s: float = 120.0) -> tuple[StageResult, SedmlRun, bytes] | None:  # fmt: skip
+    """:func:`sedml_stage` with the run and the archive, for resolving the card's SED-ML references."""
+    source = archive_of(files)
+    if source is None:
         return None
     run = run_sedml(source, timeout_s=timeout_s)
     digests = {name: put(data) for name, data in {**run.datasets, **run.plots}.items()}
-    return sedml_stage_result(run, reported_outputs(source), digests)
+    return sedml_stage_result(run, reported_outputs(source), digests), run, source
+
+
+def _data_set_labels(omex: bytes) -> dict[tuple[str, str], dict[str, str]]:
+    """(SED-ML file stem, report id) -> {data set id: label} for every SED-ML file of the archive."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    with zipfile.ZipFile(io.BytesIO(omex)) as zf:
+        for name in zf.namelist():
+            if not name.lower().endswith((".sedml", ".xml")):
+                continue
+            data = zf.read(name)
+            if b"sedML" not in data[:2048]:
+                continue
+            check_xml(data, source=name)
+            root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+            for report in root.iter("{*}report"):
+                sets = report.iter("{*}dataSet")
+                labels = {d.get("id", ""): d.get("label") or d.get("id", "") for d in sets}
+                out[(Path(name).stem, report.get("id", ""))] = labels
+    return out
+
+
+def _resolve_one(ref: ReferenceOutput, run: SedmlRun, labels: dict[tuple[str, str], dict[str, str]]
+                 ) -> ReferenceOutput | str:  # fmt: skip
+    """``ref`` with times and values from its SED-ML report, or why that cannot be done."""
+    sed = ref.sedml
+    assert sed is not None
+    where = f"reference output '{ref.description or ref.observable}' (SED-ML report {sed.report})"
+    stem = Path(sed.document).stem if sed.document else None
+    keys = [k for k in labels if k[1] == sed.report and stem in (None, k[0])]
+    if len(keys) != 1:
+        found = "no SED-ML file of the archive has it" if not keys else "several SED-ML files have it"
+        return f"{where}: {found}"
+    key = keys[0]
+    data = run.datasets.get(f"{key[0]}_{key[1]}.csv")
+    if data is None:
+        why = run.error or "Tellurium wrote no data for it"
+        return f"{where}: the SED-ML run produced no report {key[1]} ({why})"
+    table = _table(data)
+    columns = {}
+    for wanted in (sed.time_data_set, sed.data_set):
+        label = labels[key].get(wanted, wanted)
+        if label not in table:
+            return f"{where}: the report has no data set '{wanted}' (it has {', '.join(table)})"
+        columns[wanted] = table[label]
+    times, values = columns[sed.time_data_set], columns[sed.data_set]
+    rows = [(t, v) for t, v in zip(times, values, strict=False) if math.isfinite(t) and math.isfinite(v)]
+    if ref.times_h:
+        picked = []
+        for want in ref.times_h:
+            hit = next((r for r in rows if math.isclose(r[0], want, rel_tol=1e-9, abs_tol=1e-9)), None)
+            if hit is None:
+                return f"{where}: the report has no row at time {want:g} h"
+            picked.append(hit)
+        rows = picked
+    if not rows:
+        return f"{where}: the report's data set '{sed.data_set}' has no finite values"
+    return ref.model_copy(update={"times_h": tuple(r[0] for r in rows), "values": tuple(r[1] for r in rows)})
+
+
+def resolve_reference_outputs(card: ModelCard, run: SedmlRun | None, omex: bytes | None
+                              ) -> tuple[ModelCard, list[str]]:  # fmt: skip
+    """The card with each reference output that points at a SED-ML report filled from the SED-ML
+    run (times and values of the named data sets), and a problem for each that cannot be filled
+    (those stay unresolved, so the reproduce stage fails on them rather than skip them)."""
+    if not any(r.sedml is not None for r in card.reference_outputs):
+        return card, []
+    problems: list[str] = []
+    try:
+        labels = _data_set_labels(omex) if omex is not None else {}
+    except (InteropError, etree.XMLSyntaxError, zipfile.BadZipFile) as exc:
+        labels = {}
+        problems.append(f"the archive's SED-ML cannot be read for its reports: {exc}")
+    refs = []
+    for ref in card.reference_outputs:
+        if ref.sedml is None:
+            refs.append(ref)
+            continue
+        if run is None:
+            problems.append(f"reference output '{ref.description or ref.observable}' points at SED-ML report "
+                            f"{ref.sedml.report}, but the version is not an archive with SED-ML")  # fmt: skip
+            refs.append(ref)
+            continue
+        done = _resolve_one(ref, run, labels)
+        if isinstance(done, str):
+            problems.append(done)
+            refs.append(ref)
+        else:
+            refs.append(done)
+    return card.model_copy(update={"reference_outputs": tuple(refs)}), problems

@@ -233,15 +233,17 @@ class Registry:
 
             report = validate_ml(stored.artefact, stored.ml_card, source=f"{model_id}@{stored.version}")
         else:
+            card, sed, problems = self._sedml_references(model_id, stored.version, stored.card_or_none)
             report = validate_model(
                 stored.sbml,
-                stored.card_or_none,
+                card,
                 simulate_check=simulate_check or self.simulate_check,
                 source=f"{model_id}@{stored.version}",
             )
-            report = self._with_sedml(model_id, stored.version, report)
-            if stored.card_or_none is not None and stored.card_or_none.ml_models:
-                report = ValidationReport((*report.stages, self._ml_links_stage(stored.card_or_none)))
+            report = _with_reference_problems(report, problems)
+            report = self._with_sedml(model_id, stored.version, report, sed)
+            if card is not None and card.ml_models:
+                report = ValidationReport((*report.stages, self._ml_links_stage(card)))
         with self.sessions.begin() as s:
             row = repo.find_version(s, model_id, stored.version, lock=True)
             s.add(
@@ -290,14 +292,32 @@ class Registry:
         failed = any(i.severity == "error" for i in issues)
         return StageResult("ml-models", "failed" if failed else "passed", tuple(issues))
 
-    def _with_sedml(self, model_id: str, version: int, report: ValidationReport) -> ValidationReport:
+    def _sedml_references(
+        self, model_id: str, version: int, card: ModelCard | None
+    ) -> tuple[ModelCard | None, StageResult | None, list[str]]:
+        """When the card's reference outputs point at SED-ML reports: run the archive's SED-ML
+        first and fill them from its data sets (the card, the SED-ML stage, what could not be filled)."""
+        from registry.sedml_stage import resolve_reference_outputs, sedml_run_stage
+
+        if card is None or not any(r.sedml is not None for r in card.reference_outputs):
+            return card, None, []
+        files = [(f.role, self.file_bytes(f)) for f in self.files(model_id, version)]
+        done = sedml_run_stage(files, self.blobs.put)
+        stage, run, omex = done if done is not None else (None, None, None)
+        card, problems = resolve_reference_outputs(card, run, omex)
+        return card, stage, problems
+
+    def _with_sedml(
+        self, model_id: str, version: int, report: ValidationReport, stage: StageResult | None = None
+    ) -> ValidationReport:
         """An archive's SED-ML experiments run with Tellurium as one more stage (issue 14)."""
         from registry.sedml_stage import sedml_stage
 
-        if not report.is_valid:
-            return report
-        files = [(f.role, self.file_bytes(f)) for f in self.files(model_id, version)]
-        stage = sedml_stage(files, self.blobs.put)
+        if stage is None:
+            if not report.is_valid:
+                return report
+            files = [(f.role, self.file_bytes(f)) for f in self.files(model_id, version)]
+            stage = sedml_stage(files, self.blobs.put)
         return report if stage is None else ValidationReport((*report.stages, stage))
 
     def report(self, model_id: str, version: int | None = None) -> ValidationReport | None:
@@ -494,3 +514,15 @@ def open_registry(database_url: str, blob_dir: Path, **options: Any) -> Registry
     except Exception as exc:  # sqlalchemy/alembic raise many types on a bad URL or unreachable server
         where = database_url.rsplit("@", 1)[-1]  # never echo a password
         raise RegistryError(f"cannot open the registry database: {type(exc).__name__}", source=where) from exc
+
+
+def _with_reference_problems(report: ValidationReport, problems: list[str]) -> ValidationReport:
+    """The reproduce stage failed with each SED-ML reference output that could not be filled."""
+    if not problems:
+        return report
+    extra = tuple(Issue("error", p, "sedml") for p in problems)
+    stages = tuple(
+        StageResult(s.name, "failed", (*s.issues, *extra), s.seconds) if s.name == "reproduce" else s
+        for s in report.stages
+    )
+    return ValidationReport(stages)

@@ -114,6 +114,9 @@ PHARMML_USECASE1 = PHARMML / "UseCase1_0.8.1.xml"
 PHARMML_USECASE3 = PHARMML / "UseCase3_0.8.1.xml"
 PHARMML_ADVAN1 = PHARMML / "PKmacros_advan1_0.8.1.xml"
 PHARMML_ADVAN4 = PHARMML / "PKmacros_advan4_0.8.1.xml"
+# a checkout of the pharmml/pharmml-example repository (PharmML with NM-TRAN twins, no licence)
+PHARMML_EXAMPLE = PHARMML / "pharmml-example"
+PHARMML_NMTRAN_TWINS = PHARMML_EXAMPLE / "mdl-to-pharmml-to-nmtran_9December"
 PHARMML_ONECMT_IV = PHARMML_FIXTURES / "onecmt_iv_0.8.xml"
 PHARMML_ORAL_EFFECT = PHARMML_FIXTURES / "pkmacros_oral_effect_0.8.xml"
 

@@ -95,6 +95,7 @@ EXPECTED: dict[str, list[str]] = {
         "ResidualError",
         "SCHEMA_VERSION",
         "SNOMED",
+        "SedmlOutputRef",
         "Transformation",
         "UCUM",
         "ValidationRecord",

@@ -29,6 +29,7 @@ from interop.schema.model_card import (
     ReferenceDose,
     ReferenceOutput,
     ResidualError,
+    SedmlOutputRef,
     ValidityDomain,
 )
 from interop.schema.model_id import MODEL_ID_RULE, ModelRef, check_model_id, model_id_from, parse_model_ref
@@ -83,6 +84,7 @@ __all__ = [
     "ReferenceDose",
     "ReferenceOutput",
     "ResidualError",
+    "SedmlOutputRef",
     "Transformation",
     "ValidationRecord",
     "ValidityDomain",

@@ -390,24 +390,55 @@ class ReferenceDose(Frozen):
     duration_h: float | None = Field(default=None, gt=0)
 
 
+class SedmlOutputRef(Frozen):
+    """Where a reference output's expected values come from: one data set of a SED-ML report in the
+    model's COMBINE archive, as the registry's SED-ML stage (Tellurium) computes it."""
+
+    document: str | None = Field(
+        default=None, description="SED-ML file name in the archive (None: the report id is unique)"
+    )
+    report: str = Field(min_length=1, description="id of the SED-ML report")
+    data_set: str = Field(min_length=1, description="id or label of the report's data set (values)")
+    time_data_set: str = Field(default="time", description="id or label of its time data set (hours)")
+
+
 class ReferenceOutput(Frozen):
-    """A simulation whose result any correct runtime must reproduce."""
+    """A simulation whose result any correct runtime must reproduce.
+
+    The expected values are given inline (``times_h`` and ``values``) or, with ``sedml``, taken from
+    a SED-ML task's report in the archive when the registry validates the version (then ``values``
+    stays empty; ``times_h``, if given, selects the report's rows at those times).
+    """
 
     description: str = ""
     observable: str
     doses: tuple[ReferenceDose, ...] = Field(min_length=1)
     covariates: dict[str, float] = Field(default_factory=dict)
-    times_h: tuple[float, ...] = Field(min_length=1)
-    values: tuple[float, ...] = Field(min_length=1)
+    times_h: tuple[float, ...] = ()
+    values: tuple[float, ...] = ()
     rtol: float = Field(default=1e-6, gt=0)
+    sedml: SedmlOutputRef | None = Field(
+        default=None, description="a SED-ML report data set holding the expected values"
+    )
 
     @model_validator(mode="after")
     def _lengths(self) -> Self:
+        if self.sedml is not None:
+            if self.values:
+                raise ValueError("a reference output from a SED-ML report takes no inline values")
+            return self
+        if not self.times_h or not self.values:
+            raise ValueError("a reference output needs times_h and values (or a sedml report)")
         if len(self.times_h) != len(self.values):
             raise ValueError("times_h and values must have the same length")
         if any(not math.isfinite(v) for v in self.values):
             raise ValueError("reference values must be finite")
         return self
+
+    @property
+    def resolved(self) -> bool:
+        """True when the expected values are known (inline, or filled from the SED-ML run)."""
+        return bool(self.values)
 
 
 # --- NONMEM compartment numbers (issue 14: model import) ---------------------------------------

@@ -76,7 +76,8 @@ def twin_simulate_check(sbml: str, card: ModelCard | None) -> list[StageResult]:
         model = load_model(sbml, card)
         if card.reference_outputs:
             ref = card.reference_outputs[0]
-            doses, covs, end = ref.doses, ref.covariates, max(max(r.times_h) for r in card.reference_outputs)
+            doses, covs = ref.doses, ref.covariates
+            end = max((max(r.times_h) for r in card.reference_outputs if r.times_h), default=24.0)
         else:
             d = card.dosing[0]
             duration = 1.0 if d.route == "iv-infusion" else None

@@ -16,7 +16,7 @@ def test_exported_members() -> None:
         ["SUPPORTED_VERSIONS", "Conversion", "PharmMLError", "Problem", "convert", "detect", "load"]
     )
     assert issubclass(pharmml.PharmMLError, ModelError)
-    assert pharmml.SUPPORTED_VERSIONS == ("0.6", "0.8", "0.9")
+    assert pharmml.SUPPORTED_VERSIONS == ("0.6", "0.7", "0.8", "0.9")
 
 
 def test_imports_only_schema_and_errors_from_interop() -> None:

@@ -32,6 +32,9 @@ class _Names:
         assert name == "square"
         return Op("times", (args["x"], args["x"]))
 
+    def select(self, element, vector, index):  # type: ignore[no-untyped-def]
+        return Sym(f"{vector.get('symbIdRef')}_{index}")
+
 
 def _parse(xml: str):  # type: ignore[no-untyped-def]
     el = etree.fromstring(f'<Assign xmlns="{CT}" xmlns:math="{MATH}" xmlns:ct="{CT}">{xml}</Assign>')

@@ -30,11 +30,11 @@ def test_categorical_observation_model_is_refused_with_its_path() -> None:
 
 
 def test_unknown_namespace_version_is_refused() -> None:
-    raw = (PHARMML_FIXTURES / "bad_unknown_version_0.7.xml").read_bytes()
+    raw = (PHARMML_FIXTURES / "bad_unknown_version_1.0.xml").read_bytes()
     assert detect(raw)  # it is PharmML, of a version we do not read
-    err = _refuse("bad_unknown_version_0.7.xml")
+    err = _refuse("bad_unknown_version_1.0.xml")
     assert err.problems[0].path == "/PharmML"
-    assert "unknown PharmML namespace version 0.7" in str(err)
+    assert "unknown PharmML namespace version 1.0" in str(err)
 
 
 def test_mixed_namespace_versions_name_the_element() -> None:
@@ -70,7 +70,7 @@ def test_every_problem_is_listed_at_once() -> None:
     messages = [str(p) for p in err.problems]
     assert len(messages) == 3, messages
     assert "PopulationParameter[@symbId='POP_V']/Distribution" in messages[0]
-    assert "Bayesian priors" in messages[0]
+    assert "prior distribution 'Weibull1' is not supported" in messages[0]
     assert "DerivativeVariable[@symbId='A']/Assign/Uniop/Binop/Delay" in messages[1]
     assert "delay differential equations" in messages[1]
     assert "Discrete/CountData" in messages[2] and "count observation" in messages[2]

@@ -129,7 +129,7 @@ def test_warfarin_random_effects_and_residual_error_on_the_card() -> None:
     assert omega[0, 1] == pytest.approx(0.01 * 0.1 * 0.1)  # correlation 0.01 -> covariance
     cp = card.error_for("CP_obs")
     pca = card.error_for("PCA_obs")
-    assert cp is not None and cp.model == "combined"
+    assert cp is not None and cp.model == "combined-sd"  # combinedError1: SD = a + b*f
     assert (cp.additive_sd, cp.proportional_sd) == pytest.approx((0.3, 0.05), rel=1e-12)
     assert pca is not None and (pca.model, pca.additive_sd) == ("additive", 4.0)
 
@@ -396,5 +396,5 @@ def test_covariance_form_of_a_correlation() -> None:
     matrix = raw.replace(b"<Pairwise>", b"<Matrix><Pairwise>").replace(
         b"</Pairwise>", b"</Pairwise></Matrix>"
     )
-    with pytest.raises(PharmMLError, match=r"Correlation.*only pairwise correlations"):
+    with pytest.raises(PharmMLError, match=r"Correlation.*a correlation is Pairwise, or a CorrMatrix"):
         convert(matrix, source="matrix.xml")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from registry.formats.omex import SBML_FORMAT, SEDML_FORMAT, write_archive
+from interop.schema import ModelCard
+from registry.formats.omex import CARD_LOCATION, JSON_FORMAT, SBML_FORMAT, SEDML_FORMAT, write_archive
 from tests.data import GENTAMICIN_SBML
 
 SEDML = """<?xml version="1.0" encoding="UTF-8"?>
@@ -32,6 +33,13 @@ SEDML = """<?xml version="1.0" encoding="UTF-8"?>
       </listOfVariables>
       <math xmlns="http://www.w3.org/1998/Math/MathML"><ci>t</ci></math>
     </dataGenerator>
+    <dataGenerator id="conc" name="conc">
+      <listOfVariables>
+        <variable id="c" target="/sbml:sbml/sbml:model/sbml:listOfParameters/sbml:parameter[@id='Cc']"
+                  taskReference="task1"/>
+      </listOfVariables>
+      <math xmlns="http://www.w3.org/1998/Math/MathML"><ci>c</ci></math>
+    </dataGenerator>
     <dataGenerator id="amount" name="amount">
       <listOfVariables>
         <variable id="a" target="{species}"
@@ -45,6 +53,7 @@ SEDML = """<?xml version="1.0" encoding="UTF-8"?>
       <listOfDataSets>
         <dataSet id="d_time" label="time" dataReference="time"/>
         <dataSet id="d_amount" label="amount" dataReference="amount"/>
+        <dataSet id="d_conc" label="concentration" dataReference="conc"/>
       </listOfDataSets>
     </report>
     <plot2D id="plot1">
@@ -60,7 +69,9 @@ SEDML = """<?xml version="1.0" encoding="UTF-8"?>
 _SPECIES = "/sbml:sbml/sbml:model/sbml:listOfSpecies/sbml:species[@id='A_central']"
 
 
-def sedml_archive(dose: float = 100.0, reported: bytes | None = None) -> bytes:
+def sedml_archive(dose: float = 100.0, reported: bytes | None = None, card: ModelCard | None = None) -> bytes:
+    """The gentamicin model with the experiment above (a bolus of ``dose`` as the initial amount),
+    optionally the authors' reported ``report1.csv`` and a model card."""
     entries = [
         ("model.xml", SBML_FORMAT, GENTAMICIN_SBML.read_bytes(), True),
         (
@@ -72,4 +83,6 @@ def sedml_archive(dose: float = 100.0, reported: bytes | None = None) -> bytes:
     ]
     if reported is not None:
         entries.append(("report1.csv", "http://purl.org/NET/mediatypes/text/csv", reported, False))
+    if card is not None:
+        entries.append((CARD_LOCATION, JSON_FORMAT, card.model_dump_json().encode(), False))
     return write_archive(entries)

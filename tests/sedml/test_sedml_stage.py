@@ -37,8 +37,9 @@ def test_tellurium_runs_the_experiment_and_matches_the_closed_form() -> None:
     ]
     # gentamicin_1cmt at its defaults: CRCL = 90*70/72 mL/min, CL = 5*CRCL/100 L/h, V = 20 L
     k = 5 * (90 * 70 / 72) / 100 / 20
-    for t, amount in rows:
+    for t, amount, conc in rows:
         assert math.isclose(amount, 100 * math.exp(-k * t), rel_tol=1e-4)
+        assert math.isclose(conc, amount / 20, rel_tol=1e-9)
     # a reported output equal to ours passes, a changed one fails the stage
     same = sedml_stage_result(run, {"experiment_report1.csv": run.datasets["experiment_report1.csv"]}, {})
     assert same.status == "passed"

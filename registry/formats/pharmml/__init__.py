@@ -1,4 +1,4 @@
-"""PharmML import: a PharmML 0.6 / 0.8 / 0.9 model as SBML plus a model card.
+"""PharmML import: a PharmML 0.6 / 0.7 / 0.8 / 0.9 model as SBML plus a model card.
 
 The format plug-in contract: ``detect(raw) -> bool`` and ``load(raw, source=...) -> (sbml, card)``;
 ``load`` raises :class:`PharmMLError` (a ``ModelError``) listing every unsupported element with its

@@ -2,19 +2,19 @@
 
 Residual error models are recognised by evaluating the PharmML error function ``g(f)`` (the SD of
 the residual, times the SD of its epsilon) at a few predictions ``f``: ``a + b*f`` and
-``sqrt(a^2 + b^2 f^2)`` are the two combined forms in DDMoRe's libraries. The card's ``combined``
-means the second one (variances add, as in NONMEM and mapbayr); a first-form model is carried with
-the same a and b and a warning, since the card has no way to say "SDs add".
+``sqrt(a^2 + b^2 f^2)`` are the two combined forms in DDMoRe's libraries: the card's ``combined-sd``
+(SDs add, Monolix's combined1) and ``combined`` (variances add, as in NONMEM and mapbayr).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
-from interop.schema import LOINC, Coding, Covariate, CovariateSource, RandomEffects, ResidualError
+from interop.schema import LOINC, Coding, Covariate, CovariateSource, Occasion, RandomEffects, ResidualError
 from registry.formats.pharmml.flatmodel import Correlation, Eta, Observation
 from registry.formats.pharmml.maths import Expr, Sym, Unsupported, evaluate, symbols
 
@@ -82,19 +82,22 @@ def build_covariates(
 
 
 def build_random_effects(
-    etas: list[Eta], correlations: list[Correlation], env: dict[str, float], warnings: list[str]
+    etas: list[Eta],
+    correlations: list[Correlation],
+    env: dict[str, float],
+    warnings: list[str],
+    occasions: Sequence[tuple[Eta, tuple[str, ...]]] = (),
 ) -> RandomEffects:
-    """ETAs with positive variance and their Omega (zero-variance ETAs stay in the SBML at 0)."""
+    """ETAs with positive variance and their Omega (zero-variance ETAs stay in the SBML at 0);
+    ``occasions``: each inter-occasion random effect with the SBML ids of its occasions' effects."""
+    iov = []
+    for eta, ids_per_occasion in occasions:
+        v = _variance(eta, env)
+        if v > 0:
+            iov.append(Occasion(parameter=eta.id, etas=ids_per_occasion, variance=v))
     variances: dict[str, float] = {}
     for eta in etas:
-        try:
-            v = evaluate(eta.variance, env)
-        except KeyError as exc:
-            raise Unsupported(
-                eta.element, f"variance of {eta.name!r} uses {exc} which has no value"
-            ) from None
-        if not math.isfinite(v) or v < 0:
-            raise Unsupported(eta.element, f"variance of {eta.name!r} is {v}")
+        v = _variance(eta, env)
         if v == 0:
             warnings.append(f"{eta.id} has variance 0 (fixed): kept at 0 in the SBML, not in Omega")
             continue
@@ -106,6 +109,11 @@ def build_random_effects(
             value = evaluate(c.value, env)
         except KeyError as exc:
             raise Unsupported(c.element, f"correlation uses {exc} which has no value") from None
+        if {c.first, c.second} & {o.parameter for o in iov}:
+            if value != 0:
+                warnings.append(f"correlation of {c.first} and {c.second} dropped (occasion effects are "
+                                "independent in the card)")  # fmt: skip
+            continue
         if c.first not in variances or c.second not in variances:
             if value != 0:
                 warnings.append(f"correlation of {c.first} and {c.second} dropped (a variance is 0)")
@@ -120,7 +128,19 @@ def build_random_effects(
             correlations[0].element if correlations else etas[0].element,
             "the variance-covariance matrix of the random effects is not positive definite",
         )
-    return RandomEffects(etas=tuple(ids), omega=tuple(tuple(float(x) for x in row) for row in omega))
+    return RandomEffects(
+        etas=tuple(ids), omega=tuple(tuple(float(x) for x in row) for row in omega), occasions=tuple(iov)
+    )
+
+
+def _variance(eta: Eta, env: dict[str, float]) -> float:
+    try:
+        v = evaluate(eta.variance, env)
+    except KeyError as exc:
+        raise Unsupported(eta.element, f"variance of {eta.name!r} uses {exc} which has no value") from None
+    if not math.isfinite(v) or v < 0:
+        raise Unsupported(eta.element, f"variance of {eta.name!r} is {v}")
+    return v
 
 
 def _close(a: float, b: float) -> bool:
@@ -158,28 +178,38 @@ def build_residual_error(
             return None
         return ResidualError(observable=obs.id, model="exponential", proportional_sd=a * sd_eps)
     b = g1 - a
+    sds_add = False
     if _close(g2 - a, 2 * b) and _close(g4 - a, 4 * b):
-        if a > 0 and b > 0:
-            warnings.append(
-                f"{obs.id}: PharmML error SD is a + b*f (SDs add); the card's combined model "
-                "adds variances (a^2 + (b*f)^2)"
-            )
+        sds_add = a > 0 and b > 0  # SD = a + b*f: the card's combined-sd
     elif _close(g2**2 - a**2, 4 * (g1**2 - a**2)) and _close(g4**2 - a**2, 16 * (g1**2 - a**2)):
         b = math.sqrt(max(g1**2 - a**2, 0.0))
     else:
-        raise Unsupported(obs.element, "the error model is neither additive, proportional nor combined")
+        raise Unsupported(obs.element, _other_error_model(a, g1, g2, g4))
     add, prop = a * sd_eps, b * sd_eps
     if add == 0 and prop == 0:
         warnings.append(f"{obs.id}: residual error is 0")
         return None
     model = "combined" if add > 0 and prop > 0 else ("additive" if add > 0 else "proportional")
+    if model == "combined" and sds_add:
+        model = "combined-sd"
     named = error_function_name(obs.element)
-    if named and _named_model(named) not in (None, model):
+    if named and _named_model(named) not in (None, model.split("-")[0]):
         warnings.append(
             f"{obs.id}: the error function is called {named!r} but its body is {model} "
             "(check the model against its NONMEM/MLXTRAN twin)"
         )
     return ResidualError(observable=obs.id, model=model, additive_sd=add, proportional_sd=prop)
+
+
+def _other_error_model(a: float, g1: float, g2: float, g4: float) -> str:
+    """Why an error model has no card form, naming a power model ``SD = b*f^c`` when it is one."""
+    if a == 0 and g1 > 0 and g2 > 0 and _close(g4 / g2, g2 / g1):
+        c = math.log2(g2 / g1)
+        return (
+            f"a power error model (SD = {g1:g}*f^{c:g}) has no form in the card "
+            "(additive, proportional, combined or exponential)"
+        )
+    return "the error model is neither additive, proportional nor combined"
 
 
 def error_function_name(element: object) -> str | None:

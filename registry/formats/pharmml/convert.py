@@ -11,19 +11,19 @@ otherwise; a population parameter without a value anywhere in the file is refuse
 ``values`` supplies it; categories of a categorical covariate are coded as the dataset's
 ``CategoryMapping`` says, else 0, 1, ... in declaration order, and female/male categories bind
 to the patient's sex. ``reference_outputs`` (independent solutions the caller has) go on the card,
-so the registry's reproduction check can run them.
+so the registry's reproduction check can run them. Dataset-defined doses, dose times, regressors,
+priors, occasions and the other rules are listed in docs/pharmml-import.md.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from interop.errors import InteropError, SchemaError
+from interop.errors import SchemaError
 from interop.schema import (
     Coding,
     DosingInput,
@@ -42,6 +42,7 @@ from registry.formats.pharmml.card import (
     build_random_effects,
     build_residual_error,
 )
+from registry.formats.pharmml.dataset import dataset_variables, dose_variable_route, occasion_effects
 from registry.formats.pharmml.design import (
     ColumnMapping,
     TrialDose,
@@ -55,14 +56,16 @@ from registry.formats.pharmml.document import (
     Problem,
     Problems,
     child,
+    local,
     namespace_version,
     parse_document,
     xml_path,
 )
 from registry.formats.pharmml.macros import DosingSpec, expand_macros
-from registry.formats.pharmml.maths import Unsupported, evaluate, symbols
+from registry.formats.pharmml.maths import Num, Unsupported, symbols
 from registry.formats.pharmml.reader import ReadModel, read_model
 from registry.formats.pharmml.sbml import write_sbml
+from registry.formats.pharmml.values import apply_values, numeric_env, with_constants
 
 __all__ = ["Conversion", "convert", "detect", "load"]
 
@@ -135,12 +138,13 @@ def convert(
     dosing_specs = expand_macros(model, problems)
     table = model.table
     steps_values = read_values(doc, table, problems)
-    trial = read_trial_doses(doc, table, problems)
+    trial = read_trial_doses(doc, table, problems, warnings)
     mappings = read_column_mappings(doc, table, problems)
-    _apply_values(model, steps_values, values or {}, problems)
-    env = _numeric_env(model)
+    apply_values(model, steps_values, values or {}, problems)
+    env = numeric_env(model)
+    redirect = dataset_variables(model, mappings, trial, warnings)
     _check_definitions(model, problems)
-    dosing_specs += _dataset_dosing(model, mappings, trial, dosing_specs, problems)
+    dosing_specs += _dataset_dosing(model, mappings, trial, dosing_specs, problems, redirect)
     if not dosing_specs and not problems.items:  # otherwise likely a consequence of those
         problems.add(
             doc.root,
@@ -150,23 +154,26 @@ def convert(
     residuals = []
     random_effects = None
     try:
-        random_effects = build_random_effects(model.etas, model.correlations, env, warnings)
+        occasions = occasion_effects(doc, model, warnings)
+        random_effects = build_random_effects(model.etas, model.correlations, env, warnings, occasions)
     except Unsupported as exc:
         problems.add(exc.element, exc.message)
     unvalued = {
         p.id for p in model.params.values() if p.kind == "population" and p.value is None and p.rule is None
     }
+    error_env = with_constants(model, env)
     for obs in model.observations:
         if symbols(obs.error) & unvalued:
             continue  # its missing values are reported already
         try:
-            residuals.append(build_residual_error(obs, env, warnings))
+            residuals.append(build_residual_error(obs, error_env, warnings))
         except Unsupported as exc:
             problems.add(exc.element, exc.message)
     mdef = child(doc.root, "ModelDefinition")
     if mdef is not None and child(mdef, "ObservationModel") is None:
         problems.add(mdef, "no observation model")
     _check_units(units or {}, model, dosing_specs, problems)
+    warnings[:0] = model.table.notes  # references resolved leniently, first
     problems.raise_if_any()
     assert random_effects is not None
 
@@ -203,8 +210,11 @@ def convert(
     except SchemaError as exc:  # a value the card refuses (e.g. a bioavailability above 1)
         raise PharmMLError([Problem("/PharmML", None, f"model card: {exc.message}")], source=source) from exc
     sbml_id = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
+    sbml_id = sbml_id if re.match(r"[A-Za-z_]", sbml_id) else f"m_{sbml_id}"
+    while sbml_id in model.params:  # the model id shares SBML's id space with the parameters
+        sbml_id = f"{sbml_id}_model"
     sbml = write_sbml(
-        sbml_id if re.match(r"[A-Za-z_]", sbml_id) else f"m_{sbml_id}",
+        sbml_id,
         title,
         list(model.params.values()),
         f"Converted from PharmML {doc.written_version} ({source or 'bytes'}) by digphat-interop.",
@@ -213,7 +223,7 @@ def convert(
         sbml=sbml,
         card=card,
         pharmml_version=doc.written_version,
-        trial_doses=_reference_doses(trial, dosing_specs),
+        trial_doses=_reference_doses(trial, dosing_specs, redirect),
         column_mappings={m.column: tuple(m.symbols) + tuple(f"adm{a}" for a in m.adms) for m in mappings},
         warnings=tuple(warnings),
     )
@@ -282,64 +292,6 @@ def _card(
     )
 
 
-def _apply_values(
-    model: ReadModel, steps: dict[str, float], overrides: Mapping[str, float], problems: Problems
-) -> None:
-    """Population values from the modelling steps, then ``overrides`` (by symbol or SBML id)."""
-    by_name = {d.name: d.sbml for d in model.table.declarations.values()}
-    forced: dict[str, float] = {}
-    for key, value in overrides.items():
-        pid = key if key in model.params else by_name.get(key)
-        if pid is None or pid not in model.params:
-            raise InteropError(f"no parameter {key!r} in the PharmML model to set")
-        forced[pid] = float(value)
-    for pid, value in {**steps, **forced}.items():
-        param = model.params.get(pid)
-        if param is None or param.kind not in ("population", "covariate"):
-            continue
-        if param.rule is None or pid in forced:
-            param.value, param.rule = value, None
-    for param in model.params.values():
-        if param.kind == "population" and param.rule is not None and not symbols(param.rule):
-            try:
-                param.value, param.rule = evaluate(param.rule, {}), None
-            except (KeyError, ValueError):
-                pass
-    refused = [p.path for p in problems.items]
-    for param in model.params.values():
-        if any(path.startswith(param.path) for path in refused):
-            continue  # already reported at (or inside) its declaration
-        if param.kind == "population" and param.rule is None and param.value is None:
-            problems.items.append(
-                Problem(
-                    param.path,
-                    param.line,
-                    f"population parameter {param.id!r} has "
-                    "no value (no initial estimate or assignment); give one",
-                )
-            )
-
-
-def _numeric_env(model: ReadModel) -> dict[str, float]:
-    """Values of every population-level quantity that has one (rules evaluated in order)."""
-    env = {
-        p.id: float(p.value)
-        for p in model.params.values()
-        if p.value is not None and p.rule is None and p.kind in ("population", "eta")
-    }
-    pending = [p for p in model.params.values() if p.kind == "population" and p.rule is not None]
-    for _ in range(len(pending) + 1):
-        left = []
-        for p in pending:
-            try:
-                assert p.rule is not None
-                env[p.id] = evaluate(p.rule, env)
-            except (KeyError, ValueError, ZeroDivisionError):
-                left.append(p)
-        pending = left
-    return {k: v for k, v in env.items() if math.isfinite(v)}
-
-
 def _check_definitions(model: ReadModel, problems: Problems) -> None:
     for p in model.params.values():
         if p.kind == "variable" and p.rule is None:
@@ -352,12 +304,15 @@ def _dataset_dosing(
     trial: list[TrialDose],
     specs: list[DosingSpec],
     problems: Problems,
+    redirect: Mapping[str, str],
 ) -> list[DosingSpec]:
-    """Dosing inputs for dose targets that are model variables (not PK-macro administrations)."""
+    """Dosing inputs for dose targets that are model variables (not PK-macro administrations);
+    ``redirect`` sends a dose variable's doses to the state it initialises."""
     targets: list[str] = [d.target for d in trial if d.target is not None]
     for m in mappings:
         if m.column_type == "dose" or m.column.upper() == "AMT":
             targets += m.symbols
+    targets = [redirect.get(t, t) for t in targets]
     adms = {s.adm for s in specs}
     for d in trial:
         if d.adm is not None and d.adm not in adms:
@@ -383,7 +338,9 @@ def _dataset_dosing(
                 )
             )
             continue
-        if _ORAL_NAME.search(t):
+        if param.rate == Num(0.0) and local(param.element) == "Variable":  # a dose-amount variable
+            out.append(DosingSpec(dose_variable_route(model), t, source=param.path))
+        elif _ORAL_NAME.search(t):
             out.append(DosingSpec("oral", t, source=param.path))
         else:
             out += [
@@ -440,18 +397,21 @@ def _dosing_inputs(specs: list[DosingSpec], unit: str, warnings: list[str]) -> l
     return out
 
 
-def _reference_doses(trial: list[TrialDose], specs: list[DosingSpec]) -> tuple[ReferenceDose, ...]:
+def _reference_doses(
+    trial: list[TrialDose], specs: list[DosingSpec], redirect: Mapping[str, str]
+) -> tuple[ReferenceDose, ...]:
     out = []
     for d in trial:
+        target = redirect.get(d.target, d.target) if d.target is not None else None
         spec = next(
             (
                 s
                 for s in specs
-                if (d.adm is not None and s.adm == d.adm) or (d.target is not None and s.target == d.target)
+                if (d.adm is not None and s.adm == d.adm) or (target is not None and s.target == target)
             ),
             None,
         )
-        if spec is None:
+        if spec is None or d.amount is None:
             continue
         route = spec.route
         if route.startswith("iv-"):

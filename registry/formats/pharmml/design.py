@@ -25,12 +25,13 @@ __all__ = ["ColumnMapping", "TrialDose", "read_column_mappings", "read_trial_dos
 class TrialDose:
     """One administration of the TrialDesign: into ``target`` (an SBML id) or macro ``adm``."""
 
-    amount: float
+    amount: float | None  # None: not a reference dose (computed amount, steady state)
     times_h: tuple[float, ...]
     target: str | None = None
     adm: int | None = None
     duration_h: float | None = None
     path: str = ""
+    time_symbol: str | None = None  # the model variable DosingTimes names (a dose-time variable)
 
 
 @dataclass
@@ -130,46 +131,68 @@ def _dose_target(amount: etree._Element, table: SymbolTable) -> tuple[str | None
     raise Unsupported(amount, "a DoseAmount must name its target")
 
 
-def read_trial_doses(doc: Document, table: SymbolTable, problems: Problems) -> list[TrialDose]:
-    """The bolus and infusion administrations of the TrialDesign."""
+def read_trial_doses(
+    doc: Document, table: SymbolTable, problems: Problems, warnings: list[str] | None = None
+) -> list[TrialDose]:
+    """The bolus and infusion administrations of the TrialDesign.
+
+    The twin's doses come from the patient's dosing history; the TrialDesign's give the dose
+    targets and the card's reference doses. An administration whose amount is computed (from
+    covariates, mg/kg) or that is at steady state still names its target, and is left out of the
+    reference doses with a warning (``warnings``; refused without it).
+    """
     design = child(doc.root, "TrialDesign")
     if design is None:
         return []
     out = []
     for admin in design.iter("{*}Bolus", "{*}Infusion"):
         try:
-            for part in children(admin):
-                if local(part) not in ("DoseAmount", "DosingTimes", "Duration", "Rate"):
-                    raise Unsupported(part, f"<{local(part)}> in a dose is not supported")
-            amount_el = child(admin, "DoseAmount")
-            if amount_el is None:
-                raise Unsupported(admin, "administration without DoseAmount")
-            target, adm = _dose_target(amount_el, table)
-            try:
-                amount = _number(_assign(amount_el), table)
-            except Unsupported as exc:
-                raise Unsupported(
-                    exc.element,
-                    "a dose amount must be a constant number "
-                    "(doses computed from covariates are not supported)",
-                ) from None
-            times_el = child(admin, "DosingTimes")
-            times = _times(times_el, table) if times_el is not None else (0.0,)
-            duration = None
-            if local(admin) == "Infusion":
-                dur, rate = child(admin, "Duration"), child(admin, "Rate")
-                if dur is not None:
-                    duration = _number(_assign(dur), table)
-                elif rate is not None:
-                    duration = amount / _number(_assign(rate), table)
-                else:
-                    raise Unsupported(admin, "an infusion needs Duration or Rate")
-            if amount <= 0 or any(t < 0 for t in times):
-                raise Unsupported(admin, "dose amounts must be positive and times not negative")
-            out.append(TrialDose(amount, times, target, adm, duration, xml_path(admin)))
+            out += _trial_dose(admin, table, warnings)
         except Unsupported as exc:
             problems.add(exc.element, exc.message)
     return out
+
+
+def _trial_dose(admin: etree._Element, table: SymbolTable, warnings: list[str] | None) -> list[TrialDose]:
+    reference_only: list[str] = []
+    for part in children(admin):
+        if local(part) == "SteadyState":
+            reference_only.append("at steady state")
+        elif local(part) not in ("DoseAmount", "DosingTimes", "Duration", "Rate"):
+            raise Unsupported(part, f"<{local(part)}> in a dose is not supported")
+    amount_el = child(admin, "DoseAmount")
+    if amount_el is None:
+        raise Unsupported(admin, "administration without DoseAmount")
+    target, adm = _dose_target(amount_el, table)
+    try:
+        amount = _number(_assign(amount_el), table)
+    except Unsupported:
+        amount = 1.0
+        reference_only.append("computed from covariates")
+    if reference_only:
+        if warnings is None:
+            raise Unsupported(admin, f"a dose {' and '.join(reference_only)} is not supported")
+        warnings.append(
+            f"{xml_path(admin)}: a dose {' and '.join(reference_only)} is not a reference dose "
+            "(its target is a dosing input; the twin takes doses from the dosing history)"
+        )
+        return [TrialDose(None, (), target, adm, None, xml_path(admin))]
+    times_el = child(admin, "DosingTimes")
+    times = _times(times_el, table) if times_el is not None else (0.0,)
+    duration = None
+    if local(admin) == "Infusion":
+        dur, rate = child(admin, "Duration"), child(admin, "Rate")
+        if dur is not None:
+            duration = _number(_assign(dur), table)
+        elif rate is not None:
+            duration = amount / _number(_assign(rate), table)
+        else:
+            raise Unsupported(admin, "an infusion needs Duration or Rate")
+    if amount <= 0 or any(t < 0 for t in times):
+        raise Unsupported(admin, "dose amounts must be positive and times not negative")
+    time_ref = child(times_el, "SymbRef") if times_el is not None else None
+    time_symbol = table.lookup(time_ref, None).sbml if time_ref is not None else None
+    return [TrialDose(amount, times, target, adm, duration, xml_path(admin), time_symbol)]
 
 
 def read_column_mappings(doc: Document, table: SymbolTable, problems: Problems) -> list[ColumnMapping]:

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 MAX_BYTES = 20 * 1024 * 1024
-SUPPORTED_VERSIONS = ("0.6", "0.8", "0.9")
+SUPPORTED_VERSIONS = ("0.6", "0.7", "0.8", "0.9")
 _PHARMML_NS = re.compile(r"^http://www\.pharmml\.org/pharmml/(\d+\.\d+)/([A-Za-z]+)$")
 # PharmML 0.6 files may still use the pre-0.6 CommonTypes namespace for a few elements.
 _LEGACY_NS = {"http://www.pharmml.org/2013/03/CommonTypes"}
@@ -137,7 +137,7 @@ def xml_path(element: etree._Element) -> str:
 @dataclass(frozen=True)
 class Document:
     root: etree._Element
-    version: str  # namespace version: "0.6", "0.8" or "0.9"
+    version: str  # namespace version: "0.6" to "0.9"
     written_version: str  # the root's writtenVersion attribute, e.g. "0.8.1"
 
     def iter(self) -> Iterator[etree._Element]:

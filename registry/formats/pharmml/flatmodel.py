@@ -38,6 +38,7 @@ class Parameter:
     rule: Expr | None = None
     rate: Expr | None = None
     initial: Expr | None = None
+    prior: bool = False  # rule is a prior's mean: an initial estimate replaces it
 
     @property
     def path(self) -> str:
@@ -88,6 +89,7 @@ class ReadModel:
     table: SymbolTable
     params: dict[str, Parameter] = field(default_factory=dict)
     etas: list[Eta] = field(default_factory=list)
+    occasion_etas: list[Eta] = field(default_factory=list)  # inter-occasion random effects
     correlations: list[Correlation] = field(default_factory=list)
     covariates: list[Covariate] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)

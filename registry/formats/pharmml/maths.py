@@ -76,6 +76,8 @@ class Scope(Protocol):
 
     def call(self, element: etree._Element, name: str, args: dict[str, Expr]) -> Expr: ...
 
+    def select(self, element: etree._Element, vector: etree._Element, index: int) -> Expr: ...
+
 
 _UNIOP: dict[str, str] = {
     "abs": "abs", "exp": "exp", "log": "ln", "log10": "log10", "sqrt": "sqrt",
@@ -143,7 +145,22 @@ def parse_expr(element: etree._Element, scope: Scope) -> Expr:
         return _call(element, scope)
     if name == "Delay":
         raise Unsupported(element, "delay differential equations are not supported")
+    if name == "VectorSelector":
+        return _vector_selector(element, scope)
     raise Unsupported(element, f"<{name}> is not supported in an expression")
+
+
+def _vector_selector(element: etree._Element, scope: Scope) -> Expr:
+    """``v[k]``: one component of a vector symbol (a multivariate random variable)."""
+    parts = children(element)
+    cell = [p for p in parts if local(p) == "Cell"]
+    if len(parts) != 2 or local(parts[0]) != "SymbRef" or len(cell) != 1:
+        raise Unsupported(element, "only a single cell of a vector symbol can be selected")
+    index = children(cell[0])
+    if len(index) != 1 or local(index[0]) != "Int":
+        raise Unsupported(cell[0], "the selected cell must be a constant integer")
+    k = int(_number(index[0]).value)
+    return scope.select(element, parts[0], k)
 
 
 def _uniop(element: etree._Element, scope: Scope) -> Expr:

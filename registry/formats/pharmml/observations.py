@@ -64,8 +64,9 @@ def _general(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
     """``y = f + g * eps`` written out: split into prediction f and error SD g, as Standard."""
     decl = declaration(scope.table, scope.block, el)
     assign = child(el, "Assign")
-    if assign is None:
-        raise Unsupported(el, "a general observation model needs its equation")
+    dist = child(el, "Distribution")
+    if assign is None and dist is None:
+        raise Unsupported(el, "a general observation model needs its equation or its distribution")
     log = False
     for tr in children(el):
         if local(tr) in ("LHSTransformation", "Transformation"):
@@ -73,8 +74,12 @@ def _general(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
             if kind != "log":
                 raise Unsupported(tr, f"observation transformation {kind!r} is not supported")
             log = True
-        elif local(tr) not in ("Assign", "Description"):
+        elif local(tr) not in ("Assign", "Description", "Distribution", "VariabilityReference"):
             raise Unsupported(tr, f"<{local(tr)}> in a general observation model is not supported")
+    if assign is None:
+        assert dist is not None
+        _distributional(el, decl.sbml, dist, log, scope, model)
+        return
     expr = scope.parse(assign)
     eps = symbols(expr) & set(model.epsilon_variance)
     if len(eps) != 1:
@@ -93,6 +98,34 @@ def _general(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
         model.add(Parameter(pid, "derived", el, rule=prediction))
         prediction = Sym(pid)
     model.observations.append(Observation(decl.sbml, prediction, sd, model.epsilon_variance[e], log, el))
+
+
+def _distributional(
+    el: etree._Element, sid: str, dist: etree._Element, log: bool, scope: BlockScope, model: ReadModel
+) -> None:
+    """``y ~ Normal(mean = f, stdev = g)`` (ProbOnto Normal1, or Normal2 with a variance): the
+    prediction f and error SD g of a standard observation with a unit residual variance."""
+    onto = child(dist, "ProbOnto")
+    kind = onto.get("name", "") if onto is not None else ""
+    params = {p.get("name", ""): p for p in children(onto, "Parameter")} if onto is not None else {}
+    if kind not in ("Normal1", "Normal2", "Normal3") or "mean" not in params:
+        raise Unsupported(
+            dist, f"an observation distributed as {kind or 'this'} is not supported (only normal)"
+        )
+    if kind == "Normal1" and "stdev" in params:
+        sd = expression_in(params["stdev"], scope)
+    elif kind == "Normal2" and "var" in params:
+        sd = Op("sqrt", (expression_in(params["var"], scope),))
+    elif kind == "Normal3" and "precision" in params:  # ProbOnto: mean and precision 1/var
+        sd = Op("divide", (Num(1.0), Op("sqrt", (expression_in(params["precision"], scope),))))
+    else:
+        raise Unsupported(onto, f"{kind} needs its stdev or var parameter")
+    prediction = expression_in(params["mean"], scope)
+    if not isinstance(prediction, Sym):
+        pid = scope.table.fresh(f"{sid}_pred")
+        model.add(Parameter(pid, "derived", el, rule=prediction))
+        prediction = Sym(pid)
+    model.observations.append(Observation(sid, prediction, sd, Num(1.0), log, el))
 
 
 def _standard(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:

@@ -26,8 +26,8 @@ from registry.formats.pharmml.flatmodel import (
 )
 from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Unsupported
 from registry.formats.pharmml.observations import observation_model
-from registry.formats.pharmml.parameters import parameter_model, population_parameter
-from registry.formats.pharmml.symbols import BlockScope, SymbolTable
+from registry.formats.pharmml.parameters import individual_parameter, parameter_model, population_parameter
+from registry.formats.pharmml.symbols import BlockScope, SymbolTable, first_expression
 
 __all__ = ["ReadModel", "read_model"]
 
@@ -75,6 +75,8 @@ def _declare(doc: Document, table: SymbolTable, problems: Problems) -> etree._El
                     table.declare(blk, el.get("symbId", ""), "derivative", el)
                 elif name in PARAM_TAGS:
                     table.declare(blk, el.get("symbId", ""), "population", el)
+                elif name == "IndividualParameter":  # allowed here since PharmML 0.9
+                    table.declare(blk, el.get("symbId", ""), "individual", el)
         elif kind == "ObservationModel":
             for data in children(block):
                 for el in children(data):
@@ -118,21 +120,39 @@ def read_model(doc: Document, problems: Problems) -> ReadModel:
                 problems.add(block, f"<{kind}> in ModelDefinition is not supported")
         except Unsupported as exc:
             problems.add(exc.element, exc.message)
+    for el, vector, k in table.vector_uses:  # cells of multivariate random variables
+        size = table.vectors.get(vector)
+        if size is None:
+            problems.add(el, "<VectorSelector> of a random variable that is not multivariate normal")
+        elif not 1 <= k <= size:
+            problems.add(el, f"cell {k} of a vector of {size}")
     return model
 
 
 def _variability_levels(mdef: etree._Element, problems: Problems) -> dict[tuple[str, str], str]:
     """(block, level) -> "subject" | "occasion" | "residual"."""
+    # A nested level is an occasion inside subjects when random effects live on its parent level;
+    # under a level only priors refer to (a "population" level of a Bayesian model) it is the
+    # subjects' level itself.
+    with_effects = set()
+    for el in mdef.iter("{*}RandomVariable", "{*}IndividualParameter"):
+        vref = child(el, "VariabilityReference")
+        ref = child(vref, "SymbRef") if vref is not None else None
+        if ref is not None:
+            with_effects.add(ref.get("symbIdRef", ""))
     out: dict[tuple[str, str], str] = {}
     for vm in children(mdef, "VariabilityModel"):
         blk = vm.get("blkId", "")
         kind = vm.get("type", "")
         for level in children(vm, "Level"):
-            nested = child(level, "ParentLevel") is not None
+            parent = child(level, "ParentLevel")
+            parent_ref = child(parent, "SymbRef") if parent is not None else None
             if kind == "residualError":
                 out[(blk, level.get("symbId", ""))] = "residual"
+            elif parent_ref is not None and parent_ref.get("symbIdRef", "") in with_effects:
+                out[(blk, level.get("symbId", ""))] = "occasion"
             else:
-                out[(blk, level.get("symbId", ""))] = "occasion" if nested else "subject"
+                out[(blk, level.get("symbId", ""))] = "subject"
     return out
 
 
@@ -213,8 +233,10 @@ def _dataset_category_codes(root: etree._Element) -> dict[str, dict[str, float]]
 
 
 def _centring_value(expr: Expr, cov: str) -> float | None:
-    """``c`` when ``expr`` is ``cov/c``, ``log(cov/c)`` or ``cov - c``: the reference value."""
+    """``c`` when ``expr`` is ``cov/c``, ``log(cov/c)``, ``(cov/c)^k`` or ``cov - c``: the reference."""
     if isinstance(expr, Op) and expr.op == "ln" and len(expr.args) == 1:
+        expr = expr.args[0]
+    if isinstance(expr, Op) and expr.op == "power" and len(expr.args) == 2:  # allometric (cov/c)^k
         expr = expr.args[0]
     if (
         isinstance(expr, Op)
@@ -236,6 +258,12 @@ def _structural_model(block: etree._Element, scope: BlockScope, model: ReadModel
             continue
         if name == "PKmacros":
             model.pkmacros.append((scope.block or "", el))
+            continue
+        if name == "IndividualParameter":
+            guard(problems, individual_parameter, el, scope, model)
+            continue
+        if name == "DE":
+            guard(problems, _differential_equation, el, scope, model)
             continue
         if name not in ("Variable", "DerivativeVariable"):
             if name not in ("Description", "Name"):
@@ -262,6 +290,35 @@ def _structural_model(block: etree._Element, scope: BlockScope, model: ReadModel
             guard(problems, _initial_condition, el, scope, param)
 
 
+def _differential_equation(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
+    """``<DE type="ode">`` (PharmML 0.9): ``d Y / d t = RHS`` for a declared Variable ``Y``, which
+    becomes a state as a DerivativeVariable would; other differential equations are refused."""
+    if el.get("type", "ode") != "ode":
+        raise Unsupported(el, f"<DE type={el.get('type')!r}> (only ordinary differential equations)")
+    stmt = child(el, "AssignStatement")
+    parts = children(stmt) if stmt is not None else []
+    if stmt is None or len(parts) != 2 or local(parts[0]) != "Diff":
+        raise Unsupported(el, "a <DE> needs an AssignStatement 'Diff = expression'")
+    diff, rhs = parts
+    if diff.get("order", "1") != "1":
+        raise Unsupported(diff, "only first-order derivatives are supported")
+    holder = child(diff, "DiffVariable")
+    wrt = child(holder, "SymbRef") if holder is not None else None
+    arg = child(diff, "DiffOpArgument")
+    target = first_expression(arg) if arg is not None else None
+    if target is not None and local(target) == "Assign":
+        target = first_expression(target)
+    by_time = wrt is not None and wrt.get("symbIdRef") == scope.table.time_symbol
+    if not by_time or target is None or local(target) != "SymbRef":
+        raise Unsupported(diff, "a <DE> must differentiate a variable with respect to time")
+    decl = scope.table.lookup(target, scope.block)
+    param = model.params.get(decl.sbml)
+    if param is None or param.kind != "variable" or param.rule is not None:
+        raise Unsupported(target, f"{decl.name!r} is not a variable without a definition")
+    decl.kind, param.kind, param.rate = "derivative", "state", scope.parse(rhs)
+    _initial_condition(el, scope, param)
+
+
 def _initial_condition(el: etree._Element, scope: BlockScope, param: Parameter) -> None:
     ic = child(el, "InitialCondition")
     param.value = 0.0
@@ -269,13 +326,27 @@ def _initial_condition(el: etree._Element, scope: BlockScope, param: Parameter) 
         return
     value = child(ic, "InitialValue")
     time = child(ic, "InitialTime")
-    if time is not None:
-        t0 = expression_in(time, scope)
-        if not (isinstance(t0, Num) and t0.value == 0):
-            raise Unsupported(time, "initial conditions at a time other than 0 are not supported")
+    t0 = _initial_time(time, scope) if time is not None else 0.0
     if value is not None:
         expr = expression_in(value, scope)
         if isinstance(expr, Num):
             param.value = expr.value
         else:
             param.initial = expr
+    if t0 != 0:  # s(t0) given: s(0) = s(t0) + rate * (0 - t0) when the rate is a constant
+        assert time is not None
+        if not isinstance(param.rate, Num) or param.initial is not None:
+            raise Unsupported(time, "initial conditions at a time other than 0 need a constant derivative")
+        param.value = (param.value or 0.0) - param.rate.value * t0
+
+
+def _initial_time(time: etree._Element, scope: BlockScope) -> float:
+    """The InitialTime's value: a number, or a symbol (``t0``) assigned a number."""
+    t0 = expression_in(time, scope)
+    if isinstance(t0, Sym):
+        decl = next((d for d in scope.table.declarations.values() if d.sbml == t0.name), None)
+        assign = child(decl.element, "Assign") if decl is not None else None
+        t0 = expression_in(decl.element, scope) if decl is not None and assign is not None else t0
+    if not isinstance(t0, Num):
+        raise Unsupported(time, "the initial time must be a number or a symbol assigned a number")
+    return t0.value

@@ -53,6 +53,9 @@ class SymbolTable:
     time_symbol: str | None = None
     declarations: dict[tuple[str, str], Declaration] = field(default_factory=dict)
     functions: dict[str, etree._Element] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # warnings for the conversion
+    vectors: dict[str, int] = field(default_factory=dict)  # multivariate random variable -> size
+    vector_uses: list[tuple[etree._Element, str, int]] = field(default_factory=list)
     _used_ids: set[str] = field(default_factory=set)
 
     def declare(self, block: str, name: str, kind: str, element: etree._Element) -> None:
@@ -93,7 +96,19 @@ class SymbolTable:
         if ref_block is not None:
             decl = self.declarations.get((ref_block, name))
             if decl is None:
-                raise Unsupported(element, f"dangling reference: no symbol {name!r} in block {ref_block!r}")
+                # a wrong blkIdRef (a writer's slip seen in published files): the one declaration
+                # of that name elsewhere is meant, said in a warning; none or several stay dangling
+                others = [d for (b, n), d in self.declarations.items() if n == name]
+                if len(others) != 1:
+                    raise Unsupported(
+                        element, f"dangling reference: no symbol {name!r} in block {ref_block!r}"
+                    )
+                decl = others[0]
+                note = (
+                    f"{name!r} referred to in block {ref_block!r} is the one declared in block {decl.block!r}"
+                )
+                if note not in self.notes:
+                    self.notes.append(note)
             return decl
         if block is not None and (block, name) in self.declarations:
             return self.declarations[(block, name)]
@@ -126,7 +141,20 @@ class BlockScope:
         decl = self.table.lookup(element, self.block)
         if decl.kind in ("level", "function", "observation"):
             raise Unsupported(element, f"{decl.kind} {name!r} cannot be used in an expression")
+        if decl.sbml in self.table.vectors:
+            raise Unsupported(element, f"the vector {name!r} is used whole (select its cells)")
         return Sym(decl.sbml)
+
+    def select(self, element: etree._Element, vector: etree._Element, index: int) -> Expr:
+        """Component ``index`` (from 1) of a multivariate random variable: its own SBML parameter;
+        checked against the variable's size once every block is read."""
+        decl = self.table.lookup(vector, self.block)
+        if decl.kind != "random":
+            raise Unsupported(
+                element, f"<VectorSelector> of {decl.name!r}: only random vectors are supported"
+            )
+        self.table.vector_uses.append((element, decl.sbml, index))
+        return Sym(f"{decl.sbml}_{index}")
 
     def call(self, element: etree._Element, name: str, args: dict[str, Expr]) -> Expr:
         fn = self.table.functions.get(name)

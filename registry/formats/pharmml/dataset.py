@@ -1,0 +1,145 @@
+"""What a PharmML model leaves to the dataset, made model quantities: dose-amount and dose-time
+variables, regressors (time-varying covariates) and the occasions of inter-occasion random effects
+(issue 14)."""
+
+from __future__ import annotations
+
+import re
+
+from registry.formats.pharmml.design import ColumnMapping, TrialDose
+from registry.formats.pharmml.document import Document
+from registry.formats.pharmml.flatmodel import Covariate, Eta, Parameter, ReadModel
+from registry.formats.pharmml.maths import Num, Sym, symbols
+
+__all__ = ["DEFAULT_OCCASIONS", "dataset_variables", "dose_variable_route", "occasion_effects"]
+
+DEFAULT_OCCASIONS = 4
+# column types that are never model inputs (identifiers, observations, dosing bookkeeping)
+_NOT_REGRESSORS = {"id", "dv", "dvid", "mdv", "evid", "cmt", "adm", "rate", "ss", "ii", "addl", "occasion",
+                   "censoring", "limit", "dose", "idv"}  # fmt: skip
+
+
+def _occasion_count(doc: Document) -> int | None:
+    """Distinct values of the occasion column in an inline dataset (None without one)."""
+    for ds in doc.root.iter("{*}DataSet"):
+        nums = [c.get("columnNum") for c in ds.iter("{*}Column") if c.get("columnType") == "occasion"]
+        if not nums or not (nums[0] or "").isdigit():
+            continue
+        k = int(nums[0] or 0) - 1
+        values = set()
+        for row in ds.iter("{*}Row"):
+            cells = [c for c in row if isinstance(c.tag, str)]
+            if 0 <= k < len(cells):
+                values.add((cells[k].text or "").strip())
+        if values:
+            return len(values)
+    return None
+
+
+def occasion_effects(
+    doc: Document, model: ReadModel, warnings: list[str]
+) -> list[tuple[Eta, tuple[str, ...]]]:
+    """Each inter-occasion random effect with one SBML parameter (at 0) per occasion.
+
+    The card's convention holds: occasions follow the dose times (occasion k from the k-th dose),
+    not the dataset's occasion column, and there are as many as the inline dataset has (else
+    ``DEFAULT_OCCASIONS``; later occasions take the prior mean, 0).
+    """
+    if not model.occasion_etas:
+        return []
+    n = _occasion_count(doc)
+    if n is None:
+        n = DEFAULT_OCCASIONS
+        warnings.append(f"the dataset's occasions are not in the file: the card defines {n} occasions")
+    warnings.append("inter-occasion effects switch at each dose time (the card's convention), not by the "
+                    "dataset's occasion column")  # fmt: skip
+    out = []
+    for eta in model.occasion_etas:
+        ids = tuple(f"{eta.id}_occ{k}" for k in range(1, n + 1))
+        for pid in ids:
+            model.add(Parameter(pid, "eta", eta.element, value=0.0))
+        out.append((eta, ids))
+    return out
+
+
+_KA_NAME = re.compile(r"^(pop_?)?k_?a(_pop)?$", re.I)
+
+
+def dataset_variables(
+    model: ReadModel, mappings: list[ColumnMapping], trial: list[TrialDose], warnings: list[str]
+) -> dict[str, str]:
+    """Variables without a definition that the dataset supplies, made model quantities; returns
+    the dose targets redirected (dose variable -> the state it initialises).
+
+    A dose-amount variable (the dose column, or a TrialDesign dose, names it) that only gives a
+    derivative variable its initial condition (``init = D``) hands its doses to that state, which
+    starts at 0: exact for any doses. Used in equations (``D`` in a closed-form model) it becomes an
+    amount that receives the twin's doses and never changes otherwise. A dose-time variable (the
+    time column maps to it on dose records, ``DT``/``tD``) is 0, the time of the twin's first dose.
+    Both are exact for one dose at time 0 (the closed forms that use them are single-dose formulas)
+    and warned. A variable another column maps to (a regressor) is a time-varying covariate.
+    """
+    dose_vars = {d.target for d in trial if d.target is not None}
+    time_vars = {d.time_symbol for d in trial if d.time_symbol is not None}
+    regressors: set[str] = set()
+    for m in mappings:
+        if m.column_type == "dose" or m.column.upper() == "AMT":
+            dose_vars.update(m.symbols)
+        elif m.column_type == "idv" or m.column.upper() == "TIME":
+            time_vars.update(m.symbols)
+        elif m.column_type not in _NOT_REGRESSORS:
+            regressors.update(m.symbols)
+    for pid in sorted(regressors - dose_vars - time_vars):
+        p = model.params.get(pid)
+        if p is None or p.kind != "variable" or p.rule is not None:
+            continue
+        decl = next(d for d in model.table.declarations.values() if d.sbml == pid)
+        p.kind, p.value = "covariate", 0.0
+        model.covariates.append(Covariate(pid, decl.name, p.element))
+        warnings.append(f"{pid} (a dataset column, a regressor) is a time-varying covariate of the card")
+    redirect = _initialised_states(model, dose_vars, warnings)
+    for pid in sorted(dose_vars - set(redirect)):
+        p = model.params.get(pid)
+        if p is None or p.kind != "variable" or p.rule is not None:
+            continue
+        p.kind, p.rate, p.initial, p.value = "state", Num(0.0), None, 0.0
+        warnings.append(
+            f"{pid} (the dataset's dose amount) holds the sum of the doses given: the model's use of it "
+            "is exact for one dose"
+        )
+    for pid in sorted(time_vars):
+        p = model.params.get(pid)
+        if p is None or p.kind != "variable" or p.rule is not None:
+            continue
+        p.rule = Num(0.0)
+        warnings.append(f"{pid} (the dataset's dose time) is 0, the first dose's time: exact for one dose")
+    return redirect
+
+
+def _initialised_states(model: ReadModel, dose_vars: set[str], warnings: list[str]) -> dict[str, str]:
+    """Dose variables used only as one state's initial condition (``init = D``) -> that state."""
+    out: dict[str, str] = {}
+    for pid in sorted(dose_vars):
+        p = model.params.get(pid)
+        if p is None or p.kind != "variable" or p.rule is not None:
+            continue
+        users = [q for q in model.params.values() if q.id != pid and pid in _used_by(q)]
+        states = [q for q in users if q.kind == "state" and q.initial == Sym(pid)]
+        if len(states) != 1 or len(users) != 1 or any(pid in symbols(o.output) for o in model.observations):
+            continue
+        state = states[0]
+        state.initial, state.value = None, 0.0
+        p.rule = Num(0.0)
+        out[pid] = state.id
+        warnings.append(f"{state.id} = {pid} at the start: {pid}'s doses go into {state.id}")
+    return out
+
+
+def _used_by(p: Parameter) -> set[str]:
+    return set().union(*(symbols(e) for e in (p.rule, p.rate, p.initial) if e is not None))
+
+
+def dose_variable_route(model: ReadModel) -> str:
+    """A dose-amount variable's route: oral when the model has an absorption rate (ka), else a bolus."""
+    names = {d.name for d in model.table.declarations.values()}
+    return "oral" if any(_KA_NAME.match(n) for n in names) else "iv-bolus"
