@@ -114,9 +114,12 @@ PHARMML_USECASE1 = PHARMML / "UseCase1_0.8.1.xml"
 PHARMML_USECASE3 = PHARMML / "UseCase3_0.8.1.xml"
 PHARMML_ADVAN1 = PHARMML / "PKmacros_advan1_0.8.1.xml"
 PHARMML_ADVAN4 = PHARMML / "PKmacros_advan4_0.8.1.xml"
-# a checkout of the pharmml/pharmml-example repository (PharmML with NM-TRAN twins, no licence)
-PHARMML_EXAMPLE = PHARMML / "pharmml-example"
-PHARMML_NMTRAN_TWINS = PHARMML_EXAMPLE / "mdl-to-pharmml-to-nmtran_9December"
+# An optional corpus: a checkout of the pharmml/pharmml-example repository (PharmML with NM-TRAN
+# twins, no licence). Neither the project nor CI's test data holds it, so a test needing it skips,
+# under CI too (``require_corpus``); point INTEROP_PHARMML_CORPUS at a checkout to run those tests.
+PHARMML_CORPUS = Path(os.environ.get("INTEROP_PHARMML_CORPUS", "") or PHARMML / "pharmml-example")
+PHARMML_NMTRAN_TWINS = PHARMML_CORPUS / "mdl-to-pharmml-to-nmtran_9December"
+OPTIONAL_CORPORA = (PHARMML_CORPUS,)
 PHARMML_ONECMT_IV = PHARMML_FIXTURES / "onecmt_iv_0.8.xml"
 PHARMML_ORAL_EFFECT = PHARMML_FIXTURES / "pkmacros_oral_effect_0.8.xml"
 
@@ -163,7 +166,18 @@ def mapbayr_phi(model: str) -> Path:
 
 
 def _is_external(value: object) -> bool:
-    return isinstance(value, Path) and value.is_relative_to(EXTERNAL) and value != EXTERNAL
+    if not isinstance(value, Path) or any(value.is_relative_to(c) for c in OPTIONAL_CORPORA):
+        return False
+    return value.is_relative_to(EXTERNAL) and value != EXTERNAL
+
+
+def require_corpus(path: Path) -> None:
+    """Skip the running test when ``path`` of an optional corpus (``OPTIONAL_CORPORA``) is absent.
+
+    Unlike ``require_external`` this skips under CI too: CI's test data does not hold these corpora,
+    and the skip names the setting that runs the test."""
+    if not path.exists():
+        pytest.skip(f"optional corpus file {path} is absent: set INTEROP_PHARMML_CORPUS to a checkout")
 
 
 def _external_constants() -> dict[str, Path]:

@@ -4,8 +4,9 @@ The repository's ``mdl-to-pharmml-to-nmtran`` folder holds each warfarin use cas
 as the NM-TRAN control stream generated from the same MDL. Each test here solves the control
 stream's own equations (``$PRED`` closed form, or ``$DES`` with scipy's ``solve_ivp``) at its
 ``$THETA`` initial estimates, ETAs 0, written out by hand from the ``.ctl`` (quoted in comments),
-and compares the twin built from the converted PharmML. The files have no licence: they are read
-through the test-data setting (``pharmml/pharmml-example/`` under it).
+and compares the twin built from the converted PharmML. The files have no licence and are not in the
+project's or CI's test data: the tests run when INTEROP_PHARMML_CORPUS names a checkout, and skip
+otherwise (``tests.data.require_corpus``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from scipy.integrate import solve_ivp
 from interop.schema import ReferenceDose
 from interop.twin import bind_regimen, load_model, simulate
 from registry.formats.pharmml import convert
-from tests.data import PHARMML_NMTRAN_TWINS, require_external
+from tests.data import PHARMML_NMTRAN_TWINS, require_corpus
 
 TIMES = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 24.0, 36.0, 48.0])
 RTOL = 1e-5
@@ -34,7 +35,7 @@ V = math.exp(math.log(POP_V) + BETA_V_WT * LOGTWT)  # MU_2 = LOG(POP_V) + BETA_V
 
 def _twin(name: str, doses: list[ReferenceDose], covariates: dict[str, float]) -> np.ndarray:
     path = PHARMML_NMTRAN_TWINS / f"{name}.xml"
-    require_external(path)
+    require_corpus(path)
     conv = convert(path.read_bytes(), source=str(path))
     model = load_model(conv.sbml, conv.card)
     twin = bind_regimen(model, tuple(doses), covariates)
@@ -154,7 +155,7 @@ def test_usecase8_inter_occasion_variability_follows_the_doses() -> None:
     # CL = EXP(MU_1 + ETA(1) + ETA(OCC_BOV_CL)), V = EXP(MU_2 + ETA(2) + ETA(OCC_BOV_V)); $DES as
     # UseCase5 (absorption from T >= TLAG). The dataset's OCC changes at the second dose (24 h).
     path = PHARMML_NMTRAN_TWINS / "UseCase8.xml"
-    require_external(path)
+    require_corpus(path)
     conv = convert(path.read_bytes(), source=str(path))
     occasions = {o.parameter: o for o in conv.card.random_effects.occasions}
     assert set(occasions) == {"eta_BOV_CL", "eta_BOV_V"}
@@ -243,7 +244,7 @@ def test_usecase3_pk_and_the_turnover_of_prothrombin_complex_activity() -> None:
 
     expected = _ode(rhs, [dose, 0.0, pca0], [POP_TLAG])
     path = PHARMML_NMTRAN_TWINS / "UseCase3.xml"
-    require_external(path)
+    require_corpus(path)
     conv = convert(path.read_bytes(), source=str(path))
     doses = (ReferenceDose(route="oral", amount=dose, time_h=0),)
     twin = bind_regimen(load_model(conv.sbml, conv.card), doses, {"WT": WT})
