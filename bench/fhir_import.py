@@ -14,13 +14,21 @@ examples each) is exercised as well as the row-group Parquet writing.
 Prints resources/s for both, the ratio (goal >= 0.5) and peak memory (``ru_maxrss``; goal < 1 GB).
 ``--sizes 100000 1000000`` runs each size in a fresh child process (peak memory is per process)
 and prints one line per size, so flat memory shows as the same peak at every size.
-Run: ``PYTHONPATH=. python bench/fhir_import.py [--resources 200000 | --sizes 100000 1000000]``
+
+``--workers N`` adds, in the same process after the one-process pipeline, the same import on a
+Dask ``LocalCluster`` of N worker processes (:mod:`converters.fhir.parallel`), checks that its
+records, sorted cohort rows and report equal the one-process run's (``sorted_outputs``), and
+prints the speed-up (goal with 2 workers on 2 idle cores: >= 1.6x) and the workers' peak memory.
+The machine's load average is printed with each figure: on a busy machine the speed-up is low.
+Run: ``PYTHONPATH=. python bench/fhir_import.py [--resources 200000 | --sizes 1000 10000 100000]
+[--workers 2]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -28,9 +36,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from converters.fhir import SpoolSink, convert_paths
-from converters.fhir.output import write_import
+from converters.fhir.output import sorted_outputs, write_import
 from converters.fhir.sources import open_stream
 from converters.fhir.versions import model_class
 from converters.pseudonym import source_token
@@ -71,13 +80,20 @@ def add_bad_lines(feed: Path, every: int) -> int:
     return n_bad
 
 
-def run_sizes(sizes: list[int], every: int, baseline_too: bool) -> None:
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def run_sizes(sizes: list[int], every: int, baseline_too: bool, workers: int) -> None:
     """Each size in a fresh process (``ru_maxrss`` is per process); one summary line per size."""
     rows = []
     for n in sizes:
         cmd = [sys.executable, __file__, "--resources", str(n), "--bad-every", str(every), "--json"]
         if not baseline_too:
             cmd.append("--no-baseline")
+        if workers:
+            cmd += ["--workers", str(workers)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         print(done.stdout, end="")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -88,6 +104,56 @@ def run_sizes(sizes: list[int], every: int, baseline_too: bool) -> None:
             f"{r['read']:>21,}  {r['pipeline_rate']:>14,.0f}  {ratio:>5}  "
             f"{r['mem_conv_mb']:>18.0f} MB  {r['mem_pipe_mb']:>15.0f} MB"
         )
+    if workers:
+        print(
+            f"\none process vs Dask ({workers} workers), same outputs checked at every size:\n"
+            "  resources   one process: s  res/s   peak MB  |  Dask: s  res/s   speed-up  "
+            "worker peak MB (each)  client MB  same  load average at the end"
+        )
+        for r in rows:
+            d = r["dask"]
+            print(
+                f"{r['read']:>11,}  {r['t_pipe']:>14.1f}  {r['pipeline_rate']:>6,.0f}  "
+                f"{r['mem_pipe_mb']:>7.0f}"
+                f"  |  {d['t']:>7.1f}  {d['rate']:>6,.0f}  {d['speedup']:>7.2f}x  "
+                f"{'/'.join(f'{m:.0f}' for m in d['worker_peak_mb']):>21}  {d['client_mb']:>9.0f}  "
+                f"{'yes' if d['same'] else 'NO':>4}  {d['load']}"
+            )
+
+
+def run_dask(feed: Path, out: Path, key: bytes, workers: int, one_out: Path, t_one: float) -> dict[str, Any]:
+    """The same import on a LocalCluster of ``workers`` processes; its figures and the comparison."""
+    from converters.fhir.parallel import convert_parallel
+    from interop.cohort.scale import dask_client
+
+    with dask_client(None, workers) as client:
+        client.run(lambda: model_class("R4", "Observation"))  # import the models before timing
+        before = load()
+        t0 = time.perf_counter()
+        report, _ = convert_parallel(client, [feed], key, out, hide=lambda s: source_token(key, s))
+        t = time.perf_counter() - t0
+        after = load()
+        peaks = client.run(peak_mb)
+    same = sorted_outputs(out) == sorted_outputs(one_out)
+    n = sum(report.read.values())
+    print(
+        f"Dask ({workers} workers): {n / t:10,.0f} resources/s ({t:.1f} s); speed-up {t_one / t:.2f}x "
+        f"(goal >= 1.6x on 2 idle cores); same outputs as one process: {'yes' if same else 'NO'}"
+    )
+    print(
+        f"  workers' peak memory: {', '.join(f'{m:.0f} MB' for m in peaks.values())}; "
+        f"client {peak_mb():.0f} MB (includes the one-process run); {before} before, {after} after"
+    )
+    assert same, "Dask outputs differ from the one-process run"
+    return {
+        "t": t,
+        "rate": n / t,
+        "speedup": t_one / t,
+        "worker_peak_mb": list(peaks.values()),
+        "client_mb": peak_mb(),
+        "same": same,
+        "load": after,
+    }
 
 
 def main() -> None:
@@ -98,9 +164,10 @@ def main() -> None:
     ap.add_argument("--no-baseline", action="store_true", help="Skip validation-only baseline")
     ap.add_argument("--json", action="store_true", help="Last line: the figures as JSON")
     ap.add_argument("--keep", type=Path, default=None, help="Keep the feed and output here")
+    ap.add_argument("--workers", type=int, default=0, help="Also run on a Dask LocalCluster of N workers")
     args = ap.parse_args()
     if args.sizes:
-        run_sizes(args.sizes, args.bad_every, not args.no_baseline)
+        run_sizes(args.sizes, args.bad_every, not args.no_baseline, args.workers)
         return
     work = args.keep or Path(tempfile.mkdtemp(prefix="fhir-bench-"))
     feed, out = work / "feed", work / "out"
@@ -113,6 +180,7 @@ def main() -> None:
         )
         n_bad = add_bad_lines(feed, args.bad_every)
         t_gen = time.perf_counter() - t0
+        print(load())
         print(
             f"feed: {synth.resources + n_bad:,} resources ({n_bad:,} impossible), {n_patients:,} patients, "
             f"{sum(f.stat().st_size for f in feed.iterdir()) / 1e6:.0f} MB NDJSON "
@@ -165,8 +233,11 @@ def main() -> None:
             f"{written.patients:,} records; {len(report.reason_counts):,} distinct reasons kept, "
             f"{sum(len(v) for v in report.examples.values()):,} examples"
         )
+        dask = run_dask(feed, work / "out-dask", key, args.workers, out, t_pipe) if args.workers else None
         if args.json:
             figures = {
+                "t_pipe": t_pipe,
+                "dask": dask,
                 "read": n_pipe,
                 "pipeline_rate": pipe_rate,
                 "baseline_rate": base_rate,

@@ -6,9 +6,11 @@ range of a large plain NDJSON file. A line belongs to the range its first byte i
 that straddles a boundary is read exactly once. Then three steps run on the workers:
 
 1. **index** (per partition): the context resources (Patient, Medication, Encounter, Specimen)
-   as reference key -> pseudonym / medication / encounter / collection time, and the number
-   of lines (so a range's line numbers are the file's own).
-2. **convert** (per partition): every resource, with the context one process would have had at
+   as reference key -> pseudonym / medication / encounter / collection time. They need no
+   context themselves, so a partition holding nothing else (a Bulk export's ``Patient.ndjson``)
+   is converted here for good; in any other, lines without a context type's name are skipped
+   unparsed. (A range's first line number is counted by the plan: one pass over the bytes.)
+2. **convert** (each other partition): every resource, with the context one process would have had at
    that point: the indices of all earlier partitions merged in order, then the partition's own
    as it is read. Items go to the partition's :class:`PartSpool` (shared storage) tagged with
    their patient's bucket; resources waiting for context (per-kg doses, a patient not yet seen)
@@ -46,7 +48,7 @@ from converters.fhir.context import Context, MedicationInfo, patient_ref_key
 from converters.fhir.convert import FhirConverter, entry_from_json, patient_field
 from converters.fhir.output import ImportOutput
 from converters.fhir.rest import iter_search
-from converters.fhir.sink import CLASSES, MemorySink, PartSpool, SpoolSink, bucket_of
+from converters.fhir.sink import CLASSES, PartSpool, SpoolSink, bucket_of
 from converters.fhir.sources import (
     Entry,
     FeedInfo,
@@ -99,6 +101,7 @@ class Part:
     transaction_time: dt.datetime | None = None
     deleted: frozenset[str] = frozenset()
     entry: Entry | None = None  # kind "entry": an input that is an error in itself (an XML file)
+    first_line: int = 1  # the file's line number of the range's first line
 
     def __repr__(self) -> str:  # Dask logs a failed task's arguments: never the path (it may name a patient)
         span = "" if self.end is None else f", bytes {self.start}-{self.end}"
@@ -142,8 +145,10 @@ def plan_parts(inputs: Iterable[Path | str], info: FeedInfo, *, chunk_bytes: int
         except OSError as exc:
             raise ConversionError(f"cannot read: {exc}", source=str(path)) from exc
         if kind == "output" and not gz and size > chunk_bytes:
-            for start in range(0, size, chunk_bytes):
-                add("ndjson", str(path), start=start, end=min(start + chunk_bytes, size), type_hint=rtype)
+            starts = list(range(0, size, chunk_bytes))
+            for start, first in zip(starts, first_lines(path, starts), strict=True):
+                end = min(start + chunk_bytes, size)
+                add("ndjson", str(path), start=start, end=end, type_hint=rtype, first_line=first)
             return
         add("ndjson", str(path), manifest_kind=kind, type_hint=rtype)
         if kind == "deleted":
@@ -180,6 +185,27 @@ def plan_parts(inputs: Iterable[Path | str], info: FeedInfo, *, chunk_bytes: int
         else:
             walk(Path(item))
     return parts
+
+
+def first_lines(path: Path, starts: list[int]) -> list[int]:
+    """The line number of the first line of each range starting at ``starts`` (ascending).
+
+    A line starts at byte 0 and after every newline; the range at ``start`` begins with the
+    first line starting at or after it, so its number is one more than the lines starting
+    before ``start``: 1 (the line at byte 0) + the newlines in ``[0, start - 1)``.
+    """
+    out: list[int] = []
+    newlines, pos = 0, 0
+    with path.open("rb") as fh:
+        for start in starts:
+            while pos < start - 1:
+                block = fh.read(min(1 << 24, start - 1 - pos))
+                if not block:
+                    break
+                newlines += block.count(b"\n")
+                pos += len(block)
+            out.append(1 if start == 0 else 2 + newlines)
+    return out
 
 
 def range_lines(path: Path, start: int, end: int) -> Iterator[bytes]:
@@ -230,9 +256,10 @@ class RunSpec:
 
 @dataclass
 class PartIndex:
-    """Step 1's result for one partition: its context resources by reference key, its line count."""
+    """Step 1's result for one partition: its context resources by reference key, and its report
+    when the partition held only context resources (then it is converted, and step 2 skips it)."""
 
-    lines: int = 0
+    report: ImportReport | None = None
     patients: dict[str, str] = field(default_factory=dict)
     medications: dict[str, MedicationInfo] = field(default_factory=dict)
     encounters: dict[str, str] = field(default_factory=dict)
@@ -254,9 +281,7 @@ def _info(part: Part) -> FeedInfo:
     return FeedInfo(transaction_time=part.transaction_time, version=part.version, deleted=set(part.deleted))
 
 
-def part_entries(
-    part: Part, info: FeedInfo, first_line: int = 1, token: SecretKey | None = None
-) -> Iterator[Entry]:
+def part_entries(part: Part, info: FeedInfo, token: SecretKey | None = None) -> Iterator[Entry]:
     """The entries of one partition, with the line numbers of its file."""
     if part.kind == "entry":
         assert part.entry is not None
@@ -272,7 +297,7 @@ def part_entries(
         else:
             lines = range_lines(path, part.start, part.end)
             entries = iter_ndjson_lines(
-                lines, part.path, type_hint=part.type_hint, version=part.version, first_line=first_line
+                lines, part.path, type_hint=part.type_hint, version=part.version, first_line=part.first_line
             )
         yield from manifest_entries(part.manifest_kind, entries, info)
 
@@ -282,54 +307,65 @@ def _raw_lines(part: Part) -> Iterator[bytes]:
         yield from range_lines(Path(part.path), part.start, part.end)
         return
     with open_stream(Path(part.path)) as fh:
-        try:
-            yield from fh
-        except (OSError, EOFError, gzip.BadGzipFile):
-            return  # step 2 reports the corrupt file
+        yield from fh
 
 
-def index_part(part: Part, run: RunSpec) -> PartIndex:
-    """Step 1: the partition's context resources (their pseudonyms etc.) and its line count."""
+def index_part(part: Part, run: RunSpec, spool: str) -> PartIndex:
+    """Step 1: the partition's context resources; converted for good if it holds nothing else."""
     info = _info(part)
-    conv = run.converter(info, MemorySink(), part.transaction_time)  # its report is thrown away
-    index = PartIndex()
+    sink = PartSpool(Path(spool), run.buckets)
+    conv = run.converter(info, sink, part.transaction_time)
+    only_context = part.kind == "ndjson" and part.manifest_kind == "output"
     try:
-        if part.kind == "ndjson":
-            for n, raw in enumerate(_raw_lines(part), start=1):
-                index.lines = n
-                if part.manifest_kind != "output" or not any(m in raw for m in _CONTEXT_MARKS):
-                    continue
-                try:
-                    obj = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if isinstance(obj, dict) and obj.get("resourceType") in CONTEXT_TYPES:
-                    conv.add(Entry(obj, part.path, n, version=part.version or detect_version(obj)))
+        if only_context:
+            try:
+                for n, raw in enumerate(_raw_lines(part), start=part.first_line):
+                    if not raw.strip():
+                        continue
+                    if not any(m in raw for m in _CONTEXT_MARKS):
+                        only_context = False  # an item (or a bad line): step 2 converts this partition
+                        continue
+                    try:
+                        obj = json.loads(raw)
+                    except (json.JSONDecodeError, UnicodeDecodeError):
+                        only_context = False
+                        continue
+                    if isinstance(obj, dict) and obj.get("resourceType") in CONTEXT_TYPES:
+                        conv.add(Entry(obj, part.path, n, version=part.version or detect_version(obj)))
+                    else:
+                        only_context = False
+            except (OSError, EOFError, gzip.BadGzipFile):
+                only_context = False  # step 2 reports the corrupt file
         else:
-            for entry in part_entries(part, info, token=run.token):
+            for entry in part_entries(part, info, run.token):
                 if entry.resource is not None and entry.resource.get("resourceType") in CONTEXT_TYPES:
                     conv.add(entry)
+        if only_context:
+            sink.commit()
     finally:
         conv.close()
+        sink.close()
     ctx = conv.ctx
-    index.patients, index.medications = ctx.patients, ctx.medications
-    index.encounters, index.specimens = ctx.encounters, ctx.specimens
-    return index
+    return PartIndex(
+        conv.report if only_context else None, ctx.patients, ctx.medications, ctx.encounters, ctx.specimens
+    )
 
 
-def _meta(index: PartIndex) -> tuple[int, bool]:
-    return index.lines, index.empty
+def _meta(index: PartIndex) -> bool:
+    return index.empty
 
 
-def convert_part(part: Part, first_line: int, run: RunSpec, spool: str, *seeds: PartIndex) -> ImportReport:
+def convert_part(part: Part, run: RunSpec, spool: str, own: PartIndex, *seeds: PartIndex) -> ImportReport:
     """Step 2: convert the partition's resources into its spool; its report."""
+    if own.report is not None:
+        return own.report  # converted in step 1
     info = _info(part)
     sink = PartSpool(Path(spool), run.buckets)
     conv = run.converter(info, sink, part.transaction_time)
     for index in seeds:
         index.seed(conv.ctx)
     try:
-        for entry in part_entries(part, info, first_line, run.token):
+        for entry in part_entries(part, info, run.token):
             if info.transaction_time is not None and conv.ctx.export_time != info.transaction_time:
                 conv.ctx.export_time = info.transaction_time
             conv.add(entry)
@@ -482,34 +518,27 @@ def convert_parallel(
         run_f = client.scatter(run, broadcast=True, hash=False)
         futures.append(run_f)
         step(f"index: {len(parts)} partition(s) on {n_workers} worker(s)")
+        spools = [str(stage / f"part-{p.index:06d}.sqlite") for p in parts]
         idx = [
-            client.submit(index_part, p, run_f, key=f"fhir-index-{tag}-{p.index}", pure=False) for p in parts
-        ]
-        futures += idx
-        metas = client.gather(
-            [client.submit(_meta, f, key=f"fhir-meta-{tag}-{i}", pure=False) for i, f in enumerate(idx)]
-        )
-        first: list[int] = []
-        seen_lines: dict[str, int] = {}
-        for p, (lines, _) in zip(parts, metas, strict=True):
-            first.append(seen_lines.get(p.path, 0) + 1 if p.end is not None else 1)
-            if p.end is not None:
-                seen_lines[p.path] = seen_lines.get(p.path, 0) + lines
-        context = [f for f, (_, empty) in zip(idx, metas, strict=True) if not empty]
-        context_before = [
-            [f for f, (_, empty), q in zip(idx, metas, parts, strict=True) if not empty and q.index < p.index]
+            client.submit(
+                index_part, p, run_f, spools[p.index], key=f"fhir-index-{tag}-{p.index}", pure=False
+            )
             for p in parts
         ]
+        futures += idx
+        empty = client.gather(
+            [client.submit(_meta, f, key=f"fhir-meta-{tag}-{i}", pure=False) for i, f in enumerate(idx)]
+        )
+        context = [f for f, e in zip(idx, empty, strict=True) if not e]
         step(f"convert: {len(parts)} partition(s)")
-        spools = [str(stage / f"part-{p.index:06d}.sqlite") for p in parts]
         converted = [
             client.submit(
                 convert_part,
                 p,
-                first[p.index],
                 run_f,
                 spools[p.index],
-                *context_before[p.index],
+                idx[p.index],
+                *(f for f, e, q in zip(idx, empty, parts, strict=True) if not e and q.index < p.index),
                 key=f"fhir-convert-{tag}-{p.index}",
                 pure=False,
             )

@@ -18,7 +18,7 @@ import pytest
 
 from converters.fhir import SpoolSink, convert_paths
 from converters.fhir.output import sorted_outputs, write_import
-from converters.fhir.parallel import convert_parallel, plan_parts, range_lines
+from converters.fhir.parallel import convert_parallel, first_lines, part_entries, plan_parts, range_lines
 from converters.fhir.sources import FeedInfo, iter_ndjson
 from converters.pseudonym import SecretKey, source_token
 from interop.schema.cohort import read_cohort
@@ -70,24 +70,18 @@ def test_ranges_keep_the_file_line_numbers_and_plan_the_inputs_in_reading_order(
     assert parts[0].path.endswith("Patient.ndjson")  # context types first, as one process reads
     assert str(ndjson_feed) not in repr(parts[0])  # a path may name a patient: not in logs
     whole = [(e.line, e.resource) for e in iter_ndjson(Path(obs[0].path))]
-    from converters.fhir.parallel import index_part, part_entries  # the workers' functions, run here
-
-    run = _run_spec()
-    got, first = [], 1
-    for p in obs:
-        got += [(e.line, e.resource) for e in part_entries(p, FeedInfo(), first)]
-        first += index_part(p, run).lines
+    got = [(e.line, e.resource) for p in obs for e in part_entries(p, FeedInfo())]
     assert got == whole
 
 
-def _run_spec() -> Any:
-    import datetime as dt
-
-    from converters.fhir import load_code_tables
-    from converters.fhir.parallel import RunSpec
-
-    now = dt.datetime.now(dt.UTC)
-    return RunSpec(SecretKey(KEY), load_code_tables(), None, True, now, now, 3)
+def test_first_line_numbers_of_ranges_at_every_offset(tmp_path):
+    path = tmp_path / "f.ndjson"
+    data = b"".join(LINES)
+    path.write_bytes(data)
+    starts = list(range(len(data) + 1))
+    for start, first in zip(starts, first_lines(path, starts), strict=True):
+        before = len(list(range_lines(path, 0, start)))  # the lines the ranges before own
+        assert first == before + 1, start
 
 
 # -- the feed -------------------------------------------------------------------------------------
