@@ -66,6 +66,24 @@ def baseline(feed: Path) -> int:
     return n
 
 
+def warm_feed(feed: Path, work: Path) -> Path:
+    """A small copy of the feed (its first 20 lines per file) to warm a process up before timing:
+    the first conversion of each resource type imports its fhir.resources models (seconds)."""
+    small = work / "warm"
+    small.mkdir(exist_ok=True)
+    for f in feed.glob("*.ndjson"):
+        with f.open("rb") as fh:
+            (small / f.name).write_bytes(b"".join(line for _, line in zip(range(20), fh, strict=False)))
+    return small
+
+
+def warm_up(small: str) -> float:
+    """Convert the small feed here (in a worker: the same); seconds taken."""
+    t0 = time.perf_counter()
+    convert_paths([Path(small)], b"warm-up-key-0123456789")
+    return time.perf_counter() - t0
+
+
 def add_bad_lines(feed: Path, every: int) -> int:
     """Append one impossible Observation per ``every`` resources, each with a different value."""
     obs = feed / "Observation.ndjson"
@@ -121,17 +139,30 @@ def run_sizes(sizes: list[int], every: int, baseline_too: bool, workers: int) ->
             )
 
 
-def run_dask(feed: Path, out: Path, key: bytes, workers: int, one_out: Path, t_one: float) -> dict[str, Any]:
+def run_dask(
+    feed: Path, out: Path, key: bytes, workers: int, one_out: Path, t_one: float, small: Path
+) -> dict[str, Any]:
     """The same import on a LocalCluster of ``workers`` processes; its figures and the comparison."""
     from converters.fhir.parallel import convert_parallel
     from interop.cohort.scale import dask_client
 
     with dask_client(None, workers) as client:
-        client.run(lambda: model_class("R4", "Observation"))  # import the models before timing
+        t_warm = time.perf_counter()
+        client.run(warm_up, str(small))  # every worker imports its models before timing
+        print(f"Dask cold start (not timed below): {time.perf_counter() - t_warm:.1f} s to warm the workers")
         before = load()
         t0 = time.perf_counter()
-        report, _ = convert_parallel(client, [feed], key, out, hide=lambda s: source_token(key, s))
+        marks: list[tuple[float, str]] = []
+        report, _ = convert_parallel(
+            client,
+            [feed],
+            key,
+            out,
+            hide=lambda s: source_token(key, s),
+            on_step=lambda text: marks.append((time.perf_counter(), text)),
+        )
         t = time.perf_counter() - t0
+        marks.append((t0 + t, "end"))
         after = load()
         peaks = client.run(peak_mb)
     same = sorted_outputs(out) == sorted_outputs(one_out)
@@ -144,6 +175,8 @@ def run_dask(feed: Path, out: Path, key: bytes, workers: int, one_out: Path, t_o
         f"  workers' peak memory: {', '.join(f'{m:.0f} MB' for m in peaks.values())}; "
         f"client {peak_mb():.0f} MB (includes the one-process run); {before} before, {after} after"
     )
+    steps = [(b[0] - a[0], a[1]) for a, b in zip(marks, marks[1:], strict=False)]
+    print("  steps: " + "; ".join(f"{text} {dt_s:.1f} s" for dt_s, text in steps))
     assert same, "Dask outputs differ from the one-process run"
     return {
         "t": t,
@@ -186,7 +219,8 @@ def main() -> None:
             f"{sum(f.stat().st_size for f in feed.iterdir()) / 1e6:.0f} MB NDJSON "
             f"(generated in {t_gen:.0f} s)"
         )
-        model_class("R4", "Observation")  # import the models before timing either run
+        small = warm_feed(feed, work)
+        print(f"one process cold start (not timed below): {warm_up(str(small)):.1f} s")
         mem0 = peak_mb()
 
         t0 = time.perf_counter()
@@ -233,7 +267,9 @@ def main() -> None:
             f"{written.patients:,} records; {len(report.reason_counts):,} distinct reasons kept, "
             f"{sum(len(v) for v in report.examples.values()):,} examples"
         )
-        dask = run_dask(feed, work / "out-dask", key, args.workers, out, t_pipe) if args.workers else None
+        dask = (
+            run_dask(feed, work / "out-dask", key, args.workers, out, t_pipe, small) if args.workers else None
+        )
         if args.json:
             figures = {
                 "t_pipe": t_pipe,

@@ -459,7 +459,10 @@ def _install_cohort(staged: Path, cohort: Path) -> None:
     """Replace the cohort's tables by the staged part-file folders (``<kind>.parquet/part-*.parquet``)."""
     cohort.mkdir(parents=True, exist_ok=True)
     for old in cohort.glob("*.parquet"):
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
     if staged.is_dir():
         for table in sorted(staged.iterdir()):
             table.replace(cohort / table.name)
@@ -492,7 +495,7 @@ def convert_parallel(
     if chunk_bytes is None:
         plain = [Path(i) for i in inputs if not (isinstance(i, str) and is_url(i))]
         total = sum(_ndjson_bytes(p) for p in plain)
-        chunk_bytes = max(MIN_CHUNK, -(-total // (4 * n_workers)))
+        chunk_bytes = max(MIN_CHUNK, -(-total // (8 * n_workers)))  # small enough to even out the tail
     parts = plan_parts(inputs, info, chunk_bytes=chunk_bytes)
     n_buckets = buckets or 2 * n_workers
     ranks: dict[str, int] = {}

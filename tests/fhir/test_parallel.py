@@ -198,6 +198,15 @@ def test_dask_import_equals_one_process_byte_for_byte(client, hard_feed, one_pro
     assert report.balanced()
     assert any(p.is_dir() for p in (out / "cohort").glob("*.parquet"))  # part files, one schema
     assert len(read_cohort(out / "cohort")) == 9
+    # the same import again in one process into the same folder: part folders replaced, records unchanged
+    sink = SpoolSink(tmp_path)
+    try:
+        again, _ = convert_paths([hard_feed], KEY, sink=sink)
+        write_import(sink.records(), again, out, hide)
+    finally:
+        sink.close()
+    assert not any(p.is_dir() for p in (out / "cohort").glob("*.parquet"))
+    assert sorted_outputs(out) == expected
     # bad input named by file and line, as one process names it
     obs_file = str(hard_feed / "Observation.ndjson")
     by_reason = {i.reason: i for i in report.issues}
