@@ -351,8 +351,8 @@ def index_part(part: Part, run: RunSpec, spool: str) -> PartIndex:
     )
 
 
-def _meta(index: PartIndex) -> bool:
-    return index.empty
+def _meta(index: PartIndex) -> tuple[bool, bool]:
+    return index.empty, index.report is not None
 
 
 def convert_part(part: Part, run: RunSpec, spool: str, own: PartIndex, *seeds: PartIndex) -> ImportReport:
@@ -487,6 +487,8 @@ def convert_parallel(
 
     ``out`` (and the inputs) must be readable and writable at the same path on every worker.
     """
+    from distributed import KilledWorker  # the 'cluster' extra: the caller made a client with it
+
     step = on_step or (lambda _: None)
     inputs = list(inputs)
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
@@ -522,16 +524,23 @@ def convert_parallel(
         futures.append(run_f)
         step(f"index: {len(parts)} partition(s) on {n_workers} worker(s)")
         spools = [str(stage / f"part-{p.index:06d}.sqlite") for p in parts]
-        idx = [
+        idx = [  # step 1 writes its own spool: a rerun of it (a worker died) never touches step 2's
             client.submit(
-                index_part, p, run_f, spools[p.index], key=f"fhir-index-{tag}-{p.index}", pure=False
+                index_part,
+                p,
+                run_f,
+                f"{spools[p.index]}.index",
+                key=f"fhir-index-{tag}-{p.index}",
+                pure=False,
             )
             for p in parts
         ]
         futures += idx
-        empty = client.gather(
+        metas = client.gather(
             [client.submit(_meta, f, key=f"fhir-meta-{tag}-{i}", pure=False) for i, f in enumerate(idx)]
         )
+        empty = [e for e, _ in metas]
+        spools = [f"{s}.index" if done else s for s, (_, done) in zip(spools, metas, strict=True)]
         context = [f for f, e in zip(idx, empty, strict=True) if not e]
         step(f"convert: {len(parts)} partition(s)")
         converted = [
@@ -576,14 +585,12 @@ def convert_parallel(
         report.versions = (*run.tables.versions, ANALYTES_VERSION)
         _install_cohort(stage / "cohort", out / "cohort")
         report_json, report_txt = write_report(report, out, hide)
-    except Exception as exc:
-        if type(exc).__name__ == "KilledWorker":
-            raise ConversionError(
-                f"Dask workers died running {exc.args[0] if exc.args else 'a task'} again and again: "
-                f"import stopped, {out} is incomplete",
-                source=str(out),
-            ) from exc
-        raise
+    except KilledWorker as exc:
+        raise ConversionError(
+            f"Dask workers died running {exc.args[0] if exc.args else 'a task'} again and again: "
+            "import stopped, the output folder is incomplete (run the import again)",
+            source=str(out),
+        ) from exc
     finally:
         for f in futures:
             f.release()

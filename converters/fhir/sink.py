@@ -9,8 +9,10 @@ second resource with the same id is reported as a duplicate, never written twice
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import tempfile
+import uuid
 import zlib
 from collections import defaultdict
 from collections.abc import Iterator
@@ -128,10 +130,11 @@ class PartSpool:
     """
 
     def __init__(self, path: Path, buckets: int, *, create: bool = True) -> None:
-        self.path, self.buckets = path, buckets
-        if create:
-            path.unlink(missing_ok=True)  # a rerun of the same partition (a worker died) starts afresh
-        self.db = sqlite3.connect(path)
+        self.path, self.buckets, self._done = path, buckets, not create
+        # Written under a temporary name and renamed by commit(): a task rerun after a worker died
+        # rewrites the file while a reducer may be reading it, and a reader must see a whole file.
+        self._tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex}") if create else path
+        self.db = sqlite3.connect(self._tmp)
         if create:
             self.db.execute("PRAGMA journal_mode=OFF")
             self.db.execute("PRAGMA synchronous=OFF")
@@ -171,9 +174,13 @@ class PartSpool:
         )
 
     def commit(self) -> None:
+        """Finish the file and put it in place (atomically)."""
         self.db.execute("CREATE INDEX patient_bucket ON patient (bucket)")
         self.db.execute("CREATE INDEX item_bucket ON item (bucket)")
         self.db.commit()
+        self.db.close()
+        os.replace(self._tmp, self.path)
+        self._done = True
 
     # -- the reducers' side ---------------------------------------------------------------------
     def patients(self, bucket: int) -> Iterator[tuple[str, str]]:
@@ -194,4 +201,7 @@ class PartSpool:
             yield pid, dt.datetime.fromisoformat(t), kg
 
     def close(self) -> None:
+        """Close; a file never committed is removed."""
         self.db.close()
+        if not self._done:
+            self._tmp.unlink(missing_ok=True)
