@@ -290,3 +290,35 @@ def test_cli_workers_option(hard_feed, one_process, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "9 patient record(s)" in r.stdout + r.stderr
     assert sorted_outputs(tmp_path / "out") == sorted_outputs(one_process)
+
+
+@pytest.mark.slow
+def test_cli_scheduler_option_and_a_folder_of_bundles(client, tmp_path):
+    """Synthea-style input (one transaction Bundle per patient, urn:uuid references) on a running
+    cluster given by its address: the one-process result."""
+    feed = tmp_path / "bundles"
+    sbml, card, label = load_synth_model(Settings(home=tmp_path, database_url="sqlite://"), None)
+    write_synthetic_feed(feed, 4, sbml=sbml, card=card, label=label, fmt="bundle", days=2, seed=3)
+    (feed / "notes.xml").write_text("<Bundle/>")  # reported, as in one process
+    keyfile = tmp_path / "key"
+    keyfile.write_bytes(KEY)
+    outs = {}
+    for name, extra in (("one", []), ("dask", ["--scheduler", client.scheduler.address])):
+        outs[name] = tmp_path / name
+        r = invoke(
+            [
+                "import",
+                "fhir",
+                str(feed),
+                "--out",
+                str(outs[name]),
+                "--pseudonymise-key-file",
+                str(keyfile),
+                *extra,
+            ],
+            env={"INTEROP_PSEUDONYM_KEY": None},
+        )
+        assert r.returncode == 0, r.stderr
+        assert "4 patient record(s)" in r.stdout + r.stderr
+    assert "FHIR XML is not supported" in (outs["dask"] / "report.txt").read_text()
+    assert sorted_outputs(outs["dask"]) == sorted_outputs(outs["one"])
