@@ -517,7 +517,7 @@ def convert_parallel(
     out.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:12]
     stage = out / f".parallel-{tag}"
-    stage.mkdir()
+    stage.mkdir(mode=0o700)  # resources waiting for context are kept there as read: the owner only
     futures: list[Any] = []
     try:
         run_f = client.scatter(run, broadcast=True, hash=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import typer
@@ -76,19 +77,24 @@ def register(app: typer.Typer) -> None:  # noqa: ARG001 - commands hang on the i
             from converters.fhir.parallel import convert_parallel
             from interop.cohort.scale import dask_client
 
-            with terminate_cleanly(), dask_client(scheduler, workers or 2) as client:
-                report, written = convert_parallel(
-                    client,
-                    inputs,
-                    key,
-                    out,
-                    hide=hider(key),
-                    tables=tables,
-                    version=version,
-                    date_shift=date_shift,
-                    token=token,
-                    on_step=lambda text: console.print(f"[bold]{text}"),
-                )
+            before = set(out.glob(".parallel-*"))
+            try:
+                with terminate_cleanly(), dask_client(scheduler, workers or 2) as client:
+                    report, written = convert_parallel(
+                        client,
+                        inputs,
+                        key,
+                        out,
+                        hide=hider(key),
+                        tables=tables,
+                        version=version,
+                        date_shift=date_shift,
+                        token=token,
+                        on_step=lambda text: console.print(f"[bold]{text}"),
+                    )
+            finally:  # after the cluster is closed: what its tasks were still writing when stopped
+                for stage in set(out.glob(".parallel-*")) - before:
+                    shutil.rmtree(stage, ignore_errors=True)
         else:
             report, written = _one_process(inputs, key, out, tables, version, date_shift, token, console)
         print_report(console, report, "FHIR import", shown if show_paths else hider(key))

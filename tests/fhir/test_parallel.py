@@ -322,3 +322,29 @@ def test_cli_scheduler_option_and_a_folder_of_bundles(client, tmp_path):
         assert "4 patient record(s)" in r.stdout + r.stderr
     assert "FHIR XML is not supported" in (outs["dask"] / "report.txt").read_text()
     assert sorted_outputs(outs["dask"]) == sorted_outputs(outs["one"])
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_dask_import_leaves_no_temporary_file(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from tests import data
+
+    sbml, card, label = load_synth_model(Settings(home=tmp_path, database_url="sqlite://"), None)
+    write_synthetic_feed(tmp_path / "feed", 60, sbml=sbml, card=card, label=label, fmt="ndjson", days=7)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(data.ROOT), INTEROP_PSEUDONYM_KEY=KEY.decode())
+    cmd = [sys.executable, "-m", "interop", "import", "fhir", str(tmp_path / "feed"), "--out", str(out)]
+    proc = subprocess.Popen(
+        [*cmd, "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".parallel-*")) and time.monotonic() < deadline:  # the stage: import under way
+        time.sleep(0.05)
+    time.sleep(0.3)  # mid-import: the 2,760 resources take seconds on the workers
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM, proc.stderr.read() if proc.stderr else ""
+    left = [p.name for p in out.rglob("*")]
+    assert not [n for n in left if n.startswith((".parallel-", ".tmp-")) or ".sqlite" in n], left
