@@ -50,6 +50,12 @@ DAYS = 14
 PER_PATIENT = 4 + 6 * DAYS  # resources per synthetic patient with DAYS days of dosing
 
 
+def cpu_s() -> float:
+    """CPU seconds this process has used (user + system): unlike wall time, hardly moved by load."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
 
@@ -125,7 +131,7 @@ def run_sizes(sizes: list[int], every: int, baseline_too: bool, workers: int) ->
     if workers:
         print(
             f"\none process vs Dask ({workers} workers), same outputs checked at every size:\n"
-            "  resources   one process: s  res/s   peak MB  |  Dask: s  res/s   speed-up  "
+            "  resources   one process: s  res/s   peak MB  |  Dask: s  res/s   speed-up (CPU est.)  "
             "worker peak MB (each)  client MB  same  load average at the end"
         )
         for r in rows:
@@ -133,15 +139,17 @@ def run_sizes(sizes: list[int], every: int, baseline_too: bool, workers: int) ->
             print(
                 f"{r['read']:>11,}  {r['t_pipe']:>14.1f}  {r['pipeline_rate']:>6,.0f}  "
                 f"{r['mem_pipe_mb']:>7.0f}"
-                f"  |  {d['t']:>7.1f}  {d['rate']:>6,.0f}  {d['speedup']:>7.2f}x  "
+                f"  |  {d['t']:>7.1f}  {d['rate']:>6,.0f}  {d['speedup']:>7.2f}x ({d['cpu_speedup']:.2f}x)  "
                 f"{'/'.join(f'{m:.0f}' for m in d['worker_peak_mb']):>21}  {d['client_mb']:>9.0f}  "
                 f"{'yes' if d['same'] else 'NO':>4}  {d['load']}"
             )
 
 
 def run_dask(
-    feed: Path, out: Path, key: bytes, workers: int, one_out: Path, t_one: float, small: Path
+    feed: Path, out: Path, key: bytes, workers: int, one_out: Path, one: tuple[float, float], small: Path
 ) -> dict[str, Any]:
+    """``one``: the one-process run's wall and CPU seconds."""
+    t_one, c_one = one
     """The same import on a LocalCluster of ``workers`` processes; its figures and the comparison."""
     from converters.fhir.parallel import convert_parallel
     from interop.cohort.scale import dask_client
@@ -151,6 +159,7 @@ def run_dask(
         client.run(warm_up, str(small))  # every worker imports its models before timing
         print(f"Dask cold start (not timed below): {time.perf_counter() - t_warm:.1f} s to warm the workers")
         before = load()
+        cpu0, client0 = client.run(cpu_s), cpu_s()
         t0 = time.perf_counter()
         marks: list[tuple[float, str]] = []
         report, _ = convert_parallel(
@@ -163,6 +172,8 @@ def run_dask(
         )
         t = time.perf_counter() - t0
         marks.append((t0 + t, "end"))
+        cpu1, client_cpu = client.run(cpu_s), cpu_s() - client0
+        worker_cpu = [cpu1[w] - cpu0[w] for w in cpu1 if w in cpu0]
         after = load()
         peaks = client.run(peak_mb)
     same = sorted_outputs(out) == sorted_outputs(one_out)
@@ -175,6 +186,12 @@ def run_dask(
         f"  workers' peak memory: {', '.join(f'{m:.0f} MB' for m in peaks.values())}; "
         f"client {peak_mb():.0f} MB (includes the one-process run); {before} before, {after} after"
     )
+    # What idle cores would give: the busiest worker's CPU time plus the client's (plan, merge).
+    est = c_one / (max(worker_cpu) + client_cpu)
+    print(
+        f"  CPU seconds: one process {c_one:.1f}; Dask workers {', '.join(f'{c:.1f}' for c in worker_cpu)}, "
+        f"client {client_cpu:.1f} -> speed-up on {workers} idle cores estimated from CPU time: {est:.2f}x"
+    )
     steps = [(b[0] - a[0], a[1]) for a, b in zip(marks, marks[1:], strict=False)]
     print("  steps: " + "; ".join(f"{text} {dt_s:.1f} s" for dt_s, text in steps))
     assert same, "Dask outputs differ from the one-process run"
@@ -182,6 +199,7 @@ def run_dask(
         "t": t,
         "rate": n / t,
         "speedup": t_one / t,
+        "cpu_speedup": est,
         "worker_peak_mb": list(peaks.values()),
         "client_mb": peak_mb(),
         "same": same,
@@ -229,7 +247,7 @@ def main() -> None:
         mem_base = peak_mb()
 
         key = b"benchmark-key-0123456789abcdef"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s()
         sink = SpoolSink(work)
         try:
             report, _ = convert_paths([feed], key, sink=sink)
@@ -239,6 +257,7 @@ def main() -> None:
         finally:
             sink.close()
         t_pipe = time.perf_counter() - t0
+        c_pipe = cpu_s() - c0
         mem_pipe = peak_mb()
         n_pipe = sum(report.read.values())
         assert report.balanced() and n_pipe == synth.resources + n_bad
@@ -268,7 +287,9 @@ def main() -> None:
             f"{sum(len(v) for v in report.examples.values()):,} examples"
         )
         dask = (
-            run_dask(feed, work / "out-dask", key, args.workers, out, t_pipe, small) if args.workers else None
+            run_dask(feed, work / "out-dask", key, args.workers, out, (t_pipe, c_pipe), small)
+            if args.workers
+            else None
         )
         if args.json:
             figures = {
