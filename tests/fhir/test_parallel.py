@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from converters.fhir import SpoolSink, convert_paths
@@ -196,7 +197,11 @@ def test_dask_import_equals_one_process_byte_for_byte(client, hard_feed, one_pro
     assert got == expected
     assert written.patients == len(expected["records"]) == 9  # 8 + the late one
     assert report.balanced()
-    assert any(p.is_dir() for p in (out / "cohort").glob("*.parquet"))  # part files, one schema
+    tables = [p for p in (out / "cohort").glob("*.parquet") if p.is_dir()]
+    assert len(tables) == 3  # patients, measurements, doses: each a folder of part files, one schema
+    for table in tables:
+        schemas = [pq.read_schema(part) for part in sorted(table.glob("part-*.parquet"))]
+        assert len(schemas) > 1 and all(s.equals(schemas[0]) for s in schemas), table
     assert len(read_cohort(out / "cohort")) == 9
     # the same import again in one process into the same folder: part folders replaced, records unchanged
     sink = SpoolSink(tmp_path)
