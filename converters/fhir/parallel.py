@@ -73,7 +73,7 @@ from interop.schema.analytes import ANALYTES_VERSION
 from interop.schema.cohort import write_cohort
 from interop.schema.record_store import RecordStore
 
-__all__ = ["Part", "convert_parallel", "plan_parts", "range_lines"]
+__all__ = ["Part", "RunSpec", "convert_parallel", "first_lines", "part_entries", "plan_parts", "range_lines"]
 
 CONTEXT_TYPES = frozenset({"Patient", "Medication", "Encounter", "Specimen"})
 # A line can hold a context resource only if it has one of these (its resourceType value),
