@@ -14,13 +14,21 @@ examples each) is exercised as well as the row-group Parquet writing.
 Prints resources/s for both, the ratio (goal >= 0.5) and peak memory (``ru_maxrss``; goal < 1 GB).
 ``--sizes 100000 1000000`` runs each size in a fresh child process (peak memory is per process)
 and prints one line per size, so flat memory shows as the same peak at every size.
-Run: ``PYTHONPATH=. python bench/fhir_import.py [--resources 200000 | --sizes 100000 1000000]``
+
+``--workers N`` adds, in the same process after the one-process pipeline, the same import on a
+Dask ``LocalCluster`` of N worker processes (:mod:`converters.fhir.parallel`), checks that its
+records, sorted cohort rows and report equal the one-process run's (``sorted_outputs``), and
+prints the speed-up (goal with 2 workers on 2 idle cores: >= 1.6x) and the workers' peak memory.
+The machine's load average is printed with each figure: on a busy machine the speed-up is low.
+Run: ``PYTHONPATH=. python bench/fhir_import.py [--resources 200000 | --sizes 1000 10000 100000]
+[--workers 2]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -28,9 +36,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from converters.fhir import SpoolSink, convert_paths
-from converters.fhir.output import write_import
+from converters.fhir.output import sorted_outputs, write_import
 from converters.fhir.sources import open_stream
 from converters.fhir.versions import model_class
 from converters.pseudonym import source_token
@@ -39,6 +48,12 @@ from interop.workflows.synth import load_synth_model, write_synthetic_feed
 
 DAYS = 14
 PER_PATIENT = 4 + 6 * DAYS  # resources per synthetic patient with DAYS days of dosing
+
+
+def cpu_s() -> float:
+    """CPU seconds this process has used (user + system): unlike wall time, hardly moved by load."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def peak_mb() -> float:
@@ -57,6 +72,24 @@ def baseline(feed: Path) -> int:
     return n
 
 
+def warm_feed(feed: Path, work: Path) -> Path:
+    """A small copy of the feed (its first 20 lines per file) to warm a process up before timing:
+    the first conversion of each resource type imports its fhir.resources models (seconds)."""
+    small = work / "warm"
+    small.mkdir(exist_ok=True)
+    for f in feed.glob("*.ndjson"):
+        with f.open("rb") as fh:
+            (small / f.name).write_bytes(b"".join(line for _, line in zip(range(20), fh, strict=False)))
+    return small
+
+
+def warm_up(small: str) -> float:
+    """Convert the small feed here (in a worker: the same); seconds taken."""
+    t0 = time.perf_counter()
+    convert_paths([Path(small)], b"warm-up-key-0123456789")
+    return time.perf_counter() - t0
+
+
 def add_bad_lines(feed: Path, every: int) -> int:
     """Append one impossible Observation per ``every`` resources, each with a different value."""
     obs = feed / "Observation.ndjson"
@@ -71,13 +104,20 @@ def add_bad_lines(feed: Path, every: int) -> int:
     return n_bad
 
 
-def run_sizes(sizes: list[int], every: int, baseline_too: bool) -> None:
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def run_sizes(sizes: list[int], every: int, baseline_too: bool, workers: int) -> None:
     """Each size in a fresh process (``ru_maxrss`` is per process); one summary line per size."""
     rows = []
     for n in sizes:
         cmd = [sys.executable, __file__, "--resources", str(n), "--bad-every", str(every), "--json"]
         if not baseline_too:
             cmd.append("--no-baseline")
+        if workers:
+            cmd += ["--workers", str(workers)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         print(done.stdout, end="")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -88,6 +128,84 @@ def run_sizes(sizes: list[int], every: int, baseline_too: bool) -> None:
             f"{r['read']:>21,}  {r['pipeline_rate']:>14,.0f}  {ratio:>5}  "
             f"{r['mem_conv_mb']:>18.0f} MB  {r['mem_pipe_mb']:>15.0f} MB"
         )
+    if workers:
+        print(
+            f"\none process vs Dask ({workers} workers), same outputs checked at every size:\n"
+            "  resources   one process: s  res/s   peak MB  |  Dask: s  res/s   speed-up (CPU est.)  "
+            "worker peak MB (each)  client MB  same  load average at the end"
+        )
+        for r in rows:
+            d = r["dask"]
+            print(
+                f"{r['read']:>11,}  {r['t_pipe']:>14.1f}  {r['pipeline_rate']:>6,.0f}  "
+                f"{r['mem_pipe_mb']:>7.0f}"
+                f"  |  {d['t']:>7.1f}  {d['rate']:>6,.0f}  {d['speedup']:>7.2f}x ({d['cpu_speedup']:.2f}x)  "
+                f"{'/'.join(f'{m:.0f}' for m in d['worker_peak_mb']):>21}  {d['client_mb']:>9.0f}  "
+                f"{'yes' if d['same'] else 'NO':>4}  {d['load']}"
+            )
+
+
+def run_dask(
+    feed: Path, out: Path, key: bytes, workers: int, one_out: Path, one: tuple[float, float], small: Path
+) -> dict[str, Any]:
+    """``one``: the one-process run's wall and CPU seconds."""
+    t_one, c_one = one
+    """The same import on a LocalCluster of ``workers`` processes; its figures and the comparison."""
+    from converters.fhir.parallel import convert_parallel
+    from interop.cohort.scale import dask_client
+
+    with dask_client(None, workers) as client:
+        t_warm = time.perf_counter()
+        client.run(warm_up, str(small))  # every worker imports its models before timing
+        print(f"Dask cold start (not timed below): {time.perf_counter() - t_warm:.1f} s to warm the workers")
+        before = load()
+        cpu0, client0 = client.run(cpu_s), cpu_s()
+        t0 = time.perf_counter()
+        marks: list[tuple[float, str]] = []
+        report, _ = convert_parallel(
+            client,
+            [feed],
+            key,
+            out,
+            hide=lambda s: source_token(key, s),
+            on_step=lambda text: marks.append((time.perf_counter(), text)),
+        )
+        t = time.perf_counter() - t0
+        marks.append((t0 + t, "end"))
+        cpu1, client_cpu = client.run(cpu_s), cpu_s() - client0
+        worker_cpu = [cpu1[w] - cpu0[w] for w in cpu1 if w in cpu0]
+        after = load()
+        peaks = client.run(peak_mb)
+    client_mb = peak_mb()  # before the comparison below reads both outputs into memory
+    same = sorted_outputs(out) == sorted_outputs(one_out)
+    n = sum(report.read.values())
+    print(
+        f"Dask ({workers} workers): {n / t:10,.0f} resources/s ({t:.1f} s); speed-up {t_one / t:.2f}x "
+        f"(goal >= 1.6x on 2 idle cores); same outputs as one process: {'yes' if same else 'NO'}"
+    )
+    print(
+        f"  workers' peak memory: {', '.join(f'{m:.0f} MB' for m in peaks.values())}; "
+        f"client {client_mb:.0f} MB (includes the one-process run); {before} before, {after} after"
+    )
+    # What idle cores would give: the busiest worker's CPU time plus the client's (plan, merge).
+    est = c_one / (max(worker_cpu) + client_cpu)
+    print(
+        f"  CPU seconds: one process {c_one:.1f}; Dask workers {', '.join(f'{c:.1f}' for c in worker_cpu)}, "
+        f"client {client_cpu:.1f} -> speed-up on {workers} idle cores estimated from CPU time: {est:.2f}x"
+    )
+    steps = [(b[0] - a[0], a[1]) for a, b in zip(marks, marks[1:], strict=False)]
+    print("  steps: " + "; ".join(f"{text} {dt_s:.1f} s" for dt_s, text in steps))
+    assert same, "Dask outputs differ from the one-process run"
+    return {
+        "t": t,
+        "rate": n / t,
+        "speedup": t_one / t,
+        "cpu_speedup": est,
+        "worker_peak_mb": list(peaks.values()),
+        "client_mb": client_mb,
+        "same": same,
+        "load": after,
+    }
 
 
 def main() -> None:
@@ -98,9 +216,10 @@ def main() -> None:
     ap.add_argument("--no-baseline", action="store_true", help="Skip validation-only baseline")
     ap.add_argument("--json", action="store_true", help="Last line: the figures as JSON")
     ap.add_argument("--keep", type=Path, default=None, help="Keep the feed and output here")
+    ap.add_argument("--workers", type=int, default=0, help="Also run on a Dask LocalCluster of N workers")
     args = ap.parse_args()
     if args.sizes:
-        run_sizes(args.sizes, args.bad_every, not args.no_baseline)
+        run_sizes(args.sizes, args.bad_every, not args.no_baseline, args.workers)
         return
     work = args.keep or Path(tempfile.mkdtemp(prefix="fhir-bench-"))
     feed, out = work / "feed", work / "out"
@@ -113,12 +232,14 @@ def main() -> None:
         )
         n_bad = add_bad_lines(feed, args.bad_every)
         t_gen = time.perf_counter() - t0
+        print(load())
         print(
             f"feed: {synth.resources + n_bad:,} resources ({n_bad:,} impossible), {n_patients:,} patients, "
             f"{sum(f.stat().st_size for f in feed.iterdir()) / 1e6:.0f} MB NDJSON "
             f"(generated in {t_gen:.0f} s)"
         )
-        model_class("R4", "Observation")  # import the models before timing either run
+        small = warm_feed(feed, work)
+        print(f"one process cold start (not timed below): {warm_up(str(small)):.1f} s")
         mem0 = peak_mb()
 
         t0 = time.perf_counter()
@@ -127,7 +248,7 @@ def main() -> None:
         mem_base = peak_mb()
 
         key = b"benchmark-key-0123456789abcdef"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s()
         sink = SpoolSink(work)
         try:
             report, _ = convert_paths([feed], key, sink=sink)
@@ -137,6 +258,7 @@ def main() -> None:
         finally:
             sink.close()
         t_pipe = time.perf_counter() - t0
+        c_pipe = cpu_s() - c0
         mem_pipe = peak_mb()
         n_pipe = sum(report.read.values())
         assert report.balanced() and n_pipe == synth.resources + n_bad
@@ -165,8 +287,15 @@ def main() -> None:
             f"{written.patients:,} records; {len(report.reason_counts):,} distinct reasons kept, "
             f"{sum(len(v) for v in report.examples.values()):,} examples"
         )
+        dask = (
+            run_dask(feed, work / "out-dask", key, args.workers, out, (t_pipe, c_pipe), small)
+            if args.workers
+            else None
+        )
         if args.json:
             figures = {
+                "t_pipe": t_pipe,
+                "dask": dask,
                 "read": n_pipe,
                 "pipeline_rate": pipe_rate,
                 "baseline_rate": base_rate,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from interop.errors import ConversionError
 
-__all__ = ["KEY_ENV", "load_key", "pseudonymise", "source_token"]
+__all__ = ["KEY_ENV", "SecretKey", "load_key", "pseudonymise", "source_token"]
 
 KEY_ENV = "INTEROP_PSEUDONYM_KEY"
 
@@ -52,3 +52,27 @@ def source_token(key: bytes, source: str) -> str:
     """
     name = source if "://" in source else Path(source).name
     return "src-" + pseudonymise(key, "source", name)[:16]
+
+
+class SecretKey:
+    """The key on its way to other processes (Dask workers): it pickles, but never prints.
+
+    Dask writes a failed task's arguments to its logs with ``repr``; this wrapper shows
+    ``SecretKey(<hidden>)`` there, in tracebacks and in dashboards instead of the key.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        self._value = bytes(value)
+
+    def reveal(self) -> bytes:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretKey(<hidden>)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[type[SecretKey], tuple[bytes]]:
+        return (SecretKey, (self._value,))

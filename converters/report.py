@@ -132,6 +132,39 @@ class ImportReport:
         if len(shown) < self.max_examples and any(v is not None for v in where.values()):
             shown.append(Issue(outcome, resource_type, reason, **where))
 
+    def merge(self, other: ImportReport, order: Callable[[Issue], Any] | None = None) -> None:
+        """Add ``other``'s counts, reasons and examples (a partition's report into the import's).
+
+        With ``order`` (where an issue was read), each reason keeps its first examples in that
+        order, as one process reading everything in order would have kept them.
+        """
+        for mine, theirs in (
+            (self.read, other.read),
+            (self.converted, other.converted),
+            (self.unmapped_codes, other.unmapped_codes),
+            (self.unit_conversions, other.unit_conversions),
+            (self.flags, other.flags),
+            (self.counts, other.counts),
+        ):
+            for k, v in theirs.items():
+                mine[k] += v
+        for (unit, outcome, reason), n in other.reason_counts.items():
+            key = (unit, outcome, reason)
+            if key not in self.reason_counts:
+                if self._distinct[(unit, outcome)] >= MAX_REASONS:
+                    key = (unit, outcome, OTHER_REASONS)
+                else:
+                    self._distinct[(unit, outcome)] += 1
+            self.reason_counts[key] += n
+            self._counts[(outcome, unit)] += n
+            shown = self.examples.setdefault(key, [])
+            shown.extend(other.examples.get((unit, outcome, reason), []))
+            if order is not None:
+                shown.sort(key=order)
+            del shown[self.max_examples :]
+        self.warnings.extend(w for w in other.warnings if w not in self.warnings)
+        self.written.extend(other.written)
+
     def tally(self, unit: str) -> Tally:
         """A view counting one kind of unit (the omics importers' way of recording)."""
         self.read.setdefault(unit, 0)

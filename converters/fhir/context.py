@@ -33,6 +33,7 @@ __all__ = [
     "Reject",
     "Strength",
     "as_received",
+    "patient_ref_key",
 ]
 
 CONVERTER = "converters.fhir"
@@ -158,11 +159,10 @@ class Context:
     # -- references ---------------------------------------------------------------------------
     def patient_of(self, res: dict[str, Any], field_name: str = "subject") -> str:
         """The pseudonymous id of the resource's patient; ``Defer`` while it may still come."""
-        ref = res.get(field_name) or res.get("patient")
-        value = ref.get("reference") if isinstance(ref, dict) else None
-        if not isinstance(value, str) or not value:
+        ref = patient_ref_key(res, field_name)
+        if ref is None:
             raise Reject(f"no {field_name} reference to a Patient", field_name)
-        pid = self.patients.get(reference_key(value))
+        pid = self.patients.get(ref)
         if pid is None:
             if self.final_pass:
                 raise Reject(f"{field_name}: no such Patient in the feed", field_name)
@@ -233,6 +233,13 @@ class Context:
 SHIFTED = note("date-shift", "secret per-patient offset (whole days)")
 ALREADY_SHIFTED = note("date-shift", "shifted before export (date-shifted tag in the source): kept as is")
 NOT_SHIFTED = note("flag", "dates not shifted (--no-date-shift)")
+
+
+def patient_ref_key(res: dict[str, Any], field_name: str = "subject") -> str | None:
+    """The key (:func:`reference_key`) of the resource's reference to its Patient, if it has one."""
+    ref = res.get(field_name) or res.get("patient")
+    value = ref.get("reference") if isinstance(ref, dict) else None
+    return reference_key(value) if isinstance(value, str) and value else None
 
 
 def has_tag(res: dict[str, Any], tag: str) -> bool:

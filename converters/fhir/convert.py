@@ -47,6 +47,9 @@ __all__ = [
     "convert_bundle",
     "convert_bundle_file",
     "convert_paths",
+    "entry_from_json",
+    "entry_json",
+    "patient_field",
 ]
 
 log = logging.getLogger(__name__)
@@ -160,19 +163,7 @@ class FhirConverter:
             self._issue(rej.outcome, rtype, entry, rej.reason, rej.field)
             return
         except Defer:
-            self._spool.write(
-                json.dumps(
-                    {
-                        "r": res,
-                        "s": entry.source,
-                        "l": entry.line,
-                        "u": entry.full_url,
-                        "a": list(entry.aliases),
-                        "v": version,
-                    }
-                )
-                + "\n"
-            )
+            self._spool.write(entry_json(entry, version) + "\n")
             self._deferred += 1
             return
         except ValidationError as exc:
@@ -208,25 +199,58 @@ class FhirConverter:
         handler = ITEM_HANDLERS.get(rtype)
         if handler is None:
             raise Reject("resource type not used by the patient schema", None, "skipped")
-        pid = ctx.patient_of(
-            res, "patient" if rtype in ("Condition",) and "subject" not in res else "subject"
-        )
+        pid = ctx.patient_of(res, patient_field(rtype, res))
         item = handler(res, model, ctx, entry, pid)
         return self.sink.add(pid, item)
 
     # -- end ----------------------------------------------------------------------------------
+    def deferred(self) -> Iterator[str]:
+        """The resources that waited for context, in the order they were read (:func:`entry_json`)."""
+        self._spool.flush()
+        self._spool.seek(0)
+        yield from (line.rstrip("\n") for line in self._spool)
+
+    def retry(self, entry: Entry) -> None:
+        """Convert a resource that waited, with the context complete (``ctx.final_pass``)."""
+        assert entry.resource is not None
+        self._process(entry, str(entry.resource.get("resourceType")))
+
+    def close(self) -> None:
+        """Drop the spool of waiting resources (when :meth:`finish` is not called)."""
+        self._spool.close()
+
     def finish(self) -> ImportReport:
         """Retry what waited for context, then close the report's counts."""
         self.ctx.final_pass = True
-        self._spool.flush()
-        self._spool.seek(0)
-        for line in self._spool:
-            d = json.loads(line)
-            entry = Entry(d["r"], d["s"], d["l"], full_url=d["u"], aliases=tuple(d["a"]), version=d["v"])
-            self._process(entry, str(d["r"].get("resourceType")))
+        for line in self.deferred():
+            self.retry(entry_from_json(line))
         self._spool.close()
         self.report.versions = (*self.ctx.tables.versions, ANALYTES_VERSION)
         return self.report
+
+
+def patient_field(rtype: str, res: dict[str, Any]) -> str:
+    """The field naming an item's Patient: ``subject``, or ``patient`` on an R4 Condition without one."""
+    return "patient" if rtype == "Condition" and "subject" not in res else "subject"
+
+
+def entry_json(entry: Entry, version: FhirVersion | None = None) -> str:
+    """An entry with a resource as one JSON line (the spool of resources waiting for context)."""
+    return json.dumps(
+        {
+            "r": entry.resource,
+            "s": entry.source,
+            "l": entry.line,
+            "u": entry.full_url,
+            "a": list(entry.aliases),
+            "v": version or entry.version,
+        }
+    )
+
+
+def entry_from_json(line: str) -> Entry:
+    d = json.loads(line)
+    return Entry(d["r"], d["s"], d["l"], full_url=d["u"], aliases=tuple(d["a"]), version=d["v"])
 
 
 def iter_inputs(inputs: Iterable[Path | str], info: FeedInfo, *, token: str | None = None) -> Iterator[Entry]:

@@ -9,16 +9,20 @@ The report files name sources by keyed token only (``hide``), never by path.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
 
 from converters.report import Hide, ImportReport, write_report
 from interop.schema import PatientRecord
 from interop.schema.cohort import write_cohort
 from interop.schema.record_store import RecordStore
 
-__all__ = ["ImportOutput", "write_import"]
+__all__ = ["ImportOutput", "sorted_outputs", "write_import"]
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,18 @@ def write_import(
     write_cohort(every_record(), out / "cohort")
     report_json, report_txt = write_report(report, out, hide)
     return ImportOutput(store.directory, out / "cohort", report_json, report_txt, len(written))
+
+
+def sorted_outputs(out: Path) -> dict[str, Any]:
+    """An import folder's content, order removed: each record file's bytes, each cohort table's
+    rows (sorted, whether the table is one file or a folder of part files), the report as data
+    (reasons sorted). Two imports of the same inputs with the same key give equal results, in
+    one process or on a cluster."""
+    records = {p.name: p.read_bytes() for p in sorted((out / "records").glob("*.json"))}
+    tables = {}
+    for path in sorted((out / "cohort").glob("*.parquet")):
+        table = pq.read_table(path, use_threads=False)  # a file, or a folder of part files
+        tables[path.name] = (table.schema, sorted(map(repr, table.to_pylist())))
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    report["reasons"] = sorted(report["reasons"], key=lambda r: json.dumps(r, sort_keys=True))
+    return {"records": records, "cohort": tables, "report": report}

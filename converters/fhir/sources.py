@@ -23,7 +23,21 @@ from typing import IO, Any, Literal
 from converters.fhir.versions import FhirVersion, detect_version
 from interop.errors import ConversionError
 
-__all__ = ["Entry", "FeedInfo", "iter_entries", "open_stream", "type_priority"]
+__all__ = [
+    "Entry",
+    "FeedInfo",
+    "folder_contents",
+    "is_manifest",
+    "is_ndjson",
+    "iter_entries",
+    "iter_ndjson",
+    "iter_ndjson_lines",
+    "load_small_json",
+    "manifest_entries",
+    "manifest_files",
+    "open_stream",
+    "type_priority",
+]
 
 Outcome = Literal["rejected", "skipped"]
 _ORDER = (
@@ -83,16 +97,24 @@ def open_stream(path: Path) -> IO[bytes]:
     return raw
 
 
-def _is_ndjson(path: Path) -> bool:
+def is_ndjson(path: Path) -> bool:
     name = path.name.lower()
     return name.endswith(NDJSON_SUFFIXES)
 
 
 def iter_ndjson_lines(
-    lines: Iterable[bytes], source: str, *, type_hint: str | None = None, version: FhirVersion | None = None
+    lines: Iterable[bytes],
+    source: str,
+    *,
+    type_hint: str | None = None,
+    version: FhirVersion | None = None,
+    first_line: int = 1,
 ) -> Iterator[Entry]:
-    """One entry per non-blank line; invalid JSON becomes an error entry naming the line."""
-    for n, raw in enumerate(lines, start=1):
+    """One entry per non-blank line; invalid JSON becomes an error entry naming the line.
+
+    ``first_line`` is the file's line number of the first of ``lines`` (a byte range of a file).
+    """
+    for n, raw in enumerate(lines, start=first_line):
         if not raw.strip():
             continue
         try:
@@ -219,11 +241,18 @@ def _manifest_path(base: Path, url: str) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def iter_manifest(manifest: dict[str, Any], base: Path, source: str, info: FeedInfo) -> Iterator[Entry]:
-    """A Bulk Data manifest: ``deleted`` first (so those ids are honoured), then outputs, then errors."""
+ManifestKind = Literal["deleted", "output", "error"]
+
+
+def manifest_files(
+    manifest: dict[str, Any], base: Path, source: str, info: FeedInfo
+) -> Iterator[tuple[ManifestKind, Path, str | None]]:
+    """A Bulk Data manifest's files as (kind, path, type): ``deleted`` first (so those ids are
+    honoured), then outputs (context types first), then errors; fills ``info`` from the manifest."""
     info.transaction_time = _parse_instant(manifest.get("transactionTime")) or info.transaction_time
     info.version = detect_version(manifest) or info.version
-    for kind in ("deleted", "output", "error"):
+    kinds: tuple[ManifestKind, ...] = ("deleted", "output", "error")
+    for kind in kinds:
         items = manifest.get(kind) or []
         if not isinstance(items, list):
             raise ConversionError(f"manifest {kind!r} is not a list", source=source, field=kind)
@@ -232,14 +261,23 @@ def iter_manifest(manifest: dict[str, Any], base: Path, source: str, info: FeedI
             url = item.get("url")
             if not isinstance(url, str):
                 raise ConversionError("manifest item without url", source=source, field=kind)
-            path = _manifest_path(base, url)
-            entries = iter_ndjson(path, type_hint=item.get("type"), version=info.version)
-            if kind == "deleted":
-                yield from _deleted_entries(entries, info)
-            elif kind == "error":
-                yield from _error_entries(entries)
-            else:
-                yield from entries
+            rtype = item.get("type")
+            yield kind, _manifest_path(base, url), rtype if isinstance(rtype, str) else None
+
+
+def manifest_entries(kind: ManifestKind, entries: Iterable[Entry], info: FeedInfo) -> Iterator[Entry]:
+    """The entries of one manifest file as its kind reads them (deleted ids, export errors, resources)."""
+    if kind == "deleted":
+        return _deleted_entries(entries, info)
+    if kind == "error":
+        return _error_entries(entries)
+    return iter(entries)
+
+
+def iter_manifest(manifest: dict[str, Any], base: Path, source: str, info: FeedInfo) -> Iterator[Entry]:
+    """Every entry of a Bulk Data manifest's files, in :func:`manifest_files` order."""
+    for kind, path, rtype in manifest_files(manifest, base, source, info):
+        yield from manifest_entries(kind, iter_ndjson(path, type_hint=rtype, version=info.version), info)
 
 
 def _deleted_entries(entries: Iterable[Entry], info: FeedInfo) -> Iterator[Entry]:
@@ -282,7 +320,7 @@ def _error_entries(entries: Iterable[Entry]) -> Iterator[Entry]:
         )
 
 
-def _is_manifest(obj: Any) -> bool:
+def is_manifest(obj: Any) -> bool:
     return isinstance(obj, dict) and "output" in obj and "resourceType" not in obj
 
 
@@ -294,26 +332,16 @@ def _file_type(path: Path) -> str | None:
 def iter_path(path: Path, info: FeedInfo) -> Iterator[Entry]:
     """Every entry of a file or folder (a Bulk export folder, with or without its manifest)."""
     if path.is_dir():
-        manifests = [p for p in sorted(path.glob("*.json")) if _is_manifest(_load_small_json(p))]
-        if manifests:
-            for m in manifests:
-                yield from iter_manifest(_load_small_json(m), m.parent, str(m), info)
-            return
-        files = [
-            p
-            for p in sorted(path.iterdir())
-            if p.is_file() and (_is_ndjson(p) or p.name.lower().endswith((".json", ".json.gz")))
-        ]
-        files.sort(key=lambda p: type_priority(_file_type(p)))
-        for f in sorted(path.iterdir()):
-            if f.is_file() and f.name.lower().endswith((".xml", ".xml.gz")):
-                yield Entry(None, str(f), error=XML_NOT_SUPPORTED, resource_type=_file_type(f))
+        manifests, xml, files = folder_contents(path)
+        for m in manifests:
+            yield from iter_manifest(load_small_json(m), m.parent, str(m), info)
+        yield from xml
         for f in files:
             yield from iter_path(f, info)
         return
     if not path.exists():
         raise ConversionError("no such file or folder", source=str(path))
-    if _is_ndjson(path):
+    if is_ndjson(path):
         yield from iter_ndjson(path, version=info.version)
         return
     try:
@@ -330,10 +358,30 @@ def iter_path(path: Path, info: FeedInfo) -> Iterator[Entry]:
             resource_type=_file_type(path),
         )
         return
-    if _is_manifest(obj):
+    if is_manifest(obj):
         yield from iter_manifest(obj, path.parent, str(path), info)
         return
     yield from iter_json_document(obj, str(path), info)
+
+
+def folder_contents(path: Path) -> tuple[list[Path], list[Entry], list[Path]]:
+    """A folder as read: its Bulk manifests (then nothing else is read), else an error entry per
+    XML file and the JSON/NDJSON files in context-first order."""
+    manifests = [p for p in sorted(path.glob("*.json")) if is_manifest(load_small_json(p))]
+    if manifests:
+        return manifests, [], []
+    files = [
+        p
+        for p in sorted(path.iterdir())
+        if p.is_file() and (is_ndjson(p) or p.name.lower().endswith((".json", ".json.gz")))
+    ]
+    files.sort(key=lambda p: type_priority(_file_type(p)))
+    xml = [
+        Entry(None, str(f), error=XML_NOT_SUPPORTED, resource_type=_file_type(f))
+        for f in sorted(path.iterdir())
+        if f.is_file() and f.name.lower().endswith((".xml", ".xml.gz"))
+    ]
+    return [], xml, files
 
 
 def _looks_like_xml(path: Path) -> bool:
@@ -346,7 +394,7 @@ def _looks_like_xml(path: Path) -> bool:
     return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
 
 
-def _load_small_json(path: Path) -> Any:
+def load_small_json(path: Path) -> Any:
     if path.stat().st_size > 10_000_000:  # a manifest is small; a big JSON file is data
         return None
     try:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from interop.errors import InteropError, MissingExtraError
 
-__all__ = ["BatchRunner", "Checkpoints", "run_batches"]
+__all__ = ["BatchRunner", "Checkpoints", "dask_client", "run_batches"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,38 @@ class Checkpoints:
         return {
             n: pq.read_table(f"{self._stem(i)}.{n}.parquet", use_threads=False).to_pandas() for n in names
         }
+
+
+@contextmanager
+def dask_client(scheduler: str | None, workers: int = 2) -> Iterator[Any]:
+    """A Dask ``Client``: of a new ``LocalCluster`` of ``workers`` processes (one thread each)
+    when ``scheduler`` is None, else of the running scheduler at that address."""
+    try:
+        from dask.distributed import Client, LocalCluster  # the 'cluster' extra
+    except ImportError as exc:
+        raise MissingExtraError(
+            "dask.distributed",
+            extra="cluster",
+            purpose="a Dask cluster (--scheduler single runs in one process without it)",
+        ) from exc
+    with ExitStack() as stack:
+        if scheduler is None:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+            )
+            client = stack.enter_context(Client(cluster))
+        else:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout=30))
+            except OSError as exc:
+                raise InteropError(f"cannot reach the Dask scheduler: {exc}", source=scheduler) from exc
+        yield client
 
 
 class BatchRunner:
@@ -133,34 +165,9 @@ class BatchRunner:
         shared: Any,
         finish: Callable[[int, Tables], None],
     ) -> None:
-        try:
-            from dask.distributed import Client, LocalCluster, as_completed  # the 'cluster' extra
-        except ImportError as exc:
-            raise MissingExtraError(
-                "dask.distributed",
-                extra="cluster",
-                purpose="a Dask cluster (--scheduler single runs in one process without it)",
-            ) from exc
+        from dask.distributed import as_completed
 
-        with ExitStack() as stack:
-            if self.scheduler is None:
-                cluster = stack.enter_context(
-                    LocalCluster(
-                        n_workers=self.workers,
-                        threads_per_worker=1,
-                        processes=True,
-                        dashboard_address=None,
-                        silence_logs=logging.ERROR,
-                    )
-                )
-                client = stack.enter_context(Client(cluster))
-            else:
-                try:
-                    client = stack.enter_context(Client(self.scheduler, timeout=30))
-                except OSError as exc:
-                    raise InteropError(
-                        f"cannot reach the Dask scheduler: {exc}", source=self.scheduler
-                    ) from exc
+        with dask_client(self.scheduler, self.workers) as client:
             # The shared spec (SBML text, card, design) is sent once to every worker.
             shared_f = client.scatter(shared, broadcast=True) if shared is not None else None
             futures = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
@@ -167,6 +168,7 @@ class _Table:
     def close(self) -> Path:
         self.flush()
         self.writer.close()
+        _remove_table(self.final)  # a folder of part files (a Dask import) cannot be replaced by a rename
         os.replace(self.tmp, self.final)
         return self.final
 
@@ -224,8 +226,16 @@ def write_cohort(records: Iterable[PatientRecord], directory: Path) -> dict[str,
         raise
     for kind in KINDS:  # a stale table from an earlier write would mix cohorts
         if kind not in written:
-            (directory / f"{kind}.parquet").unlink(missing_ok=True)
+            _remove_table(directory / f"{kind}.parquet")
     return written
+
+
+def _remove_table(path: Path) -> None:
+    """Remove a table: one Parquet file, or a folder of part files."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -235,7 +245,8 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 def read_cohort(directory: Path) -> list[PatientRecord]:
-    """The ``PatientRecord``s of a cohort folder written by :func:`write_cohort`."""
+    """The ``PatientRecord``s of a cohort folder written by :func:`write_cohort` (tables as single
+    files, or as folders of part files written by a Dask import)."""
     path = directory / "patients.parquet"
     if not path.exists():
         raise SchemaError("no patients.parquet: not a cohort folder", source=str(directory))
