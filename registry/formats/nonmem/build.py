@@ -355,7 +355,8 @@ def _occasions(ctx: _Context, rvs: Any) -> tuple[list[dict[str, Any]], set[str]]
                              "IF (OCC.EQ.1) P = ETA(n) ... with $OMEGA ... SAME")  # fmt: skip
             continue
         if not cond_items <= set(ctx.columns):
-            ctx.problems.add(rule.line, rule.name, f"the occasion item {cond_items.pop()} is not a $INPUT data item")
+            why = f"the occasion item {cond_items.pop()} is not a $INPUT data item"
+            ctx.problems.add(rule.line, rule.name, why)
             continue
 
         def occasion(pair: tuple[sympy.Expr, sympy.Basic]) -> float:
@@ -371,7 +372,8 @@ def _occasions(ctx: _Context, rvs: Any) -> tuple[list[dict[str, Any]], set[str]]
         items |= cond_items
         del ctx.graph.rules[sid]
     if len(items) > 1:
-        ctx.problems.add(ctx.line("PK"), "occasions", f"occasions chosen by several items ({', '.join(sorted(items))})")
+        why = f"occasions chosen by several items ({', '.join(sorted(items))})"
+        ctx.problems.add(ctx.line("PK"), "occasions", why)
     return out, items
 
 
