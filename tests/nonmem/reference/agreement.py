@@ -20,6 +20,7 @@ from registry.formats.nonmem import convert
 ROOT = Path(__file__).resolve().parents[3] / "examples" / "nonmem" / "published"
 PUBLISHED = (
     "tacrolimus_lag",
+    "tacrolimus_lag_eta",
     "tacrolimus_iov",
     "tacrolimus_crossover",
     "phenytoin_mm",
@@ -28,6 +29,7 @@ PUBLISHED = (
 )
 UNITS = {  # UCUM units the control streams state in their comments
     "tacrolimus_lag": {"dose": "mg", "central": "ug/L"},
+    "tacrolimus_lag_eta": {"dose": "mg", "central": "ug/L"},
     "tacrolimus_iov": {"dose": "mg", "central": "ug/L"},
     "tacrolimus_crossover": {"dose": "mg", "central": "ug/L"},
 }

@@ -50,6 +50,14 @@ def tacrolimus_lag(sid: int, rng: np.random.Generator) -> list[Row]:
     return _sorted(rows)
 
 
+def tacrolimus_lag_eta(sid: int, rng: np.random.Generator) -> list[Row]:
+    """The lag design without its levels in the first 2.6 h (a lag drawn longer than that
+    would make the prediction 0, where a proportional error has no variance) plus levels exactly at
+    the typical lag after the third and sixth doses (drug from earlier doses is still there)."""
+    rows = [r for r in tacrolimus_lag(sid, rng) if not (r["EVID"] == 0 and float(r["TIME"]) < 2.6)]
+    return _sorted(rows + [_obs(sid, 24.828, 2), _obs(sid, 60.828, 2)])
+
+
 def tacrolimus_iov(sid: int, rng: np.random.Generator) -> list[Row]:
     """Three occasions a week apart (OCC 1-3): two doses 12 h apart, a profile after the second."""
     dose = float(rng.choice([3.0, 4.0, 5.0]))
@@ -125,6 +133,7 @@ def phenobarbital_tvcov(sid: int, rng: np.random.Generator) -> list[Row]:
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "tacrolimus_lag": ("ID", "TIME", "EVID", "AMT", "CMT", "MDV", "DV"),
+    "tacrolimus_lag_eta": ("ID", "TIME", "EVID", "AMT", "CMT", "MDV", "DV"),
     "tacrolimus_iov": ("ID", "TIME", "EVID", "AMT", "CMT", "MDV", "DV", "OCC"),
     "tacrolimus_crossover": ("ID", "TIME", "EVID", "AMT", "CMT", "MDV", "DV"),
     "phenytoin_mm": ("ID", "TIME", "EVID", "AMT", "CMT", "MDV", "DV"),
@@ -133,6 +142,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 DESIGNS: dict[str, Callable[[int, np.random.Generator], list[Row]]] = {
     "tacrolimus_lag": tacrolimus_lag,
+    "tacrolimus_lag_eta": tacrolimus_lag_eta,
     "tacrolimus_iov": tacrolimus_iov,
     "tacrolimus_crossover": tacrolimus_crossover,
     "phenytoin_mm": phenytoin_mm,

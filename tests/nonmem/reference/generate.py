@@ -45,6 +45,8 @@ def simulate(name: str, seed: int = 2026) -> None:
         for r in rows:
             if r["DV"] == "":
                 sd = math.sqrt(model.variance(float(f[k]), int(r["CMT"])))
+                if sd <= 0:
+                    raise ValueError(f"{name} subject {sid}: no residual variance at TIME {r['TIME']}")
                 y = -1.0
                 while y <= 0:
                     y = float(f[k] + sd * rng.standard_normal())

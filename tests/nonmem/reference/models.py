@@ -129,6 +129,17 @@ def _phenobarbital_tvcov() -> RefModel:
     )
 
 
+def _tacrolimus_lag_eta() -> RefModel:
+    """The lag model with ETA(5) on the lag time (variance 0.1), our stress case."""
+    base = _tacrolimus_lag()
+
+    def params(eta: np.ndarray, items: dict[str, float]) -> Params:
+        return {**base.params(eta[:4], items), "LAG": 0.828 * math.exp(eta[4])}
+
+    omega = np.diag([*np.diag(base.omega), 0.1])
+    return RefModel(**{**base.__dict__, "name": "tacrolimus_lag_eta", "omega": omega, "params": params})
+
+
 MODELS: dict[str, RefModel] = {
     m.name: m
     for m in (
@@ -137,6 +148,7 @@ MODELS: dict[str, RefModel] = {
         _phenytoin_mm(),
         _parent_metabolite(),
         _phenobarbital_tvcov(),
+        _tacrolimus_lag_eta(),
     )
 }
 # The crossover set uses the lag model's equations on a design with resets (EVID 3 and 4).
