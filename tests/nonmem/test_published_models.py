@@ -133,10 +133,8 @@ KNOWN_MISSES = {  # our optimiser's open failures on this set (issue 18), each d
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "model",
-    [
-        pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[m])) if m in KNOWN_MISSES else m
-        for m in PUBLISHED
-    ],
+    [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[m]) if m in KNOWN_MISSES else ())
+     for m in PUBLISHED],  # fmt: skip
 )
 def test_map_agrees_with_the_reference(model: str) -> None:
     result = check_model(model)
