@@ -130,12 +130,12 @@ KNOWN_MISSES = {  # our optimiser's open failures on this set (issue 18), each d
 }
 
 
+def _marks(model: str) -> tuple[pytest.MarkDecorator, ...]:
+    return (pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[model]),) if model in KNOWN_MISSES else ()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "model",
-    [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[m]) if m in KNOWN_MISSES else ())
-     for m in PUBLISHED],  # fmt: skip
-)
+@pytest.mark.parametrize("model", [pytest.param(m, marks=_marks(m)) for m in PUBLISHED])
 def test_map_agrees_with_the_reference(model: str) -> None:
     result = check_model(model)
     print("\n" + table([result]))
