@@ -87,9 +87,9 @@ def test_advan4_iov_with_same_becomes_occasions() -> None:
     assert len(re.occasions) == 1
     occ = re.occasions[0]
     assert occ.parameter == "IOV" and occ.etas == ("ETA_3", "ETA_4") and occ.variance == pytest.approx(0.05)
-    assert not conv.card.covariates  # OCC selects the occasion; it is no covariate
-    assert any("occasions follow dose times" in w for w in conv.warnings)
-    pred = predict(conv, [ReferenceDose(route="oral", amount=100, time_h=0)])
+    assert [c.name for c in conv.card.covariates] == ["OCC"]  # OCC selects the occasion
+    assert conv.card.random_effects.occasion_covariate == "OCC"
+    pred = predict(conv, [ReferenceDose(route="oral", amount=100, time_h=0)], {"OCC": 1})
     cl, v2, q, v3, ka = 4, 30, 3, 80, 1
     a = np.array([[-ka, 0, 0], [ka, -(cl + q) / v2, q / v3], [0, q / v2, -q / v3]])
     expected = [(scipy.linalg.expm(a * t) @ [100, 0, 0])[1] / v2 for t in TIMES]

@@ -153,7 +153,8 @@ def build_conversion(
     y_expr, f_states = _error_expression(ctx, statements)
     observables = _observables(ctx, y_expr, f_states, comp_map, eps_var)
     occasions, occasion_items = _occasions(ctx, rvs)
-    doses = _doses(ctx, cs, comp_map, by_number, statements)
+    observed = {n for o in observables for n in o["cmts"]}
+    doses = _doses(ctx, cs, comp_map, by_number, statements, observed)
     problems.raise_if_any()
 
     # SBML: everything the ODEs, doses and observables need
@@ -182,6 +183,7 @@ def build_conversion(
         else:
             problems.add(ctx.line("PK", rf"\b{name}\b"), name, "used but neither defined nor a $INPUT item")
     problems.raise_if_any()
+    covariates += sorted(occasion_items - set(covariates))  # OCC: read like a covariate, switches occasions
 
     sbml_params = [SbmlParameter(sid, value=v) for sid, v, _lo, _hi in ctx.thetas.values()]
     sbml_params += [SbmlParameter(safe_id(e), value=0.0) for e in eta_names]
@@ -205,7 +207,7 @@ def build_conversion(
         problems.raise_if_any()
         raise
     card = _card(ctx, model_id, title, drug, institution, units, reference_outputs, source,
-                 doses, observables, covariates, rvs, occasions)  # fmt: skip
+                 doses, observables, covariates, rvs, occasions, sorted(occasion_items))  # fmt: skip
     return sbml, card, ctx.warnings
 
 
@@ -352,6 +354,10 @@ def _occasions(ctx: _Context, rvs: Any) -> tuple[list[dict[str, Any]], set[str]]
             ctx.problems.add(rule.line, rule.name, "inter-occasion ETAs must be chosen by one occasion item: "
                              "IF (OCC.EQ.1) P = ETA(n) ... with $OMEGA ... SAME")  # fmt: skip
             continue
+        if not cond_items <= set(ctx.columns):
+            why = f"the occasion item {cond_items.pop()} is not a $INPUT data item"
+            ctx.problems.add(rule.line, rule.name, why)
+            continue
 
         def occasion(pair: tuple[sympy.Expr, sympy.Basic]) -> float:
             cond = pair[1]
@@ -365,9 +371,9 @@ def _occasions(ctx: _Context, rvs: Any) -> tuple[list[dict[str, Any]], set[str]]
         out.append({"parameter": sid, "etas": etas, "variance": variance})
         items |= cond_items
         del ctx.graph.rules[sid]
-        ctx.warnings.append(
-            f"{rule.name}: occasions follow dose times (the card's convention), not {cond_items.pop()}"
-        )
+    if len(items) > 1:
+        why = f"occasions chosen by several items ({', '.join(sorted(items))})"
+        ctx.problems.add(ctx.line("PK"), "occasions", why)
     return out, items
 
 
@@ -396,7 +402,8 @@ def _flatten(e: sympy.Expr) -> sympy.Expr:
     return sympy.Piecewise(*pairs)
 
 
-def _doses(ctx: _Context, cs: Any, comp_map: dict[str, int], by_number: dict[int, str], statements: Any):  # type: ignore[no-untyped-def]
+def _doses(ctx: _Context, cs: Any, comp_map: dict[str, int], by_number: dict[int, str], statements: Any,
+           observed: set[int]):  # type: ignore[no-untyped-def]  # fmt: skip
     final = ctx.graph.final
     numbers = {comp_map[c.name] for c in cs.dosing_compartments if c.name in comp_map}
     for n in by_number:
@@ -404,6 +411,8 @@ def _doses(ctx: _Context, cs: Any, comp_map: dict[str, int], by_number: dict[int
             numbers.add(n)
     depot = cs.find_depot(statements)
     depot_n = comp_map.get(depot.name) if depot is not None else None
+    if depot_n in observed:  # pharmpy calls any dosed compartment feeding another a depot (a parent drug)
+        depot_n = None
     has_rate = "RATE" in ctx.columns
     inputs: list[dict[str, Any]] = []
     for n in sorted(numbers):
@@ -454,7 +463,7 @@ def _doses(ctx: _Context, cs: Any, comp_map: dict[str, int], by_number: dict[int
 
 
 def _card(ctx, model_id, title, drug, institution, units, reference_outputs, source, doses, observables,
-          covariates, rvs, occasions) -> ModelCard:  # type: ignore[no-untyped-def]  # fmt: skip
+          covariates, rvs, occasions, occasion_items) -> ModelCard:  # type: ignore[no-untyped-def]  # fmt: skip
     inits = ctx.model.parameters.inits
     eta_names = [n for d in rvs.etas if d.level == "IIV" for n in d.names]
     cov = sympy.Matrix(rvs.etas.covariance_matrix).xreplace({sympy.Symbol(k): v for k, v in inits.items()})
@@ -490,7 +499,7 @@ def _card(ctx, model_id, title, drug, institution, units, reference_outputs, sou
     for name in covariates:
         src = covariate_source(name, system=COVARIATE_SYSTEM)
         ref = _covariate_reference(ctx.text, name)
-        if ref is None:
+        if ref is None and name not in occasion_items:
             ctx.warnings.append(f"covariate {name} has no reference value (no ({name}/value) in the code)")
         cov_cards.append({"name": name, "source": src.model_dump(), "reference": ref, "missing": "error",
                           "time_varying": True})  # fmt: skip
@@ -507,6 +516,7 @@ def _card(ctx, model_id, title, drug, institution, units, reference_outputs, sou
                 "omega": omega.tolist(),
                 "occasions": [{"parameter": o["parameter"], "etas": o["etas"], "variance": o["variance"]}
                               for o in occasions],
+                "occasion_covariate": occasion_items[0] if occasion_items else None,
             },
             "residual_error": errors,
             "reference_outputs": [r.model_dump() for r in reference_outputs],

@@ -12,7 +12,9 @@ compartments observed are the default output compartment, those with an ``Sn`` a
 ``$ERROR`` tests ``CMT`` against; a dose compartment is oral when it is ADVAN's depot (or named
 like a gut/depot), intravenous otherwise; a compartment with ``Dn`` next to a depot is the
 zero-order part of an oral dose (NONMEM's split-dose idiom, ``RATE=-2``); inter-occasion ETAs
-selected by an occasion data item become the card's occasions, which follow dose times.
+selected by an occasion data item (``IF (OCC.EQ.1) IOV = ETA(3)``) become the card's occasions,
+switched by that item (the card's ``occasion_covariate``, read as NONMEM applies covariates); a
+dosed compartment that is observed (a parent drug feeding its metabolite) is not a depot.
 """
 
 from __future__ import annotations
