@@ -96,9 +96,7 @@ class TwinBatch:
         lin = vs.lin
         self.eta_names = list(card.random_effects.etas)
         self.eta_idx = np.array([lin.index[e] for e in self.eta_names], dtype=int)
-        self.base = np.stack(
-            [lin.values_for({n: s.at(0.0) for n, s in t.covariates.items()}) for t in twins]
-        )
+        self.base = np.stack([lin.values_for({n: s.at(0.0) for n, s in t.covariates.items()}) for t in twins])
         obs_ids = [o.id for o in card.observables]
         n_obs = np.array([len(t.observations) for t in twins])
         T = int(n_obs.max())
@@ -166,7 +164,11 @@ class TwinBatch:
             values = self.base[o].copy()
             values[:, self.eta_idx] = etas[rows]
             A, g0, C, c0, allv = self.vs.matrices(values)
-            ok = np.isfinite(A).all(axis=(1, 2)) & np.isfinite(C).all(axis=(1, 2)) & np.isfinite(allv).all(axis=1)
+            ok = (
+                np.isfinite(A).all(axis=(1, 2))
+                & np.isfinite(C).all(axis=(1, 2))
+                & np.isfinite(allv).all(axis=1)
+            )
             if not ok.any():
                 continue
             sel = np.flatnonzero(ok)
@@ -284,10 +286,10 @@ def fit_batch(batch: TwinBatch, fits: Sequence[tuple[int, int]], *, starts: int 
         pts = x[act][:, None, :] + S[None, :, :]  # (a, ns, n)
         pat = fit_pat[g_fit[act]]
         F = batch.predict(np.repeat(pat, ns), pts.reshape(-1, n)).reshape(len(act), ns, -1)
-        O = terms.objective(pat, fit_k[g_fit[act]], F, pts, omega_inv)
-        o0 = O[:, 0]
-        op, om = O[:, 1 : 1 + n], O[:, 1 + n : 1 + 2 * n]
-        hp, hm = O[:, 1 + 2 * n : 1 + 3 * n], O[:, 1 + 3 * n : 1 + 4 * n]
+        obj = terms.objective(pat, fit_k[g_fit[act]], F, pts, omega_inv)
+        o0 = obj[:, 0]
+        op, om = obj[:, 1 : 1 + n], obj[:, 1 + n : 1 + 2 * n]
+        hp, hm = obj[:, 1 + 2 * n : 1 + 3 * n], obj[:, 1 + 3 * n : 1 + 4 * n]
         with np.errstate(all="ignore"):
             g = (op - om) / (2 * _GRAD_STEP)
             d2g = (op - 2 * o0[:, None] + om) / _GRAD_STEP**2
@@ -295,11 +297,13 @@ def fit_batch(batch: TwinBatch, fits: Sequence[tuple[int, int]], *, starts: int 
             H[:, np.arange(n), np.arange(n)] = (hp - 2 * o0[:, None] + hm) / _HESS_STEP**2
             for c, (i, j) in enumerate(pairs):
                 b = 1 + 4 * n + 4 * c
-                H[:, i, j] = H[:, j, i] = (O[:, b] - O[:, b + 1] - O[:, b + 2] + O[:, b + 3]) / (4 * _HESS_STEP**2)
+                H[:, i, j] = H[:, j, i] = (obj[:, b] - obj[:, b + 1] - obj[:, b + 2] + obj[:, b + 3]) / (
+                    4 * _HESS_STEP**2
+                )
             diag = H[:, np.arange(n), np.arange(n)]
             noise = 64 * np.finfo(float).eps * (1 + np.abs(o0)) / _GRAD_STEP**2
             kink = np.any(np.abs(d2g - diag) > 0.02 * (np.abs(diag) + 1) + noise[:, None], axis=1)
-        bad = ~np.all(np.isfinite(O), axis=1) | kink
+        bad = ~np.all(np.isfinite(obj), axis=1) | kink
         if first:  # BFGS would not move from ETA = 0 here: leave it to estimate_map's rescue
             bad |= (g_start[act] == 0) & (np.max(np.abs(g), axis=1) <= _BFGS_GTOL)
             first = False
@@ -309,7 +313,7 @@ def fit_batch(batch: TwinBatch, fits: Sequence[tuple[int, int]], *, starts: int 
         act, g, H, o0 = act[keep], g[keep], H[keep], o0[keep]
         F = F[keep]
         O_at[act], grad[act], hess[act], f_at[act] = o0, g, H, F[:, 0]
-        jac[act] = ((F[:, 1 : 1 + n] - F[:, 1 + n : 1 + 2 * n]) / (2 * _GRAD_STEP))
+        jac[act] = (F[:, 1 : 1 + n] - F[:, 1 + n : 1 + 2 * n]) / (2 * _GRAD_STEP)
         if not len(act):
             continue
         lam, vec = np.linalg.eigh(H)
@@ -328,7 +332,9 @@ def fit_batch(batch: TwinBatch, fits: Sequence[tuple[int, int]], *, starts: int 
             sa, sd, sg, so = act[search], d[search], g[search], o0[search]
             cand = x[sa][:, None, :] + _ALPHAS[None, :, None] * sd[:, None, :]
             spat = fit_pat[g_fit[sa]]
-            Fc = batch.predict(np.repeat(spat, len(_ALPHAS)), cand.reshape(-1, n)).reshape(len(sa), len(_ALPHAS), -1)
+            Fc = batch.predict(np.repeat(spat, len(_ALPHAS)), cand.reshape(-1, n)).reshape(
+                len(sa), len(_ALPHAS), -1
+            )
             Oc = terms.objective(spat, fit_k[g_fit[sa]], Fc, cand, omega_inv)
             slope = np.einsum("ai,ai->a", sg, sd)
             ok = Oc <= so[:, None] + 1e-4 * _ALPHAS[None, :] * slope[:, None]

@@ -494,11 +494,15 @@ def solve_inputs(
     """Observables (m, o, T) of m linear systems (``A`` ... ``c0`` as :meth:`VectorisedSystem.matrices`)
     from zero states, with inputs starting at ``et`` (m,E), state vectors ``ev`` (m,E,n; amount,
     or rate while ``dur`` (m,E) > 0), at ``times``: (T,) for all systems or (m,T) each its own."""
-    try:
-        lam, V = np.linalg.eig(A)
-        W = np.linalg.inv(V)
-    except np.linalg.LinAlgError as exc:
-        raise Unsupported(f"eigendecomposition failed ({exc})") from exc
+    if A.shape[1] == 1:  # one state: the eigendecomposition is A itself (LAPACK per 1x1 costs more)
+        lam, V = A[:, :, 0].copy(), np.ones_like(A)
+        W = V
+    else:
+        try:
+            lam, V = np.linalg.eig(A)
+            W = np.linalg.inv(V)
+        except np.linalg.LinAlgError as exc:
+            raise Unsupported(f"eigendecomposition failed ({exc})") from exc
     cond = np.abs(V).max(axis=(1, 2)) * np.abs(W).max(axis=(1, 2)) * A.shape[1]
     if np.iscomplexobj(lam) or not np.all(np.isfinite(W)) or np.any(cond >= _CONDITION_LIMIT):
         if not (np.iscomplexobj(lam) and np.all(lam.imag == 0) and np.all(V.imag == 0)):
