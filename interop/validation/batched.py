@@ -69,9 +69,9 @@ def evaluate_batched(
         for k, f in enumerate(partial, start=1):
             assert f is not None
             iter_pred[k] = f.predictions[k]
-        etas = dict(zip(batch.eta_names, map(float, full.etas), strict=True))
+        mode = dict(zip(batch.eta_names, map(float, full.etas), strict=True))
         ip, eps = sims[p, 1:, :n], draws[p][1]
         out.append(
-            patient_tables(twin, pred, full.predictions, iter_pred, ip, eps, full.converged, full.ofv, etas)
+            patient_tables(twin, pred, full.predictions, iter_pred, ip, eps, full.converged, full.ofv, mode)
         )
     return out

@@ -36,7 +36,8 @@ def _with_levels(twin: Twin, values: np.ndarray, lloq: float | None = None) -> T
     obs = []
     for i, (t, v) in enumerate(zip(TIMES, values, strict=True)):
         below = lloq is not None and v < lloq
-        obs.append(LevelObservation(t, "gentamicin", lloq if below else float(v), below, lloq, f"m{i}"))
+        value = lloq if lloq is not None and below else float(v)
+        obs.append(LevelObservation(t, "gentamicin", value, below, lloq, f"m{i}"))
     return dataclasses.replace(twin, observations=tuple(obs))
 
 
