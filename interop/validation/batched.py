@@ -11,8 +11,9 @@ the exclusion reasons.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import pandas as pd
 
 from interop.errors import InteropError
 from interop.twin import CompiledModel, Twin
@@ -37,7 +38,7 @@ def joins_batch(model: CompiledModel, twin: Twin) -> bool:
 
 def evaluate_batched(
     model: CompiledModel, twins: list[Twin], spec: ValidationSpec
-) -> list[tuple[pd.DataFrame, dict] | None]:
+) -> list[tuple[dict[str, Any], dict] | None]:
     """Per twin: its tables, or None (run the per-patient path for it)."""
     if not twins:
         return []
@@ -55,7 +56,7 @@ def evaluate_batched(
     except (Unsupported, InteropError):  # the whole batch goes the per-patient way
         return [None] * len(twins)
     by_fit = dict(zip(fits, results, strict=True))
-    out: list[tuple[pd.DataFrame, dict] | None] = []
+    out: list[tuple[dict[str, Any], dict] | None] = []
     for p, twin in enumerate(twins):
         n = len(twin.observations)
         full = by_fit[(p, n)]

@@ -164,8 +164,9 @@ def _tad(twin: Twin, t: float) -> float:
     return t - before[-1] if before else t
 
 
-def evaluate_patient(model: CompiledModel, twin: Twin, spec: ValidationSpec) -> tuple[pd.DataFrame, dict]:
-    """Predictions, NPDE and simulated replicates of one screened patient."""
+def evaluate_patient(model: CompiledModel, twin: Twin, spec: ValidationSpec) -> tuple[dict[str, Any], dict]:
+    """Predictions, NPDE and simulated replicates of one screened patient (its level columns and
+    its patient row)."""
     from interop.twin import estimate_map  # the twin runtime's MAP estimator
     from interop.twin.estimate import make_predictor  # f(eta) at the observations, set up once
 
@@ -211,10 +212,10 @@ def patient_tables(
     converged: bool,
     ofv: float,
     etas: dict[str, float],
-) -> tuple[pd.DataFrame, dict]:
-    """The patient's level rows and patient row from its predictions: a priori ``pred``, MAP
-    ``ipred``, iterative ``iter_pred`` and the replicates' individual predictions ``ip``
-    (n_sim x levels) with residual draws ``eps``."""
+) -> tuple[dict[str, Any], dict]:
+    """The patient's level columns (``LEVEL_COLUMNS``, one entry per level) and patient row from
+    its predictions: a priori ``pred``, MAP ``ipred``, iterative ``iter_pred`` and the replicates'
+    individual predictions ``ip`` (n_sim x levels) with residual draws ``eps``."""
     card = twin.card
     obs = twin.observations
     n = len(obs)
@@ -230,25 +231,23 @@ def patient_tables(
     if used.any():
         npde[used] = patient_npde(dv[used], sims[:, used])
     lo, hi = prediction_interval(sims)
-    levels = pd.DataFrame(
-        {
-            "patient_id": twin.patient_id,
-            "k": np.arange(n),
-            "time_h": [o.time_h for o in obs],
-            "tad_h": [_tad(twin, o.time_h) for o in obs],
-            "observable": [o.observable for o in obs],
-            "dv": dv,
-            "below_lloq": [o.below_lloq for o in obs],
-            "used": used,
-            "pred": pred,
-            "ipred": ipred,
-            "iter_pred": iter_pred,
-            "npde": npde,
-            "pi_low": lo,
-            "pi_high": hi,
-            "sims": [sims[:, j].astype(np.float32) for j in range(n)],
-        }
-    )
+    levels = {
+        "patient_id": np.full(n, twin.patient_id, dtype=object),
+        "k": np.arange(n),
+        "time_h": np.array([o.time_h for o in obs], dtype=float),
+        "tad_h": np.array([_tad(twin, o.time_h) for o in obs], dtype=float),
+        "observable": np.array([o.observable for o in obs], dtype=object),
+        "dv": dv,
+        "below_lloq": np.array([o.below_lloq for o in obs], dtype=bool),
+        "used": used,
+        "pred": pred,
+        "ipred": ipred,
+        "iter_pred": iter_pred,
+        "npde": npde,
+        "pi_low": lo,
+        "pi_high": hi,
+        "sims": [sims[:, j].astype(np.float32) for j in range(n)],
+    }
     row = {
         "patient_id": twin.patient_id,
         "status": "included",
@@ -316,7 +315,17 @@ def validate_batch(spec: ValidationSpec, records_json: tuple[str, ...]) -> dict[
             continue
         levels.append(lv)
         patients.append(row)
-    return {
-        "levels": pd.concat(levels, ignore_index=True) if levels else pd.DataFrame(columns=LEVEL_COLUMNS),
-        "patients": pd.DataFrame(patients, columns=PATIENT_COLUMNS),
-    }
+    return {"levels": _levels_frame(levels), "patients": pd.DataFrame(patients, columns=PATIENT_COLUMNS)}
+
+
+def _levels_frame(parts: list[dict[str, Any]]) -> pd.DataFrame:
+    """One table from the patients' level columns (one DataFrame per batch, not per patient)."""
+    if not parts:
+        return pd.DataFrame(columns=LEVEL_COLUMNS)
+    cols: dict[str, Any] = {}
+    for c in LEVEL_COLUMNS:
+        if c == "sims":
+            cols[c] = [s for p in parts for s in p[c]]
+        else:
+            cols[c] = np.concatenate([p[c] for p in parts])
+    return pd.DataFrame(cols, columns=LEVEL_COLUMNS)
