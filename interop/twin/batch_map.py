@@ -265,6 +265,8 @@ def fit_batch(batch: TwinBatch, fits: Sequence[tuple[int, int]], *, starts: int 
     nf = len(fits)
     fit_pat = np.array([p for p, _ in fits], dtype=int)
     fit_k = np.array([k for _, k in fits], dtype=int)
+    if np.any(fit_k < 1) or np.any(fit_k > batch.n_obs[fit_pat]):
+        raise ValueError("each fit needs 1 <= k <= the twin's number of levels")
     draws = {p: _starts(batch.twins[p], omega, starts) for p in set(fit_pat.tolist())}
     G = nf * starts
     g_fit = np.repeat(np.arange(nf), starts)

@@ -32,9 +32,9 @@ from tests.twin.test_kinks import LAG_MODEL
 TIMES = [1.0, 8.0, 24.9, 32.0, 47.0]
 
 
-def _with_levels(twin: Twin, values: np.ndarray, lloq: float | None = None) -> Twin:
+def _with_levels(twin: Twin, times: list[float], values: np.ndarray, lloq: float | None = None) -> Twin:
     obs = []
-    for i, (t, v) in enumerate(zip(TIMES, values, strict=True)):
+    for i, (t, v) in enumerate(zip(times, values, strict=True)):
         below = lloq is not None and v < lloq
         value = lloq if lloq is not None and below else float(v)
         obs.append(LevelObservation(t, "gentamicin", value, below, lloq, f"m{i}"))
@@ -42,20 +42,28 @@ def _with_levels(twin: Twin, values: np.ndarray, lloq: float | None = None) -> T
 
 
 def _twins(model: CompiledModel, n: int, seed: int, lloq: float | None = None) -> list[Twin]:
-    """Patients of a gentamicin regimen (two infusions) with levels from random ETAs and 15 % noise."""
+    """Patients of a gentamicin regimen (1-3 infusions, 2-5 levels: ragged) with levels from random
+    ETAs and 15 % noise."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         covs = {"WT": float(rng.uniform(50, 100)), "SCR": float(rng.uniform(0.6, 2.0))}
+        starts = (0.0, 24.0, 36.0)[: 1 + i % 3]
         doses = tuple(
             ReferenceDose(route="iv-infusion", amount=5 * covs["WT"], time_h=t, duration_h=0.5)
-            for t in (0.0, 24.0)
+            for t in starts
         )
         twin = bind_regimen(model, doses, covs, patient_id=f"p{seed}-{i}")
         truth = {"ETA_CL": float(rng.normal(0, 0.3)), "ETA_V": float(rng.normal(0, 0.2))}
-        clean = simulate(twin, TIMES, truth).values["gentamicin"]
-        out.append(_with_levels(twin, clean * np.exp(0.15 * rng.standard_normal(len(TIMES))), lloq))
+        times = TIMES[: 5 - i % 4]
+        clean = simulate(twin, times, truth).values["gentamicin"]
+        out.append(_with_levels(twin, times, clean * np.exp(0.15 * rng.standard_normal(len(times))), lloq))
     return out
+
+
+def _near(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal to 1e-10 of the largest level (the vectorised simulator's guarantee)."""
+    return bool(np.allclose(a, b, rtol=0, atol=1e-10 * np.max(np.abs(b))))
 
 
 def _model(form: str) -> CompiledModel:
@@ -73,7 +81,7 @@ def test_batched_objective_equals_objective_value(form: str) -> None:
     terms = _Terms(batch)
     rng = np.random.default_rng(0)
     pat = np.array([0, 1, 2, 2])
-    k = np.array([5, 2, 1, 4])
+    k = np.array([5, 4, 1, 3])  # levels: 5, 4, 3
     E = rng.normal(0, 0.4, (4, 3, 2))
     F = batch.predict(np.repeat(pat, 3), E.reshape(-1, 2)).reshape(4, 3, -1)
     got = terms.objective(pat, k, F, E, np.linalg.inv(model.card.random_effects.omega_matrix()))
@@ -83,7 +91,7 @@ def test_batched_objective_equals_objective_value(form: str) -> None:
         r = residual_terms(model.card, obs)
         f, _ = make_predictor(twins[pat[g]], obs)
         for s in range(3):
-            assert np.allclose(F[g, s, : k[g]], f(E[g, s]), rtol=1e-10, atol=0)
+            assert _near(F[g, s, : k[g]], f(E[g, s]))
             want = objective_value(r, F[g, s, : k[g]], E[g, s], omega_inv)
             assert got[g, s] == pytest.approx(want, rel=1e-12, abs=1e-12)
 
@@ -91,7 +99,12 @@ def test_batched_objective_equals_objective_value(form: str) -> None:
 def test_batched_fits_are_the_modes_estimate_map_approaches(gentamicin: CompiledModel) -> None:
     twins = _twins(gentamicin, 6, seed=11, lloq=0.3)
     assert all(batchable(gentamicin, t) for t in twins)
-    fits = [(p, k) for p in range(len(twins)) for k in (1, 3, 5)]
+    fits = [
+        (p, k)
+        for p, t in enumerate(twins)
+        for k in sorted({1, 3, len(t.observations)})
+        if k <= len(t.observations)
+    ]
     results = fit_batch(TwinBatch(gentamicin, twins), fits)
     omega_inv = np.linalg.inv(gentamicin.card.random_effects.omega_matrix())
     for (p, k), res in zip(fits, results, strict=True):
@@ -113,7 +126,7 @@ def test_batched_fits_are_the_modes_estimate_map_approaches(gentamicin: Compiled
         assert res.converged == ref.converged
         assert res.ofv == pytest.approx(ref.ofv, abs=1e-5)
         full, _ = make_predictor(twins[p], twins[p].observations)
-        assert np.allclose(res.predictions, full(res.etas), rtol=1e-10, atol=0)
+        assert _near(res.predictions, full(res.etas))
 
 
 def test_a_kink_at_a_lag_time_is_handed_back_to_estimate_map() -> None:
