@@ -53,7 +53,7 @@ def evaluate_batched(
         owner = np.concatenate([np.full(spec.n_sim + 1, p) for p in range(len(twins))])
         etas = np.concatenate([np.vstack([np.zeros((1, n_eta)), e]) for e, _ in draws])
         sims = batch.predict(owner, etas).reshape(len(twins), spec.n_sim + 1, -1)
-    except (Unsupported, InteropError):  # the whole batch goes the per-patient way
+    except (Unsupported, InteropError, np.linalg.LinAlgError):  # the whole batch goes the per-patient way
         return [None] * len(twins)
     by_fit = dict(zip(fits, results, strict=True))
     out: list[tuple[dict[str, Any], dict] | None] = []

@@ -8,21 +8,40 @@ ETA, where the batched Newton fits land on the mode (tests/twin/test_batch_map.p
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from interop.cohort.simulate import compile_spec
 from interop.schema import ModelCard, PatientRecord
-from interop.validation import ValidationSpec, validate_batch
+from interop.twin.batch_map import batchable
+from interop.validation import ValidationSpec, screen_patient, validate_batch
 from interop.validation.summary import summarise
 from tests.validation.conftest import make_bad_records
+
+
+def _time_varying(rec: PatientRecord) -> PatientRecord:
+    """A creatinine that rises 20 h after the first: covariates change after time 0, which the
+    batched path does not cover (the patient goes the per-patient way inside a batched run)."""
+    extra = next(m for m in rec.measurements if m.id == "cov-SCR").model_dump()
+    extra.update(id="cov-SCR-2", value=extra["value"] * 1.5, time=extra["time"] + dt.timedelta(hours=20))
+    return rec.replace(
+        patient={**rec.patient.model_dump(), "id": rec.patient.id + "-tv"},
+        measurements=[*(m.model_dump() for m in rec.measurements), extra],
+    )
 
 
 @pytest.fixture(scope="module")
 def both(
     sbml: str, card: ModelCard, truth_records: list[PatientRecord]
 ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
-    cohort = [*truth_records[:14], *make_bad_records(truth_records).values()]
+    cohort = [
+        *truth_records[:14],
+        _time_varying(truth_records[20]),
+        *make_bad_records(truth_records).values(),
+    ]
     records = tuple(r.model_dump_json() for r in cohort)
     spec = ValidationSpec(sbml, card.model_dump_json(), seed=3, n_sim=120)
     reference = validate_batch(ValidationSpec(**{**spec.__dict__, "batched": False}), records)
@@ -40,7 +59,7 @@ def test_patients_and_exclusions_are_the_same(both: tuple[dict, dict]) -> None:
     ref, new = both[0]["patients"], both[1]["patients"]
     cols = ["patient_id", "status", "reason", "detail", "n_levels", "n_used", "map_converged", "subgroups"]
     pd.testing.assert_frame_equal(ref[cols], new[cols])
-    assert (ref.status == "excluded").sum() == 5 and (ref.status == "included").sum() == 14
+    assert (ref.status == "excluded").sum() == 5 and (ref.status == "included").sum() == 15
     _close(ref.ofv, new.ofv, 1e-6)
 
 
@@ -65,3 +84,15 @@ def test_metrics_agree(both: tuple[dict, dict]) -> None:
         _close(a.metrics[col][~prior], b.metrics[col][~prior], 1e-3)
     for obs_id, table in a.vpc.items():
         pd.testing.assert_frame_equal(table, b.vpc[obs_id], rtol=1e-9)
+
+
+def test_a_patient_the_batch_does_not_cover_takes_the_per_patient_path(
+    both: tuple[dict, dict], sbml: str, card: ModelCard, truth_records: list[PatientRecord]
+) -> None:
+    rec = _time_varying(truth_records[20])
+    model = compile_spec(sbml, card.model_dump_json())
+    assert not batchable(model, screen_patient(model, rec))
+    pid = rec.patient.id
+    ref, new = (b["levels"][b["levels"].patient_id == pid].drop(columns="sims") for b in both)
+    assert len(ref) == 4
+    pd.testing.assert_frame_equal(ref, new)  # the same code path: identical
