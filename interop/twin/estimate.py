@@ -232,12 +232,15 @@ def estimate_map(
     gtol: float = 1e-4,
     max_iterations: int = 200,
     predictor: Callable[[np.ndarray], np.ndarray] | None = None,
+    start: Sequence[float] | None = None,
 ) -> MapResult:
     """The MAP estimate of the twin's ETAs from ``observations`` (default: all of the twin's).
 
     Passing a subset (say the levels before some time) gives iterative forecasting.
     ``predictor`` replaces the prediction function f(eta) (rows of eta -> rows of predictions at
     ``observations``); benchmarks use it to run the same optimiser on a naive model.
+    ``start`` (one value per ETA) replaces ETA = 0 as the first start: a warm start from a nearby
+    mode, such as the previous fit of iterative forecasting; staying there is then no sign of a kink.
     When the first mode is doubtful (the optimiser did not move from the start, as on a kink at a
     lag time, or the mode fails :func:`check_mode`), up to ``RESCUE_STARTS`` more starts from prior
     draws run and the lowest objective wins.
@@ -398,6 +401,10 @@ def estimate_map(
     best = None
     tried = 0
     draws = _starts(twin, omega, max(starts, 1) + RESCUE_STARTS) if obs else []
+    if start is not None and draws:
+        if len(start) != len(names):
+            raise ValueError(f"start needs {len(names)} values (ETAs {', '.join(names)})")
+        draws[0] = np.asarray(start, dtype=float)
     for x0 in draws[:starts]:
         tried += 1
         # Extra starts run to a coarse tolerance first and are polished only when they beat the best.
@@ -411,7 +418,7 @@ def estimate_map(
                 best = res
     rescue = ""
     if obs:
-        doubtful = best is None or best.nit == 0 or not verdict(best)[0]
+        doubtful = best is None or (best.nit == 0 and start is None) or not verdict(best)[0]
         if doubtful:
             before = None if best is None else float(best.fun)
             for x0 in draws[starts:]:

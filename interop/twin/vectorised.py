@@ -42,6 +42,7 @@ __all__ = [
     "VectorisedSystem",
     "schedule_for",
     "simulate_many",
+    "solve_inputs",
     "vectorised_system",
 ]
 
@@ -477,19 +478,39 @@ def _simulate_block(
     bad = ~(np.isfinite(A).all(axis=(1, 2)) & np.isfinite(C).all(axis=(1, 2)) & np.isfinite(allv).all(axis=1))
     if bad.any():
         raise TwinError(f"{int(bad.sum())} subject(s) have non-finite model parameters")
-    try:
-        lam, V = np.linalg.eig(A)
-        W = np.linalg.inv(V)
-    except np.linalg.LinAlgError as exc:
-        raise Unsupported(f"eigendecomposition failed ({exc})") from exc
-    cond = np.abs(V).max(axis=(1, 2)) * np.abs(W).max(axis=(1, 2)) * vs.lin.n
+    return solve_inputs(A, g0, C, c0, et, ev, dur, times)
+
+
+def solve_inputs(
+    A: np.ndarray,
+    g0: np.ndarray,
+    C: np.ndarray,
+    c0: np.ndarray,
+    et: np.ndarray,
+    ev: np.ndarray,
+    dur: np.ndarray,
+    times: np.ndarray,
+) -> np.ndarray:
+    """Observables (m, o, T) of m linear systems (``A`` ... ``c0`` as :meth:`VectorisedSystem.matrices`)
+    from zero states, with inputs starting at ``et`` (m,E), state vectors ``ev`` (m,E,n; amount,
+    or rate while ``dur`` (m,E) > 0), at ``times``: (T,) for all systems or (m,T) each its own."""
+    if A.shape[1] == 1:  # one state: the eigendecomposition is A itself (LAPACK per 1x1 costs more)
+        lam, V = A[:, :, 0].copy(), np.ones_like(A)
+        W = V
+    else:
+        try:
+            lam, V = np.linalg.eig(A)
+            W = np.linalg.inv(V)
+        except np.linalg.LinAlgError as exc:
+            raise Unsupported(f"eigendecomposition failed ({exc})") from exc
+    cond = np.abs(V).max(axis=(1, 2)) * np.abs(W).max(axis=(1, 2)) * A.shape[1]
     if np.iscomplexobj(lam) or not np.all(np.isfinite(W)) or np.any(cond >= _CONDITION_LIMIT):
         if not (np.iscomplexobj(lam) and np.all(lam.imag == 0) and np.all(V.imag == 0)):
             raise Unsupported("complex or ill-conditioned eigenbasis (use the per-subject path)")
         lam, V, W = lam.real, V.real, W.real
     wv = np.einsum("mij,mej->mei", W, ev)  # inputs in each subject's eigenbasis (m, E, n)
     wg = np.einsum("mij,mj->mi", W, g0)  # constant input (zero-state rates) in the eigenbasis
-    if np.all(et == et[:1]) and np.all(dur == dur[:1]):
+    if times.ndim == 1 and np.all(et == et[:1]) and np.all(dur == dur[:1]):
         z = _sweep(lam, wv, wg, et[0], dur[0], times)
     else:
         z = _superpose(lam, wv, wg, et, dur, times)
@@ -531,10 +552,12 @@ def _sweep(
 def _superpose(
     lam: np.ndarray, wv: np.ndarray, wg: np.ndarray, et: np.ndarray, dur: np.ndarray, times: np.ndarray
 ) -> np.ndarray:
-    """Eigen-coordinates at ``times`` (m,T,n) for subject-specific input times, by superposition."""
-    h0 = np.maximum(times, 0.0)[None, :, None]
+    """Eigen-coordinates at ``times`` (m,T,n) for subject-specific input times, by superposition;
+    ``times`` is (T,) for all subjects or (m,T), each subject's own."""
+    tt = times if times.ndim == 2 else times[None, :]
+    h0 = np.maximum(tt, 0.0)[:, :, None]
     z = _phi(lam[:, None, :], h0) * wg[:, None, :]
-    d = (times[None, :, None] - et[:, None, :])[..., None]  # time since each input started (m,T,E,1)
+    d = (tt[:, :, None] - et[:, None, :])[..., None]  # time since each input started (m,T,E,1)
     D = dur[:, None, :, None]
     lam4 = lam[:, None, None, :]
     # A bolus: e^{lam d} once given (strictly after: an output at a dose time is pre-dose). An

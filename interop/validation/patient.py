@@ -82,6 +82,7 @@ class ValidationSpec:
     seed: int = 1
     n_sim: int = 200
     iterative: bool = True
+    batched: bool = True  # the vectorised closed-form path where it applies; False: one by one
 
 
 class Exclusion(Exception):
@@ -163,38 +164,69 @@ def _tad(twin: Twin, t: float) -> float:
     return t - before[-1] if before else t
 
 
-def evaluate_patient(model: CompiledModel, twin: Twin, spec: ValidationSpec) -> tuple[pd.DataFrame, dict]:
-    """Predictions, NPDE and simulated replicates of one screened patient."""
+def evaluate_patient(model: CompiledModel, twin: Twin, spec: ValidationSpec) -> tuple[dict[str, Any], dict]:
+    """Predictions, NPDE and simulated replicates of one screened patient (its level columns and
+    its patient row)."""
     from interop.twin import estimate_map  # the twin runtime's MAP estimator
     from interop.twin.estimate import make_predictor  # f(eta) at the observations, set up once
 
     card = model.card
     obs = twin.observations
     n = len(obs)
-    dv = np.array([o.value for o in obs])
     try:
         pred = simulate_observations(twin)
     except (ModelError, TwinError) as exc:  # the population prediction itself cannot be simulated
         raise Exclusion("ode-failure", str(exc)) from exc
     fit = estimate_map(twin)
     ipred = simulate_observations(twin, fit.etas)
+    f, exact = make_predictor(twin, obs)
     iter_pred = np.full(n, np.nan)
     if spec.iterative:
+        warm = None
         for k in range(1, n):
-            partial = estimate_map(twin, observations=obs[:k])
+            # ODE models: each fit starts from the previous one's mode (far fewer solver calls); the
+            # closed-form path keeps estimate_map's own starts (it is the batched path's reference).
+            partial = estimate_map(twin, observations=obs[:k], start=warm)
+            warm = None if exact else list(partial.etas.values())
             iter_pred[k] = simulate_observations(twin, partial.etas)[k]
     # Replicates of the patient's own design: ETAs from Omega, then residual error.
-    rng = patient_rng(spec.seed, twin.patient_id)
-    etas = draw_etas(card, rng, size=spec.n_sim)
-    eps = rng.standard_normal((spec.n_sim, n))
-    f, exact = make_predictor(twin, obs)
+    etas, eps = replicate_draws(card, twin, spec)
     if exact:  # the closed-form path takes every replicate in one batched evaluation
         ip = np.asarray(f(etas)).reshape(spec.n_sim, n)
     else:
         ip = np.array([f(etas[r]) for r in range(spec.n_sim)]).reshape(spec.n_sim, n)
+    return patient_tables(twin, pred, ipred, iter_pred, ip, eps, fit.converged, fit.ofv, fit.etas)
+
+
+def replicate_draws(card: ModelCard, twin: Twin, spec: ValidationSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The patient's replicate ETAs (n_sim x n_eta) and residual draws (n_sim x levels), keyed by
+    seed and patient id (the same whatever the batching)."""
+    rng = patient_rng(spec.seed, twin.patient_id)
+    etas = draw_etas(card, rng, size=spec.n_sim)
+    return etas, rng.standard_normal((spec.n_sim, len(twin.observations)))
+
+
+def patient_tables(
+    twin: Twin,
+    pred: np.ndarray,
+    ipred: np.ndarray,
+    iter_pred: np.ndarray,
+    ip: np.ndarray,
+    eps: np.ndarray,
+    converged: bool,
+    ofv: float,
+    etas: dict[str, float],
+) -> tuple[dict[str, Any], dict]:
+    """The patient's level columns (``LEVEL_COLUMNS``, one entry per level) and patient row from
+    its predictions: a priori ``pred``, MAP ``ipred``, iterative ``iter_pred`` and the replicates'
+    individual predictions ``ip`` (n_sim x levels) with residual draws ``eps``."""
+    card = twin.card
+    obs = twin.observations
+    n = len(obs)
+    dv = np.array([o.value for o in obs])
     if not np.all(np.isfinite(ip)):
         raise Exclusion("ode-failure", "non-finite prediction in a simulated replicate")
-    sims = np.empty((spec.n_sim, n))
+    sims = np.empty(ip.shape)
     for j, o in enumerate(obs):
         sims[:, j] = add_residual_error(card.error_for(o.observable), ip[:, j], eps[:, j])
     first = twin.doses[0].time_h
@@ -203,25 +235,23 @@ def evaluate_patient(model: CompiledModel, twin: Twin, spec: ValidationSpec) -> 
     if used.any():
         npde[used] = patient_npde(dv[used], sims[:, used])
     lo, hi = prediction_interval(sims)
-    levels = pd.DataFrame(
-        {
-            "patient_id": twin.patient_id,
-            "k": np.arange(n),
-            "time_h": [o.time_h for o in obs],
-            "tad_h": [_tad(twin, o.time_h) for o in obs],
-            "observable": [o.observable for o in obs],
-            "dv": dv,
-            "below_lloq": [o.below_lloq for o in obs],
-            "used": used,
-            "pred": pred,
-            "ipred": ipred,
-            "iter_pred": iter_pred,
-            "npde": npde,
-            "pi_low": lo,
-            "pi_high": hi,
-            "sims": [sims[:, j].astype(np.float32) for j in range(n)],
-        }
-    )
+    levels = {
+        "patient_id": np.full(n, twin.patient_id, dtype=object),
+        "k": np.arange(n),
+        "time_h": np.array([o.time_h for o in obs], dtype=float),
+        "tad_h": np.array([_tad(twin, o.time_h) for o in obs], dtype=float),
+        "observable": np.array([o.observable for o in obs], dtype=object),
+        "dv": dv,
+        "below_lloq": np.array([o.below_lloq for o in obs], dtype=bool),
+        "used": used,
+        "pred": pred,
+        "ipred": ipred,
+        "iter_pred": iter_pred,
+        "npde": npde,
+        "pi_low": lo,
+        "pi_high": hi,
+        "sims": [sims[:, j].astype(np.float32) for j in range(n)],
+    }
     row = {
         "patient_id": twin.patient_id,
         "status": "included",
@@ -229,26 +259,30 @@ def evaluate_patient(model: CompiledModel, twin: Twin, spec: ValidationSpec) -> 
         "detail": "; ".join(twin.notes),
         "n_levels": n,
         "n_used": int(used.sum()),
-        "map_converged": bool(fit.converged),
-        "ofv": float(fit.ofv),
-        "etas": json.dumps(fit.etas, sort_keys=True),
+        "map_converged": bool(converged),
+        "ofv": float(ofv),
+        "etas": json.dumps(etas, sort_keys=True),
         "subgroups": patient_subgroups(twin),
     }
     return levels, row
 
 
 def validate_batch(spec: ValidationSpec, records_json: tuple[str, ...]) -> dict[str, pd.DataFrame]:
-    """Tables ``levels`` (included patients) and ``patients`` (every patient, with status)."""
+    """Tables ``levels`` (included patients) and ``patients`` (every patient, with status).
+
+    With ``spec.batched``, the patients the vectorised closed-form path covers are evaluated
+    together (:mod:`interop.validation.batched`); the others, and any it hands back, here one by one.
+    """
+    from interop.validation.batched import evaluate_batched, joins_batch  # it builds on this module
+
     model = compile_spec(spec.sbml, spec.card_json)
-    levels, patients = [], []
+    screened: list[tuple[dict, Twin | Exception]] = []
     for text in records_json:
         record = parse_json(PatientRecord, text, source="cohort record")
-        pid = record.patient.id
-        n_levels = len(record.drug_levels())
         base = {
-            "patient_id": pid,
+            "patient_id": record.patient.id,
             "status": "excluded",
-            "n_levels": n_levels,
+            "n_levels": len(record.drug_levels()),
             "n_used": 0,
             "map_converged": False,
             "ofv": float("nan"),
@@ -256,8 +290,23 @@ def validate_batch(spec: ValidationSpec, records_json: tuple[str, ...]) -> dict[
             "subgroups": "",
         }
         try:
-            twin = screen_patient(model, record)
-            lv, row = evaluate_patient(model, twin, spec)
+            screened.append((base, screen_patient(model, record)))
+        except (Exclusion, InteropError) as exc:  # classified below, as evaluation errors are
+            screened.append((base, exc))
+    together = [
+        i
+        for i, (_, t) in enumerate(screened)
+        if isinstance(t, Twin) and spec.batched and joins_batch(model, t)
+    ]
+    done = dict(zip(together, evaluate_batched(model, [screened[i][1] for i in together], spec), strict=True))  # type: ignore[misc]
+    levels, patients = [], []
+    for i, (base, twin) in enumerate(screened):
+        pid = base["patient_id"]
+        try:
+            if isinstance(twin, Exception):
+                raise twin
+            result = done.get(i)
+            lv, row = result if result is not None else evaluate_patient(model, twin, spec)
         except Exclusion as exc:
             patients.append({**base, "reason": exc.reason, "detail": exc.detail})
             continue
@@ -270,7 +319,17 @@ def validate_batch(spec: ValidationSpec, records_json: tuple[str, ...]) -> dict[
             continue
         levels.append(lv)
         patients.append(row)
-    return {
-        "levels": pd.concat(levels, ignore_index=True) if levels else pd.DataFrame(columns=LEVEL_COLUMNS),
-        "patients": pd.DataFrame(patients, columns=PATIENT_COLUMNS),
-    }
+    return {"levels": _levels_frame(levels), "patients": pd.DataFrame(patients, columns=PATIENT_COLUMNS)}
+
+
+def _levels_frame(parts: list[dict[str, Any]]) -> pd.DataFrame:
+    """One table from the patients' level columns (one DataFrame per batch, not per patient)."""
+    if not parts:
+        return pd.DataFrame(columns=LEVEL_COLUMNS)
+    cols: dict[str, Any] = {}
+    for c in LEVEL_COLUMNS:
+        if c == "sims":
+            cols[c] = [s for p in parts for s in p[c]]
+        else:
+            cols[c] = np.concatenate([p[c] for p in parts])
+    return pd.DataFrame(cols, columns=LEVEL_COLUMNS)

@@ -68,7 +68,7 @@ def _residuals_vs_time(used: pd.DataFrame, path: Path) -> Path:
     ax.axhline(0, color="k", lw=1)
     ax.axhspan(-20, 20, color="grey", alpha=0.15, label="±20 %")
     ax.set(xlabel="time since first record (h)", ylabel="relative prediction error (%)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")  # "best" searches every point: slow on large cohorts
     return _save(fig, path)
 
 

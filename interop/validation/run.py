@@ -50,21 +50,27 @@ def run_validation(
     n_boot: int = 1000,
     model_sha256: str | None = None,
     progress: Progress | None = None,
+    batched: bool = True,
 ) -> ValidationOutcome:
-    """Validate, write ``report.html`` (+ PNGs), tables and ``validation-record.json`` to ``out_dir``."""
+    """Validate, write ``report.html`` (+ PNGs), tables and ``validation-record.json`` to ``out_dir``.
+
+    ``batched=False`` evaluates every patient on its own (the reference path; the batched path
+    covers closed-form models and hands anything else back to it)."""
     if not records:
         raise ValueError("the cohort has no patients")
     out_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = dataset_fingerprint(records)
     sha = model_sha256 or hashlib.sha256(sbml.encode()).hexdigest()
-    spec = ValidationSpec(sbml, card.model_dump_json(), seed=seed, n_sim=n_sim, iterative=iterative)
+    spec = ValidationSpec(
+        sbml, card.model_dump_json(), seed=seed, n_sim=n_sim, iterative=iterative, batched=batched
+    )
     ordered = sorted(records, key=lambda r: r.patient.id)
     batches = [
         (tuple(r.model_dump_json() for r in ordered[i : i + batch_size]),)
         for i in range(0, len(ordered), batch_size)
     ]
     key = hashlib.sha256(
-        json.dumps([sha, spec.card_json, fingerprint, seed, n_sim, iterative, batch_size]).encode()
+        json.dumps([sha, spec.card_json, fingerprint, seed, n_sim, iterative, batch_size, batched]).encode()
     ).hexdigest()
     results = run_batches(
         validate_batch,

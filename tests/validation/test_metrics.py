@@ -58,3 +58,38 @@ def test_bootstrap_is_reproducible_with_its_seed() -> None:
     a = bootstrap_metrics(df, "pred", n_boot=200, seed=9)
     b = bootstrap_metrics(df, "pred", n_boot=200, seed=9)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_per_patient_metrics_equal_compute_metrics_on_each_patient() -> None:
+    """Ragged patients (1-9 levels, odd and even counts for the median), some predictions missing."""
+    rng = np.random.default_rng(4)
+    n = 300
+    df = pd.DataFrame(
+        {
+            "patient_id": [f"p{rng.integers(0, 40):02d}" for _ in range(n)],
+            "dv": rng.lognormal(1, 0.5, n),
+            "pred": rng.lognormal(1, 0.6, n),
+        }
+    )
+    df.loc[rng.random(n) < 0.2, "pred"] = np.nan
+    pp = per_patient_metrics(df, "pred").set_index("patient_id")
+    for pid, g in df.dropna(subset=["pred"]).groupby("patient_id"):
+        want = compute_metrics(g.pred.to_numpy(), g.dv.to_numpy())
+        assert pp.loc[pid, "n"] == len(g)
+        for k, v in want.items():
+            assert pp.loc[pid, k] == pytest.approx(v, rel=1e-12, abs=1e-12)
+
+
+def test_bootstrap_medians_are_the_medians_of_the_resampled_patients() -> None:
+    from interop.validation.metrics import _resampled_medians
+
+    rng = np.random.default_rng(2)
+    sizes = rng.integers(1, 6, 30)
+    owner = np.repeat(np.arange(30), sizes)
+    values = rng.normal(size=len(owner)).round(1)  # ties too
+    idx = rng.integers(0, 30, (50, 30))
+    counts = np.apply_along_axis(np.bincount, 1, idx, minlength=30).astype(float)
+    starts = np.searchsorted(owner, np.arange(30))
+    ends = np.append(starts[1:], len(owner))
+    want = [np.median(values[np.concatenate([np.arange(starts[j], ends[j]) for j in r])]) for r in idx]
+    assert np.array_equal(_resampled_medians(values, owner, counts), np.array(want))
