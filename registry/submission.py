@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,38 +75,11 @@ def stored_model(
 ) -> StoredModel:
     """The stored version of ``row``: its SBML read (and re-hashed) from the blob store unless given;
     an ML version (format onnx) with its ONNX bytes and ML card instead."""
-    if row.format in ML_FORMATS:
-        where = f"registry {row.model_id}@{row.number}"
-        return StoredModel(
-            model_id=row.model_id,
-            version=row.number,
-            sbml="",
-            card_or_none=None,
-            sbml_sha256=row.sbml_sha256,
-            status=row.status,
-            format=row.format,
-            institution=row.institution,
-            title=row.title,
-            submitted_by=row.submitted_by,
-            created_at=row.created_at,
-            status_changed_by=row.status_changed_by,
-            status_changed_at=row.status_changed_at,
-            deduplicated=dedup,
-            ml_card=parse(MLCard, row.card, source=where),
-            artefact=blobs.get(row.sbml_sha256) if load else None,
-        )
-    if sbml is None and load:
-        sbml = blobs.get(row.sbml_sha256).decode("utf-8")
-    card = (
-        None
-        if row.card is None
-        else parse(ModelCard, row.card, source=f"registry {row.model_id}@{row.number}")
-    )
-    return StoredModel(
+    where = f"registry {row.model_id}@{row.number}"
+    stored = partial(
+        StoredModel,
         model_id=row.model_id,
         version=row.number,
-        sbml=sbml or "",
-        card_or_none=card,
         sbml_sha256=row.sbml_sha256,
         status=row.status,
         format=row.format,
@@ -117,6 +91,17 @@ def stored_model(
         status_changed_at=row.status_changed_at,
         deduplicated=dedup,
     )
+    if row.format in ML_FORMATS:
+        return stored(
+            sbml="",
+            card_or_none=None,
+            ml_card=parse(MLCard, row.card, source=where),
+            artefact=blobs.get(row.sbml_sha256) if load else None,
+        )
+    if sbml is None and load:
+        sbml = blobs.get(row.sbml_sha256).decode("utf-8")
+    card = None if row.card is None else parse(ModelCard, row.card, source=where)
+    return stored(sbml=sbml or "", card_or_none=card)
 
 
 class SubmissionService:
