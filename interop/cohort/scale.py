@@ -165,9 +165,9 @@ class BatchRunner:
         shared: Any,
         finish: Callable[[int, Tables], None],
     ) -> None:
-        from dask.distributed import as_completed
+        with dask_client(self.scheduler, self.workers) as client:  # MissingExtraError without dask
+            from dask.distributed import as_completed
 
-        with dask_client(self.scheduler, self.workers) as client:
             # The shared spec (SBML text, card, design) is sent once to every worker.
             shared_f = client.scatter(shared, broadcast=True) if shared is not None else None
             futures = {
