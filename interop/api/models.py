@@ -222,7 +222,7 @@ def add_record(
 ) -> dict[str, Any]:
     if (record.model_id, record.model_version) != (model_id, version):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"the record is for {record.model_id}@{record.model_version}, not {model_id}@{version}",
         )
     return {"id": registry.add_validation_record(record, principal=user)}
@@ -253,15 +253,15 @@ async def add_record_with_images(
     parsed = parse_json(ValidationRecord, record, source="record")
     if (parsed.model_id, parsed.model_version) != (model_id, version):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"the record is for {parsed.model_id}@{parsed.model_version}, not {model_id}@{version}",
         )
     if len(titles) != len(images):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"{len(images)} images but {len(titles)} titles"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{len(images)} images but {len(titles)} titles"
         )
     if len(images) > MAX_IMAGES:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"at most {MAX_IMAGES} images")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"at most {MAX_IMAGES} images")
     pngs: list[tuple[str, bytes]] = []
     for title, f in zip(titles, images, strict=True):
         data = await f.read(MAX_IMAGE_BYTES + 1)
