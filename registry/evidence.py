@@ -109,7 +109,9 @@ def add_record(
         raise ValueError("images need the registry's blob store")
     staged: list[Staged] = []
     try:
-        staged = [blobs.stage(data) for _, data in images] if blobs is not None else []
+        if blobs is not None:
+            for _, data in images:
+                staged.append(blobs.stage(data))
         with sessions.begin() as s:
             row = repo.find_version(s, record.model_id, record.model_version)
             if row.sbml_sha256 != record.model_sha256:
@@ -142,8 +144,9 @@ def add_record(
                 images=[st.digest for st in staged],
             )
             s.flush()
-            for st in staged:  # under their hash just before commit (see registry.blobs)
-                blobs.publish(st)  # type: ignore[union-attr]  # staged is empty without blobs
+            if blobs is not None:  # under their hash just before commit (see registry.blobs)
+                for st in staged:
+                    blobs.publish(st)
             return rec.id
     finally:
         for st in staged:

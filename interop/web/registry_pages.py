@@ -10,7 +10,7 @@ import re
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -230,7 +230,11 @@ def _site_images(records: list[StoredRecord]) -> list[dict[str, Any]]:
 
 @router.get("/models/{model_id}/versions/{version}/site-records/{record_id}/images/{position}.png")
 def site_record_image(
-    request: Request, model_id: str, version: int, record_id: int, position: int
+    request: Request,
+    model_id: str,
+    version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    record_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    position: Annotated[int, Path(ge=0, le=1000)],
 ) -> Response:
     """An image a site sent with its validation record (readers, as the records themselves)."""
     require_role(request, "reader")
