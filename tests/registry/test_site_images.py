@@ -181,3 +181,36 @@ def test_refused_records_store_no_blob_and_no_row(
             store.add_validation_record(rec, images=images, principal=who)
     assert store.validation_records("gentamicin-1cmt", 1) == []
     assert _files(tmp_path / "blobs") == before  # no published blob, no staged temporary file left
+
+
+def test_a_registry_from_before_images_upgrades_and_shows_its_records(
+    db_url: str, tmp_path: Path, gentamicin: tuple[str, ModelCard]
+) -> None:
+    """A record stored at revision 0002 (no image table) reads back after the upgrade to 0003,
+    with no image, and new records with images sit beside it."""
+    from alembic import command
+
+    from registry.db import make_engine
+    from registry.migrate import _config
+
+    reg = open_registry(db_url, tmp_path / "blobs")
+    try:
+        reg.submit(*gentamicin)
+        old = reg.add_validation_record(record(reg, "site-old"))
+    finally:
+        reg.close()
+    engine = make_engine(db_url)
+    cfg = _config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")  # as the database was before this feature
+    engine.dispose()
+    reg = open_registry(db_url, tmp_path / "blobs")  # upgrades to head on open
+    try:
+        (got,) = reg.validation_records("gentamicin-1cmt", 1)
+        assert (got.id, got.record.site, got.images) == (old, "site-old", ())
+        new = reg.add_validation_record(record(reg, "site-new"), images=[("VPC and pcVPC (g)", png("v"))])
+        assert [len(r.images) for r in reg.validation_records("gentamicin-1cmt", 1)] == [0, 1]
+        assert reg.record_image("gentamicin-1cmt", 1, new, 0)[0].title == "VPC and pcVPC (g)"
+    finally:
+        reg.close()
