@@ -141,7 +141,7 @@ def add_record(
                 record.model_version,
                 site=record.site,
                 record_id=rec.id,
-                images=[st.digest for st in staged],
+                **({"images": [st.digest for st in staged]} if staged else {}),
             )
             s.flush()
             if blobs is not None:  # under their hash just before commit (see registry.blobs)
