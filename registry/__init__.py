@@ -3,7 +3,7 @@
 from registry.auth import LOCAL, Principal
 from registry.blobs import BlobStore, sha256_hex
 from registry.formats import ExtraFile, UnknownFormatError, available_formats, detect_format
-from registry.records import AuditEntry, StoredFile, StoredModel
+from registry.records import AuditEntry, RecordImage, StoredFile, StoredModel, StoredRecord
 from registry.search import Page, SearchQuery, VersionSummary
 from registry.service import Registry, open_registry
 from registry.validation import (
@@ -24,12 +24,14 @@ __all__ = [
     "Issue",
     "Page",
     "Principal",
+    "RecordImage",
     "Registry",
     "SearchQuery",
     "SimulateCheck",
     "StageResult",
     "StoredFile",
     "StoredModel",
+    "StoredRecord",
     "UnknownFormatError",
     "ValidationReport",
     "VersionSummary",

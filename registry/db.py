@@ -10,7 +10,7 @@ A ``MetaData`` naming convention keeps constraint names stable across SQLite and
   the SBML, the original upload, OMEX extras), ``version_drugs`` and ``annotations``
   (denormalised for search);
 - ``validation_reports`` (one per pipeline run, stages as JSON), ``validation_records``
-  (aggregate evidence sent by sites);
+  (aggregate evidence sent by sites) and ``validation_record_images`` (their VPC/NPDE PNGs, blobs);
 - ``audit_log``: append-only (no code path updates or deletes it; a trigger refuses it on
   PostgreSQL and SQLite, TRUNCATE too on PostgreSQL) and hash-chained (each entry carries the
   hash of the previous one);
@@ -51,6 +51,7 @@ __all__ = [
     "InstitutionRow",
     "MetaRow",
     "ModelRow",
+    "RecordImageRow",
     "RecordRow",
     "ReportRow",
     "TokenRow",
@@ -199,6 +200,21 @@ class RecordRow(Base):
     record: Mapped[dict[str, Any]] = mapped_column(JSON)
     submitted_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    images: Mapped[list[RecordImageRow]] = relationship(order_by="RecordImageRow.position")
+
+
+class RecordImageRow(Base):
+    """A PNG sent with a site's record (VPC, NPDE: aggregate plots), its bytes a blob."""
+
+    __tablename__ = "validation_record_images"
+    __table_args__ = (UniqueConstraint("record_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("validation_records.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class AuditRow(Base):

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from interop.errors import RegistryError
 from registry import auditlog
-from registry.db import AuditRow, Base, FileRow, MetaRow
+from registry.db import AuditRow, Base, FileRow, MetaRow, RecordImageRow
 
 if TYPE_CHECKING:
     from registry.service import Registry
@@ -57,6 +57,11 @@ def registry_id(s: Session) -> str:
     return row.value
 
 
+def blob_digests(s: Session) -> list[str]:
+    """Every blob a row names: version files and the images sent with site records."""
+    return sorted(set(s.scalars(select(FileRow.sha256))) | set(s.scalars(select(RecordImageRow.sha256))))
+
+
 def collect_garbage(reg: Registry, grace_s: float = 24 * 3600, *, dry_run: bool = False) -> GarbageReport:
     """Remove blobs no row names and stale temporary files older than ``grace_s`` (never a blob
     any row references; refused on a blob store another database owns)."""
@@ -66,7 +71,9 @@ def collect_garbage(reg: Registry, grace_s: float = 24 * 3600, *, dry_run: bool 
             out: set[str] = set()
             ordered = sorted(candidates)
             for i in range(0, len(ordered), 500):
-                out |= set(s.scalars(select(FileRow.sha256).where(FileRow.sha256.in_(ordered[i : i + 500]))))
+                chunk = ordered[i : i + 500]
+                out |= set(s.scalars(select(FileRow.sha256).where(FileRow.sha256.in_(chunk))))
+                out |= set(s.scalars(select(RecordImageRow.sha256).where(RecordImageRow.sha256.in_(chunk))))
             return out
 
     removed, temps = reg.blobs.sweep(referenced, grace_s, registry_id=reg.registry_id, dry_run=dry_run)
@@ -89,12 +96,17 @@ def verify(reg: Registry, *, actor: str = "local") -> VerifyReport:
     if owner != reg.registry_id:
         faults.append(f"blob store owner is {owner or 'unset'}, not this registry ({reg.registry_id})")
     with reg.readers() as s:
-        digests = sorted(set(s.scalars(select(FileRow.sha256))))
+        digests = blob_digests(s)
         for d in digests:
             fault = reg.blobs.check(d)
             if fault:
                 users = s.execute(select(FileRow.version_id, FileRow.path).where(FileRow.sha256 == d)).all()
-                faults.append(f"{fault} (version rows {', '.join(f'{v}:{p}' for v, p in users[:5])})")
+                images = s.scalars(select(RecordImageRow.record_id).where(RecordImageRow.sha256 == d)).all()
+                faults.append(
+                    f"{fault} (version rows {', '.join(f'{v}:{p}' for v, p in users[:5])}"
+                    + (f"; images of site records {', '.join(map(str, images[:5]))}" if images else "")
+                    + ")"
+                )
         rows = list(s.scalars(select(AuditRow).order_by(AuditRow.id)))
         faults += auditlog.check_chain(rows)
     with reg.sessions.begin() as s:
@@ -138,7 +150,7 @@ def backup(reg: Registry, target: Path) -> dict[str, int]:
                     fh.write(json.dumps({k: _encode(v) for k, v in row.items()}, sort_keys=True) + "\n")
                     n += 1
             counts[table.name] = n
-        digests = sorted(set(s.scalars(select(FileRow.sha256))))
+        digests = blob_digests(s)
         rid = registry_id(s)
     for d in digests:
         data = reg.blobs.get(d)  # verified on the way out

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interop.errors import ModelError
-from interop.schema import MLCard, ModelCard
+from interop.schema import MLCard, ModelCard, ValidationRecord
 
-__all__ = ["AuditEntry", "AuditPage", "StoredFile", "StoredModel"]
+__all__ = ["AuditEntry", "AuditPage", "RecordImage", "StoredFile", "StoredModel", "StoredRecord"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,24 @@ class AuditPage:
     total: int
     page: int
     per_page: int
+
+
+@dataclass(frozen=True)
+class RecordImage:
+    """One PNG sent with a site's validation record (its bytes: a blob named by ``sha256``)."""
+
+    position: int
+    title: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A site's validation record as stored: its id, who sent it, when, and its images."""
+
+    id: int
+    record: ValidationRecord
+    submitted_by: str
+    created_at: dt.datetime
+    images: tuple[RecordImage, ...] = ()

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from interop.errors import NotFoundError
 from interop.schema.model_id import check_model_id
@@ -125,4 +125,4 @@ def records_for(s: Session, model_id: str, version: int | None) -> list[RecordRo
     )
     if version is not None:
         q = q.where(VersionRow.number == version)
-    return list(s.scalars(q.order_by(RecordRow.id)).all())
+    return list(s.scalars(q.order_by(RecordRow.id).options(selectinload(RecordRow.images))).all())

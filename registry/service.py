@@ -50,7 +50,7 @@ from registry.maintenance import GarbageReport, VerifyReport
 from registry.metadata import build_graph
 from registry.migrate import upgrade
 from registry.rdf import serialise
-from registry.records import AuditEntry, AuditPage, StoredFile, StoredModel
+from registry.records import AuditEntry, AuditPage, RecordImage, StoredFile, StoredModel, StoredRecord
 from registry.repository import WithdrawnError
 from registry.search import Page, SearchQuery, VersionSummary, run_search, summarise
 from registry.sparql import run_select
@@ -388,14 +388,30 @@ class Registry:
 
     # ------------------------------------------------------ site evidence
     def add_validation_record(
-        self, record: ValidationRecord, *, submitted_by: str = "local", principal: Principal | None = None
+        self,
+        record: ValidationRecord,
+        *,
+        submitted_by: str = "local",
+        principal: Principal | None = None,
+        images: Sequence[tuple[str, bytes]] = (),
     ) -> int:
-        """Store a site's aggregate record beside the version whose SBML hash it names; its id."""
+        """Store a site's aggregate record beside the version whose SBML hash it names, with its
+        ``(title, PNG bytes)`` images (VPC, NPDE) as blobs; its id."""
         who = principal or Principal(submitted_by, record.site, "curator", local=True)
-        return evidence.add_record(self.sessions, record, who)
+        return evidence.add_record(self.sessions, record, who, images, self.blobs)
 
     def list_validation_records(self, model_id: str, version: int | None = None) -> list[ValidationRecord]:
         return evidence.list_records(self.readers, model_id, version)
+
+    def validation_records(self, model_id: str, version: int | None = None) -> list[StoredRecord]:
+        """The site records with their ids, senders and images (oldest first)."""
+        return evidence.stored_records(self.readers, model_id, version)
+
+    def record_image(
+        self, model_id: str, version: int, record_id: int, position: int
+    ) -> tuple[RecordImage, bytes]:
+        """One image of a site record and its bytes (verified against their hash)."""
+        return evidence.record_image(self.readers, self.blobs, model_id, version, record_id, position)
 
     # ------------------------------------------------------------- search
     def search(self, query: SearchQuery | None = None, **criteria: Any) -> Page:

@@ -13,11 +13,21 @@ from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Response,
 from starlette.concurrency import run_in_threadpool
 
 from interop.api.deps import RegistryDep, SettingsDep, require_contributor, require_curator, require_reader
-from interop.api.schemas import PageOut, ReportOut, VersionDetail, page_out, report_out, version_detail
+from interop.api.schemas import (
+    PageOut,
+    ReportOut,
+    SiteRecordOut,
+    VersionDetail,
+    page_out,
+    report_out,
+    site_record_out,
+    version_detail,
+)
 from interop.schema import ModelCard, ValidationRecord, parse_json
 from interop.schema.model_id import MODEL_ID_RULE
 from registry import SearchQuery
 from registry.auditlog import AuditFilter
+from registry.evidence import MAX_IMAGE_BYTES, MAX_IMAGES
 
 __all__ = ["router"]
 
@@ -212,7 +222,7 @@ def add_record(
 ) -> dict[str, Any]:
     if (record.model_id, record.model_version) != (model_id, version):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"the record is for {record.model_id}@{record.model_version}, not {model_id}@{version}",
         )
     return {"id": registry.add_validation_record(record, principal=user)}
@@ -224,6 +234,78 @@ def list_records(
 ) -> list[ValidationRecord]:
     registry.get(model_id, version)  # 404 for an unknown version
     return registry.list_validation_records(model_id, version)
+
+
+@router.post(
+    "/models/{model_id}/versions/{version}/validation-records/with-images",
+    status_code=status.HTTP_201_CREATED,
+    summary="A site's aggregate validation record with its VPC/NPDE PNG images (multipart)",
+)
+async def add_record_with_images(
+    model_id: ModelIdPath,
+    version: VersionPath,
+    registry: RegistryDep,
+    user: require_contributor,
+    record: Annotated[str, Form(description="the ValidationRecord JSON", max_length=1_000_000)],
+    images: Annotated[list[UploadFile], File(description="PNG images (VPC, NPDE)")],
+    titles: Annotated[list[str], Form(description="one title per image, in order", max_length=64)],
+) -> dict[str, Any]:
+    parsed = parse_json(ValidationRecord, record, source="record")
+    if (parsed.model_id, parsed.model_version) != (model_id, version):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"the record is for {parsed.model_id}@{parsed.model_version}, not {model_id}@{version}",
+        )
+    if len(titles) != len(images):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{len(images)} images but {len(titles)} titles"
+        )
+    if len(images) > MAX_IMAGES:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"at most {MAX_IMAGES} images")
+    pngs: list[tuple[str, bytes]] = []
+    for title, f in zip(titles, images, strict=True):
+        data = await f.read(MAX_IMAGE_BYTES + 1)
+        if len(data) > MAX_IMAGE_BYTES:
+            raise HTTPException(
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                f"image {title[:80]!r} exceeds {MAX_IMAGE_BYTES} bytes",
+            )
+        pngs.append((title, data))
+
+    def store() -> int:
+        return registry.add_validation_record(parsed, principal=user, images=pngs)
+
+    return {"id": await run_in_threadpool(store), "images": len(pngs)}
+
+
+@router.get(
+    "/models/{model_id}/versions/{version}/validation-records/with-images",
+    response_model=list[SiteRecordOut],
+    summary="Site records of this version with their ids and images (where to fetch each)",
+)
+def list_records_with_images(
+    model_id: ModelIdPath, version: VersionPath, registry: RegistryDep, user: require_reader
+) -> list[SiteRecordOut]:
+    registry.get(model_id, version)  # 404 for an unknown version
+    return [site_record_out(model_id, version, r) for r in registry.validation_records(model_id, version)]
+
+
+@router.get(
+    "/models/{model_id}/versions/{version}/validation-records/{record_id}/images/{position}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+    summary="One PNG image sent with a site record",
+)
+def get_record_image(
+    model_id: ModelIdPath,
+    version: VersionPath,
+    record_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    position: Annotated[int, Path(ge=0, le=MAX_IMAGES)],
+    registry: RegistryDep,
+    user: require_reader,
+) -> Response:
+    image, data = registry.record_image(model_id, version, record_id, position)
+    return Response(data, media_type="image/png", headers={"ETag": f'"{image.sha256}"'})
 
 
 @router.post("/models/{model_id}/versions/{version}/withdraw", status_code=status.HTTP_204_NO_CONTENT)

@@ -7,9 +7,21 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from registry import Page, StoredFile, StoredModel, ValidationReport, VersionSummary
+from interop.schema import ValidationRecord
+from registry import Page, StoredFile, StoredModel, StoredRecord, ValidationReport, VersionSummary
 
-__all__ = ["FileOut", "PageOut", "ReportOut", "VersionDetail", "VersionOut", "page_out", "version_detail"]
+__all__ = [
+    "FileOut",
+    "PageOut",
+    "RecordImageOut",
+    "ReportOut",
+    "SiteRecordOut",
+    "VersionDetail",
+    "VersionOut",
+    "page_out",
+    "site_record_out",
+    "version_detail",
+]
 
 
 class VersionOut(BaseModel):
@@ -92,3 +104,37 @@ def version_detail(s: StoredModel, files: list[StoredFile]) -> VersionDetail:
 
 def report_out(model_id: str, version: int, r: ValidationReport) -> ReportOut:
     return ReportOut(model_id=model_id, version=version, passed=r.is_valid, stages=r.to_dicts())
+
+
+class RecordImageOut(BaseModel):
+    position: int
+    title: str
+    sha256: str
+    size: int
+    url: str
+
+
+class SiteRecordOut(BaseModel):
+    """A stored site record: its id, sender, time, the record and its images (where to fetch them)."""
+
+    id: int
+    submitted_by: str
+    created_at: dt.datetime
+    record: ValidationRecord
+    images: list[RecordImageOut] = []
+
+
+def site_record_out(model_id: str, version: int, r: StoredRecord) -> SiteRecordOut:
+    base = f"/models/{model_id}/versions/{version}/validation-records/{r.id}/images"
+    return SiteRecordOut(
+        id=r.id,
+        submitted_by=r.submitted_by,
+        created_at=r.created_at,
+        record=r.record,
+        images=[
+            RecordImageOut(
+                position=i.position, title=i.title, sha256=i.sha256, size=i.size, url=f"{base}/{i.position}"
+            )
+            for i in r.images
+        ],
+    )

@@ -56,6 +56,11 @@ def register(app: typer.Typer) -> None:
             help="Registry to send the record to: a database URL or SQLite path, or an http(s):// API URL",
         ),
         token: str | None = typer.Option(None, "--token", envvar="INTEROP_TOKEN", help="API bearer token"),
+        images: bool = typer.Option(
+            True,
+            "--images/--no-images",
+            help="Send the VPC and NPDE images (aggregate plots) with the record",
+        ),
         scheduler: str | None = typer.Option(
             None,
             "--scheduler",
@@ -119,7 +124,10 @@ def register(app: typer.Typer) -> None:
         console.print(f"Report: {res.report_path}")
         console.print(f"Validation record: {res.record_path}")
         if submit:
+            from interop.validation import shared_images
+
+            sent = shared_images(res.plots) if images else []
             where = submit_record(
-                res.record, submit, token=token, submitted_by=site, blob_dir=settings.blob_dir
+                res.record, submit, token=token, submitted_by=site, blob_dir=settings.blob_dir, images=sent
             )
-            console.print(f"Record sent to {where}")
+            console.print(f"Record sent to {where}" + (f" with {len(sent)} images" if sent else ""))

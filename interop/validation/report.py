@@ -21,7 +21,11 @@ from scipy import stats  # noqa: E402
 
 from interop.validation.summary import SETTINGS, ValidationSummary  # noqa: E402
 
-__all__ = ["write_plots", "write_report"]
+__all__ = ["SHARED_PLOTS", "shared_images", "write_plots", "write_report"]
+
+# Plots a site sends with its record: binned percentiles (VPC) and the NPDE distribution, which
+# show no patient id, time or row of any one patient.
+SHARED_PLOTS = ("VPC", "NPDE")
 
 LABELS = {
     "a-priori": "a priori (population)",
@@ -130,6 +134,12 @@ def write_plots(
             plots[f"NPDE histogram ({obs_id})"] = _npde_hist(x, out_dir / f"npde_hist{sfx}.png")
             plots[f"NPDE QQ plot ({obs_id})"] = _npde_qq(x, out_dir / f"npde_qq{sfx}.png")
     return plots
+
+
+def shared_images(plots: dict[str, Path]) -> list[tuple[str, bytes]]:
+    """The ``(title, PNG bytes)`` of a run's VPC and NPDE plots, in ``plots`` order: the images a
+    site sends beside its aggregate record."""
+    return [(t, p.read_bytes()) for t, p in plots.items() if t.startswith(SHARED_PLOTS)]
 
 
 def _table(df: pd.DataFrame, max_rows: int | None = None) -> str:

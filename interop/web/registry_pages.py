@@ -10,7 +10,7 @@ import re
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -20,7 +20,7 @@ from interop.web.deps import check_csrf, page_registry, render, require_role
 from interop.web.figures import stage_figure, stage_png
 from interop.workflows.stage_plots import StagePlot, stage_plots
 from interop.workflows.workspace import parameter_table
-from registry import SearchQuery, ValidationReport, available_formats
+from registry import SearchQuery, StoredRecord, ValidationReport, available_formats
 from registry.auditlog import AuditFilter
 from registry.rdf import BQBIOL, BQMODEL
 
@@ -175,7 +175,7 @@ def model_page(
             for d in card.drugs
         ]
     )
-    records = registry.list_validation_records(model_id, stored.version)
+    records = registry.validation_records(model_id, stored.version)
     may_change = user.at_least("contributor") and (
         user.role == "curator" or user.institution == stored.institution
     )
@@ -189,8 +189,9 @@ def model_page(
         history=history,
         report=report_view(report),
         badge=_badge(report),
-        records=records,
-        comparison=_comparison(records),
+        records=[r.record for r in records],
+        comparison=_comparison([r.record for r in records]),
+        site_images=_site_images(records),
         files=registry.files(model_id, stored.version),
         annotations=_annotations(registry, model_id, stored.version),
         parameters=parameter_table(stored.sbml, card),
@@ -215,6 +216,32 @@ def _comparison(records: list[Any]) -> list[dict[str, Any]]:
             )
             cells[k] = f"{m.value:.3g}{ci}"
     return [{"name": n, "setting": s, "observable": o, "cells": c} for (n, s, o), c in rows.items()]
+
+
+def _site_images(records: list[StoredRecord]) -> list[dict[str, Any]]:
+    """One row per image title (e.g. "VPC and pcVPC (tac)"), one cell per site record in record
+    order: the record id and image position, or None where that site sent no such image."""
+    rows: dict[str, list[dict[str, int] | None]] = {}
+    for k, r in enumerate(records):
+        for i in r.images:
+            rows.setdefault(i.title, [None] * len(records))[k] = {"record": r.id, "position": i.position}
+    return [{"title": t, "cells": c} for t, c in rows.items()]
+
+
+@router.get("/models/{model_id}/versions/{version}/site-records/{record_id}/images/{position}.png")
+def site_record_image(
+    request: Request,
+    model_id: str,
+    version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    record_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    position: Annotated[int, Path(ge=0, le=1000)],
+) -> Response:
+    """An image a site sent with its validation record (readers, as the records themselves)."""
+    require_role(request, "reader")
+    if not re.fullmatch(MODEL_ID_RULE, model_id):
+        raise HTTPException(404, f"no model {model_id[:64]!r}")
+    _, data = page_registry(request).record_image(model_id, version, record_id, position)
+    return Response(data, media_type="image/png")
 
 
 @router.get("/models/{model_id}/versions/{version}/evidence/{sha}")

@@ -1,6 +1,6 @@
 """The validation dashboard: run ``validate`` of a registered model on an imported cohort as a
 background job with progress, show its HTML report inline, and submit the aggregate record (never a
-patient row) to the registry as the signed-in site."""
+patient row) with its VPC and NPDE images (aggregate plots) to the registry as the signed-in site."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from interop.schema.model_id import parse_model_ref
+from interop.validation.report import SHARED_PLOTS, shared_images
 from interop.web.deps import check_csrf, page_registry, render, require_role, session_of
 from interop.web.jobs import Job, Progress
 from interop.workflows.validate import validate_cohort
@@ -86,6 +87,7 @@ def run(
             "report": str(outcome.report_path),
             "record": outcome.record.model_dump_json(),
             "metrics": [m.model_dump() for m in outcome.record.metrics],
+            "images": {t: str(p) for t, p in outcome.plots.items() if t.startswith(SHARED_PLOTS)},
             "submitted": None,
         }
 
@@ -116,10 +118,12 @@ def submit(request: Request, job_id: str) -> RedirectResponse:
     user = require_role(request, "contributor")
     job = _finished(request, job_id)
     record = parse_json(ValidationRecord, job.result["record"], source="validation record")
-    rid = page_registry(request).add_validation_record(record, principal=user)
+    images = shared_images({t: Path(p) for t, p in job.result.get("images", {}).items()})
+    rid = page_registry(request).add_validation_record(record, principal=user, images=images)
     job.result["submitted"] = rid
     session_of(request).flash.append(
-        f"Submitted validation record {rid} for {record.model_id}@{record.model_version}."
+        f"Submitted validation record {rid} for {record.model_id}@{record.model_version}"
+        + (f" with {len(images)} VPC/NPDE images." if images else ".")
     )
     return RedirectResponse(
         f"/models/{record.model_id}?version={record.model_version}#site-records", status_code=303

@@ -8,6 +8,7 @@ others -> RegistryError) carrying the server's one-line detail.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +103,21 @@ class RemoteRegistry:
         r = self.http.get(f"/models/{model_id}/versions/{version}/export", params={"format": fmt})
         return self._check(r).content
 
-    def add_validation_record(self, record: ValidationRecord) -> int:
-        r = self.http.post(
-            f"/models/{record.model_id}/versions/{record.model_version}/validation-records",
-            content=record.model_dump_json(),
-            headers={"Content-Type": "application/json"},
-        )
+    def add_validation_record(
+        self, record: ValidationRecord, images: Sequence[tuple[str, bytes]] = ()
+    ) -> int:
+        """Send a record (JSON), or with its ``(title, PNG bytes)`` images in one multipart request."""
+        path = f"/models/{record.model_id}/versions/{record.model_version}/validation-records"
+        if images:
+            r = self.http.post(
+                f"{path}/with-images",
+                data={"record": record.model_dump_json(), "titles": [t for t, _ in images]},
+                files=[("images", (f"image-{k}.png", b, "image/png")) for k, (_, b) in enumerate(images)],
+            )
+        else:
+            r = self.http.post(
+                path, content=record.model_dump_json(), headers={"Content-Type": "application/json"}
+            )
         return int(self._check(r).json()["id"])
 
     def list_validation_records(self, model_id: str, version: int) -> list[ValidationRecord]:

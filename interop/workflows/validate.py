@@ -1,12 +1,14 @@
 """Use cases of a validating site: validate a registered model on a local cohort, send the
 aggregate record to a registry; simulate a virtual cohort of a registered model.
 
-The cohort never leaves the site: only the ``ValidationRecord`` (aggregates) is sent.
+The cohort never leaves the site: only the ``ValidationRecord`` (aggregates) is sent, with the
+run's VPC and NPDE images (aggregate plots: no patient id, no patient row).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -65,16 +67,18 @@ def submit_record(
     token: str | None = None,
     submitted_by: str = "local",
     blob_dir: Path | None = None,
+    images: Sequence[tuple[str, bytes]] = (),
 ) -> str:
-    """Send the record to a registry: an ``http(s)://`` API (bearer ``token``) or a local one (a
-    database URL or a SQLite file path). Returns where it was stored."""
+    """Send the record, with its ``(title, PNG bytes)`` images (:func:`interop.validation.shared_images`),
+    to a registry: an ``http(s)://`` API (bearer ``token``) or a local one (a database URL or a
+    SQLite file path). Returns where it was stored."""
     if target.startswith(("http://", "https://")):
         # POST /models/{id}/versions/{v}/validation-records with the bearer token (the registry API).
         from interop.workflows.remote import RemoteRegistry
 
         remote = RemoteRegistry(target, token, timeout=60)
         try:
-            rid = remote.add_validation_record(record)
+            rid = remote.add_validation_record(record, images)
         except httpx.TransportError as exc:
             raise RegistryError(f"cannot reach the registry API: {exc}", source=target) from exc
         finally:
@@ -86,7 +90,7 @@ def submit_record(
     if blobs is None:
         raise InteropError("a registry database URL needs the blob folder of that registry", source=target)
     with open_registry(url, blobs) as registry:  # a registry named by URL, not by settings
-        rid = registry.add_validation_record(record, submitted_by=submitted_by)
+        rid = registry.add_validation_record(record, submitted_by=submitted_by, images=images)
     return f"{url} (record {rid})"
 
 

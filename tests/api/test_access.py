@@ -43,6 +43,16 @@ def _record(api: Api, site: str) -> dict[str, Any]:
     return {"content": rec.model_dump_json(), "headers_extra": {"Content-Type": "application/json"}}
 
 
+def _record_with_image(api: Api, site: str) -> dict[str, Any]:
+    from tests.registry.test_site_images import png
+
+    rec = _record(api, site)["content"]
+    return {
+        "data": {"record": rec, "titles": ["VPC and pcVPC (gentamicin)"]},
+        "files": [("images", ("vpc.png", png("VPC"), "image/png"))],
+    }
+
+
 def _twin(kind: str) -> Callable[[Api, str], dict[str, Any]]:
     """A twin request for the demo patient on the seeded model (readers may run twins)."""
     from converters import convert_bundle_file
@@ -134,6 +144,30 @@ ENDPOINTS = [
         False,
     ),
     Endpoint(
+        "POST",
+        "/models/{model_id}/versions/{version}/validation-records/with-images",
+        f"{V}/validation-records/with-images",
+        "contributor",
+        True,
+        lambda a, who: _record_with_image(a, {"alice": "uni-a", "carol": "hub"}.get(who, "uni-a")),
+        other_institution="bob",
+        ok=201,
+    ),
+    Endpoint(
+        "GET",
+        "/models/{model_id}/versions/{version}/validation-records/with-images",
+        f"{V}/validation-records/with-images",
+        "reader",
+        False,
+    ),
+    Endpoint(
+        "GET",
+        "/models/{model_id}/versions/{version}/validation-records/{record_id}/images/{position}",
+        f"{V}/validation-records/1/images/0",
+        "reader",
+        False,
+    ),
+    Endpoint(
         "POST", "/models/{model_id}/versions/{version}/withdraw", f"{V}/withdraw", "curator", True, ok=204
     ),
     Endpoint("GET", "/users", "/users", "curator", False),
@@ -176,6 +210,11 @@ def _seed(api: Api) -> None:
     r = api.client.post("/models", headers=api.h("alice"), **_submit_kwargs(api, "seed"))  # type: ignore[arg-type]
     assert r.status_code == 201, r.text
     assert api.client.post(f"{V}/validate", headers=api.h("alice")).json()["passed"]
+    # A site record with an image (record 1, image 0: the image route's URL).
+    r = api.client.post(
+        f"{V}/validation-records/with-images", headers=api.h("carol"), **_record_with_image(api, "hub")
+    )
+    assert r.status_code == 201 and r.json()["id"] == 1, r.text
 
 
 def _audit(api: Api, **params: Any) -> list[dict[str, Any]]:

@@ -95,3 +95,65 @@ def test_validation_report_and_site_records(api: Api) -> None:
         content=wrong.model_dump_json(),
     )
     assert r.status_code == 400 and "model_sha256" in r.json()["detail"]
+
+
+def test_site_records_with_their_images(api: Api) -> None:
+    from tests.registry.test_site_images import png
+
+    v = _post(api, GENTAMICIN_SBML, card=GENTAMICIN_CARD.read_text()).json()
+    base = "/models/gentamicin-1cmt/versions/1/validation-records"
+
+    def rec(site: str) -> ValidationRecord:
+        return ValidationRecord(
+            model_id="gentamicin-1cmt",
+            model_version=1,
+            model_sha256=v["sbml_sha256"],
+            site=site,
+            software="t 1",
+            dataset_fingerprint="a" * 64,
+            n_patients=3,
+            n_levels=9,
+        )
+
+    # An old-style record (JSON, no image) and one with images (multipart).
+    r = api.client.post(
+        base,
+        headers={**api.h("bob"), "Content-Type": "application/json"},
+        content=rec("uni-b").model_dump_json(),
+    )
+    assert r.status_code == 201, r.text
+    vpc, qq = png("VPC"), png("NPDE QQ")
+    r = api.client.post(
+        f"{base}/with-images",
+        headers=api.h("alice"),
+        data={"record": rec("uni-a").model_dump_json(), "titles": ["VPC and pcVPC (g)", "NPDE QQ plot (g)"]},
+        files=[("images", ("vpc.png", vpc, "image/png")), ("images", ("qq.png", qq, "image/png"))],
+    )
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    assert r.json()["images"] == 2
+    listed = api.client.get(f"{base}/with-images", headers=api.h("rita")).json()
+    assert [(x["record"]["site"], len(x["images"])) for x in listed] == [("uni-b", 0), ("uni-a", 2)]
+    assert [i["title"] for i in listed[1]["images"]] == ["VPC and pcVPC (g)", "NPDE QQ plot (g)"]
+    got = api.client.get(listed[1]["images"][1]["url"], headers=api.h("rita"))
+    assert got.status_code == 200 and got.headers["content-type"] == "image/png" and got.content == qq
+    assert api.client.get(f"{base}/{rid}/images/2", headers=api.h("rita")).status_code == 404
+    assert api.client.get(f"{base}/{listed[0]['id']}/images/0", headers=api.h("rita")).status_code == 404
+    assert api.client.get(f"{base}/{rid}/images/0", headers=api.h(None)).status_code == 401
+    # The plain list still holds bare records.
+    assert [g["site"] for g in api.client.get(base, headers=api.h("rita")).json()] == ["uni-b", "uni-a"]
+
+    def send(site: str, titles: list[str], images: list[bytes], who: str = "alice") -> object:
+        return api.client.post(
+            f"{base}/with-images",
+            headers=api.h(who),
+            data={"record": rec(site).model_dump_json(), "titles": titles},
+            files=[("images", (f"{k}.png", b, "image/png")) for k, b in enumerate(images)],
+        )
+
+    bad = send("uni-a", ["VPC"], [b"GIF89a not a png"])
+    assert bad.status_code == 400 and "PNG signature" in bad.json()["detail"]  # type: ignore[attr-defined]
+    assert send("uni-a", ["VPC", "NPDE"], [vpc]).status_code == 422  # type: ignore[attr-defined]
+    assert send("uni-a", ["VPC"], [vpc + b"\x00" * 2_100_000]).status_code == 413  # type: ignore[attr-defined]
+    assert send("uni-b", ["VPC"], [vpc]).status_code == 403  # type: ignore[attr-defined]  # another site
+    assert len(api.client.get(f"{base}/with-images", headers=api.h("rita")).json()) == 2

@@ -84,11 +84,20 @@ def test_simulate_validate_submit(home: Path, tmp_path: Path) -> None:
     assert val.returncode == 0, val.stderr
     assert "8 included, 0 excluded" in val.stdout and "Record sent to" in val.stdout
     assert (tmp_path / "val" / "report.html").exists()
+    assert "with 3 images" in val.stdout
     reg = open_registry(f"sqlite:///{home / 'registry.sqlite'}", home / "blobs")
     try:
         stored = reg.list_validation_records("gentamicin-1cmt", 1)
+        (full,) = reg.validation_records("gentamicin-1cmt", 1)
+        # The run's VPC and NPDE PNGs travelled with the record, byte for byte.
+        sent = {i.title: reg.record_image("gentamicin-1cmt", 1, full.id, i.position)[1] for i in full.images}
     finally:
         reg.close()
+    assert sent == {
+        "VPC and pcVPC (gentamicin)": (tmp_path / "val" / "vpc.png").read_bytes(),
+        "NPDE histogram (gentamicin)": (tmp_path / "val" / "npde_hist.png").read_bytes(),
+        "NPDE QQ plot (gentamicin)": (tmp_path / "val" / "npde_qq.png").read_bytes(),
+    }
     assert len(stored) == 1
     local = ValidationRecord.model_validate_json((tmp_path / "val" / "validation-record.json").read_text())
     assert stored[0].site == "site-a" and stored[0].dataset_fingerprint == local.dataset_fingerprint
@@ -184,6 +193,16 @@ def test_submit_to_the_registry_api_and_show_sites_side_by_side(
             )
             assert res.returncode == 0, res.stderr
             assert "record 1" in res.stdout or "record 2" in res.stdout
+        # Over HTTP the images travelled too (multipart), and the API serves them back.
+        listed = httpx.get(
+            f"{url}/models/gentamicin-1cmt/versions/1/validation-records/with-images",
+            headers={"Authorization": f"Bearer {tokens['site-a']}"},
+        ).json()
+        assert [(x["record"]["site"], len(x["images"])) for x in listed] == [("site-a", 3), ("site-b", 3)]
+        got = httpx.get(
+            url + listed[1]["images"][0]["url"], headers={"Authorization": f"Bearer {tokens['site-a']}"}
+        )
+        assert got.content == (tmp_path / "site-b" / "vpc.png").read_bytes()
         # A site cannot send records in another site's name (the same submit path, in-process).
         record = ValidationRecord.model_validate_json(
             (tmp_path / "site-b" / "validation-record.json").read_text()

@@ -176,3 +176,39 @@ def test_a_patient_whose_model_cannot_be_simulated_is_recorded_not_fatal(
     assert res.summary.exclusions == {"ode-failure": 1} and res.summary.n_included == 2
     row = res.patients.set_index("patient_id").loc[zero.patient.id]
     assert "non-finite" in row["detail"]
+
+
+def test_shared_images_are_the_vpc_and_npde_plots_and_name_no_patient(
+    outcome: ValidationOutcome, card: ModelCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a site sends beside its record: only VPC and NPDE PNGs, whose every drawn text (titles,
+    labels, ticks, legends) and PNG metadata name no patient. A spy on ``savefig`` reads each
+    figure's texts before the real save (the pixels themselves cannot be read back as text)."""
+    import matplotlib.figure
+    import matplotlib.text
+
+    from interop.validation import shared_images
+    from interop.validation.report import write_plots
+
+    texts: dict[str, list[str]] = {}
+    real = matplotlib.figure.Figure.savefig
+
+    def spy(fig: matplotlib.figure.Figure, path: Any, *a: Any, **k: Any) -> None:
+        fig.canvas.draw()
+        texts[Path(path).name] = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+        real(fig, path, *a, **k)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    plots = write_plots(outcome.levels, outcome.summary, {o.id: o.unit for o in card.observables}, tmp_path)
+    images = shared_images(plots)
+    assert [t for t, _ in images] == [t for t in plots if t.startswith(("VPC", "NPDE"))] and len(
+        images
+    ) == 3  # VPC/pcVPC, NPDE histogram, NPDE QQ plot of the one observable
+    assert all(data == plots[t].read_bytes() and data.startswith(b"\x89PNG") for t, data in images)
+    ids = [str(p) for p in outcome.patients.patient_id]
+    assert len(ids) == 45 and all(len(p) >= 4 for p in ids), ids[:5]  # ids long enough to search for
+    shared = {plots[t].name for t, _ in images}
+    drawn = [s for name in shared for s in texts[name]]
+    assert any("NPDE" in s for s in drawn) and any("VPC" in s for s in drawn)  # the spy saw them
+    assert not [(p, s) for p in ids for s in drawn if p in s]
+    assert not any(p.encode() in data for p in ids for _, data in images)

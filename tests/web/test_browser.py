@@ -241,6 +241,17 @@ def test_validation_dashboard_runs_shows_the_report_and_submits(page: Any, serve
     page.locator("#btn-submit-record").click()
     assert "#site-records" in page.url
     assert "uni-a" in page.locator("#site-records").inner_text()
+    # The run's VPC and NPDE images came with the record and load on the model page, under the metrics.
+    images = page.locator("#site-images img")
+    assert images.count() == 3
+    for k in range(3):
+        images.nth(k).scroll_into_view_if_needed()
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=images.nth(k).element_handle()
+        )
+    assert "uni-a: VPC and pcVPC" in page.locator("#site-images").inner_text()
+    found = axe_violations(page)
+    assert found == [], [(v["id"], [n["target"] for n in v["nodes"]]) for v in found]
 
 
 def test_pages_pass_axe_core(page: Any, server: Server) -> None:

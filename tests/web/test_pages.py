@@ -328,6 +328,94 @@ def test_site_records_side_by_side(web: Web) -> None:
     assert re.findall(r'<td class="num">([^<]*)</td>', only) == ["", "1"]
 
 
+def test_site_images_side_by_side_under_the_metrics(web: Web) -> None:
+    """Each site's VPC/NPDE images, one row per plot, one column per site; a site record without
+    images (sent before images existed) still shows its metrics and an empty cell."""
+    from interop.api.deps import registry_for
+    from interop.schema import ValidationRecord
+    from interop.schema.validation import MetricValue
+    from tests.registry.test_site_images import png
+
+    registry = registry_for(web.app.state.api_app)
+    model = registry.get("sedml-example")
+    vpc_a, vpc_b, qq_b = png("VPC a"), png("VPC b"), png("QQ b")
+    sent: dict[str, int] = {}
+    for site, images in (
+        ("site-old", []),
+        ("site-a", [("VPC and pcVPC (y)", vpc_a)]),
+        ("site-b", [("NPDE QQ plot (y)", qq_b), ("VPC and pcVPC (y)", vpc_b)]),
+    ):
+        sent[site] = registry.add_validation_record(
+            ValidationRecord(
+                model_id=model.model_id,
+                model_version=model.version,
+                model_sha256=model.sbml_sha256,
+                site=site,
+                software="test",
+                dataset_fingerprint="0" * 64,
+                n_patients=5,
+                n_levels=20,
+                metrics=(
+                    MetricValue(name="mpe_percent", setting="a-priori", observable="y", value=1.5, n=20),
+                ),
+            ),
+            images=images,
+        )
+    web.sign_in("rita")
+    page = web.client.get(f"/models/{model.model_id}?version={model.version}").text
+    section = page[
+        page.index('id="site-records"') : page.index("</section>", page.index('id="site-records"'))
+    ]
+    assert section.index('id="site-comparison"') < section.index('id="site-images"')  # under the metrics
+    rows = section.split('class="site-image-row"')[1:]
+    assert len(rows) == 2 and "VPC and pcVPC (y)" in rows[0] and "NPDE QQ plot (y)" in rows[1]
+    base = f"/models/{model.model_id}/versions/{model.version}/site-records"
+    srcs = [re.findall(r'<img src="([^"]+)"', r) for r in rows]
+    assert srcs == [
+        [f"{base}/{sent['site-a']}/images/0.png", f"{base}/{sent['site-b']}/images/1.png"],
+        [f"{base}/{sent['site-b']}/images/0.png"],
+    ]
+    assert rows[0].count("<figure") == 3 and rows[0].count("No image from this site") == 1  # site-old
+    assert 'alt="VPC and pcVPC (y) at site-a"' in rows[0]
+    for src, data in ((srcs[0][0], vpc_a), (srcs[0][1], vpc_b), (srcs[1][0], qq_b)):
+        r = web.client.get(src)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content == data
+    assert web.client.get(f"{base}/{sent['site-old']}/images/0.png").status_code == 404
+    assert (
+        web.client.get(
+            f"/models/{web.hub.demo.model_id}/versions/1/site-records/{sent['site-a']}/images/0.png"
+        ).status_code
+        == 404
+    )
+    web.client.post("/signout", data={"csrf_token": web.csrf()})
+    anon = web.client.get(srcs[0][0], follow_redirects=False)
+    assert anon.status_code in (303, 401) and anon.content != vpc_a
+
+
+def test_a_model_whose_records_have_no_images_still_shows_them(web: Web) -> None:
+    from interop.api.deps import registry_for
+    from interop.schema import ValidationRecord
+
+    registry = registry_for(web.app.state.api_app)
+    model = registry.get(web.hub.demo.model_id)
+    registry.add_validation_record(
+        ValidationRecord(
+            model_id=model.model_id,
+            model_version=model.version,
+            model_sha256=model.sbml_sha256,
+            site="site-plain",
+            software="test",
+            dataset_fingerprint="0" * 64,
+            n_patients=5,
+            n_levels=20,
+        )
+    )
+    web.sign_in("rita")
+    r = web.client.get(f"/models/{model.model_id}?version={model.version}")
+    assert r.status_code == 200 and "site-plain" in r.text
+    assert 'id="no-site-images"' in r.text and 'id="site-images"' not in r.text
+
+
 def test_unknown_pages_are_404_pages(web: Web) -> None:
     r = web.client.get("/no-such-page")
     assert (
