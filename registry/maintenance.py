@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from interop.errors import RegistryError
 from registry import auditlog
-from registry.db import AuditRow, Base, FileRow, MetaRow, RecordImageRow
+from registry.db import AuditRow, Base, FileRow, MetaRow, RecordImageRow, ReportRow
 
 if TYPE_CHECKING:
     from registry.service import Registry
@@ -57,9 +57,18 @@ def registry_id(s: Session) -> str:
     return row.value
 
 
+def _report_evidence(s: Session) -> set[str]:
+    """The evidence blobs (SED-ML data sets and plots) that stored validation reports list."""
+    from registry.sedml_stage import evidence_digests
+
+    return set().union(*(evidence_digests(stages) for stages in s.scalars(select(ReportRow.stages))))
+
+
 def blob_digests(s: Session) -> list[str]:
-    """Every blob a row names: version files and the images sent with site records."""
-    return sorted(set(s.scalars(select(FileRow.sha256))) | set(s.scalars(select(RecordImageRow.sha256))))
+    """Every blob a row names: version files, the images sent with site records and the evidence
+    that validation reports list."""
+    files = set(s.scalars(select(FileRow.sha256))) | set(s.scalars(select(RecordImageRow.sha256)))
+    return sorted(files | _report_evidence(s))
 
 
 def collect_garbage(reg: Registry, grace_s: float = 24 * 3600, *, dry_run: bool = False) -> GarbageReport:
@@ -68,7 +77,7 @@ def collect_garbage(reg: Registry, grace_s: float = 24 * 3600, *, dry_run: bool 
 
     def referenced(candidates: set[str]) -> set[str]:
         with reg.readers() as s:
-            out: set[str] = set()
+            out: set[str] = candidates & _report_evidence(s)
             ordered = sorted(candidates)
             for i in range(0, len(ordered), 500):
                 chunk = ordered[i : i + 500]

@@ -21,6 +21,7 @@ import csv
 import io
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -41,6 +43,7 @@ from registry.validation import Issue, StageResult
 __all__ = [
     "SedmlRun",
     "compare_tables",
+    "evidence_digests",
     "reported_outputs",
     "resolve_reference_outputs",
     "run_sedml",
@@ -170,6 +173,20 @@ def reported_outputs(omex: bytes) -> dict[str, bytes]:
     """CSV files the archive carries itself (the authors' reported outputs), by file name."""
     with zipfile.ZipFile(io.BytesIO(omex)) as zf:
         return {Path(n).name: zf.read(n) for n in zf.namelist() if n.lower().endswith(".csv")}
+
+
+_EVIDENCE = re.compile(r"^(?:data set|plot) \S+ sha256 (?P<sha>[0-9a-f]{64})$")
+
+
+def evidence_digests(stages: list[dict[str, Any]]) -> set[str]:
+    """The SHA-256 of every evidence blob a stored report's SED-ML stage lists (kept by gc, backed up)."""
+    return {
+        m.group("sha")
+        for stage in stages
+        if stage.get("name") == "sedml"
+        for issue in stage.get("issues", ())
+        if (m := _EVIDENCE.match(str(issue.get("message", "")))) is not None
+    }
 
 
 def sedml_stage_result(run: SedmlRun, reported: dict[str, bytes], digests: dict[str, str],

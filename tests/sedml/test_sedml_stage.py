@@ -64,3 +64,23 @@ def test_registry_validation_stores_plots_and_show_lists_them(tmp_path: Path) ->
     assert "sedml" in shown
     assert "plot experiment_plot1.png sha256" in shown
     assert "data set experiment_report1.csv sha256" in shown
+
+
+def test_gc_and_backup_keep_the_evidence_blobs(tmp_path: Path) -> None:
+    """The SED-ML stage's data sets and plots are named only by the stored report: gc must keep them."""
+    from registry import open_registry
+    from registry.maintenance import blob_digests
+    from registry.sedml_stage import evidence_digests
+
+    reg = open_registry(f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "blobs")
+    try:
+        stored = reg.submit_file(sedml_archive(), filename="experiment.omex", model_id="sedml-example")
+        report = reg.validate("sedml-example", stored.version)
+        evidence = evidence_digests(report.to_dicts())
+        assert len(evidence) >= 2  # a data set and a plot
+        reg.collect_garbage(grace_s=0)
+        assert all(reg.blobs.get(sha) for sha in evidence)
+        with reg.readers() as s:
+            assert evidence <= set(blob_digests(s))
+    finally:
+        reg.close()
