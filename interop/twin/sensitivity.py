@@ -477,7 +477,7 @@ def sensitivity_model(model: CompiledModel) -> SensitivityModel | None:
 # tolerance of 1e-8 of the dose, the objective's noise reaches the line search and the
 # optimiser needs 2x more runs. Scaling to the dose keeps the choice independent of the units.
 SENS_RTOL = max(RTOL, 1e-7)
-SENS_ATOL = max(ATOL, 1e-10)  # when the twin has no dose
+SENS_ATOL = max(ATOL, 1e-10)  # the floor (and the value without doses)
 SENS_ATOL_PER_DOSE = 1e-9
 
 
@@ -495,7 +495,7 @@ class SensitivityPredictor:
         # rows of the output block holding d observable / d column, per observation
         self.jac_rows = n_obs + self.rows[:, None] * n_col + np.arange(n_col)[None, :]
         scale = max((abs(d.amount) for d in twin.doses), default=0.0)
-        self.atol = max(SENS_ATOL_PER_DOSE * scale, ATOL) if scale > 0 else SENS_ATOL
+        self.atol = max(SENS_ATOL_PER_DOSE * scale, SENS_ATOL)
 
     def __call__(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(predictions, Jacobian observations x ETAs)."""
