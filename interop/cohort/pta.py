@@ -18,7 +18,8 @@ Each regimen is evaluated over its last dosing interval (near steady state) unle
 peak the highest level in it, ``auc`` (or ``auc24``) the AUC24 (the AUC over the window scaled to
 24 h, whatever the interval) and ``time_above`` the share of the window (%) above ``threshold``.
 Levels come from :func:`interop.twin.vectorised.simulate_many` on a fine grid (``grid_points``
-per window).
+per window); ODE models run as roadrunner ensembles (blocks of >= 128 subjects) or one subject
+at a time.
 
 Subjects are drawn in blocks: block ``b`` draws its covariates (the population's distributions
 or rows of a real cohort) and ETAs (the card's Omega) from ``SeedSequence(seed, (b,))``, so a
