@@ -18,7 +18,8 @@ Each regimen is evaluated over its last dosing interval (near steady state) unle
 peak the highest level in it, ``auc`` (or ``auc24``) the AUC24 (the AUC over the window scaled to
 24 h, whatever the interval) and ``time_above`` the share of the window (%) above ``threshold``.
 Levels come from :func:`interop.twin.vectorised.simulate_many` on a fine grid (``grid_points``
-per window).
+per window); ODE models run as roadrunner ensembles (blocks of >= 128 subjects) or one subject
+at a time.
 
 Subjects are drawn in blocks: block ``b`` draws its covariates (the population's distributions
 or rows of a real cohort) and ETAs (the card's Omega) from ``SeedSequence(seed, (b,))``, so a
@@ -37,14 +38,16 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
+import interop.cohort.simulate as cohort_simulate
 from interop.cohort.design import Design, DesignDose, read_structured_file
 from interop.cohort.population import Population, draw_etas
 from interop.cohort.scale import Progress, run_batches
 from interop.cohort.simulate import compile_spec, design_schedule
-from interop.errors import TwinError
+from interop.errors import InteropError, TwinError
 from interop.schema import ModelCard, parse
 from interop.schema.base import Frozen
-from interop.twin import CompiledModel, bind_regimen, simulate
+from interop.twin import CompiledModel, Twin, bind_regimen, simulate
+from interop.twin.ensemble import simulate_ensemble
 from interop.twin.recommend import Target, exposure
 from interop.twin.vectorised import Unsupported, simulate_many
 
@@ -139,17 +142,29 @@ def _levels(
     grid: np.ndarray,
     size: int,
 ) -> np.ndarray:
-    """Levels (subjects x observables x grid): vectorised, else subject by subject (ODE models)."""
+    """Levels (subjects x observables x grid): vectorised; ODE models as ensembles in blocks of at
+    least ``ENSEMBLE_FROM`` subjects (:mod:`interop.cohort.simulate`), else subject by subject."""
     try:
         return simulate_many(model, design_schedule(regimen.doses, covs, size), params, grid)
     except Unsupported:
         pass
     design = Design(doses=regimen.doses, sampling_h=(0.0,))
-    out = np.empty((size, len(model.card.observables), len(grid)))
+    twins: list[Twin] = []
+    values: list[dict[str, float]] = []
     for s in range(size):
         cov = {k: float(v[s]) for k, v in covs.items()}
-        twin = bind_regimen(model, design.regimen(cov), cov, f"pta-{s}")
-        pred = simulate(twin, grid, parameters={k: float(v[s]) for k, v in params.items()})
+        twins.append(bind_regimen(model, design.regimen(cov), cov, f"pta-{s}"))
+        values.append({k: float(v[s]) for k, v in params.items()})
+    if size >= cohort_simulate.ENSEMBLE_FROM:
+        try:
+            preds = simulate_ensemble(twins, grid, values)
+        except InteropError as exc:  # the subject-by-subject runs below say which subject fails
+            log.debug("PTA block subject by subject: %s", exc)
+        else:
+            return np.stack([np.stack([p.values[x.id] for x in model.card.observables]) for p in preds])
+    out = np.empty((size, len(model.card.observables), len(grid)))
+    for s, (twin, v) in enumerate(zip(twins, values, strict=True)):
+        pred = simulate(twin, grid, parameters=v)
         out[s] = np.stack([pred.values[x.id] for x in model.card.observables])
     return out
 

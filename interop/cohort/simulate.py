@@ -3,9 +3,12 @@ Dask worker): a batch gets SBML text and card JSON, compiles the model once per 
 twin runtime's cache) and never receives a compiled roadrunner object.
 
 Models on the closed-form path simulate a whole batch as one array program
-(:func:`interop.twin.vectorised.simulate_many`); others, or a batch where any subject's
-prediction is not finite, go subject by subject. A subject whose ODE integration fails is
-recorded with its error in the subjects table; the batch goes on.
+(:func:`interop.twin.vectorised.simulate_many`); ODE models, in a batch of at least
+``ENSEMBLE_FROM`` subjects, run ``BLOCK`` subjects per roadrunner run
+(:func:`interop.twin.ensemble.simulate_ensemble`: one CVODE restart per dose for the block, not
+per subject; its one-off compilation, ~20 ms per copy, is only repaid by a large batch); others,
+or a batch where any subject's prediction is not finite, go subject by subject. A subject whose
+ODE integration fails is recorded with its error in the subjects table; the batch goes on.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from interop.cohort.design import Design, DesignDose
 from interop.cohort.population import Population, Subject, draw_subject
 from interop.errors import InteropError, SchemaError
 from interop.schema import ModelCard, ResidualError, parse_json
-from interop.twin import CompiledModel, bind_regimen, load_model, simulate
+from interop.twin import CompiledModel, Twin, bind_regimen, load_model, simulate
+from interop.twin.ensemble import simulate_ensemble
 from interop.twin.vectorised import BatchSchedule, Unsupported, simulate_many
 
 __all__ = [
@@ -35,6 +39,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+ENSEMBLE_FROM = 128  # subjects in a batch from which ODE models run as ensembles
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,31 @@ def _residual_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, 1)))
 
 
+def _levels_table(
+    card: ModelCard,
+    design: Design,
+    subjects: list[Subject],
+    seed: int,
+    ipred: np.ndarray,
+    pred: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The batch's levels columns from IPRED and PRED (subjects x times), DV drawn per subject."""
+    obs = design.observable or card.observables[0].id
+    n, times = len(subjects), np.asarray(design.sampling_h, dtype=float)
+    eps = np.stack([_residual_rng(seed, s.index).standard_normal(len(times)) for s in subjects])
+    dv = add_residual_error(card.error_for(obs), ipred, eps)
+    below = dv < design.lloq if design.lloq is not None else dv <= 0
+    return {
+        "patient_id": np.repeat(np.array([s.id for s in subjects], dtype=object), len(times)),
+        "time_h": np.tile(times, n),
+        "observable": np.full(n * len(times), obs, dtype=object),
+        "pred": pred.ravel(),
+        "ipred": ipred.ravel(),
+        "dv": dv.ravel(),
+        "below_lloq": np.asarray(below, dtype=bool).ravel(),
+    }
+
+
 def _levels_vectorised(
     model: CompiledModel, design: Design, subjects: list[Subject], seed: int
 ) -> dict[str, np.ndarray]:
@@ -137,18 +168,28 @@ def _levels_vectorised(
     schedule = design_schedule(design.doses, covs, n)
     ipred = simulate_many(model, schedule, {**covs, **etas}, times)[:, o, :]
     pred = simulate_many(model, schedule, covs, times)[:, o, :]
-    eps = np.stack([_residual_rng(seed, s.index).standard_normal(len(times)) for s in subjects])
-    dv = add_residual_error(card.error_for(obs), ipred, eps)
-    below = dv < design.lloq if design.lloq is not None else dv <= 0
-    return {
-        "patient_id": np.repeat(np.array([s.id for s in subjects], dtype=object), len(times)),
-        "time_h": np.tile(times, n),
-        "observable": np.full(n * len(times), obs, dtype=object),
-        "pred": pred.ravel(),
-        "ipred": ipred.ravel(),
-        "dv": dv.ravel(),
-        "below_lloq": np.asarray(below, dtype=bool).ravel(),
-    }
+    return _levels_table(card, design, subjects, seed, ipred, pred)
+
+
+def _levels_ensemble(
+    model: CompiledModel, design: Design, subjects: list[Subject], seed: int
+) -> dict[str, np.ndarray]:
+    """Every subject's levels from ensemble runs of an ODE model (raises InteropError to fall back)."""
+    obs = design.observable or model.card.observables[0].id
+    times = np.asarray(design.sampling_h, dtype=float)
+    twins: list[Twin] = [
+        bind_regimen(model, design.regimen(s.covariates), s.covariates, s.id) for s in subjects
+    ]
+    ipred = simulate_ensemble(twins, times, [s.etas for s in subjects])
+    pred = simulate_ensemble(twins, times)
+    return _levels_table(
+        model.card,
+        design,
+        subjects,
+        seed,
+        np.stack([p.values[obs] for p in ipred]),
+        np.stack([p.values[obs] for p in pred]),
+    )
 
 
 def simulate_batch(spec: CohortSpec, start: int, stop: int) -> dict[str, pd.DataFrame]:
@@ -173,7 +214,13 @@ def simulate_batch(spec: CohortSpec, start: int, stop: int) -> dict[str, pd.Data
     try:
         levels.append(_levels_vectorised(model, spec.design, drawn, spec.seed))
     except (Unsupported, InteropError) as exc:  # not on the closed-form path, or a subject failed
-        log.debug("batch %d-%d subject by subject: %s", start, stop, exc)
+        log.debug("batch %d-%d not vectorised: %s", start, stop, exc)
+        if isinstance(exc, Unsupported) and len(drawn) >= ENSEMBLE_FROM:
+            try:
+                levels.append(_levels_ensemble(model, spec.design, drawn, spec.seed))
+            except InteropError as err:  # a subject failed, or the model cannot be copied
+                log.debug("batch %d-%d subject by subject: %s", start, stop, err)
+    if not levels:
         for subject, row in zip(drawn, subjects, strict=True):
             try:
                 levels.append(

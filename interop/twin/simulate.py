@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import roadrunner
 
 from interop.errors import TwinError, roadrunner_errors
 from interop.twin.binding import Twin
@@ -185,6 +186,7 @@ def integrate_segments(
     Outputs at a breakpoint are taken before its actions; the run stops at the last output."""
     if list(r.timeCourseSelections)[1:] != list(selections):
         r.timeCourseSelections = ["time", *selections]
+    simulate_at = _simulator(r)
     m = r.model
     n_times = len(ts)
     t_last = ts[-1] if n_times else 0.0
@@ -202,7 +204,7 @@ def integrate_segments(
                 if grid[-1] < t < stop:
                     grid.append(t)
             grid.append(stop)
-            res = r.simulate(times=grid)
+            res = simulate_at(grid)
             if hi > k:  # every output in (t_cur, stop] at once
                 pos = {t: i for i, t in enumerate(grid)}
                 out[k:hi] = np.asarray(res)[[pos[t] for t in ts[k:hi]], 1:]
@@ -216,6 +218,22 @@ def integrate_segments(
             else:  # a bolus adds to an amount, an infusion start/end to an input rate
                 m.setValue(target, m.getValue(target) + amount)
     return out
+
+
+def _simulator(r: Any) -> Callable[[list[float]], Any]:
+    """``r.simulate(times=grid)`` without the Python wrapper's option checks and resets, which cost
+    as much as a short segment's integration (~15 of ~30 us per call; a regimen has one segment per
+    dose). The wrapper is used where libRoadRunner lacks the two calls it is made of."""
+    run, set_times = getattr(r, "_simulate", None), getattr(r, "_setSimulateOptionsTimes", None)
+    if run is None or set_times is None or r.getIntegrator().getValue("variable_step_size"):
+        return lambda grid: r.simulate(times=grid)
+    options = roadrunner.SimulateOptions()
+
+    def simulate_at(grid: list[float]) -> Any:
+        set_times(options, grid)
+        return run(options)
+
+    return simulate_at
 
 
 def _check_finite(values: np.ndarray, twin: Twin) -> None:

@@ -125,3 +125,39 @@ def test_interrupted_run_resumes_without_recomputing(
         sbml, card, design, 20, tmp_path / "fresh", population=population, batch_size=5, scheduler="single"
     )
     pd.testing.assert_frame_equal(_read(res.levels_path), _read(fresh.levels_path))
+
+
+def test_ode_batches_run_as_ensembles_with_the_same_levels(
+    sbml: str, card: ModelCard, population: Population, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ODE model (gentamicin with saturable elimination): the ensemble path gives the levels,
+    DV draws and statuses of the subject-by-subject path."""
+    import tellurium as te
+
+    import interop.cohort.simulate as cohort_simulate
+
+    antimony = te.sbmlToAntimony(sbml).replace("(CL/V)*A_central", "CL*Cc/(1 + Cc/8)")
+    assert antimony.count("CL*Cc/(1 + Cc/8)") == 1
+    spec = CohortSpec(
+        te.antimonyToSBML(antimony), card.model_dump_json(), load_design(COHORT_DESIGN_SHORT), population, 3
+    )
+    ran: list[int] = []
+    original = cohort_simulate._levels_ensemble
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        ran.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cohort_simulate, "_levels_ensemble", counted)
+    monkeypatch.setattr(cohort_simulate, "ENSEMBLE_FROM", 10**9)
+    one_by_one = simulate_batch(spec, 0, 12)
+    assert not ran
+    monkeypatch.setattr(cohort_simulate, "ENSEMBLE_FROM", 8)
+    ensemble = simulate_batch(spec, 0, 12)
+    assert ran
+    a, b = one_by_one["levels"], ensemble["levels"]
+    assert list(a.patient_id) == list(b.patient_id) and len(a) == 12 * len(spec.design.sampling_h)
+    for col in ("pred", "ipred", "dv"):
+        np.testing.assert_allclose(b[col], a[col], rtol=1e-7, atol=1e-9)
+    assert list(a.below_lloq) == list(b.below_lloq)
+    assert list(ensemble["subjects"].status) == ["ok"] * 12

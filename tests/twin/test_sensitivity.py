@@ -123,7 +123,9 @@ def test_jacobian_equals_differences(twin: Twin) -> None:
         eta = rng.normal(0, 0.3, len(NAMES))
         f, J = predictor(eta)
         plain, _ = make_predictor(twin, twin.observations)
-        np.testing.assert_allclose(f, plain(eta), rtol=1e-6)
+        # relative to SENS_RTOL's global error, and absolute to the run's tolerance (scaled to the
+        # dose: a trough of 1e-7 of the peak is resolved to that, not to its own relative tolerance)
+        np.testing.assert_allclose(f, plain(eta), rtol=1e-5, atol=1e-8 * np.abs(f).max())
         np.testing.assert_allclose(J, differences(twin, eta), rtol=1e-5, atol=1e-6 * np.abs(J).max())
         # an occasion ETA moves only the levels of its occasion and after (dose groups: 0, 24, 48 h)
         times = np.array(TIMES)
@@ -139,7 +141,7 @@ def test_state_resets_restart_the_sensitivities(twin: Twin) -> None:
     f, J = SensitivityPredictor(sens, reset, reset.observations)(eta)
     np.testing.assert_allclose(J, differences(reset, eta), rtol=1e-5, atol=1e-6 * np.abs(J).max())
     plain, _ = make_predictor(reset, reset.observations)
-    np.testing.assert_allclose(f, plain(eta), rtol=1e-6)
+    np.testing.assert_allclose(f, plain(eta), rtol=1e-5)  # SENS_RTOL's global error over 4 doses
 
 
 def test_map_with_sensitivities_equals_map_with_differences(twin: Twin) -> None:
