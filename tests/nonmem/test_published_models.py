@@ -123,11 +123,7 @@ def test_committed_reference_is_what_the_reference_code_computes(model: str) -> 
         np.testing.assert_allclose(fit.etc, phi[sid].etc, rtol=1e-3, atol=1e-8)
 
 
-KNOWN_MISSES = {  # our optimiser's open failures on this set (issue 18), each described in its reason
-    "tacrolimus_lag_eta": "subject 17: estimate_map stops at a local mode (lag ETA -0.018, objective 7.067, "
-    "converged=True) while the reference's mode (lag ETA 0.429) is 13.08 lower under both objectives; "
-    "levels at 60.83 and 61.28 h lie between the typical and the individual lag after the 6th dose",
-}
+KNOWN_MISSES: dict[str, str] = {}  # our optimiser's open failures on this set (issue 18), with the reason
 
 
 def _marks(model: str) -> tuple[pytest.MarkDecorator, ...]:
