@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from converters.nonmem import read_phi
+from converters.nonmem import read_event_table, read_phi
+from interop.twin import bind_patient, load_model
+from interop.workflows.twin import event_table_mapping
 from tests.nonmem.reference.agreement import (
     PUBLISHED,
     ROOT,
@@ -154,6 +156,13 @@ def test_a_local_mode_in_another_piece_of_the_lag_is_found(monkeypatch: pytest.M
     found = check_model("tacrolimus_lag_eta", ids="17").agreement.subjects[0]
     assert found.objective == pytest.approx(ref, abs=1e-4) and found.converged
     assert max(found.differences) < 1e-3
+    sbml, card = converted("tacrolimus_lag_eta")
+    mapping = event_table_mapping(card)
+    records = read_event_table(ROOT / "tacrolimus_lag_eta" / "data.csv", mapping).records
+    record = next(r for r in records if r.patient.id == f"{mapping.id_prefix}17")
+    fit = estimate.estimate_map(bind_patient(load_model(sbml, card), record))
+    assert fit.modes >= 2 and "event-time search (ETA_5)" in fit.message and "a lower mode" in fit.message
+    assert fit.etas["ETA_5"] == pytest.approx(0.429, abs=1e-3)
     monkeypatch.setattr(estimate, "EVENT_STARTS", 0)  # no search: the first start's local mode
     first = check_model("tacrolimus_lag_eta", ids="17").agreement.subjects[0]
     assert first.objective > ref + 10
