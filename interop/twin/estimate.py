@@ -5,7 +5,9 @@ forward-difference gradient; predictions come from the closed-form linear path w
 model allows it (exact to rounding, so small difference steps are safe), else from
 roadrunner with an exact gradient from forward sensitivities (:mod:`interop.twin.sensitivity`),
 or a coarser central-difference step where those do not cover the model. Several starts: the
-population values (ETA = 0) first, then deterministic draws from N(0, Omega); the best mode wins.
+population values (ETA = 0) first, then deterministic draws from N(0, Omega); where an ETA moves a
+lag time or an input end, one more start in each piece of the objective that the event's crossings
+of sampling times cut out (:mod:`interop.twin.event_times`); the best mode wins.
 """
 
 from __future__ import annotations
@@ -251,7 +253,9 @@ def estimate_map(
     mode, such as the previous fit of iterative forecasting; staying there is then no sign of a kink.
     When the first mode is doubtful (the optimiser did not move from the start, as on a kink at a
     lag time, or the mode fails :func:`check_mode`), up to ``RESCUE_STARTS`` more starts from prior
-    draws run and the lowest objective wins.
+    draws run and the lowest objective wins. Where an ETA moves an event time, up to
+    ``EVENT_STARTS`` more local searches start in the other pieces of the objective (see
+    :mod:`interop.twin.event_times`); ``modes`` of the result counts the distinct modes found.
 
     ``twin``: the demo patient on the gentamicin model, as in :func:`bind_patient`'s example.
 
