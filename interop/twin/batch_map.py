@@ -19,7 +19,9 @@ Where this path cannot vouch for a fit it returns None and the caller runs ``est
 second differences at 1e-5 and 1e-3 disagree: a lag time or an infusion end at a sampling
 time, as in issue 18); no convergence in 50 iterations or a failed line search; a gradient
 already below BFGS's tolerance at ETA = 0 (where ``estimate_map`` would not move and would
-restart); or a mode that fails :func:`~interop.twin.estimate.check_mode`. Extra starts replace
+restart); a mode that fails :func:`~interop.twin.estimate.check_mode`; or an ETA that moves a lag
+time or an infusion end across a sampling time within its plausible range (the objective then
+has other pieces, which ``estimate_map`` searches: :mod:`interop.twin.event_times`). Extra starts replace
 the ETA = 0 mode only when their objective is lower by more than 1e-6, as in ``estimate_map``.
 
 Why hand-written: scipy's optimisers take one problem at a time; batching thousands of small
@@ -37,6 +39,7 @@ from scipy.special import log_ndtr
 from interop.errors import TwinError
 from interop.twin.binding import Twin
 from interop.twin.estimate import _starts, check_mode
+from interop.twin.event_times import event_time_etas, segment_midpoints
 from interop.twin.model import CompiledModel
 from interop.twin.objective import ResidualTerms, laplace_information, residual_terms
 from interop.twin.occasions import occasion_omega
@@ -251,6 +254,15 @@ def _stencil(n: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
     return np.array(pts), pairs
 
 
+def _other_pieces(
+    twin: Twin, names: Sequence[str], omega: np.ndarray, mode: np.ndarray, moving: Sequence[int], k: int
+) -> bool:
+    """Whether an event-time ETA cuts the objective on the first ``k`` levels into pieces other
+    than the one holding ``mode`` (where another local mode may lie)."""
+    times = [o.time_h for o in twin.observations[:k]]
+    return any(len(segment_midpoints(twin, names, omega, mode, j, times)) for j in moving)
+
+
 def fit_batch(batch: TwinBatch, fits: Sequence[tuple[int, int]], *, starts: int = 3) -> list[BatchFit | None]:
     """MAP fits of twin ``p`` on its first ``k`` levels for each ``(p, k)`` in ``fits``; None where
     this path cannot vouch for the fit (the caller then runs ``estimate_map``)."""
@@ -268,6 +280,7 @@ def fit_batch(batch: TwinBatch, fits: Sequence[tuple[int, int]], *, starts: int 
     if np.any(fit_k < 1) or np.any(fit_k > batch.n_obs[fit_pat]):
         raise ValueError("each fit needs 1 <= k <= the twin's number of levels")
     draws = {p: _starts(batch.twins[p], omega, starts) for p in set(fit_pat.tolist())}
+    moving = {p: event_time_etas(batch.twins[p], batch.eta_names, omega) for p in draws}
     G = nf * starts
     g_fit = np.repeat(np.arange(nf), starts)
     g_start = np.tile(np.arange(starts), nf)
@@ -362,6 +375,9 @@ def fit_batch(batch: TwinBatch, fits: Sequence[tuple[int, int]], *, starts: int 
             out.append(None)
             continue
         p, k = int(fit_pat[f]), int(fit_k[f])
+        if moving[p] and _other_pieces(batch.twins[p], batch.eta_names, omega, x[best], moving[p], k):
+            out.append(None)  # estimate_map searches the other pieces of the objective
+            continue
         info = laplace_information(terms.subset(p, k), f_at[best, :k], jac[best, :, :k].T, omega_inv)
         _, logdet_info = np.linalg.slogdet(info)
         message = "Newton (batched closed form) converged"

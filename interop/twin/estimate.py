@@ -5,7 +5,9 @@ forward-difference gradient; predictions come from the closed-form linear path w
 model allows it (exact to rounding, so small difference steps are safe), else from
 roadrunner with an exact gradient from forward sensitivities (:mod:`interop.twin.sensitivity`),
 or a coarser central-difference step where those do not cover the model. Several starts: the
-population values (ETA = 0) first, then deterministic draws from N(0, Omega); the best mode wins.
+population values (ETA = 0) first, then deterministic draws from N(0, Omega); where an ETA moves a
+lag time or an input end, one more start in each piece of the objective that the event's crossings
+of sampling times cut out (:mod:`interop.twin.event_times`); the best mode wins.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from scipy.optimize import minimize
 
 from interop.errors import InteropError, TwinError
 from interop.twin.binding import LevelObservation, Twin
+from interop.twin.event_times import event_time_etas, segment_midpoints
 from interop.twin.linear import LinearPredictor, linear_system
 from interop.twin.objective import (
     laplace_information,
@@ -66,6 +69,7 @@ class MapResult:
     predictions: tuple[float, ...] = ()  # individual predictions at the observations used
     population_predictions: tuple[float, ...] = ()
     observations: tuple[LevelObservation, ...] = field(default=(), repr=False)
+    modes: int = 1  # distinct local modes the starts ended at (counted where event times move)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly summary."""
@@ -83,6 +87,7 @@ class MapResult:
             "n_evaluations": self.n_evaluations,
             "n_observations": self.n_observations,
             "starts": self.starts,
+            "modes": self.modes,
             "observations": [
                 {
                     "time_h": o.time_h,
@@ -155,6 +160,11 @@ COARSE_GTOL = 1e-2  # tolerance of the extra starts before polishing
 DIFF_SIGN = -1.0
 GRADIENT_TOL = 1e-3  # largest |d objective / d eta| at a mode called converged
 RESCUE_STARTS = 4  # extra starts from prior draws when the first mode is doubtful
+# Models whose ETAs move event times (lag times, modelled durations): at most this many extra
+# local searches per fit, started in the pieces of the objective between the breakpoints where
+# an event time crosses a sampling time (interop.twin.event_times); the lowest objectives at the
+# pieces' midpoints go first.
+EVENT_STARTS = 8
 _HESS_STEP = 1e-3
 
 
@@ -243,7 +253,9 @@ def estimate_map(
     mode, such as the previous fit of iterative forecasting; staying there is then no sign of a kink.
     When the first mode is doubtful (the optimiser did not move from the start, as on a kink at a
     lag time, or the mode fails :func:`check_mode`), up to ``RESCUE_STARTS`` more starts from prior
-    draws run and the lowest objective wins.
+    draws run and the lowest objective wins. Where an ETA moves an event time, up to
+    ``EVENT_STARTS`` more local searches start in the other pieces of the objective (see
+    :mod:`interop.twin.event_times`); ``modes`` of the result counts the distinct modes found.
 
     ``twin``: the demo patient on the gentamicin model, as in :func:`bind_patient`'s example.
 
@@ -398,8 +410,52 @@ def estimate_map(
             verdicts[key] = check_mode(evaluate(x)[1], hess)
         return verdicts[key]
 
+    moving = event_time_etas(twin, names, omega) if obs else []
+    sample_times = [o.time_h for o in obs]
+
+    def event_search(first: Any) -> tuple[Any, int, str, int]:
+        """Local searches started in the pieces of the objective that event-time ETAs cut out
+        (between the values where a dose arrival or an infusion end crosses a sampling time): the
+        best mode, the number of distinct modes, a note for the message, the starts run."""
+        x = np.asarray(first.x, dtype=float)
+        cands = []
+        for k in moving:
+            for mid in segment_midpoints(twin, names, omega, x, k, sample_times):
+                c = x.copy()
+                c[k] = mid
+                cands.append(c)
+        if not cands:
+            return first, 1, "", 0
+        pts = np.array(cands)
+        screen = objectives(pts)
+        order = [i for i in np.argsort(screen, kind="stable") if np.isfinite(screen[i])][:EVENT_STARTS]
+        best, ends = first, [(x, float(first.fun))]
+        for i in order:
+            res = run(pts[i], max(gtol, COARSE_GTOL))
+            if res is None:
+                continue
+            if res.fun < best.fun - 1e-6:
+                res = run(np.asarray(res.x), gtol) or res
+                if res.fun < best.fun - 1e-9:
+                    best = res
+            end = (np.asarray(res.x), float(res.fun))
+            if all(abs(end[1] - f) > 1e-3 or np.max(np.abs(end[0] - e)) > 0.05 for e, f in ends):
+                ends.append(end)
+        what = ", ".join(names[k] for k in moving)
+        found = (
+            f"a lower mode (objective {float(first.fun):.6g} -> {float(best.fun):.6g})"
+            if best is not first
+            else "none lower than the first"
+        )
+        note = (
+            f"; event-time search ({what}): {len(order)} starts in {len(cands)} pieces, "
+            f"{len(ends)} distinct mode(s), {found}"
+        )
+        return best, len(ends), note, len(order)
+
     best = None
     tried = 0
+    modes, event = 1, ""
     draws = _starts(twin, omega, max(starts, 1) + RESCUE_STARTS) if obs else []
     if start is not None and draws:
         if len(start) != len(names):
@@ -430,6 +486,9 @@ def estimate_map(
                 rescue = f"; a restart from a prior draw found a lower objective ({tried} starts)"
             else:
                 rescue = f"; {tried} starts, none lower than the first"
+        if best is not None and moving:
+            best, modes, event, extra = event_search(best)
+            tried += extra
         if best is None:
             raise TwinError(
                 f"the objective is not finite at any of {tried} starts (the model cannot be solved "
@@ -443,7 +502,7 @@ def estimate_map(
         eta_hat = np.asarray(best.x)
         obj = float(best.fun)
         converged, why = verdict(best)
-        message = str(best.message) + ("" if converged else f"; not converged: {why}") + rescue
+        message = str(best.message) + ("" if converged else f"; not converged: {why}") + rescue + event
     if obs:
         k = len(names)
         if exact:  # central differences for the Laplace terms, batched with the a priori prediction
@@ -487,6 +546,7 @@ def estimate_map(
         n_evaluations=count[0],
         n_observations=len(obs),
         starts=tried or starts,
+        modes=modes,
         predictions=tuple(map(float, f_hat)),
         population_predictions=tuple(map(float, f_pop)),
         observations=obs,

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from converters.nonmem import read_phi
+from converters.nonmem import read_event_table, read_phi
+from interop.twin import bind_patient, load_model
+from interop.workflows.twin import event_table_mapping
 from tests.nonmem.reference.agreement import (
     PUBLISHED,
     ROOT,
@@ -123,11 +125,7 @@ def test_committed_reference_is_what_the_reference_code_computes(model: str) -> 
         np.testing.assert_allclose(fit.etc, phi[sid].etc, rtol=1e-3, atol=1e-8)
 
 
-KNOWN_MISSES = {  # our optimiser's open failures on this set (issue 18), each described in its reason
-    "tacrolimus_lag_eta": "subject 17: estimate_map stops at a local mode (lag ETA -0.018, objective 7.067, "
-    "converged=True) while the reference's mode (lag ETA 0.429) is 13.08 lower under both objectives; "
-    "levels at 60.83 and 61.28 h lie between the typical and the individual lag after the 6th dose",
-}
+KNOWN_MISSES: dict[str, str] = {}  # our optimiser's open failures on this set (issue 18), with the reason
 
 
 def _marks(model: str) -> tuple[pytest.MarkDecorator, ...]:
@@ -145,3 +143,26 @@ def test_map_agrees_with_the_reference(model: str) -> None:
     assert a.share_excellent >= 0.995
     assert a.worse_mode == 0  # our objective at our mode never above ours at the reference ETAs + 0.01
     assert result.max_excess <= 0.01  # ... nor above the reference's own objective at its mode + 0.01
+
+
+def test_a_local_mode_in_another_piece_of_the_lag_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subject 17 of the random-lag model: levels at 60.83 and 61.28 h lie between the typical and
+    the individual lag after the 6th dose. From ETA = 0 the optimiser stops at a genuine local mode
+    (small gradient, positive definite Hessian); the search over the pieces of the lag ETA between
+    its breakpoints finds the reference's mode, 13 lower."""
+    import interop.twin.estimate as estimate
+
+    ref = reference_objectives("tacrolimus_lag_eta")["17"]
+    found = check_model("tacrolimus_lag_eta", ids="17").agreement.subjects[0]
+    assert found.objective == pytest.approx(ref, abs=1e-4) and found.converged
+    assert max(found.differences) < 1e-3
+    sbml, card = converted("tacrolimus_lag_eta")
+    mapping = event_table_mapping(card)
+    records = read_event_table(ROOT / "tacrolimus_lag_eta" / "data.csv", mapping).records
+    record = next(r for r in records if r.patient.id == f"{mapping.id_prefix}17")
+    fit = estimate.estimate_map(bind_patient(load_model(sbml, card), record))
+    assert fit.modes >= 2 and "event-time search (ETA_5)" in fit.message and "a lower mode" in fit.message
+    assert fit.etas["ETA_5"] == pytest.approx(0.429, abs=1e-3)
+    monkeypatch.setattr(estimate, "EVENT_STARTS", 0)  # no search: the first start's local mode
+    first = check_model("tacrolimus_lag_eta", ids="17").agreement.subjects[0]
+    assert first.objective > ref + 10

@@ -138,11 +138,13 @@ def test_a_kink_at_a_lag_time_is_handed_back_to_estimate_map() -> None:
     model = load_model(te.antimonyToSBML(LAG_MODEL), ModelCard.model_validate(card))
     rng = np.random.default_rng(0)
     twins = []
-    for first in (1.0, 1.5):  # a level at the typical lag (1 h): a kink at ETA = 0; then a smooth one
+    # a level at the typical lag (1 h): a kink at ETA = 0; a level at 1.5 h: smooth at the mode, but
+    # a lag within 3 omega (0.26-3.8 h) crosses it; a first level at 5 h: no lag within 3 omega does
+    for first in (1.0, 1.5, 5.0):
         twin = bind_regimen(
             model, (ReferenceDose(route="oral", amount=10000, time_h=0.0),), {}, f"lag{first}"
         )
-        times = [first, 3.0, 8.0, 24.0]
+        times = [first, 6.0, 8.0, 24.0]
         truth = {"ETA_CL": 0.2, "ETA_V": -0.1, "ETA_KA": 0.0, "ETA_LAG": -0.5}
         clean = simulate(twin, times, truth).values["parent"]
         noisy = clean * (1 + 0.1 * rng.standard_normal(len(times)))
@@ -151,9 +153,11 @@ def test_a_kink_at_a_lag_time_is_handed_back_to_estimate_map() -> None:
             for i, (t, v) in enumerate(zip(times, noisy, strict=True))
         )
         twins.append(dataclasses.replace(twin, observations=obs))
-    kinked, smooth = fit_batch(TwinBatch(model, twins), [(0, 4), (1, 4)])
+    kinked, pieces, smooth = fit_batch(TwinBatch(model, twins), [(0, 4), (1, 4), (2, 4)])
     assert kinked is None  # the caller runs estimate_map, whose restarts escape the kink
+    assert pieces is None  # ... and whose event-time search tries the lag's other pieces
     assert smooth is not None and smooth.converged
-    ref = estimate_map(twins[1])
+    ref = estimate_map(twins[2])
+    assert ref.modes == 1 and "event-time" not in ref.message  # no piece to search
     assert smooth.objective <= ref.objective + 1e-9
     assert np.allclose(smooth.etas, list(ref.etas.values()), atol=1e-3)

@@ -12,6 +12,8 @@ import pytest
 from converters.nonmem import read_event_table, read_phi
 from interop.schema import ModelCard, parse_json
 from interop.twin import bind_patient, estimate_map
+from interop.twin.agreement import summarise_agreement
+from interop.twin.event_times import event_parameters
 from interop.workflows.twin import compare_with_nonmem, event_table_mapping
 from tests.data import MAPBAYR_MODELS, mapbayr_card, mapbayr_data, mapbayr_phi, mapbayr_sbml
 
@@ -43,9 +45,23 @@ def test_etas_and_obj_agree_with_nonmem(model: str) -> None:
     print_table(model, agreement)
     assert agreement.n_subjects == 100
     assert agreement.total.n == 100 * len(card.random_effects.etas)
-    assert agreement.share_excellent >= 0.95
-    assert agreement.share_within_acceptable >= 0.995
-    assert agreement.ofv_within == agreement.n_subjects  # every subject's OBJ within 0.01
+    assert agreement.worse_mode == 0
+    # Where our mode's objective is lower than at NONMEM's ETAs by more than the tolerance we found
+    # a better mode (model 006: the search over the pieces of ETA_D2, whose input end crosses
+    # sampling times, finds one on 11 subjects); every other subject agrees with NONMEM.
+    better = [
+        s for s in agreement.subjects if s.objective < s.objective_at_reference - agreement.ofv_tolerance
+    ]
+    assert len(better) == agreement.better_mode
+    same = summarise_agreement(
+        [r.eta for r in agreement.rows],
+        [s for s in agreement.subjects if s not in better],
+        agreement.ofv_tolerance,
+    )
+    assert same.share_excellent >= 0.95
+    assert same.share_within_acceptable >= 0.995
+    assert same.ofv_within == same.n_subjects  # every such subject's OBJ within 0.01
+    assert not better or event_parameters(card)  # only where event times move with an ETA
     assert all(s.converged for s in agreement.subjects)
 
 
