@@ -532,6 +532,14 @@ def print_agreement(agreement: object, title: str) -> None:
         f"{agreement.worse_mode} subject(s); not converged: "
         f"{sum(not s.converged for s in agreement.subjects)}"
     )
+    if agreement.better_mode:
+        same = agreement.same_mode()
+        console.print(
+            f"better modes found (lower objective than at NONMEM's ETAs): "
+            f"{', '.join(b.subject for b in agreement.better_subjects)}; on the other subjects "
+            f"{same.share_excellent:.1%} of ETAs within 0.001 and {same.ofv_within}/{same.n_subjects} OBJ "
+            f"within {agreement.ofv_tolerance:g} (the thresholds apply to these)"
+        )
     for note in agreement.input_notes:
         console.print(f"[yellow]event table: {note}[/]")
     if agreement.failed:

@@ -12,8 +12,6 @@ from interop.workflows.twin import compare_with_nonmem
 from registry.formats.nonmem import convert
 from tests.data import MAPBAYR, MAPBAYR_MODELS, mapbayr_data, mapbayr_phi
 
-pytestmark = pytest.mark.skipif(not (MAPBAYR / "run001.mod").is_file(), reason="shared mapbayr data absent")
-
 
 @pytest.mark.parametrize("model", MAPBAYR_MODELS)
 def test_converted_control_stream_reproduces_nonmem(model: str) -> None:
@@ -21,6 +19,10 @@ def test_converted_control_stream_reproduces_nonmem(model: str) -> None:
     assert conv.card.compartments is not None
     agreement = compare_with_nonmem(conv.sbml, conv.card, mapbayr_data(model), mapbayr_phi(model), starts=1)
     assert agreement.n_subjects == 100
-    assert agreement.share_excellent >= 0.95
-    assert agreement.share_within_acceptable >= 0.995
-    assert agreement.ofv_within == agreement.n_subjects
+    assert agreement.worse_mode == 0
+    # better modes (006: the event-time search over ETA_D2) are reported, the rest agree with NONMEM
+    same = agreement.same_mode()
+    assert same.share_excellent >= 0.95
+    assert same.share_within_acceptable >= 0.995
+    assert same.ofv_within == same.n_subjects
+    assert agreement.passes(0.95, 0.995, 1.0)

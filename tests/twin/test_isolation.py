@@ -99,3 +99,24 @@ def test_converged_needs_a_small_gradient_and_a_positive_definite_hessian() -> N
     assert not ok and "not positive definite" in why
     ok, why = check_mode(np.array([0.5, 0.0]), np.eye(2))
     assert not ok and "gradient" in why
+
+
+def test_a_better_mode_is_reported_not_failed_and_a_worse_one_fails() -> None:
+    """The issue's rule: where our objective is lower than at NONMEM's ETAs we found a better mode
+    (listed, outside the thresholds' shares); where it is higher by > 0.01 the comparison fails."""
+    from interop.twin.agreement import SubjectComparison, summarise_agreement
+
+    def subject(name: str, eta: float, objective: float, at_reference: float) -> SubjectComparison:
+        return SubjectComparison(name, (eta,), (0.0,), objective, at_reference, objective, at_reference, True)
+
+    same = [subject(str(i), 1e-5, 10.0, 10.0) for i in range(9)]
+    better = subject("b", 0.4, 8.0, 10.0)  # ETA far off, objective 2 lower: a better mode
+    agreement = summarise_agreement(["ETA_CL"], [*same, better])
+    assert agreement.better_mode == 1 and [s.subject for s in agreement.better_subjects] == ["b"]
+    assert agreement.share_excellent == pytest.approx(0.9)  # the raw table still shows it
+    assert agreement.same_mode().share_excellent == 1.0
+    assert agreement.passes(0.995, 0.995, 1.0)
+    assert agreement.to_dict()["better_mode_subjects"] == ["b"]
+    worse = subject("w", 0.4, 12.0, 10.0)  # our mode 2 higher than NONMEM's: a real miss
+    failing = summarise_agreement(["ETA_CL"], [*same, worse])
+    assert failing.worse_mode == 1 and not failing.passes(0.5, 0.5, 0.5)
