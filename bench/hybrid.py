@@ -19,16 +19,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
-# bench/registry.py would shadow the ``registry`` package when this folder is sys.path[0].
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 
 def per_call(fn: Callable[[], object], min_seconds: float = 0.5) -> float:

@@ -25,8 +25,7 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-# run as a script, bench/ is first on sys.path and bench/registry.py would shadow the registry package
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests.nonmem.reference
 
 from tests.nonmem.reference.agreement import PUBLISHED, check_model, table  # noqa: E402
 from tests.nonmem.reference.engine import fit_subject, read_data  # noqa: E402

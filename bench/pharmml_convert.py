@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before bench/, whose registry.py shadows
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, when not installed
 
 import roadrunner  # noqa: E402
 

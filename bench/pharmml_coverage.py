@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # before bench/ itself, whose registry.py would shadow the package
+sys.path.insert(0, str(ROOT))  # the checkout, when not installed
 
 import numpy as np  # noqa: E402
 from lxml import etree  # noqa: E402

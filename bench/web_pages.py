@@ -1,5 +1,5 @@
 """Web page cost: each page's render time minus the JSON API call(s) behind it, at 10, 100 and
-1000 models (20 versions each, generated as in bench/registry.py), on SQLite.
+1000 models (20 versions each, generated as in bench/registry_search.py), on SQLite.
 
 The issue's bound: no page takes longer than the API call behind it plus 50 ms. Both go through the
 same in-process ASGI stack (starlette's TestClient over the real app, registry and templates), so the
@@ -32,7 +32,7 @@ from interop.web import create_web_app  # noqa: E402
 from interop.workflows.registry_validation import twin_simulate_check  # noqa: E402
 from registry import open_registry  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("bench_registry", ROOT / "bench" / "registry.py")
+_spec = importlib.util.spec_from_file_location("bench_registry", ROOT / "bench" / "registry_search.py")
 assert _spec is not None and _spec.loader is not None
 bench_registry = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_registry)

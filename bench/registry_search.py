@@ -7,7 +7,7 @@ Baselines, run in the same process:
 - search: a naive registry that loads every version with its drugs and annotations and filters
   in Python (what a list-then-filter client would do).
 
-    PYTHONPATH=$PWD python bench/registry.py [--versions 10000] [--no-postgres]
+    PYTHONPATH=$PWD python bench/registry_search.py [--versions 10000] [--no-postgres]
 """
 
 from __future__ import annotations
