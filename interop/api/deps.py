@@ -71,11 +71,12 @@ RegistryDep = Annotated[Registry, Depends(get_registry)]
 _bearer = HTTPBearer(auto_error=False, description="Token from `interop registry user add`")
 
 
-def audit_denial(request: Request, user: Principal | None, reason: str) -> None:
-    """Write a refused request (401 for a presented token, 403) to the audit log; never fails the
-    request (the refusal stands even when the log cannot be written)."""
+def audit_denial(request: Request, user: Principal | None, reason: str, app: FastAPI | None = None) -> None:
+    """Write a refused request (401 for a presented token, 403) to the audit log of ``app``'s registry
+    (default: the request's app); never fails the request (the refusal stands even when the log
+    cannot be written)."""
     try:
-        registry_for(request.app).audit_denial(
+        registry_for(app or request.app).audit_denial(
             user.name if user else "anonymous",
             user.institution if user else "",
             f"{request.method} {request.url.path}"[:200],

@@ -24,11 +24,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from interop.api import create_app
 from interop.api.app import error_status, one_line
-from interop.api.deps import MAX_UPLOAD_BYTES, audit_denial
+from interop.api.deps import MAX_UPLOAD_BYTES
 from interop.api.limits import BodySizeLimit
 from interop.errors import InteropError, MissingExtraError
 from interop.settings import Settings, get_settings
-from interop.web.deps import SignInRequired, check_csrf, page_registry, render
+from interop.web.deps import SignInRequired, audit_page_denial, check_csrf, page_registry, render
 from interop.web.jobs import JobRunner
 from interop.web.registry_pages import router as registry_router
 from interop.web.sessions import COOKIE, SessionStore
@@ -132,7 +132,7 @@ def create_web_app(
     async def _interop(request: Request, exc: InteropError) -> Response:
         code = error_status(exc)
         if code == 403:
-            audit_denial(request, None, str(exc))
+            audit_page_denial(request, None, str(exc))
         return error_page(request, code, one_line(exc))
 
     @app.exception_handler(Exception)
@@ -165,7 +165,7 @@ def create_web_app(
     ) -> Response:
         principal = page_registry(request).authenticate(token.strip())
         if principal is None:
-            audit_denial(request, None, "web sign-in with an invalid, expired or revoked token")
+            audit_page_denial(request, None, "web sign-in with an invalid, expired or revoked token")
             return render(request, "signin.html", 401, next=_local(next), error="That token is not valid.")
         store: SessionStore = app.state.sessions
         store.drop(request.state.session_id)  # a new id at sign-in: no session fixation

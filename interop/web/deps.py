@@ -47,6 +47,11 @@ def page_registry(request: Request) -> Registry:
     return registry_for(request.app.state.api_app)
 
 
+def audit_page_denial(request: Request, user: Principal | None, reason: str) -> None:
+    """A refused page request, in the audit log of the registry the pages share with the API."""
+    audit_denial(request, user, reason, app=request.app.state.api_app)
+
+
 def current_principal(request: Request) -> Principal | None:
     """The user of the session's token, re-checked on every request (revocation applies at once)."""
     if hasattr(request.state, "principal"):
@@ -72,7 +77,7 @@ def require_role(request: Request, role: Role) -> Principal:
             raise SignInRequired()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
     if not user.at_least(role):
-        audit_denial(request, user, f"needs the {role} role")
+        audit_page_denial(request, user, f"needs the {role} role")
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs the {role} role ({user.name} is {user.role})")
     return user
 
@@ -82,7 +87,7 @@ async def check_csrf(request: Request) -> None:
     form = await request.form()
     presented = form.get("csrf_token")
     if not isinstance(presented, str) or not session_of(request).csrf_ok(presented):
-        audit_denial(request, current_principal(request), "missing or wrong CSRF token")
+        audit_page_denial(request, current_principal(request), "missing or wrong CSRF token")
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "the form's CSRF token is missing or wrong: reload the page"
         )

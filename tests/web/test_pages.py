@@ -67,6 +67,12 @@ def test_csrf_token_is_required_and_tied_to_the_session(web: Web, hub: Hub) -> N
     assert web.client.post(f"{base}/deprecate", data={}).status_code == 403
     assert web.client.post(f"{base}/deprecate", data={"csrf_token": foreign}).status_code == 403
     assert web.client.post("/signout", data={}).status_code == 403
+    # the refusals are in the audit log of the registry the pages share with the API
+    from interop.workflows.registry_session import registry_session
+
+    with registry_session(hub.settings) as reg:
+        denied = [e.detail for e in reg.audit() if e.action == "denied" and "CSRF" in e.detail["reason"]]
+    assert any(d["request"] == f"POST {base}/deprecate" for d in denied), denied
 
 
 def test_a_revoked_token_ends_the_session(web: Web, hub: Hub) -> None:
