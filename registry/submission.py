@@ -135,23 +135,8 @@ class SubmissionService:
         extra_files: Sequence[ExtraFile] = (),
         filename: str | None = None,
     ) -> StoredModel:
-        """Store a new version (or return the identical existing one) of an SBML model and its card.
-
-        >>> import tempfile
-        >>> from importlib.resources import files
-        >>> from pathlib import Path
-        >>> from interop.schema import ModelCard, parse_json
-        >>> models, tmp = files("interop") / "data" / "models", tempfile.TemporaryDirectory()
-        >>> home = Path(tmp.name)
-        >>> card = parse_json(ModelCard, (models / "gentamicin_1cmt.card.json").read_text())
-        >>> reg = open_registry(f"sqlite:///{home / 'registry.sqlite'}", home / "blobs")
-        >>> stored = reg.submit((models / "gentamicin_1cmt.xml").read_text(), card)
-        >>> stored.model_id, stored.version
-        ('gentamicin-1cmt', 1)
-        >>> reg.submit((models / "gentamicin_1cmt.xml").read_text(), card).version  # same content
-        1
-        >>> reg.close(); tmp.cleanup()
-        """
+        """Store a new version (or return the identical existing one) of an SBML model and its card
+        (the example is on :meth:`registry.Registry.submit`)."""
         who = principal or Principal(submitted_by, card.institution if card else "", "curator", local=True)
         require_role(who, "contributor", "submitting a model")
         shown = safe_name(filename) if filename else None
