@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from interop.cli.pharmml import _pairs
-from interop.schema import RXNORM, Coding
+from interop.cli.pharmml import _pairs, drug_coding, write_converted
 
 __all__ = ["nonmem_app", "register"]
 
-log = logging.getLogger(__name__)
 nonmem_app = typer.Typer(
     help="NONMEM control streams: convert to SBML + model card (pharmpy).", no_args_is_help=True
 )
@@ -36,11 +33,7 @@ def convert_command(
     """Convert MODEL; writes nothing unless the whole model converts."""
     from registry.formats.nonmem import convert  # pharmpy loads slowly: only on use
 
-    drug = None
-    if rxnorm:
-        drug = Coding(system=RXNORM, code=rxnorm, display=drug_name or None)
-    elif drug_name:
-        raise typer.BadParameter("--drug-name needs --rxnorm", param_hint="--drug-name")
+    drug = drug_coding(rxnorm, drug_name)
     result = convert(
         model.read_bytes(),
         source=str(model),
@@ -48,13 +41,7 @@ def convert_command(
         drug=drug,
         institution=institution,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    sbml_path = out / f"{result.card.id}.xml"
-    card_path = out / f"{result.card.id}.card.json"
-    sbml_path.write_text(result.sbml, encoding="utf-8")
-    card_path.write_text(result.card.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    for w in result.warnings:
-        log.warning("%s", w)
+    sbml_path, card_path = write_converted(out, result.sbml, result.card, result.warnings)
     out_console.print(f"NONMEM -> {sbml_path} and {card_path}", markup=False, highlight=False)
     cmts = result.card.compartments
     if cmts is not None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 from pydantic import RootModel
 from rich.console import Console
 
-from interop.schema import RXNORM, Coding, ReferenceOutput, parse_json
+from interop.schema import RXNORM, Coding, ModelCard, ReferenceOutput, parse_json
 
 __all__ = ["pharmml_app", "register"]
 
@@ -30,6 +31,26 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
             raise typer.BadParameter(f"{item!r} is not NAME=VALUE", param_hint=what)
         out[key.strip()] = value.strip()
     return out
+
+
+def drug_coding(rxnorm: str | None, drug_name: str | None) -> Coding | None:
+    """The card's drug from ``--rxnorm``/``--drug-name`` (a name alone is refused)."""
+    if rxnorm:
+        return Coding(system=RXNORM, code=rxnorm, display=drug_name or None)
+    if drug_name:
+        raise typer.BadParameter("--drug-name needs --rxnorm", param_hint="--drug-name")
+    return None
+
+
+def write_converted(out: Path, sbml: str, card: ModelCard, warnings: Sequence[str]) -> tuple[Path, Path]:
+    """Write a converted model as ``OUT/<id>.xml`` and ``OUT/<id>.card.json``; log its warnings."""
+    out.mkdir(parents=True, exist_ok=True)
+    sbml_path, card_path = out / f"{card.id}.xml", out / f"{card.id}.card.json"
+    sbml_path.write_text(sbml, encoding="utf-8")
+    card_path.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    for w in warnings:
+        log.warning("%s", w)
+    return sbml_path, card_path
 
 
 @pharmml_app.command("convert")
@@ -62,11 +83,7 @@ def convert_command(
         values = {k: float(v) for k, v in _pairs(set_values, "--set").items()}
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--set") from exc
-    drug = None
-    if rxnorm:
-        drug = Coding(system=RXNORM, code=rxnorm, display=drug_name or None)
-    elif drug_name:
-        raise typer.BadParameter("--drug-name needs --rxnorm", param_hint="--drug-name")
+    drug = drug_coding(rxnorm, drug_name)
     refs: list[ReferenceOutput] = []
     if reference is not None:
         refs = list(parse_json(_ReferenceList, reference.read_bytes(), source=str(reference)).root)
@@ -79,13 +96,7 @@ def convert_command(
         drug=drug,
         institution=institution,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    sbml_path = out / f"{result.card.id}.xml"
-    card_path = out / f"{result.card.id}.card.json"
-    sbml_path.write_text(result.sbml, encoding="utf-8")
-    card_path.write_text(result.card.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    for w in result.warnings:
-        log.warning("%s", w)
+    sbml_path, card_path = write_converted(out, result.sbml, result.card, result.warnings)
     out_console.print(
         f"PharmML {result.pharmml_version} -> {sbml_path} and {card_path}",
         markup=False,
