@@ -119,7 +119,13 @@ PHARMML_ADVAN4 = PHARMML / "PKmacros_advan4_0.8.1.xml"
 # under CI too (``require_corpus``); point INTEROP_PHARMML_CORPUS at a checkout to run those tests.
 PHARMML_CORPUS = Path(os.environ.get("INTEROP_PHARMML_CORPUS", "") or PHARMML / "pharmml-example")
 PHARMML_NMTRAN_TWINS = PHARMML_CORPUS / "mdl-to-pharmml-to-nmtran_9December"
-OPTIONAL_CORPORA = (PHARMML_CORPUS,)
+# A second optional corpus: the DDMoRe Model Repository's public models as scraped from
+# repository.ddmore.eu before it closed (dpastoor/ddmore_scraping: one folder per DDMODEL number,
+# with the PharmML, MDL, NM-TRAN and MLXTRAN files and NONMEM's outputs; no licence stated).
+# INTEROP_DDMORE_CORPUS names a checkout; tests needing it skip otherwise, under CI too.
+DDMORE_CORPUS = Path(os.environ.get("INTEROP_DDMORE_CORPUS", "") or PHARMML / "ddmore-repository")
+OPTIONAL_CORPORA = (PHARMML_CORPUS, DDMORE_CORPUS)
+_CORPUS_SETTINGS = {PHARMML_CORPUS: "INTEROP_PHARMML_CORPUS", DDMORE_CORPUS: "INTEROP_DDMORE_CORPUS"}
 PHARMML_ONECMT_IV = PHARMML_FIXTURES / "onecmt_iv_0.8.xml"
 PHARMML_ORAL_EFFECT = PHARMML_FIXTURES / "pkmacros_oral_effect_0.8.xml"
 
@@ -177,7 +183,11 @@ def require_corpus(path: Path) -> None:
     Unlike ``require_external`` this skips under CI too: CI's test data does not hold these corpora,
     and the skip names the setting that runs the test."""
     if not path.exists():
-        pytest.skip(f"optional corpus file {path} is absent: set INTEROP_PHARMML_CORPUS to a checkout")
+        setting = next(
+            (name for root, name in _CORPUS_SETTINGS.items() if path.is_relative_to(root)),
+            "INTEROP_PHARMML_CORPUS or INTEROP_DDMORE_CORPUS",
+        )
+        pytest.skip(f"optional corpus file {path} is absent: set {setting} to a checkout")
 
 
 def _external_constants() -> dict[str, Path]:
