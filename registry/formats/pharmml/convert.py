@@ -155,7 +155,9 @@ def convert(
     random_effects = None
     try:
         occasions = occasion_effects(doc, model, warnings)
-        random_effects = build_random_effects(model.etas, model.correlations, env, warnings, occasions)
+        random_effects = build_random_effects(
+            model.etas, model.correlations, with_constants(model, env), warnings, occasions
+        )
     except Unsupported as exc:
         problems.add(exc.element, exc.message)
     unvalued = {

@@ -40,6 +40,7 @@ class ColumnMapping:
     column_type: str | None
     symbols: list[str] = field(default_factory=list)  # SBML ids the column maps to
     adms: list[int] = field(default_factory=list)  # PK-macro administration numbers
+    levels: list[tuple[str, str]] = field(default_factory=list)  # (block, level) the ID/OCC columns name
 
 
 def _number(element: etree._Element, table: SymbolTable) -> float:
@@ -227,7 +228,9 @@ def _fill_mapping(cm: etree._Element, mapping: ColumnMapping, table: SymbolTable
             if part.get("symbIdRef") == table.time_symbol and part.get("blkIdRef") is None:
                 continue
             decl = table.lookup(part, None)
-            if decl.kind != "level":  # the ID/occasion columns name variability levels
+            if decl.kind == "level":  # the ID/occasion columns name variability levels
+                mapping.levels.append((decl.block, decl.name))
+            else:
                 mapping.symbols.append(decl.sbml)
         elif name == "Piecewise":
             for piece in children(part, "Piece"):

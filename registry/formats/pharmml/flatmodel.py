@@ -97,6 +97,7 @@ class ReadModel:
     categories: dict[str, dict[str, float]] = field(default_factory=dict)  # covariate -> codes
     dataset_category_codes: dict[str, dict[str, float]] = field(default_factory=dict)
     epsilon_variance: dict[str, Expr] = field(default_factory=dict)
+    levels: dict[tuple[str, str], str] = field(default_factory=dict)  # (block, level) -> its role
 
     def add(self, param: Parameter) -> Parameter:
         self.params[param.id] = param

@@ -4,11 +4,17 @@ covariate fixed effects, random effects) and pairwise correlations."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from lxml import etree
 
+from registry.formats.pharmml.distributions import (
+    WISHARTS,
+    distribution_of,
+    literal,
+    normal,
+    prior_mean,
+    prior_vector,
+)
 from registry.formats.pharmml.document import Problems, child, children, local
 from registry.formats.pharmml.flatmodel import (
     PARAM_TAGS,
@@ -30,8 +36,14 @@ def population_parameter(el: etree._Element, scope: BlockScope, model: ReadModel
     decl = declaration(scope.table, scope.block, el)
     assign = child(el, "Assign")
     value = first_expression(assign) if assign is not None else None
-    if value is not None and local(value) in ("Matrix", "Vector"):
+    if value is not None and local(value) == "Vector":
+        _vector_parameter(el, decl.sbml, decl.name, literal(el, "Vector", scope)[0], scope, model, False)
+        return
+    if value is not None and local(value) == "Matrix":
         scope.table.vectors[decl.sbml] = 0  # read where a distribution uses it, never as a number
+        return
+    dist = next((c for c in children(el) if local(c) in ("Distribution", "NormalDistribution")), None)
+    if dist is not None and assign is None and _prior_value(el, decl.sbml, decl.name, scope, model):
         return
     param = model.add(Parameter(decl.sbml, "population", el))
     for c in children(el):
@@ -45,62 +57,62 @@ def population_parameter(el: etree._Element, scope: BlockScope, model: ReadModel
             raise Unsupported(c, f"<{name}> in a population parameter is not supported")
 
 
-# prior means by distribution: ProbOnto name or UncertML element -> (parameter names, mean)
-_MEANS: dict[str, tuple[tuple[str, ...], Callable[..., Expr]]] = {
-    "Gamma1": (("shape", "scale"), lambda k, th: Op("times", (k, th))),
-    "Gamma2": (("shape", "rate"), lambda k, r: Op("divide", (k, r))),
-    "GammaDistribution": (("shape", "scale"), lambda k, th: Op("times", (k, th))),
-    "LogNormal1": (
-        ("meanLog", "stdevLog"),
-        lambda m, s: _exp(Op("plus", (m, _half(Op("power", (s, Num(2.0))))))),
-    ),
-    "LogNormal2": (("meanLog", "varLog"), lambda m, v: _exp(Op("plus", (m, _half(v))))),
-    "Uniform1": (("minimum", "maximum"), lambda a, b: _half(Op("plus", (a, b)))),
-    "UniformDistribution": (("minimum", "maximum"), lambda a, b: _half(Op("plus", (a, b)))),
-    "Beta1": (("alpha", "beta"), lambda a, b: Op("divide", (a, Op("plus", (a, b))))),
-}
+def _prior_value(el: etree._Element, sid: str, name: str, scope: BlockScope, model: ReadModel) -> bool:
+    """A vector- or matrix-valued prior of ``el`` (a population parameter, or a random variable at
+    a population level): its mean vector as one parameter per cell; a matrix is read where a
+    distribution uses it. False for a scalar prior."""
+    if child(el, "Distribution") is None:
+        return False
+    holder, kind = distribution_of(el)
+    if kind in WISHARTS:
+        scope.table.vectors[sid] = 0
+        return True
+    vector = prior_vector(el, scope)
+    if vector is None:
+        return False
+    if kind == "RandomSample":  # the symbols its columns fill are its draws, not model values
+        for ref in holder.iter("{*}SymbRef"):
+            found = model.params.get(scope.table.lookup(ref, scope.block).sbml)
+            if found is not None and found.kind == "population" and found.rule is None:
+                del model.params[found.id]
+        if len(vector) == 1 and next(holder.iter("{*}VectorSelector"), None) is None:  # a scalar
+            model.add(Parameter(sid, "population", el, rule=vector[0], prior=True))
+            return True
+    _vector_parameter(el, sid, name, vector, scope, model, True)
+    return True
 
 
-def _exp(x: Expr) -> Expr:
-    return Op("exp", (x,))
+def _vector_parameter(
+    el: etree._Element,
+    sid: str,
+    name: str,
+    cells: list[Expr],
+    scope: BlockScope,
+    model: ReadModel,
+    prior: bool,
+) -> None:
+    """A vector-valued population parameter as one SBML parameter per cell (``sid_1``, ``sid_2``,
+    ... which ``<VectorSelector>`` cells name)."""
+    for k, cell in enumerate(cells, start=1):
+        cid = f"{sid}_{k}"
+        if cid in model.params:
+            raise Unsupported(el, f"cell {cid!r} of {name!r} clashes with another symbol")
+        model.add(Parameter(cid, "population", el, rule=cell, prior=prior))
+    scope.table.vectors[sid] = len(cells)
 
 
-def _half(x: Expr) -> Expr:
-    return Op("divide", (x, Num(2.0)))
-
-
-def prior_mean(el: etree._Element, scope: BlockScope) -> Expr:
-    """The mean of a prior distribution (normal, log-normal, gamma, uniform, beta), as an expression
-    of its (hyper)parameters; other distributions are refused."""
-    holder = el
-    if local(el) == "Distribution":
-        inner = [c for c in children(el) if local(c) not in ("Description",)]
-        if len(inner) != 1:
-            raise Unsupported(el, "a prior needs one distribution")
-        holder = inner[0]
-        if local(holder) == "UncertML" and len(children(holder)) == 1:
-            holder = children(holder)[0]
-    name = holder.get("name", "") if local(holder) == "ProbOnto" else local(holder)
-    if name in ("Normal1", "Normal2", "NormalDistribution", "StandardNormal1"):
-        parent = el.getparent()
-        assert parent is not None
-        return _normal(parent, scope)[0]
-    known = name in _MEANS or any(p.get("name") == "mean" for p in children(holder, "Parameter"))
-    if not known:
-        raise Unsupported(holder, f"prior distribution {name!r} is not supported (no mean taken)")
-    if local(holder) == "ProbOnto":
-        params = {p.get("name", ""): p for p in children(holder, "Parameter")}
-        if "mean" in params:  # parameterised by its mean
-            return expression_in(params["mean"], scope)
-    names, mean = _MEANS[name]
-    if local(holder) == "ProbOnto":
-        if not set(names) <= params.keys():
-            raise Unsupported(holder, f"{name} prior needs {', '.join(names)}")
-        return mean(*(expression_in(params[n], scope) for n in names))
-    parts = {local(c): c for c in children(holder)}
-    if not set(names) <= parts.keys():
-        raise Unsupported(holder, f"{name} prior needs {', '.join(names)}")
-    return mean(*(_uncertml_value(parts[n], scope) for n in names))
+def _prior_variable(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
+    """A random variable at a population level (a Bayesian model's prior, or a random variable
+    without a level): a population parameter whose value the prior gives, unless an initial
+    estimate does."""
+    decl = declaration(scope.table, scope.block, el)
+    decl.kind = "population"
+    if _prior_value(el, decl.sbml, decl.name, scope, model):
+        return
+    dist, _name = distribution_of(el)
+    holder = child(el, "Distribution")
+    mean = prior_mean(holder if holder is not None else dist, scope)
+    model.add(Parameter(decl.sbml, "population", el, rule=mean, prior=True))
 
 
 def parameter_model(
@@ -133,12 +145,14 @@ def random_variable(
     decl = declaration(scope.table, scope.block, el)
     vref = child(el, "VariabilityReference")
     ref = child(vref, "SymbRef") if vref is not None else None
-    if ref is None:
-        raise Unsupported(el, "random variable without a variability level (a Bayesian prior?)")
-    level_decl = scope.table.lookup(ref, scope.block)
-    level = levels.get((level_decl.block, level_decl.name))
+    level_decl = scope.table.lookup(ref, scope.block) if ref is not None else None
+    level = levels.get((level_decl.block, level_decl.name)) if level_decl is not None else "population"
     if level is None:
+        assert level_decl is not None
         raise Unsupported(ref, f"{level_decl.name!r} is not a variability level")
+    if level == "population":
+        _prior_variable(el, scope, model)
+        return
     dist = child(el, "Distribution")
     onto = child(dist, "ProbOnto") if dist is not None else None
     if onto is not None and onto.get("name", "").startswith("MultivariateNormal"):
@@ -146,7 +160,7 @@ def random_variable(
             raise Unsupported(el, "multivariate random variables are supported between subjects only")
         _multivariate(el, decl.sbml, decl.name, onto, scope, model)
         return
-    mean, variance = _normal(el, scope)
+    mean, variance = normal(el, scope)
     if not (isinstance(mean, Num) and mean.value == 0):
         raise Unsupported(el, "random variables must have mean 0")
     if level == "occasion":  # the SBML parameter carries the current occasion's effect
@@ -161,64 +175,6 @@ def random_variable(
     else:
         model.add(Parameter(decl.sbml, "eta", el, value=0.0))
         model.etas.append(Eta(decl.sbml, decl.name, variance, el))
-
-
-def _normal(el: etree._Element, scope: BlockScope) -> tuple[Expr, Expr]:
-    """(mean, variance) of a normal distribution in ProbOnto or UncertML form."""
-    dist = child(el, "Distribution")
-    holder = dist if dist is not None else el
-    for d in children(holder):
-        name = local(d)
-        if name == "UncertML" and len(children(d)) == 1:  # 0.8 wrapper around UncertML
-            d, name = children(d)[0], local(children(d)[0])
-        if name == "ProbOnto" and d.get("name") == "StandardNormal1":
-            return Num(0.0), Num(1.0)
-        if name == "ProbOnto":
-            kind = d.get("name", "")
-            params = {p.get("name", ""): p for p in children(d, "Parameter")}
-            if kind not in ("Normal1", "Normal2", "Normal3") or "mean" not in params:
-                raise Unsupported(d, f"distribution {kind!r} is not supported (only normal)")
-            mean = expression_in(params["mean"], scope)
-            if kind == "Normal1" and "stdev" in params:
-                sd = expression_in(params["stdev"], scope)
-                return mean, Op("power", (sd, Num(2.0)))
-            if kind == "Normal2" and "var" in params:
-                return mean, expression_in(params["var"], scope)
-            if kind == "Normal3" and "precision" in params:  # ProbOnto: precision = 1/variance
-                return mean, Op("divide", (Num(1.0), expression_in(params["precision"], scope)))
-            raise Unsupported(d, f"{kind} needs its stdev, var or precision parameter")
-        if name == "NormalDistribution":  # UncertML
-            parts = {local(c): c for c in children(d)}
-            if "mean" not in parts or not ({"stddev", "variance"} & parts.keys()):
-                raise Unsupported(d, "UncertML normal distribution needs mean and stddev or variance")
-            mean = _uncertml_value(parts["mean"], scope)
-            if "stddev" in parts:
-                return mean, Op("power", (_uncertml_value(parts["stddev"], scope), Num(2.0)))
-            return mean, _uncertml_value(parts["variance"], scope)
-        if name not in ("VariabilityReference", "Description"):
-            raise Unsupported(d, f"distribution <{name}> is not supported (only normal)")
-    raise Unsupported(el, "random variable without a distribution")
-
-
-def _uncertml_value(el: etree._Element, scope: BlockScope) -> Expr:
-    inner = children(el)
-    if len(inner) != 1:
-        raise Unsupported(el, "expected one value")
-    v = inner[0]
-    if local(v) in ("rVal", "prVal"):
-        try:
-            return Num(float((v.text or "").strip()))
-        except ValueError:
-            raise Unsupported(v, f"{v.text!r} is not a number") from None
-    if local(v) == "var":
-        decl = scope.table.declarations.get((scope.block or "", v.get("varId", "")))
-        if decl is None:
-            found = [d for (b, n), d in scope.table.declarations.items() if n == v.get("varId")]
-            if len(found) != 1:
-                raise Unsupported(v, f"dangling reference: no symbol {v.get('varId')!r}")
-            decl = found[0]
-        return Sym(decl.sbml)
-    raise Unsupported(v, f"<{local(v)}> is not supported in a distribution")
 
 
 def individual_parameter(
@@ -395,11 +351,11 @@ def _multivariate(
         {"covarianceMatrix", "precisionMatrix", "precision", "covariance"} & params.keys()
     ):
         raise Unsupported(onto, f"{kind} needs its mean and covariance (or precision) matrix")
-    mean = _literal(params["mean"], "Vector", scope)
+    mean = literal(params["mean"], "Vector", scope)
     if any(not (isinstance(m, Num) and m.value == 0) for row in mean for m in row):
         raise Unsupported(params["mean"], "random variables must have mean 0")
     key = next(k for k in ("covarianceMatrix", "covariance", "precisionMatrix", "precision") if k in params)
-    matrix = _literal(params[key], "Matrix", scope)
+    matrix = literal(params[key], "Matrix", scope)
     n = len(matrix)
     if any(len(row) not in (n, i + 1) for i, row in enumerate(matrix)) or n != len(mean[0]):
         raise Unsupported(
@@ -420,25 +376,6 @@ def _multivariate(
         for j in range(k):
             model.correlations.append(Correlation(eid, ids[j], "covariance", matrix[k][j], el))
     scope.table.vectors[sid] = n
-
-
-def _literal(holder: etree._Element, what: str, scope: BlockScope) -> list[list[Expr]]:
-    """The rows of a ``Vector`` (one row) or ``Matrix`` in ``holder``, directly or through a
-    population parameter that is assigned it."""
-    inner = first_expression(holder)
-    if inner is not None and local(inner) == "Assign":
-        inner = first_expression(inner)
-    if inner is not None and local(inner) == "SymbRef":
-        decl = scope.table.lookup(inner, scope.block)
-        assign = child(decl.element, "Assign")
-        inner = first_expression(assign) if assign is not None else None
-    if inner is None or local(inner) != what:
-        raise Unsupported(holder, f"expected a {what} (or a parameter assigned one)")
-    if what == "Vector":
-        elements = child(inner, "VectorElements")
-        cells = children(elements) if elements is not None else []
-        return [[scope.parse(c) for c in cells]]
-    return [[scope.parse(c) for c in children(row)] for row in children(inner, "MatrixRow")]
 
 
 def _distributed(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from registry.formats.pharmml.distributions import MULTIVARIATE, distribution_of
 from registry.formats.pharmml.document import Document, Problems, child, children, local
 from registry.formats.pharmml.flatmodel import (
     PARAM_TAGS,
@@ -98,7 +99,8 @@ def read_model(doc: Document, problems: Problems) -> ReadModel:
     model = ReadModel(table, dataset_category_codes=_dataset_category_codes(doc.root))
     if mdef is None:
         return model
-    levels = _variability_levels(mdef, problems)
+    levels = _variability_levels(mdef)
+    model.levels = levels
     order = ["VariabilityModel", "CovariateModel", "ParameterModel", "StructuralModel"]
     blocks = sorted(children(mdef), key=lambda b: order.index(local(b)) if local(b) in order else len(order))
     for block in blocks:
@@ -123,37 +125,95 @@ def read_model(doc: Document, problems: Problems) -> ReadModel:
     for el, vector, k in table.vector_uses:  # cells of multivariate random variables
         size = table.vectors.get(vector)
         if size is None:
-            problems.add(el, "<VectorSelector> of a random variable that is not multivariate normal")
+            problems.add(el, "<VectorSelector> of a symbol that is not a vector (nor multivariate normal)")
         elif not 1 <= k <= size:
             problems.add(el, f"cell {k} of a vector of {size}")
     return model
 
 
-def _variability_levels(mdef: etree._Element, problems: Problems) -> dict[tuple[str, str], str]:
-    """(block, level) -> "subject" | "occasion" | "residual"."""
-    # A nested level is an occasion inside subjects when random effects live on its parent level;
-    # under a level only priors refer to (a "population" level of a Bayesian model) it is the
-    # subjects' level itself.
+def _variability_levels(mdef: etree._Element) -> dict[tuple[str, str], str]:
+    """(block, level) -> "subject" | "occasion" | "population" | "residual".
+
+    A level the dataset's ``id`` column maps to is the subjects' level, one its ``occasion`` column
+    maps to an occasion level. Otherwise a nested level is an occasion inside subjects when random
+    effects (zero-mean normal random variables, distributed individual parameters) live on its
+    parent; a level that has nested levels and no random effects (only priors: a Bayesian model's
+    "population" level) is a population level, and the level under it the subjects' level. A
+    level above the subjects' level is a population level.
+    """
+    root = mdef.getroottree().getroot()
+    columns = _level_columns(root)
     with_effects = set()
     for el in mdef.iter("{*}RandomVariable", "{*}IndividualParameter"):
         vref = child(el, "VariabilityReference")
         ref = child(vref, "SymbRef") if vref is not None else None
-        if ref is not None:
+        if ref is not None and (local(el) == "IndividualParameter" or _is_random_effect(el)):
             with_effects.add(ref.get("symbIdRef", ""))
+    parents: dict[tuple[str, str], str] = {}
     out: dict[tuple[str, str], str] = {}
     for vm in children(mdef, "VariabilityModel"):
         blk = vm.get("blkId", "")
-        kind = vm.get("type", "")
+        nested = {r.get("symbIdRef", "") for p in vm.iter("{*}ParentLevel") for r in children(p, "SymbRef")}
         for level in children(vm, "Level"):
+            name = level.get("symbId", "")
             parent = child(level, "ParentLevel")
             parent_ref = child(parent, "SymbRef") if parent is not None else None
-            if kind == "residualError":
-                out[(blk, level.get("symbId", ""))] = "residual"
+            if parent_ref is not None:
+                parents[(blk, name)] = parent_ref.get("symbIdRef", "")
+            if vm.get("type", "") == "residualError":
+                out[(blk, name)] = "residual"
+            elif columns.get(name) in ("id", "occasion"):
+                out[(blk, name)] = "subject" if columns[name] == "id" else "occasion"
             elif parent_ref is not None and parent_ref.get("symbIdRef", "") in with_effects:
-                out[(blk, level.get("symbId", ""))] = "occasion"
+                out[(blk, name)] = "occasion"
+            elif name in nested and name not in with_effects:
+                out[(blk, name)] = "population"
             else:
-                out[(blk, level.get("symbId", ""))] = "subject"
+                out[(blk, name)] = "subject"
+    for (blk, name), parent_name in parents.items():  # above the subjects: population
+        if out[(blk, name)] == "subject" and columns.get(parent_name) is None:
+            out[(blk, parent_name)] = "population"
     return out
+
+
+def _level_columns(root: etree._Element) -> dict[str, str]:
+    """Level symbId -> the type (``id``, ``occasion``) of the dataset column mapped to it."""
+    out: dict[str, str] = {}
+    for ds in root.iter("{*}ExternalDataSet"):
+        types = {c.get("columnId", ""): c.get("columnType", "") for c in ds.iter("{*}Column")}
+        for cm in children(ds, "ColumnMapping"):
+            col, ref = child(cm, "ColumnRef"), child(cm, "SymbRef")
+            kind = types.get(col.get("columnIdRef", "") if col is not None else "", "")
+            if ref is not None and kind in ("id", "occasion"):
+                out[ref.get("symbIdRef", "")] = kind
+    return out
+
+
+def _is_random_effect(el: etree._Element) -> bool:
+    """A random variable that is a random effect: normal (or multivariate normal) with mean 0
+    given as a number (priors have other distributions or means)."""
+    try:
+        holder, name = distribution_of(el)
+    except Unsupported:
+        return False
+    if name == "StandardNormal1":
+        return True
+    if name not in ("Normal1", "Normal2", "Normal3", "NormalDistribution", *MULTIVARIATE):
+        return False
+    if local(holder) == "ProbOnto":
+        mean = next((p for p in children(holder, "Parameter") if p.get("name") == "mean"), None)
+    else:
+        mean = child(holder, "mean")
+    if mean is None:
+        return False
+    numbers = [(x.text or "").strip() for x in mean.iter() if local(x) in ("Real", "Int", "rVal", "prVal")]
+    symbolic = any(local(x) == "SymbRef" or local(x) == "var" for x in mean.iter())
+    if not numbers and (mean.text or "").strip():  # UncertML mean vector as text
+        numbers = (mean.text or "").split()
+    try:
+        return bool(numbers) and not symbolic and all(float(v) == 0 for v in numbers)
+    except ValueError:
+        return False
 
 
 def _covariate_model(block: etree._Element, scope: BlockScope, model: ReadModel, problems: Problems) -> None:

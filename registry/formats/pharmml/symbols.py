@@ -146,12 +146,12 @@ class BlockScope:
         return Sym(decl.sbml)
 
     def select(self, element: etree._Element, vector: etree._Element, index: int) -> Expr:
-        """Component ``index`` (from 1) of a multivariate random variable: its own SBML parameter;
-        checked against the variable's size once every block is read."""
+        """Cell ``index`` (from 1) of a vector-valued random variable or population parameter: its
+        own SBML parameter; checked against the vector's size once every block is read."""
         decl = self.table.lookup(vector, self.block)
-        if decl.kind != "random":
+        if decl.kind not in ("random", "population"):
             raise Unsupported(
-                element, f"<VectorSelector> of {decl.name!r}: only random vectors are supported"
+                element, f"<VectorSelector> of {decl.name!r}: only random or population vectors are supported"
             )
         self.table.vector_uses.append((element, decl.sbml, index))
         return Sym(f"{decl.sbml}_{index}")
