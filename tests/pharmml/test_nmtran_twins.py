@@ -11,6 +11,7 @@ otherwise (``tests.data.require_corpus``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from interop.schema import ReferenceDose
-from interop.twin import bind_regimen, load_model, simulate
+from interop.twin import CovariateSeries, bind_regimen, load_model, simulate
 from registry.formats.pharmml import convert
 from tests.data import PHARMML_NMTRAN_TWINS, require_corpus
 
@@ -150,10 +151,11 @@ def test_usecase5_covariates_age_weight_and_sex(sexf: float) -> None:
     _close(pred, expected)
 
 
-def test_usecase8_inter_occasion_variability_follows_the_doses() -> None:
+def test_usecase8_inter_occasion_variability_follows_the_occasion_column() -> None:
     # $ABBR REPLACE ETA(OCC_BOV_CL)=ETA(5,7), ETA(OCC_BOV_V)=ETA(6,8): one effect per occasion;
     # CL = EXP(MU_1 + ETA(1) + ETA(OCC_BOV_CL)), V = EXP(MU_2 + ETA(2) + ETA(OCC_BOV_V)); $DES as
-    # UseCase5 (absorption from T >= TLAG). The dataset's OCC changes at the second dose (24 h).
+    # UseCase5 (absorption from T >= TLAG). The PharmML maps the dataset's OCC column to the
+    # occasion level: OCC switches the occasions (here at the second dose, 24 h), as in NONMEM.
     path = PHARMML_NMTRAN_TWINS / "UseCase8.xml"
     require_corpus(path)
     conv = convert(path.read_bytes(), source=str(path))
@@ -161,13 +163,19 @@ def test_usecase8_inter_occasion_variability_follows_the_doses() -> None:
     assert set(occasions) == {"eta_BOV_CL", "eta_BOV_V"}
     assert occasions["eta_BOV_CL"].variance == pytest.approx(0.1)  # $OMEGA BLOCK(2) (0.1) ;BOV_CL
     assert any("occasion effects are independent" in w for w in conv.warnings)  # the 0.01 covariance
+    assert conv.card.random_effects.occasion_covariate == "OCC"
     ka = 2.0  # this run's $THETA: ( 0.001 , 2.0 ) ;POP_KA
     iov = {"CL": (0.2, -0.3), "V": (0.0, 0.1)}
     etas = {f"eta_BOV_{p}_occ{k + 1}": v for p, vals in iov.items() for k, v in enumerate(vals)}
     dose = 100.0
     doses = tuple(ReferenceDose(route="oral", amount=dose, time_h=t) for t in (0.0, 24.0))
     twin = bind_regimen(load_model(conv.sbml, conv.card), doses, {"WT": WT})
-    pred = simulate(twin, TIMES, etas).values["Y"]
+    occ = CovariateSeries("OCC", (0.0, 24.0, 48.0), (1.0, 1.0, 2.0))  # records at 0, 24 (OCC 1), 48 (OCC 2)
+    pred = simulate(
+        dataclasses.replace(twin, covariates={**twin.covariates, "OCC": occ}), TIMES, etas
+    ).values["Y"]
+    unswitched = simulate(twin, TIMES, etas).values["Y"]  # OCC 1 throughout: the SBML's default
+    assert unswitched[-1] != pytest.approx(pred[-1], rel=1e-3)
 
     def params(t: float) -> tuple[float, float]:
         k = 0 if t < 24 else 1

@@ -87,9 +87,11 @@ def build_random_effects(
     env: dict[str, float],
     warnings: list[str],
     occasions: Sequence[tuple[Eta, tuple[str, ...]]] = (),
+    occasion_covariate: str | None = None,
 ) -> RandomEffects:
     """ETAs with positive variance and their Omega (zero-variance ETAs stay in the SBML at 0);
-    ``occasions``: each inter-occasion random effect with the SBML ids of its occasions' effects."""
+    ``occasions``: each inter-occasion random effect with the SBML ids of its occasions' effects,
+    switched by ``occasion_covariate`` (None: at the doses)."""
     iov = []
     for eta, ids_per_occasion in occasions:
         v = _variance(eta, env)
@@ -129,7 +131,10 @@ def build_random_effects(
             "the variance-covariance matrix of the random effects is not positive definite",
         )
     return RandomEffects(
-        etas=tuple(ids), omega=tuple(tuple(float(x) for x in row) for row in omega), occasions=tuple(iov)
+        etas=tuple(ids),
+        omega=tuple(tuple(float(x) for x in row) for row in omega),
+        occasions=tuple(iov),
+        occasion_covariate=occasion_covariate if iov else None,
     )
 
 

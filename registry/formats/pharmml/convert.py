@@ -154,9 +154,14 @@ def convert(
     residuals = []
     random_effects = None
     try:
-        occasions = occasion_effects(doc, model, warnings)
+        occasions, occasion_covariate = occasion_effects(doc, model, mappings, warnings)
         random_effects = build_random_effects(
-            model.etas, model.correlations, with_constants(model, env), warnings, occasions
+            model.etas,
+            model.correlations,
+            with_constants(model, env),
+            warnings,
+            occasions,
+            occasion_covariate,
         )
     except Unsupported as exc:
         problems.add(exc.element, exc.message)

@@ -37,29 +37,53 @@ def _occasion_count(doc: Document) -> int | None:
 
 
 def occasion_effects(
-    doc: Document, model: ReadModel, warnings: list[str]
-) -> list[tuple[Eta, tuple[str, ...]]]:
-    """Each inter-occasion random effect with one SBML parameter (at 0) per occasion.
+    doc: Document, model: ReadModel, mappings: list[ColumnMapping], warnings: list[str]
+) -> tuple[list[tuple[Eta, tuple[str, ...]]], str | None]:
+    """Each inter-occasion random effect with one SBML parameter (at 0) per occasion, and the card
+    covariate that says which occasion holds (None: occasions follow the doses).
 
-    The card's convention holds: occasions follow the dose times (occasion k from the k-th dose),
-    not the dataset's occasion column, and there are as many as the inline dataset has (else
-    ``DEFAULT_OCCASIONS``; later occasions take the prior mean, 0).
+    When the dataset maps a column to the occasion level (or has a column of type ``occasion``),
+    that column switches the occasions, as NONMEM's OCC does: it becomes a card covariate (the
+    card's ``occasion_covariate``; 1, the first occasion, in the SBML). Without one, the card's
+    default holds: occasion k from the k-th dose, warned. There are as many occasions as the
+    inline dataset has (else ``DEFAULT_OCCASIONS``; later occasions take the prior mean, 0).
     """
     if not model.occasion_etas:
-        return []
+        return [], None
     n = _occasion_count(doc)
     if n is None:
         n = DEFAULT_OCCASIONS
         warnings.append(f"the dataset's occasions are not in the file: the card defines {n} occasions")
-    warnings.append("inter-occasion effects switch at each dose time (the card's convention), not by the "
-                    "dataset's occasion column")  # fmt: skip
+    found = _occasion_column(model, mappings)
+    covariate = None
+    if found is None:
+        warnings.append("inter-occasion effects switch at each dose time (the card's convention): the "
+                        "dataset maps no column to the occasion level")  # fmt: skip
+    else:
+        column, covariate = found
+        element = model.occasion_etas[0].element
+        model.add(Parameter(covariate, "covariate", element, value=1.0))
+        model.covariates.append(Covariate(covariate, column, element))
+        warnings.append(f"the dataset's column {column} (the occasion, 1, 2, ...) switches the "
+                        f"inter-occasion effects: covariate {covariate}")  # fmt: skip
     out = []
     for eta in model.occasion_etas:
         ids = tuple(f"{eta.id}_occ{k}" for k in range(1, n + 1))
         for pid in ids:
             model.add(Parameter(pid, "eta", eta.element, value=0.0))
         out.append((eta, ids))
-    return out
+    return out, covariate
+
+
+def _occasion_column(model: ReadModel, mappings: list[ColumnMapping]) -> tuple[str, str] | None:
+    """(column, SBML id for it) of the dataset column mapped to an occasion level (the level's id:
+    a level is no SBML quantity), else of the column of type ``occasion``."""
+    for m in mappings:
+        for block, name in m.levels:
+            if model.levels.get((block, name)) == "occasion":
+                return m.column, model.table.declarations[(block, name)].sbml
+    column = next((m.column for m in mappings if m.column_type == "occasion"), None)
+    return (column, model.table.fresh(column)) if column is not None else None
 
 
 _KA_NAME = re.compile(r"^(pop_?)?k_?a(_pop)?$", re.I)
