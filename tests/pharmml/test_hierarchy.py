@@ -277,3 +277,43 @@ def test_bayesian_priors_of_the_corpus_give_values(name: str) -> None:
     assert [p.message for p in exc.value.problems] == [
         "the error model uses SD_ADD: only population parameters with values and the prediction are supported"
     ]
+
+
+_PHI = (
+    b'<IndividualParameter symbId="PHI"><ct:VariabilityReference><ct:SymbRef blkIdRef="vm" symbIdRef="ID"/>'
+    b'</ct:VariabilityReference><Distribution><po:ProbOnto name="MultivariateNormal1">'
+    b'<po:Parameter name="mean"><ct:Assign><ct:Vector><ct:VectorElements><ct:SymbRef symbIdRef="POP_CL"/>'
+    b'<ct:SymbRef symbIdRef="POP_V"/></ct:VectorElements></ct:Vector></ct:Assign></po:Parameter>'
+    b'<po:Parameter name="covarianceMatrix"><ct:Assign><ct:Matrix><ct:MatrixRow><ct:Real>0.25</ct:Real>'
+    b"</ct:MatrixRow><ct:MatrixRow><ct:Real>0.5</ct:Real><ct:Real>4</ct:Real></ct:MatrixRow></ct:Matrix>"
+    b"</ct:Assign></po:Parameter></po:ProbOnto></Distribution></IndividualParameter>"
+)
+
+
+def _phi(k: int) -> bytes:
+    return (
+        f'<ct:Assign><ct:VectorSelector><ct:SymbRef symbIdRef="PHI"/><ct:Cell><ct:Int>{k}</ct:Int></ct:Cell>'
+        "</ct:VectorSelector></ct:Assign>"
+    ).encode()
+
+
+def test_an_individual_parameter_distributed_as_a_multivariate_normal_is_a_vector_of_cells() -> None:
+    # PHI ~ MVN((POP_CL, POP_V), lower-triangular covariance): CL = PHI[1], V = PHI[2]; cell k is
+    # its mean plus an ETA of its own, the ETAs' Omega the covariance
+    raw = _fixture()
+    start = raw.index(b'<IndividualParameter symbId="CL">')
+    end = raw.index(b'<RandomVariable symbId="EPS">')
+    cells = (
+        b'<IndividualParameter symbId="CL">' + _phi(1) + b"</IndividualParameter>"
+        b'<IndividualParameter symbId="V">' + _phi(2) + b"</IndividualParameter>"
+    )
+    conv = convert(raw[:start] + _PHI + cells + raw[end:], source="mvn-individual.xml")
+    re = conv.card.random_effects
+    assert re.etas == ("ETA_CL", "ETA_V", "eta_PHI_1", "eta_PHI_2")
+    assert re.omega_matrix()[2:, 2:].ravel().tolist() == [0.25, 0.5, 0.5, 4.0]
+    twin = bind_regimen(
+        load_model(conv.sbml, conv.card), (ReferenceDose(route="iv-bolus", amount=100.0, time_h=0.0),), {}
+    )
+    pred = simulate(twin, [2.0], {"eta_PHI_1": 0.5, "eta_PHI_2": -2.0}).values["Y"]
+    cl, v = 4.0 + 0.5, 30.0 - 2.0
+    assert pred[0] == pytest.approx(100 / v * math.exp(-cl / v * 2.0), rel=1e-6)

@@ -4,14 +4,18 @@ covariate fixed effects, random effects) and pairwise correlations."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from lxml import etree
 
 from registry.formats.pharmml.distributions import (
+    MULTIVARIATE,
     WISHARTS,
     distribution_of,
     literal,
     normal,
+    numeric_matrix,
     prior_mean,
     prior_vector,
 )
@@ -184,6 +188,12 @@ def individual_parameter(
     levels: dict[tuple[str, str], str] | None = None,
 ) -> None:
     decl = declaration(scope.table, scope.block, el)
+    dist = child(el, "Distribution")
+    onto = child(dist, "ProbOnto") if dist is not None else None
+    if onto is not None and onto.get("name", "") in MULTIVARIATE and levels is not None:
+        _level(el, scope, levels)
+        _multivariate_parameter(el, decl.sbml, decl.name, onto, scope, model)
+        return
     param = model.add(Parameter(decl.sbml, "individual", el))
     structured = next((c for c in children(el) if local(c) in ("StructuredModel", "GaussianModel")), None)
     assign = next((c for c in children(el) if local(c) in ("Assign", "Equation")), None)
@@ -345,29 +355,40 @@ def _multivariate(
     """A multivariate normal random effect (mean 0; covariance, or a numeric precision matrix) as
     one ETA per component (``sid_1``, ``sid_2``, ... which ``<VectorSelector>`` cells name), with
     the matrix's diagonal as their variances and the rest as their covariances."""
+    mean, ids = _multivariate_etas(el, sid, name, onto, scope, model, lambda k: f"{sid}_{k}")
+    if any(not (isinstance(m, Num) and m.value == 0) for m in mean):
+        raise Unsupported(onto, "random variables must have mean 0")
+
+
+def _multivariate_etas(
+    el: etree._Element,
+    sid: str,
+    name: str,
+    onto: etree._Element,
+    scope: BlockScope,
+    model: ReadModel,
+    eta_id: Callable[[int], str],
+) -> tuple[list[Expr], list[str]]:
+    """The mean vector of a multivariate normal distribution and one ETA per component (``eta_id(k)``,
+    k from 1) distributed as its covariance (or numeric precision) matrix says; the vector's size is
+    recorded for ``<VectorSelector>`` cells of ``sid``."""
     params = {p.get("name", ""): p for p in children(onto, "Parameter")}
     kind = onto.get("name", "")
     if "mean" not in params or not (
         {"covarianceMatrix", "precisionMatrix", "precision", "covariance"} & params.keys()
     ):
         raise Unsupported(onto, f"{kind} needs its mean and covariance (or precision) matrix")
-    mean = literal(params["mean"], "Vector", scope)
-    if any(not (isinstance(m, Num) and m.value == 0) for row in mean for m in row):
-        raise Unsupported(params["mean"], "random variables must have mean 0")
+    mean = literal(params["mean"], "Vector", scope)[0]
     key = next(k for k in ("covarianceMatrix", "covariance", "precisionMatrix", "precision") if k in params)
-    matrix = literal(params[key], "Matrix", scope)
+    if key.startswith("precision"):  # inverted here: numbers only
+        inv = np.linalg.inv(numeric_matrix(params[key], scope, {}))
+        matrix: list[list[Expr]] = [[Num(float(inv[i, j])) for j in range(i + 1)] for i in range(len(inv))]
+    else:
+        matrix = literal(params[key], "Matrix", scope, {})
     n = len(matrix)
-    if any(len(row) not in (n, i + 1) for i, row in enumerate(matrix)) or n != len(mean[0]):
-        raise Unsupported(
-            params[key], f"a {n}x{n} matrix (full or lower-triangular) for {len(mean[0])} means"
-        )
-    if key.startswith("precision"):
-        if any(not isinstance(x, Num) for row in matrix for x in row):
-            raise Unsupported(params[key], "a precision matrix must be numbers (it is inverted here)")
-        full = [[matrix[max(i, j)][min(i, j)].value for j in range(n)] for i in range(n)]  # type: ignore[union-attr]
-        inv = np.linalg.inv(np.array(full))
-        matrix = [[Num(float(inv[i, j])) for j in range(i + 1)] for i in range(n)]
-    ids = [f"{sid}_{k}" for k in range(1, n + 1)]
+    if any(len(row) not in (n, i + 1) for i, row in enumerate(matrix)) or n != len(mean):
+        raise Unsupported(params[key], f"a {n}x{n} matrix (full or lower-triangular) for {len(mean)} means")
+    ids = [eta_id(k) for k in range(1, n + 1)]
     for k, eid in enumerate(ids):
         if eid in model.params:
             raise Unsupported(el, f"component {eid!r} of {name!r} clashes with another symbol")
@@ -376,6 +397,31 @@ def _multivariate(
         for j in range(k):
             model.correlations.append(Correlation(eid, ids[j], "covariance", matrix[k][j], el))
     scope.table.vectors[sid] = n
+    return mean, ids
+
+
+def _multivariate_parameter(
+    el: etree._Element, sid: str, name: str, onto: etree._Element, scope: BlockScope, model: ReadModel
+) -> None:
+    """A vector-valued individual parameter distributed between subjects as a multivariate normal
+    (WinBUGS' ``theta[i, 1:n] ~ dmnorm(mu, tau)``): cell k is ``mu_k + eta_k`` (``sid_k``, which
+    ``<VectorSelector>`` cells name), the ETAs distributed as the covariance (or precision) says."""
+    mean, etas = _multivariate_etas(
+        el, sid, name, onto, scope, model, lambda k: scope.table.fresh(f"eta_{sid}_{k}")
+    )
+    for k, (m, eta) in enumerate(zip(mean, etas, strict=True), start=1):
+        model.add(Parameter(f"{sid}_{k}", "individual", el, rule=Op("plus", (m, Sym(eta)))))
+
+
+def _level(el: etree._Element, scope: BlockScope, levels: dict[tuple[str, str], str]) -> None:
+    """Check that a distributed individual parameter varies between subjects."""
+    vref = child(el, "VariabilityReference")
+    ref = child(vref, "SymbRef") if vref is not None else None
+    if ref is None:
+        raise Unsupported(el, "a distributed individual parameter needs its variability level")
+    level_decl = scope.table.lookup(ref, scope.block)
+    if levels.get((level_decl.block, level_decl.name)) != "subject":
+        raise Unsupported(ref, "distributed individual parameters are supported between subjects only")
 
 
 def _distributed(
@@ -390,13 +436,7 @@ def _distributed(
     a random effect of its own: ``Normal(m, s)`` is ``m + eta``; ``LogNormal`` is ``exp(meanLog +
     eta)``, or ``p * exp(eta)`` when given by its median or (as MDL writes it) its ``mean``, the
     prediction; ``eta ~ N(0, s^2)`` with ``s`` the (log-scale) stdev, or the variance given."""
-    vref = child(el, "VariabilityReference")
-    ref = child(vref, "SymbRef") if vref is not None else None
-    if ref is None:
-        raise Unsupported(el, "a distributed individual parameter needs its variability level")
-    level_decl = scope.table.lookup(ref, scope.block)
-    if levels.get((level_decl.block, level_decl.name)) != "subject":
-        raise Unsupported(ref, "distributed individual parameters are supported between subjects only")
+    _level(el, scope, levels)
     onto = child(dist, "ProbOnto")
     kind = onto.get("name", "") if onto is not None else ""
     params = {p.get("name", ""): p for p in children(onto, "Parameter")} if onto is not None else {}

@@ -149,10 +149,8 @@ class BlockScope:
         """Cell ``index`` (from 1) of a vector-valued random variable or population parameter: its
         own SBML parameter; checked against the vector's size once every block is read."""
         decl = self.table.lookup(vector, self.block)
-        if decl.kind not in ("random", "population"):
-            raise Unsupported(
-                element, f"<VectorSelector> of {decl.name!r}: only random or population vectors are supported"
-            )
+        if decl.kind not in ("random", "population", "individual"):
+            raise Unsupported(element, f"<VectorSelector> of {decl.name!r}: only vector-valued parameters")
         self.table.vector_uses.append((element, decl.sbml, index))
         return Sym(f"{decl.sbml}_{index}")
 
