@@ -317,3 +317,35 @@ def test_an_individual_parameter_distributed_as_a_multivariate_normal_is_a_vecto
     pred = simulate(twin, [2.0], {"eta_PHI_1": 0.5, "eta_PHI_2": -2.0}).values["Y"]
     cl, v = 4.0 + 0.5, 30.0 - 2.0
     assert pred[0] == pytest.approx(100 / v * math.exp(-cl / v * 2.0), rel=1e-6)
+
+
+def test_a_design_parameter_with_a_value_is_a_constant() -> None:
+    design = b'<DesignParameter symbId="POP_V"><ct:Assign><ct:Real>25</ct:Real></ct:Assign></DesignParameter>'
+    conv = convert(_fixture().replace(_POP_V_ESTIMATE, b"").replace(_POP_V, design), source="design.xml")
+    assert _v(conv.sbml, conv.card) == pytest.approx(25.0)
+    no_value = _fixture().replace(_POP_V_ESTIMATE, b"").replace(_POP_V, b'<DesignParameter symbId="POP_V"/>')
+    with pytest.raises(PharmMLError, match="'POP_V' has no value"):
+        convert(no_value, source="design-no-value.xml")
+
+
+_WT = b'<Covariate symbId="WT"><Continuous/></Covariate>'
+_SEX = (
+    b'<Covariate symbId="SEX"><Categorical><Category catId="female"/><Category catId="male"/>'
+    b'<Distribution><po:ProbOnto name="CategoricalNonordered1"><po:Parameter name="probability">'
+    b"<ct:Assign><ct:Vector><ct:VectorElements><ct:Real>0.4</ct:Real><ct:Real>0.6</ct:Real>"
+    b"</ct:VectorElements></ct:Vector></ct:Assign></po:Parameter></po:ProbOnto></Distribution>"
+    b"</Categorical></Covariate>"
+)
+
+
+def test_a_categorical_covariate_keeps_its_categories_and_ignores_its_distribution() -> None:
+    raw = _fixture()
+    assert _WT in raw
+    conv = convert(raw.replace(_WT, _WT + _SEX), source="categorical.xml")
+    sex = next(c for c in conv.card.covariates if c.name == "SEX")
+    assert sex.source.patient_field == "sex" and sex.source.categories == {"female": 0.0, "male": 1.0}
+    assert any("distribution of covariate SEX is ignored" in w for w in conv.warnings)
+    bare = raw.replace(_WT, _WT + b'<Covariate symbId="DSD"><Categorical/></Covariate>')
+    conv = convert(bare, source="bare-categorical.xml")
+    assert "DSD" in {c.name for c in conv.card.covariates}
+    assert any("DSD lists no categories" in w for w in conv.warnings)

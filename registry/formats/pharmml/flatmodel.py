@@ -26,7 +26,8 @@ __all__ = [
     "guard",
 ]
 
-PARAM_TAGS = ("PopulationParameter", "SimpleParameter", "Parameter")
+# population-level quantities; a design parameter (optimal-design files) with a value is a constant
+PARAM_TAGS = ("PopulationParameter", "SimpleParameter", "Parameter", "DesignParameter")
 
 
 @dataclass

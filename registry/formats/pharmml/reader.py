@@ -257,15 +257,29 @@ def _covariate_model(block: etree._Element, scope: BlockScope, model: ReadModel,
 def _categorical_covariate(
     cov: etree._Element, categorical: etree._Element, sid: str, model: ReadModel, problems: Problems
 ) -> None:
-    """Categories coded as numbers: the dataset's CategoryMapping codes, else 0, 1, 2, ..."""
+    """Categories coded as numbers: the dataset's CategoryMapping codes, else 0, 1, 2, ...
+
+    The covariate's ``Distribution`` only matters to simulate virtual patients: ignored, warned.
+    Without categories the covariate is the dataset's numeric code, a plain covariate (warned).
+    """
     cats = [c.get("catId", "") for c in children(categorical, "Category")]
-    if not cats or "" in cats:
+    name = cov.get("symbId", "")
+    if "" in cats:
         problems.add(categorical, "a categorical covariate needs categories with catId")
         return
     for extra in children(categorical):
-        if local(extra) != "Category":
+        if local(extra) == "Distribution":
+            model.table.notes.append(f"the distribution of covariate {name} is ignored (it only matters to "
+                                     "simulate virtual patients)")  # fmt: skip
+        elif local(extra) not in ("Category", "Description"):
             problems.add(extra, f"<{local(extra)}> of a categorical covariate is not supported")
             return
+    if not cats:
+        model.table.notes.append(f"categorical covariate {name} lists no categories: its values are the "
+                                 "dataset's codes")  # fmt: skip
+        model.covariates.append(Covariate(sid, name, cov))
+        model.add(Parameter(sid, "covariate", cov, value=0.0))
+        return
     codes = {c: float(i) for i, c in enumerate(cats)}
     for mapping in model.dataset_category_codes.get(cov.get("symbId", ""), {}).items():
         codes[mapping[0]] = mapping[1]

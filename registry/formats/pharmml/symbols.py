@@ -64,7 +64,12 @@ class SymbolTable:
             self.problems.add(element, "declaration without a symbId")
             return
         if key in self.declarations:
-            self.problems.add(element, f"symbol {name!r} declared twice in block {block!r}")
+            first = self.declarations[key].element.sourceline
+            self.problems.add(
+                element,
+                f"symbol {name!r} declared twice in block {block!r} (first at line {first}): PharmML "
+                "scopes a symbId to its block, so one of them is a slip of the file",
+            )
             return
         self.declarations[key] = Declaration(block, name, kind, element)
 
