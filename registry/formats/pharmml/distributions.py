@@ -253,14 +253,14 @@ def _sample_means(holder: etree._Element, scope: BlockScope) -> list[Expr]:
     if not cells or sorted(cells) != list(range(1, len(cells) + 1)):
         raise Unsupported(holder, "a RandomSample must map its draws to the cells 1, 2, ... of its vector")
 
-    def column(k: int) -> list[float]:
+    def draws(k: int) -> list[float]:
         try:
             return _numbers([row[k - 1] for row in rows], table)
         except IndexError:
             raise Unsupported(table, f"a row of the draws has no column {k}") from None
 
-    w = column(weights) if weights is not None else None
-    return [Num(float(np.average(column(cells[k]), weights=w))) for k in sorted(cells)]
+    w = draws(weights) if weights is not None else None
+    return [Num(float(np.average(draws(cells[k]), weights=w))) for k in sorted(cells)]
 
 
 def _numbers(values: list[str], where: etree._Element) -> list[float]:
