@@ -349,3 +349,34 @@ def test_a_categorical_covariate_keeps_its_categories_and_ignores_its_distributi
     conv = convert(bare, source="bare-categorical.xml")
     assert "DSD" in {c.name for c in conv.card.covariates}
     assert any("DSD lists no categories" in w for w in conv.warnings)
+
+
+def test_a_random_variable_with_a_mean_between_subjects_is_its_mean_plus_a_random_effect() -> None:
+    # PharmML 0.6 drafts: V_RV ~ N(POP_V, 0.04) between subjects (in a <PDF> wrapper), V = V_RV
+    raw = _fixture()
+    start = raw.index(b'<IndividualParameter symbId="V">')
+    end = raw.index(b"</IndividualParameter>", start) + len(b"</IndividualParameter>")
+    rv = (
+        b'<RandomVariable symbId="V_RV"><ct:VariabilityReference><ct:SymbRef blkIdRef="vm" symbIdRef="ID"/>'
+        b'</ct:VariabilityReference><PDF><NormalDistribution xmlns="http://www.uncertml.org/3.0">'
+        b'<mean><var varId="POP_V"/></mean><variance><rVal>0.04</rVal></variance></NormalDistribution></PDF>'
+        b'</RandomVariable><IndividualParameter symbId="V"><ct:Assign><ct:SymbRef symbIdRef="V_RV"/>'
+        b"</ct:Assign></IndividualParameter>"
+    )
+    conv = convert(raw[:start] + rv + raw[end:], source="mean-rv.xml")
+    re = conv.card.random_effects
+    assert "eta_V_RV" in re.etas
+    assert re.omega_matrix()[re.etas.index("eta_V_RV"), re.etas.index("eta_V_RV")] == pytest.approx(0.04)
+    twin = bind_regimen(
+        load_model(conv.sbml, conv.card), (ReferenceDose(route="iv-bolus", amount=100.0, time_h=0.0),), {}
+    )
+    pred = simulate(twin, [1e-9], {"eta_V_RV": 5.0}).values["Y"]
+    assert pred[0] == pytest.approx(100 / 35.0, rel=1e-6)  # V = POP_V + eta = 30 + 5
+    untyped = rv.replace(
+        b'<NormalDistribution xmlns="http://www.uncertml.org/3.0"><mean><var varId="POP_V"/></mean><variance>'
+        b"<rVal>0.04</rVal></variance></NormalDistribution>",
+        b"<DistributionName>Normal</DistributionName><Parameter1><ct:Real>30</ct:Real></Parameter1>",
+    )
+    assert untyped != rv
+    with pytest.raises(PharmMLError, match="by <DistributionName> and untyped parameters is not supported"):
+        convert(raw[:start] + untyped + raw[end:], source="untyped.xml")

@@ -86,11 +86,12 @@ def distribution_of(el: etree._Element) -> tuple[etree._Element, str]:
     """The distribution element inside ``el`` (a ``Distribution``, or what holds one, or in 0.6 the
     element an UncertML distribution is a child of) and its name: the ProbOnto ``name`` or the
     UncertML element's."""
-    holder = child(el, "Distribution") if local(el) != "Distribution" else el
+    holder = _wrapper(el) if local(el) not in ("Distribution", "PDF") else el
     if holder is None:  # PharmML 0.6: the UncertML distribution is the element's own child
         holder = el
     skip = ("Description", "Name", "VariabilityReference")
     inner = [c for c in children(holder) if local(c) not in skip]
+    _refuse_untyped(holder)
     if len(inner) != 1:
         raise Unsupported(holder, "a distribution holds one ProbOnto or UncertML element")
     found = inner[0]
@@ -99,10 +100,24 @@ def distribution_of(el: etree._Element) -> tuple[etree._Element, str]:
     return found, (found.get("name", "") if local(found) == "ProbOnto" else local(found))
 
 
+def _refuse_untyped(holder: etree._Element) -> None:
+    """A 0.6 draft's ``<DistributionName>`` with ``Parameter1``, ``Parameter2``: refused by name."""
+    if child(holder, "DistributionName") is not None:
+        raise Unsupported(holder, "a distribution by <DistributionName> and untyped parameters is not "
+                          "supported (their meaning is undefined: use ProbOnto or UncertML)")  # fmt: skip
+
+
+def _wrapper(el: etree._Element) -> etree._Element | None:
+    """The ``Distribution`` element of ``el`` (``PDF`` in early 0.6 drafts), if any."""
+    found = child(el, "Distribution")
+    return found if found is not None else child(el, "PDF")
+
+
 def normal(el: etree._Element, scope: BlockScope) -> tuple[Expr, Expr]:
     """(mean, variance) of a normal distribution in ProbOnto or UncertML form."""
-    dist = child(el, "Distribution")
+    dist = _wrapper(el)
     holder = dist if dist is not None else el
+    _refuse_untyped(holder)
     for d in children(holder):
         name = local(d)
         if name == "UncertML" and len(children(d)) == 1:  # 0.8 wrapper around UncertML
@@ -112,8 +127,10 @@ def normal(el: etree._Element, scope: BlockScope) -> tuple[Expr, Expr]:
         if name == "ProbOnto":
             kind = d.get("name", "")
             params = {p.get("name", ""): p for p in children(d, "Parameter")}
-            if kind not in ("Normal1", "Normal2", "Normal3") or "mean" not in params:
+            if kind not in ("Normal1", "Normal2", "Normal3"):
                 raise Unsupported(d, f"distribution {kind!r} is not supported (only normal)")
+            if "mean" not in params:
+                raise Unsupported(d, f"{kind} needs its mean parameter")
             mean = expression(params["mean"], scope)
             if kind == "Normal1" and "stdev" in params:
                 sd = expression(params["stdev"], scope)

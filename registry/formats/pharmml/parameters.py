@@ -166,7 +166,15 @@ def random_variable(
         return
     mean, variance = normal(el, scope)
     if not (isinstance(mean, Num) and mean.value == 0):
-        raise Unsupported(el, "random variables must have mean 0")
+        if level != "subject":
+            raise Unsupported(el, "random variables must have mean 0 (but between subjects)")
+        # between subjects, N(m, v) is m + eta with eta ~ N(0, v): an individual quantity
+        eta = scope.table.fresh(f"eta_{decl.name}")
+        model.add(Parameter(eta, "eta", el, value=0.0))
+        model.etas.append(Eta(eta, f"eta_{decl.name}", variance, el))
+        decl.kind = "individual"
+        model.add(Parameter(decl.sbml, "individual", el, rule=Op("plus", (mean, Sym(eta)))))
+        return
     if level == "occasion":  # the SBML parameter carries the current occasion's effect
         decl.kind = "eta"
         model.add(Parameter(decl.sbml, "eta", el, value=0.0))
