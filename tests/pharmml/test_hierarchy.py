@@ -50,6 +50,10 @@ def _real(x: float) -> str:
     return f"<ct:Real>{x}</ct:Real>"
 
 
+def _sbml_card(conv):  # type: ignore[no-untyped-def]
+    return conv.sbml, conv.card
+
+
 def _v(conv_sbml: str, conv_card) -> float:  # type: ignore[no-untyped-def]
     """V at the typical values, from the simulated model: C(0+) = dose / V after a 100 bolus."""
     twin = bind_regimen(
@@ -121,6 +125,12 @@ def test_a_multivariate_normal_prior_gives_a_vector_of_typical_values_by_cell() 
     vector = raw.replace(_POP_V, _THETA).replace(b'<ct:SymbRef symbIdRef="POP_V"/>', _theta(2))
     conv = convert(vector, source="mvn-prior.xml")
     assert _v(conv.sbml, conv.card) == pytest.approx(30.0)  # the mean vector's 2nd cell
+    wrapped = vector.replace(
+        b"<ct:Cell><ct:Int>2</ct:Int></ct:Cell>",
+        b"<ct:Cell><ct:Assign><ct:Int>2</ct:Int></ct:Assign></ct:Cell>",
+    )
+    assert wrapped != vector  # PharmML 0.8 writers (MDL) wrap the cell index in ct:Assign
+    assert _v(*_sbml_card(convert(wrapped, source="wrapped-cell.xml"))) == pytest.approx(30.0)
     whole = raw.replace(_POP_V, _THETA).replace(
         b'<ct:SymbRef symbIdRef="POP_V"/>', b'<ct:SymbRef symbIdRef="THETA"/>'
     )

@@ -151,12 +151,14 @@ def parse_expr(element: etree._Element, scope: Scope) -> Expr:
 
 
 def _vector_selector(element: etree._Element, scope: Scope) -> Expr:
-    """``v[k]``: one component of a vector symbol (a multivariate random variable)."""
+    """``v[k]``: one cell of a vector symbol (a multivariate random variable, a vector parameter)."""
     parts = children(element)
     cell = [p for p in parts if local(p) == "Cell"]
     if len(parts) != 2 or local(parts[0]) != "SymbRef" or len(cell) != 1:
         raise Unsupported(element, "only a single cell of a vector symbol can be selected")
     index = children(cell[0])
+    if len(index) == 1 and local(index[0]) == "Assign":  # 0.8 writers wrap the index in ct:Assign
+        index = children(index[0])
     if len(index) != 1 or local(index[0]) != "Int":
         raise Unsupported(cell[0], "the selected cell must be a constant integer")
     k = int(_number(index[0]).value)
