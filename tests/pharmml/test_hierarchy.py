@@ -390,3 +390,18 @@ def test_a_random_variable_with_a_mean_between_subjects_is_its_mean_plus_a_rando
     assert untyped != rv
     with pytest.raises(PharmMLError, match="by <DistributionName> and untyped parameters is not supported"):
         convert(raw[:start] + untyped + raw[end:], source="untyped.xml")
+
+
+def test_a_vector_initial_estimate_makes_a_bare_parameter_a_vector_of_cells() -> None:
+    raw = _fixture()
+    estimate = (
+        b'<ParameterEstimation><ct:SymbRef blkIdRef="pm" symbIdRef="THETA"/><InitialEstimate><ct:Vector>'
+        b"<ct:VectorElements><ct:Real>4</ct:Real><ct:Real>27</ct:Real></ct:VectorElements></ct:Vector>"
+        b"</InitialEstimate></ParameterEstimation>"
+    )
+    edited = (
+        raw.replace(_POP_V, b'<PopulationParameter symbId="THETA"/>')
+        .replace(_POP_V_ESTIMATE, estimate)
+        .replace(b'<ct:SymbRef symbIdRef="POP_V"/>', _theta(2))
+    )
+    assert _v(*_sbml_card(convert(edited, source="vector-estimate.xml"))) == pytest.approx(27.0)

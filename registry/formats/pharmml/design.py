@@ -57,7 +57,8 @@ def _number(element: etree._Element, table: SymbolTable) -> float:
 
 
 def read_values(doc: Document, table: SymbolTable, problems: Problems) -> dict[str, float]:
-    """SBML id -> value from the modelling steps (initial estimates, simulation assignments)."""
+    """SBML id -> value from the modelling steps (initial estimates, simulation assignments); a
+    ``Vector`` value gives the cells of a vector-valued parameter (``THETA_1``, ...)."""
     values: dict[str, float] = {}
     steps = child(doc.root, "ModellingSteps")
     if steps is None:
@@ -71,7 +72,13 @@ def read_values(doc: Document, table: SymbolTable, problems: Problems) -> dict[s
             continue
         try:
             decl = table.lookup(ref, None)
-            values.setdefault(decl.sbml, _number(holder, table))
+            vector = next(holder.iter("{*}Vector"), None)
+            if vector is None:
+                values.setdefault(decl.sbml, _number(holder, table))
+                continue
+            elements = child(vector, "VectorElements")  # a vector-valued parameter, by cell
+            for k, cell in enumerate(children(elements) if elements is not None else [], start=1):
+                values.setdefault(f"{decl.sbml}_{k}", _number(cell, table))
         except Unsupported as exc:
             problems.add(exc.element, exc.message)
     return values

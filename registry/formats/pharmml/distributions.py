@@ -340,12 +340,16 @@ def literal(
     holder: etree._Element, what: str, scope: BlockScope, env: dict[str, float] | None = None
 ) -> list[list[Expr]]:
     """The rows of a ``Vector`` (one row) or ``Matrix`` in ``holder``, directly or through a
-    population parameter that is assigned it or (a matrix, with ``env``) given it by a prior."""
+    population parameter that is assigned it, given it by a prior (a matrix: evaluated in ``env``),
+    or read already as a vector of cells."""
     inner = first_expression(holder)
     if inner is not None and local(inner) == "Assign":
         inner = first_expression(inner)
     if inner is not None and local(inner) == "SymbRef":
         decl = scope.table.lookup(inner, scope.block)
+        size = scope.table.vectors.get(decl.sbml, 0)
+        if what == "Vector" and size:  # a vector-valued parameter read already: its cells
+            return [[Sym(f"{decl.sbml}_{k}") for k in range(1, size + 1)]]
         assign = child(decl.element, "Assign")
         if assign is None and child(decl.element, "Distribution") is not None and what == "Matrix":
             value = prior_matrix(decl.element, scope, env or {})

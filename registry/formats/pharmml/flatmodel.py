@@ -99,6 +99,7 @@ class ReadModel:
     dataset_category_codes: dict[str, dict[str, float]] = field(default_factory=dict)
     epsilon_variance: dict[str, Expr] = field(default_factory=dict)
     levels: dict[tuple[str, str], str] = field(default_factory=dict)  # (block, level) -> its role
+    vector_estimates: dict[str, int] = field(default_factory=dict)  # SBML id -> size of its Vector estimate
 
     def add(self, param: Parameter) -> Parameter:
         self.params[param.id] = param

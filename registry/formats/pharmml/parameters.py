@@ -49,6 +49,10 @@ def population_parameter(el: etree._Element, scope: BlockScope, model: ReadModel
     dist = next((c for c in children(el) if local(c) in ("Distribution", "NormalDistribution")), None)
     if dist is not None and assign is None and _prior_value(el, decl.sbml, decl.name, scope, model):
         return
+    size = model.vector_estimates.get(decl.sbml)
+    if dist is None and assign is None and size:  # its value: a Vector in the modelling steps
+        _vector_parameter(el, decl.sbml, decl.name, [None] * size, scope, model, False)
+        return
     param = model.add(Parameter(decl.sbml, "population", el))
     for c in children(el):
         name = local(c)
@@ -90,13 +94,13 @@ def _vector_parameter(
     el: etree._Element,
     sid: str,
     name: str,
-    cells: list[Expr],
+    cells: list[Expr] | list[None],
     scope: BlockScope,
     model: ReadModel,
     prior: bool,
 ) -> None:
     """A vector-valued population parameter as one SBML parameter per cell (``sid_1``, ``sid_2``,
-    ... which ``<VectorSelector>`` cells name)."""
+    ... which ``<VectorSelector>`` cells name); a cell None takes its value from the modelling steps."""
     for k, cell in enumerate(cells, start=1):
         cid = f"{sid}_{k}"
         if cid in model.params:
@@ -126,7 +130,12 @@ def parameter_model(
     problems: Problems,
     levels: dict[tuple[str, str], str],
 ) -> None:
-    for el in children(block):
+    """Read a ParameterModel: population parameters first (the vectors and matrices distributions
+    use are read before them, wherever the file declares them), then the rest in file order."""
+    elements = children(block)
+    for el in [e for e in elements if local(e) in PARAM_TAGS] + [
+        e for e in elements if local(e) not in PARAM_TAGS
+    ]:
         name = local(el)
         if name in PARAM_TAGS:
             guard(problems, population_parameter, el, scope, model)

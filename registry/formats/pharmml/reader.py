@@ -101,6 +101,7 @@ def read_model(doc: Document, problems: Problems) -> ReadModel:
         return model
     levels = _variability_levels(mdef)
     model.levels = levels
+    model.vector_estimates = _vector_estimates(doc.root, table)
     order = ["VariabilityModel", "CovariateModel", "ParameterModel", "StructuralModel"]
     blocks = sorted(children(mdef), key=lambda b: order.index(local(b)) if local(b) in order else len(order))
     for block in blocks:
@@ -173,6 +174,24 @@ def _variability_levels(mdef: etree._Element) -> dict[tuple[str, str], str]:
     for (blk, name), parent_name in parents.items():  # above the subjects: population
         if out[(blk, name)] == "subject" and columns.get(parent_name) is None:
             out[(blk, parent_name)] = "population"
+    return out
+
+
+def _vector_estimates(root: etree._Element, table: SymbolTable) -> dict[str, int]:
+    """SBML id -> size, for the parameters the modelling steps give a ``Vector`` value (an initial
+    estimate or a simulation assignment): vector-valued parameters even where declared bare."""
+    out: dict[str, int] = {}
+    steps = child(root, "ModellingSteps")
+    for est in steps.iter("{*}ParameterEstimation", "{*}VariableAssignment") if steps is not None else ():
+        ref = child(est, "SymbRef")
+        vector = next(est.iter("{*}Vector"), None)
+        elements = child(vector, "VectorElements") if vector is not None else None
+        if ref is None or elements is None:
+            continue
+        try:
+            out[table.lookup(ref, None).sbml] = len(children(elements))
+        except Unsupported:
+            continue  # reported where the values are read
     return out
 
 
