@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
+import libsbml
 import pytest
 
 from interop.schema import ReferenceDose
@@ -405,3 +407,20 @@ def test_a_vector_initial_estimate_makes_a_bare_parameter_a_vector_of_cells() ->
         .replace(b'<ct:SymbRef symbIdRef="POP_V"/>', _theta(2))
     )
     assert _v(*_sbml_card(convert(edited, source="vector-estimate.xml"))) == pytest.approx(27.0)
+
+
+def test_an_empirical_prior_of_the_corpus_gives_each_cell_its_column_mean() -> None:
+    # example3422: POP_K_V ~ RandomSample (rows of log K, log V draws); POP_K = exp(POP_K_V[1]).
+    # The error SD (sqrt(1/TAU), TAU with a random effect) has no card form: a constant replaces it.
+    path = PHARMML_CORPUS / "examples_0_9/bayesianHierarchical/example3422.xml"
+    require_corpus(path)
+    raw = path.read_bytes()
+    block = raw[raw.index(b'name="RandomSample"') : raw.index(b"</ds:Table>")]
+    rows = re.findall(rb"<ds:Row>\s*<ct:Real>([^<]+)</ct:Real>\s*<ct:Real>([^<]+)</ct:Real>", block)
+    assert len(rows) == 10
+    error = re.compile(rb'(<ErrorModel>\s*<ct:Assign>\s*)<ct:SymbRef symbIdRef="SD_ADD"[^>]*/>')
+    conv = convert(error.sub(rb"\1<ct:Real>0.1</ct:Real>", raw), source=str(path))
+    sbml = libsbml.readSBMLFromString(conv.sbml).getModel()
+    for k in (1, 2):
+        expected = sum(float(r[k - 1]) for r in rows) / len(rows)
+        assert sbml.getParameter(f"POP_K_V_{k}").getValue() == pytest.approx(expected, rel=1e-12)
