@@ -25,6 +25,7 @@ import numpy as np
 from lxml import etree
 
 from registry.formats.pharmml.document import child, children, local
+from registry.formats.pharmml.flatmodel import expression_in
 from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Unsupported, evaluate
 from registry.formats.pharmml.symbols import BlockScope, first_expression
 
@@ -131,14 +132,14 @@ def normal(el: etree._Element, scope: BlockScope) -> tuple[Expr, Expr]:
                 raise Unsupported(d, f"distribution {kind!r} is not supported (only normal)")
             if "mean" not in params:
                 raise Unsupported(d, f"{kind} needs its mean parameter")
-            mean = expression(params["mean"], scope)
+            mean = expression_in(params["mean"], scope)
             if kind == "Normal1" and "stdev" in params:
-                sd = expression(params["stdev"], scope)
+                sd = expression_in(params["stdev"], scope)
                 return mean, Op("power", (sd, Num(2.0)))
             if kind == "Normal2" and "var" in params:
-                return mean, expression(params["var"], scope)
+                return mean, expression_in(params["var"], scope)
             if kind == "Normal3" and "precision" in params:  # ProbOnto: precision = 1/variance
-                return mean, Op("divide", (Num(1.0), expression(params["precision"], scope)))
+                return mean, Op("divide", (Num(1.0), expression_in(params["precision"], scope)))
             raise Unsupported(d, f"{kind} needs its stdev, var or precision parameter")
         if name == "NormalDistribution":  # UncertML
             parts = {local(c): c for c in children(d)}
@@ -151,14 +152,6 @@ def normal(el: etree._Element, scope: BlockScope) -> tuple[Expr, Expr]:
         if name not in ("VariabilityReference", "Description"):
             raise Unsupported(d, f"distribution <{name}> is not supported (only normal)")
     raise Unsupported(el, "random variable without a distribution")
-
-
-def expression(element: etree._Element, scope: BlockScope) -> Expr:
-    """The expression inside ``element`` (directly or wrapped in ``ct:Assign``)."""
-    inner = first_expression(element)
-    if inner is None:
-        raise Unsupported(element, f"<{local(element)}> holds no expression")
-    return scope.parse(inner)
 
 
 def uncertml_value(el: etree._Element, scope: BlockScope) -> Expr:
@@ -196,14 +189,14 @@ def prior_mean(el: etree._Element, scope: BlockScope) -> Expr:
         raise Unsupported(holder, f"a {name} prior gives a vector or matrix, not a number")
     params = {p.get("name", ""): p for p in children(holder, "Parameter")}
     if local(holder) == "ProbOnto" and "mean" in params:  # parameterised by its mean
-        return expression(params["mean"], scope)
+        return expression_in(params["mean"], scope)
     if name not in _MEANS:
         raise Unsupported(holder, f"prior distribution {name!r} is not supported (no mean taken)")
     names, mean = _MEANS[name]
     if local(holder) == "ProbOnto":
         if not set(names) <= params.keys():
             raise Unsupported(holder, f"{name} prior needs {', '.join(names)}")
-        return mean(*(expression(params[n], scope) for n in names))
+        return mean(*(expression_in(params[n], scope) for n in names))
     parts = {local(c): c for c in children(holder)}
     if not set(names) <= parts.keys():
         raise Unsupported(holder, f"{name} prior needs {', '.join(names)}")
@@ -310,7 +303,7 @@ def prior_matrix(el: etree._Element, scope: BlockScope, env: dict[str, float]) -
         raise Unsupported(holder, f"a {name} prior needs its scale matrix and degreesOfFreedom")
     scale = numeric_matrix(params[key], scope, env)
     try:
-        n = evaluate(expression(params["degreesOfFreedom"], scope), env)
+        n = evaluate(expression_in(params["degreesOfFreedom"], scope), env)
     except KeyError as exc:
         why = f"degreesOfFreedom uses {exc} which has no value"
         raise Unsupported(params["degreesOfFreedom"], why) from None

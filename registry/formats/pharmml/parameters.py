@@ -176,7 +176,9 @@ def random_variable(
     mean, variance = normal(el, scope)
     if not (isinstance(mean, Num) and mean.value == 0):
         if level != "subject":
-            raise Unsupported(el, "random variables must have mean 0 (but between subjects)")
+            raise Unsupported(
+                el, "a random variable with a mean other than 0 is supported between subjects only"
+            )
         # between subjects, N(m, v) is m + eta with eta ~ N(0, v): an individual quantity
         eta = scope.table.fresh(f"eta_{decl.name}")
         model.add(Parameter(eta, "eta", el, value=0.0))
