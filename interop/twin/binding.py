@@ -225,15 +225,23 @@ def bind_regimen(
 
     covariates = complete_covariates(card, covariates)
     series = {}
+    defaulted = []
     for cov in card.covariates:
         if not cov.to_model:
             continue
         value = covariates.get(cov.name, cov.reference)
         if value is None:  # no reference on the card: the SBML's own value of that parameter
             value = model.defaults.get(cov.name)
+            if value is not None:
+                defaulted.append(f"{cov.name}={value:g}")
         if value is None:
             raise TwinError(f"no value for covariate {cov.name}", field=cov.name)
         series[cov.name] = CovariateSeries(cov.name, (0.0,), (float(value),))
+    notes = (
+        (f"covariates without a value or a reference take the SBML's own: {', '.join(defaulted)}",)
+        if defaulted
+        else ()
+    )
     return Twin(
         model=model,
         patient_id=patient_id,
@@ -241,4 +249,5 @@ def bind_regimen(
         doses=tuple(sorted(events, key=lambda e: e.time_h)),
         observations=(),
         covariates=series,
+        notes=notes,
     )
