@@ -71,7 +71,9 @@ def write_event_table(
                 targets = [c for c in targets if c.adm == adm]
                 if not targets:
                     raise ConversionError(
-                        f"no compartment mapped to route {d.route} administration {d.adm}", source=d.id, field="adm"
+                        f"no compartment mapped to route {d.route} administration {d.adm}",
+                        source=d.id,
+                        field="adm",
                     )
             if not targets:
                 raise ConversionError(f"no compartment mapped to route {d.route}", source=d.id, field="route")

@@ -602,8 +602,10 @@ class ModelCard(Frozen):
                     raise ValueError(f"compartments names unknown observable {lv.observable!r}")
             for d in self.compartments.doses:
                 if not self.dosing_for(d.route, d.adm):
-                    adm = "" if d.adm is None else f" adm {d.adm}"
-                    raise ValueError(f"compartments maps CMT {d.cmt} to route {d.route!r}{adm} without input")
+                    which = "" if d.adm is None else f" adm {d.adm}"
+                    raise ValueError(
+                        f"compartments maps CMT {d.cmt} to route {d.route!r}{which} without input"
+                    )
         return self
 
     def dosing_for(self, route: str, adm: int | None = None) -> tuple[DosingInput, ...]:

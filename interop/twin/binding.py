@@ -105,7 +105,9 @@ def _inputs(card: ModelCard, route: str, adm: int | None, source: str | None) ->
     if adm is not None and card.dosing_for(route):
         known = ", ".join(map(str, card.administrations(route)))
         raise TwinError(
-            f"model {card.id} has no {route} administration {adm} (it has {known})", source=source, field="adm"
+            f"model {card.id} has no {route} administration {adm} (it has {known})",
+            source=source,
+            field="adm",
         )
     raise TwinError(f"model {card.id} takes no {route} dose", source=source, field="route")
 

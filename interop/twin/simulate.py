@@ -43,7 +43,9 @@ def _noting(twin: Twin) -> Iterator[None]:
     except (ModelError, TwinError) as exc:
         if not twin.notes:
             raise
-        raise type(exc)(f"{'; '.join(twin.notes)}: {exc.message}", source=exc.source, field=exc.field) from exc
+        raise type(exc)(
+            f"{'; '.join(twin.notes)}: {exc.message}", source=exc.source, field=exc.field
+        ) from exc
 
 
 def simulate(

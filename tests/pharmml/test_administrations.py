@@ -68,11 +68,15 @@ def test_a_dose_without_administration_goes_to_the_primary_input(tmp_path: Path)
     conv = convert(PHARMML_IV_TWO_TARGETS.read_bytes())
     model = load_model(conv.sbml, conv.card)
     record = read_event_table(_event_table(tmp_path), event_table_mapping(conv.card)).records[0]
-    plain = record.model_copy(update={"doses": tuple(d.model_copy(update={"adm": None}) for d in record.doses)})
+    plain = record.model_copy(
+        update={"doses": tuple(d.model_copy(update={"adm": None}) for d in record.doses)}
+    )
     twin = bind_patient(model, plain)
     assert [e.input.target for e in twin.doses] == ["A1", "A1"]
     pred = simulate(twin, TIMES).values["C_obs"]
-    np.testing.assert_allclose(pred, _two_places(TIMES, 100.0, 0.0, 0.0, 0.0) + _two_places(TIMES, 50.0, 2.0, 0, 0))
+    np.testing.assert_allclose(
+        pred, _two_places(TIMES, 100.0, 0.0, 0.0, 0.0) + _two_places(TIMES, 50.0, 2.0, 0, 0)
+    )
     wrong = record.model_copy(update={"doses": (record.doses[0].model_copy(update={"adm": 7}),)})
     with pytest.raises(TwinError, match="no iv-bolus administration 7"):
         bind_patient(model, wrong)
@@ -83,7 +87,9 @@ def test_dose_column_typed_a_regressor_and_an_undeclared_dose_time() -> None:
     conv = convert(PHARMML_DOSE_COLUMN.read_bytes())
     assert [d.route for d in conv.card.dosing] == ["iv-bolus"]
     assert not conv.card.covariates  # neither D nor tD is a regressor
-    twin = bind_regimen(load_model(conv.sbml, conv.card), (ReferenceDose(route="iv-bolus", amount=80, time_h=0),), {})
+    twin = bind_regimen(
+        load_model(conv.sbml, conv.card), (ReferenceDose(route="iv-bolus", amount=80, time_h=0),), {}
+    )
     pred = simulate(twin, TIMES).values["C_obs"]
     np.testing.assert_allclose(pred, 80 / V1 * np.exp(-K1 * TIMES), rtol=1e-9)
 
@@ -100,7 +106,12 @@ def test_a_control_arm_dose_of_zero_is_no_reference_dose() -> None:
     conv = convert(raw)
     assert conv.trial_doses == () and any("a dose of 0" in w for w in conv.warnings)
     with pytest.raises(PharmMLError, match="must not be negative"):
-        convert(raw.replace(b"<ct:Real>0</ct:Real></ct:Assign>\n            </DoseAmount>", b"<ct:Real>-1</ct:Real></ct:Assign></DoseAmount>"))
+        convert(
+            raw.replace(
+                b"<ct:Real>0</ct:Real></ct:Assign>\n            </DoseAmount>",
+                b"<ct:Real>-1</ct:Real></ct:Assign></DoseAmount>",
+            )
+        )
 
 
 def test_two_unnumbered_places_of_one_route_are_refused() -> None:
@@ -108,7 +119,9 @@ def test_two_unnumbered_places_of_one_route_are_refused() -> None:
     raw = PHARMML_IV_TWO_TARGETS.read_bytes()
     raw = raw.replace(b'<Value argument="adm"><ct:Int>1</ct:Int></Value>', b"")
     raw = raw.replace(b'<Value argument="adm"><ct:Int>2</ct:Int></Value>', b"")
-    raw = re.sub(rb"<ColumnMapping>\s*<ds:ColumnRef columnIdRef=\"AMT\"/>.*?</ColumnMapping>", b"", raw, flags=re.S)
+    raw = re.sub(
+        rb"<ColumnMapping>\s*<ds:ColumnRef columnIdRef=\"AMT\"/>.*?</ColumnMapping>", b"", raw, flags=re.S
+    )
     with pytest.raises(PharmMLError, match="into A2: no administration id .* from the one into A1"):
         convert(raw)
 
@@ -143,8 +156,8 @@ def test_validating_warfarin_doses_from_dataset_columns(name: str) -> None:
     assert [d.route for d in conv.card.dosing] == ["oral"]
     if name == "warfarin1":  # its pop_Imax = 10 under a logit makes Imax NaN: the file's own value
         return
-    twin = bind_regimen(load_model(conv.sbml, conv.card), (ReferenceDose(route="oral", amount=100, time_h=0),),
-                        {c.name: 70.0 if c.reference is None else c.reference for c in conv.card.covariates})  # fmt: skip
+    dose = (ReferenceDose(route="oral", amount=100, time_h=0),)
+    twin = bind_regimen(load_model(conv.sbml, conv.card), dose, {})  # covariates: reference or SBML value
     assert all(np.all(np.isfinite(v)) for v in simulate(twin, TIMES).values.values())
 
 

@@ -223,7 +223,7 @@ def convert(
         sbml=sbml,
         card=card,
         pharmml_version=doc.written_version,
-        trial_doses=_reference_doses(trial, dosing_specs, redirect),
+        trial_doses=_reference_doses(trial, dosing_specs, redirect, card, warnings),
         column_mappings={m.column: tuple(m.symbols) + tuple(f"adm{a}" for a in m.adms) for m in mappings},
         warnings=tuple(warnings),
     )
@@ -392,8 +392,11 @@ def _dosing_inputs(specs: list[DosingSpec], unit: str, warnings: list[str]) -> l
             if several:
                 other = next(g[0] for g in places.values() if g is not group)
                 if adm is None or (adm in taken and taken[adm].target != s.target):
-                    why = "no administration id (adm, or the dataset's CMT/ADM value) tells it" if adm is None \
-                        else f"administration {adm} is also"  # fmt: skip
+                    why = (
+                        "no administration id (adm, or the dataset's CMT/ADM value) tells it"
+                        if adm is None
+                        else f"administration {adm} is also"
+                    )
                     clashes.append(
                         Problem(
                             s.source or "/PharmML",
@@ -420,8 +423,14 @@ def _dosing_inputs(specs: list[DosingSpec], unit: str, warnings: list[str]) -> l
 
 
 def _reference_doses(
-    trial: list[TrialDose], specs: list[DosingSpec], redirect: Mapping[str, str]
+    trial: list[TrialDose],
+    specs: list[DosingSpec],
+    redirect: Mapping[str, str],
+    card: ModelCard,
+    warnings: list[str],
 ) -> tuple[ReferenceDose, ...]:
+    """The TrialDesign's doses as reference doses; one into a route's other than primary input is
+    left out (a reference dose names no administration) and warned."""
     out = []
     for d in trial:
         target = redirect.get(d.target, d.target) if d.target is not None else None
@@ -438,6 +447,11 @@ def _reference_doses(
         route = spec.route
         if route.startswith("iv-"):
             route = "iv-infusion" if d.duration_h else "iv-bolus"
+        if spec.target not in {i.target for i in card.dosing_for(route)}:
+            warnings.append(
+                f"{d.path}: a dose into {spec.target} (not {route}'s primary input) is not a reference dose"
+            )
+            continue
         for t in d.times_h:
             out.append(
                 ReferenceDose(

@@ -146,7 +146,12 @@ def _time_offset(model: ReadModel, p: Parameter) -> bool:
 
     def walk(e: Expr) -> None:
         if isinstance(e, Op):
-            if e.op == "minus" and len(e.args) == 2 and isinstance(e.args[0], Time) and e.args[1] == Sym(p.id):
+            if (
+                e.op == "minus"
+                and len(e.args) == 2
+                and isinstance(e.args[0], Time)
+                and e.args[1] == Sym(p.id)
+            ):
                 uses.append(True)
                 return
             for a in e.args:
