@@ -393,15 +393,16 @@ def _dosing_inputs(specs: list[DosingSpec], unit: str, warnings: list[str]) -> l
                 other = next(g[0] for g in places.values() if g is not group)
                 if adm is None or (adm in taken and taken[adm].target != s.target):
                     why = (
-                        "no administration id (adm, or the dataset's CMT/ADM value) tells it"
+                        "no administration id (adm, or the dataset's CMT/ADM value) tells it from the one "
+                        f"into {other.target}"
                         if adm is None
-                        else f"administration {adm} is also"
+                        else f"administration {adm} also names the one into {taken[adm].target}"
                     )
                     clashes.append(
                         Problem(
                             s.source or "/PharmML",
                             None,
-                            f"{route} administration into {s.target}: {why} from the one into {other.target}",
+                            f"{route} administration into {s.target}: {why}",
                         )
                     )
                     continue
