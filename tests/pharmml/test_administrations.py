@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +136,33 @@ def test_ddmore_glucose_and_il21_dose_each_place_by_its_administration() -> None
     assert adms[("iv-bolus", 1)] == "X1" and adms[("iv-infusion", 5)] == "xHL1" and len(adms) == 12
     il21 = convert((DDMORE_CORPUS / "230" / "IL_21_PK_mode.xml").read_bytes())
     assert [(d.target, d.adm) for d in il21.card.dosing_for("iv-bolus", 2)] == [("A2", 2)]
+
+
+def test_ddmore_glucose_dataset_doses_reach_their_administrations(tmp_path: Path) -> None:
+    """Subject 1 of the model's own dataset: each dose row goes where its CMT says (CMT n is
+    administration n), a row with a RATE as an infusion; counted against the dataset's rows."""
+    require_corpus(DDMORE_CORPUS)
+    folder = DDMORE_CORPUS / "227"
+    conv = convert((folder / "glucoseKinetics.xml").read_bytes())
+    with (folder / "Simulated_glucoseKinetics.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["ID"] == "1"]
+    table = tmp_path / "subject1.csv"  # the PharmML's column names (by position), and NONMEM's EVID
+    names = ["TIME", "DV", "MDV", "AMT", "RATE", "ID", "INS", "GLU", "CMT", "TOBS", "T1", "GLU1", "INS1"]
+    with table.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow([*names, "EVID"])
+        for r in rows:
+            out.writerow([*r.values(), r["MDV"]])
+    record = read_event_table(table, event_table_mapping(conv.card, level_cmts=["0=Y"])).records[0]
+    twin = bind_patient(load_model(conv.sbml, conv.card), record)
+    got = Counter((e.input.route, e.input.target) for e in twin.doses)
+    targets = {d.adm: d.target for d in conv.card.dosing}
+    want = Counter(
+        ("iv-infusion" if float(r["rate"]) > 0 else "iv-bolus", targets[int(r["cmt"])])
+        for r in rows
+        if r["MDV"] == "1" and r["cmt"] != "."
+    )
+    assert got == want and len(want) == 8
 
 
 def test_ddmore_myelosuppression_failure_names_its_covariates_without_values() -> None:
