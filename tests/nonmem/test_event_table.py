@@ -213,7 +213,7 @@ def test_administration_ids_travel_with_their_compartments(tmp_path: Path) -> No
         "ID,TIME,EVID,AMT,CMT,RATE,MDV,DV\n1,0,1,100,1,0,1,.\n1,0,1,100,2,0,1,.\n1,1,0,0,3,0,0,2\n"
     )
     record = read_event_table(path, m).records[0]
-    assert sorted(d.adm for d in record.doses) == [1, 2]
+    assert sorted(d.adm or 0 for d in record.doses) == [1, 2]
     write_event_table([record], m, tmp_path / "out.csv")
     rows = csv_rows(tmp_path / "out.csv")
     assert sorted(r["CMT"] for r in rows if r["EVID"] == "1") == ["1", "2"]

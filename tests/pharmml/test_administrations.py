@@ -59,7 +59,7 @@ def test_one_route_into_two_places_by_administration(fixture: Path, tmp_path: Pa
     model = load_model(conv.sbml, conv.card)
     mapping = event_table_mapping(conv.card)
     record = read_event_table(_event_table(tmp_path), mapping).records[0]
-    assert sorted(d.adm for d in record.doses) == [1, 2]
+    assert sorted(d.adm or 0 for d in record.doses) == [1, 2]
     twin = bind_patient(model, record)
     assert [(e.input.target, e.amount) for e in twin.doses] == [("A1", 100.0), ("A2", 50.0)]
     pred = simulate(twin, TIMES).values["C_obs"]
