@@ -66,6 +66,29 @@ def test_one_route_into_two_places_by_administration(fixture: Path, tmp_path: Pa
     np.testing.assert_allclose(pred, _two_places(TIMES, 100.0, 0.0, 50.0, 2.0), rtol=1e-6, atol=1e-9)
 
 
+def test_dataset_values_other_than_the_administration_numbers_become_the_cards_compartments(
+    tmp_path: Path,
+) -> None:
+    """A TargetMapping from CMT 10 and 20 to adm 1 and 2: the card keeps that, so an event table
+    from the model's dataset reaches each administration; the same numbers need no mapping."""
+    raw = PHARMML_IV_TWO_TARGETS.read_bytes()
+    assert convert(raw).card.compartments is None
+    raw = raw.replace(b'dataSymbol="1"', b'dataSymbol="10"').replace(b'dataSymbol="2"', b'dataSymbol="20"')
+    conv = convert(raw)
+    assert conv.card.compartments is not None
+    assert [(d.cmt, d.route, d.adm) for d in conv.card.compartments.doses] == [
+        (10, "iv-bolus", 1),
+        (20, "iv-bolus", 2),
+    ]
+    table = tmp_path / "doses.csv"
+    table.write_text(
+        _event_table(tmp_path).read_text().replace(",1,0,1,.", ",10,0,1,.").replace(",2,0,1,.", ",20,0,1,.")
+    )
+    mapping = event_table_mapping(conv.card, level_cmts=["2=C_obs"])
+    twin = bind_patient(load_model(conv.sbml, conv.card), read_event_table(table, mapping).records[0])
+    assert [(e.input.target, e.amount) for e in twin.doses] == [("A1", 100.0), ("A2", 50.0)]
+
+
 def test_a_dose_without_administration_goes_to_the_primary_input(tmp_path: Path) -> None:
     conv = convert(PHARMML_IV_TWO_TARGETS.read_bytes())
     model = load_model(conv.sbml, conv.card)

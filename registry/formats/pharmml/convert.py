@@ -207,6 +207,7 @@ def convert(
     try:
         card = _card(model_id, title, description, drug, institution, doc, inputs, observables,
                      model, random_effects, residuals, reference_outputs, source)  # fmt: skip
+        card = _dataset_compartments(card, mappings, dosing_specs)
     except SchemaError as exc:  # a value the card refuses (e.g. a bioavailability above 1)
         raise PharmMLError([Problem("/PharmML", None, f"model card: {exc.message}")], source=source) from exc
     sbml_id = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
@@ -290,6 +291,26 @@ def _card(
         },
         source=source,
     )
+
+
+def _dataset_compartments(
+    card: ModelCard, mappings: list[ColumnMapping], specs: list[DosingSpec]
+) -> ModelCard:
+    """The card's ``compartments`` when the dataset's CMT/ADM values are not the administrations'
+    numbers (a ``TargetMapping`` from data symbol 10 to adm 1, say): an event table from the
+    model's own dataset then reaches each administration (its first route; RATE makes a bolus an
+    infusion). Left unset when the values are the numbers (the default mapping does that)."""
+    pairs = {d: a for m in mappings if m.carries_doses for d, a in m.data_adms.items()}
+    if all(d == a for d, a in pairs.items()):
+        return card
+    doses = []
+    for value, adm in sorted(pairs.items()):
+        spec = next((s for s in specs if s.adm == adm), None)
+        if spec is None or value < 1:
+            continue  # no PK-macro administration of that number: reported already
+        ids = card.administrations(spec.route)
+        doses.append({"cmt": value, "route": spec.route, "adm": adm if adm in ids else None})
+    return card.replace(compartments={"doses": doses, "levels": []}) if doses else card
 
 
 def _check_definitions(model: ReadModel, problems: Problems) -> None:

@@ -46,6 +46,8 @@ class ColumnMapping:
     adms: list[int] = field(default_factory=list)  # PK-macro administration numbers
     # symbol -> the administration id (the CMT/ADM column's value) that selects it as a dose target
     symbol_adms: dict[str, int] = field(default_factory=dict)
+    # the dataset's CMT/ADM value -> the PK-macro administration it doses (TargetMapping)
+    data_adms: dict[int, int] = field(default_factory=dict)
 
     @property
     def carries_doses(self) -> bool:
@@ -285,6 +287,8 @@ def _fill_mapping(
             for m in children(part, "Map"):
                 if m.get("admNumber"):
                     mapping.adms.append(int(m.get("admNumber", "0")))
+                    if (m.get("dataSymbol") or "").strip().isdigit():
+                        mapping.data_adms[int(m.get("dataSymbol", "0"))] = int(m.get("admNumber", "0"))
                 elif m.get("modelSymbol"):
                     found = [d for (b, n), d in table.declarations.items() if n == m.get("modelSymbol")]
                     if len(found) != 1:
