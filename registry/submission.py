@@ -62,6 +62,10 @@ def _canonical_card(card: ModelCard | MLCard | None) -> Any:
     out = json.loads(card.model_dump_json())
     if isinstance(card, ModelCard) and not card.ml_models:
         del out["ml_models"]  # card 1.2's field, absent before: content hashes of other cards unchanged
+    if isinstance(card, ModelCard):  # card 1.3's administration ids, likewise, when not used
+        for item in out["dosing"] + ((out.get("compartments") or {}).get("doses") or []):
+            if item.get("adm") is None:
+                item.pop("adm", None)
     return out
 
 

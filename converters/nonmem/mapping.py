@@ -5,7 +5,9 @@ Converters cannot import the twin or a model card, so the caller says what CMT m
 levels=(LevelCompartment(2, analyte),))``. Dose rows that share a time, amount and repeat
 and map to the same route are one dose split over several compartments (NONMEM's idiom for a
 dose that goes part to a depot, part zero-order into the central compartment): they become
-one ``Dose`` and the model card splits it again by its input fractions.
+one ``Dose`` and the model card splits it again by its input fractions. A compartment mapped with
+an administration id (``DoseCompartment(2, "iv-bolus", adm=2)``) marks its doses with it, so a model
+that takes one route in several places (its card's ``DosingInput.adm``) receives each where it went.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class DoseCompartment:
     cmt: int
     route: Route
     rate_code: int | None = None  # -1 modelled rate, -2 modelled duration; None: RATE >= 0
+    adm: int | None = None  # the administration id its doses carry (a model's input of the route)
 
 
 @dataclass(frozen=True)

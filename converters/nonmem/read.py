@@ -288,6 +288,7 @@ def _record(
             "start": when(t),
             "interval_h": ii if addl > 0 else None,
             "additional": addl if ii > 0 else 0,
+            "adm": target.adm,
         }
         if rate > 0 and dur > 0:
             report.add(
@@ -297,7 +298,16 @@ def _record(
         if rate > 0 or dur > 0:
             fields["rate" if rate > 0 else "duration_h"] = rate if rate > 0 else dur
             fields["route"] = "iv-infusion" if target.route == "iv-bolus" else target.route
-        key = (t, amt, ii, addl, fields["route"], rate if rate > 0 else None, dur if dur > 0 else None)
+        key = (
+            t,
+            amt,
+            ii,
+            addl,
+            fields["route"],
+            target.adm,
+            rate if rate > 0 else None,
+            dur if dur > 0 else None,
+        )
         if key in pending and cmt not in pending[key][1]["_cmts"]:
             pending[key][1]["_cmts"].add(cmt)  # a split dose: the same dose into another compartment
             report.converted[kind] += 1

@@ -60,6 +60,21 @@ def write_event_table(
                 for c in mapping.doses
                 if c.route == d.route or (d.route == "iv-infusion" and c.route == "iv-bolus")
             ]
+            ids = [c.adm for c in targets if c.adm is not None]
+            if ids:  # the route's compartments are told apart: the dose's administration (or the primary)
+                if d.adm is not None:
+                    adm = d.adm
+                elif any(c.adm is None for c in targets):
+                    adm = None
+                else:
+                    adm = ids[0]
+                targets = [c for c in targets if c.adm == adm]
+                if not targets:
+                    raise ConversionError(
+                        f"no compartment mapped to route {d.route} administration {d.adm}",
+                        source=d.id,
+                        field="adm",
+                    )
             if not targets:
                 raise ConversionError(f"no compartment mapped to route {d.route}", source=d.id, field="route")
             try:

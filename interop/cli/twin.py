@@ -447,7 +447,9 @@ def compare_cmd(
     data: Path = typer.Option(..., "--data", help="NONMEM-style event table (CSV)"),
     phi: Path = typer.Option(..., "--phi", help="NONMEM .phi table of the same run"),
     card: Path | None = typer.Option(None, "--card"),
-    dose_cmt: list[str] = typer.Option([], "--dose-cmt", help="CMT[:RATE]=ROUTE, e.g. 1=oral, 2:-2=oral"),
+    dose_cmt: list[str] = typer.Option(
+        [], "--dose-cmt", help="CMT[:RATE]=ROUTE[@ADM], e.g. 1=oral, 2:-2=oral, 3=iv-bolus@3"
+    ),
     level_cmt: list[str] = typer.Option([], "--level-cmt", help="CMT=OBSERVABLE, e.g. 3=metabolite"),
     ignore: list[str] = typer.Option(["s2_sampling"], "--ignore", help="Columns that are not covariates"),
     starts: int = typer.Option(1, min=1, help="Optimiser starts (NONMEM POSTHOC starts once, from ETA 0)"),
@@ -563,7 +565,7 @@ def register_import(import_app: typer.Typer) -> None:
         ),
         out: Path = typer.Option(..., "--out", help="Folder: records/<patient id>.json and report.json"),
         card: Path | None = typer.Option(None, "--card"),
-        dose_cmt: list[str] = typer.Option([], "--dose-cmt", help="CMT[:RATE]=ROUTE, e.g. 2:-2=oral"),
+        dose_cmt: list[str] = typer.Option([], "--dose-cmt", help="CMT[:RATE]=ROUTE[@ADM], e.g. 2:-2=oral"),
         level_cmt: list[str] = typer.Option([], "--level-cmt", help="CMT=OBSERVABLE"),
         ignore: list[str] = typer.Option(["s2_sampling"], "--ignore", help="Columns that are not covariates"),
         key_file: Path | None = KEY_FILE_OPTION,

@@ -30,8 +30,9 @@ from interop.schema.patient import Route
 SBML_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # 1.1: covariates from genotypes, conditions, co-medication and formulas; timing rules; the
 # parameter table. 1.2: ML models (``ml_models``) supplying a typical value or a correction.
-# Cards of versions 1.0 and 1.1 parse unchanged.
-CARD_SCHEMA_VERSION: Literal["1.2"] = "1.2"
+# 1.3: administration ids (``DosingInput.adm``, ``CompartmentDose.adm``) telling apart inputs of
+# one route. Cards of versions 1.0 to 1.2 parse unchanged.
+CARD_SCHEMA_VERSION: Literal["1.3"] = "1.3"
 
 
 def _sbml_id(v: str) -> str:
@@ -57,6 +58,12 @@ class DosingInput(Frozen):
 
     A route may have several inputs whose fractions add up to at most 1: a dose split between
     a depot (first order) and a zero-order input into the central compartment, say.
+
+    A model dosed by one route in several places (an IV bolus into either of two compartments)
+    tells them apart by an administration id, ``adm`` (PharmML's ``adm``, the dataset's ADM or
+    CMT value): a dose that names one goes to the inputs of its route with that ``adm``; a dose
+    that names none goes to the route's primary inputs, those without ``adm`` or, when every
+    input of the route has one, those with the first ``adm`` listed for it.
     """
 
     route: Route
@@ -72,6 +79,12 @@ class DosingInput(Frozen):
     duration_parameter: str | None = Field(
         default=None,
         description="SBML id of a modelled zero-order input duration (NONMEM RATE=-2)",
+    )
+    adm: int | None = Field(
+        default=None,
+        ge=0,
+        description="Administration id telling this input from others of its route (PharmML adm, "
+        "the dataset's ADM/CMT value); None: the route's primary input",
     )
 
     @field_validator("target")
@@ -443,11 +456,13 @@ class ReferenceOutput(Frozen):
 
 # --- NONMEM compartment numbers (issue 14: model import) ---------------------------------------
 class CompartmentDose(Frozen):
-    """Dose rows of a NONMEM event table into ``cmt`` (with RATE ``rate_code``, if given) are ``route``."""
+    """Dose rows of a NONMEM event table into ``cmt`` (with RATE ``rate_code``, if given) are ``route``
+    (into the inputs with administration id ``adm``, when given)."""
 
     cmt: int = Field(ge=1)
     route: Route
     rate_code: Literal[-1, -2] | None = Field(default=None, description="-2: modelled duration (Dn)")
+    adm: int | None = Field(default=None, ge=0, description="Administration id of the inputs it feeds")
 
 
 class CompartmentLevel(Frozen):
@@ -522,7 +537,7 @@ class MLLink(Frozen):
 class ModelCard(Frozen):
     """What a registered model promises and how a patient binds to it."""
 
-    schema_version: Literal["1.0", "1.1", "1.2"] = CARD_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2", "1.3"] = CARD_SCHEMA_VERSION
     id: str = Field(description="Registry id: lower case, digits, . _ -")
     version: str = Field(default="1", min_length=1)
     title: str = Field(min_length=1)
@@ -575,23 +590,41 @@ class ModelCard(Frozen):
         if len(set(names)) != len(names):
             raise ValueError("covariate names must be unique")
         _check_derived(self.covariates)
-        for route in {d.route for d in self.dosing}:
-            total = sum(d.fraction for d in self.dosing if d.route == route)
+        for route, adm in {(d.route, d.adm) for d in self.dosing}:
+            total = sum(d.fraction for d in self.dosing if d.route == route and d.adm == adm)
             if total > 1 + 1e-9:
-                raise ValueError(f"dosing fractions for route {route!r} add up to {total:g} > 1")
+                which = f"route {route!r}" + (f" adm {adm}" if adm is not None else "")
+                raise ValueError(f"dosing fractions for {which} add up to {total:g} > 1")
         _check_ml_links(self)
         if self.compartments is not None:
             for lv in self.compartments.levels:
                 if lv.observable not in obs:
                     raise ValueError(f"compartments names unknown observable {lv.observable!r}")
             for d in self.compartments.doses:
-                if not self.dosing_for(d.route):
-                    raise ValueError(f"compartments maps CMT {d.cmt} to route {d.route!r} without input")
+                if not self.dosing_for(d.route, d.adm):
+                    which = "" if d.adm is None else f" adm {d.adm}"
+                    raise ValueError(
+                        f"compartments maps CMT {d.cmt} to route {d.route!r}{which} without input"
+                    )
         return self
 
-    def dosing_for(self, route: str) -> tuple[DosingInput, ...]:
-        """The inputs that a dose by ``route`` feeds (empty when the model has none)."""
-        return tuple(d for d in self.dosing if d.route == route)
+    def dosing_for(self, route: str, adm: int | None = None) -> tuple[DosingInput, ...]:
+        """The inputs that a dose by ``route`` feeds (empty when the model has none): with ``adm``,
+        those of that administration id (the primary ones when the route names none); without, the
+        route's primary inputs (see :class:`DosingInput`)."""
+        inputs = tuple(d for d in self.dosing if d.route == route)
+        ids = [d.adm for d in inputs if d.adm is not None]
+        if adm is not None and adm in ids:
+            return tuple(d for d in inputs if d.adm == adm)
+        if adm is not None and ids:
+            return ()  # the route's inputs are told apart, and none has this id
+        if any(d.adm is None for d in inputs) or not ids:
+            return tuple(d for d in inputs if d.adm is None)
+        return tuple(d for d in inputs if d.adm == ids[0])
+
+    def administrations(self, route: str) -> tuple[int, ...]:
+        """The administration ids that tell apart the inputs of ``route`` (empty: one input group)."""
+        return tuple(dict.fromkeys(d.adm for d in self.dosing if d.route == route and d.adm is not None))
 
     def error_for(self, observable: str) -> ResidualError | None:
         return next((r for r in self.residual_error if r.observable == observable), None)

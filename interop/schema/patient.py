@@ -116,6 +116,12 @@ class Dose(HasProvenance):
     interval_h: float | None = Field(default=None, gt=0, description="Repeat every (NONMEM II)")
     additional: int = Field(default=0, ge=0, description="Further doses (NONMEM ADDL)")
     status: DoseStatus
+    adm: int | None = Field(
+        default=None,
+        ge=0,
+        description="Administration id (a dataset's ADM/CMT value) choosing among a model's inputs of "
+        "the route; None: the route's primary input",
+    )
 
     @field_validator("amount")
     @classmethod

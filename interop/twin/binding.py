@@ -97,6 +97,21 @@ def _drug_matches(card: ModelCard, codes: tuple) -> bool:
     return any(c.matches(d) for c in codes for d in card.drugs)
 
 
+def _inputs(card: ModelCard, route: str, adm: int | None, source: str | None) -> tuple[DosingInput, ...]:
+    """The inputs a dose by ``route`` (naming administration ``adm``, or none) feeds; TwinError if none."""
+    inputs = card.dosing_for(route, adm)
+    if inputs:
+        return inputs
+    if adm is not None and card.dosing_for(route):
+        known = ", ".join(map(str, card.administrations(route)))
+        raise TwinError(
+            f"model {card.id} has no {route} administration {adm} (it has {known})",
+            source=source,
+            field="adm",
+        )
+    raise TwinError(f"model {card.id} takes no {route} dose", source=source, field="route")
+
+
 def bind_patient(model: CompiledModel, record: PatientRecord) -> Twin:
     """A twin of ``record`` on ``model``: doses, levels and covariates in model time and units.
 
@@ -144,9 +159,7 @@ def bind_patient(model: CompiledModel, record: PatientRecord) -> Twin:
 
     events: list[DoseEvent] = []
     for d in given:
-        inputs = card.dosing_for(d.route)
-        if not inputs:
-            raise TwinError(f"model {card.id} takes no {d.route} dose", source=d.id, field="route")
+        inputs = _inputs(card, d.route, d.adm, d.id)
         for inp in inputs:
             try:
                 amount = convert(d.amount, d.unit, inp.amount_unit)
@@ -207,24 +220,30 @@ def bind_regimen(
     card = model.card
     events = []
     for i, d in enumerate(doses):
-        inputs = card.dosing_for(d.route)
-        if not inputs:
-            raise TwinError(f"model {card.id} takes no {d.route} dose", field="route")
+        inputs = _inputs(card, d.route, None, None)
         for inp in inputs:
             events.append(DoseEvent(d.time_h, d.amount * inp.fraction, inp, d.duration_h, f"dose{i}"))
     from interop.twin.covariates import complete_covariates
 
     covariates = complete_covariates(card, covariates)
     series = {}
+    defaulted = []
     for cov in card.covariates:
         if not cov.to_model:
             continue
         value = covariates.get(cov.name, cov.reference)
         if value is None:  # no reference on the card: the SBML's own value of that parameter
             value = model.defaults.get(cov.name)
+            if value is not None:
+                defaulted.append(f"{cov.name}={value:g}")
         if value is None:
             raise TwinError(f"no value for covariate {cov.name}", field=cov.name)
         series[cov.name] = CovariateSeries(cov.name, (0.0,), (float(value),))
+    notes = (
+        (f"covariates without a value or a reference take the SBML's own: {', '.join(defaulted)}",)
+        if defaulted
+        else ()
+    )
     return Twin(
         model=model,
         patient_id=patient_id,
@@ -232,4 +251,5 @@ def bind_regimen(
         doses=tuple(sorted(events, key=lambda e: e.time_h)),
         observations=(),
         covariates=series,
+        notes=notes,
     )

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import roadrunner
 
-from interop.errors import TwinError, roadrunner_errors
+from interop.errors import ModelError, TwinError, roadrunner_errors
 from interop.twin.binding import Twin
 from interop.twin.model import CompiledModel, input_parameter
 from interop.twin.occasions import OccasionSwitch, occasion_switches
@@ -31,6 +32,20 @@ class Prediction:
 
 
 Method = Literal["auto", "linear", "roadrunner"]
+
+
+@contextmanager
+def _noting(twin: Twin) -> Iterator[None]:
+    """A failed simulation's error also names what the twin assumed (its notes: a covariate at
+    a placeholder value, say), which is often why it failed."""
+    try:
+        yield
+    except (ModelError, TwinError) as exc:
+        if not twin.notes:
+            raise
+        raise type(exc)(
+            f"{'; '.join(twin.notes)}: {exc.message}", source=exc.source, field=exc.field
+        ) from exc
 
 
 def simulate(
@@ -62,14 +77,15 @@ def simulate(
             )
         if lin is not None:
             merged = {**(parameters or {}), **(etas or {})}
-            with model.lock:
+            with model.lock, _noting(twin):
                 out = predict_linear(lin, twin, times, merged)
-            _check_finite(out, twin)
+                _check_finite(out, twin)
             return Prediction(times, {o.id: out[i] for i, o in enumerate(model.card.observables)})
     params: dict[str, float] = dict(parameters or {})
     params.update(etas or {})
-    values = run_segments(model, twin, times, params, model.observable_selections)
-    _check_finite(values, twin)
+    with _noting(twin):
+        values = run_segments(model, twin, times, params, model.observable_selections)
+        _check_finite(values, twin)
     return Prediction(times, {o.id: values[i] for i, o in enumerate(model.card.observables)})
 
 

@@ -90,12 +90,12 @@ def read_patient(path: Path) -> PatientRecord:
     return parse_json(PatientRecord, path.read_text(), source=str(path))
 
 
-def _cmt_spec(spec: str) -> tuple[int, int | None, str]:
-    """``CMT[:RATE]=NAME`` -> (cmt, rate code, name)."""
-    m = re.match(r"^\s*(\d+)(?::(-[12]))?\s*=\s*([A-Za-z0-9_-]+)\s*$", spec)
+def _cmt_spec(spec: str) -> tuple[int, int | None, str, int | None]:
+    """``CMT[:RATE]=NAME[@ADM]`` -> (cmt, rate code, name, administration id)."""
+    m = re.match(r"^\s*(\d+)(?::(-[12]))?\s*=\s*([A-Za-z0-9_-]+)(?:@(\d+))?\s*$", spec)
     if not m:
-        raise TwinError(f"not a compartment mapping CMT[:RATE]=NAME: {spec!r}", field="cmt")
-    return int(m[1]), int(m[2]) if m[2] else None, m[3]
+        raise TwinError(f"not a compartment mapping CMT[:RATE]=NAME[@ADM]: {spec!r}", field="cmt")
+    return int(m[1]), int(m[2]) if m[2] else None, m[3], int(m[4]) if m[4] else None
 
 
 def event_table_mapping(
@@ -105,33 +105,43 @@ def event_table_mapping(
 
     Without options, the card's ``compartments`` (set by NONMEM import), else ADVAN-style
     defaults: CMT 1 takes the first dosing route; an input with a modelled duration is CMT 2 with
-    RATE -2; observations in CMT 2, 3, ... are the card's observables in order. Covariate columns
-    named like the card's covariates map to them.
+    RATE -2; an input with an administration id ``adm`` (a route dosed in several places) is CMT
+    ``adm``, the dataset's number; observations in CMT 2, 3, ... are the card's observables in
+    order. Covariate columns named like the card's covariates map to them.
     """
     doses: list[DoseCompartment] = []
     cmts = card.compartments  # the source run's own CMT numbers (NONMEM import), when known
     if cmts is not None and not dose_cmts:
         dose_cmts = [
-            f"{d.cmt}{'' if d.rate_code is None else f':{d.rate_code}'}={d.route}" for d in cmts.doses
+            f"{d.cmt}{'' if d.rate_code is None else f':{d.rate_code}'}={d.route}"
+            + ("" if d.adm is None else f"@{d.adm}")
+            for d in cmts.doses
         ]
     if cmts is not None and not level_cmts:
         level_cmts = [f"{lv.cmt}={lv.observable}" for lv in cmts.levels]
     if dose_cmts:
         for spec in dose_cmts:
-            cmt, rate, route = _cmt_spec(spec)
-            if not card.dosing_for(route):
-                raise TwinError(f"model {card.id} takes no {route!r} dose", field="dose-cmt")
-            doses.append(DoseCompartment(cmt, route, rate))  # type: ignore[arg-type]
+            cmt, rate, route, adm = _cmt_spec(spec)
+            if not card.dosing_for(route, adm):
+                which = f"{route!r}" + ("" if adm is None else f" administration {adm}")
+                raise TwinError(f"model {card.id} takes no {which} dose", field="dose-cmt")
+            doses.append(DoseCompartment(cmt, route, rate, adm))  # type: ignore[arg-type]
     else:
-        doses.append(DoseCompartment(1, card.dosing[0].route))
+        by_adm: dict[int, str] = {}
+        for inp in card.dosing:  # the first route of each administration id (a bolus before an infusion)
+            if inp.adm:
+                by_adm.setdefault(inp.adm, inp.route)
+        if 1 not in by_adm:
+            doses.append(DoseCompartment(1, card.dosing[0].route))
+        doses += [DoseCompartment(adm, route, None, adm) for adm, route in by_adm.items()]  # type: ignore[arg-type]
         for inp in card.dosing:
             if inp.duration_parameter:
-                doses.append(DoseCompartment(2, inp.route, -2))
+                doses.append(DoseCompartment(2, inp.route, -2, inp.adm))
     levels: list[LevelCompartment] = []
     by_id = {o.id: o for o in card.observables}
     if level_cmts:
         for spec in level_cmts:
-            cmt, _, name = _cmt_spec(spec)
+            cmt, _, name, _ = _cmt_spec(spec)
             if name not in by_id:
                 raise TwinError(f"model {card.id} has no observable {name!r}", field="level-cmt")
             levels.append(LevelCompartment(cmt, by_id[name].analyte, by_id[name].unit))

@@ -201,3 +201,22 @@ def test_rate_and_dur_together_are_rejected_and_a_bad_dose_names_its_line(tmp_pa
     with pytest.raises(ConversionError, match="invalid dose") as info:
         read_event_table(bad, iv)
     assert info.value.line == 2
+
+
+def test_administration_ids_travel_with_their_compartments(tmp_path: Path) -> None:
+    """CMT 1 and 2 are both IV boluses, into different places (adm 1, 2): the records keep which,
+    rows of the same dose into two administrations are not merged, and writing gives the CMTs back."""
+    doses = (DoseCompartment(1, "iv-bolus", adm=1), DoseCompartment(2, "iv-bolus", adm=2))
+    m = EventTableMapping(drug=PARENT, doses=doses, levels=(LevelCompartment(3, PARENT),))
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "ID,TIME,EVID,AMT,CMT,RATE,MDV,DV\n1,0,1,100,1,0,1,.\n1,0,1,100,2,0,1,.\n1,1,0,0,3,0,0,2\n"
+    )
+    record = read_event_table(path, m).records[0]
+    assert sorted(d.adm or 0 for d in record.doses) == [1, 2]
+    write_event_table([record], m, tmp_path / "out.csv")
+    rows = csv_rows(tmp_path / "out.csv")
+    assert sorted(r["CMT"] for r in rows if r["EVID"] == "1") == ["1", "2"]
+    plain = record.model_copy(update={"doses": (record.doses[0].model_copy(update={"adm": None}),)})
+    out = write_event_table([plain], m)
+    assert [r.split(",")[4] for r in out.splitlines()[1:] if r.split(",")[2] == "1"] == ["1"]  # primary

@@ -66,7 +66,7 @@ def test_monolix_depot_without_ka_is_a_bolus_into_its_target() -> None:
     assert not conv.card.dosing_for("oral")
 
 
-def test_iv_routes_follow_the_iv_macro_and_clashes_are_refused() -> None:
+def test_iv_routes_follow_the_iv_macro_and_one_id_for_two_places_is_refused() -> None:
     import pytest
 
     from registry.formats.pharmml import PharmMLError
@@ -78,10 +78,13 @@ def test_iv_routes_follow_the_iv_macro_and_clashes_are_refused() -> None:
     conv = convert(with_iv, source="iv.xml", values=values)
     assert conv.card.dosing_for("iv-bolus")[0].target == "Ac"  # the IV macro's compartment
     assert conv.card.dosing_for("oral")[0].target != "Ac"  # the absorption depot
-    clash = raw.replace(_ORAL, _ORAL + _depot(2, "Ac") + _depot(3, "Ce"))  # two bolus targets
+    two = raw.replace(_ORAL, _ORAL + _depot(2, "Ac") + _depot(3, "Ce"))  # two bolus places: adm 2, 3
+    card = convert(two, source="two.xml", values=values).card
+    assert [(d.target, d.adm) for d in card.dosing if d.route == "iv-bolus"] == [("Ac", 2), ("Ce", 3)]
+    clash = raw.replace(_ORAL, _ORAL + _depot(2, "Ac") + _depot(2, "Ce"))  # one id, two places
     with pytest.raises(PharmMLError) as exc:
         convert(clash, source="clash.xml", values=values)
-    assert "the card has one target per route" in str(exc.value)
+    assert "iv-bolus administration into Ce: administration 2 also names the one into Ac" in str(exc.value)
 
 
 _POP_V = b'<PopulationParameter symbId="POP_V"/>'

@@ -62,3 +62,51 @@ def test_residual_variance_models() -> None:
     assert comb.variance(4.0) == pytest.approx(0.04 + 0.16)
     with pytest.raises(SchemaError, match="additive_sd"):
         parse(ResidualError, {"observable": "c", "model": "combined", "proportional_sd": 0.1})
+
+
+def _two_places(**extra: object) -> dict:
+    """The bundled card with its infusion given in two places told apart by administration id."""
+    data = card_json()
+    data["dosing"] = [
+        {"route": "iv-infusion", "target": "A_central", "adm": 1, **extra},
+        {"route": "iv-infusion", "target": "A_periph", "adm": 2},
+    ]
+    return data
+
+
+def test_administration_ids_choose_among_a_routes_inputs() -> None:
+    card = parse(ModelCard, _two_places())
+    assert [i.target for i in card.dosing_for("iv-infusion")] == ["A_central"]  # primary: first id
+    assert [i.target for i in card.dosing_for("iv-infusion", 2)] == ["A_periph"]
+    assert card.dosing_for("iv-infusion", 3) == () and card.administrations("iv-infusion") == (1, 2)
+    data = _two_places()
+    data["dosing"].append({"route": "iv-infusion", "target": "A_central"})  # an input without id
+    assert [i.adm for i in parse(ModelCard, data).dosing_for("iv-infusion")] == [None]
+    plain = parse_json(ModelCard, GENTAMICIN_CARD.read_text())
+    assert plain.dosing_for("iv-infusion", 5) == plain.dosing_for("iv-infusion")  # no ids: any dose
+
+
+def test_fractions_add_up_per_administration_and_compartments_name_one() -> None:
+    parse(ModelCard, _two_places(fraction=1.0))  # 1 + 1 over two administrations: fine
+    data = _two_places(fraction=0.6)
+    data["dosing"].append({"route": "iv-infusion", "target": "A_periph", "adm": 1, "fraction": 0.6})
+    with pytest.raises(SchemaError, match="route 'iv-infusion' adm 1 add up to 1.2"):
+        parse(ModelCard, data)
+    data = _two_places()
+    data["compartments"] = {"doses": [{"cmt": 3, "route": "iv-infusion", "adm": 9}]}
+    with pytest.raises(SchemaError, match="adm 9 without input"):
+        parse(ModelCard, data)
+
+
+def test_cards_without_administration_ids_hash_as_before() -> None:
+    """Card 1.3's ``adm`` is left out of the content hash when unused (as 1.2's ``ml_models``)."""
+    from registry.submission import content_hash
+
+    card = parse_json(ModelCard, GENTAMICIN_CARD.read_text())
+    with_ids = parse(ModelCard, _two_places())
+    without = parse(ModelCard, {**_two_places(), "dosing": [{"route": "iv-infusion", "target": "A_central"}]})
+    assert "adm" in json.loads(card.model_dump_json())["dosing"][0]
+    stored = json.loads(GENTAMICIN_CARD.read_text())
+    assert "adm" not in json.dumps(stored)
+    assert content_hash(card.id, b"x", card) == content_hash(card.id, b"x", parse(ModelCard, stored))
+    assert content_hash(card.id, b"x", with_ids) != content_hash(card.id, b"x", without)

@@ -214,6 +214,7 @@ def convert(
     try:
         card = _card(model_id, title, description, drug, institution, doc, inputs, observables,
                      model, random_effects, residuals, reference_outputs, source)  # fmt: skip
+        card = _dataset_compartments(card, mappings, dosing_specs)
     except SchemaError as exc:  # a value the card refuses (e.g. a bioavailability above 1)
         raise PharmMLError([Problem("/PharmML", None, f"model card: {exc.message}")], source=source) from exc
     sbml_id = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
@@ -230,7 +231,7 @@ def convert(
         sbml=sbml,
         card=card,
         pharmml_version=doc.written_version,
-        trial_doses=_reference_doses(trial, dosing_specs, redirect),
+        trial_doses=_reference_doses(trial, dosing_specs, redirect, card, warnings),
         column_mappings={m.column: tuple(m.symbols) + tuple(f"adm{a}" for a in m.adms) for m in mappings},
         warnings=tuple(warnings),
     )
@@ -299,6 +300,26 @@ def _card(
     )
 
 
+def _dataset_compartments(
+    card: ModelCard, mappings: list[ColumnMapping], specs: list[DosingSpec]
+) -> ModelCard:
+    """The card's ``compartments`` when the dataset's CMT/ADM values are not the administrations'
+    numbers (a ``TargetMapping`` from data symbol 10 to adm 1, say): an event table from the
+    model's own dataset then reaches each administration (its first route; RATE makes a bolus an
+    infusion). Left unset when the values are the numbers (the default mapping does that)."""
+    pairs = {d: a for m in mappings if m.carries_doses for d, a in m.data_adms.items()}
+    if all(d == a for d, a in pairs.items()):
+        return card
+    doses = []
+    for value, adm in sorted(pairs.items()):
+        spec = next((s for s in specs if s.adm == adm), None)
+        if spec is None or value < 1:
+            continue  # no PK-macro administration of that number: reported already
+        ids = card.administrations(spec.route)
+        doses.append({"cmt": value, "route": spec.route, "adm": adm if adm in ids else None})
+    return card.replace(compartments={"doses": doses, "levels": []}) if doses else card
+
+
 def _check_definitions(model: ReadModel, problems: Problems) -> None:
     for p in model.params.values():
         if p.kind == "variable" and p.rule is None:
@@ -317,9 +338,10 @@ def _dataset_dosing(
     ``redirect`` sends a dose variable's doses to the state it initialises."""
     targets: list[str] = [d.target for d in trial if d.target is not None]
     for m in mappings:
-        if m.column_type == "dose" or m.column.upper() == "AMT":
+        if m.carries_doses:
             targets += m.symbols
     targets = [redirect.get(t, t) for t in targets]
+    adm_of = {redirect.get(t, t): a for m in mappings for t, a in m.symbol_adms.items()}
     adms = {s.adm for s in specs}
     for d in trial:
         if d.adm is not None and d.adm not in adms:
@@ -345,14 +367,15 @@ def _dataset_dosing(
                 )
             )
             continue
+        adm = adm_of.get(t)
         if param.rate == Num(0.0) and local(param.element) == "Variable":  # a dose-amount variable
-            out.append(DosingSpec(dose_variable_route(model), t, source=param.path))
+            out.append(DosingSpec(dose_variable_route(model), t, adm=adm, source=param.path))
         elif _ORAL_NAME.search(t):
-            out.append(DosingSpec("oral", t, source=param.path))
+            out.append(DosingSpec("oral", t, adm=adm, source=param.path))
         else:
             out += [
-                DosingSpec("iv-bolus", t, source=param.path),
-                DosingSpec("iv-infusion", t, source=param.path),
+                DosingSpec("iv-bolus", t, adm=adm, source=param.path),
+                DosingSpec("iv-infusion", t, adm=adm, source=param.path),
             ]
         known.add(t)
     return out
@@ -368,45 +391,75 @@ def _priority(s: DosingSpec) -> int:
 
 
 def _dosing_inputs(specs: list[DosingSpec], unit: str, warnings: list[str]) -> list[DosingInput]:
+    """One card input per distinct administration of each route (target, bioavailability, lag,
+    duration); a route given in several places keeps each one's administration id (``adm``: the
+    macro's, or the dataset's CMT/ADM value), the first (by macro before name guess, then file
+    order) being the route's primary input. An administration the id cannot tell apart is refused."""
     out: list[DosingInput] = []
-    seen: dict[str, DosingSpec] = {}
     clashes: list[Problem] = []
-    for s in sorted(specs, key=_priority):  # stable: file order within a priority
-        if s.route in seen:
-            if seen[s.route].target != s.target and _priority(s) <= _priority(seen[s.route]):
-                clashes.append(
-                    Problem(
-                        s.source or "/PharmML",
-                        None,
-                        f"{s.route} administration into {s.target} (adm {s.adm}) and into "
-                        f"{seen[s.route].target}: the card has one target per route",
+    ordered = sorted(specs, key=_priority)  # stable: file order within a priority
+    for route in dict.fromkeys(s.route for s in ordered):
+        mine = [s for s in ordered if s.route == route]
+        best = _priority(mine[0])
+        places: dict[tuple[str, float | str, float | str | None, str | None], list[DosingSpec]] = {}
+        for s in mine:
+            key = (s.target, s.bioavailability, s.lag, s.duration_parameter)
+            if _priority(s) > best:
+                if s.target not in {k[0] for k in places}:
+                    warnings.append(
+                        f"{route} into {s.target} (guessed from its name) is not in the card: "
+                        f"the dosing macro sends {route} doses into {mine[0].target}"
                     )
+                continue
+            places.setdefault(key, []).append(s)
+        several = len(places) > 1
+        taken: dict[int, DosingSpec] = {}
+        for group in places.values():
+            s = group[0]
+            adm = next((g.adm for g in group if g.adm is not None), None)
+            if several:
+                other = next(g[0] for g in places.values() if g is not group)
+                if adm is None or (adm in taken and taken[adm].target != s.target):
+                    why = (
+                        "no administration id (adm, or the dataset's CMT/ADM value) tells it from the one "
+                        f"into {other.target}"
+                        if adm is None
+                        else f"administration {adm} also names the one into {taken[adm].target}"
+                    )
+                    clashes.append(
+                        Problem(
+                            s.source or "/PharmML",
+                            None,
+                            f"{route} administration into {s.target}: {why}",
+                        )
+                    )
+                    continue
+                taken[adm] = s
+            out.append(
+                DosingInput(
+                    route=route,  # type: ignore[arg-type]
+                    target=s.target,
+                    amount_unit=unit,  # type: ignore[arg-type]
+                    bioavailability=s.bioavailability,
+                    lag_time_h=s.lag,
+                    duration_parameter=s.duration_parameter,
+                    adm=adm if several else None,
                 )
-            elif seen[s.route].target != s.target:
-                warnings.append(
-                    f"{s.route} into {s.target} (guessed from its name) is not in the card: "
-                    f"the dosing macro sends {s.route} doses into {seen[s.route].target}"
-                )
-            continue
-        seen[s.route] = s
-        out.append(
-            DosingInput(
-                route=s.route,
-                target=s.target,
-                amount_unit=unit,  # type: ignore[arg-type]
-                bioavailability=s.bioavailability,
-                lag_time_h=s.lag,
-                duration_parameter=s.duration_parameter,
             )
-        )
     if clashes:
         raise PharmMLError(clashes)
     return out
 
 
 def _reference_doses(
-    trial: list[TrialDose], specs: list[DosingSpec], redirect: Mapping[str, str]
+    trial: list[TrialDose],
+    specs: list[DosingSpec],
+    redirect: Mapping[str, str],
+    card: ModelCard,
+    warnings: list[str],
 ) -> tuple[ReferenceDose, ...]:
+    """The TrialDesign's doses as reference doses; one into a route's other than primary input is
+    left out (a reference dose names no administration) and warned."""
     out = []
     for d in trial:
         target = redirect.get(d.target, d.target) if d.target is not None else None
@@ -423,6 +476,11 @@ def _reference_doses(
         route = spec.route
         if route.startswith("iv-"):
             route = "iv-infusion" if d.duration_h else "iv-bolus"
+        if spec.target not in {i.target for i in card.dosing_for(route)}:
+            warnings.append(
+                f"{d.path}: a dose into {spec.target} (not {route}'s primary input) is not a reference dose"
+            )
+            continue
         for t in d.times_h:
             out.append(
                 ReferenceDose(

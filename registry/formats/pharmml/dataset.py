@@ -9,7 +9,7 @@ import re
 from registry.formats.pharmml.design import ColumnMapping, TrialDose
 from registry.formats.pharmml.document import Document
 from registry.formats.pharmml.flatmodel import Covariate, Eta, Parameter, ReadModel
-from registry.formats.pharmml.maths import Num, Sym, symbols
+from registry.formats.pharmml.maths import Expr, Num, Op, Sym, Time, symbols
 
 __all__ = ["DEFAULT_OCCASIONS", "dataset_variables", "dose_variable_route", "occasion_effects"]
 
@@ -107,12 +107,15 @@ def dataset_variables(
     time_vars = {d.time_symbol for d in trial if d.time_symbol is not None}
     regressors: set[str] = set()
     for m in mappings:
-        if m.column_type == "dose" or m.column.upper() == "AMT":
+        if m.carries_doses:
             dose_vars.update(m.symbols)
-        elif m.column_type == "idv" or m.column.upper() == "TIME":
+        elif m.column_type == "idv" or m.column.upper() == "TIME" or m.carries_dose_times:
             time_vars.update(m.symbols)
         elif m.column_type not in _NOT_REGRESSORS:
             regressors.update(m.symbols)
+    if dose_vars:  # a variable the model only subtracts from time (t - tD) is the dose time
+        mapped = {s for m in mappings for s in m.symbols}
+        time_vars |= {p.id for p in model.params.values() if p.id not in mapped and _time_offset(model, p)}
     for pid in sorted(regressors - dose_vars - time_vars):
         p = model.params.get(pid)
         if p is None or p.kind != "variable" or p.rule is not None:
@@ -157,6 +160,36 @@ def _initialised_states(model: ReadModel, dose_vars: set[str], warnings: list[st
         out[pid] = state.id
         warnings.append(f"{state.id} = {pid} at the start: {pid}'s doses go into {state.id}")
     return out
+
+
+def _time_offset(model: ReadModel, p: Parameter) -> bool:
+    """``p`` is a variable without definition used, and only used, as ``time - p``."""
+    if p.kind != "variable" or p.rule is not None:
+        return False
+    uses: list[bool] = []
+
+    def walk(e: Expr) -> None:
+        if isinstance(e, Op):
+            if (
+                e.op == "minus"
+                and len(e.args) == 2
+                and isinstance(e.args[0], Time)
+                and e.args[1] == Sym(p.id)
+            ):
+                uses.append(True)
+                return
+            for a in e.args:
+                walk(a)
+        elif e == Sym(p.id):
+            uses.append(False)
+
+    for q in model.params.values():
+        for e in (q.rule, q.rate, q.initial):
+            if e is not None:
+                walk(e)
+    for o in model.observations:
+        walk(o.output)
+    return bool(uses) and all(uses)
 
 
 def _used_by(p: Parameter) -> set[str]:

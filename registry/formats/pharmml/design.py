@@ -34,6 +34,10 @@ class TrialDose:
     time_symbol: str | None = None  # the model variable DosingTimes names (a dose-time variable)
 
 
+_DOSE_COLUMNS = {"AMT", "DOSE"}
+_DOSE_TIME_COLUMNS = {"TDOSE", "DOSETIME", "TD", "DT", "TDOS"}
+
+
 @dataclass
 class ColumnMapping:
     column: str
@@ -41,6 +45,21 @@ class ColumnMapping:
     symbols: list[str] = field(default_factory=list)  # SBML ids the column maps to
     adms: list[int] = field(default_factory=list)  # PK-macro administration numbers
     levels: list[tuple[str, str]] = field(default_factory=list)  # (block, level) the ID/OCC columns name
+    # symbol -> the administration id (the CMT/ADM column's value) that selects it as a dose target
+    symbol_adms: dict[str, int] = field(default_factory=dict)
+    # the dataset's CMT/ADM value -> the PK-macro administration it doses (TargetMapping)
+    data_adms: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def carries_doses(self) -> bool:
+        """The dose column: typed ``dose``, or named AMT/DOSE whatever its type (NONMEM datasets
+        often type the dose a regressor)."""
+        return self.column_type == "dose" or self.column.upper() in _DOSE_COLUMNS
+
+    @property
+    def carries_dose_times(self) -> bool:
+        """A column of the time of the last dose (TDOSE, DOSETIME, TD, DT): not a regressor."""
+        return self.column.upper() in _DOSE_TIME_COLUMNS
 
 
 def _number(element: etree._Element, table: SymbolTable) -> float:
@@ -196,8 +215,12 @@ def _trial_dose(admin: etree._Element, table: SymbolTable, warnings: list[str] |
             duration = amount / _number(_assign(rate), table)
         else:
             raise Unsupported(admin, "an infusion needs Duration or Rate")
-    if amount <= 0 or any(t < 0 for t in times):
-        raise Unsupported(admin, "dose amounts must be positive and times not negative")
+    if amount < 0 or any(t < 0 for t in times):
+        raise Unsupported(admin, "dose amounts must not be negative, nor dose times")
+    if amount == 0:  # a placebo (control) arm: its target is a dosing input, it gives no dose
+        if warnings is not None:
+            warnings.append(f"{xml_path(admin)}: a dose of 0 (a control arm) is not a reference dose")
+        return [TrialDose(None, (), target, adm, None, xml_path(admin))]
     time_ref = child(times_el, "SymbRef") if times_el is not None else None
     time_symbol = table.lookup(time_ref, None).sbml if time_ref is not None else None
     return [TrialDose(amount, times, target, adm, duration, xml_path(admin), time_symbol)]
@@ -221,14 +244,36 @@ def read_column_mappings(doc: Document, table: SymbolTable, problems: Problems) 
                 name = col.get("columnIdRef", "")
                 mapping = ColumnMapping(name, types.get(name))
                 try:
-                    _fill_mapping(cm, mapping, table)
+                    _fill_mapping(cm, mapping, table, types)
                 except Unsupported as exc:
                     problems.add(exc.element, exc.message)
                 out.append(mapping)
     return out
 
 
-def _fill_mapping(cm: etree._Element, mapping: ColumnMapping, table: SymbolTable) -> None:
+_ADM_COLUMNS = {"cmt", "adm"}
+
+
+def _selecting_adm(condition: etree._Element | None, types: dict[str, str | None]) -> int | None:
+    """The integer a CMT/ADM column must equal for ``condition`` to hold (``CMT == 2 and AMT > 0``)."""
+    if condition is None:
+        return None
+    for op in condition.iter("{*}LogicBinop"):
+        if op.get("op") != "eq":
+            continue
+        parts = children(op)
+        cols = [p for p in parts if local(p) == "ColumnRef"]
+        ints = [p for p in parts if local(p) == "Int"]
+        if len(cols) == 1 and len(ints) == 1 and types.get(cols[0].get("columnIdRef", "")) in _ADM_COLUMNS:
+            text = (ints[0].text or "").strip()
+            if text.lstrip("-").isdigit():
+                return int(text)
+    return None
+
+
+def _fill_mapping(
+    cm: etree._Element, mapping: ColumnMapping, table: SymbolTable, types: dict[str, str | None]
+) -> None:
     for part in children(cm):
         name = local(part)
         if name == "SymbRef":
@@ -243,13 +288,21 @@ def _fill_mapping(cm: etree._Element, mapping: ColumnMapping, table: SymbolTable
             for piece in children(part, "Piece"):
                 value = children(piece)[0] if children(piece) else None
                 if value is not None and local(value) == "SymbRef":
-                    mapping.symbols.append(table.lookup(value, None).sbml)
+                    sbml = table.lookup(value, None).sbml
+                    mapping.symbols.append(sbml)
+                    adm = _selecting_adm(child(piece, "Condition"), types)
+                    if adm is not None:
+                        mapping.symbol_adms.setdefault(sbml, adm)
         elif name == "TargetMapping":
             for m in children(part, "Map"):
                 if m.get("admNumber"):
                     mapping.adms.append(int(m.get("admNumber", "0")))
+                    if (m.get("dataSymbol") or "").strip().isdigit():
+                        mapping.data_adms[int(m.get("dataSymbol", "0"))] = int(m.get("admNumber", "0"))
                 elif m.get("modelSymbol"):
                     found = [d for (b, n), d in table.declarations.items() if n == m.get("modelSymbol")]
                     if len(found) != 1:
                         raise Unsupported(m, f"dangling reference: no model symbol {m.get('modelSymbol')!r}")
                     mapping.symbols.append(found[0].sbml)
+                    if (m.get("dataSymbol") or "").strip().isdigit():
+                        mapping.symbol_adms.setdefault(found[0].sbml, int(m.get("dataSymbol", "0")))
