@@ -21,7 +21,7 @@ import scipy.linalg
 
 from interop.errors import TwinError
 from interop.twin.binding import Twin
-from interop.twin.model import CompiledModel, input_parameter, observable_parameter
+from interop.twin.model import CompiledModel, input_parameter, observable_parameter, outputs
 from interop.twin.occasions import occasion_switches
 
 __all__ = ["LinearPredictor", "LinearSystem", "linear_system", "predict_linear"]
@@ -62,7 +62,7 @@ class LinearSystem:
         self.B = {
             t: self.N[:, rxns.index(f"_dose_{t}")].copy() for t in {d.target for d in model.card.dosing}
         }
-        self.obs_index = np.array([self.index[observable_parameter(o.id)] for o in model.card.observables])
+        self.obs_index = np.array([self.index[observable_parameter(oid)] for oid, _ in outputs(model.card)])
         self.settable = [g for g in self.gids if g in model.defaults]
         self.defaults = np.array([model.defaults.get(g, 0.0) for g in self.gids])
         self._settable_idx = np.array([self.index[g] for g in self.settable], dtype=np.int32)

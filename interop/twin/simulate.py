@@ -18,7 +18,7 @@ import roadrunner
 
 from interop.errors import TwinError, roadrunner_errors
 from interop.twin.binding import Twin
-from interop.twin.model import CompiledModel, input_parameter
+from interop.twin.model import CompiledModel, input_parameter, outputs
 from interop.twin.occasions import OccasionSwitch, occasion_switches
 
 __all__ = ["Prediction", "predict", "simulate", "simulate_observations"]
@@ -27,7 +27,7 @@ __all__ = ["Prediction", "predict", "simulate", "simulate_observations"]
 @dataclass(frozen=True)
 class Prediction:
     times_h: np.ndarray
-    values: dict[str, np.ndarray]  # observable id -> predictions at times_h
+    values: dict[str, np.ndarray]  # observable id -> predictions at times_h (and sd_output ids: SDs)
 
 
 Method = Literal["auto", "linear", "roadrunner"]
@@ -65,12 +65,12 @@ def simulate(
             with model.lock:
                 out = predict_linear(lin, twin, times, merged)
             _check_finite(out, twin)
-            return Prediction(times, {o.id: out[i] for i, o in enumerate(model.card.observables)})
+            return Prediction(times, {oid: out[i] for i, (oid, _) in enumerate(outputs(model.card))})
     params: dict[str, float] = dict(parameters or {})
     params.update(etas or {})
     values = run_segments(model, twin, times, params, model.observable_selections)
     _check_finite(values, twin)
-    return Prediction(times, {o.id: values[i] for i, o in enumerate(model.card.observables)})
+    return Prediction(times, {oid: values[i] for i, (oid, _) in enumerate(outputs(model.card))})
 
 
 Action = tuple[str, str, float]  # (set | bolus | rate, id, value)
