@@ -8,7 +8,8 @@ with ``var_i`` the residual variance at the individual prediction
 (:func:`interop.schema.residual_error.residual_variance`: the proportional and power parts use 1
 in place of ``f`` where ``f`` is exactly 0, as NONMEM does; an sbml-form error takes the SD the
 twin simulated for it). Exponential errors work on the log scale. NONMEM's subject OBJ adds
-``log det Omega + log det(Omega^-1 + sum J'J/var + 1/2 sum D'D/var^2)`` with ``J = df/deta`` and ``D = dvar/deta`` at the mode (no n log 2 pi).
+``log det Omega + log det(Omega^-1 + sum J'J/var + 1/2 sum D'D/var^2)`` with ``J = df/deta`` and
+``D = dvar/deta`` at the mode (no n log 2 pi).
 """
 
 from __future__ import annotations
