@@ -280,17 +280,15 @@ def test_a_correlation_matrix_over_random_variables_fills_omega() -> None:
     assert math.isclose(conv.card.random_effects.omega[1][0], 0.01)
 
 
-def test_a_power_error_model_is_refused_by_name() -> None:
+def test_an_error_sd_b_sqrt_f_is_a_power_model() -> None:
     raw = PHARMML_ONECMT_IV.read_bytes()
     assert _PROP_BODY in raw
     sqrt_body = (
         b'<math:Binop op="times"><ct:SymbRef symbIdRef="b"/>'
         b'<math:Uniop op="sqrt"><ct:SymbRef symbIdRef="f"/></math:Uniop></math:Binop>'
     )
-    with pytest.raises(
-        PharmMLError, match=r"a power error model \(SD = 0.15\*f\^0.5\) has no form in the card"
-    ):
-        convert(raw.replace(_PROP_BODY, sqrt_body), source="power.xml")
+    err = convert(raw.replace(_PROP_BODY, sqrt_body), source="power.xml").card.residual_error[0]
+    assert (err.model, err.additive_sd, err.proportional_sd, err.exponent) == ("power", 0.0, 0.15, 0.5)
 
 
 def _cell(k: int) -> bytes:

@@ -130,7 +130,7 @@ def _closed_form(
     two_c = math.log2(h[2] / h[1])
     if not all(_close(hv, h[1] * f**two_c) for f, hv in zip(_PROBES[1:], h[1:], strict=True)):
         return None
-    add, prop, c = a * sd_eps, math.sqrt(h[1]) * sd_eps, round(two_c / 2, 12)
+    add, prop, c = a * sd_eps, float(f"{math.sqrt(h[1]) * sd_eps:.12g}"), round(two_c / 2, 12)
     if _close(c, 1.0):
         model = "combined" if add > 0 else "proportional"
         return _named(
