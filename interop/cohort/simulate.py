@@ -84,11 +84,11 @@ def simulate_subject(
     obs = design.observable or card.observables[0].id
     twin = bind_regimen(model, design.regimen(subject.covariates), subject.covariates, subject.id)
     times = np.asarray(design.sampling_h, dtype=float)
-    individual = simulate(twin, times, subject.etas).values
-    ipred = individual[obs]
+    individual = simulate(twin, times, subject.etas)
+    ipred = individual.values[obs]
     pred = simulate(twin, times).values[obs]
     dv = add_residual_error(
-        card.error_for(obs), ipred, rng.standard_normal(len(times)), individual.get(sd_output(obs))
+        card.error_for(obs), ipred, rng.standard_normal(len(times)), individual.sds.get(obs)
     )
     below = dv < design.lloq if design.lloq is not None else dv <= 0
     n = len(times)
@@ -190,9 +190,7 @@ def _levels_ensemble(
         seed,
         np.stack([p.values[obs] for p in ipred]),
         np.stack([p.values[obs] for p in pred]),
-        np.stack([p.values[sd_output(obs)] for p in ipred])
-        if ipred and sd_output(obs) in ipred[0].values
-        else None,
+        np.stack([p.sds[obs] for p in ipred]) if ipred and obs in ipred[0].sds else None,
     )
 
 

@@ -35,7 +35,14 @@ import roadrunner
 from interop.errors import TwinError, roadrunner_errors
 from interop.twin.binding import Twin
 from interop.twin.model import ATOL, RTOL, CompiledModel, observable_parameter, outputs
-from interop.twin.simulate import Action, Prediction, initial_parameters, integrate_segments, twin_actions
+from interop.twin.simulate import (
+    Action,
+    Prediction,
+    as_prediction,
+    initial_parameters,
+    integrate_segments,
+    twin_actions,
+)
 
 __all__ = ["simulate_ensemble"]
 
@@ -187,7 +194,7 @@ def simulate_ensemble(
             v[:, order] = values[:, k, :]
             if not np.all(np.isfinite(v)):
                 raise TwinError("simulation produced non-finite predictions", source=chunk[k].patient_id)
-            out.append(Prediction(times, {oid: v[i] for i, (oid, _) in enumerate(outputs(model.card))}))
+            out.append(as_prediction(model.card, times, v))
     return out
 
 

@@ -140,7 +140,7 @@ def make_predictor(
 
     def f_rr(eta: np.ndarray) -> np.ndarray:
         p = simulate(twin, times, dict(zip(etas, map(float, eta), strict=True)), method="roadrunner")
-        return np.array([p.values[o.observable][i] for i, o in enumerate(observations)])
+        return np.array([p.output(o.observable)[i] for i, o in enumerate(observations)])
 
     return f_rr, False
 

@@ -108,7 +108,7 @@ def simulate_draws(
     for k, eta in enumerate(draws):
         p = simulate(twin, times, dict(zip(names, map(float, eta), strict=True)))
         for o in obs_ids:
-            out[o][k] = p.values[o]
+            out[o][k] = p.output(o)
     return out
 
 

@@ -36,7 +36,7 @@ from interop.schema import (
 )
 from interop.settings import Settings
 from interop.twin import bind_patient, load_model, simulate
-from interop.twin.model import CompiledModel, sd_output
+from interop.twin.model import CompiledModel
 
 __all__ = ["SynthResult", "load_synth_model", "write_synthetic_feed"]
 
@@ -299,11 +299,11 @@ class _Patient:
             else {}
         )
         obs = card.observables[0]
-        simulated = simulate(twin, [twin.hours(t) for t in times], etas=etas).values
-        pred = simulated[obs.id]
+        simulated = simulate(twin, [twin.hours(t) for t in times], etas=etas)
+        pred = simulated.values[obs.id]
         err = card.error_for(obs.id)
         if err is not None and err.form not in ("additive", "proportional", "combined", "combined-variance"):
-            levels = err.observe(pred, rng.standard_normal(len(pred)), simulated.get(sd_output(obs.id)))
+            levels = err.observe(pred, rng.standard_normal(len(pred)), simulated.sds.get(obs.id))
             pred = np.asarray(levels)
             err = None  # drawn already, by the card's form
         code = obs.measurement_codes[0] if obs.measurement_codes else None

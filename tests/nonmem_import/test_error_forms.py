@@ -12,7 +12,6 @@ from interop.schema import ReferenceDose
 from interop.twin import LevelObservation, estimate_map, load_model
 from interop.twin.binding import bind_regimen
 from interop.twin.linear import linear_system
-from interop.twin.model import sd_output
 from interop.twin.simulate import simulate
 from registry.formats.nonmem import convert
 from tests.nonmem_import import streams
@@ -43,7 +42,7 @@ def test_a_w_using_a_covariate_is_an_sd_the_twin_simulates() -> None:
     conc = 100 / v * np.exp(-cl / v * times)
     np.testing.assert_allclose(pred.values[obs], conc, rtol=1e-6)
     expected = np.sqrt((0.2 * 90 / 70) ** 2 + (0.15 * conc) ** 2)
-    np.testing.assert_allclose(pred.values[sd_output(obs)], expected, rtol=1e-6)
+    np.testing.assert_allclose(pred.sds[obs], expected, rtol=1e-6)
 
 
 def test_map_with_a_power_w_on_the_closed_form_path_equals_an_independent_likelihood() -> None:

@@ -18,7 +18,6 @@ from scipy.optimize import minimize
 from interop.schema import ReferenceDose
 from interop.twin import LevelObservation, Twin, bind_regimen, estimate_map, load_model, simulate
 from interop.twin.forecast import forecast
-from interop.twin.model import sd_output
 from registry.formats.pharmml import PharmMLError, convert
 from tests.data import DDMORE_CORPUS, PHARMML_CORPUS, PHARMML_FIXTURES, PHARMML_ONECMT_IV, require_corpus
 
@@ -71,9 +70,7 @@ def test_an_sd_using_a_covariate_and_two_residual_variables_is_simulated() -> No
     times = np.array([0.5, 3.0, 13.0])
     pred = simulate(twin, times, {"ETA_CL": 0.1})
     np.testing.assert_allclose(pred.values["Y"], _conc(np.array([0.1, 0.0]), times), rtol=1e-6)
-    np.testing.assert_allclose(
-        pred.values[sd_output("Y")], np.sqrt(_covariate_var(pred.values["Y"])), rtol=1e-9
-    )
+    np.testing.assert_allclose(pred.sds["Y"], np.sqrt(_covariate_var(pred.values["Y"])), rtol=1e-9)
 
 
 @pytest.mark.parametrize(("path", "variance"), [(POWER, _power_var), (SBML_SD, _covariate_var)])

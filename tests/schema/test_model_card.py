@@ -75,13 +75,14 @@ def test_power_and_sbml_error_forms() -> None:
     np.testing.assert_allclose(sd.variance(f, np.array([1.0, 2.0, 3.0])), [1.0, 4.0, 9.0])
     with pytest.raises(ValueError, match="needs the simulated SD"):
         sd.variance(f)
-    for bad, message in [
+    cases: list[tuple[dict[str, object], str]] = [
         ({"model": "power", "proportional_sd": 0.1}, "exponent is given exactly for a power"),
         ({"model": "proportional", "proportional_sd": 0.1, "exponent": 2.0}, "exponent is given exactly"),
         ({"model": "sbml"}, "sd_parameter is given exactly for an sbml"),
         ({"model": "sbml", "sd_parameter": "1x"}, "not an SBML identifier"),
         ({"model": "sbml", "sd_parameter": "W", "additive_sd": 0.1}, "from sd_parameter alone"),
-    ]:
+    ]
+    for bad, message in cases:
         with pytest.raises(SchemaError, match=message):
             parse(ResidualError, {"observable": "c", **bad})
 
