@@ -44,7 +44,8 @@ class ResidualError(Frozen):
       NONMEM's ``Y = F + F*EPS(1) + EPS(2)`` or ``W = SQRT(A**2 + B**2*F**2)``;
     - ``combined-sd``: SD = a + b*f (Monolix's ``combined1``, posologyr, the published vancomycin models);
     - ``exponential``: log(y) = log(f) + eps with SD(eps) = ``proportional_sd`` (on the log scale;
-      NONMEM's ``Y = LOG(F) + EPS(1)`` in log-transformed data, about a CV of that size when small);
+      NONMEM's ``Y = LOG(F) + EPS(1)`` in log-transformed data, about a CV of that size when small),
+      or the simulated value of ``sd_parameter`` when one is named (an SD that varies on the log scale);
     - ``power``: variance = a^2 + (b*|f|^c)^2 (a may be 0: SD = b*f^c; c = 1 is ``combined-variance``);
     - ``sbml``: SD = the value of the SBML quantity ``sd_parameter`` at the observation (an
       assignment rule that may use individual parameters, covariates and the prediction; the twin
@@ -74,6 +75,8 @@ class ResidualError(Frozen):
             "power": ("proportional_sd",),
             "sbml": (),
         }[self.model]
+        if self.sd_parameter is not None:
+            need = ()
         for name in need:
             if getattr(self, name) <= 0:
                 raise ValueError(f"a {self.model} error model needs {name} > 0")
@@ -81,13 +84,15 @@ class ResidualError(Frozen):
             raise ValueError("exponent is given exactly for a power error model")
         if self.exponent is not None and not math.isfinite(self.exponent):
             raise ValueError(f"the exponent must be finite (got {self.exponent})")
-        if (self.model == "sbml") != (self.sd_parameter is not None):
-            raise ValueError("sd_parameter is given exactly for an sbml error model")
+        if self.model == "sbml" and self.sd_parameter is None:
+            raise ValueError("an sbml error model needs sd_parameter")
+        if self.sd_parameter is not None and self.model not in ("sbml", "exponential"):
+            raise ValueError("sd_parameter is given for an sbml or exponential error model only")
         if self.sd_parameter is not None:
             if not _SBML_ID.match(self.sd_parameter):
                 raise ValueError(f"{self.sd_parameter!r} is not an SBML identifier")
             if self.additive_sd or self.proportional_sd:
-                raise ValueError("an sbml error model takes its SD from sd_parameter alone")
+                raise ValueError(f"an {self.model} error model with sd_parameter takes its SD from it alone")
         return self
 
     @model_serializer(mode="wrap")
@@ -107,7 +112,12 @@ class ResidualError(Frozen):
     @property
     def needs_sd(self) -> bool:
         """True when the SD is a simulated SBML quantity (pass it to :meth:`variance`)."""
-        return self.model == "sbml"
+        return self.sd_parameter is not None
+
+    @property
+    def code(self) -> int:
+        """The form's code for :func:`residual_variance` (an SD simulated from the model: 6)."""
+        return FORM_CODES["sbml"] if self.needs_sd else FORM_CODES[self.form]
 
     def variance(
         self, prediction: float | np.ndarray, sd: float | np.ndarray | None = None
@@ -115,7 +125,7 @@ class ResidualError(Frozen):
         """Residual variance at an individual prediction (exponential: on the log scale); ``sd``: the
         simulated value of ``sd_parameter`` at the same points (sbml form only)."""
         v = residual_variance(
-            FORM_CODES[self.form],
+            self.code,
             self.additive_sd,
             self.proportional_sd,
             self.exponent or 0.0,
@@ -132,9 +142,10 @@ class ResidualError(Frozen):
     def observe(self, prediction: np.ndarray, eps: np.ndarray, sd: np.ndarray | None = None) -> np.ndarray:
         """Measured levels from predictions and standard-normal draws ``eps`` (same shape)."""
         f = np.asarray(prediction, dtype=float)
+        scale = np.sqrt(self.variance(f, sd))
         if self.form == "exponential":
-            return np.asarray(f * np.exp(self.proportional_sd * eps))
-        return np.asarray(f + np.sqrt(self.variance(f, sd)) * eps)
+            return np.asarray(f * np.exp(scale * eps))
+        return np.asarray(f + scale * eps)
 
 
 def residual_variance(

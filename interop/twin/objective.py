@@ -22,7 +22,7 @@ from scipy.special import log_ndtr
 
 from interop.errors import TwinError
 from interop.schema import ModelCard
-from interop.schema.residual_error import FORM_CODES, residual_variance, residual_variance_df
+from interop.schema.residual_error import residual_variance, residual_variance_df
 from interop.twin.binding import LevelObservation
 from interop.twin.model import sd_output
 
@@ -50,17 +50,18 @@ class ResidualTerms:
     """
 
     y: np.ndarray
-    kind: np.ndarray  # FORM_CODES: 0 additive, 1 proportional, 2 combined-variance, 3 exponential, ...
+    kind: np.ndarray  # ResidualError.code: 0 additive, 1 proportional, ..., 3 exponential, ... 6 simulated SD
     a: np.ndarray  # additive SD
     b: np.ndarray  # proportional (or log-scale) SD
     c: np.ndarray  # power exponent
     blq: np.ndarray  # bool: below the limit (M3)
     lloq: np.ndarray
     sd_index: np.ndarray  # position of the observation's simulated SD in the predictions, or -1
+    log: np.ndarray  # bool: the error model works on the log scale (exponential)
 
     @property
     def exponential(self) -> np.ndarray:
-        return self.kind == 3
+        return self.log
 
     @property
     def var_const(self) -> np.ndarray:
@@ -80,8 +81,9 @@ class ResidualTerms:
         keep = np.sort(idx[idx >= 0])
         new = np.where(idx >= 0, k + np.searchsorted(keep, idx), -1)
         return ResidualTerms(
-            self.y[:k], self.kind[:k], self.a[:k], self.b[:k], self.c[:k], self.blq[:k], self.lloq[:k], new
-        )
+            self.y[:k], self.kind[:k], self.a[:k], self.b[:k], self.c[:k], self.blq[:k], self.lloq[:k], new,
+            self.log[:k],
+        )  # fmt: skip
 
 
 def sd_observations(card: ModelCard, observations: Sequence[LevelObservation]) -> list[LevelObservation]:
@@ -109,6 +111,7 @@ def residual_terms(card: ModelCard, observations: Sequence[LevelObservation]) ->
     blq = np.zeros(n, dtype=bool)
     lloq = np.full(n, np.nan)
     sd_index = np.full(n, -1, dtype=int)
+    log = np.zeros(n, dtype=bool)
     extra = n
     for i, o in enumerate(observations):
         err = card.error_for(o.observable)
@@ -116,7 +119,8 @@ def residual_terms(card: ModelCard, observations: Sequence[LevelObservation]) ->
             raise TwinError(
                 f"model {card.id} has no residual error for observable {o.observable}", field="residual_error"
             )
-        kind[i] = FORM_CODES[err.form]
+        kind[i] = err.code
+        log[i] = err.form == "exponential"
         a[i] = err.additive_sd
         b[i] = err.proportional_sd
         c[i] = err.exponent or 0.0
@@ -135,18 +139,18 @@ def residual_terms(card: ModelCard, observations: Sequence[LevelObservation]) ->
             lloq[i] = o.lloq
         elif o.value < 0:
             raise TwinError(f"negative concentration {o.value}", source=o.measurement_id, field="value")
-        elif kind[i] == 3 and o.value <= 0:
+        elif log[i] and o.value <= 0:
             raise TwinError(
                 "an exponential error needs positive levels", source=o.measurement_id, field="value"
             )
-    return ResidualTerms(y, kind, a, b, c, blq, lloq, sd_index)
+    return ResidualTerms(y, kind, a, b, c, blq, lloq, sd_index, log)
 
 
 def _cached(r: ResidualTerms) -> tuple[np.ndarray, np.ndarray, bool, bool]:
     """(constant variance, f^2 coefficient, needs the general path, any below-limit level)."""
     cached = r.__dict__.get("_c")
     if cached is None:
-        general = bool((r.kind >= 3).any())
+        general = bool((r.kind >= 3).any() or r.log.any())
         cached = (r.var_const, r.var_prop, general, bool(r.blq.any()))
         object.__setattr__(r, "_c", cached)
     return cached

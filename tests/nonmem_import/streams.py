@@ -156,3 +156,7 @@ COVARIATE_W = POWER_W.replace(
     "W = SQRT(THETA(3)**2 + (THETA(4)*IPRED**THETA(5))**2)",
     "W = SQRT((THETA(3)*WT/70)**2 + (THETA(4)*IPRED)**2)",
 )
+LOG_COVARIATE_SD = POWER_W.replace(
+    "W = SQRT(THETA(3)**2 + (THETA(4)*IPRED**THETA(5))**2)\nY = IPRED + W*EPS(1)",
+    "Y = LOG(IPRED) + THETA(3)*(WT/70)*EPS(1)",
+)

@@ -73,3 +73,13 @@ def test_map_with_a_power_w_on_the_closed_form_path_equals_an_independent_likeli
     assert fit.converged
     np.testing.assert_allclose(mode, hand.x, atol=1e-6)
     assert fit.objective == pytest.approx(hand.fun, rel=1e-9)
+
+
+def test_a_log_scale_sd_using_a_covariate_is_exponential_with_a_simulated_sd() -> None:
+    conv = convert(streams.LOG_COVARIATE_SD.encode(), source="logcov.mod")
+    err = conv.card.residual_error[0]
+    assert err.model == "exponential" and err.sd_parameter is not None
+    model = load_model(conv.sbml, conv.card)
+    twin = bind_regimen(model, (ReferenceDose(route="iv-bolus", amount=100, time_h=0),), {"WT": 90.0})
+    pred = simulate(twin, [1.0, 5.0])
+    np.testing.assert_allclose(pred.sds[conv.card.observables[0].id], 0.2 * 90 / 70, rtol=1e-9)

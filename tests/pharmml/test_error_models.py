@@ -118,11 +118,40 @@ def test_the_observation_interval_of_an_sbml_error_adds_the_simulated_sd() -> No
     assert np.all(fc.observation_lower["Y"] < fc.individual_lower["Y"])
 
 
-def test_a_log_transformed_observation_with_a_varying_sd_is_refused_by_name() -> None:
-    raw = PHARMML_ONECMT_IV.read_bytes()  # proportional error: SD = b*f
-    log = raw.replace(b"<Output>", b'<Transformation type="log"/><Output>', 1)
-    with pytest.raises(PharmMLError, match="a log-transformed observation needs a constant error SD"):
-        convert(log, source="log.xml")
+def test_a_log_transformed_observation_with_a_varying_sd_takes_it_from_the_model() -> None:
+    """log(y) = log(C) + PROP*C*eps: on the log scale, an SD the twin simulates (the exponential form
+    with an sd_parameter); MAP checked against the likelihood of log levels by hand."""
+    raw = PHARMML_ONECMT_IV.read_bytes()  # proportional error: SD = b*f, here on the log scale
+    conv = convert(raw.replace(b"<Output>", b'<Transformation type="log"/><Output>', 1), source="log.xml")
+    err = conv.card.residual_error[0]
+    assert (err.model, err.sd_parameter) == ("exponential", "Y_sd")
+    model = load_model(conv.sbml, conv.card)
+    twin = bind_regimen(model, DOSES, {"WT": WT}, patient_id="p1")
+    obs = tuple(LevelObservation(t, "Y", y, False, None, f"m{i}") for i, (t, y) in enumerate(LEVELS))
+    fit = estimate_map(dataclasses.replace(twin, observations=obs))
+    t, y = np.array(LEVELS).T
+    omega_inv = np.linalg.inv(OMEGA)
+
+    def objective(eta: np.ndarray) -> float:
+        c = _conc(eta, t)
+        var = (0.15 * c) ** 2
+        return float(np.sum(np.log(var) + (np.log(y) - np.log(c)) ** 2 / var) + eta @ omega_inv @ eta)
+
+    hand = minimize(objective, np.zeros(2), method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-14})
+    hand = minimize(objective, hand.x, method="BFGS", options={"gtol": 1e-10})
+    assert fit.converged
+    np.testing.assert_allclose([fit.etas["ETA_CL"], fit.etas["ETA_V"]], hand.x, atol=1e-5)
+    assert fit.objective == pytest.approx(hand.fun, rel=1e-6)
+
+
+def test_a_residual_variable_entering_non_linearly_is_refused_by_name() -> None:
+    raw = SBML_SD.read_bytes()
+    term = b'<ct:SymbRef blkIdRef="sm" symbIdRef="W"/><ct:SymbRef blkIdRef="pm" symbIdRef="EPS1"/>'
+    assert term in raw
+    bad = raw.replace(term, b'<ct:SymbRef blkIdRef="sm" symbIdRef="W"/><math:Uniop op="exp">'
+                      b'<ct:SymbRef blkIdRef="pm" symbIdRef="EPS1"/></math:Uniop>')  # fmt: skip
+    with pytest.raises(PharmMLError, match=r"General\[@symbId='Y'\].*must enter linearly"):
+        convert(bad, source="exp.xml")
 
 
 @pytest.mark.parametrize(

@@ -78,9 +78,13 @@ def test_power_and_sbml_error_forms() -> None:
     cases: list[tuple[dict[str, object], str]] = [
         ({"model": "power", "proportional_sd": 0.1}, "exponent is given exactly for a power"),
         ({"model": "proportional", "proportional_sd": 0.1, "exponent": 2.0}, "exponent is given exactly"),
-        ({"model": "sbml"}, "sd_parameter is given exactly for an sbml"),
+        ({"model": "sbml"}, "an sbml error model needs sd_parameter"),
+        (
+            {"model": "power", "proportional_sd": 0.1, "exponent": 1.0, "sd_parameter": "W"},
+            "sbml or exponential",
+        ),
         ({"model": "sbml", "sd_parameter": "1x"}, "not an SBML identifier"),
-        ({"model": "sbml", "sd_parameter": "W", "additive_sd": 0.1}, "from sd_parameter alone"),
+        ({"model": "sbml", "sd_parameter": "W", "additive_sd": 0.1}, "takes its SD from it alone"),
     ]
     for bad, message in cases:
         with pytest.raises(SchemaError, match=message):

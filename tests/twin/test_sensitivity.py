@@ -189,6 +189,7 @@ def test_objective_gradient_equals_differences(kind: int) -> None:
         blq,
         np.where(blq, 4.0, np.nan),
         n + np.arange(n) if sbml else np.full(n, -1),
+        np.full(n, kind == 3),
     )
     omega_inv = np.linalg.inv(np.diag([0.1, 0.2, 0.3]))
     eta = rng.normal(0, 0.3, k)

@@ -5,7 +5,8 @@ NONMEM (FOCE with INTERACTION, and the twin) uses the first-order residual varia
 recognised as additive (constant), proportional (``b f``), combined (``a^2 + b^2 f^2``, NONMEM's
 usual ``W = SQRT(THETA^2 + (THETA*F)^2)``), combined-sd (``(a + b f)^2``), power
 (``a^2 + b^2 f^(2c)``, ``W = SQRT(THETA(5)**2 + (THETA(6)*IPRED**THETA(7))**2)``) or, when ``Y`` is
-``LOG(prediction) + EPS``, exponential (the card's log-scale model). Any other variance (one that
+``LOG(prediction) + EPS``, exponential (the card's log-scale model; with an SBML rule for an
+SD that varies there). Any other variance (one that
 depends on covariates, individual parameters or other states, or another function of the
 prediction) is the card's sbml form: its square root becomes an SBML rule the twin simulates.
 ``Y = F*EXP(EPS)`` is proportional to first order, which is how NONMEM's FOCE treats it. The
@@ -49,7 +50,7 @@ class ErrorShape:
         out.update(additive_sd=self.additive_sd, proportional_sd=self.proportional_sd)
         if self.exponent is not None:
             out["exponent"] = self.exponent
-        if self.model == "sbml":
+        if self.sd is not None:
             out["sd_parameter"] = sd_parameter
         return out
 
@@ -65,7 +66,7 @@ def classify_error(
 ) -> ErrorShape:
     """``sds``: (dY/dEPS_k at EPS=0, SIGMA_kk) per epsilon; ``values``: numbers of constants.
 
-    Raises ValueError when a log-scale error's SD is not constant, or the variance is not finite.
+    Raises ValueError when the variance is not finite and non-negative.
     """
     log_scale = isinstance(prediction, sympy.log)
     inner = prediction.args[0] if log_scale else prediction
@@ -86,17 +87,14 @@ def classify_error(
     variance = sympy.simplify(variance)
     left = variance.free_symbols - {f}
     if left:
-        if log_scale:
-            names = ", ".join(sorted(s.name for s in left))
-            raise ValueError(f"Y = LOG(prediction) + error needs a constant error SD (it uses {names})")
-        return _sbml(general)
+        return _sbml(general, log_scale)
     points = (0.5, 1.0, 2.0, 4.0, 8.0)
     v = [float(variance.xreplace({f: p}).evalf()) for p in points]
     if any(not math.isfinite(x) or x < 0 for x in v):
         raise ValueError("the residual variance is not finite and non-negative")
     if log_scale:
         if not all(_close(x, v[0]) for x in v):
-            raise ValueError("Y = LOG(prediction) + error needs a constant error SD")
+            return _sbml(general, log_scale)
         return ErrorShape("exponential", 0.0, math.sqrt(v[0]), "Y = LOG(prediction) + EPS (log scale)")
     # variance = a^2 + b^2 f^2 covers additive (b = 0) and proportional (a = 0)
     b2 = (v[2] - v[1]) / (points[2] ** 2 - points[1] ** 2)
@@ -140,6 +138,8 @@ def _power(
     return ErrorShape("power", a, math.sqrt(h[1]), exponent=round(two_c / 2, 12))
 
 
-def _sbml(variance: sympy.Expr) -> ErrorShape:
-    """The sbml form: SD = sqrt(variance), an expression of the model's symbols."""
-    return ErrorShape("sbml", 0.0, 0.0, "the residual SD is an SBML rule", sd=sympy.sqrt(variance))
+def _sbml(variance: sympy.Expr, log_scale: bool = False) -> ErrorShape:
+    """SD = sqrt(variance), an expression of the model's symbols: the sbml form (on the log scale:
+    the exponential form with that SD)."""
+    model = "exponential" if log_scale else "sbml"
+    return ErrorShape(model, 0.0, 0.0, "the residual SD is an SBML rule", sd=sympy.sqrt(variance))

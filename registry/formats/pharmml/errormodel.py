@@ -8,7 +8,8 @@ values only, it is evaluated at a few predictions ``f`` and matched to a closed 
 (``combined``: variances add, as in NONMEM and mapbayr) and ``sqrt(a^2 + b^2 f^(2c))`` (``power``).
 Any other ``g`` (another function of the prediction, or one using individual parameters,
 covariates, states or time) becomes an SBML quantity: a parameter ``<observation>_sd`` assigned
-``|g| * sd(eps)``, which the card's ``sbml`` form names and the twin simulates.
+``|g| * sd(eps)``, which the card's ``sbml`` form names and the twin simulates (on a
+log-transformed observation: the ``exponential`` form with that ``sd_parameter``).
 """
 
 from __future__ import annotations
@@ -59,8 +60,6 @@ def build_residual_error(
             closed = _closed_form(obs, values, sd_eps, warnings)
             if closed is not None or all(v == 0 for v in values):
                 return closed
-    if obs.log_transformed:
-        raise Unsupported(obs.element, "a log-transformed observation needs a constant error SD")
     unknown = sorted(symbols(obs.error) - set(model.params))
     if unknown:
         raise Unsupported(
@@ -70,7 +69,8 @@ def build_residual_error(
     model.add(
         Parameter(pid, "derived", obs.element, rule=Op("times", (Op("abs", (obs.error,)), Num(sd_eps))))
     )
-    return ResidualError(observable=obs.id, model="sbml", sd_parameter=pid)
+    model_name = "exponential" if obs.log_transformed else "sbml"  # log scale: an SD that varies there
+    return ResidualError(observable=obs.id, model=model_name, sd_parameter=pid)
 
 
 def written_out(expr: Expr, model: ReadModel, env: dict[str, float], prediction: str) -> Expr:
