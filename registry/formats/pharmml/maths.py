@@ -157,6 +157,8 @@ def _vector_selector(element: etree._Element, scope: Scope) -> Expr:
     if len(parts) != 2 or local(parts[0]) != "SymbRef" or len(cell) != 1:
         raise Unsupported(element, "only a single cell of a vector symbol can be selected")
     index = children(cell[0])
+    if len(index) == 1 and local(index[0]) == "Assign":  # <Cell><Assign><Int>k</Int></Assign></Cell>
+        index = children(index[0])
     if len(index) != 1 or local(index[0]) != "Int":
         raise Unsupported(cell[0], "the selected cell must be a constant integer")
     k = int(_number(index[0]).value)

@@ -30,6 +30,8 @@ def population_parameter(el: etree._Element, scope: BlockScope, model: ReadModel
     decl = declaration(scope.table, scope.block, el)
     assign = child(el, "Assign")
     value = first_expression(assign) if assign is not None else None
+    if value is None:  # a matrix may come as the estimation step's initial estimate
+        value = estimated_value(el, scope)
     if value is not None and local(value) in ("Matrix", "Vector"):
         scope.table.vectors[decl.sbml] = 0  # read where a distribution uses it, never as a number
         return
@@ -431,7 +433,7 @@ def _literal(holder: etree._Element, what: str, scope: BlockScope) -> list[list[
     if inner is not None and local(inner) == "SymbRef":
         decl = scope.table.lookup(inner, scope.block)
         assign = child(decl.element, "Assign")
-        inner = first_expression(assign) if assign is not None else None
+        inner = first_expression(assign) if assign is not None else estimated_value(decl.element, scope)
     if inner is None or local(inner) != what:
         raise Unsupported(holder, f"expected a {what} (or a parameter assigned one)")
     if what == "Vector":
@@ -439,6 +441,21 @@ def _literal(holder: etree._Element, what: str, scope: BlockScope) -> list[list[
         cells = children(elements) if elements is not None else []
         return [[scope.parse(c) for c in cells]]
     return [[scope.parse(c) for c in children(row)] for row in children(inner, "MatrixRow")]
+
+
+def estimated_value(el: etree._Element, scope: BlockScope) -> etree._Element | None:
+    """The expression an estimation step's ``InitialEstimate`` gives the parameter declared at
+    ``el`` (a ``Matrix`` for a covariance parameter, say), or None."""
+    for est in el.getroottree().getroot().iter("{*}ParameterEstimation"):
+        ref, initial = child(est, "SymbRef"), child(est, "InitialEstimate")
+        if ref is None or initial is None:
+            continue
+        try:
+            if scope.table.lookup(ref, None).element is el:
+                return first_expression(initial)
+        except Unsupported:  # a dangling reference: the estimation step's reader reports it
+            continue
+    return None
 
 
 def _distributed(
