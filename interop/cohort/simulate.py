@@ -23,11 +23,10 @@ import pandas as pd
 from interop.cohort.design import Design, DesignDose
 from interop.cohort.population import Population, Subject, draw_subject
 from interop.errors import InteropError, SchemaError
-from interop.schema import ModelCard, ResidualError, parse_json
+from interop.schema import ModelCard, parse_json
 from interop.twin import CompiledModel, Twin, bind_regimen, load_model, simulate
 from interop.twin.ensemble import simulate_ensemble
-from interop.twin.forecast import add_residual
-from interop.twin.model import outputs, sd_output
+from interop.twin.forecast import add_residual as add_residual_error  # the one way to draw levels
 from interop.twin.vectorised import BatchSchedule, Unsupported, simulate_many
 
 __all__ = [
@@ -65,14 +64,6 @@ def warm_up(sbml: str, card_json: str) -> str:
     """Compile the model in this process now (e.g. ``client.run(warm_up, ...)`` on every worker);
     returns the SBML hash, never the compiled model (roadrunner objects do not travel)."""
     return compile_spec(sbml, card_json).sha256
-
-
-def add_residual_error(
-    error: ResidualError | None, ipred: np.ndarray, eps: np.ndarray, sd: np.ndarray | None = None
-) -> np.ndarray:
-    """Observations from individual predictions and standard-normal draws ``eps`` (``sd``: the
-    simulated SDs of an sbml-form error): :func:`interop.twin.forecast.add_residual`."""
-    return add_residual(error, ipred, eps, sd)
 
 
 def simulate_subject(
@@ -165,11 +156,9 @@ def _levels_vectorised(
     covs = {c.name: np.array([s.covariates[c.name] for s in subjects]) for c in card.covariates}
     etas = {e: np.array([s.etas[e] for s in subjects]) for e in card.random_effects.etas}
     schedule = design_schedule(design.doses, covs, n)
-    individual = simulate_many(model, schedule, {**covs, **etas}, times)
+    ipred = simulate_many(model, schedule, {**covs, **etas}, times)[:, o, :]
     pred = simulate_many(model, schedule, covs, times)[:, o, :]
-    ids = [oid for oid, _ in outputs(card)]
-    sd = individual[:, ids.index(sd_output(obs)), :] if sd_output(obs) in ids else None
-    return _levels_table(card, design, subjects, seed, individual[:, o, :], pred, sd)
+    return _levels_table(card, design, subjects, seed, ipred, pred)  # no sbml-form SDs on this path
 
 
 def _levels_ensemble(

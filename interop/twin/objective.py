@@ -157,11 +157,11 @@ def _cached(r: ResidualTerms) -> tuple[np.ndarray, np.ndarray, bool, bool]:
 
 
 def _split(r: ResidualTerms, f: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Predictions at the observations, and the simulated SD of each (None: no sbml form)."""
+    """Predictions at the observations, and the simulated SD of each (None: none simulated)."""
     n = len(r.y)
-    if not (r.sd_index >= 0).any():
-        return f[..., :n], None
-    return f[..., :n], np.take(f, np.maximum(r.sd_index, 0), axis=-1)
+    if len(f) == n:  # no simulated SD follows the levels
+        return f, None
+    return f[:n], np.take(f, np.maximum(r.sd_index, 0))
 
 
 def _variance(r: ResidualTerms, f: np.ndarray, sd: np.ndarray | None) -> np.ndarray:
