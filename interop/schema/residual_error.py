@@ -60,7 +60,9 @@ class ResidualError(Frozen):
     proportional_sd: float = Field(default=0.0, ge=0)
     exponent: float | None = Field(default=None, description="power: the exponent c of SD = b*f^c")
     sd_parameter: str | None = Field(
-        default=None, description="sbml: SBML id whose value is the residual SD at the observation"
+        default=None,
+        description="sbml (or exponential, on the log scale): SBML id whose value is the residual SD "
+        "at the observation",
     )
 
     @model_validator(mode="after")
@@ -123,7 +125,7 @@ class ResidualError(Frozen):
         self, prediction: float | np.ndarray, sd: float | np.ndarray | None = None
     ) -> float | np.ndarray:
         """Residual variance at an individual prediction (exponential: on the log scale); ``sd``: the
-        simulated value of ``sd_parameter`` at the same points (sbml form only)."""
+        simulated value of ``sd_parameter`` at the same points (forms that name one)."""
         v = residual_variance(
             self.code,
             self.additive_sd,
