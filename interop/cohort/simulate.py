@@ -23,9 +23,10 @@ import pandas as pd
 from interop.cohort.design import Design, DesignDose
 from interop.cohort.population import Population, Subject, draw_subject
 from interop.errors import InteropError, SchemaError
-from interop.schema import ModelCard, ResidualError, parse_json
+from interop.schema import ModelCard, parse_json
 from interop.twin import CompiledModel, Twin, bind_regimen, load_model, simulate
 from interop.twin.ensemble import simulate_ensemble
+from interop.twin.forecast import add_residual as add_residual_error  # the one way to draw levels
 from interop.twin.vectorised import BatchSchedule, Unsupported, simulate_many
 
 __all__ = [
@@ -65,22 +66,6 @@ def warm_up(sbml: str, card_json: str) -> str:
     return compile_spec(sbml, card_json).sha256
 
 
-def add_residual_error(error: ResidualError | None, ipred: np.ndarray, eps: np.ndarray) -> np.ndarray:
-    """Observations from individual predictions and standard-normal draws ``eps``."""
-    if error is None:
-        return ipred.copy()
-    if error.model == "exponential":
-        return ipred * np.exp(error.proportional_sd * eps)
-    if error.model in ("additive", "proportional", "combined"):  # the card's variance, on arrays
-        f = np.where(ipred != 0, ipred, 1.0)  # NONMEM's convention where F is exactly 0
-        var = (error.proportional_sd * f) ** 2 if error.model != "additive" else np.zeros_like(f)
-        if error.model != "proportional":
-            var = var + error.additive_sd**2
-        return ipred + np.sqrt(var) * eps
-    sd = np.sqrt(np.array([error.variance(float(f)) for f in np.ravel(ipred)])).reshape(ipred.shape)
-    return ipred + sd * eps
-
-
 def simulate_subject(
     model: CompiledModel, design: Design, subject: Subject, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
@@ -90,9 +75,12 @@ def simulate_subject(
     obs = design.observable or card.observables[0].id
     twin = bind_regimen(model, design.regimen(subject.covariates), subject.covariates, subject.id)
     times = np.asarray(design.sampling_h, dtype=float)
-    ipred = simulate(twin, times, subject.etas).values[obs]
+    individual = simulate(twin, times, subject.etas)
+    ipred = individual.values[obs]
     pred = simulate(twin, times).values[obs]
-    dv = add_residual_error(card.error_for(obs), ipred, rng.standard_normal(len(times)))
+    dv = add_residual_error(
+        card.error_for(obs), ipred, rng.standard_normal(len(times)), individual.sds.get(obs)
+    )
     below = dv < design.lloq if design.lloq is not None else dv <= 0
     n = len(times)
     return {
@@ -137,12 +125,14 @@ def _levels_table(
     seed: int,
     ipred: np.ndarray,
     pred: np.ndarray,
+    sd: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The batch's levels columns from IPRED and PRED (subjects x times), DV drawn per subject."""
+    """The batch's levels columns from IPRED and PRED (subjects x times), DV drawn per subject
+    (``sd``: the simulated SDs of an sbml-form error, subjects x times)."""
     obs = design.observable or card.observables[0].id
     n, times = len(subjects), np.asarray(design.sampling_h, dtype=float)
     eps = np.stack([_residual_rng(seed, s.index).standard_normal(len(times)) for s in subjects])
-    dv = add_residual_error(card.error_for(obs), ipred, eps)
+    dv = add_residual_error(card.error_for(obs), ipred, eps, sd)
     below = dv < design.lloq if design.lloq is not None else dv <= 0
     return {
         "patient_id": np.repeat(np.array([s.id for s in subjects], dtype=object), len(times)),
@@ -168,7 +158,7 @@ def _levels_vectorised(
     schedule = design_schedule(design.doses, covs, n)
     ipred = simulate_many(model, schedule, {**covs, **etas}, times)[:, o, :]
     pred = simulate_many(model, schedule, covs, times)[:, o, :]
-    return _levels_table(card, design, subjects, seed, ipred, pred)
+    return _levels_table(card, design, subjects, seed, ipred, pred)  # no sbml-form SDs on this path
 
 
 def _levels_ensemble(
@@ -189,6 +179,7 @@ def _levels_ensemble(
         seed,
         np.stack([p.values[obs] for p in ipred]),
         np.stack([p.values[obs] for p in pred]),
+        np.stack([p.sds[obs] for p in ipred]) if ipred and obs in ipred[0].sds else None,
     )
 
 

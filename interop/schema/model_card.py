@@ -26,12 +26,13 @@ from pydantic import Field, field_validator, model_validator
 from interop.schema.base import Coding, Frozen
 from interop.schema.model_id import MODEL_ID, MODEL_ID_RULE
 from interop.schema.patient import Route
+from interop.schema.residual_error import ResidualError
 
 SBML_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # 1.1: covariates from genotypes, conditions, co-medication and formulas; timing rules; the
 # parameter table. 1.2: ML models (``ml_models``) supplying a typical value or a correction.
 # 1.3: administration ids (``DosingInput.adm``, ``CompartmentDose.adm``) telling apart inputs of
-# one route. Cards of versions 1.0 to 1.2 parse unchanged.
+# one route; the power and sbml residual error forms. Cards of versions 1.0 to 1.2 parse unchanged.
 CARD_SCHEMA_VERSION: Literal["1.3"] = "1.3"
 
 
@@ -333,61 +334,6 @@ class RandomEffects(Frozen):
         return np.asarray(self.omega, dtype=float).reshape(len(self.etas), len(self.etas))
 
 
-class ResidualError(Frozen):
-    """Residual error of one observable. SDs, not variances (NONMEM's SIGMA is a variance).
-
-    Forms (f: the individual prediction, a: ``additive_sd``, b: ``proportional_sd``):
-    - ``additive``: SD = a;  ``proportional``: SD = b*f;
-    - ``combined-variance`` (alias ``combined``, its meaning since version 1): variance = a^2 + (b*f)^2,
-      NONMEM's ``Y = F + F*EPS(1) + EPS(2)`` or ``W = SQRT(A**2 + B**2*F**2)``;
-    - ``combined-sd``: SD = a + b*f (Monolix's ``combined1``, posologyr, the published vancomycin models);
-    - ``exponential``: log(y) = log(f) + eps with SD(eps) = ``proportional_sd`` (on the log scale;
-      NONMEM's ``Y = LOG(F) + EPS(1)`` in log-transformed data, about a CV of that size when small).
-    """
-
-    observable: str
-    model: Literal["additive", "proportional", "combined", "combined-variance", "combined-sd", "exponential"]
-    additive_sd: float = Field(default=0.0, ge=0)
-    proportional_sd: float = Field(default=0.0, ge=0)
-
-    @model_validator(mode="after")
-    def _sds(self) -> Self:
-        need = {
-            "additive": ("additive_sd",),
-            "proportional": ("proportional_sd",),
-            "exponential": ("proportional_sd",),
-            "combined": ("additive_sd", "proportional_sd"),
-            "combined-variance": ("additive_sd", "proportional_sd"),
-            "combined-sd": ("additive_sd", "proportional_sd"),
-        }[self.model]
-        for name in need:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"a {self.model} error model needs {name} > 0")
-        return self
-
-    @property
-    def form(self) -> str:
-        """The explicit name of the model (``combined`` is ``combined-variance``)."""
-        return "combined-variance" if self.model == "combined" else self.model
-
-    def sd(self, prediction: float | np.ndarray) -> float | np.ndarray:
-        """Residual SD at an individual prediction (exponential: on the log scale)."""
-        return np.sqrt(self.variance(prediction))
-
-    def variance(self, prediction: float | np.ndarray) -> float | np.ndarray:
-        """Residual variance at an individual prediction (exponential: on the log scale)."""
-        form = self.form
-        if form == "additive":
-            return self.additive_sd**2 + 0.0 * np.asarray(prediction, dtype=float)
-        if form == "exponential":
-            return self.proportional_sd**2 + 0.0 * np.asarray(prediction, dtype=float)
-        if form == "combined-sd":
-            return (self.additive_sd + self.proportional_sd * np.abs(prediction)) ** 2
-        f = np.where(np.asarray(prediction) == 0, 1.0, prediction)  # NONMEM's convention where F is 0
-        prop = (self.proportional_sd * f) ** 2
-        return prop if form == "proportional" else prop + self.additive_sd**2
-
-
 class ValidityDomain(Frozen):
     population: str = Field(default="", description="e.g. adults with normal renal function")
     taxon: str = Field(default="9606", description="NCBI taxon id")
@@ -644,6 +590,7 @@ class ModelCard(Frozen):
         ids |= {p.id for p in self.parameters}
         ids |= set(self.random_effects.etas)
         ids |= {m.parameter for m in self.ml_models}
+        ids |= {r.sd_parameter for r in self.residual_error if r.sd_parameter}
         for occ in self.random_effects.occasions:
             ids |= set(occ.etas)
         return ids

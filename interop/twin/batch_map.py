@@ -37,6 +37,7 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from interop.errors import TwinError
+from interop.schema.residual_error import residual_variance
 from interop.twin.binding import Twin
 from interop.twin.estimate import _starts, check_mode
 from interop.twin.event_times import event_time_etas, segment_midpoints
@@ -72,8 +73,11 @@ class BatchFit:
 
 def batchable(model: CompiledModel, twin: Twin) -> bool:
     """Whether this twin can join a :class:`TwinBatch`: the model is on the vectorised closed-form
-    path, without occasions; the twin has no state resets and no covariate change after time 0."""
+    path, without occasions or sbml-form errors; the twin has no state resets and no covariate
+    change after time 0."""
     if model.card.random_effects.occasions or twin.resets or not twin.doses or not twin.observations:
+        return False
+    if any(r.needs_sd for r in model.card.residual_error):  # SDs simulated beside the levels
         return False
     if any(t >= 0 for s in twin.covariates.values() for t, _ in s.changes()):
         return False
@@ -193,21 +197,19 @@ class _Terms:
         self.full: list[ResidualTerms] = [residual_terms(card, t.observations) for t in batch.twins]
         self.y = np.ones((P, T))
         self.kind = np.zeros((P, T), dtype=int)
-        self.a2 = np.zeros((P, T))
-        self.b2 = np.zeros((P, T))
-        self.vc = np.ones((P, T))
-        self.vp = np.zeros((P, T))
+        self.a = np.zeros((P, T))
+        self.b = np.zeros((P, T))
+        self.c = np.zeros((P, T))
         self.blq = np.zeros((P, T), dtype=bool)
         self.lloq = np.ones((P, T))
         for p, r in enumerate(self.full):
             k = len(r.y)
-            self.y[p, :k], self.kind[p, :k], self.a2[p, :k], self.b2[p, :k] = r.y, r.kind, r.a2, r.b2
-            self.vc[p, :k], self.vp[p, :k], self.blq[p, :k] = r.var_const, r.var_prop, r.blq
+            self.y[p, :k], self.kind[p, :k], self.a[p, :k], self.b[p, :k] = r.y, r.kind, r.a, r.b
+            self.c[p, :k], self.blq[p, :k] = r.c, r.blq
             self.lloq[p, :k] = np.where(r.blq, r.lloq, 1.0)
 
     def subset(self, p: int, k: int) -> ResidualTerms:
-        r = self.full[p]
-        return ResidualTerms(r.y[:k], r.kind[:k], r.a2[:k], r.b2[:k], r.blq[:k], r.lloq[:k])
+        return self.full[p].subset(k)
 
     def objective(
         self, pat: np.ndarray, k: np.ndarray, F: np.ndarray, E: np.ndarray, omega_inv: np.ndarray
@@ -228,12 +230,7 @@ class _Terms:
             f = np.where(expo, np.log(np.where(expo & (f > 0), f, 1.0)), f)
             y = np.where(expo & ~blq, np.log(np.where(expo & ~blq, g(self.y), 1.0)), g(self.y))
             lloq = np.where(expo & blq, np.log(np.where(expo & blq, g(self.lloq), 1.0)), g(self.lloq))
-            fz = np.where(f == 0, 1.0, f)
-            var = g(self.vc) + g(self.vp) * fz * fz
-            sd_form = kind == 4
-            if sd_form.any():
-                var = np.where(sd_form, (np.sqrt(g(self.a2)) + np.sqrt(g(self.b2)) * np.abs(f)) ** 2, var)
-            var = np.maximum(var, _VAR_FLOOR)
+            var = np.maximum(residual_variance(kind, g(self.a), g(self.b), g(self.c), f), _VAR_FLOOR)
             q = mask & ~blq
             total = np.sum(np.where(q, np.log(var) + (y - f) ** 2 / var, 0.0), axis=2)
             b = mask & blq

@@ -34,8 +34,15 @@ import roadrunner
 
 from interop.errors import TwinError, roadrunner_errors
 from interop.twin.binding import Twin
-from interop.twin.model import ATOL, RTOL, CompiledModel, observable_parameter
-from interop.twin.simulate import Action, Prediction, initial_parameters, integrate_segments, twin_actions
+from interop.twin.model import ATOL, RTOL, CompiledModel, observable_parameter, outputs
+from interop.twin.simulate import (
+    Action,
+    Prediction,
+    as_prediction,
+    initial_parameters,
+    integrate_segments,
+    twin_actions,
+)
 
 __all__ = ["simulate_ensemble"]
 
@@ -183,11 +190,11 @@ def simulate_ensemble(
         chunk_etas += [chunk_etas[-1]] * (n - len(chunk_etas))
         values = _run_block(model, batch, chunk, chunk_etas, times[order].tolist())
         for k in range(len(twins[lo : lo + n])):
-            v = np.full((len(model.card.observables), len(times)), np.nan)
+            v = np.full((len(outputs(model.card)), len(times)), np.nan)
             v[:, order] = values[:, k, :]
             if not np.all(np.isfinite(v)):
                 raise TwinError("simulation produced non-finite predictions", source=chunk[k].patient_id)
-            out.append(Prediction(times, {o.id: v[i] for i, o in enumerate(model.card.observables)}))
+            out.append(as_prediction(model.card, times, v))
     return out
 
 
@@ -206,7 +213,7 @@ def _run_block(
     base = model.runner
     states = [*base.model.getFloatingSpeciesIds(), *base.getRateRuleIds()]
     selections = [
-        _suffix(observable_parameter(o.id), k) for o in model.card.observables for k in range(batch.size)
+        _suffix(observable_parameter(oid), k) for oid, _ in outputs(model.card) for k in range(batch.size)
     ]
     with batch.lock, roadrunner_errors(source=f"batch of {batch.size} twins of model {model.card.id}"):
         r = batch.runner
@@ -236,5 +243,5 @@ def _run_block(
                     raise
                 batch.stiff = True  # a stiff model: Adams' method gave up; BDF from now on
                 r.getIntegrator().setValue("stiff", True)
-    n_obs = len(model.card.observables)
+    n_obs = len(outputs(model.card))
     return res.T.reshape(n_obs, batch.size, len(ts))

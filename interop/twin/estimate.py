@@ -25,6 +25,7 @@ from interop.errors import InteropError, TwinError
 from interop.twin.binding import LevelObservation, Twin
 from interop.twin.event_times import event_time_etas, segment_midpoints
 from interop.twin.linear import LinearPredictor, linear_system
+from interop.twin.model import outputs
 from interop.twin.objective import (
     laplace_information,
     numeric_jacobian,
@@ -32,6 +33,7 @@ from interop.twin.objective import (
     objective_rows,
     objective_value,
     residual_terms,
+    sd_observations,
 )
 from interop.twin.occasions import occasion_etas, occasion_omega, occasion_switches
 from interop.twin.sensitivity import sensitivity_predictor
@@ -107,11 +109,13 @@ class MapResult:
 def make_predictor(
     twin: Twin, observations: Sequence[LevelObservation]
 ) -> tuple[Callable[[np.ndarray], np.ndarray], bool]:
-    """f(eta) at the observations (in order) and whether it is the exact linear path."""
+    """f(eta) at the observations (in order; an observation may name an output of
+    :func:`interop.twin.model.outputs`) and whether it is the exact linear path."""
     card = twin.card
     etas = [*card.random_effects.etas, *occasion_etas(card)]
     times = np.array([o.time_h for o in observations])
-    rows = np.array([[o.id for o in card.observables].index(o.observable) for o in observations], dtype=int)
+    ids = [oid for oid, _ in outputs(card)]
+    rows = np.array([ids.index(o.observable) for o in observations], dtype=int)
     cols = np.arange(len(observations))
     lin = linear_system(twin.model) if not twin.resets else None  # resets: roadrunner's event loop
     if lin is not None:
@@ -136,7 +140,7 @@ def make_predictor(
 
     def f_rr(eta: np.ndarray) -> np.ndarray:
         p = simulate(twin, times, dict(zip(etas, map(float, eta), strict=True)), method="roadrunner")
-        return np.array([p.values[o.observable][i] for i, o in enumerate(observations)])
+        return np.array([p.output(o.observable)[i] for i, o in enumerate(observations)])
 
     return f_rr, False
 
@@ -277,15 +281,17 @@ def estimate_map(
     omega_inv = np.linalg.inv(omega)
     _, logdet_omega = np.linalg.slogdet(omega)
     terms = residual_terms(card, obs)
-    raw_predict, exact = make_predictor(twin, obs) if obs else (lambda e: np.empty(0), True)
+    # predictions at the levels, then the SDs simulated for sbml-form errors (see ResidualTerms)
+    outs = [*obs, *sd_observations(card, obs)]
+    raw_predict, exact = make_predictor(twin, outs) if obs else (lambda e: np.empty(0), True)
     if predictor is not None:
         raw_predict = predictor
     # ODE models: predictions and their ETA Jacobian from one run of the forward sensitivity system
-    sens = sensitivity_predictor(twin, obs) if obs and predictor is None and not exact else None
+    sens = sensitivity_predictor(twin, outs) if obs and predictor is None and not exact else None
     if sens is not None:
         raw_predict = sens.predictions
     count = [0]
-    n_obs = len(obs)
+    n_obs = len(outs)
 
     def predict(eta: np.ndarray) -> np.ndarray:
         """Predictions, NaN where the model cannot be solved (the objective is then +inf)."""
@@ -547,8 +553,8 @@ def estimate_map(
         n_observations=len(obs),
         starts=tried or starts,
         modes=modes,
-        predictions=tuple(map(float, f_hat)),
-        population_predictions=tuple(map(float, f_pop)),
+        predictions=tuple(map(float, f_hat[: len(obs)])),
+        population_predictions=tuple(map(float, f_pop[: len(obs)])),
         observations=obs,
     )
 
@@ -562,7 +568,7 @@ def individual_parameters(twin: Twin, etas: dict[str, float]) -> dict[str, float
     for sw in occasion_switches(twin):  # the first occasion's effects
         if sw.time_h == 0:
             params[sw.parameter] = etas.get(sw.eta, 0.0) if sw.eta else 0.0
-    skip = {o.sbml for o in model.card.observables}
+    skip = {expr for _, expr in outputs(model.card)}
     with model.lock:
         model.reset(params)
         r = model.runner

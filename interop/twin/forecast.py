@@ -20,6 +20,7 @@ from interop.schema import ResidualError
 from interop.twin.binding import Twin
 from interop.twin.estimate import MapResult
 from interop.twin.linear import LinearPredictor, linear_system
+from interop.twin.model import outputs, sd_output
 from interop.twin.simulate import simulate
 
 __all__ = ["Forecast", "add_residual", "forecast", "sample_etas", "simulate_draws"]
@@ -87,9 +88,10 @@ def sample_etas(fit: MapResult, n_draws: int, seed: int = 0) -> np.ndarray:
 def simulate_draws(
     twin: Twin, times_h: Sequence[float] | np.ndarray, names: Sequence[str], draws: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Each observable at ``times_h`` for each ETA draw (draws x times)."""
+    """Each output (observables, then sbml-form error SDs) at ``times_h`` for each ETA draw
+    (draws x times)."""
     times = np.asarray(times_h, dtype=float)
-    obs_ids = [o.id for o in twin.card.observables]
+    obs_ids = [oid for oid, _ in outputs(twin.card)]
     out = {o: np.empty((len(draws), len(times))) for o in obs_ids}
     lin = linear_system(twin.model) if not twin.resets else None  # resets: roadrunner's event loop
     if lin is not None:
@@ -106,7 +108,7 @@ def simulate_draws(
     for k, eta in enumerate(draws):
         p = simulate(twin, times, dict(zip(names, map(float, eta), strict=True)))
         for o in obs_ids:
-            out[o][k] = p.values[o]
+            out[o][k] = p.output(o)
     return out
 
 
@@ -133,24 +135,27 @@ def forecast(
         raise ValueError("level must be in (0, 1)")
     times = np.asarray(times_h, dtype=float)
     names = list(fit.etas)
-    pop = simulate(twin, times)
-    ind = simulate(twin, times, fit.etas)
+    observables = [o.id for o in twin.card.observables]
+    pop = simulate(twin, times).values
+    ind = simulate(twin, times, fit.etas).values
     draws = sample_etas(fit, n_draws, seed)
     sims = simulate_draws(twin, times, names, draws)
     rng = np.random.default_rng(seed + 1)
     lo_q, hi_q = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     ind_lo, ind_hi, obs_lo, obs_hi = {}, {}, {}, {}
-    for o, values in sims.items():
+    for o in observables:
+        values = sims[o]
         ind_lo[o] = np.percentile(values, lo_q, axis=0)
         ind_hi[o] = np.percentile(values, hi_q, axis=0)
-        noisy = add_residual(twin.card.error_for(o), values, rng.standard_normal(values.shape))
+        eps = rng.standard_normal(values.shape)
+        noisy = add_residual(twin.card.error_for(o), values, eps, sims.get(sd_output(o)))
         obs_lo[o] = np.percentile(noisy, lo_q, axis=0)
         obs_hi[o] = np.percentile(noisy, hi_q, axis=0)
     lower, upper = (obs_lo, obs_hi) if include_residual else (ind_lo, ind_hi)
     return Forecast(
         times,
-        pop.values,
-        ind.values,
+        {o: pop[o] for o in observables},
+        {o: ind[o] for o in observables},
         lower,
         upper,
         level,
@@ -163,10 +168,11 @@ def forecast(
     )
 
 
-def add_residual(error: ResidualError | None, values: np.ndarray, eps: np.ndarray) -> np.ndarray:
-    """Measured levels from predictions and standard-normal draws, by the card's error form."""
+def add_residual(
+    error: ResidualError | None, values: np.ndarray, eps: np.ndarray, sd: np.ndarray | None = None
+) -> np.ndarray:
+    """Measured levels from predictions and standard-normal draws, by the card's error form
+    (:meth:`ResidualError.observe`; ``sd``: the simulated SDs of an sbml-form error)."""
     if error is None:
-        return values
-    if error.form == "exponential":
-        return values * np.exp(error.proportional_sd * eps)
-    return values + np.asarray(error.sd(values)) * eps
+        return np.asarray(values).copy()
+    return error.observe(values, eps, sd)

@@ -7,7 +7,8 @@ the solution over a segment is closed form, ``x(h) = e^{Ah} x0 + (integral_0^h e
 computed from one eigendecomposition of ``A`` per parameter set. The matrices still come from
 the compiled roadrunner model (its reaction rates and assignment rules at unit states), so
 SBML stays the single source of the equations. Models with events, rate rules, ``time`` in
-their math or nonlinear rates are detected at load time and use the roadrunner path.
+their math, nonlinear rates or a residual SD of the sbml form are detected at load time and use the
+roadrunner path.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import scipy.linalg
 
 from interop.errors import TwinError
 from interop.twin.binding import Twin
-from interop.twin.model import CompiledModel, input_parameter, observable_parameter
+from interop.twin.model import CompiledModel, input_parameter, observable_parameter, outputs
 from interop.twin.occasions import occasion_switches
 
 __all__ = ["LinearPredictor", "LinearSystem", "linear_system", "predict_linear"]
@@ -62,7 +63,7 @@ class LinearSystem:
         self.B = {
             t: self.N[:, rxns.index(f"_dose_{t}")].copy() for t in {d.target for d in model.card.dosing}
         }
-        self.obs_index = np.array([self.index[observable_parameter(o.id)] for o in model.card.observables])
+        self.obs_index = np.array([self.index[observable_parameter(oid)] for oid, _ in outputs(model.card)])
         self.settable = [g for g in self.gids if g in model.defaults]
         self.defaults = np.array([model.defaults.get(g, 0.0) for g in self.gids])
         self._settable_idx = np.array([self.index[g] for g in self.settable], dtype=np.int32)
@@ -170,7 +171,9 @@ def _eligible(model: CompiledModel) -> bool:
     m = model.runner.model
     if m.getNumRateRules() or m.getNumEvents() or _TIME_SYMBOL in model.prepared_sbml:
         return False
-    return True
+    # An sbml-form error's SD is in general no affine function of the states (sqrt(a^2 + b^2 f^2)),
+    # and whether it is can depend on parameter values the check below does not try: roadrunner.
+    return not any(r.needs_sd for r in model.card.residual_error)
 
 
 def linear_system(model: CompiledModel) -> LinearSystem | None:

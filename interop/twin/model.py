@@ -4,7 +4,9 @@ The SBML is prepared before compilation, with libsbml:
 - for every dosing target, a parameter ``_in_<target>`` (amount per hour) and a reaction
   ``-> target`` at that rate (or a term added to the target's rate rule), so infusions and
   zero-order inputs are plain parameter changes during simulation;
-- for every observable, a parameter ``_obs_<id>`` assigned the observable's expression.
+- for every observable, a parameter ``_obs_<id>`` assigned the observable's expression, and for
+  every residual error of the sbml form one more output, ``_obs__sd_<observable>``, assigned its
+  SD quantity (:func:`outputs`): every prediction path simulates it beside the observables.
 
 Compilation is cached by content hash: every subject and every objective evaluation reuses the
 same roadrunner instance, resetting state and setting every global parameter it depends on
@@ -24,7 +26,7 @@ import roadrunner
 from interop.errors import ModelError, roadrunner_errors
 from interop.schema import ModelCard
 
-__all__ = ["CompiledModel", "clear_model_cache", "load_model", "parameter_units"]
+__all__ = ["CompiledModel", "clear_model_cache", "load_model", "outputs", "parameter_units", "sd_output"]
 
 RTOL = 1e-10
 ATOL = 1e-12
@@ -36,6 +38,19 @@ def input_parameter(target: str) -> str:
 
 def observable_parameter(observable_id: str) -> str:
     return f"_obs_{observable_id}"
+
+
+def sd_output(observable_id: str) -> str:
+    """The output id under which the twin simulates the SD quantity of an sbml-form error."""
+    return f"_sd_{observable_id}"
+
+
+def outputs(card: ModelCard) -> tuple[tuple[str, str], ...]:
+    """What the twin simulates, in order: (id, SBML expression) of every observable, then the SD
+    quantity of every residual error of the sbml form (id :func:`sd_output`)."""
+    obs = tuple((o.id, o.sbml) for o in card.observables)
+    sds = tuple((sd_output(r.observable), r.sd_parameter) for r in card.residual_error if r.sd_parameter)
+    return obs + sds
 
 
 def _check(code: int, what: str) -> None:
@@ -93,17 +108,15 @@ def prepare_sbml(sbml: str, card: ModelCard) -> str:
         else:
             raise ModelError(f"dosing target {target!r} is neither a species nor a variable with a rate rule")
 
-    for obs in card.observables:
-        pid = observable_parameter(obs.id)
+    for oid, expr in outputs(card):
+        pid = observable_parameter(oid)
         _add_parameter(model, pid, 0.0, constant=False)
-        math = libsbml.parseL3Formula(obs.sbml)
+        math = libsbml.parseL3Formula(expr)
         if math is None:
-            raise ModelError(
-                f"observable {obs.id!r}: cannot parse {obs.sbml!r}: {libsbml.getLastParseL3Error()}"
-            )
+            raise ModelError(f"observable {oid!r}: cannot parse {expr!r}: {libsbml.getLastParseL3Error()}")
         rule = model.createAssignmentRule()
         rule.setVariable(pid)
-        _check(rule.setMath(math), f"set observable {obs.id}")
+        _check(rule.setMath(math), f"set observable {oid}")
     return str(libsbml.writeSBMLToString(doc))
 
 
@@ -127,7 +140,7 @@ class CompiledModel:
 
     @property
     def observable_selections(self) -> list[str]:
-        return [observable_parameter(o.id) for o in self.card.observables]
+        return [observable_parameter(oid) for oid, _ in outputs(self.card)]
 
     def reset(self, parameters: dict[str, float]) -> None:
         """Fresh state at t=0 and every global parameter set: defaults overlaid by ``parameters``."""
@@ -187,7 +200,7 @@ def load_model(sbml: str, card: ModelCard) -> CompiledModel:
         integrator = runner.getIntegrator()
         integrator.setValue("relative_tolerance", RTOL)
         integrator.setValue("absolute_tolerance", ATOL)
-        runner.timeCourseSelections = ["time", *[observable_parameter(o.id) for o in card.observables]]
+        runner.timeCourseSelections = ["time", *[observable_parameter(oid) for oid, _ in outputs(card)]]
     missing = sorted(i for i in card.sbml_ids() if not _has_id(runner, i))
     if missing:
         raise ModelError(

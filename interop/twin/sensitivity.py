@@ -41,7 +41,7 @@ from defusedxml.ElementTree import fromstring as defused_fromstring
 from sympy.printing.str import StrPrinter
 
 from interop.twin.binding import LevelObservation, Twin
-from interop.twin.model import ATOL, RTOL, CompiledModel, observable_parameter
+from interop.twin.model import ATOL, RTOL, CompiledModel, observable_parameter, outputs
 from interop.twin.occasions import occasion_etas
 from interop.twin.simulate import run_segments
 
@@ -407,18 +407,18 @@ def derive(prepared_sbml: str, model: CompiledModel) -> _Derivation:
             rule.setVariable(pid)
             if rule.setMath(_formula(direction(f[i], j))) != libsbml.LIBSBML_OPERATION_SUCCESS:
                 raise Unsupported(f"could not set the sensitivity rule of {x}")
-    outputs = [observable_parameter(o.id) for o in card.observables]
-    for o in card.observables:
-        g = full(_sym(observable_parameter(o.id)))
+    outs = [observable_parameter(oid) for oid, _ in outputs(card)]
+    for oid, _ in outputs(card):
+        g = full(_sym(observable_parameter(oid)))
         for j, c in enumerate(columns):
-            pid = f"_dobs_{_sid(o.id)}__{_sid(c)}"
+            pid = f"_dobs_{_sid(oid)}__{_sid(c)}"
             add_parameter(pid)
             rule = m.createAssignmentRule()
             rule.setVariable(pid)
             if rule.setMath(_formula(direction(g, j))) != libsbml.LIBSBML_OPERATION_SUCCESS:
-                raise Unsupported(f"could not set the derivative of observable {o.id}")
-            outputs.append(pid)
-    return _Derivation(str(libsbml.writeSBMLToString(doc)), tuple(columns), weights, tuple(outputs))
+                raise Unsupported(f"could not set the derivative of observable {oid}")
+            outs.append(pid)
+    return _Derivation(str(libsbml.writeSBMLToString(doc)), tuple(columns), weights, tuple(outs))
 
 
 @dataclass(frozen=True)
@@ -490,7 +490,7 @@ class SensitivityPredictor:
         self.sens = sens
         self.twin = twin
         self.times = np.array([o.time_h for o in observations], dtype=float)
-        obs_ids = [o.id for o in twin.card.observables]
+        obs_ids = [oid for oid, _ in outputs(twin.card)]
         n_obs, n_col = len(obs_ids), len(sens.columns)
         self.rows = np.array([obs_ids.index(o.observable) for o in observations], dtype=int)
         self.cols = np.arange(len(observations))

@@ -11,24 +11,43 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import roadrunner
 
 from interop.errors import ModelError, TwinError, roadrunner_errors
+from interop.schema import ModelCard
 from interop.twin.binding import Twin
-from interop.twin.model import CompiledModel, input_parameter
+from interop.twin.model import CompiledModel, input_parameter, sd_output
 from interop.twin.occasions import OccasionSwitch, occasion_switches
 
-__all__ = ["Prediction", "predict", "simulate", "simulate_observations"]
+__all__ = ["Prediction", "as_prediction", "predict", "simulate", "simulate_observations"]
 
 
 @dataclass(frozen=True)
 class Prediction:
     times_h: np.ndarray
     values: dict[str, np.ndarray]  # observable id -> predictions at times_h
+    sds: dict[str, np.ndarray] = field(default_factory=dict)  # observable id -> its sbml-form error's SD
+
+    def output(self, output_id: str) -> np.ndarray:
+        """An output of :func:`interop.twin.model.outputs`: an observable, or an SD by its
+        :func:`interop.twin.model.sd_output` id."""
+        sds = {sd_output(k): v for k, v in self.sds.items()}
+        return self.values[output_id] if output_id in self.values else sds[output_id]
+
+
+def as_prediction(card: ModelCard, times: np.ndarray, rows: np.ndarray) -> Prediction:
+    """A prediction from the rows of every output (:func:`interop.twin.model.outputs`, in order)."""
+    n = len(card.observables)
+    sds = [r.observable for r in card.residual_error if r.needs_sd]
+    return Prediction(
+        times,
+        {o.id: rows[i] for i, o in enumerate(card.observables)},
+        {oid: rows[n + k] for k, oid in enumerate(sds)},
+    )
 
 
 Method = Literal["auto", "linear", "roadrunner"]
@@ -80,13 +99,13 @@ def simulate(
             with model.lock, _noting(twin):
                 out = predict_linear(lin, twin, times, merged)
                 _check_finite(out, twin)
-            return Prediction(times, {o.id: out[i] for i, o in enumerate(model.card.observables)})
+            return as_prediction(model.card, times, out)
     params: dict[str, float] = dict(parameters or {})
     params.update(etas or {})
     with _noting(twin):
         values = run_segments(model, twin, times, params, model.observable_selections)
         _check_finite(values, twin)
-    return Prediction(times, {o.id: values[i] for i, o in enumerate(model.card.observables)})
+    return as_prediction(model.card, times, values)
 
 
 Action = tuple[str, str, float]  # (set | bolus | rate, id, value)

@@ -26,6 +26,7 @@ from interop.cohort.simulate import add_residual_error, compile_spec
 from interop.errors import InteropError, ModelError, TwinError
 from interop.schema import ModelCard, PatientRecord, parse_json
 from interop.twin import CompiledModel, Twin, bind_patient, simulate_observations
+from interop.twin.objective import sd_observations
 from interop.validation.npde import patient_npde, prediction_interval
 from interop.validation.subgroups import patient_subgroups
 
@@ -179,7 +180,8 @@ def evaluate_patient(model: CompiledModel, twin: Twin, spec: ValidationSpec) -> 
         raise Exclusion("ode-failure", str(exc)) from exc
     fit = estimate_map(twin)
     ipred = simulate_observations(twin, fit.etas)
-    f, exact = make_predictor(twin, obs)
+    outs = [*obs, *sd_observations(card, obs)]  # then the SDs of sbml-form errors
+    f, exact = make_predictor(twin, outs)
     iter_pred = np.full(n, np.nan)
     if spec.iterative:
         warm = None
@@ -192,9 +194,9 @@ def evaluate_patient(model: CompiledModel, twin: Twin, spec: ValidationSpec) -> 
     # Replicates of the patient's own design: ETAs from Omega, then residual error.
     etas, eps = replicate_draws(card, twin, spec)
     if exact:  # the closed-form path takes every replicate in one batched evaluation
-        ip = np.asarray(f(etas)).reshape(spec.n_sim, n)
+        ip = np.asarray(f(etas)).reshape(spec.n_sim, len(outs))
     else:
-        ip = np.array([f(etas[r]) for r in range(spec.n_sim)]).reshape(spec.n_sim, n)
+        ip = np.array([f(etas[r]) for r in range(spec.n_sim)]).reshape(spec.n_sim, len(outs))
     return patient_tables(twin, pred, ipred, iter_pred, ip, eps, fit.converged, fit.ofv, fit.etas)
 
 
@@ -219,16 +221,22 @@ def patient_tables(
 ) -> tuple[dict[str, Any], dict]:
     """The patient's level columns (``LEVEL_COLUMNS``, one entry per level) and patient row from
     its predictions: a priori ``pred``, MAP ``ipred``, iterative ``iter_pred`` and the replicates'
-    individual predictions ``ip`` (n_sim x levels) with residual draws ``eps``."""
+    individual predictions ``ip`` (n_sim x levels, then the SDs of sbml-form errors as
+    :func:`interop.twin.objective.sd_observations` lists them) with residual draws ``eps``."""
     card = twin.card
     obs = twin.observations
     n = len(obs)
     dv = np.array([o.value for o in obs])
     if not np.all(np.isfinite(ip)):
         raise Exclusion("ode-failure", "non-finite prediction in a simulated replicate")
-    sims = np.empty(ip.shape)
+    sims = np.empty((ip.shape[0], n))
+    k = n
     for j, o in enumerate(obs):
-        sims[:, j] = add_residual_error(card.error_for(o.observable), ip[:, j], eps[:, j])
+        err = card.error_for(o.observable)
+        sd = None
+        if err is not None and err.needs_sd:
+            sd, k = ip[:, k], k + 1
+        sims[:, j] = add_residual_error(err, ip[:, j], eps[:, j], sd)
     first = twin.doses[0].time_h
     used = np.array([_usable(o, first) for o in obs])
     npde = np.full(n, np.nan)

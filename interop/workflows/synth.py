@@ -299,8 +299,13 @@ class _Patient:
             else {}
         )
         obs = card.observables[0]
-        pred = simulate(twin, [twin.hours(t) for t in times], etas=etas).values[obs.id]
-        err = next((e for e in card.residual_error if e.observable == obs.id), None)
+        simulated = simulate(twin, [twin.hours(t) for t in times], etas=etas)
+        pred = simulated.values[obs.id]
+        err = card.error_for(obs.id)
+        if err is not None and err.form not in ("additive", "proportional", "combined", "combined-variance"):
+            levels = err.observe(pred, rng.standard_normal(len(pred)), simulated.sds.get(obs.id))
+            pred = np.asarray(levels)
+            err = None  # drawn already, by the card's form
         code = obs.measurement_codes[0] if obs.measurement_codes else None
         lloq = 0.3
         for t, f in zip(times, pred, strict=True):

@@ -161,3 +161,17 @@ def test_ode_batches_run_as_ensembles_with_the_same_levels(
         np.testing.assert_allclose(b[col], a[col], rtol=1e-7, atol=1e-9)
     assert list(a.below_lloq) == list(b.below_lloq)
     assert list(ensemble["subjects"].status) == ["ok"] * 12
+
+
+def test_an_sbml_form_error_draws_with_the_simulated_sd(
+    sbml: str, card: ModelCard, population: Population, tmp_path: Path
+) -> None:
+    """SD = the SBML quantity Cc (the prediction itself): the ensemble path simulates it per subject."""
+    sd_card = card.replace(
+        residual_error=[{"observable": "gentamicin", "model": "sbml", "sd_parameter": "Cc"}]
+    )
+    design = load_design(COHORT_DESIGN_SHORT)
+    res = simulate_cohort(sbml, sd_card, design, 150, tmp_path, population=population, scheduler="single")
+    lv = _read(res.levels_path)
+    z = (lv["dv"] - lv["ipred"]) / lv["ipred"]
+    assert abs(z.mean()) < 0.1 and abs(z.std() - 1) < 0.08

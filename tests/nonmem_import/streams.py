@@ -140,3 +140,23 @@ MIX_MODEL = ADVAN1_IV.replace("$ERROR", "$MIX\nP(1) = 0.5\nP(2) = 0.5\nNSPOP = 2
 USER_ROUTINE = ADVAN1_IV.replace("ADVAN1 TRANS2", "ADVAN1 TRANS2 OTHER=mysub.f90")
 MODELLED_RATE = ADVAN1_IV.replace("S1 = V", "S1 = V\nR1 = THETA(1)")
 Y_ON_DATA = ADVAN1_IV.replace("Y = F + EPS(1)", "Y = F + DV*EPS(1)")
+
+# W forms beyond the combined one: a power model, SDs that add, and an SD using a covariate
+POWER_W = (
+    ADVAN1_IV.replace(
+        "Y = F + EPS(1)", "W = SQRT(THETA(3)**2 + (THETA(4)*IPRED**THETA(5))**2)\nY = IPRED + W*EPS(1)"
+    )
+    .replace("$THETA (0, 5, 50) (0, 40)", "$THETA (0, 5, 50) (0, 40) 0.2 FIX 0.15 FIX 0.7 FIX")
+    .replace("$SIGMA 0.25", "$SIGMA 1 FIX")
+)
+SD_SUM_W = POWER_W.replace(
+    "W = SQRT(THETA(3)**2 + (THETA(4)*IPRED**THETA(5))**2)", "W = THETA(3) + THETA(4)*IPRED"
+)
+COVARIATE_W = POWER_W.replace(
+    "W = SQRT(THETA(3)**2 + (THETA(4)*IPRED**THETA(5))**2)",
+    "W = SQRT((THETA(3)*WT/70)**2 + (THETA(4)*IPRED)**2)",
+)
+LOG_COVARIATE_SD = POWER_W.replace(
+    "W = SQRT(THETA(3)**2 + (THETA(4)*IPRED**THETA(5))**2)\nY = IPRED + W*EPS(1)",
+    "Y = LOG(IPRED) + THETA(3)*(WT/70)*EPS(1)",
+)

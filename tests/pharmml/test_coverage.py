@@ -283,17 +283,15 @@ def test_a_correlation_matrix_over_random_variables_fills_omega() -> None:
     assert math.isclose(conv.card.random_effects.omega[1][0], 0.01)
 
 
-def test_a_power_error_model_is_refused_by_name() -> None:
+def test_an_error_sd_b_sqrt_f_is_a_power_model() -> None:
     raw = PHARMML_ONECMT_IV.read_bytes()
     assert _PROP_BODY in raw
     sqrt_body = (
         b'<math:Binop op="times"><ct:SymbRef symbIdRef="b"/>'
         b'<math:Uniop op="sqrt"><ct:SymbRef symbIdRef="f"/></math:Uniop></math:Binop>'
     )
-    with pytest.raises(
-        PharmMLError, match=r"a power error model \(SD = 0.15\*f\^0.5\) has no form in the card"
-    ):
-        convert(raw.replace(_PROP_BODY, sqrt_body), source="power.xml")
+    err = convert(raw.replace(_PROP_BODY, sqrt_body), source="power.xml").card.residual_error[0]
+    assert (err.model, err.additive_sd, err.proportional_sd, err.exponent) == ("power", 0.0, 0.15, 0.5)
 
 
 def _cell(k: int) -> bytes:
@@ -428,3 +426,44 @@ def test_normal3_is_given_by_its_precision() -> None:
     )
     re = convert(changed, source="normal3.xml").card.random_effects
     assert re.omega_matrix()[re.etas.index("ETA_CL")][re.etas.index("ETA_CL")] == 0.25
+
+
+def test_a_covariance_matrix_given_as_the_estimation_steps_initial_estimate() -> None:
+    """DDMoRe's MDL writes a multivariate normal's covariance as a parameter whose value is a
+    (lower-triangular) Matrix in the estimation step, and cells as <Cell><Assign><Int>k</Int>..."""
+    raw = PHARMML_ONECMT_IV.read_bytes()
+    start, end = (
+        raw.index(b'<RandomVariable symbId="ETA_CL">'),
+        raw.index(b'<IndividualParameter symbId="CL">'),
+    )
+    matrix = _MVN[_MVN.index(b"<ct:Matrix") : _MVN.index(b"</ct:Matrix>") + len(b"</ct:Matrix>")]
+    declared = _MVN.replace(b"<ct:Assign>" + matrix + b"</ct:Assign>", b"")
+    assert b"<ct:Matrix" not in declared
+
+    def cell(k: int) -> bytes:
+        return (
+            _cell(k)
+            .replace(b"<ct:Cell>", b"<ct:Cell><ct:Assign>")
+            .replace(b"</ct:Cell>", b"</ct:Assign></ct:Cell>")
+        )
+
+    mvn = (
+        raw[:start]
+        + declared
+        + raw[end:]
+        .replace(b'<ct:SymbRef symbIdRef="ETA_CL"/>', cell(1))
+        .replace(
+            b'<RandomEffects><ct:SymbRef symbIdRef="ETA_V"/></RandomEffects>',
+            b"<RandomEffects>" + cell(2) + b"</RandomEffects>",
+        )
+    )
+    step = b"</ParametersToEstimate>"
+    estimate = (
+        b'<ParameterEstimation><ct:SymbRef blkIdRef="pm" symbIdRef="OMEGA"/><InitialEstimate>'
+        + matrix
+        + b"</InitialEstimate></ParameterEstimation>"
+    )
+    conv = convert(mvn.replace(step, estimate + step), source="estimated-matrix.xml")
+    assert conv.card.random_effects.omega == ((0.09, 0.012), (0.012, 0.04))
+    with pytest.raises(PharmMLError, match="expected a Matrix"):
+        convert(mvn, source="no-matrix.xml")  # declared without a value anywhere

@@ -110,3 +110,47 @@ def test_cards_without_administration_ids_hash_as_before() -> None:
     assert "adm" not in json.dumps(stored)
     assert content_hash(card.id, b"x", card) == content_hash(card.id, b"x", parse(ModelCard, stored))
     assert content_hash(card.id, b"x", with_ids) != content_hash(card.id, b"x", without)
+
+
+def test_power_and_sbml_error_forms() -> None:
+    power = ResidualError(observable="c", model="power", additive_sd=0.2, proportional_sd=0.1, exponent=0.5)
+    assert power.variance(9.0) == pytest.approx(0.04 + (0.1 * 3.0) ** 2)
+    unit = ResidualError(observable="c", model="power", additive_sd=0.2, proportional_sd=0.1, exponent=1.0)
+    comb = ResidualError(observable="c", model="combined", additive_sd=0.2, proportional_sd=0.1)
+    f = np.array([0.0, 0.5, 3.0])
+    np.testing.assert_allclose(unit.variance(f), comb.variance(f))  # c = 1 is the combined form
+    sd = ResidualError(observable="c", model="sbml", sd_parameter="W_c")
+    np.testing.assert_allclose(sd.variance(f, np.array([1.0, 2.0, 3.0])), [1.0, 4.0, 9.0])
+    with pytest.raises(ValueError, match="needs the simulated SD"):
+        sd.variance(f)
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"model": "power", "proportional_sd": 0.1}, "exponent is given exactly for a power"),
+        ({"model": "proportional", "proportional_sd": 0.1, "exponent": 2.0}, "exponent is given exactly"),
+        ({"model": "sbml"}, "an sbml error model needs sd_parameter"),
+        (
+            {"model": "power", "proportional_sd": 0.1, "exponent": 1.0, "sd_parameter": "W"},
+            "sbml or exponential",
+        ),
+        ({"model": "sbml", "sd_parameter": "1x"}, "not an SBML identifier"),
+        ({"model": "sbml", "sd_parameter": "W", "additive_sd": 0.1}, "takes its SD from it alone"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(SchemaError, match=message):
+            parse(ResidualError, {"observable": "c", **bad})
+
+
+def test_cards_without_the_new_error_fields_dump_and_hash_as_before() -> None:
+    """Card 1.3 added ``exponent`` and ``sd_parameter``; left unset they are not dumped, so an older
+    card's JSON (and its registry content hash) is unchanged."""
+    raw = json.loads(GENTAMICIN_CARD.read_text())
+    card = parse(ModelCard, raw)
+    assert card.residual_error
+    dumped = json.loads(card.model_dump_json())["residual_error"]
+    assert [set(e) for e in dumped] == [{"observable", "model", "additive_sd", "proportional_sd"}] * len(
+        dumped
+    )
+    sbml_card = card.replace(
+        residual_error=[{"observable": card.observables[0].id, "model": "sbml", "sd_parameter": "V"}]
+    )
+    assert "V" in sbml_card.sbml_ids()
+    assert json.loads(sbml_card.model_dump_json())["residual_error"][0]["sd_parameter"] == "V"

@@ -23,7 +23,7 @@ from interop.twin import (
 )
 from interop.twin.estimate import make_predictor
 from interop.twin.linear import linear_system
-from interop.twin.objective import ResidualTerms, objective_gradient, objective_value
+from interop.twin.objective import ResidualTerms, numeric_jacobian, objective_gradient, objective_value
 from interop.twin.sensitivity import SensitivityPredictor, sensitivity_model
 from interop.workflows.twin import event_table_mapping
 from tests.data import MAPBAYR_MODELS, mapbayr_data
@@ -167,28 +167,33 @@ def test_eta_dependent_lag_falls_back_to_differences() -> None:
     assert fit.converged and abs(fit.etas["ETA_VMAX"] + 0.3) < 0.2
 
 
-@pytest.mark.parametrize("kind", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("kind", [0, 1, 2, 3, 4, 5, 6])
 def test_objective_gradient_equals_differences(kind: int) -> None:
     rng = np.random.default_rng(kind)
     n, k = 6, 3
     A = rng.normal(size=(n, k))
     f0 = np.abs(rng.normal(5, 1, n))
+    sbml = kind == 6  # the SDs are simulated outputs after the levels, depending on the ETAs too
 
     def f(eta: np.ndarray) -> np.ndarray:
-        return f0 * np.exp(0.3 * A @ eta)
+        pred = f0 * np.exp(0.3 * A @ eta)
+        return np.concatenate([pred, 0.5 + 0.1 * pred * np.exp(0.2 * eta[0])]) if sbml else pred
 
     blq = np.array([False] * 4 + [True] * 2)  # two levels below the limit (M3)
     terms = ResidualTerms(
         np.abs(rng.normal(5, 1, n)),
         np.full(n, kind),
-        np.full(n, 0.3),
-        np.full(n, 0.04),
+        np.full(n, np.sqrt(0.3)),
+        np.full(n, 0.2),
+        np.full(n, 0.7),
         blq,
         np.where(blq, 4.0, np.nan),
+        n + np.arange(n) if sbml else np.full(n, -1),
+        np.full(n, kind == 3),
     )
     omega_inv = np.linalg.inv(np.diag([0.1, 0.2, 0.3]))
     eta = rng.normal(0, 0.3, k)
-    g = objective_gradient(terms, f(eta), f(eta)[:, None] * 0.3 * A, eta, omega_inv)
+    g = objective_gradient(terms, f(eta), numeric_jacobian(f, eta, 1e-6), eta, omega_inv)
     h = 1e-6
     numeric = [
         (

@@ -212,3 +212,40 @@ def test_shared_images_are_the_vpc_and_npde_plots_and_name_no_patient(
     assert any("NPDE" in s for s in drawn) and any("VPC" in s for s in drawn)  # the spy saw them
     assert not [(p, s) for p in ids for s in drawn if p in s]
     assert not any(p.encode() in data for p in ids for _, data in images)
+
+
+def _with_sd_rule(sbml: str) -> str:
+    """The model with W = sqrt(0.2^2 + (0.1*Cc)^2), the card's combined error as an SBML quantity."""
+    import libsbml
+
+    doc = libsbml.readSBMLFromString(sbml)
+    model = doc.getModel()
+    p = model.createParameter()
+    p.setId("W")
+    p.setConstant(False)
+    rule = model.createAssignmentRule()
+    rule.setVariable("W")
+    rule.setMath(libsbml.parseL3Formula("sqrt(0.2^2 + (0.1*Cc)^2)"))
+    return str(libsbml.writeSBMLToString(doc))
+
+
+def test_an_sbml_form_error_validates_as_the_same_closed_form(
+    sbml: str, card: ModelCard, truth_records: list[PatientRecord], tmp_path: Path
+) -> None:
+    """The combined error written as an SBML quantity (simulated beside the levels, per-patient
+    path) gives the closed-form card's predictions, NPDE and intervals (batched path)."""
+    err = card.residual_error[0]
+    assert (err.form, err.additive_sd, err.proportional_sd) == ("combined-variance", 0.2, 0.1)
+    sd_card = card.replace(
+        residual_error=[{"observable": err.observable, "model": "sbml", "sd_parameter": "W"}]
+    )
+    kw: dict[str, Any] = dict(
+        model_version=1, site="s", n_sim=40, n_boot=10, scheduler="single", iterative=False
+    )
+    recs = truth_records[:3]
+    a = run_validation(sbml, card, recs, tmp_path / "a", **kw)
+    b = run_validation(_with_sd_rule(sbml), sd_card, recs, tmp_path / "b", **kw)
+    assert b.summary.n_included == a.summary.n_included == 3
+    cols = ["pred", "ipred", "npde", "pi_low", "pi_high"]
+    la, lb = (o.levels.sort_values(["patient_id", "k"]).reset_index(drop=True) for o in (a, b))
+    np.testing.assert_allclose(lb[cols].to_numpy(float), la[cols].to_numpy(float), rtol=1e-4, atol=1e-6)

@@ -159,6 +159,9 @@ def build_conversion(
 
     # SBML: everything the ODEs, doses and observables need
     extra_rules = [Rule(o["sid"], o["sid"], o["sbml_expr"]) for o in observables]
+    extra_rules += [
+        Rule(o["sd_sid"], o["sd_sid"], o["shape"].sd) for o in observables if o["shape"].sd is not None
+    ]
     extra_rules += [Rule(sid, sid, e) for sid, e in doses["rules"].items()]
     roots = set()
     for e in [*states.values(), *(r.expr for r in extra_rules)]:
@@ -321,7 +324,7 @@ def _observables(
         expr = pred.args[0] if shape.model == "exponential" else pred
         oid = safe_id(cname.lower())
         out.append({"id": oid, "sid": f"PRED_{safe_id(cname)}", "pred": pred, "sbml_expr": expr,
-                    "shape": shape, "cmts": [n]})  # fmt: skip
+                    "shape": shape, "cmts": [n], "sd_sid": f"SD_{safe_id(cname)}"})  # fmt: skip
         if shape.note:
             ctx.warnings.append(f"{oid}: {shape.note}")
     if not out:
@@ -485,8 +488,7 @@ def _card(ctx, model_id, title, drug, institution, units, reference_outputs, sou
         obs_cards.append({"id": o["id"], "sbml": o["sid"], "unit": units.get(o["id"], "mg/L"),
                           "analyte": analyte.model_dump()})  # fmt: skip
         s = o["shape"]
-        errors.append({"observable": o["id"], "model": s.model, "additive_sd": s.additive_sd,
-                       "proportional_sd": s.proportional_sd})  # fmt: skip
+        errors.append(s.card(o["id"], o["sd_sid"]))
         levels += [{"cmt": n, "observable": o["id"]} for n in o["cmts"]]
     dosing = [
         {"route": i["route"], "fraction": i["fraction"], "target": i["target"], "amount_unit": amount_unit,

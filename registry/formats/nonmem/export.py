@@ -15,7 +15,7 @@ import re
 import libsbml
 
 from interop.errors import ModelError
-from interop.schema import ModelCard
+from interop.schema import ModelCard, ResidualError
 
 __all__ = ["export_control_stream"]
 
@@ -156,7 +156,7 @@ def export_control_stream(sbml: str, card: ModelCard, *, data_file: str = "data.
         if err.model == "exponential":
             error.append(f"{cond}Y = LOG({body}) + THETA({b})*EPS(1)")
         else:
-            error.append(f"{cond}Y = ({body}) + SQRT(THETA({a})**2 + (THETA({b})*({body}))**2)*EPS(1)")
+            error.append(f"{cond}Y = ({body}) + {_error_sd(err, o.id, a, b, body)}*EPS(1)")
     inputs = "ID TIME EVID AMT CMT RATE II ADDL MDV DV " + " ".join(covariates)
     theta_lines = [f"{p.getValue():.10g} ; {p.getId()}" for p in thetas] + sigma_thetas
     omega = card.random_effects.omega_matrix()
@@ -182,6 +182,17 @@ def export_control_stream(sbml: str, card: ModelCard, *, data_file: str = "data.
         "$SIGMA 1 FIX",
     ]
     return "\n".join(out) + "\n"
+
+
+def _error_sd(err: ResidualError, observable: str, a: int, b: int, body: str) -> str:
+    """NM-TRAN for the residual SD of the card's error form (THETA(a) additive, THETA(b) proportional)."""
+    if err.form == "combined-sd":
+        return f"(THETA({a}) + THETA({b})*ABS({body}))"
+    if err.form == "power":
+        return f"SQRT(THETA({a})**2 + (THETA({b})*ABS({body})**{err.exponent:.10g})**2)"
+    if err.form == "sbml":
+        raise ModelError(f"observable {observable}: an sbml-form residual error has no NONMEM export")
+    return f"SQRT(THETA({a})**2 + (THETA({b})*({body}))**2)"
 
 
 def _obs_formula(model, sbml, names=None, species_rules=None, rules=None):  # type: ignore[no-untyped-def]

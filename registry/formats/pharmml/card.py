@@ -1,10 +1,5 @@
-"""The model card parts PharmML carries: Omega, residual errors, covariates, observables.
-
-Residual error models are recognised by evaluating the PharmML error function ``g(f)`` (the SD of
-the residual, times the SD of its epsilon) at a few predictions ``f``: ``a + b*f`` and
-``sqrt(a^2 + b^2 f^2)`` are the two combined forms in DDMoRe's libraries: the card's ``combined-sd``
-(SDs add, Monolix's combined1) and ``combined`` (variances add, as in NONMEM and mapbayr).
-"""
+"""The model card parts PharmML carries: Omega, covariates, observables (residual errors:
+:mod:`registry.formats.pharmml.errormodel`)."""
 
 from __future__ import annotations
 
@@ -14,11 +9,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from interop.schema import LOINC, Coding, Covariate, CovariateSource, Occasion, RandomEffects, ResidualError
-from registry.formats.pharmml.flatmodel import Correlation, Eta, Observation
-from registry.formats.pharmml.maths import Expr, Sym, Unsupported, evaluate, symbols
+from interop.schema import LOINC, Coding, Covariate, CovariateSource, Occasion, RandomEffects
+from registry.formats.pharmml.flatmodel import Correlation, Eta
+from registry.formats.pharmml.maths import Expr, Sym, Unsupported, evaluate
 
-__all__ = ["build_covariates", "build_random_effects", "build_residual_error", "covariate_source"]
+__all__ = ["build_covariates", "build_random_effects", "covariate_source"]
 
 PHARMML_COVARIATE = "http://www.pharmml.org/covariate"
 
@@ -146,97 +141,6 @@ def _variance(eta: Eta, env: dict[str, float]) -> float:
     if not math.isfinite(v) or v < 0:
         raise Unsupported(eta.element, f"variance of {eta.name!r} is {v}")
     return v
-
-
-def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-
-
-def build_residual_error(
-    obs: Observation, env: dict[str, float], warnings: list[str]
-) -> ResidualError | None:
-    """The card's residual error for one observation (None, with a warning, if it is zero)."""
-    if not isinstance(obs.output, Sym):
-        raise Unsupported(obs.element, "the observation output must be a model symbol")
-    y = obs.output.name
-    missing = symbols(obs.error) - set(env) - {y}
-    if missing:
-        raise Unsupported(
-            obs.element,
-            f"the error model uses {', '.join(sorted(missing))}: only population parameters "
-            "with values and the prediction are supported",
-        )
-    try:
-        sd_eps = math.sqrt(evaluate(obs.epsilon_variance, env))
-    except KeyError as exc:
-        raise Unsupported(obs.element, f"residual variance uses {exc} which has no value") from None
-
-    def g(f: float) -> float:
-        return abs(evaluate(obs.error, {**env, y: f}))
-
-    a, g1, g2, g4 = g(0.0), g(1.0), g(2.0), g(4.0)
-    if obs.log_transformed:
-        if not (_close(g1, a) and _close(g4, a)):
-            raise Unsupported(obs.element, "a log-transformed observation needs a constant error SD")
-        if a * sd_eps == 0:
-            warnings.append(f"{obs.id}: residual error is 0")
-            return None
-        return ResidualError(observable=obs.id, model="exponential", proportional_sd=a * sd_eps)
-    b = g1 - a
-    sds_add = False
-    if _close(g2 - a, 2 * b) and _close(g4 - a, 4 * b):
-        sds_add = a > 0 and b > 0  # SD = a + b*f: the card's combined-sd
-    elif _close(g2**2 - a**2, 4 * (g1**2 - a**2)) and _close(g4**2 - a**2, 16 * (g1**2 - a**2)):
-        b = math.sqrt(max(g1**2 - a**2, 0.0))
-    else:
-        raise Unsupported(obs.element, _other_error_model(a, g1, g2, g4))
-    add, prop = a * sd_eps, b * sd_eps
-    if add == 0 and prop == 0:
-        warnings.append(f"{obs.id}: residual error is 0")
-        return None
-    model = "combined" if add > 0 and prop > 0 else ("additive" if add > 0 else "proportional")
-    if model == "combined" and sds_add:
-        model = "combined-sd"
-    named = error_function_name(obs.element)
-    if named and _named_model(named) not in (None, model.split("-")[0]):
-        warnings.append(
-            f"{obs.id}: the error function is called {named!r} but its body is {model} "
-            "(check the model against its NONMEM/MLXTRAN twin)"
-        )
-    return ResidualError(observable=obs.id, model=model, additive_sd=add, proportional_sd=prop)
-
-
-def _other_error_model(a: float, g1: float, g2: float, g4: float) -> str:
-    """Why an error model has no card form, naming a power model ``SD = b*f^c`` when it is one."""
-    if a == 0 and g1 > 0 and g2 > 0 and _close(g4 / g2, g2 / g1):
-        c = math.log2(g2 / g1)
-        return (
-            f"a power error model (SD = {g1:g}*f^{c:g}) has no form in the card "
-            "(additive, proportional, combined or exponential)"
-        )
-    return "the error model is neither additive, proportional nor combined"
-
-
-def error_function_name(element: object) -> str | None:
-    """The name of the function an observation's ErrorModel calls (``proportionalError``), if any."""
-    for el in getattr(element, "iter", lambda: [])():
-        tag = getattr(el, "tag", "")
-        if isinstance(tag, str) and tag.endswith("}ErrorModel"):
-            for ref in el.iter():
-                if isinstance(ref.tag, str) and ref.tag.endswith("}SymbRef") and ref.get("symbIdRef"):
-                    return str(ref.get("symbIdRef"))
-    return None
-
-
-def _named_model(name: str) -> str | None:
-    low = name.lower()
-    if "comb" in low:
-        return "combined"
-    if "prop" in low:
-        return "proportional"
-    if "add" in low or "const" in low:
-        return "additive"
-    return None
 
 
 def output_symbol(expr: Expr) -> str | None:

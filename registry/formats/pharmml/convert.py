@@ -40,7 +40,6 @@ from interop.schema.units import is_ucum, same_dimension
 from registry.formats.pharmml.card import (
     build_covariates,
     build_random_effects,
-    build_residual_error,
 )
 from registry.formats.pharmml.dataset import dataset_variables, dose_variable_route, occasion_effects
 from registry.formats.pharmml.design import (
@@ -61,6 +60,7 @@ from registry.formats.pharmml.document import (
     parse_document,
     xml_path,
 )
+from registry.formats.pharmml.errormodel import build_residual_error
 from registry.formats.pharmml.macros import DosingSpec, expand_macros
 from registry.formats.pharmml.maths import Num, Unsupported, symbols
 from registry.formats.pharmml.reader import ReadModel, read_model
@@ -173,7 +173,7 @@ def convert(
         if symbols(obs.error) & unvalued:
             continue  # its missing values are reported already
         try:
-            residuals.append(build_residual_error(obs, error_env, warnings))
+            residuals.append(build_residual_error(obs, error_env, model, warnings))
         except Unsupported as exc:
             problems.add(exc.element, exc.message)
     mdef = child(doc.root, "ModelDefinition")

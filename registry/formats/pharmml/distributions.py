@@ -352,7 +352,7 @@ def literal(
             vector = prior_vector(decl.element, scope)
             if vector is not None:
                 return [vector]
-        inner = first_expression(assign) if assign is not None else None
+        inner = first_expression(assign) if assign is not None else estimated_value(decl.element, scope)
     if inner is None or local(inner) != what:
         raise Unsupported(holder, f"expected a {what} (or a parameter assigned one)")
     if what == "Vector":
@@ -360,3 +360,18 @@ def literal(
         cells = children(elements) if elements is not None else []
         return [[scope.parse(c) for c in cells]]
     return [[scope.parse(c) for c in children(row)] for row in children(inner, "MatrixRow")]
+
+
+def estimated_value(el: etree._Element, scope: BlockScope) -> etree._Element | None:
+    """The expression an estimation step's ``InitialEstimate`` gives the parameter declared at
+    ``el`` (a ``Matrix`` for a covariance parameter, say), or None."""
+    for est in el.getroottree().getroot().iter("{*}ParameterEstimation"):
+        ref, initial = child(est, "SymbRef"), child(est, "InitialEstimate")
+        if ref is None or initial is None:
+            continue
+        try:
+            if scope.table.lookup(ref, None).element is el:
+                return first_expression(initial)
+        except Unsupported:  # a dangling reference: the estimation step's reader reports it
+            continue
+    return None

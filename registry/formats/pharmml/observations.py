@@ -81,23 +81,84 @@ def _general(el: etree._Element, scope: BlockScope, model: ReadModel) -> None:
         _distributional(el, decl.sbml, dist, log, scope, model)
         return
     expr = scope.parse(assign)
-    eps = symbols(expr) & set(model.epsilon_variance)
-    if len(eps) != 1:
-        raise Unsupported(el, "a general observation model needs exactly one residual random variable")
-    (e,) = eps
-    with_eps = [t for t in _terms(expr, "plus") if e in symbols(t)]
-    rest = [t for t in _terms(expr, "plus") if e not in symbols(t)]
-    factors = _terms(with_eps[0], "times") if len(with_eps) == 1 else []
-    if not rest or factors.count(Sym(e)) != 1 or any(e in symbols(f) for f in factors if f != Sym(e)):
-        raise Unsupported(el, "the residual random variable must enter as prediction + SD * epsilon")
-    prediction = rest[0] if len(rest) == 1 else Op("plus", tuple(rest))
-    others = [f for f in factors if f != Sym(e)]
-    sd: Expr = Num(1.0) if not others else others[0] if len(others) == 1 else Op("times", tuple(others))
+    prediction, sd = split_residuals(el, expr, model.epsilon_variance)
     if not isinstance(prediction, Sym):
         pid = scope.table.fresh(f"{decl.sbml}_pred")
         model.add(Parameter(pid, "derived", el, rule=prediction))
         prediction = Sym(pid)
-    model.observations.append(Observation(decl.sbml, prediction, sd, model.epsilon_variance[e], log, el))
+    model.observations.append(Observation(decl.sbml, prediction, sd, Num(1.0), log, el))
+
+
+def split_residuals(el: etree._Element, expr: Expr, variances: dict[str, Expr]) -> tuple[Expr, Expr]:
+    """``Y`` linear in its residual random variables, ``f + g1*eps1 + g2*eps2 + ...`` (in any
+    arrangement: ``f*(1 + eps)`` too), as (prediction f, SD of the sum): with independent
+    variables of variances v_k, ``sqrt(sum g_k^2 v_k)`` (one variable: ``g1 * sqrt(v1)``)."""
+    eps = symbols(expr) & set(variances)
+    if not eps:
+        raise Unsupported(el, "a general observation model needs a residual random variable")
+    prediction, coefficient = _linear(el, expr, eps)
+    if prediction is None:
+        raise Unsupported(el, "a general observation model needs a prediction besides its residuals")
+    parts = [(coefficient[e], variances[e]) for e in sorted(coefficient)]
+    if len(parts) == 1:
+        g, v = parts[0]
+        return prediction, Op("times", (g, Op("sqrt", (v,))))
+    total = tuple(Op("times", (Op("power", (g, Num(2.0))), v)) for g, v in parts)
+    return prediction, Op("sqrt", (Op("plus", total),))
+
+
+_Linear = tuple[Expr | None, dict[str, Expr]]  # (part free of eps or None for 0, eps -> coefficient)
+
+
+def _linear(el: etree._Element, expr: Expr, eps: set[str]) -> _Linear:
+    """``expr`` as constant part plus a coefficient per random variable; refused where it is not
+    linear in them (a function of epsilon, a product of two of them)."""
+    if not symbols(expr) & eps:
+        return expr, {}
+    if isinstance(expr, Sym):
+        return None, {expr.name: Num(1.0)}
+    if isinstance(expr, Op) and expr.op in ("plus", "minus", "neg"):
+        parts = [_linear(el, a, eps) for a in expr.args]
+        if expr.op != "plus":  # minus(a, b) = a + (-b); neg(a) = -a
+            parts = (
+                parts[:-1] + [_scaled(parts[-1], Num(-1.0))]
+                if expr.op == "minus"
+                else [_scaled(parts[0], Num(-1.0))]
+            )
+        constant = [c for c, _ in parts if c is not None]
+        coefficient: dict[str, list[Expr]] = {}
+        for _, co in parts:
+            for e, g in co.items():
+                coefficient.setdefault(e, []).append(g)
+        return (
+            None if not constant else constant[0] if len(constant) == 1 else Op("plus", tuple(constant)),
+            {e: g[0] if len(g) == 1 else Op("plus", tuple(g)) for e, g in coefficient.items()},
+        )
+    if isinstance(expr, Op) and expr.op in ("times", "divide"):
+        with_eps = [i for i, a in enumerate(expr.args) if symbols(a) & eps]
+        if len(with_eps) == 1 and (expr.op == "times" or with_eps[0] == 0):
+            i = with_eps[0]
+            rest = [a for k, a in enumerate(expr.args) if k != i]
+            factor = rest[0] if len(rest) == 1 else Op("times", tuple(rest))
+            if expr.op == "divide":
+                factor = Op("divide", (Num(1.0), factor))
+            return _scaled(_linear(el, expr.args[i], eps), factor)
+    raise Unsupported(el, "the residual random variables must enter linearly (prediction + SD * epsilon)")
+
+
+def _scaled(part: _Linear, factor: Expr) -> _Linear:
+    constant, coefficient = part
+    return (
+        None if constant is None else _times(constant, factor),
+        {e: _times(g, factor) for e, g in coefficient.items()},
+    )
+
+
+def _times(a: Expr, b: Expr) -> Expr:
+    """a * b, without a factor 1 (so ``f * (1 + eps)`` keeps ``f`` as the prediction symbol)."""
+    if a == Num(1.0):
+        return b
+    return a if b == Num(1.0) else Op("times", (a, b))
 
 
 def _distributional(

@@ -13,6 +13,7 @@ from registry.formats.pharmml.distributions import (
     MULTIVARIATE,
     WISHARTS,
     distribution_of,
+    estimated_value,
     literal,
     normal,
     numeric_matrix,
@@ -40,6 +41,9 @@ def population_parameter(el: etree._Element, scope: BlockScope, model: ReadModel
     decl = declaration(scope.table, scope.block, el)
     assign = child(el, "Assign")
     value = first_expression(assign) if assign is not None else None
+    if value is None:  # a covariance matrix may come as the estimation step's initial estimate
+        estimate = estimated_value(el, scope)
+        value = estimate if estimate is not None and local(estimate) == "Matrix" else None
     if value is not None and local(value) == "Vector":
         _vector_parameter(el, decl.sbml, decl.name, literal(el, "Vector", scope)[0], scope, model, False)
         return
