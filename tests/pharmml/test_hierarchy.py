@@ -9,6 +9,7 @@ import math
 import re
 
 import libsbml
+import numpy as np
 import pytest
 
 from interop.schema import ReferenceDose
@@ -281,14 +282,16 @@ def test_a_symbol_declared_twice_in_a_block_is_refused() -> None:
 )
 def test_bayesian_priors_of_the_corpus_give_values(name: str) -> None:
     # POP_K_V: an empirical (RandomSample) prior, a vector of 2 selected by cell; TAU_K ~ Gamma1
-    # at the "pop" level; what is left is the error SD with a random effect (SD_ADD = sqrt(1/TAU))
+    # at the "pop" level, so its prior's mean is the typical value and SD_ADD = sqrt(1/TAU) a
+    # constant: an additive error
     path = PHARMML_CORPUS / name
     require_corpus(path)
-    with pytest.raises(PharmMLError) as exc:
-        convert(path.read_bytes(), source=str(path))
-    assert [p.message for p in exc.value.problems] == [
-        "the error model uses SD_ADD: only population parameters with values and the prediction are supported"
-    ]
+    conv = convert(path.read_bytes(), source=str(path))
+    (err,) = conv.card.residual_error
+    assert err.model == "additive" and err.additive_sd > 0
+    dose = ReferenceDose(route=conv.card.dosing[0].route, amount=100, time_h=0)
+    pred = simulate(bind_regimen(load_model(conv.sbml, conv.card), (dose,), {}), [1.0, 6.0])
+    assert all(np.all(np.isfinite(v)) for v in pred.values.values())
 
 
 _PHI = (

@@ -90,7 +90,7 @@ def read_values(doc: Document, table: SymbolTable, problems: Problems) -> dict[s
         if ref is None or holder is None:
             continue
         inner = first_expression(holder)
-        if inner is not None and local(inner) in ("Matrix", "Vector"):
+        if inner is not None and local(inner) == "Matrix":
             continue  # a covariance parameter's matrix: read where its distribution uses it
         try:
             decl = table.lookup(ref, None)
