@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -166,8 +166,8 @@ def build_residual_error(
     except KeyError as exc:
         raise Unsupported(obs.element, f"residual variance uses {exc} which has no value") from None
 
-    def g(f: float) -> float:
-        return abs(evaluate(obs.error, {**env, y: f}))
+    def g(f: float, changed: dict[str, float] | None = None) -> float:
+        return abs(evaluate(obs.error, {**env, **(changed or {}), y: f}))
 
     a, g1, g2, g4 = g(0.0), g(1.0), g(2.0), g(4.0)
     if obs.log_transformed:
@@ -198,7 +198,46 @@ def build_residual_error(
             f"{obs.id}: the error function is called {named!r} but its body is {model} "
             "(check the model against its NONMEM/MLXTRAN twin)"
         )
+    if model.startswith("combined"):
+        warnings.extend(_role_warnings(obs.id, g, env, sds_add, (add, prop)))
     return ResidualError(observable=obs.id, model=model, additive_sd=add, proportional_sd=prop)
+
+
+def _role_warnings(
+    obs_id: str, g: Callable[..., float], env: dict[str, float], sds_add: bool, sds: tuple[float, float]
+) -> list[str]:
+    """Parameters named additive or proportional (``RUV_ADD``, ``RUV_PROP``) that set the other part
+    of a combined error model: the card follows the body, its NONMEM twin usually follows the names.
+
+    A parameter's part is found by setting it to 0: the additive SD is ``g(0)``, the proportional SD
+    ``g(1) - g(0)`` (SDs add) or ``sqrt(g(1)^2 - g(0)^2)`` (variances add)."""
+
+    def parts(changed: dict[str, float]) -> tuple[float, float]:
+        a, g1 = g(0.0, changed), g(1.0, changed)
+        return a, (g1 - a) if sds_add else math.sqrt(max(g1**2 - a**2, 0.0))
+
+    add, prop = parts({})
+    out = []
+    for name, value in env.items():
+        role = _named_model(name)
+        if role not in ("additive", "proportional") or value == 0:
+            continue
+        try:
+            add0, prop0 = parts({name: 0.0})
+        except (ArithmeticError, ValueError):
+            continue
+        part = None
+        if not _close(add0, add) and _close(prop0, prop):
+            part = "additive"
+        elif _close(add0, add) and not _close(prop0, prop):
+            part = "proportional"
+        if part and part != role:
+            out.append(
+                f"{obs_id}: {name} is named {role} but sets the {part} part of the error model; the card "
+                f"follows the body (additive SD {sds[0]:g}, proportional {sds[1]:g}): check the model "
+                "against its NONMEM/MLXTRAN twin, which may swap them"
+            )
+    return out
 
 
 def _other_error_model(a: float, g1: float, g2: float, g4: float) -> str:
