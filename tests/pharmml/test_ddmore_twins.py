@@ -124,18 +124,25 @@ class Dose:
 Rhs = Callable[[float, np.ndarray], np.ndarray]
 
 
-def solve(rhs: Rhs, y0: Sequence[float], doses: Sequence[Dose], times: np.ndarray, breaks=()) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """States at ``times`` (rows), integrated piecewise between dose times, infusion ends and
-    ``breaks`` (discontinuities of ``rhs`` in time). A sample at a dose time is taken before the dose,
-    as the twin orders them."""
+def solve(
+    rhs: Rhs,
+    y0: Sequence[float],
+    doses: Sequence[Dose],
+    times: np.ndarray,
+    breaks: Sequence[float] = (),
+    start: float = 0.0,
+) -> np.ndarray:
+    """States at ``times`` (rows), integrated from ``start`` piecewise between dose times, infusion
+    ends and ``breaks`` (discontinuities of ``rhs`` in time). A sample at a dose time is taken before
+    the dose, as the twin orders them."""
     n = len(y0)
-    edges = {0.0, float(times[-1]), *breaks}
+    edges = {start, float(times[-1]), *breaks}
     for d in doses:
         edges |= {d.time} | ({d.time + d.duration} if d.duration else set())
-    cuts = sorted(e for e in edges if 0.0 <= e <= times[-1])
+    cuts = sorted(e for e in edges if start <= e <= times[-1])
     out = np.empty((len(times), n))
     y = np.array(y0, dtype=float)
-    out[times == 0.0] = y
+    out[times == start] = y
 
     def rates(t: float) -> np.ndarray:
         r = np.zeros(n)
@@ -350,3 +357,121 @@ def test_213_the_error_model_differs_from_its_nmtran_twin_and_the_importer_warns
         )
         == 2
     )
+
+
+# --- DDMODEL00000212: tamoxifen and endoxifen, oral with an absorption lag, a hepatic compartment
+# in quasi-steady state, CYP2D6 and CYP3A4 activity covariates; NM-TRAN in the .lst, predictions in
+# the standard output of NONMEM's estimation ----------------------------------------------------------
+
+TAM = DDMORE_CORPUS / "212"
+TAM_ETAS = ("ETA_CL20", "ETA_V2", "ETA_CL23")
+
+
+def tamoxifen(
+    th: dict[str, float],
+    cov: dict[str, float],
+    eta: Sequence[float],
+    doses: Sequence[Dose],
+    times: np.ndarray,
+    y0: Sequence[float] = (0.0, 0.0, 0.0),
+    start: float = 0.0,
+) -> np.ndarray:
+    """(CTAM, CENDX, and the three amounts) of the control stream in Output_simulated_tamoxifen.lst,
+    as columns."""
+    # MTAM = 371.51456; MENDX = 373.48738; V3 = 400; CL30 = 5.1; K30 = CL30/V3 (constants of $PK)
+    mtam, mendx, v3, k30 = 371.51456, 373.48738, 400.0, 5.1 / 400.0
+    cl20 = th["POP_CL20"] * math.exp(eta[0])
+    v2 = th["POP_V2"] * math.exp(eta[1])
+    # MU_3 = LOG(POP_CL23) + BETA_CL23_PHENO2D6*LOG(CYP2D6/1560) + BETA_CL23_PHENO3A4*LOG(CYP3A4/44.7)
+    cl23 = math.exp(
+        math.log(th["POP_CL23"])
+        + th["BETA_CL23_PHENO2D6"] * math.log(cov["CYP2D6"] / 1560)
+        + th["BETA_CL23_PHENO3A4"] * math.log(cov["CYP3A4"] / 44.7)
+        + eta[2]
+    )
+    k12, q1, alag = th["POP_K12"], th["POP_Q1"], th["POP_ALAG1"]
+
+    def rhs(t: float, a: np.ndarray) -> np.ndarray:
+        # RATEIN = 0; IF (T.GE.NM_ALAG1) RATEIN = GUT*K12 (the model's time, not the time after a dose)
+        ratein = a[0] * k12 if t >= alag else 0.0
+        c2 = a[1] / v2
+        c_hep = (ratein + q1 * c2) / (q1 + cl23)
+        # DADT(1) = -RATEIN; DADT(2) = Q1*C_HEP - Q1*C2 - CL20*C2; DADT(3) = CL23*C_HEP - K30*A(3)
+        return np.array([-ratein, q1 * c_hep - q1 * c2 - cl20 * c2, cl23 * c_hep - k30 * a[2]])
+
+    a = solve(rhs, y0, doses, times, breaks=(alag,), start=start)
+    # CTAM = A(2)/SC2, SC2 = V2*MTAM/10**6; CENDX = A(3)/SC3, SC3 = V3*MENDX/10**6
+    return np.column_stack([a[:, 1] / (v2 * mtam / 1e6), a[:, 2] / (v3 * mendx / 1e6), a])
+
+
+TAM_REGIMENS = {
+    "one dose": [0.0],
+    "daily doses": [0.0, 24.0, 48.0],  # the dataset's II = 24 (20 mg once a day)
+}
+
+
+@pytest.mark.parametrize("regimen", list(TAM_REGIMENS))
+@pytest.mark.parametrize("eta", [(0.0, 0.0, 0.0), (0.3, -0.2, 0.25)])
+def test_212_tamoxifen_against_its_nmtran(regimen: str, eta: tuple[float, ...]) -> None:
+    th = thetas(_nmtran(TAM / "Output_simulated_tamoxifen.lst"))
+    cov = {"CYP2D6": 364.04, "CYP3A4": 56.738}  # subject 2 of the dataset
+    doses = [ReferenceDose(route="oral", amount=20.0, time_h=t) for t in TAM_REGIMENS[regimen]]
+    expected = tamoxifen(th, cov, eta, _doses(doses, {"oral": 0}), TIMES)
+    pred = twin_prediction(
+        TAM / "Executable_tamoxifen.xml", doses, cov, etas=dict(zip(TAM_ETAS, eta, strict=True))
+    )
+    close(pred["TAM_OBS"], expected[:, 0])
+    close(pred["ENDX_OBS"], expected[:, 1])
+
+
+def _tamoxifen_steady_state(
+    th: dict[str, float], cov: dict[str, float], eta: Sequence[float], amount: float, ii: float
+) -> np.ndarray:
+    """The amounts just before a dose at steady state of ``amount`` every ``ii`` hours, each interval
+    integrated from T = 0 as NONMEM's steady-state computation does (so ``T.GE.NM_ALAG1`` holds the
+    input back for the lag in every interval). The model is linear in its amounts, so the interval's
+    map is affine, ``y -> M y + c``, and the steady state is ``(I - M)^-1 c``."""
+
+    def interval(y0: Sequence[float]) -> np.ndarray:
+        return tamoxifen(th, cov, eta, [Dose(0.0, 0, amount)], np.array([ii]), y0)[0, 2:]
+
+    c = interval([0.0, 0.0, 0.0])
+    m = np.column_stack([interval(np.eye(3)[i]) - c for i in range(3)])
+    return np.linalg.solve(np.eye(3) - m, c)
+
+
+def test_212_the_solution_reproduces_nonmems_pred_and_ipred_at_steady_state() -> None:
+    # Each subject has one dose record, AMT 20 with SS=1 and II=24 at TIME 456, and samples up to 480.
+    # NONMEM computes the steady state with T starting at 0 in each interval, so the lag written as
+    # T.GE.NM_ALAG1 delays every pre-steady-state dose; the dose at 456 itself is not delayed (T >= 456).
+    # A twin dosing daily from time 0 delays only its first dose, as the control stream does for a
+    # dataset without SS records.
+    so = TAM / "Output_simulated_tamoxifen_SO.xml"
+    (mle,) = so_table(so, "PopulationEstimates/MLE")
+    th = {k: float(v) for k, v in mle.items()}
+    etas = {r["ID"]: [float(r[e]) for e in TAM_ETAS] for r in so_table(so, "EffectMean")}
+    data = dataset(TAM / "Simulated_tamoxifen.csv", _nmtran(TAM / "Output_simulated_tamoxifen.lst"))
+    ids = [str(i) for i in range(1, 101, 11)]
+    checked = 0
+    for sid, preds in _subjects_with_predictions(so, ids).items():
+        rows = [r for r in data if r["ID"] == sid]
+        (dose,) = [r for r in rows if r["EVID"] == "1"]
+        assert (dose["SS"], dose["II"], dose["AMT"]) == ("1", "24", "20")
+        t_dose = float(dose["TIME"])
+        cov = {k: float(rows[0][k]) for k in ("CYP2D6", "CYP3A4")}
+        samples = [p for p in preds if p["DVID"] in ("2.0000E+00", "3.0000E+00")]  # 1: the dose record
+        times = np.array([float(p["TIME"]) for p in samples])
+        column = np.array([0 if p["DVID"] == "2.0000E+00" else 1 for p in samples])
+        for name, eta in (("PRED", [0.0] * 3), ("IPRED", etas[sid])):
+            trough = _tamoxifen_steady_state(th, cov, eta, 20.0, 24.0)
+            # the sample at 456 follows the dose record; the central amounts are the same either way
+            levels = tamoxifen(th, cov, eta, [Dose(t_dose, 0, 20.0)], times, trough, start=t_dose)
+            mine = levels[np.arange(len(times)), column]
+            for value, printed in zip(mine, (p[name] for p in samples), strict=True):
+                assert abs(value - float(printed)) <= NONMEM_DIGITS * printed_unit(printed), (
+                    sid,
+                    name,
+                    value,
+                )
+                checked += 1
+    assert checked == 2 * 18 * len(ids)
