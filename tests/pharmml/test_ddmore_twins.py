@@ -475,3 +475,71 @@ def test_212_the_solution_reproduces_nonmems_pred_and_ipred_at_steady_state() ->
                 )
                 checked += 1
     assert checked == 2 * 18 * len(ids)
+
+
+# --- DDMODEL00000186: Friberg's semi-mechanistic myelosuppression model (paclitaxel, leukocytes):
+# two-compartment PK with the individual PK parameters as covariates, proliferating cells, three
+# transit compartments and the circulating cells with feedback; NM-TRAN in the .lst of NONMEM -----
+
+FRIBERG = DDMORE_CORPUS / "186"
+FRIBERG_ETAS = ("eta_CIRC0", "eta_MTT", "eta_SLOPU")
+FRIBERG_TIMES = np.array([1.0, 3.0, 6.0, 24.0, 72.0, 120.0, 168.0, 240.0, 336.0, 480.0, 600.0, 800.0, 1000.0])
+
+
+def friberg(
+    th: dict[str, float], cov: dict[str, float], eta: Sequence[float], doses: Sequence[Dose], times: np.ndarray
+) -> np.ndarray:
+    """CIRC = A(3) of the control stream in Output_simulated_SEE_NONMEM.lst."""
+    circ0 = th["POP_CIRC0"] * math.exp(eta[0])  # CIRC0 = EXP(LOG(POP_CIRC0) + ETA(1))
+    mtt = th["POP_MTT"] * math.exp(eta[1])
+    slopu = th["POP_SLOPU"] * math.exp(eta[2])
+    gamma = th["POP_GAMMA"]
+    q, ktr = 204.0, (3 + 1) / mtt  # Q = 204; NN = 3; KTR = (NN+1)/MTT
+    v1, v2, cl = cov["V1I"], cov["V2I"], cov["CLI"]
+
+    def rhs(t: float, a: np.ndarray) -> np.ndarray:
+        ac, ap, circ, prol, tr1, tr2, tr3 = a
+        edrug = 1 - slopu * ac / v1  # CONC = AC/V1I; EDRUG = 1 - SLOPU*CONC
+        feed = (circ0 / circ) ** gamma  # FEED = (CIRC0/CIRC)**GAMMA
+        return np.array([
+            -q / v1 * ac - cl / v1 * ac + q / v2 * ap,
+            q / v1 * ac - q / v2 * ap,
+            ktr * tr3 - ktr * circ,
+            ktr * prol * edrug * feed - ktr * prol,
+            ktr * prol - ktr * tr1,
+            ktr * tr1 - ktr * tr2,
+            ktr * tr2 - ktr * tr3,
+        ])  # fmt: skip
+
+    # A_0(1) = A_0(2) = 0; A_0(3..7) = CIRC0
+    return solve(rhs, [0.0, 0.0] + [circ0] * 5, doses, times)[:, 2]
+
+
+FRIBERG_REGIMENS = {
+    # the dataset's first record of subject 1: AMT 410, RATE 137 (a three-hour infusion)
+    "one infusion": [ReferenceDose(route="iv-infusion", amount=410.0, time_h=0, duration_h=410 / 137)],
+    "three cycles": [
+        ReferenceDose(route="iv-infusion", amount=410.0, time_h=t, duration_h=410 / 137) for t in (0.0, 336.0, 672.0)
+    ],
+    "one bolus": [ReferenceDose(route="iv-bolus", amount=200.0, time_h=0)],
+}
+
+
+@pytest.mark.parametrize("regimen", list(FRIBERG_REGIMENS))
+@pytest.mark.parametrize("eta", [(0.0, 0.0, 0.0), (0.2, -0.1, 0.3)])
+def test_186_myelosuppression_against_its_nmtran(regimen: str, eta: tuple[float, ...]) -> None:
+    # The coverage bench's simulation fails (CVODE at t = 0): it leaves V1I, V2I and CLI, which have no
+    # reference value in the PharmML, at the SBML's 0, so CONC = AC/V1I is not finite. With a
+    # subject's values the twin simulates.
+    th = thetas(_nmtran(FRIBERG / "Output_simulated_SEE_NONMEM.lst"))
+    cov = {"V1I": 545.0, "V2I": 909.0, "CLI": 471.0}  # subject 1 of the dataset
+    doses = FRIBERG_REGIMENS[regimen]
+    expected = friberg(th, cov, eta, _doses(doses, {"iv-infusion": 0, "iv-bolus": 0}), FRIBERG_TIMES)
+    pred = twin_prediction(
+        FRIBERG / "Executable_Myelosuppression.xml",
+        doses,
+        cov,
+        FRIBERG_TIMES,
+        etas=dict(zip(FRIBERG_ETAS, eta, strict=True)),
+    )
+    close(pred["Y"], expected)
