@@ -677,3 +677,62 @@ def test_274_terranova_follows_its_pharmml(regimen: str) -> None:
     pred = twin_prediction(TGI / "Terranova_2017_oncology_TGI.xml", doses, {}, TGI_EARLY)
     close(pred["Y1"], expected[:, 0])
     close(pred["Y2"], expected[:, 1])
+
+
+# --- DDMODEL00000280: rifampicin (Wilkins 2008), a transit-compartment absorption written as an
+# analytic input into the depot; the folder has no PharmML, only the NONMEM control stream and its
+# tables (sdtab: IPRED, patab: each record's individual parameters), which check the solution ---------
+
+RIF = DDMORE_CORPUS / "280"
+
+
+def rifampicin(ind: dict[str, float], dose: float, t_dose: float, times: np.ndarray) -> np.ndarray:
+    """F = A(2)/V of Executable_simulated_TB_Rifampicin_PK_Wilkins_2008.mod after one dose ``dose`` at
+    ``t_dose`` (F1 = 0: the dose enters only through the transit input), at the individual
+    parameters ``ind`` (CL, V, KA, MTT, NN)."""
+    cl, v, ka, mtt, nn = (ind[k] for k in ("CL", "V", "KA", "MTT", "NN"))
+    k, ktr, x = cl / v, (nn + 1) / mtt, 0.00001  # K = CL/V; KTR = (NN+1)/MTT; X = 0.00001
+    lgam = math.log(2.5066) + (nn + 0.5) * math.log(nn) - nn + math.log(1 + 1 / (12 * nn))  # L
+
+    def rhs(t: float, a: np.ndarray) -> np.ndarray:
+        # IF (T.GT.TDOS) DADT(1) = EXP(LOG(PD+X)+LOG(KTR+X)+NN*LOG(KTR*(T-TDOS)+X)-KTR*(T-TDOS)-L) - KA*A(1)
+        tad = t - t_dose
+        into = math.exp(
+            math.log(dose + x) + math.log(ktr + x) + nn * math.log(ktr * tad + x) - ktr * tad - lgam
+        )
+        return np.array([into - ka * a[0], ka * a[0] - k * a[1]])  # DADT(2) = KA*A(1) - K*A(2)
+
+    return solve(rhs, [0.0, 0.0], [], times, start=t_dose)[:, 1] / v
+
+
+def test_280_the_solution_reproduces_nonmems_ipred() -> None:
+    # Each occasion starts with a daily dose followed by samples; the later daily doses of an occasion
+    # are never followed by samples, and $PK sets TDOS = TIME on each dose record, so their input
+    # (computed with the next record's TDOS) is 0, and nothing is left of an occasion a week later:
+    # each occasion's samples see its first dose only, from 0. Within 2e-4 of NONMEM's IPRED: its
+    # ADVAN6 runs with TOL=4, and patab prints the individual parameters to 5 figures (the median
+    # difference is 2e-5).
+    control = _nmtran(RIF / "Executable_simulated_TB_Rifampicin_PK_Wilkins_2008.mod")
+    data = dataset(RIF / "Simulated_TB_Rifampicin_PK_Wilkins_2008.csv", control)
+    sdtab = nonmem_table(RIF / "sdtab.simulated_TB_Rifampicin_PK_Wilkins_2008")
+    patab = nonmem_table(RIF / "patab.simulated_TB_Rifampicin_PK_Wilkins_2008")
+    assert len(sdtab) == len(patab) == len(data)
+    subjects = sorted({r["ID"] for r in data}, key=int)[::10]
+    errors = []
+    for sid in subjects:
+        for occ in sorted({r["OCC"] for r in data if r["ID"] == sid}):
+            rows = [i for i, r in enumerate(data) if r["ID"] == sid and r["OCC"] == occ]
+            first = next(data[i] for i in rows if data[i]["EVID"] == "1")
+            samples = [i for i in rows if data[i]["MDV"] == "0"]
+            assert all(sdtab[i]["TIME"] == float(data[i]["TIME"]) for i in samples)
+            (ind,) = {tuple(patab[i][k] for k in ("CL", "V", "KA", "MTT", "NN")) for i in samples}
+            times = np.array([float(data[i]["TIME"]) for i in samples])
+            mine = rifampicin(
+                dict(zip(("CL", "V", "KA", "MTT", "NN"), ind, strict=True)),
+                float(first["AMT"]),
+                float(first["TIME"]),
+                times,
+            )
+            errors += [abs(m / sdtab[i]["IPRED"] - 1) for m, i in zip(mine, samples, strict=True)]
+    assert len(errors) > 250
+    assert max(errors) <= 2e-4 and float(np.median(errors)) <= 3e-5, (max(errors), np.median(errors))
