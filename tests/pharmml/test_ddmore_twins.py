@@ -815,3 +815,83 @@ def test_225_cipro_against_its_nmtran(cab: float) -> None:
     conv = convert(path.read_bytes(), source=str(path))
     (err,) = conv.card.residual_error
     assert (err.model, err.additive_sd) == ("additive", pytest.approx(2.544))
+
+
+# --- DDMODEL00000227: glucose kinetics with a labelled-glucose tracer (MLXTRAN twin: the structural
+# model Executable_glucoseKinetics.txt with the initial values of Executable_glucoseKinetics.mlxtran);
+# glucose and insulin enter as regressors, linearly interpolated between samples ----------------------
+
+GLUCOSE = DDMORE_CORPUS / "227"
+GLUCOSE_TIMES = np.array([1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0, 150.0, 180.0, 240.0])
+
+
+def mlxtran_initial_values(project: str) -> dict[str, float]:
+    """``pop_X = value`` of an MLXTRAN project's ``initialValues`` (typical values by parameter)."""
+    return {m[1]: float(m[2]) for m in re.finditer(r"\bpop_(\w+)\s*=\s*([-\d.eE+]+)", project)}
+
+
+def glucose(
+    p: dict[str, float], reg: dict[str, float], doses: Sequence[Dose], times: np.ndarray
+) -> np.ndarray:
+    """G of the MLXTRAN model; ``reg``: the regressors INS, GLU, TOBS, T1, GLU1, INS1; states in
+    order X1, X, Z1, Z, xHL1, xHL2, xPER1-4 (adm 5 and 6 dose xHL1 and xHL2 with p = 1/F)."""
+    vhl, delta_hl, delta = 700.0, 15.0, 10.0
+    f, fl2, fl3 = p["F"], p["flambda2"], p["flambda3"]
+    w1 = p["w1"]
+    w2 = (1 - w1) * p["fw2"]
+    w3 = (1 - w1) - w2
+    lambda1 = (w1 * fl2 * fl3 + w2 * fl3 + w3) / (fl2 * fl3) * delta * f / (delta * (p["V"] - vhl) - f)
+    lambda2 = lambda1 * fl2
+    lambda3 = lambda2 * fl3
+    c1 = delta_hl * f / (delta_hl * vhl - 2 * f)
+    c2 = -delta_hl * f / (delta_hl * vhl - f)
+    ln2 = math.log(2)
+
+    def rhs(t: float, a: np.ndarray) -> np.ndarray:
+        x1, x, z1, z, hl1, hl2, per1, per2, per3, per4 = a
+        i = (t - reg["T1"]) / (reg["TOBS"] - reg["T1"]) * (reg["INS"] - reg["INS1"]) + reg["INS1"]
+        gl = (t - reg["T1"]) / (reg["TOBS"] - reg["T1"]) * (reg["GLU"] - reg["GLU1"]) + reg["GLU1"]
+        vmax = p["Vmax0"] + p["Emax"] * z ** p["gamma"] / (p["KmI"] ** p["gamma"] + z ** p["gamma"])
+        e = vmax / (p["KmG"] + x) / f  # cl = Vmax/(KmG+X); E = cl/F
+        g = c1 * hl1 - c1 * hl2
+        gv = delta * per4
+        return np.array([
+            (gl - x1) * ln2 / p["t12G"],
+            (x1 - x) * ln2 / p["t12G"],
+            (i - z1) * ln2 / p["t12I"],
+            (z1 - z) * ln2 / p["t12I"],
+            c2 * hl1 + gv,
+            -delta_hl * hl2 + gv,
+            -lambda1 * per1 + w1 * (1 - e) * g,
+            -lambda2 * per2 + w2 * (1 - e) * g,
+            -lambda3 * per3 + w3 * (1 - e) * g,
+            lambda1 * per1 + lambda2 * per2 + lambda3 * per3 - delta * per4,
+        ])  # fmt: skip
+
+    a = solve(rhs, [0.0] * 10, doses, times)
+    return c1 * a[:, 4] - c1 * a[:, 5]  # G = c1*xHL1 - c1*xHL2
+
+
+@pytest.mark.xfail(
+    raises=PharmMLError,
+    strict=True,
+    reason="iv-bolus administration into X (adm 2) and into X1: the card has one target per route; "
+    "converted on branch pmlroutes",
+)
+@pytest.mark.parametrize("infusion", [False, True])
+def test_227_glucose_kinetics_against_its_mlxtran(infusion: bool) -> None:
+    # The dataset's tracer: a bolus of 1042.5 and an infusion of 1004.7 at 8.36 per minute, each given
+    # twice, into adm 5 (xHL1) and adm 6 (xHL2), where p = 1/F scales them. Regressors held constant
+    # (INS = INS1, GLU = GLU1): the states X1, X, Z1 and Z relax to them from 0.
+    p = mlxtran_initial_values((GLUCOSE / "Executable_glucoseKinetics.mlxtran").read_text())
+    assert p["F"] == 2688 and p["t12G"] == 0.7
+    reg = {"INS": 100.8, "INS1": 100.8, "GLU": 5.96732, "GLU1": 5.96732, "T1": 0.0, "TOBS": 1.0}
+    doses = [ReferenceDose(route="iv-bolus", amount=1042.51392, time_h=0)]
+    if infusion:
+        doses.append(
+            ReferenceDose(route="iv-infusion", amount=1004.72064, time_h=0, duration_h=1004.72064 / 8.35968)
+        )
+    tracer = [Dose(d.time_h, cmt, d.amount / p["F"], d.duration_h) for d in doses for cmt in (4, 5)]
+    expected = glucose(p, reg, tracer, GLUCOSE_TIMES)
+    pred = twin_prediction(GLUCOSE / "glucoseKinetics.xml", doses, reg, GLUCOSE_TIMES)
+    close(next(iter(pred.values())), expected)
