@@ -130,7 +130,7 @@ Rhs = Callable[[float, np.ndarray], np.ndarray]
 
 def solve(
     rhs: Rhs,
-    y0: Sequence[float],
+    y0: Sequence[float] | np.ndarray,
     doses: Sequence[Dose],
     times: np.ndarray,
     breaks: Sequence[float] = (),
@@ -377,7 +377,7 @@ def tamoxifen(
     eta: Sequence[float],
     doses: Sequence[Dose],
     times: np.ndarray,
-    y0: Sequence[float] = (0.0, 0.0, 0.0),
+    y0: Sequence[float] | np.ndarray = (0.0, 0.0, 0.0),
     start: float = 0.0,
 ) -> np.ndarray:
     """(CTAM, CENDX, and the three amounts) of the control stream in Output_simulated_tamoxifen.lst,
@@ -883,7 +883,9 @@ def test_227_glucose_kinetics_against_its_mlxtran(infusion: bool) -> None:
     # The dataset's tracer: a bolus of 1042.5 and an infusion of 1004.7 at 8.36 per minute, each given
     # twice, into adm 5 (xHL1) and adm 6 (xHL2), where p = 1/F scales them. Regressors held constant
     # (INS = INS1, GLU = GLU1): the states X1, X, Z1 and Z relax to them from 0.
-    p = mlxtran_initial_values((GLUCOSE / "Executable_glucoseKinetics.mlxtran").read_text())
+    project = GLUCOSE / "Executable_glucoseKinetics.mlxtran"
+    require_corpus(project)
+    p = mlxtran_initial_values(project.read_text())
     assert p["F"] == 2688 and p["t12G"] == 0.7
     reg = {"INS": 100.8, "INS1": 100.8, "GLU": 5.96732, "GLU1": 5.96732, "T1": 0.0, "TOBS": 1.0}
     doses = [ReferenceDose(route="iv-bolus", amount=1042.51392, time_h=0)]
