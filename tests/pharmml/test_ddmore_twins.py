@@ -52,6 +52,11 @@ def _nmtran(path: Path) -> str:
     return text.split("NM-TRAN MESSAGES")[0]
 
 
+def _text(path: Path) -> str:
+    require_corpus(path)
+    return path.read_text()
+
+
 def theta_list(control: str) -> list[tuple[float, str]]:
     """``$THETA`` initial estimates in order, each with the label of its comment (``(0,10.0) ; POP_CL``)."""
     out: list[tuple[float, str]] = []
@@ -897,3 +902,101 @@ def test_227_glucose_kinetics_against_its_mlxtran(infusion: bool) -> None:
     expected = glucose(p, reg, tracer, GLUCOSE_TIMES)
     pred = twin_prediction(GLUCOSE / "glucoseKinetics.xml", doses, reg, GLUCOSE_TIMES)
     close(next(iter(pred.values())), expected)
+
+
+# --- DDMODEL00000233: Fc-osteoprotegerin and urinary NTx (Zierhut 2008); the twin is an mrgsolve
+# model (opg.cpp), which the PharmML differs from (see ``opg``) ------------------------------------------
+
+OPG = DDMORE_CORPUS / "233"
+OPG_TIMES = np.array([1.0, 6.0, 12.0, 24.0, 48.0, 96.0, 168.0, 336.0, 504.0, 672.0, 1008.0])
+OPG_ETAS = ("ECL", "EVC", "EVP1", "EVP2", "EQ1", "EKA", "EFSC")
+
+
+def mrgsolve_params(code: str) -> dict[str, float]:
+    """The ``[PARAM] @annotated`` values of an mrgsolve model (``TVCL : 168 : Clearance``)."""
+    return {m[1]: float(m[2]) for m in re.finditer(r"^\s*(\w+)\s*:\s*([-\d.eE+]+)\s*:", code, re.M)}
+
+
+def opg(
+    p: dict[str, float],
+    eta: dict[str, float],
+    doses: Sequence[Dose],
+    times: np.ndarray,
+    as_pharmml: bool = False,
+) -> np.ndarray:
+    """(CP, NTX) of opg.cpp as columns; doses into 0 (SC) or 1 (CENT).
+
+    ``as_pharmml``: the MDL's and PharmML's variant, which writes CLNL = VMAX/(CP+KM) as a state
+    (``CLNL : {deriv = VMAX/(CP+KM)}``: its integral enters dCENT/dt) and defines F_SC = FSC/(1+FSC)
+    without using it (an SC dose enters whole; mrgsolve's F_SC is the SC compartment's bioavailability).
+    """
+    e = {k: eta.get(k, 0.0) for k in (*OPG_ETAS, "EKSYN", "EKDEG", "EIC50")}
+    cl, vc = p["TVCL"] * math.exp(e["ECL"]), p["TVVC"] * math.exp(e["EVC"])
+    vp1, vp2 = p["TVVP1"] * math.exp(e["EVP1"]), p["TVVP2"] * math.exp(e["EVP2"])
+    q1, q2, ka = p["TVQ1"] * math.exp(e["EQ1"]), p["TVQ2"], p["TVKA"] * math.exp(e["EKA"])
+    fsc = p["TVFSC"] * math.exp(e["EFSC"])
+    ksyn, kdeg = p["TVKSYN"] * math.exp(e["EKSYN"]), p["TVKDEG"] * math.exp(e["EKDEG"])
+    ic50 = p["TVIC50"] * math.exp(e["EIC50"])
+    vmax, km = p["TVVMAX"], p["TVKM"]
+    f_sc = 1.0 if as_pharmml else fsc / (1.0 + fsc)
+
+    def rhs(t: float, a: np.ndarray) -> np.ndarray:
+        sc, cent, p1, p2, ntx, clnl_state = a
+        cp = cent / (vc / 1000000.0)  # CP = CENT/(VC/1000000.0)
+        clnl = vmax / (cp + km)
+        used = clnl_state if as_pharmml else clnl
+        return np.array([
+            -ka * sc,
+            ka * sc - (cl + q1 + q2 + used) * cent / vc + q1 * p1 / vp1 + q2 * p2 / vp2,
+            cent * q1 / vc - p1 * q1 / vp1,
+            cent * q2 / vc - p2 * q2 / vp2,
+            ksyn * (1.0 - cp / (ic50 + cp)) - kdeg * ntx,
+            clnl,
+        ])  # fmt: skip
+
+    given = [Dose(d.time, d.cmt, d.amount * (f_sc if d.cmt == 0 else 1.0), d.duration) for d in doses]
+    a = solve(rhs, [0.0, 0.0, 0.0, 0.0, ksyn / kdeg, 0.0], given, times)  # NTX_0 = KSYN/KDEG
+    return np.column_stack([a[:, 1] / (vc / 1000000.0), a[:, 4]])
+
+
+OPG_REGIMENS = {"iv": [(0.0, 1)], "sc": [(0.0, 0)], "sc twice": [(0.0, 0), (336.0, 0)]}  # 210 mg (3 mg/kg)
+
+
+def test_233_the_pharmml_differs_from_its_mrgsolve_twin() -> None:
+    # The two differ after an IV dose as the integral of CLNL grows (it starts at 0, CLNL at 1973
+    # ml/h, 12 times CL), and an SC dose's exposure by the factor F_SC = 0.067 the PharmML leaves out.
+    p = mrgsolve_params(_text(OPG / "opg.cpp"))
+    assert (p["TVVMAX"], p["TVFSC"]) == (13300, 0.0719)
+    iv = [Dose(0.0, 1, 210.0)]
+    twin, pharmml = opg(p, {}, iv, OPG_TIMES), opg(p, {}, iv, OPG_TIMES, as_pharmml=True)
+    assert abs(pharmml[0, 0] / twin[0, 0] - 1) < 0.01 and pharmml[-1, 0] < 0.5 * twin[-1, 0]
+    sc = [Dose(0.0, 0, 210.0)]
+    early = np.array([0.001, 0.002])  # before either clearance has removed 0.1 % of the central amount
+    ratio = opg(p, {}, sc, early, as_pharmml=True)[:, 0] / opg(p, {}, sc, early)[:, 0]
+    close(ratio, np.full(2, (1 + 0.0719) / 0.0719), rtol=1e-3)
+
+
+@pytest.mark.xfail(
+    raises=PharmMLError,
+    strict=True,
+    reason="expected a Matrix (or a parameter assigned one) (the KSYN/KDEG/IC50 block); converted on "
+    "branch pmlerror",
+)
+@pytest.mark.parametrize("regimen", list(OPG_REGIMENS))
+@pytest.mark.parametrize("eta", [{}, {"ECL": 0.2, "EVC": -0.1, "EKA": 0.15, "EFSC": 0.3}])
+def test_233_opg_follows_its_pharmml(regimen: str, eta: dict[str, float]) -> None:
+    # The importer follows the PharmML: the twin matches the PharmML's variant of the mrgsolve model.
+    p = mrgsolve_params(_text(OPG / "opg.cpp"))
+    doses = [Dose(t, cmt, 210.0) for t, cmt in OPG_REGIMENS[regimen]]
+    expected = opg(p, eta, doses, OPG_TIMES, as_pharmml=True)
+    path = OPG / "Fc_opg_uNTx_PKPD.xml"
+    require_corpus(path)
+    conv = convert(path.read_bytes(), source=str(path))
+    route = {i.target: i.route for i in conv.card.dosing}  # the dataset maps CMT 1 to SC, 2 to CENT
+    regimen_doses = tuple(
+        ReferenceDose(route=route[("SC", "CENT")[d.cmt]], amount=d.amount, time_h=d.time) for d in doses
+    )
+    twin = bind_regimen(load_model(conv.sbml, conv.card), regimen_doses, {"IV": 1.0})
+    pred = simulate(twin, OPG_TIMES, eta).values
+    close(pred["PK"], expected[:, 0])
+    close(pred["PD"], expected[:, 1])
