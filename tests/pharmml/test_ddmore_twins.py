@@ -348,6 +348,34 @@ def test_213_the_solution_reproduces_nonmems_pred_and_ipred() -> None:
     assert checked == 2 * 9 * 79
 
 
+def test_213_the_twin_at_nonmems_estimates_reproduces_its_ipred() -> None:
+    # The twin itself at NONMEM's final estimates (a parameter overlay) and each subject's ETAs, with
+    # the subject's covariates and infusion, against the SO's IPRED (first subject of each group)
+    so = MERO / "Output_simulated_Meropenem.SO.xml"
+    (mle,) = so_table(so, "PopulationEstimates/MLE")
+    estimates = {k: float(v) for k, v in mle.items() if k.startswith(("POP_", "COV_"))}
+    etas = {r["ID"]: {e: float(r[e]) for e in MERO_ETAS} for r in so_table(so, "EffectMean")}
+    data = dataset(MERO / "Simulated_DatasetMeropenem.csv", _nmtran(MERO / "Output_simulated_Meropenem.lst"))
+    path = MERO / "Executable_Meropenem_MDL.xml"
+    conv = convert(path.read_bytes(), source=str(path))
+    model = load_model(conv.sbml, conv.card)
+    checked = 0
+    for sid, preds in _subjects_with_predictions(so, ["1", "15", "28", "41", "54", "67"]).items():
+        rows = [r for r in data if r["ID"] == sid]
+        doses = tuple(
+            ReferenceDose(route="iv-infusion", amount=float(r["AMT"]), time_h=float(r["TIME"]),
+                          duration_h=float(r["AMT"]) / float(r["RATE"]))
+            for r in rows if r["MDV"] == "1"
+        )  # fmt: skip
+        twin = bind_regimen(model, doses, {k: float(rows[0][k]) for k in ("AGE", "WT", "CLCR")})
+        times = np.array([float(p["TIME"]) for p in preds])
+        pred = simulate(twin, times, etas[sid], estimates).values["Y"]
+        for value, printed in zip(pred, (p["IPRED"] for p in preds), strict=True):
+            assert abs(value - float(printed)) <= NONMEM_DIGITS * printed_unit(printed), (sid, value, printed)
+            checked += 1
+    assert checked == 6 * 9
+
+
 def test_213_the_error_model_differs_from_its_nmtran_twin_and_the_importer_warns() -> None:
     # NM-TRAN: W = SQRT((RUV_ADD*RUV_ADD) + (RUV_PROP*RUV_PROP*IPRED*IPRED)), RUV_PROP 0.19, RUV_ADD
     # 0.47: additive SD 0.47, proportional 0.19. The PharmML calls combinedError2(additive=RUV_ADD,
