@@ -58,6 +58,8 @@ def build_residual_error(
         values = _values(g, env, y)
         if values is not None:
             closed = _closed_form(obs, values, sd_eps, warnings)
+            if closed is not None and closed.model in ("combined", "combined-sd"):
+                warnings.extend(_role_warnings(obs.id, g, env, y, closed))
             if closed is not None or all(v == 0 for v in values):
                 return closed
     unknown = sorted(symbols(obs.error) - set(model.params))
@@ -139,6 +141,42 @@ def _closed_form(
             warnings,
         )
     return ResidualError(observable=obs.id, model="power", additive_sd=add, proportional_sd=prop, exponent=c)
+
+
+def _role_warnings(obs_id: str, g: Expr, env: dict[str, float], y: str, err: ResidualError) -> list[str]:
+    """Parameters named additive or proportional (``RUV_ADD``, ``RUV_PROP``) that set the other part
+    of a combined error model: the card follows the body, its NONMEM twin usually follows the names.
+
+    A parameter's part is found by setting it to 0: the additive SD is ``g(0)``, the proportional SD
+    ``g(1) - g(0)`` (SDs add) or ``sqrt(g(1)^2 - g(0)^2)`` (variances add)."""
+    sds_add = err.model == "combined-sd"
+
+    def parts(changed: dict[str, float]) -> tuple[float, float]:
+        a, g1 = (abs(evaluate(g, {**env, **changed, y: f})) for f in (0.0, 1.0))
+        return a, (g1 - a) if sds_add else math.sqrt(max(g1**2 - a**2, 0.0))
+
+    add, prop = parts({})
+    out = []
+    for name, value in env.items():
+        role = _named_model(name)
+        if role not in ("additive", "proportional") or value == 0:
+            continue
+        try:
+            add0, prop0 = parts({name: 0.0})
+        except (ArithmeticError, ValueError, KeyError):
+            continue
+        part = None
+        if not _close(add0, add) and _close(prop0, prop):
+            part = "additive"
+        elif _close(add0, add) and not _close(prop0, prop):
+            part = "proportional"
+        if part and part != role:
+            out.append(
+                f"{obs_id}: {name} is named {role} but sets the {part} part of the error model; the card "
+                f"follows the body (additive SD {err.additive_sd:g}, proportional {err.proportional_sd:g}): "
+                "check the model against its NONMEM/MLXTRAN twin, which may swap them"
+            )
+    return out
 
 
 def _named(obs: Observation, err: ResidualError, warnings: list[str]) -> ResidualError:
