@@ -63,7 +63,8 @@ def _canonical_card(card: ModelCard | MLCard | None) -> Any:
     if isinstance(card, ModelCard) and not card.ml_models:
         del out["ml_models"]  # card 1.2's field, absent before: content hashes of other cards unchanged
     if isinstance(card, ModelCard):  # card 1.3's administration ids, likewise, when not used
-        for item in out["dosing"] + ((out.get("compartments") or {}).get("doses") or []):
+        doses = [d for ref in out["reference_outputs"] for d in ref["doses"]]
+        for item in out["dosing"] + ((out.get("compartments") or {}).get("doses") or []) + doses:
             if item.get("adm") is None:
                 item.pop("adm", None)
     return out

@@ -32,7 +32,8 @@ SBML_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # 1.1: covariates from genotypes, conditions, co-medication and formulas; timing rules; the
 # parameter table. 1.2: ML models (``ml_models``) supplying a typical value or a correction.
 # 1.3: administration ids (``DosingInput.adm``, ``CompartmentDose.adm``) telling apart inputs of
-# one route; the power and sbml residual error forms. Cards of versions 1.0 to 1.2 parse unchanged.
+# one route (a reference dose names one with ``ReferenceDose.adm``); the power and sbml residual
+# error forms. Cards of versions 1.0 to 1.2 parse unchanged.
 CARD_SCHEMA_VERSION: Literal["1.3"] = "1.3"
 
 
@@ -343,10 +344,14 @@ class ValidityDomain(Frozen):
 
 
 class ReferenceDose(Frozen):
+    """A dose of a regimen given in hours from 0 (reference outputs, virtual subjects); with ``adm``,
+    into the inputs of its route with that administration id, else into the route's primary ones."""
+
     route: Route
     amount: float = Field(gt=0)
     time_h: float = Field(ge=0)
     duration_h: float | None = Field(default=None, gt=0)
+    adm: int | None = Field(default=None, ge=0, description="Administration id of the inputs it feeds")
 
 
 class SedmlOutputRef(Frozen):
@@ -532,6 +537,11 @@ class ModelCard(Frozen):
         for ref in self.reference_outputs:
             if ref.observable not in obs:
                 raise ValueError(f"reference_outputs names unknown observable {ref.observable!r}")
+            for dose in ref.doses:
+                if dose.adm is not None and not self.dosing_for(dose.route, dose.adm):
+                    raise ValueError(
+                        f"reference_outputs dose names {dose.route!r} adm {dose.adm} without input"
+                    )
         names = [c.name for c in self.covariates]
         if len(set(names)) != len(names):
             raise ValueError("covariate names must be unique")

@@ -220,7 +220,7 @@ def bind_regimen(
     card = model.card
     events = []
     for i, d in enumerate(doses):
-        inputs = _inputs(card, d.route, None, None)
+        inputs = _inputs(card, d.route, d.adm, f"dose{i}")
         for inp in inputs:
             events.append(DoseEvent(d.time_h, d.amount * inp.fraction, inp, d.duration_h, f"dose{i}"))
     from interop.twin.covariates import complete_covariates

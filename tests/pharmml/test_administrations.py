@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from converters.nonmem import read_event_table
-from interop.errors import ModelError, TwinError
-from interop.schema import ReferenceDose
+from interop.errors import ModelError, SchemaError, TwinError
+from interop.schema import ReferenceDose, ReferenceOutput
 from interop.twin import bind_patient, bind_regimen, load_model, simulate
 from interop.workflows.twin import event_table_mapping
 from registry.formats.pharmml import PharmMLError, convert
@@ -23,6 +23,7 @@ from tests.data import (
     PHARMML_CORPUS,
     PHARMML_DOSE_COLUMN,
     PHARMML_IV_TWO_TARGETS,
+    PHARMML_IV_TWO_TARGETS_REGIMEN,
     PHARMML_ODE_CMT_PIECEWISE,
     require_corpus,
 )
@@ -105,6 +106,26 @@ def test_a_dose_without_administration_goes_to_the_primary_input(tmp_path: Path)
     wrong = record.model_copy(update={"doses": (record.doses[0].model_copy(update={"adm": 7}),)})
     with pytest.raises(TwinError, match="no iv-bolus administration 7"):
         bind_patient(model, wrong)
+
+
+def test_a_regimen_dose_reaches_the_administration_it_names() -> None:
+    """The TrialDesign's bolus by adm 2 is a reference dose naming adm 2 (not left out), and a bare
+    regimen's dose naming an administration goes there, not to the route's primary input (it did:
+    DDMoRe's glucose tracer by adm 5 and 6, or osteoprotegerin's IV dose, went to adm 1)."""
+    conv = convert(PHARMML_IV_TWO_TARGETS_REGIMEN.read_bytes())
+    assert [(d.amount, d.time_h, d.adm) for d in conv.trial_doses] == [(100.0, 0.0, None), (50.0, 2.0, 2)]
+    model = load_model(conv.sbml, conv.card)
+    twin = bind_regimen(model, conv.trial_doses, {})
+    assert [(e.input.target, e.amount) for e in twin.doses] == [("A1", 100.0), ("A2", 50.0)]
+    np.testing.assert_allclose(
+        simulate(twin, TIMES).values["C_obs"], _two_places(TIMES, 100.0, 0.0, 50.0, 2.0), rtol=1e-6, atol=1e-9
+    )
+    unknown = (ReferenceDose(route="iv-bolus", amount=1.0, time_h=0, adm=7),)
+    with pytest.raises(TwinError, match="no iv-bolus administration 7"):
+        bind_regimen(model, unknown, {})
+    output = ReferenceOutput(observable="C_obs", doses=unknown, times_h=(1.0,), values=(1.0,))
+    with pytest.raises(SchemaError, match="iv-bolus. adm 7 without input"):
+        conv.card.replace(reference_outputs=(output,))
 
 
 def test_dose_column_typed_a_regressor_and_an_undeclared_dose_time() -> None:

@@ -220,12 +220,6 @@ def test_274_the_pharmml_differs_from_its_executable_control_stream() -> None:
         assert _tgi_rms(th, terranova(th, given, times, as_pharmml=True), times, observed) > 3
 
 
-@pytest.mark.xfail(
-    raises=PharmMLError,
-    strict=True,
-    reason="the error model uses W_err: only population parameters with values and the prediction are "
-    "supported; converted on branch pmlerror",
-)
 @pytest.mark.parametrize("regimen", list(TGI_REGIMENS))
 def test_274_terranova_follows_its_pharmml(regimen: str) -> None:
     # The importer follows the PharmML, so the twin matches the PharmML's variant of the control
@@ -287,8 +281,8 @@ def cipro(
 @pytest.mark.xfail(
     raises=PharmMLError,
     strict=True,
-    reason="no dose input: no PK-macro administration, TrialDesign dose or dataset dose-column mapping "
-    "names a model variable; converted on branch pmlroutes",
+    reason="no dose input: the drug enters as a concentration regressor (CAB, a data column), and no "
+    "PK-macro administration, TrialDesign dose or dataset dose-column mapping names a model variable",
 )
 @pytest.mark.parametrize("cab", [0.0, 0.0235, 0.047, 0.188])  # concentrations of the dataset's tubes
 def test_225_cipro_against_its_nmtran(cab: float) -> None:
@@ -362,12 +356,6 @@ def glucose(
     return c1 * a[:, 4] - c1 * a[:, 5]  # G = c1*xHL1 - c1*xHL2
 
 
-@pytest.mark.xfail(
-    raises=PharmMLError,
-    strict=True,
-    reason="iv-bolus administration into X (adm 2) and into X1: the card has one target per route; "
-    "converted on branch pmlroutes",
-)
 @pytest.mark.parametrize("infusion", [False, True])
 def test_227_glucose_kinetics_against_its_mlxtran(infusion: bool) -> None:
     # The dataset's tracer: a bolus of 1042.5 and an infusion of 1004.7 at 8.36 per minute, each given
@@ -378,12 +366,15 @@ def test_227_glucose_kinetics_against_its_mlxtran(infusion: bool) -> None:
     p = mlxtran_initial_values(project.read_text())
     assert p["F"] == 2688 and p["t12G"] == 0.7
     reg = {"INS": 100.8, "INS1": 100.8, "GLU": 5.96732, "GLU1": 5.96732, "T1": 0.0, "TOBS": 1.0}
-    doses = [ReferenceDose(route="iv-bolus", amount=1042.51392, time_h=0)]
+    doses = [ReferenceDose(route="iv-bolus", amount=1042.51392, time_h=0, adm=adm) for adm in (5, 6)]
     if infusion:
-        doses.append(
-            ReferenceDose(route="iv-infusion", amount=1004.72064, time_h=0, duration_h=1004.72064 / 8.35968)
-        )
-    tracer = [Dose(d.time_h, cmt, d.amount / p["F"], d.duration_h) for d in doses for cmt in (4, 5)]
+        doses += [
+            ReferenceDose(
+                route="iv-infusion", amount=1004.72064, time_h=0, duration_h=1004.72064 / 8.35968, adm=adm
+            )
+            for adm in (5, 6)
+        ]
+    tracer = [Dose(d.time_h, (d.adm or 0) - 1, d.amount / p["F"], d.duration_h) for d in doses]
     expected = glucose(p, reg, tracer, GLUCOSE_TIMES)
     pred = twin_prediction(GLUCOSE / "glucoseKinetics.xml", doses, reg, GLUCOSE_TIMES)
     close(next(iter(pred.values())), expected)
@@ -456,12 +447,6 @@ def test_233_the_pharmml_differs_from_its_mrgsolve_twin() -> None:
     close(ratio, np.full(2, (1 + 0.0719) / 0.0719), rtol=1e-3)
 
 
-@pytest.mark.xfail(
-    raises=PharmMLError,
-    strict=True,
-    reason="expected a Matrix (or a parameter assigned one) (the KSYN/KDEG/IC50 block); converted on "
-    "branch pmlerror",
-)
 @pytest.mark.parametrize("regimen", list(OPG_REGIMENS))
 @pytest.mark.parametrize("eta", [{}, {"ECL": 0.2, "EVC": -0.1, "EKA": 0.15, "EFSC": 0.3}])
 def test_233_opg_follows_its_pharmml(regimen: str, eta: dict[str, float]) -> None:
@@ -472,9 +457,11 @@ def test_233_opg_follows_its_pharmml(regimen: str, eta: dict[str, float]) -> Non
     path = OPG / "Fc_opg_uNTx_PKPD.xml"
     require_corpus(path)
     conv = convert(path.read_bytes(), source=str(path))
-    route = {i.target: i.route for i in conv.card.dosing}  # the dataset maps CMT 1 to SC, 2 to CENT
+    # the dataset maps CMT 1 to SC, 2 to CENT: two administrations of one route, a dose names its own
+    adm = {i.target: i.adm for i in conv.card.dosing if i.route == "iv-bolus"}
     regimen_doses = tuple(
-        ReferenceDose(route=route[("SC", "CENT")[d.cmt]], amount=d.amount, time_h=d.time) for d in doses
+        ReferenceDose(route="iv-bolus", amount=d.amount, time_h=d.time, adm=adm[("SC", "CENT")[d.cmt]])
+        for d in doses
     )
     twin = bind_regimen(load_model(conv.sbml, conv.card), regimen_doses, {"IV": 1.0})
     pred = simulate(twin, OPG_TIMES, eta).values

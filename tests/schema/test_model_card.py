@@ -100,7 +100,7 @@ def test_fractions_add_up_per_administration_and_compartments_name_one() -> None
 
 def test_cards_without_administration_ids_hash_as_before() -> None:
     """Card 1.3's ``adm`` is left out of the content hash when unused (as 1.2's ``ml_models``)."""
-    from registry.submission import content_hash
+    from registry.submission import _canonical_card, content_hash
 
     card = parse_json(ModelCard, GENTAMICIN_CARD.read_text())
     with_ids = parse(ModelCard, _two_places())
@@ -110,6 +110,7 @@ def test_cards_without_administration_ids_hash_as_before() -> None:
     assert "adm" not in json.dumps(stored)
     assert content_hash(card.id, b"x", card) == content_hash(card.id, b"x", parse(ModelCard, stored))
     assert content_hash(card.id, b"x", with_ids) != content_hash(card.id, b"x", without)
+    assert card.reference_outputs and "adm" not in json.dumps(_canonical_card(card))  # reference doses too
 
 
 def test_power_and_sbml_error_forms() -> None:

@@ -458,8 +458,8 @@ def _reference_doses(
     card: ModelCard,
     warnings: list[str],
 ) -> tuple[ReferenceDose, ...]:
-    """The TrialDesign's doses as reference doses; one into a route's other than primary input is
-    left out (a reference dose names no administration) and warned."""
+    """The TrialDesign's doses as reference doses; one into a route's other than primary input names
+    that input's administration id (one into no input of its route is left out and warned)."""
     out = []
     for d in trial:
         target = redirect.get(d.target, d.target) if d.target is not None else None
@@ -476,11 +476,12 @@ def _reference_doses(
         route = spec.route
         if route.startswith("iv-"):
             route = "iv-infusion" if d.duration_h else "iv-bolus"
+        adm = None  # the route's primary input, else the administration that reaches the target
         if spec.target not in {i.target for i in card.dosing_for(route)}:
-            warnings.append(
-                f"{d.path}: a dose into {spec.target} (not {route}'s primary input) is not a reference dose"
-            )
-            continue
+            adm = next((i.adm for i in card.dosing if i.route == route and i.target == spec.target), None)
+            if adm is None:
+                warnings.append(f"{d.path}: a dose into {spec.target} ({route}) is not a reference dose")
+                continue
         for t in d.times_h:
             out.append(
                 ReferenceDose(
@@ -488,6 +489,7 @@ def _reference_doses(
                     amount=d.amount,
                     time_h=t,  # type: ignore[arg-type]
                     duration_h=d.duration_h if route == "iv-infusion" else None,
+                    adm=adm,
                 )
             )
     return tuple(out)
