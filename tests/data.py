@@ -130,6 +130,7 @@ PHARMML_ONECMT_IV = PHARMML_FIXTURES / "onecmt_iv_0.8.xml"
 PHARMML_ORAL_EFFECT = PHARMML_FIXTURES / "pkmacros_oral_effect_0.8.xml"
 PHARMML_IV_TWO_TARGETS = PHARMML_FIXTURES / "iv_two_targets_0.8.xml"  # one route, two places (adm 1, 2)
 PHARMML_IV_TWO_TARGETS_REGIMEN = PHARMML_FIXTURES / "iv_two_targets_regimen_0.8.xml"  # a dose by each adm
+PHARMML_ONECMT_DATASET = PHARMML_FIXTURES / "onecmt_iv_dataset_0.8.xml"  # WT only in its inline dataset
 PHARMML_ODE_CMT_PIECEWISE = PHARMML_FIXTURES / "ode_cmt_piecewise_0.8.xml"  # AMT -> A1/A2 by CMT
 PHARMML_DOSE_COLUMN = PHARMML_FIXTURES / "closed_form_dose_column_0.8.xml"  # DOSE typed a regressor
 

@@ -91,9 +91,9 @@ FRIBERG_REGIMENS = {
 @pytest.mark.parametrize("regimen", list(FRIBERG_REGIMENS))
 @pytest.mark.parametrize("eta", [(0.0, 0.0, 0.0), (0.2, -0.1, 0.3)])
 def test_186_myelosuppression_against_its_nmtran(regimen: str, eta: tuple[float, ...]) -> None:
-    # The coverage bench's simulation fails (CVODE at t = 0): it leaves V1I, V2I and CLI, which have no
-    # reference value in the PharmML, at the SBML's 0, so CONC = AC/V1I is not finite. With a
-    # subject's values the twin simulates.
+    # V1I, V2I and CLI have no reference value in the PharmML: left at the SBML's 0, CONC = AC/V1I is
+    # not finite and CVODE fails at t = 0 (the coverage bench now takes subject 1's values from the
+    # dataset beside the file, where it finds it). With a subject's values the twin simulates.
     th = thetas(control_stream(FRIBERG / "Output_simulated_SEE_NONMEM.lst"))
     cov = {"V1I": 545.0, "V2I": 909.0, "CLI": 471.0}  # subject 1 of the dataset
     doses = FRIBERG_REGIMENS[regimen]
