@@ -106,6 +106,7 @@ def convert_command(
         out_console.print(
             f"  trial-design dose: {dose.amount:g} {dose.route} at {dose.time_h:g} h"
             + (f" over {dose.duration_h:g} h" if dose.duration_h else "")
+            + (f" (administration {dose.adm})" if dose.adm is not None else "")
         )
     if result.warnings:
         out_console.print(f"  {len(result.warnings)} warning(s), logged above")

@@ -11,7 +11,7 @@ import pytest
 from interop.schema import ModelCard, ReferenceDose, parse_json
 from interop.twin import bind_regimen, check_reference_outputs, load_model, simulate
 from tests.clirun import CliRun, invoke, run_subprocess
-from tests.data import PHARMML_ADVAN1, PHARMML_FIXTURES, PHARMML_USECASE3
+from tests.data import PHARMML_ADVAN1, PHARMML_FIXTURES, PHARMML_IV_TWO_TARGETS_REGIMEN, PHARMML_USECASE3
 
 
 def _run(*args: str) -> CliRun:
@@ -96,3 +96,10 @@ def test_reference_outputs_go_on_the_card(tmp_path: Path) -> None:
     sbml = (tmp_path / "pkmacros_advan1_0.8.1.xml").read_text()
     (check,) = check_reference_outputs(load_model(sbml, card))
     assert check.passed, check
+
+
+def test_convert_prints_the_administration_a_trial_dose_names(tmp_path: Path) -> None:
+    proc = _run(str(PHARMML_IV_TWO_TARGETS_REGIMEN), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "trial-design dose: 100 iv-bolus at 0 h\n" in proc.stdout
+    assert "trial-design dose: 50 iv-bolus at 2 h (administration 2)" in proc.stdout
