@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from registry.formats.nonmem.errormodel import classify_error
 from registry.formats.nonmem.formula import Unprintable
 from registry.formats.nonmem.sbml import Flow, SbmlParameter, write_sbml
 from registry.formats.nonmem.statements import Rule, StatementGraph, mtime_id, safe_id
-from registry.formats.nonmem.stream import Problems, line_of, record_lines
+from registry.formats.nonmem.stream import NonmemError, Problems, line_of, record_lines
 from registry.formats.pharmml.card import covariate_source
 
 __all__ = ["RESERVED_ITEMS", "build_conversion"]
@@ -43,6 +44,7 @@ class _Context:
     columns: list[str] = field(default_factory=list)
     graph: StatementGraph = field(default_factory=StatementGraph)
     record_line: dict[str, int] = field(default_factory=dict)
+    stage: tuple[int | None, str] = (None, "control stream")  # what is being converted, for errors
 
     def line(self, record: str, pattern: str | None = None) -> int | None:
         start = self.record_line.get(record)
@@ -53,7 +55,7 @@ class _Context:
 
 def _normalise(expr: object, ctx: _Context) -> sympy.Expr:
     """sympy form with states as symbols, TIME/t as time, MPAST(n) as a step, THETA ids canonical."""
-    e = sympy.sympify(expr)
+    e = _with_default(sympy.sympify(expr))
     repl: dict[sympy.Basic, sympy.Basic] = {}
     for f in e.atoms(sympy.core.function.AppliedUndef):
         name = type(f).__name__
@@ -69,6 +71,23 @@ def _normalise(expr: object, ctx: _Context) -> sympy.Expr:
         elif s.name in ctx.thetas:
             repl[s] = sympy.Symbol(ctx.thetas[s.name][0])
     return e.xreplace(repl) if repl else e
+
+
+def _with_default(e: sympy.Basic) -> sympy.Basic:
+    """Every IF without ELSE completed with NONMEM's value of a variable never assigned, 0.
+
+    sympy cannot put a Piecewise without a default into a condition (``IF (W.EQ.0) W = 1`` after
+    ``IF (FLAG.EQ.5) W = ...``); the printer writes the same 0 (formula.py).
+    """
+    if not e.has(sympy.Piecewise):
+        return e
+
+    def complete(p: sympy.Piecewise) -> sympy.Basic:
+        if any(c is sympy.true for _v, c in p.args):
+            return p
+        return sympy.Piecewise(*p.args, (0, True))
+
+    return e.replace(lambda x: isinstance(x, sympy.Piecewise), complete)
 
 
 def _values(ctx: _Context) -> dict[sympy.Symbol, float]:
@@ -112,6 +131,27 @@ def build_conversion(
     ctx = _Context(model=model, text=text, problems=problems)
     for name, line, _body in record_lines(text):
         ctx.record_line.setdefault(name, line)
+    try:
+        return _build(ctx, model_id, title, drug, institution, units, reference_outputs, source)
+    except NonmemError:
+        raise
+    except _INTERNAL as exc:  # pharmpy/sympy on a construct not foreseen: a refusal, not a crash
+        line, construct = ctx.stage
+        message = (str(exc).strip().splitlines() or [""])[0][:160] or type(exc).__name__
+        problems.add(line, construct, f"cannot be converted ({type(exc).__name__}: {message})")
+        problems.raise_if_any()
+        raise
+
+
+_INTERNAL = (ValueError, TypeError, AttributeError, AssertionError, NotImplementedError, KeyError,
+             IndexError, ZeroDivisionError, RecursionError)  # fmt: skip
+
+
+def _build(ctx: _Context, model_id: str, title: str, drug: Coding, institution: str, units: dict[str, str],
+           reference_outputs: tuple[ReferenceOutput, ...], source: str | None,
+           ) -> tuple[str, ModelCard, list[str]]:  # fmt: skip
+    model, text, problems = ctx.model, ctx.text, ctx.problems
+    ctx.stage = (ctx.line("INPUT"), "$INPUT")
     ctx.columns = [c.name for c in model.datainfo if not c.drop]
     n_theta = sum(len(r.inits) for r in model.internals.control_stream.get_records("THETA"))
     params = list(model.parameters)
@@ -119,6 +159,7 @@ def build_conversion(
     for k, p in enumerate(params[:n_theta], start=1):
         ctx.thetas[p.name] = (f"THETA_{k}", float(p.init), float(p.lower), float(p.upper))
         theta_notes.append(f"THETA({k}) = {p.init:g} in [{p.lower:g}, {p.upper:g}]{' FIX' if p.fix else ''}")
+    ctx.stage = (ctx.line("PK"), "$PK")
     statements = model.statements
     cs = statements.ode_system
     if cs is None:
@@ -141,6 +182,7 @@ def build_conversion(
     comp_map = {k: v for k, v in model.internals.compartment_map.items() if k != "OUTPUT"}
     by_number = {v: k for k, v in comp_map.items()}
     states: dict[str, sympy.Expr] = {}
+    ctx.stage = (ctx.line("DES") or ctx.line("MODEL") or ctx.line("SUBROUTINES"), "compartmental system")
     for eq in cs.eqs:
         eq = sympy.sympify(eq)
         fn = eq.lhs.args[0]
@@ -150,11 +192,14 @@ def build_conversion(
             problems.add(ctx.line("MODEL"), f"compartment {n}", f"{cname} has no equation")
     rvs = model.random_variables
     eps_var = _epsilon_variances(ctx, rvs)
+    ctx.stage = (ctx.line("ERROR"), "$ERROR")
     y_expr, f_states = _error_expression(ctx, statements)
     observables = _observables(ctx, y_expr, f_states, comp_map, eps_var)
+    ctx.stage = (ctx.line("OMEGA"), "$OMEGA (occasions)")
     occasions, occasion_items = _occasions(ctx, rvs)
     observed = {n for o in observables for n in o["cmts"]}
-    doses = _doses(ctx, cs, comp_map, by_number, statements, observed)
+    ctx.stage = (ctx.line("PK"), "doses")
+    doses = _doses(ctx, cs, by_number, observed)
     problems.raise_if_any()
 
     # SBML: everything the ODEs, doses and observables need
@@ -190,6 +235,7 @@ def build_conversion(
     sbml_params += [SbmlParameter(c, value=0.0, constant=False) for c in covariates]
     sbml_params += [SbmlParameter(p, value=0.0, constant=False) for p in sorted(occasion_params)]
     sbml_params += [SbmlParameter(r.sid, rule=r.expr) for r in [*rules, *extra_rules]]
+    ctx.stage = (ctx.line("PK"), "SBML")
     flows = _flows(ctx, cs, states)
     if flows is None:
         sbml_params += [SbmlParameter(sid, value=0.0, rate=rhs) for sid, rhs in states.items()]
@@ -268,7 +314,43 @@ def _error_expression(ctx: _Context, statements: Any) -> tuple[sympy.Expr, set[s
     if y is None:
         ctx.problems.add(ctx.line("ERROR"), "$ERROR", "Y is never assigned")
         return sympy.Integer(0), f_states
+    flag = env.get(sympy.Symbol("F_FLAG"))
+    if flag is not None and flag != 0:
+        y = _uncensored(ctx, y, flag)
     return y, f_states
+
+
+def _uncensored(ctx: _Context, y: sympy.Expr, flag: sympy.Expr) -> sympy.Expr:
+    """Y where ``F_FLAG`` is 0: the continuous observation of an M3/likelihood ``$ERROR``.
+
+    NONMEM reads Y as a likelihood where F_FLAG is 1 (a level below the LOQ, ``Y = PHI(...)``)
+    or 2. The conditions on data items that set F_FLAG are tried true and false; the setting
+    where F_FLAG is 0 and Y still has an EPS is the card's observation (a warning says what
+    was dropped). No such setting: every record is a likelihood, which the card cannot hold.
+    """
+    line = ctx.line("ERROR", r"\bF_FLAG\s*=")
+    items = set(ctx.columns) - {"CMT"}
+    atoms = sorted(
+        {a for a in flag.atoms(sympy.core.relational.Relational) if {s.name for s in a.free_symbols} & items},
+        key=str,
+    )
+    eps = {sympy.Symbol(n) for n in ctx.model.random_variables.epsilons.names}
+    if 0 < len(atoms) <= 4:
+        for truth in itertools.product((True, False), repeat=len(atoms)):
+            setting = {a: sympy.true if t else sympy.false for a, t in zip(atoms, truth, strict=True)}
+            if sympy.simplify(sympy.piecewise_fold(flag.xreplace(setting))) != 0:
+                continue
+            candidate = sympy.piecewise_fold(y.xreplace(setting))
+            if candidate.free_symbols & eps:
+                kept = " and ".join(str(a) if t else f"not {a}" for a, t in zip(atoms, truth, strict=True))
+                ctx.warnings.append(
+                    f"F_FLAG: the card observes Y where {kept} (F_FLAG=0); the other records are "
+                    "a likelihood (M3 censoring below the LOQ) the card does not hold"
+                )
+                return candidate
+    ctx.problems.add(line, "F_FLAG", "Y is a likelihood (F_FLAG) with no continuous branch chosen by "
+                     "data items: count, categorical and time-to-event data are not continuous levels")  # fmt: skip
+    return y
 
 
 def _observables(
@@ -317,6 +399,10 @@ def _observables(
             shape = classify_error(pred, sds, _values(ctx))
         except ValueError as exc:
             ctx.problems.add(err_line, "$ERROR", f"compartment {n}: {exc}")
+            continue
+        except (TypeError, AttributeError) as exc:  # sympy on IF/ELSE it cannot fold
+            why = f"compartment {n}: the residual variance of Y cannot be analysed ({exc})"
+            ctx.problems.add(err_line, "$ERROR", why)
             continue
         expr = pred.args[0] if shape.model == "exponential" else pred
         oid = safe_id(cname.lower())
@@ -402,17 +488,14 @@ def _flatten(e: sympy.Expr) -> sympy.Expr:
     return sympy.Piecewise(*pairs)
 
 
-def _doses(ctx: _Context, cs: Any, comp_map: dict[str, int], by_number: dict[int, str], statements: Any,
+def _doses(ctx: _Context, cs: Any, by_number: dict[int, str],
            observed: set[int]):  # type: ignore[no-untyped-def]  # fmt: skip
     final = ctx.graph.final
-    numbers = {comp_map[c.name] for c in cs.dosing_compartments if c.name in comp_map}
+    numbers = {n for n, cname in by_number.items() if cs.find_compartment(cname).doses}
     for n in by_number:
         if any(f"{p}{n}" in final for p in ("F", "ALAG", "D", "R")):
             numbers.add(n)
-    depot = cs.find_depot(statements)
-    depot_n = comp_map.get(depot.name) if depot is not None else None
-    if depot_n in observed:  # pharmpy calls any dosed compartment feeding another a depot (a parent drug)
-        depot_n = None
+    depot_n = _depot(cs, by_number, numbers, observed)
     has_rate = "RATE" in ctx.columns
     inputs: list[dict[str, Any]] = []
     for n in sorted(numbers):
@@ -460,6 +543,23 @@ def _doses(ctx: _Context, cs: Any, comp_map: dict[str, int], by_number: dict[int
         for i in group:
             ids += [x for x in (i["f"], i["lag"], i["duration"]) if x]
     return {"inputs": inputs, "rules": rules, "ids": ids}
+
+
+def _depot(cs: Any, by_number: dict[int, str], numbers: set[int], observed: set[int]) -> int | None:
+    """The oral entry: a dosed, unobserved compartment nothing flows into, emptying into one other.
+
+    pharmpy's ``find_depot`` asserts on compartments with three outflows and needs a central
+    compartment; general ($MODEL) systems have neither guarantee.
+    """
+    names = set(cs.compartment_names)
+    for n in sorted(numbers):
+        comp = cs.find_compartment(by_number[n])
+        outs = [to for to, _rate in cs.get_compartment_outflows(comp)]
+        if n in observed or cs.get_compartment_inflows(comp) or len(outs) != 1:
+            continue
+        if getattr(outs[0], "name", None) in names:
+            return n
+    return None
 
 
 def _card(ctx, model_id, title, drug, institution, units, reference_outputs, source, doses, observables,

@@ -52,7 +52,10 @@ def classify_error(
     variance = sum((sd**2 * sigma for sd, sigma in sds), sympy.Integer(0))
     variance = sympy.sympify(variance).xreplace(dict(values))
     if states:
-        solved = sympy.solve(sympy.Eq(prediction.xreplace(dict(values)), f), states[0])
+        try:
+            solved = sympy.solve(sympy.Eq(prediction.xreplace(dict(values)), f), states[0])
+        except NotImplementedError:
+            solved = []
         if len(solved) != 1:
             raise ValueError(f"the prediction {prediction} cannot be solved for {states[0]}")
         variance = variance.xreplace({states[0]: solved[0]})
