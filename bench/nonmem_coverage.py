@@ -45,6 +45,7 @@ TIMES = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 24.0])
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
 _STREAM = re.compile(r"\.(mod|ctl)$", re.I)
+LIMIT_S = 180  # per file, for conversion and again for simulation
 
 
 @dataclass
@@ -74,8 +75,12 @@ def reason_class(message: str) -> str:
     return _NUMBER.sub("N", text)[:110]
 
 
+class _Timeout(Exception):
+    """A file took longer than its limit (a pathological case worth a look)."""
+
+
 def _timeout(signum, frame):  # type: ignore[no-untyped-def]
-    raise TimeoutError("simulation took over 60 s")
+    raise _Timeout("over the time limit")
 
 
 def _data_medians(path: Path, text: str) -> dict[str, float]:
@@ -113,8 +118,15 @@ def try_file(path: Path, kind: str) -> Result:
     result = Result(path, kind)
     raw = path.read_bytes()
     t0 = time.perf_counter()
+    signal.signal(signal.SIGALRM, _timeout)
+    signal.alarm(LIMIT_S)
     try:
         conv = convert(raw, source=str(path))
+    except _Timeout:
+        result.status = "crashed"
+        result.reasons = (f"TIMEOUT: conversion took over {LIMIT_S} s",)
+        result.seconds = time.perf_counter() - t0
+        return result
     except NonmemError as exc:
         result.status = "refused"
         result.reasons = tuple(f"{p.construct}: {reason_class(p.message)}" for p in exc.problems)
@@ -125,22 +137,26 @@ def try_file(path: Path, kind: str) -> Result:
         result.reasons = (f"CRASH {type(exc).__name__}: {reason_class(str(exc))}",)
         result.seconds = time.perf_counter() - t0
         return result
+    finally:
+        signal.alarm(0)
     doses = [
         ReferenceDose(route=r, amount=100.0, time_h=0.0, duration_h=1.0 if "infusion" in r else None)
         for r in dict.fromkeys(i.route for i in conv.card.dosing)
     ]
     medians = _data_medians(path, raw.decode("latin-1"))
     covariates = {c.name: medians[c.name] for c in conv.card.covariates if c.name in medians}
-    signal.signal(signal.SIGALRM, _timeout)
-    signal.alarm(60)
+    signal.alarm(LIMIT_S)
     try:
         model = load_model(conv.sbml, conv.card)
-        for dose in doses or [None]:
-            twin = bind_regimen(model, (dose,) if dose else (), covariates)
+        regimens: list[tuple[ReferenceDose, ...]] = [(d,) for d in doses] or [()]
+        for regimen in regimens:
+            twin = bind_regimen(model, regimen, covariates)
             pred = simulate(twin, TIMES)
             bad = [k for k, v in pred.values.items() if not np.all(np.isfinite(v))]
             if bad:
-                raise ValueError(f"non-finite predictions for {bad} after a {dose.route if dose else 'no'} dose")
+                raise ValueError(
+                    f"non-finite predictions for {bad} after a {regimen[0].route if regimen else 'no'} dose"
+                )
         result.status = "ok"
     except Exception as exc:  # noqa: BLE001
         result.status = "simulate-failed"
@@ -157,14 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print each file's outcome")
     args = parser.parse_args(argv)
     files = sorted(p for d in args.dirs for p in d.rglob("*") if p.is_file() and _STREAM.search(p.name))
-    results = [try_file(p, classify(p.read_bytes().decode("latin-1"))) for p in files]
-    kinds = Counter(r.kind for r in results)
-    print("files by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
-    if args.list:
-        for r in results:
+    results = []
+    for p in files:
+        r = try_file(p, classify(p.read_bytes().decode("latin-1")))
+        results.append(r)
+        if args.list:
             first = r.reasons[0] if r.reasons else ""
             where = f"{r.path.parent.name}/{r.path.name}"
-            print(f"  {r.kind[:5]} {r.status:15} {r.seconds:6.2f}s {where[:58]:58} {first[:120]}")
+            print(f"  {r.kind[:5]} {r.status:15} {r.seconds:6.2f}s {where[:58]:58} {first[:120]}", flush=True)
+    kinds = Counter(r.kind for r in results)
+    print("\nfiles by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
     primary = Counter(r.reasons[0] for r in results if r.reasons)
     anywhere = Counter(c for r in results for c in set(r.reasons))
     if anywhere:

@@ -1,4 +1,4 @@
-"""ADVAN5/7/8 general systems, M3 censoring (F_FLAG), solver-only verbatim code: own streams vs closed forms."""
+"""ADVAN5/7/8, M3 censoring (F_FLAG), solver-only verbatim code: own streams against closed forms."""
 
 from __future__ import annotations
 
@@ -47,7 +47,10 @@ def test_advan7_and_8_convert_like_their_siblings(advan: str) -> None:
     route = conv.card.dosing[0].route
     dose = ReferenceDose(route=route, amount=10, time_h=0, duration_h=None)
     covariates = {c.name: 0.0 for c in conv.card.covariates}
-    ours, theirs = _levels(conv.sbml, conv.card, dose, covariates), _levels(ref.sbml, ref.card, dose, covariates)
+    ours, theirs = (
+        _levels(conv.sbml, conv.card, dose, covariates),
+        _levels(ref.sbml, ref.card, dose, covariates),
+    )
     for key, value in theirs.items():
         np.testing.assert_allclose(ours[key], value, rtol=1e-9)
 
@@ -59,7 +62,9 @@ def test_m3_censoring_keeps_the_continuous_branch() -> None:
     assert [c.name for c in conv.card.covariates] == []  # BLQ only chose the likelihood branch
     assert any("F_FLAG" in w and "BLQ" in w for w in conv.warnings)
     values = _levels(conv.sbml, conv.card, ReferenceDose(route="iv-bolus", amount=100, time_h=0))
-    np.testing.assert_allclose(values[conv.card.observables[0].id], 100 / 40 * np.exp(-4 / 40 * TIMES), rtol=1e-6)
+    np.testing.assert_allclose(
+        values[conv.card.observables[0].id], 100 / 40 * np.exp(-4 / 40 * TIMES), rtol=1e-6
+    )
 
 
 def test_m3_censoring_on_dv_on_the_log_scale() -> None:
@@ -67,7 +72,9 @@ def test_m3_censoring_on_dv_on_the_log_scale() -> None:
     err = conv.card.residual_error[0]
     assert (err.model, err.proportional_sd) == ("exponential", pytest.approx(0.2))
     values = _levels(conv.sbml, conv.card, ReferenceDose(route="iv-bolus", amount=100, time_h=0))
-    np.testing.assert_allclose(values[conv.card.observables[0].id], 100 / 40 * np.exp(-4 / 40 * TIMES), rtol=1e-6)
+    np.testing.assert_allclose(
+        values[conv.card.observables[0].id], 100 / 40 * np.exp(-4 / 40 * TIMES), rtol=1e-6
+    )
 
 
 def test_solver_settings_in_verbatim_code_are_ignored() -> None:
@@ -78,8 +85,8 @@ def test_solver_settings_in_verbatim_code_are_ignored() -> None:
 @pytest.mark.parametrize(
     ("text", "construct", "line", "words"),
     [
-        (streams.ALL_LIKELIHOOD, "F_FLAG", 17, "likelihood"),
-        (streams.LIKE_OPTION, "$ESTIMATION LIKE", 18, "likelihood"),
+        (streams.ALL_LIKELIHOOD, "F_FLAG", 16, "likelihood"),
+        (streams.LIKE_OPTION, "$ESTIMATION LIKE", 16, "likelihood"),
         (streams.OTHER_VERBATIM, "verbatim code", 6, "Fortran"),
     ],
 )

@@ -136,9 +136,9 @@ def build_conversion(
     except NonmemError:
         raise
     except _INTERNAL as exc:  # pharmpy/sympy on a construct not foreseen: a refusal, not a crash
-        line, construct = ctx.stage
+        at, construct = ctx.stage
         message = (str(exc).strip().splitlines() or [""])[0][:160] or type(exc).__name__
-        problems.add(line, construct, f"cannot be converted ({type(exc).__name__}: {message})")
+        problems.add(at, construct, f"cannot be converted ({type(exc).__name__}: {message})")
         problems.raise_if_any()
         raise
 
@@ -150,7 +150,7 @@ _INTERNAL = (ValueError, TypeError, AttributeError, AssertionError, NotImplement
 def _build(ctx: _Context, model_id: str, title: str, drug: Coding, institution: str, units: dict[str, str],
            reference_outputs: tuple[ReferenceOutput, ...], source: str | None,
            ) -> tuple[str, ModelCard, list[str]]:  # fmt: skip
-    model, text, problems = ctx.model, ctx.text, ctx.problems
+    model, problems = ctx.model, ctx.problems
     ctx.stage = (ctx.line("INPUT"), "$INPUT")
     ctx.columns = [c.name for c in model.datainfo if not c.drop]
     n_theta = sum(len(r.inits) for r in model.internals.control_stream.get_records("THETA"))
@@ -348,8 +348,11 @@ def _uncensored(ctx: _Context, y: sympy.Expr, flag: sympy.Expr) -> sympy.Expr:
                     "a likelihood (M3 censoring below the LOQ) the card does not hold"
                 )
                 return candidate
-    ctx.problems.add(line, "F_FLAG", "Y is a likelihood (F_FLAG) with no continuous branch chosen by "
-                     "data items: count, categorical and time-to-event data are not continuous levels")  # fmt: skip
+    why = (
+        "Y is a likelihood (F_FLAG) with no continuous branch chosen by data items: count, "
+        "categorical and time-to-event data are not continuous levels"
+    )
+    ctx.problems.add(line, "F_FLAG", why)
     return y
 
 

@@ -82,6 +82,8 @@ def decode(raw: bytes, source: str | None) -> str:
 def canonical_record(name: str) -> str | None:
     """The full record name for an abbreviation (``$SUB`` -> SUBROUTINES), None if unknown."""
     upper = name.upper()
+    if upper.startswith("SUBS"):  # NM-TRAN's own short form of $SUBROUTINES
+        return "SUBROUTINES"
     if upper in _RECORDS:
         return upper
     if len(upper) >= 3:
@@ -129,8 +131,11 @@ def check_constructs(text: str, problems: Problems) -> int | None:
             problems.add(line, f"${name}", "not supported (user initialisation / DAE code)")
     for name, line, body in records:
         if name == "ESTIMATION" and re.search(r"(?<![\w-])(LIKE|-2LL)\b", body, re.I):
-            problems.add(line, "$ESTIMATION LIKE", "Y is a likelihood (LIKE/-2LL: count, categorical or "
-                         "time-to-event data), not a continuous observation the twin can predict")  # fmt: skip
+            why = (
+                "Y is a likelihood (LIKE/-2LL: count, categorical or time-to-event data), not a "
+                "continuous observation the twin can predict"
+            )
+            problems.add(line, "$ESTIMATION LIKE", why)
             break
     advan = None
     for name, line, body in records:
@@ -180,7 +185,12 @@ def _verbatim(text: str, problems: Problems) -> None:
         if m:
             solver |= {n.strip().upper() for n in m[1].split(",") if n.strip()}
     for i, code in lines:
-        if not code or code.upper() in ("FIRST", "LAST") or _SOLVER_COMMON.match(code) or _DECLARATION.match(code):
+        if (
+            not code
+            or code.upper() in ("FIRST", "LAST")
+            or _SOLVER_COMMON.match(code)
+            or _DECLARATION.match(code)
+        ):
             continue
         target = re.match(r"^(\w+)\s*=", code)
         if target and target[1].upper() in solver:
