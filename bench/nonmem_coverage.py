@@ -45,7 +45,7 @@ TIMES = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 24.0])
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
 _STREAM = re.compile(r"\.(mod|ctl)$", re.I)
-LIMIT_S = 180  # per file, for conversion and again for simulation
+LIMIT_S = 120  # per file, for conversion and again for simulation
 
 
 @dataclass
@@ -75,7 +75,7 @@ def reason_class(message: str) -> str:
     return _NUMBER.sub("N", text)[:110]
 
 
-class _Timeout(Exception):
+class _Timeout(BaseException):  # sympy catches Exception in places
     """A file took longer than its limit (a pathological case worth a look)."""
 
 
@@ -158,7 +158,7 @@ def try_file(path: Path, kind: str) -> Result:
                     f"non-finite predictions for {bad} after a {regimen[0].route if regimen else 'no'} dose"
                 )
         result.status = "ok"
-    except Exception as exc:  # noqa: BLE001
+    except (Exception, _Timeout) as exc:  # noqa: BLE001
         result.status = "simulate-failed"
         result.reasons = (f"SIMULATE {type(exc).__name__}: {reason_class(str(exc))}",)
     finally:
