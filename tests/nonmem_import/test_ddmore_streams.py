@@ -1,8 +1,9 @@
 """Every NM-TRAN control stream of the DDMoRe Model Repository converts or is refused with a typed error.
 
 Needs the optional DDMoRe corpus (``tests.data.DDMORE_CORPUS``); each file is its own test so a
-crash names the model. A refusal must name a construct and the file; a conversion must compile with libRoadRunner (whether it simulates with the
-data's covariates is bench/nonmem_coverage.py's question).
+crash names the model. A refusal must name a construct and the file; a conversion must compile
+with libRoadRunner (whether it simulates with the data's covariates is bench/nonmem_coverage.py's
+question).
 """
 
 from __future__ import annotations
