@@ -84,32 +84,35 @@ def _timeout(signum, frame):  # type: ignore[no-untyped-def]
 
 
 def _data_medians(path: Path, text: str) -> dict[str, float]:
-    """Median of each numeric $INPUT column in the $DATA file beside the stream (first row per ID)."""
-    import pandas as pd
+    """Median of each $INPUT item over the subjects of the $DATA file beside the stream (first record).
 
+    Reads CSV and NONMEM table files (``TABLE NO. 1`` and a header line) alike: rows of numbers
+    split at commas or blanks, taken in $INPUT order; other lines are skipped.
+    """
     records = record_lines(text)
     data = next((body for name, _l, body in records if name == "DATA"), "")
-    names = " ".join(body for name, _l, body in records if name == "INPUT").split()[1:]
+    items = " ".join(body for name, _l, body in records if name == "INPUT").split()[1:]
     m = re.match(r"\s*\$DATA\s+(\"[^\"]+\"|'[^']+'|\S+)", data, re.I)
     if not m:
         return {}
     file = path.parent / Path(m[1].strip("'\"").replace("\\", "/")).name
     if not file.exists():
         return {}
-    columns = [n.split("=")[0] for n in names]
-    try:
-        frame = pd.read_csv(file, comment=None, header=None, skiprows=1, sep=None, engine="python")
-    except Exception:  # noqa: BLE001 - a data file that cannot be read leaves the card's values
-        return {}
-    frame = frame.iloc[:, : len(columns)]
-    frame.columns = columns[: frame.shape[1]]
-    if "ID" in frame:
-        frame = frame.groupby("ID").first()
+    columns = [n.split("=")[0].upper() for n in items]
+    first: dict[float, list[float]] = {}
+    for line in file.read_text(encoding="latin-1").splitlines():
+        try:
+            row = [float(x) for x in re.split(r"[,\s]+", line.strip()) if x]
+        except ValueError:
+            continue
+        if len(row) >= len(columns):
+            key = row[columns.index("ID")] if "ID" in columns else len(first)
+            first.setdefault(key, row)
     out = {}
-    for col in frame.columns:
-        values = pd.to_numeric(frame[col], errors="coerce").dropna()
-        if len(values):
-            out[str(col)] = float(statistics.median(values))
+    for k, name in enumerate(columns):
+        values = [r[k] for r in first.values()]
+        if values:
+            out[name] = float(statistics.median(values))
     return out
 
 

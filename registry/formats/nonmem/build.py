@@ -107,9 +107,9 @@ def _constant(ctx: _Context, expr: sympy.Expr, depth: int = 0) -> float | None:
             if rule is None:
                 return None
             repl[s] = rule.expr
-        expr = expr.xreplace(repl)
+        expr = sympy.sympify(expr).xreplace(repl)
     try:
-        value = float(expr.xreplace(values).evalf())
+        value = float(sympy.sympify(sympy.sympify(expr).xreplace(values)).evalf())
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
