@@ -232,3 +232,28 @@ SOLVER_VERBATIM = ADVAN1_IV.replace(
     1,
 )
 OTHER_VERBATIM = ADVAN1_IV.replace("$PK\n", '$PK\n" CALL MYSETUP(X)\n', 1)
+
+# The same Y1 in both branches of an IF/ELSE that also sets W: pharmpy merges the block and puts
+# Y1 before W, which the importer must still read as the code says.
+MERGED_IF_BLOCK = """$PROBLEM one compartment, error set per CMT in one IF/ELSE block
+$INPUT ID TIME AMT CMT DV MDV
+$DATA data.csv IGNORE=@
+$SUBROUTINES ADVAN1 TRANS2
+$PK
+CL = THETA(1) * EXP(ETA(1))
+V = THETA(2)
+S1 = V
+$ERROR
+IPRED = F
+IF (CMT.EQ.1) THEN
+  W = THETA(3)
+  Y1 = IPRED + W*EPS(1)
+ELSE
+  W = THETA(4)
+  Y1 = IPRED + W*EPS(1)
+ENDIF
+Y = Y1
+$THETA (0, 4) (0, 40) 0.3 0.7
+$OMEGA 0.1
+$SIGMA 1 FIX
+"""

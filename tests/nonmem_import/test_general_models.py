@@ -95,3 +95,9 @@ def test_likelihoods_and_fortran_are_refused(text: str, construct: str, line: in
         convert(text.encode(), source="run.mod")
     problem = next(p for p in exc.value.problems if p.construct == construct)
     assert problem.line == line and words in problem.message
+
+
+def test_an_if_else_block_pharmpy_reorders_keeps_the_code_s_meaning() -> None:
+    conv = convert(streams.MERGED_IF_BLOCK.encode())
+    err = conv.card.residual_error[0]
+    assert (err.model, err.additive_sd) == ("additive", pytest.approx(0.3))  # THETA(3): CMT 1

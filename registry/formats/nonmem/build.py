@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -314,6 +315,12 @@ def _error_expression(ctx: _Context, statements: Any) -> tuple[sympy.Expr, set[s
     if y is None:
         ctx.problems.add(ctx.line("ERROR"), "$ERROR", "Y is never assigned")
         return sympy.Integer(0), f_states
+    once = {k for k, n in Counter(sympy.Symbol(str(st.symbol)) for st in after).items() if n == 1}
+    for _ in range(10):  # pharmpy merges an IF/ELSE block and may put a use before its definition
+        late = {s: env[s] for s in y.free_symbols & once}
+        if not late:
+            break
+        y = y.xreplace(late)
     flag = env.get(sympy.Symbol("F_FLAG"))
     if flag is not None and flag != 0:
         y = _uncensored(ctx, y, flag)
