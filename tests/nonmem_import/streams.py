@@ -257,3 +257,23 @@ $THETA (0, 4) (0, 40) 0.3 0.7
 $OMEGA 0.1
 $SIGMA 1 FIX
 """
+
+# Two observation types told apart by a data item other than CMT (DVID).
+DVID_TYPES = """$PROBLEM parent levels and their log, told apart by DVID
+$INPUT ID TIME AMT CMT DV MDV DVID
+$DATA data.csv IGNORE=@
+$SUBROUTINES ADVAN1 TRANS2
+$PK
+CL = THETA(1) * EXP(ETA(1))
+V = THETA(2)
+S1 = V
+$ERROR
+IF (DVID.EQ.1) THEN
+  Y = F + THETA(3)*EPS(1)
+ELSE
+  Y = LOG(F) + EPS(1)
+ENDIF
+$THETA (0, 4) (0, 40) 0.3
+$OMEGA 0.1
+$SIGMA 1 FIX
+"""

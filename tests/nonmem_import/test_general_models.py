@@ -88,6 +88,7 @@ def test_solver_settings_in_verbatim_code_are_ignored() -> None:
         (streams.ALL_LIKELIHOOD, "F_FLAG", 16, "likelihood"),
         (streams.LIKE_OPTION, "$ESTIMATION LIKE", 16, "likelihood"),
         (streams.OTHER_VERBATIM, "verbatim code", 6, "Fortran"),
+        (streams.DVID_TYPES, "Y", 10, "DVID"),
     ],
 )
 def test_likelihoods_and_fortran_are_refused(text: str, construct: str, line: int, words: str) -> None:

@@ -313,7 +313,12 @@ def _error_expression(ctx: _Context, statements: Any) -> tuple[sympy.Expr, set[s
         env[sympy.Symbol(str(st.symbol))] = ctx.graph.rename(e)
     y = env.get(sympy.Symbol("Y"))
     if y is None:
-        ctx.problems.add(ctx.line("ERROR"), "$ERROR", "Y is never assigned")
+        if any(re.fullmatch(r"Y_?\d+", k.name) for k in env):  # pharmpy's one Y per DVID value
+            why = ("Y is chosen by data item DVID (observation types told apart by an item other than "
+                   "CMT); the card tells observations apart by CMT")  # fmt: skip
+            ctx.problems.add(ctx.line("ERROR", r"\bDVID\b"), "Y", why)
+        else:
+            ctx.problems.add(ctx.line("ERROR"), "$ERROR", "Y is never assigned")
         return sympy.Integer(0), f_states
     once = {k for k, n in Counter(sympy.Symbol(str(st.symbol)) for st in after).items() if n == 1}
     for _ in range(10):  # pharmpy merges an IF/ELSE block and may put a use before its definition
@@ -390,6 +395,13 @@ def _observables(
                 ctx.warnings.append(
                     f"compartment {n} ({cname}) has no residual error in Y: not an observable"
                 )
+            continue
+        chosen = {s.name for a in yc.atoms(sympy.core.relational.Relational) for s in a.free_symbols}
+        chosen &= set(ctx.columns) - {"CMT", "MDV", "EVID"}
+        if chosen:
+            why = (f"Y is chosen by data item(s) {', '.join(sorted(chosen))} (observation types told apart "
+                   "by an item other than CMT); the card tells observations apart by CMT")  # fmt: skip
+            ctx.problems.add(err_line, "Y", why)
             continue
         bad = {s.name for s in yc.free_symbols} & (RESERVED_ITEMS - {"CMT", "MDV", "EVID"})
         if bad:
