@@ -45,7 +45,7 @@ TIMES = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 24.0])
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
 _STREAM = re.compile(r"\.(mod|ctl)$", re.I)
-LIMIT_S = 120  # per file, for conversion and again for simulation
+LIMIT_S = 240  # per file, for conversion and again for simulation
 
 
 @dataclass
