@@ -277,3 +277,27 @@ $THETA (0, 4) (0, 40) 0.3
 $OMEGA 0.1
 $SIGMA 1 FIX
 """
+
+# A_0(n): a response compartment starting at twice its baseline, relaxing to it.
+INITIAL_AMOUNT = """$PROBLEM turnover response with an initial amount
+$INPUT ID TIME AMT CMT DV MDV
+$DATA data.csv IGNORE=@
+$SUBROUTINES ADVAN13 TOL=9
+$MODEL COMP=(CENTRAL DEFDOSE) COMP=(RESP DEFOBS)
+$PK
+CL = THETA(1)
+V = THETA(2)
+BASE = THETA(3) * EXP(ETA(1))
+KOUT = THETA(4)
+KIN = BASE * KOUT
+A_0(2) = 2 * BASE
+S2 = 1
+$DES
+DADT(1) = -CL/V*A(1)
+DADT(2) = KIN - KOUT*A(2)
+$ERROR
+Y = F + THETA(5)*EPS(1)
+$THETA (0, 4) (0, 40) (0, 10) (0, 0.3) 0.5
+$OMEGA 0.1
+$SIGMA 1 FIX
+"""

@@ -102,3 +102,12 @@ def test_an_if_else_block_pharmpy_reorders_keeps_the_code_s_meaning() -> None:
     conv = convert(streams.MERGED_IF_BLOCK.encode())
     err = conv.card.residual_error[0]
     assert (err.model, err.additive_sd) == ("additive", pytest.approx(0.3))  # THETA(3): CMT 1
+
+
+def test_initial_amount_a_0_starts_the_compartment() -> None:
+    conv = convert(streams.INITIAL_AMOUNT.encode())
+    values = _levels(conv.sbml, conv.card, ReferenceDose(route="iv-bolus", amount=100, time_h=0))
+    base, kout = 10, 0.3  # RESP(t) = BASE + BASE exp(-KOUT t) from A_0(2) = 2 BASE
+    np.testing.assert_allclose(
+        values[conv.card.observables[0].id], base + base * np.exp(-kout * TIMES), rtol=1e-6
+    )

@@ -167,10 +167,16 @@ def _build(ctx: _Context, model_id: str, title: str, drug: Coding, institution: 
         problems.add(ctx.line("PRED"), "$PRED", "no compartmental system (ADVAN) in the model")
         problems.raise_if_any()
     pk = []
+    initial: list[tuple[str, sympy.Expr, int | None]] = []  # A_0(n): the amount at time 0
     for st in statements.before_odes:
         if not hasattr(st, "symbol"):
             continue
         name = str(st.symbol)
+        target = sympy.sympify(st.symbol)
+        if isinstance(target, sympy.core.function.AppliedUndef) and target.args == (0,):
+            line = ctx.line("PK", r"\bA_0\s*\(")
+            initial.append((safe_id(type(target).__name__), _normalise(st.expression, ctx), line))
+            continue
         pk.append(
             (
                 sympy.sympify(st.symbol),
@@ -180,6 +186,8 @@ def _build(ctx: _Context, model_id: str, title: str, drug: Coding, institution: 
         )
     ctx.graph = StatementGraph.build(pk)
     graph = ctx.graph
+    # the rules as they stand at the end of $PK (NONMEM sets A_0 after $PK has run)
+    initial_amounts = {sid: graph.rename(e) for sid, e, _line in initial}
     comp_map = {k: v for k, v in model.internals.compartment_map.items() if k != "OUTPUT"}
     by_number = {v: k for k, v in comp_map.items()}
     states: dict[str, sympy.Expr] = {}
@@ -209,10 +217,14 @@ def _build(ctx: _Context, model_id: str, title: str, drug: Coding, institution: 
     roots = set()
     for e in [*states.values(), *(r.expr for r in extra_rules)]:
         roots |= {s.name for s in e.free_symbols}
+    for sid, e in initial_amounts.items():
+        if sid not in states:
+            problems.add(next(ln for i, _e, ln in initial if i == sid), "A_0", f"{sid} is not a compartment")
+        roots |= {x.name for x in e.free_symbols}
     roots |= set(doses["ids"])
     rules = graph.needed(roots)
     used: set[str] = set()
-    for e in [*states.values(), *(r.expr for r in [*rules, *extra_rules])]:
+    for e in [*states.values(), *initial_amounts.values(), *(r.expr for r in [*rules, *extra_rules])]:
         used |= {s.name for s in e.free_symbols}
     eta_names = list(rvs.etas.names)
     theta_ids = {sid for sid, *_ in ctx.thetas.values()}
@@ -237,7 +249,8 @@ def _build(ctx: _Context, model_id: str, title: str, drug: Coding, institution: 
     sbml_params += [SbmlParameter(p, value=0.0, constant=False) for p in sorted(occasion_params)]
     sbml_params += [SbmlParameter(r.sid, rule=r.expr) for r in [*rules, *extra_rules]]
     ctx.stage = (ctx.line("PK"), "SBML")
-    flows = _flows(ctx, cs, states)
+    # the twin's closed-form path starts every amount at 0: with A_0, rate rules (the ODE path)
+    flows = _flows(ctx, cs, states) if not initial_amounts else None
     if flows is None:
         sbml_params += [SbmlParameter(sid, value=0.0, rate=rhs) for sid, rhs in states.items()]
     try:
@@ -248,6 +261,7 @@ def _build(ctx: _Context, model_id: str, title: str, drug: Coding, institution: 
             "Converted from a NONMEM control stream by digphat-interop (pharmpy). " + "; ".join(theta_notes),
             species=tuple(states) if flows is not None else (),
             flows=tuple(flows or ()),
+            initial=initial_amounts,
         )
     except Unprintable as exc:
         problems.add(ctx.line("PK"), "expression", str(exc))
