@@ -356,12 +356,18 @@ def _uncensored(ctx: _Context, y: sympy.Expr, flag: sympy.Expr) -> sympy.Expr:
     """
     line = ctx.line("ERROR", r"\bF_FLAG\s*=")
     items = set(ctx.columns) - {"CMT"}
-    atoms = sorted(
-        {a for a in flag.atoms(sympy.core.relational.Relational) if {s.name for s in a.free_symbols} & items},
+    relational = sympy.core.relational.Relational
+    chosen = {s.name for a in flag.atoms(relational) for s in a.free_symbols} & items
+    atoms = sorted(  # the conditions on those items, in F_FLAG and in Y (written apart by pharmpy)
+        {
+            a
+            for a in (flag.atoms(relational) | y.atoms(relational))
+            if {s.name for s in a.free_symbols} & chosen
+        },
         key=str,
     )
     eps = {sympy.Symbol(n) for n in ctx.model.random_variables.epsilons.names}
-    if 0 < len(atoms) <= 4:
+    if 0 < len(atoms) <= 6:
         for truth in itertools.product((True, False), repeat=len(atoms)):
             setting = {a: sympy.true if t else sympy.false for a, t in zip(atoms, truth, strict=True)}
             if sympy.simplify(sympy.piecewise_fold(flag.xreplace(setting))) != 0:
@@ -410,11 +416,13 @@ def _observables(
                     f"compartment {n} ({cname}) has no residual error in Y: not an observable"
                 )
             continue
-        chosen = {s.name for a in yc.atoms(sympy.core.relational.Relational) for s in a.free_symbols}
+        at_zero = yc.xreplace({e: 0 for e in eps_syms})  # the prediction: the error may use items
+        chosen = {s.name for a in at_zero.atoms(sympy.core.relational.Relational) for s in a.free_symbols}
         chosen &= set(ctx.columns) - {"CMT", "MDV", "EVID"}
         if chosen:
-            why = (f"Y is chosen by data item(s) {', '.join(sorted(chosen))} (observation types told apart "
-                   "by an item other than CMT); the card tells observations apart by CMT")  # fmt: skip
+            why = (f"Y is chosen by data item(s) {', '.join(sorted(chosen))} (observation types, or their "
+                   "error models, told apart by an item other than CMT); the card tells observations "
+                   "apart by CMT")  # fmt: skip
             ctx.problems.add(err_line, "Y", why)
             continue
         bad = {s.name for s in yc.free_symbols} & (RESERVED_ITEMS - {"CMT", "MDV", "EVID"})
