@@ -111,3 +111,14 @@ def test_initial_amount_a_0_starts_the_compartment() -> None:
     np.testing.assert_allclose(
         values[conv.card.observables[0].id], base + base * np.exp(-kout * TIMES), rtol=1e-6
     )
+
+
+def test_compartments_named_by_numbers_take_doses() -> None:
+    numbered = streams.ADVAN5_METABOLITE.replace("COMP=(CENTRAL, DEFDOSE, DEFOBS)", "COMP=(1 DEFDOSE DEFOBS)")
+    numbered = numbered.replace("COMP=(METAB)", "COMP=(2)").replace("COMP=(PERIPH)", "COMP=(3)")
+    conv, ref = convert(numbered.encode()), convert(streams.ADVAN5_METABOLITE.encode())
+    dose = ReferenceDose(route="iv-bolus", amount=100, time_h=0)
+    ours, theirs = _levels(conv.sbml, conv.card, dose), _levels(ref.sbml, ref.card, dose)
+    np.testing.assert_allclose(
+        sorted(ours.values(), key=lambda v: v[0]), sorted(theirs.values(), key=lambda v: v[0]), rtol=1e-9
+    )

@@ -197,7 +197,7 @@ def _build(ctx: _Context, model_id: str, title: str, drug: Coding, institution: 
         fn = eq.lhs.args[0]
         states[safe_id(type(fn).__name__)] = graph.rename(_normalise(eq.rhs, ctx))
     for n, cname in sorted(by_number.items()):
-        if f"A_{cname}" not in states:
+        if safe_id(f"A_{cname}") not in states:
             problems.add(ctx.line("MODEL"), f"compartment {n}", f"{cname} has no equation")
     rvs = model.random_variables
     eps_var = _epsilon_variances(ctx, rvs)
@@ -278,10 +278,10 @@ def _flows(ctx: _Context, cs: Any, states: dict[str, sympy.Expr]) -> list[Flow] 
     try:
         for cname in cs.compartment_names:
             comp = cs.find_compartment(cname)
-            source = f"A_{safe_id(cname)}"
+            source = safe_id(f"A_{cname}")
             for to, rate in cs.get_compartment_outflows(comp):
                 target = (
-                    f"A_{safe_id(to.name)}"
+                    safe_id(f"A_{to.name}")
                     if hasattr(to, "name") and to.name in cs.compartment_names
                     else None
                 )
@@ -395,14 +395,18 @@ def _observables(
     tested = {int(a.args[1]) for a in y.atoms(sympy.Eq) if a.args[0] == cmt and a.args[1].is_Number}
     candidates = []
     for cname, n in sorted(comp_map.items(), key=lambda kv: kv[1]):
-        if f"A_{cname}" in f_states or f"S{n}" in ctx.graph.final or n in tested:
+        if safe_id(f"A_{cname}") in f_states or f"S{n}" in ctx.graph.final or n in tested:
             candidates.append((n, cname))
     out: list[dict[str, Any]] = []
     eps_syms = [sympy.Symbol(e) for e in eps_var]
     err_line = ctx.line("ERROR", r"^\s*Y\s*=")
     for n, cname in candidates:
         s_id = ctx.graph.final.get(f"S{n}")
-        fc = sympy.Symbol(f"A_{cname}") / sympy.Symbol(s_id) if s_id else sympy.Symbol(f"A_{cname}")
+        fc = (
+            sympy.Symbol(safe_id(f"A_{cname}")) / sympy.Symbol(s_id)
+            if s_id
+            else sympy.Symbol(safe_id(f"A_{cname}"))
+        )
         yc = y.xreplace({sympy.Symbol("F"): fc}).subs(
             {cmt: n, sympy.Symbol("MDV"): 0, sympy.Symbol("EVID"): 0}
         )
@@ -430,9 +434,9 @@ def _observables(
             ctx.problems.add(err_line, "Y", f"Y depends on data item(s) {', '.join(sorted(bad))}")
             continue
         used_states = sorted(x.name for x in pred.free_symbols if x.name.startswith("A_"))
-        if n not in tested and len(used_states) == 1 and used_states[0] != f"A_{cname}":
+        if n not in tested and len(used_states) == 1 and used_states[0] != safe_id(f"A_{cname}"):
             # Y names a compartment's amount itself (A(2)/V, not F): that compartment is observed
-            cname = next((c for c in comp_map if f"A_{safe_id(c)}" == used_states[0]), cname)
+            cname = next((c for c in comp_map if safe_id(f"A_{c}") == used_states[0]), cname)
             n = comp_map[cname]
         same = next((o for o in out if sympy.simplify(o["pred"] - pred) == 0), None)
         if same is not None:
@@ -553,7 +557,7 @@ def _doses(ctx: _Context, cs: Any, by_number: dict[int, str],
             d_id = None
         base = {
             "cmt": n,
-            "target": f"A_{safe_id(cname)}",
+            "target": safe_id(f"A_{cname}"),
             "f": final.get(f"F{n}"),
             "lag": final.get(f"ALAG{n}"),
         }
