@@ -539,7 +539,8 @@ def _flatten(e: sympy.Expr) -> sympy.Expr:
 def _doses(ctx: _Context, cs: Any, by_number: dict[int, str],
            observed: set[int]):  # type: ignore[no-untyped-def]  # fmt: skip
     final = ctx.graph.final
-    numbers = {n for n, cname in by_number.items() if cs.find_compartment(cname).doses}
+    comps = {n: cs.find_compartment(cname) for n, cname in by_number.items()}  # None: no equation
+    numbers = {n for n, comp in comps.items() if comp is not None and comp.doses}
     for n in by_number:
         if any(f"{p}{n}" in final for p in ("F", "ALAG", "D", "R")):
             numbers.add(n)
@@ -602,6 +603,8 @@ def _depot(cs: Any, by_number: dict[int, str], numbers: set[int], observed: set[
     names = set(cs.compartment_names)
     for n in sorted(numbers):
         comp = cs.find_compartment(by_number[n])
+        if comp is None:
+            continue
         outs = [to for to, _rate in cs.get_compartment_outflows(comp)]
         if n in observed or cs.get_compartment_inflows(comp) or len(outs) != 1:
             continue
