@@ -18,7 +18,7 @@ from tests.nonmem_import import streams
         (streams.MIX_MODEL, "$MIX", 10),
         (streams.USER_ROUTINE, "$SUBROUTINES", 4),
         (streams.MODELLED_RATE, "R1", 10),
-        (streams.ADVAN1_IV.replace("ADVAN1 TRANS2", "ADVAN5"), "ADVAN5", 4),
+        (streams.ADVAN1_IV.replace("ADVAN1 TRANS2", "ADVAN9"), "ADVAN9", 4),
         (streams.Y_ON_DATA, "Y", 12),
     ],
 )

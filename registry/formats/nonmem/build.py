@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +18,7 @@ from registry.formats.nonmem.errormodel import classify_error
 from registry.formats.nonmem.formula import Unprintable
 from registry.formats.nonmem.sbml import Flow, SbmlParameter, write_sbml
 from registry.formats.nonmem.statements import Rule, StatementGraph, mtime_id, safe_id
-from registry.formats.nonmem.stream import Problems, line_of, record_lines
+from registry.formats.nonmem.stream import NonmemError, Problems, line_of, record_lines
 from registry.formats.pharmml.card import covariate_source
 
 __all__ = ["RESERVED_ITEMS", "build_conversion"]
@@ -43,6 +45,7 @@ class _Context:
     columns: list[str] = field(default_factory=list)
     graph: StatementGraph = field(default_factory=StatementGraph)
     record_line: dict[str, int] = field(default_factory=dict)
+    stage: tuple[int | None, str] = (None, "control stream")  # what is being converted, for errors
 
     def line(self, record: str, pattern: str | None = None) -> int | None:
         start = self.record_line.get(record)
@@ -53,7 +56,7 @@ class _Context:
 
 def _normalise(expr: object, ctx: _Context) -> sympy.Expr:
     """sympy form with states as symbols, TIME/t as time, MPAST(n) as a step, THETA ids canonical."""
-    e = sympy.sympify(expr)
+    e = _with_default(sympy.sympify(expr))
     repl: dict[sympy.Basic, sympy.Basic] = {}
     for f in e.atoms(sympy.core.function.AppliedUndef):
         name = type(f).__name__
@@ -69,6 +72,23 @@ def _normalise(expr: object, ctx: _Context) -> sympy.Expr:
         elif s.name in ctx.thetas:
             repl[s] = sympy.Symbol(ctx.thetas[s.name][0])
     return e.xreplace(repl) if repl else e
+
+
+def _with_default(e: sympy.Basic) -> sympy.Basic:
+    """Every IF without ELSE completed with NONMEM's value of a variable never assigned, 0.
+
+    sympy cannot put a Piecewise without a default into a condition (``IF (W.EQ.0) W = 1`` after
+    ``IF (FLAG.EQ.5) W = ...``); the printer writes the same 0 (formula.py).
+    """
+    if not e.has(sympy.Piecewise):
+        return e
+
+    def complete(p: sympy.Piecewise) -> sympy.Basic:
+        if any(c is sympy.true for _v, c in p.args):
+            return p
+        return sympy.Piecewise(*p.args, (0, True))
+
+    return e.replace(lambda x: isinstance(x, sympy.Piecewise), complete)
 
 
 def _values(ctx: _Context) -> dict[sympy.Symbol, float]:
@@ -88,9 +108,9 @@ def _constant(ctx: _Context, expr: sympy.Expr, depth: int = 0) -> float | None:
             if rule is None:
                 return None
             repl[s] = rule.expr
-        expr = expr.xreplace(repl)
+        expr = sympy.sympify(expr).xreplace(repl)
     try:
-        value = float(expr.xreplace(values).evalf())
+        value = float(sympy.sympify(sympy.sympify(expr).xreplace(values)).evalf())
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
@@ -112,6 +132,27 @@ def build_conversion(
     ctx = _Context(model=model, text=text, problems=problems)
     for name, line, _body in record_lines(text):
         ctx.record_line.setdefault(name, line)
+    try:
+        return _build(ctx, model_id, title, drug, institution, units, reference_outputs, source)
+    except NonmemError:
+        raise
+    except _INTERNAL as exc:  # pharmpy/sympy on a construct not foreseen: a refusal, not a crash
+        at, construct = ctx.stage
+        message = (str(exc).strip().splitlines() or [""])[0][:160] or type(exc).__name__
+        problems.add(at, construct, f"cannot be converted ({type(exc).__name__}: {message})")
+        problems.raise_if_any()
+        raise
+
+
+_INTERNAL = (ValueError, TypeError, AttributeError, AssertionError, NotImplementedError, KeyError,
+             IndexError, ZeroDivisionError, RecursionError)  # fmt: skip
+
+
+def _build(ctx: _Context, model_id: str, title: str, drug: Coding, institution: str, units: dict[str, str],
+           reference_outputs: tuple[ReferenceOutput, ...], source: str | None,
+           ) -> tuple[str, ModelCard, list[str]]:  # fmt: skip
+    model, problems = ctx.model, ctx.problems
+    ctx.stage = (ctx.line("INPUT"), "$INPUT")
     ctx.columns = [c.name for c in model.datainfo if not c.drop]
     n_theta = sum(len(r.inits) for r in model.internals.control_stream.get_records("THETA"))
     params = list(model.parameters)
@@ -119,16 +160,23 @@ def build_conversion(
     for k, p in enumerate(params[:n_theta], start=1):
         ctx.thetas[p.name] = (f"THETA_{k}", float(p.init), float(p.lower), float(p.upper))
         theta_notes.append(f"THETA({k}) = {p.init:g} in [{p.lower:g}, {p.upper:g}]{' FIX' if p.fix else ''}")
+    ctx.stage = (ctx.line("PK"), "$PK")
     statements = model.statements
     cs = statements.ode_system
     if cs is None:
         problems.add(ctx.line("PRED"), "$PRED", "no compartmental system (ADVAN) in the model")
         problems.raise_if_any()
     pk = []
+    initial: list[tuple[str, sympy.Expr, int | None]] = []  # A_0(n): the amount at time 0
     for st in statements.before_odes:
         if not hasattr(st, "symbol"):
             continue
         name = str(st.symbol)
+        target = sympy.sympify(st.symbol)
+        if isinstance(target, sympy.core.function.AppliedUndef) and target.args == (0,):
+            line = ctx.line("PK", r"\bA_0\s*\(")
+            initial.append((safe_id(type(target).__name__), _normalise(st.expression, ctx), line))
+            continue
         pk.append(
             (
                 sympy.sympify(st.symbol),
@@ -138,23 +186,29 @@ def build_conversion(
         )
     ctx.graph = StatementGraph.build(pk)
     graph = ctx.graph
+    # the rules as they stand at the end of $PK (NONMEM sets A_0 after $PK has run)
+    initial_amounts = {sid: graph.rename(e) for sid, e, _line in initial}
     comp_map = {k: v for k, v in model.internals.compartment_map.items() if k != "OUTPUT"}
     by_number = {v: k for k, v in comp_map.items()}
     states: dict[str, sympy.Expr] = {}
+    ctx.stage = (ctx.line("DES") or ctx.line("MODEL") or ctx.line("SUBROUTINES"), "compartmental system")
     for eq in cs.eqs:
         eq = sympy.sympify(eq)
         fn = eq.lhs.args[0]
         states[safe_id(type(fn).__name__)] = graph.rename(_normalise(eq.rhs, ctx))
     for n, cname in sorted(by_number.items()):
-        if f"A_{cname}" not in states:
+        if safe_id(f"A_{cname}") not in states:
             problems.add(ctx.line("MODEL"), f"compartment {n}", f"{cname} has no equation")
     rvs = model.random_variables
     eps_var = _epsilon_variances(ctx, rvs)
+    ctx.stage = (ctx.line("ERROR"), "$ERROR")
     y_expr, f_states = _error_expression(ctx, statements)
     observables = _observables(ctx, y_expr, f_states, comp_map, eps_var)
+    ctx.stage = (ctx.line("OMEGA"), "$OMEGA (occasions)")
     occasions, occasion_items = _occasions(ctx, rvs)
     observed = {n for o in observables for n in o["cmts"]}
-    doses = _doses(ctx, cs, comp_map, by_number, statements, observed)
+    ctx.stage = (ctx.line("PK"), "doses")
+    doses = _doses(ctx, cs, by_number, observed)
     problems.raise_if_any()
 
     # SBML: everything the ODEs, doses and observables need
@@ -166,10 +220,14 @@ def build_conversion(
     roots = set()
     for e in [*states.values(), *(r.expr for r in extra_rules)]:
         roots |= {s.name for s in e.free_symbols}
+    for sid, e in initial_amounts.items():
+        if sid not in states:
+            problems.add(next(ln for i, _e, ln in initial if i == sid), "A_0", f"{sid} is not a compartment")
+        roots |= {x.name for x in e.free_symbols}
     roots |= set(doses["ids"])
     rules = graph.needed(roots)
     used: set[str] = set()
-    for e in [*states.values(), *(r.expr for r in [*rules, *extra_rules])]:
+    for e in [*states.values(), *initial_amounts.values(), *(r.expr for r in [*rules, *extra_rules])]:
         used |= {s.name for s in e.free_symbols}
     eta_names = list(rvs.etas.names)
     theta_ids = {sid for sid, *_ in ctx.thetas.values()}
@@ -193,7 +251,9 @@ def build_conversion(
     sbml_params += [SbmlParameter(c, value=0.0, constant=False) for c in covariates]
     sbml_params += [SbmlParameter(p, value=0.0, constant=False) for p in sorted(occasion_params)]
     sbml_params += [SbmlParameter(r.sid, rule=r.expr) for r in [*rules, *extra_rules]]
-    flows = _flows(ctx, cs, states)
+    ctx.stage = (ctx.line("PK"), "SBML")
+    # the twin's closed-form path starts every amount at 0: with A_0, rate rules (the ODE path)
+    flows = _flows(ctx, cs, states) if not initial_amounts else None
     if flows is None:
         sbml_params += [SbmlParameter(sid, value=0.0, rate=rhs) for sid, rhs in states.items()]
     try:
@@ -204,6 +264,7 @@ def build_conversion(
             "Converted from a NONMEM control stream by digphat-interop (pharmpy). " + "; ".join(theta_notes),
             species=tuple(states) if flows is not None else (),
             flows=tuple(flows or ()),
+            initial=initial_amounts,
         )
     except Unprintable as exc:
         problems.add(ctx.line("PK"), "expression", str(exc))
@@ -220,10 +281,10 @@ def _flows(ctx: _Context, cs: Any, states: dict[str, sympy.Expr]) -> list[Flow] 
     try:
         for cname in cs.compartment_names:
             comp = cs.find_compartment(cname)
-            source = f"A_{safe_id(cname)}"
+            source = safe_id(f"A_{cname}")
             for to, rate in cs.get_compartment_outflows(comp):
                 target = (
-                    f"A_{safe_id(to.name)}"
+                    safe_id(f"A_{to.name}")
                     if hasattr(to, "name") and to.name in cs.compartment_names
                     else None
                 )
@@ -269,9 +330,65 @@ def _error_expression(ctx: _Context, statements: Any) -> tuple[sympy.Expr, set[s
         env[sympy.Symbol(str(st.symbol))] = ctx.graph.rename(e)
     y = env.get(sympy.Symbol("Y"))
     if y is None:
-        ctx.problems.add(ctx.line("ERROR"), "$ERROR", "Y is never assigned")
+        if any(re.fullmatch(r"Y_?\d+", k.name) for k in env):  # pharmpy's one Y per DVID value
+            why = ("Y is chosen by data item DVID (observation types told apart by an item other than "
+                   "CMT); the card tells observations apart by CMT")  # fmt: skip
+            ctx.problems.add(ctx.line("ERROR", r"\bDVID\b"), "Y", why)
+        else:
+            ctx.problems.add(ctx.line("ERROR"), "$ERROR", "Y is never assigned")
         return sympy.Integer(0), f_states
+    once = {k for k, n in Counter(sympy.Symbol(str(st.symbol)) for st in after).items() if n == 1}
+    for _ in range(10):  # pharmpy merges an IF/ELSE block and may put a use before its definition
+        late = {s: env[s] for s in y.free_symbols & once}
+        if not late:
+            break
+        y = y.xreplace(late)
+    flag = env.get(sympy.Symbol("F_FLAG"))
+    if flag is not None and flag != 0:
+        y = _uncensored(ctx, y, flag)
     return y, f_states
+
+
+def _uncensored(ctx: _Context, y: sympy.Expr, flag: sympy.Expr) -> sympy.Expr:
+    """Y where ``F_FLAG`` is 0: the continuous observation of an M3/likelihood ``$ERROR``.
+
+    NONMEM reads Y as a likelihood where F_FLAG is 1 (a level below the LOQ, ``Y = PHI(...)``)
+    or 2. The conditions on data items that set F_FLAG are tried true and false; the setting
+    where F_FLAG is 0 and Y still has an EPS is the card's observation (a warning says what
+    was dropped). No such setting: every record is a likelihood, which the card cannot hold.
+    """
+    line = ctx.line("ERROR", r"\bF_FLAG\s*=")
+    items = set(ctx.columns) - {"CMT"}
+    relational = sympy.core.relational.Relational
+    chosen = {s.name for a in flag.atoms(relational) for s in a.free_symbols} & items
+    atoms = sorted(  # the conditions on those items, in F_FLAG and in Y (written apart by pharmpy)
+        {
+            a
+            for a in (flag.atoms(relational) | y.atoms(relational))
+            if {s.name for s in a.free_symbols} & chosen
+        },
+        key=str,
+    )
+    eps = {sympy.Symbol(n) for n in ctx.model.random_variables.epsilons.names}
+    if 0 < len(atoms) <= 6:
+        for truth in itertools.product((True, False), repeat=len(atoms)):
+            setting = {a: sympy.true if t else sympy.false for a, t in zip(atoms, truth, strict=True)}
+            if sympy.simplify(sympy.piecewise_fold(flag.xreplace(setting))) != 0:
+                continue
+            candidate = sympy.piecewise_fold(y.xreplace(setting))
+            if candidate.free_symbols & eps:
+                kept = " and ".join(str(a) if t else f"not {a}" for a, t in zip(atoms, truth, strict=True))
+                ctx.warnings.append(
+                    f"F_FLAG: the card observes Y where {kept} (F_FLAG=0); the other records are "
+                    "a likelihood (M3 censoring below the LOQ) the card does not hold"
+                )
+                return candidate
+    why = (
+        "Y is a likelihood (F_FLAG) with no continuous branch chosen by data items: count, "
+        "categorical and time-to-event data are not continuous levels"
+    )
+    ctx.problems.add(line, "F_FLAG", why)
+    return y
 
 
 def _observables(
@@ -281,14 +398,18 @@ def _observables(
     tested = {int(a.args[1]) for a in y.atoms(sympy.Eq) if a.args[0] == cmt and a.args[1].is_Number}
     candidates = []
     for cname, n in sorted(comp_map.items(), key=lambda kv: kv[1]):
-        if f"A_{cname}" in f_states or f"S{n}" in ctx.graph.final or n in tested:
+        if safe_id(f"A_{cname}") in f_states or f"S{n}" in ctx.graph.final or n in tested:
             candidates.append((n, cname))
     out: list[dict[str, Any]] = []
     eps_syms = [sympy.Symbol(e) for e in eps_var]
     err_line = ctx.line("ERROR", r"^\s*Y\s*=")
     for n, cname in candidates:
         s_id = ctx.graph.final.get(f"S{n}")
-        fc = sympy.Symbol(f"A_{cname}") / sympy.Symbol(s_id) if s_id else sympy.Symbol(f"A_{cname}")
+        fc = (
+            sympy.Symbol(safe_id(f"A_{cname}")) / sympy.Symbol(s_id)
+            if s_id
+            else sympy.Symbol(safe_id(f"A_{cname}"))
+        )
         yc = y.xreplace({sympy.Symbol("F"): fc}).subs(
             {cmt: n, sympy.Symbol("MDV"): 0, sympy.Symbol("EVID"): 0}
         )
@@ -302,14 +423,23 @@ def _observables(
                     f"compartment {n} ({cname}) has no residual error in Y: not an observable"
                 )
             continue
+        at_zero = yc.xreplace({e: 0 for e in eps_syms})  # the prediction: the error may use items
+        chosen = {s.name for a in at_zero.atoms(sympy.core.relational.Relational) for s in a.free_symbols}
+        chosen &= set(ctx.columns) - {"CMT", "MDV", "EVID"}
+        if chosen:
+            why = (f"Y is chosen by data item(s) {', '.join(sorted(chosen))} (observation types, or their "
+                   "error models, told apart by an item other than CMT); the card tells observations "
+                   "apart by CMT")  # fmt: skip
+            ctx.problems.add(err_line, "Y", why)
+            continue
         bad = {s.name for s in yc.free_symbols} & (RESERVED_ITEMS - {"CMT", "MDV", "EVID"})
         if bad:
             ctx.problems.add(err_line, "Y", f"Y depends on data item(s) {', '.join(sorted(bad))}")
             continue
         used_states = sorted(x.name for x in pred.free_symbols if x.name.startswith("A_"))
-        if n not in tested and len(used_states) == 1 and used_states[0] != f"A_{cname}":
+        if n not in tested and len(used_states) == 1 and used_states[0] != safe_id(f"A_{cname}"):
             # Y names a compartment's amount itself (A(2)/V, not F): that compartment is observed
-            cname = next((c for c in comp_map if f"A_{safe_id(c)}" == used_states[0]), cname)
+            cname = next((c for c in comp_map if safe_id(f"A_{c}") == used_states[0]), cname)
             n = comp_map[cname]
         same = next((o for o in out if sympy.simplify(o["pred"] - pred) == 0), None)
         if same is not None:
@@ -320,6 +450,10 @@ def _observables(
             shape = classify_error(pred, sds, _values(ctx))
         except ValueError as exc:
             ctx.problems.add(err_line, "$ERROR", f"compartment {n}: {exc}")
+            continue
+        except (TypeError, AttributeError) as exc:  # sympy on IF/ELSE it cannot fold
+            why = f"compartment {n}: the residual variance of Y cannot be analysed ({exc})"
+            ctx.problems.add(err_line, "$ERROR", why)
             continue
         expr = pred.args[0] if shape.model == "exponential" else pred
         oid = safe_id(cname.lower())
@@ -405,17 +539,15 @@ def _flatten(e: sympy.Expr) -> sympy.Expr:
     return sympy.Piecewise(*pairs)
 
 
-def _doses(ctx: _Context, cs: Any, comp_map: dict[str, int], by_number: dict[int, str], statements: Any,
+def _doses(ctx: _Context, cs: Any, by_number: dict[int, str],
            observed: set[int]):  # type: ignore[no-untyped-def]  # fmt: skip
     final = ctx.graph.final
-    numbers = {comp_map[c.name] for c in cs.dosing_compartments if c.name in comp_map}
+    comps = {n: cs.find_compartment(cname) for n, cname in by_number.items()}  # None: no equation
+    numbers = {n for n, comp in comps.items() if comp is not None and comp.doses}
     for n in by_number:
         if any(f"{p}{n}" in final for p in ("F", "ALAG", "D", "R")):
             numbers.add(n)
-    depot = cs.find_depot(statements)
-    depot_n = comp_map.get(depot.name) if depot is not None else None
-    if depot_n in observed:  # pharmpy calls any dosed compartment feeding another a depot (a parent drug)
-        depot_n = None
+    depot_n = _depot(cs, by_number, numbers, observed)
     has_rate = "RATE" in ctx.columns
     inputs: list[dict[str, Any]] = []
     for n in sorted(numbers):
@@ -429,7 +561,7 @@ def _doses(ctx: _Context, cs: Any, comp_map: dict[str, int], by_number: dict[int
             d_id = None
         base = {
             "cmt": n,
-            "target": f"A_{safe_id(cname)}",
+            "target": safe_id(f"A_{cname}"),
             "f": final.get(f"F{n}"),
             "lag": final.get(f"ALAG{n}"),
         }
@@ -463,6 +595,25 @@ def _doses(ctx: _Context, cs: Any, comp_map: dict[str, int], by_number: dict[int
         for i in group:
             ids += [x for x in (i["f"], i["lag"], i["duration"]) if x]
     return {"inputs": inputs, "rules": rules, "ids": ids}
+
+
+def _depot(cs: Any, by_number: dict[int, str], numbers: set[int], observed: set[int]) -> int | None:
+    """The oral entry: a dosed, unobserved compartment nothing flows into, emptying into one other.
+
+    pharmpy's ``find_depot`` asserts on compartments with three outflows and needs a central
+    compartment; general ($MODEL) systems have neither guarantee.
+    """
+    names = set(cs.compartment_names)
+    for n in sorted(numbers):
+        comp = cs.find_compartment(by_number[n])
+        if comp is None:
+            continue
+        outs = [to for to, _rate in cs.get_compartment_outflows(comp)]
+        if n in observed or cs.get_compartment_inflows(comp) or len(outs) != 1:
+            continue
+        if getattr(outs[0], "name", None) in names:
+            return n
+    return None
 
 
 def _card(ctx, model_id, title, drug, institution, units, reference_outputs, source, doses, observables,

@@ -78,7 +78,10 @@ def classify_error(
     variance = sympy.sympify(variance).xreplace(dict(values))
     general = variance
     if states:
-        solved = sympy.solve(sympy.Eq(prediction.xreplace(dict(values)), f), states[0])
+        try:
+            solved = sympy.solve(sympy.Eq(prediction.xreplace(dict(values)), f), states[0])
+        except NotImplementedError:
+            solved = []
         if len(solved) != 1:
             raise ValueError(f"the prediction {prediction} cannot be solved for {states[0]}")
         variance = variance.xreplace({states[0]: solved[0]})

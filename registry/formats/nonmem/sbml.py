@@ -10,6 +10,7 @@ the flows reactions instead (what the twin's closed-form linear path reads).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import libsbml
@@ -52,6 +53,7 @@ def write_sbml(
     notes: str,
     species: tuple[str, ...] = (),
     flows: tuple[Flow, ...] = (),
+    initial: Mapping[str, sympy.Expr] | None = None,
 ) -> str:
     """SBML text; raises ModelError when libsbml finds the result inconsistent.
 
@@ -109,5 +111,9 @@ def write_sbml(
             rule = model.createRateRule()
             rule.setVariable(p.sid)
             _ok(rule.setMath(to_ast(p.rate, lambda n: n)), f"set the rate of {p.sid!r}")
+    for sid, expr in (initial or {}).items():  # A_0(n): amounts at time 0 (initial assignments)
+        ia = model.createInitialAssignment()
+        _ok(ia.setSymbol(sid), f"set the initial amount of {sid!r}")
+        _ok(ia.setMath(to_ast(expr, lambda n: n)), f"set the initial amount of {sid!r}")
     _ok(model.setNotes(xhtml_notes(notes)), "set notes")
     return checked_sbml(doc, "the control stream")

@@ -23,7 +23,7 @@ _RECORDS = (
     "SIGMAP", "SIGMAPD", "SIZES", "BIND", "LEVEL", "ETAS", "PHIS", "MSFI", "NONPARAMETRIC",
     "ANNEAL", "TOL", "TTDF", "DESIGN", "CONTR", "CCONTR", "OLKJDF", "OVARF", "SLKJDF", "SVARF",
 )  # fmt: skip
-SUPPORTED_ADVANS = (1, 2, 3, 4, 6, 10, 11, 12, 13, 14)
+SUPPORTED_ADVANS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14)
 # NAME=file names user Fortran code; TOL=8 (a number) is a tolerance, not a routine.
 _USER_CODE = re.compile(r"\b(OTHER|PRED|PK|ERROR|DES|AES|INFN|MIX|CONTR|CCONTR|CRIT|TOL)\s*=\s*(?!\d)", re.I)
 
@@ -82,6 +82,8 @@ def decode(raw: bytes, source: str | None) -> str:
 def canonical_record(name: str) -> str | None:
     """The full record name for an abbreviation (``$SUB`` -> SUBROUTINES), None if unknown."""
     upper = name.upper()
+    if upper.startswith("SUBS"):  # NM-TRAN's own short form of $SUBROUTINES
+        return "SUBROUTINES"
     if upper in _RECORDS:
         return upper
     if len(upper) >= 3:
@@ -127,6 +129,14 @@ def check_constructs(text: str, problems: Problems) -> int | None:
             problems.add(line, "$MIX", "mixture models have no SBML + card equivalent")
         elif name in ("INFN", "AES", "AESINITIAL"):
             problems.add(line, f"${name}", "not supported (user initialisation / DAE code)")
+    for name, line, body in records:
+        if name == "ESTIMATION" and re.search(r"(?<![\w-])(LIKE|-2LL)\b", body, re.I):
+            why = (
+                "Y is a likelihood (LIKE/-2LL: count, categorical or time-to-event data), not a "
+                "continuous observation the twin can predict"
+            )
+            problems.add(line, "$ESTIMATION LIKE", why)
+            break
     advan = None
     for name, line, body in records:
         if name != "SUBROUTINES":
@@ -143,16 +153,50 @@ def check_constructs(text: str, problems: Problems) -> int | None:
                 problems.add(line, f"ADVAN{advan}", "not supported (ADVAN1-4, 6, 10-14 are)")
     if advan is None and "SUBROUTINES" not in names and "PRED" not in names:
         problems.add(None, "$SUBROUTINES", "no $SUBROUTINES record")
+    _verbatim(text, problems)
     for construct, pattern, why in (
         ("CALL", r"\bCALL\s+\w+", "calls to user routines are not supported"),
         ("MNEXT", r"\bMNEXT\s*\(", "MNEXT is not supported (MTIME/MPAST are)"),
         ("COM", r"\bCOM\s*\(\d", "global COM variables are not supported"),
         ("EXIT", r"\bEXIT\b", "EXIT in abbreviated code is not supported"),
+        ("NEWIND", r"\bNEWIND\b", "code keeping values from record to record (NEWIND) is not supported"),
     ):
         found = line_of(text, pattern)
         if found is not None:
             problems.add(found, construct, why)
     return advan
+
+
+_SOLVER_COMMON = re.compile(r"^\s*COMMON\s*/\s*PRCOMG\s*/\s*([\w\s,]+)$", re.I)
+_DECLARATION = re.compile(r"^\s*(INTEGER|REAL|DOUBLE\s+PRECISION)\b", re.I)
+
+
+def _verbatim(text: str, problems: Problems) -> None:
+    """Verbatim Fortran (lines starting with ``"``) is refused, except NONMEM's solver settings.
+
+    ``"FIRST`` / ``COMMON /PRCOMG/ ... IMAX`` / ``IMAX=...`` tunes NONMEM's ODE solver only; the
+    twin has its own, so those lines change no prediction.
+    """
+    lines = [(i, ln.strip()[1:].split("!", 1)[0].strip()) for i, ln in enumerate(text.splitlines(), start=1)
+             if ln.strip().startswith('"')]  # fmt: skip
+    solver = set()
+    for _i, code in lines:
+        m = _SOLVER_COMMON.match(code)
+        if m:
+            solver |= {n.strip().upper() for n in m[1].split(",") if n.strip()}
+    for i, code in lines:
+        if (
+            not code
+            or code.upper() in ("FIRST", "LAST")
+            or _SOLVER_COMMON.match(code)
+            or _DECLARATION.match(code)
+        ):
+            continue
+        target = re.match(r"^(\w+)\s*=", code)
+        if target and target[1].upper() in solver:
+            continue
+        problems.add(i, "verbatim code", f"Fortran code ({code[:40]}) is not supported")
+        return
 
 
 def read_pharmpy(text: str, problems: Problems):  # type: ignore[no-untyped-def]
