@@ -128,6 +128,38 @@ def test_a_regimen_dose_reaches_the_administration_it_names() -> None:
         conv.card.replace(reference_outputs=(output,))
 
 
+def test_monolix_defaults_an_administration_named_type_and_a_compartment_without_volume() -> None:
+    """PharmML 0.6 named the administration number ``type`` (PKmacros_exampleC4 still does), and a
+    compartment without ``volume`` has Monolix's default volume 1: an elimination by clearance from
+    it removes ``CL * amount``, so CL = k2 gives the fixture's kinetics again."""
+    raw = PHARMML_IV_TWO_TARGETS.read_bytes()
+    edits = [
+        (
+            b'<Value argument="adm"><ct:Int>2</ct:Int></Value>',
+            b'<Value argument="type"><ct:Int>2</ct:Int></Value>',
+        ),
+        (b'<Value argument="volume"><ct:SymbRef blkIdRef="pm1" symbIdRef="V2"/></Value>', b""),
+        (
+            b'<Value argument="k"><ct:SymbRef blkIdRef="pm1" symbIdRef="k2"/></Value>',
+            b'<Value argument="CL"><ct:SymbRef blkIdRef="pm1" symbIdRef="k2"/></Value>',
+        ),
+    ]
+    for old, new in edits:
+        assert raw.count(old) == 1
+        raw = raw.replace(old, new)
+    conv = convert(raw, source="defaults.xml")
+    assert [(d.target, d.adm) for d in conv.card.dosing if d.route == "iv-bolus"] == [("A1", 1), ("A2", 2)]
+    assert any("compartment 2 has no volume" in w for w in conv.warnings)
+    twin = bind_regimen(
+        load_model(conv.sbml, conv.card),
+        (ReferenceDose(route="iv-bolus", amount=100.0, time_h=0, adm=2),),
+        {},
+    )
+    np.testing.assert_allclose(
+        simulate(twin, TIMES).values["C_obs"], _two_places(TIMES, 0.0, 0.0, 100.0, 0.0), rtol=1e-6, atol=1e-9
+    )
+
+
 def test_dose_column_typed_a_regressor_and_an_undeclared_dose_time() -> None:
     """DOSE (columnType reg) fills D; tD, only ever subtracted from time, is the dose time."""
     conv = convert(PHARMML_DOSE_COLUMN.read_bytes())

@@ -135,7 +135,7 @@ def convert(
     problems = Problems(source)
     warnings: list[str] = []
     model = read_model(doc, problems)
-    dosing_specs = expand_macros(model, problems)
+    dosing_specs = expand_macros(model, problems, warnings)
     table = model.table
     steps_values = read_values(doc, table, problems)
     trial = read_trial_doses(doc, table, problems, warnings)

@@ -9,6 +9,10 @@ A ``Value`` without an ``argument`` attribute takes the name of the symbol it re
 Monolix convention the DDMoRe examples follow: ``peripheral(k12, k21)``); rate constants of
 peripheral compartments are ``k<i><j>`` or ``k_<i>_<j>``.
 
+Monolix's defaults hold where an argument is left out: a compartment without ``volume`` has volume
+1 (its concentration is its amount, warned where a macro needs it), and ``type`` (PharmML 0.6's
+name of the administration number) is read as ``adm``.
+
 Amounts are the states: first-order absorption adds a depot state per administration that
 empties at ``ka`` into its compartment; a zero-order input (``Tk0``) goes straight into the
 compartment, as an infusion whose duration is the parameter ``Tk0``.
@@ -51,6 +55,7 @@ _KNOWN_ARGS = {
     "to",
     "target",
 }
+_ADMINISTRATIONS = ("IV", "Oral", "Absorption", "Depot")
 # The argument an unnamed value stands for when its symbol is not named like an argument.
 _DEFAULT_ARG = {"Elimination": "k", "Oral": "ka", "Absorption": "ka", "Depot": "ka",
                 "Transfer": "kt", "Effect": "ke0"}  # fmt: skip
@@ -91,6 +96,8 @@ def _args(macro: etree._Element, model: ReadModel, block: str) -> dict[str, tupl
             default = _DEFAULT_ARG.get(local(macro))
             if name not in _KNOWN_ARGS and not _K.match(name) and default:
                 name = default  # e.g. oral(adm=1, cmt=1, ka1): the macro's main rate constant
+        if name == "type" and local(macro) in _ADMINISTRATIONS:
+            name = "adm"  # PharmML 0.6's name of the administration number
         if name in out:
             raise Unsupported(value, f"macro argument {name!r} given twice")
         out[name] = (scope.parse(inner[0]), value)
@@ -107,9 +114,10 @@ def _int(args: dict[str, tuple[Expr, etree._Element]], name: str, macro: etree._
 
 
 class _Builder:
-    def __init__(self, model: ReadModel, problems: Problems) -> None:
+    def __init__(self, model: ReadModel, problems: Problems, warnings: list[str]) -> None:
         self.model = model
         self.problems = problems
+        self.warnings = warnings
         self.cmts: dict[int, _Cmt] = {}
         self.terms: dict[str, list[Expr]] = {}
         self.dosing: list[DosingSpec] = []
@@ -154,8 +162,13 @@ class _Builder:
         return found
 
     def concentration(self, c: _Cmt, el: etree._Element) -> Expr:
-        if c.volume is None:
-            raise Unsupported(el, f"compartment {c.number} needs a volume here")
+        if c.volume is None:  # Monolix's default volume: the concentration is the amount
+            note = (
+                f"compartment {c.number} has no volume: Monolix's default 1 (its concentration is its amount)"
+            )
+            if note not in self.warnings:
+                self.warnings.append(note)
+            return Sym(c.amount)
         return Op("divide", (Sym(c.amount), c.volume))
 
     def define(self, macro: etree._Element, block: str) -> None:
@@ -281,9 +294,9 @@ class _Builder:
             raise Unsupported(macro, f"{name} needs ka or Tk0")
 
 
-def expand_macros(model: ReadModel, problems: Problems) -> list[DosingSpec]:
+def expand_macros(model: ReadModel, problems: Problems, warnings: list[str]) -> list[DosingSpec]:
     """Add the macros' states and flows to ``model``; the dosing inputs they define."""
-    builder = _Builder(model, problems)
+    builder = _Builder(model, problems, warnings)
     builder._pending = []
     macros = [(block, m) for block, holder in model.pkmacros for m in children(holder)]
     for block, macro in macros:
