@@ -133,3 +133,15 @@ def test_cards_without_an_observation_item_hash_as_before() -> None:
         parse(
             ModelCard, {**stored, "compartments": {**stored["compartments"], "levels": [{"observable": "x"}]}}
         )
+
+
+def test_a_guard_against_an_amount_of_zero_is_its_otherwise_value() -> None:
+    """``IF (A(2).EQ.0) DEL = 1`` before ``A(2) + DEL``: the prediction at amounts above 0."""
+    text = STREAM.read_text().replace("CE = A(2)\n", "DEL = 0\nIF (A(2).EQ.0) DEL = 1\nCE = A(2) + DEL\n")
+    conv = convert(text.encode(), source="guard.mod")
+    by_value = {lv.value: lv.observable for lv in conv.card.compartments.levels}  # type: ignore[union-attr]
+    errors = {e.observable: e.model for e in conv.card.residual_error}
+    assert errors[by_value[2.0]] == "additive"
+    dose = ReferenceDose(route="iv-bolus", amount=100, time_h=0)
+    values = simulate(bind_regimen(load_model(conv.sbml, conv.card), (dose,), {}), TIMES).values
+    np.testing.assert_allclose(values[by_value[2.0]], _closed_form(100.0)[1], rtol=1e-5)

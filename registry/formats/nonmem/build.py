@@ -422,7 +422,7 @@ def _observables(
             branches = _item_branches(ctx, y_n, chosen, eps_syms, err_line)
         for item, value, y_b in branches:
             uses_f = sympy.Symbol("F") in y_b.free_symbols
-            yc = y_b.xreplace({sympy.Symbol("F"): fc})
+            yc = _unguarded(y_b.xreplace({sympy.Symbol("F"): fc}))
             pred = sympy.simplify(yc.xreplace(zero))
             terms = {e.name: sympy.diff(yc, e).xreplace(zero) for e in eps_syms if eps_var[e.name] > 0}
             terms = {k: sd for k, sd in terms.items() if sd != 0}
@@ -521,6 +521,28 @@ def _item_branches(
     other = y.subs(sym, min(values) - 1000.5)  # a value no condition names: the ELSE branch
     out: list[tuple[str | None, float | None, sympy.Expr]] = [(item, v, y.subs(sym, v)) for v in values]
     return out + ([(item, None, other)] if set(eps) & other.free_symbols else [])
+
+
+def _unguarded(e: sympy.Expr) -> sympy.Expr:
+    """``e`` without guards against an amount of exactly 0 (``IF (A(1).EQ.0) DEL = 1`` before
+    ``LOG(A(1) + DEL)``): a Piecewise whose conditions only test amounts for 0 is its otherwise
+    value, as the card's predictions treat F = 0 already (errormodel.py)."""
+
+    def zero_test(c: sympy.Basic) -> bool:
+        eqs = c.atoms(sympy.core.relational.Relational)
+        return bool(eqs) and all(
+            isinstance(a, sympy.Eq) and a.args[1] == 0 and isinstance(a.args[0], sympy.Symbol)
+            and a.args[0].name.startswith("A_") for a in eqs
+        )  # fmt: skip
+
+    def drop(p: sympy.Piecewise) -> sympy.Basic:
+        rest = [(v, c) for v, c in p.args if c is not sympy.true]
+        default = next((v for v, c in p.args if c is sympy.true), None)
+        return default if default is not None and all(zero_test(c) for _v, c in rest) else p
+
+    if not e.has(sympy.Piecewise):
+        return e
+    return e.replace(lambda x: isinstance(x, sympy.Piecewise), drop)
 
 
 def _same_error(a: dict[str, sympy.Expr], b: dict[str, sympy.Expr]) -> bool:
