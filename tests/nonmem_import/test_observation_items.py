@@ -136,12 +136,15 @@ def test_cards_without_an_observation_item_hash_as_before() -> None:
 
 
 def test_a_guard_against_an_amount_of_zero_is_its_otherwise_value() -> None:
-    """``IF (A(2).EQ.0) DEL = 1`` before ``A(2) + DEL``: the prediction at amounts above 0."""
-    text = STREAM.read_text().replace("CE = A(2)\n", "DEL = 0\nIF (A(2).EQ.0) DEL = 1\nCE = A(2) + DEL\n")
+    """``IF (A(n).EQ.0) DEL = 1`` (two amounts) before ``LOG(A(1)/V + DEL)``: A(1)/V, log scale."""
+    guarded = "DEL = 0\nIF (A(1).EQ.0) DEL = 1\nIF (A(2).EQ.0) DEL = 1\nIPRED = A(1)/V + DEL\n"
+    text = STREAM.read_text().replace("IPRED = A(1)/V\n", guarded)
+    text = text.replace("Y = IPRED + W*EPS(1)", "Y = LOG(IPRED) + THETA(7)*EPS(1)")
     conv = convert(text.encode(), source="guard.mod")
     by_value = {lv.value: lv.observable for lv in conv.card.compartments.levels}  # type: ignore[union-attr]
-    errors = {e.observable: e.model for e in conv.card.residual_error}
-    assert errors[by_value[2.0]] == "additive"
+    errors = {e.observable: e for e in conv.card.residual_error}
+    pk = errors[by_value[1.0]]
+    assert (pk.model, pk.proportional_sd) == ("exponential", pytest.approx(0.1))
     dose = ReferenceDose(route="iv-bolus", amount=100, time_h=0)
     values = simulate(bind_regimen(load_model(conv.sbml, conv.card), (dose,), {}), TIMES).values
-    np.testing.assert_allclose(values[by_value[2.0]], _closed_form(100.0)[1], rtol=1e-5)
+    np.testing.assert_allclose(values[by_value[1.0]], _closed_form(100.0)[0], rtol=1e-5)
