@@ -67,6 +67,11 @@ def _canonical_card(card: ModelCard | MLCard | None) -> Any:
         for item in out["dosing"] + ((out.get("compartments") or {}).get("doses") or []) + doses:
             if item.get("adm") is None:
                 item.pop("adm", None)
+        cmts = out.get("compartments") or {}  # an observation item's routing (NONMEM DVID), likewise
+        if cmts and cmts.get("observation_item") is None:
+            cmts.pop("observation_item", None)
+            for lv in cmts.get("levels") or []:
+                lv.pop("value", None)
     return out
 
 

@@ -36,11 +36,14 @@ class DoseCompartment:
 
 @dataclass(frozen=True)
 class LevelCompartment:
-    """Observation rows in ``cmt`` are levels of ``analyte`` in ``unit``."""
+    """Observation rows in ``cmt`` are levels of ``analyte`` in ``unit``; with the mapping's
+    ``observation_item``, the rows whose item is ``value`` (in ``cmt`` unless it is None; value
+    None: the rows whose item no other level names)."""
 
-    cmt: int
+    cmt: int | None
     analyte: Coding
     unit: str = "mg/L"
+    value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,22 @@ class EventTableMapping:
     covariates: dict[str, tuple[Coding, str]] = field(default_factory=dict)  # column -> (code, unit)
     origin: dt.datetime = DEFAULT_ORIGIN  # clock time of TIME = 0
     id_prefix: str = "nonmem-"
+    observation_item: str | None = None  # a column (DVID) whose value routes observation rows
 
     def dose_compartment(self, cmt: int, rate: float) -> DoseCompartment | None:
         code = int(rate) if rate < 0 else None
         return next((d for d in self.doses if d.cmt == cmt and d.rate_code == code), None)
 
-    def level_compartment(self, cmt: int) -> LevelCompartment | None:
-        return next((lv for lv in self.levels if lv.cmt == cmt), None)
+    def level_compartment(self, cmt: int, value: float | None = None) -> LevelCompartment | None:
+        """The level of an observation row in ``cmt`` whose observation item is ``value``."""
+        if self.observation_item is None:
+            return next((lv for lv in self.levels if lv.cmt == cmt), None)
+        here = [lv for lv in self.levels if lv.cmt in (None, cmt)]
+        named = next((lv for lv in here if lv.value is not None and lv.value == value), None)
+        named_anywhere = any(lv.value == value for lv in self.levels if lv.value is not None)
+        if named is not None or named_anywhere:
+            return named
+        return next((lv for lv in here if lv.value is None), None)  # the ELSE branch: any other value
 
     def covariate_code(self, column: str) -> tuple[Coding, str]:
         """The code and unit of a covariate column (matched case-insensitively)."""

@@ -232,15 +232,18 @@ def _record(
             if mdv == 1:
                 report.add("skipped", kind, "MDV 1 on an observation row", source=str(path), line=line)
                 continue
-            level = mapping.level_compartment(cmt)
+            item = mapping.observation_item
+            level_value = num(item) if item else None
+            level = mapping.level_compartment(cmt, level_value)
             if level is None:
+                which = f"CMT {cmt}" if level_value is None else f"{item} {level_value:g} in CMT {cmt}"
                 report.add(
                     "rejected",
                     kind,
-                    f"no analyte mapped to CMT {cmt}",
+                    f"no analyte mapped to {which}",
                     source=str(path),
                     line=line,
-                    field="CMT",
+                    field=item or "CMT",
                 )
                 continue
             dv = num("DV")

@@ -110,6 +110,9 @@ def write_event_table(
             )
             if lv is None:
                 raise ConversionError("no compartment mapped to this analyte", source=m.id, field="analyte")
+            if mapping.observation_item is not None:  # the table has no column for the item
+                why = f"levels told apart by {mapping.observation_item} cannot be written"
+                raise ConversionError(why, source=m.id, field=mapping.observation_item)
             try:
                 value = convert(m.value, m.unit, lv.unit)
             except UnitError as exc:

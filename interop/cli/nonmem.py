@@ -49,7 +49,15 @@ def convert_command(
             rate = "" if d.rate_code is None else f" (RATE={d.rate_code})"
             out_console.print(f"  CMT {d.cmt}{rate}: {d.route} dose", markup=False, highlight=False)
         for lv in cmts.levels:
-            out_console.print(f"  CMT {lv.cmt}: observable {lv.observable}", markup=False, highlight=False)
+            where = (
+                f"CMT {lv.cmt}"
+                if cmts.observation_item is None
+                else (
+                    f"{cmts.observation_item} {'other' if lv.value is None else f'{lv.value:g}'}"
+                    + ("" if lv.cmt is None else f" in CMT {lv.cmt}")
+                )
+            )
+            out_console.print(f"  {where}: observable {lv.observable}", markup=False, highlight=False)
     if result.warnings:
         out_console.print(f"  {len(result.warnings)} warning(s), logged above")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -417,10 +418,15 @@ class CompartmentDose(Frozen):
 
 
 class CompartmentLevel(Frozen):
-    """Observation rows in ``cmt`` are levels of ``observable``."""
+    """Observation rows in ``cmt`` are levels of ``observable``; with the map's ``observation_item``,
+    the rows whose item is ``value`` (in ``cmt`` when given, else in any CMT; no value: any value
+    no other level names)."""
 
-    cmt: int = Field(ge=1)
+    cmt: int | None = Field(default=None, ge=1)
     observable: str
+    value: float | None = Field(
+        default=None, description="Value of the map's observation_item (None: others)"
+    )
 
 
 class CompartmentMap(Frozen):
@@ -428,6 +434,19 @@ class CompartmentMap(Frozen):
 
     doses: tuple[CompartmentDose, ...] = ()
     levels: tuple[CompartmentLevel, ...] = ()
+    observation_item: str | None = Field(
+        default=None, description="Data item (DVID, FLAG...) whose value tells observation rows apart"
+    )
+
+    @model_validator(mode="after")
+    def _levels_matched(self) -> CompartmentMap:
+        for lv in self.levels:
+            if self.observation_item is None and (lv.cmt is None or lv.value is not None):
+                raise ValueError(f"level of {lv.observable!r}: a CMT and no value without observation_item")
+        others = Counter(lv.cmt for lv in self.levels if lv.value is None)
+        if self.observation_item is not None and max(others.values(), default=0) > 1:
+            raise ValueError(f"several levels take the rows of any other value of {self.observation_item}")
+        return self
 
 
 class ResolvedML(Frozen):

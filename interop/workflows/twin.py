@@ -117,7 +117,8 @@ def event_table_mapping(
             + ("" if d.adm is None else f"@{d.adm}")
             for d in cmts.doses
         ]
-    if cmts is not None and not level_cmts:
+    item = None
+    if cmts is not None and not level_cmts and cmts.observation_item is None:
         level_cmts = [f"{lv.cmt}={lv.observable}" for lv in cmts.levels]
     if dose_cmts:
         for spec in dose_cmts:
@@ -139,7 +140,12 @@ def event_table_mapping(
                 doses.append(DoseCompartment(2, inp.route, -2, inp.adm))
     levels: list[LevelCompartment] = []
     by_id = {o.id: o for o in card.observables}
-    if level_cmts:
+    if cmts is not None and not level_cmts and cmts.observation_item is not None:
+        item = cmts.observation_item  # rows told apart by an item's value (NONMEM DVID), CMT or not
+        for lv in cmts.levels:
+            o = next(o for o in card.observables if o.id == lv.observable)
+            levels.append(LevelCompartment(lv.cmt, o.analyte, o.unit, lv.value))
+    elif level_cmts:
         for spec in level_cmts:
             cmt, _, name, _ = _cmt_spec(spec)
             if name not in by_id:
@@ -158,6 +164,7 @@ def event_table_mapping(
         levels=tuple(levels),
         amount_unit=card.dosing[0].amount_unit,
         covariates=covs,
+        observation_item=item,
     )  # type: ignore[arg-type]
 
 

@@ -44,8 +44,8 @@ def test_convert_then_compare_nonmem_needs_no_cmt_options(tmp_path: Path) -> Non
     assert "CMT 3: observable centralmet" in r.stdout
     card = json.loads((out / "run401.card.json").read_text())
     assert card["compartments"]["levels"] == [
-        {"cmt": 2, "observable": "central"},
-        {"cmt": 3, "observable": "centralmet"},
+        {"cmt": 2, "observable": "central", "value": None},
+        {"cmt": 3, "observable": "centralmet", "value": None},
     ]
     # the first 10 subjects of the run
     data = MAPBAYR / "data_to_fit401.csv"

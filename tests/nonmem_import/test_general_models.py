@@ -26,7 +26,7 @@ def test_advan5_parent_metabolite_against_the_matrix_exponential() -> None:
     card = conv.card
     assert card.compartments is not None
     assert {(d.cmt, d.route) for d in card.compartments.doses} == {(1, "iv-bolus")}  # observed: not a depot
-    assert sorted(lv.cmt for lv in card.compartments.levels) == [1, 2]
+    assert sorted(lv.cmt or 0 for lv in card.compartments.levels) == [1, 2]
     errors = {e.observable: e for e in card.residual_error}  # W per CMT, W.EQ.0 guard ignored
     by_cmt = {lv.cmt: lv.observable for lv in card.compartments.levels}
     assert errors[by_cmt[1]].additive_sd == pytest.approx(0.5)

@@ -329,10 +329,12 @@ def _error_expression(ctx: _Context, statements: Any) -> tuple[sympy.Expr, set[s
         e = _normalise(st.expression, ctx).xreplace(env)
         env[sympy.Symbol(str(st.symbol))] = ctx.graph.rename(e)
     y = env.get(sympy.Symbol("Y"))
-    if y is None:
-        if any(re.fullmatch(r"Y_?\d+", k.name) for k in env):  # pharmpy's one Y per DVID value
-            why = ("Y is chosen by data item DVID (observation types told apart by an item other than "
-                   "CMT); the card tells observations apart by CMT")  # fmt: skip
+    split = len(getattr(ctx.model, "dependent_variables", {}) or {}) > 1  # pharmpy's one Y per DVID value
+    if y is None or split:
+        if split or any(re.fullmatch(r"Y_?\d+", k.name) for k in env):
+            why = ("Y is chosen by data item DVID in an IF/ELSE block (pharmpy reads the ELSE as DVID 2); "
+                   "the card routes observations by the values the code names: write IF (DVID.EQ.n) for "
+                   "each type")  # fmt: skip
             ctx.problems.add(ctx.line("ERROR", r"\bDVID\b"), "Y", why)
         else:
             ctx.problems.add(ctx.line("ERROR"), "$ERROR", "Y is never assigned")
@@ -410,62 +412,142 @@ def _observables(
             if s_id
             else sympy.Symbol(safe_id(f"A_{cname}"))
         )
-        yc = y.xreplace({sympy.Symbol("F"): fc}).subs(
-            {cmt: n, sympy.Symbol("MDV"): 0, sympy.Symbol("EVID"): 0}
-        )
+        y_n = y.subs({cmt: n, sympy.Symbol("MDV"): 0, sympy.Symbol("EVID"): 0})
         zero = {e: 0 for e in eps_syms}
-        pred = sympy.simplify(yc.xreplace(zero))
-        sds = [(sympy.diff(yc, e).xreplace(zero), eps_var[e.name]) for e in eps_syms if eps_var[e.name] > 0]
-        sds = [(sd, v) for sd, v in sds if sd != 0]
-        if not sds:
-            if n in tested or f"S{n}" in ctx.graph.final:
-                ctx.warnings.append(
-                    f"compartment {n} ({cname}) has no residual error in Y: not an observable"
-                )
-            continue
-        at_zero = yc.xreplace({e: 0 for e in eps_syms})  # the prediction: the error may use items
+        at_zero = y_n.xreplace(zero)  # the prediction: the error may use items
         chosen = {s.name for a in at_zero.atoms(sympy.core.relational.Relational) for s in a.free_symbols}
         chosen &= set(ctx.columns) - {"CMT", "MDV", "EVID"}
+        branches: list[tuple[str | None, float | None, sympy.Expr]] = [(None, None, y_n)]
         if chosen:
-            why = (f"Y is chosen by data item(s) {', '.join(sorted(chosen))} (observation types, or their "
-                   "error models, told apart by an item other than CMT); the card tells observations "
-                   "apart by CMT")  # fmt: skip
-            ctx.problems.add(err_line, "Y", why)
-            continue
-        bad = {s.name for s in yc.free_symbols} & (RESERVED_ITEMS - {"CMT", "MDV", "EVID"})
-        if bad:
-            ctx.problems.add(err_line, "Y", f"Y depends on data item(s) {', '.join(sorted(bad))}")
-            continue
-        used_states = sorted(x.name for x in pred.free_symbols if x.name.startswith("A_"))
-        if n not in tested and len(used_states) == 1 and used_states[0] != safe_id(f"A_{cname}"):
-            # Y names a compartment's amount itself (A(2)/V, not F): that compartment is observed
-            cname = next((c for c in comp_map if safe_id(f"A_{c}") == used_states[0]), cname)
-            n = comp_map[cname]
-        same = next((o for o in out if sympy.simplify(o["pred"] - pred) == 0), None)
-        if same is not None:
-            if n not in same["cmts"]:
-                same["cmts"].append(n)
-            continue
-        try:
-            shape = classify_error(pred, sds, _values(ctx))
-        except ValueError as exc:
-            ctx.problems.add(err_line, "$ERROR", f"compartment {n}: {exc}")
-            continue
-        except (TypeError, AttributeError) as exc:  # sympy on IF/ELSE it cannot fold
-            why = f"compartment {n}: the residual variance of Y cannot be analysed ({exc})"
-            ctx.problems.add(err_line, "$ERROR", why)
-            continue
-        expr = pred.args[0] if shape.model == "exponential" else pred
-        oid = safe_id(cname.lower())
-        out.append({"id": oid, "sid": f"PRED_{safe_id(cname)}", "pred": pred, "sbml_expr": expr,
-                    "shape": shape, "cmts": [n], "sd_sid": f"SD_{safe_id(cname)}"})  # fmt: skip
-        if shape.note:
-            ctx.warnings.append(f"{oid}: {shape.note}")
+            branches = _item_branches(ctx, y_n, chosen, eps_syms, err_line)
+        for item, value, y_b in branches:
+            uses_f = sympy.Symbol("F") in y_b.free_symbols
+            yc = _unguarded(y_b.xreplace({sympy.Symbol("F"): fc}))
+            pred = sympy.simplify(yc.xreplace(zero))
+            terms = {e.name: sympy.diff(yc, e).xreplace(zero) for e in eps_syms if eps_var[e.name] > 0}
+            terms = {k: sd for k, sd in terms.items() if sd != 0}
+            sds = [(sd, eps_var[k]) for k, sd in terms.items()]
+            if not sds:
+                if item is None and (n in tested or f"S{n}" in ctx.graph.final):
+                    ctx.warnings.append(
+                        f"compartment {n} ({cname}) has no residual error in Y: not an observable"
+                    )
+                continue
+            bad = {s.name for s in yc.free_symbols} & (RESERVED_ITEMS - {"CMT", "MDV", "EVID"})
+            if bad:
+                ctx.problems.add(err_line, "Y", f"Y depends on data item(s) {', '.join(sorted(bad))}")
+                continue
+            used_states = sorted(x.name for x in pred.free_symbols if x.name.startswith("A_"))
+            obs_n, obs_name = n, cname
+            if n not in tested and len(used_states) == 1 and used_states[0] != safe_id(f"A_{cname}"):
+                # Y names a compartment's amount itself (A(2)/V, not F): that compartment is observed
+                obs_name = next((c for c in comp_map if safe_id(f"A_{c}") == used_states[0]), cname)
+                obs_n = comp_map[obs_name]
+            level = None if item is None else (n if uses_f else None, value)
+            same = next((o for o in out if sympy.simplify(o["pred"] - pred) == 0), None)
+            if same is not None and item is None:
+                if obs_n not in same["cmts"]:
+                    same["cmts"].append(obs_n)
+                continue
+            if same is not None and level in same["levels"]:
+                continue  # the same branch reached from another compartment (Y without F)
+            if same is not None:
+                if not _same_error(same["terms"], terms):
+                    pair = " and ".join("other values" if v is None else f"{v:g}" for v in
+                                        (same["levels"][0][1], value))  # fmt: skip
+                    why = (f"Y's error model is chosen by data item {item} for one prediction ({item} "
+                           f"{pair}: replicates or occasions with their own EPS); the card has one "
+                           "error model per observable")  # fmt: skip
+                    ctx.problems.add(err_line, "Y", why)
+                else:
+                    same["levels"].append(level)
+                continue
+            try:
+                shape = classify_error(pred, sds, _values(ctx))
+            except ValueError as exc:
+                ctx.problems.add(err_line, "$ERROR", f"compartment {n}: {exc}")
+                continue
+            except (TypeError, AttributeError) as exc:  # sympy on IF/ELSE it cannot fold
+                why = f"compartment {n}: the residual variance of Y cannot be analysed ({exc})"
+                ctx.problems.add(err_line, "$ERROR", why)
+                continue
+            expr = pred.args[0] if shape.model == "exponential" else pred
+            name = (
+                safe_id(obs_name)
+                if item is None
+                else safe_id(f"{item}_{'other' if value is None else f'{value:g}'}")
+            )
+            oid = name.lower()
+            out.append({"id": oid, "sid": f"PRED_{name}", "pred": pred, "sbml_expr": expr, "shape": shape,
+                        "cmts": [obs_n], "sd_sid": f"SD_{name}", "item": item, "terms": terms,
+                        "levels": [] if level is None else [level]})  # fmt: skip
+            if shape.note:
+                ctx.warnings.append(f"{oid}: {shape.note}")
+    items = {o["item"] for o in out}
+    if len(items) > 1:
+        why = "Y is chosen by CMT for some observations and by a data item for others"
+        ctx.problems.add(err_line, "Y", why)
     if not out:
         ctx.problems.add(
             err_line, "$ERROR", "no compartment is observed with a residual error (Y = F + ...EPS)"
         )
     return out
+
+
+def _item_branches(
+    ctx: _Context, y: sympy.Expr, chosen: set[str], eps: list[sympy.Symbol], line: int | None
+) -> list[tuple[str | None, float | None, sympy.Expr]]:
+    """Y per value of the one data item its conditions test (``IF (DVID.EQ.2) Y = ...``).
+
+    Every condition on the item must compare it with a constant (.EQ./.NE.), else a refusal (and
+    no branch). The branch no named value reaches (Y before the IFs, ELSE) is value None: the rows
+    whose item is any other value, when it has a residual error.
+    """
+    relational = sympy.core.relational.Relational
+    item = next(iter(chosen))
+    sym = sympy.Symbol(item)
+    atoms = {a for a in y.atoms(relational) if sym in a.free_symbols}
+    ok = len(chosen) == 1 and all(
+        isinstance(a, (sympy.Eq, sympy.Ne)) and sym in a.args and any(x.is_Number for x in a.args)
+        for a in atoms
+    )
+    if not ok:
+        why = (f"Y is chosen by data item(s) {', '.join(sorted(chosen))} other than by one item compared "
+               "with constants (IF (DVID.EQ.1) Y = ...); the card routes observations by one item's "
+               "values")  # fmt: skip
+        ctx.problems.add(line, "Y", why)
+        return []
+    values = sorted({float(next(x for x in a.args if x.is_Number)) for a in atoms})
+    other = y.subs(sym, min(values) - 1000.5)  # a value no condition names: the ELSE branch
+    out: list[tuple[str | None, float | None, sympy.Expr]] = [(item, v, y.subs(sym, v)) for v in values]
+    return out + ([(item, None, other)] if set(eps) & other.free_symbols else [])
+
+
+def _unguarded(e: sympy.Expr) -> sympy.Expr:
+    """``e`` without guards against an amount of exactly 0 (``IF (A(1).EQ.0) DEL = 1`` before
+    ``LOG(A(1) + DEL)``): a Piecewise whose conditions only test amounts for 0 is its otherwise
+    value, as the card's predictions treat F = 0 already (errormodel.py)."""
+
+    def zero_test(c: sympy.Basic) -> bool:
+        eqs = c.atoms(sympy.core.relational.Relational)
+        return bool(eqs) and all(
+            isinstance(a, sympy.Eq) and a.args[1] == 0 and isinstance(a.args[0], sympy.Symbol)
+            and a.args[0].name.startswith("A_") for a in eqs
+        )  # fmt: skip
+
+    def drop(p: sympy.Piecewise) -> sympy.Basic:
+        rest = [(v, c) for v, c in p.args if c is not sympy.true]
+        default = next((v for v, c in p.args if c is sympy.true), None)
+        return default if default is not None and all(zero_test(c) for _v, c in rest) else p
+
+    if not e.has(sympy.Piecewise):
+        return e
+    return e.replace(lambda x: isinstance(x, sympy.Piecewise), drop)
+
+
+def _same_error(a: dict[str, sympy.Expr], b: dict[str, sympy.Expr]) -> bool:
+    """The same residual error terms (dY/dEPS_k, EPS by EPS)."""
+    return a.keys() == b.keys() and all(sympy.simplify(a[k] - b[k]) == 0 for k in a)
 
 
 def _occasions(ctx: _Context, rvs: Any) -> tuple[list[dict[str, Any]], set[str]]:
@@ -640,7 +722,10 @@ def _card(ctx, model_id, title, drug, institution, units, reference_outputs, sou
                           "analyte": analyte.model_dump()})  # fmt: skip
         s = o["shape"]
         errors.append(s.card(o["id"], o["sd_sid"]))
-        levels += [{"cmt": n, "observable": o["id"]} for n in o["cmts"]]
+        if o["item"] is None:
+            levels += [{"cmt": n, "observable": o["id"]} for n in o["cmts"]]
+        else:
+            levels += [{"cmt": n, "value": v, "observable": o["id"]} for n, v in o["levels"]]
     dosing = [
         {"route": i["route"], "fraction": i["fraction"], "target": i["target"], "amount_unit": amount_unit,
          "bioavailability": i["bio"], "lag_time_h": i["lag"], "duration_parameter": i["duration"]}
@@ -673,7 +758,8 @@ def _card(ctx, model_id, title, drug, institution, units, reference_outputs, sou
             },
             "residual_error": errors,
             "reference_outputs": [r.model_dump() for r in reference_outputs],
-            "compartments": {"doses": dose_cmts, "levels": levels},
+            "compartments": {"doses": dose_cmts, "levels": levels,
+                             "observation_item": next((o["item"] for o in observables), None)},
         }, source=source)  # fmt: skip
     except SchemaError as exc:
         ctx.problems.add(None, "model card", exc.message)

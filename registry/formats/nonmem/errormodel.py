@@ -77,6 +77,8 @@ def classify_error(
     variance = sum((sd**2 * sigma for sd, sigma in sds), sympy.Integer(0))
     variance = sympy.sympify(variance).xreplace(dict(values))
     general = variance
+    if variance.free_symbols - sympy.sympify(prediction).xreplace(dict(values)).free_symbols:
+        return _sbml(general, log_scale)  # symbols solving for a state cannot remove (ETA, items)
     if states:
         try:
             solved = sympy.solve(sympy.Eq(prediction.xreplace(dict(values)), f), states[0])
