@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from pathlib import Path
 
 from interop.errors import ConversionError
 
-__all__ = ["KEY_ENV", "SecretKey", "load_key", "pseudonymise", "source_token"]
+__all__ = ["KEY_ENV", "SecretKey", "is_pseudonym", "load_key", "pseudonymise", "source_token"]
 
 KEY_ENV = "INTEROP_PSEUDONYM_KEY"
 
@@ -42,6 +43,18 @@ def pseudonymise(key: bytes, system: str, value: str) -> str:
     """A stable pseudonym for identifier ``value`` in ``system`` (hex, 32 characters)."""
     mac = hmac.new(key, f"{system}|{value}".encode(), hashlib.sha256)
     return mac.hexdigest()[:32]
+
+
+_PSEUDONYM = re.compile(r"[0-9a-f]{32}")
+
+
+def is_pseudonym(value: object) -> bool:
+    """Whether ``value`` has the form :func:`pseudonymise` gives (32 lowercase hex characters).
+
+    A resource tagged as pseudonymised keeps its id only when the id has this form: the tag alone
+    is not trusted, so a tagged resource with another id (edited, or forged) is pseudonymised again
+    instead of passing an identifier through."""
+    return isinstance(value, str) and _PSEUDONYM.fullmatch(value) is not None
 
 
 def source_token(key: bytes, source: str) -> str:

@@ -14,7 +14,7 @@ from converters.fhir.context import Context, Reject, is_pseudonymised
 from converters.fhir.refs import aliases_of
 from converters.fhir.sources import Entry
 from converters.fhir.timing import aware
-from converters.pseudonym import pseudonymise
+from converters.pseudonym import is_pseudonym, pseudonymise
 from interop.schema import Coding, Condition, Patient, Transformation
 
 __all__ = ["convert_condition", "convert_patient", "index_encounter", "index_specimen"]
@@ -27,10 +27,10 @@ def patient_id(res: dict[str, Any], ctx: Context) -> str:
     """The pseudonym: keyed hash of the first identifier (system|value), else of the resource id."""
     for ident in res.get("identifier") or []:
         if isinstance(ident, dict) and ident.get("value"):
-            if ident.get("system") == PSEUDONYM_SYSTEM:
+            if ident.get("system") == PSEUDONYM_SYSTEM and is_pseudonym(ident["value"]):
                 return str(ident["value"])  # a record we exported: already pseudonymous
             return pseudonymise(ctx.key, str(ident.get("system") or ""), str(ident["value"]))
-    if is_pseudonymised(res) and res.get("id"):
+    if is_pseudonymised(res) and is_pseudonym(res.get("id")):
         return str(res["id"])
     if not res.get("id"):
         raise Reject("Patient without identifier or id", "identifier")

@@ -18,7 +18,7 @@ from converters.fhir.notes import note
 from converters.fhir.refs import reference_key
 from converters.fhir.sources import Entry
 from converters.fhir.versions import FhirVersion
-from converters.pseudonym import pseudonymise, source_token
+from converters.pseudonym import is_pseudonym, pseudonymise, source_token
 from converters.report import ImportReport, Outcome
 from interop.schema import Coding, Provenance, Transformation
 
@@ -112,8 +112,8 @@ class Context:
     # -- identities -------------------------------------------------------------------------
     def item_id(self, rtype: str, res: dict[str, Any], entry: Entry) -> str:
         rid = res.get("id")
-        if is_pseudonymised(res) and isinstance(rid, str):
-            return rid
+        if is_pseudonymised(res) and is_pseudonym(rid):
+            return str(rid)
         if isinstance(rid, str) and rid:
             return pseudonymise(self.key, rtype, rid)
         # no id: the content itself identifies the resource (stable across runs)
@@ -147,7 +147,11 @@ class Context:
         rid = res.get("id")
         if rid is None or rid == "":
             return None
-        return str(rid) if is_pseudonymised(res) else pseudonymise(self.key, rtype, str(rid))
+        return (
+            str(rid)
+            if is_pseudonymised(res) and is_pseudonym(rid)
+            else pseudonymise(self.key, rtype, str(rid))
+        )
 
     def source_token(self, source: str) -> str:
         """The input file's keyed token (cached: one per file)."""

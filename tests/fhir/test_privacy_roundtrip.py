@@ -132,3 +132,23 @@ def test_export_validates_and_round_trip_is_lossless_for_mapped_fields():
         again = convert_bundle(json.loads(json.dumps(exported)), b"a-different-key-1234567").records[0]
         assert _mapped(again) == _mapped(rec)
         assert export_bundle(again) == exported  # and FHIR -> record -> FHIR is stable
+
+
+def test_the_pseudonymised_tag_alone_does_not_let_an_identifier_through():
+    """A resource tagged as exported (pseudonymised) keeps its id only when the id has the
+    pseudonym's form; an edited or forged one is pseudonymised again (hypothesis found an
+    Observation id ``False`` passing into the report as it was)."""
+    exported = export_bundle(convert_bundle(collection(pat1(), weight_of_pat1()), KEY).records[0])
+    raw = "MRN-0042"
+    for entry in exported["entry"]:
+        res = entry["resource"]
+        res["id"] = raw
+        for ident in res.get("identifier") or []:
+            ident["value"] = raw
+        if "subject" in res:
+            res["subject"]["reference"] = f"Patient/{raw}"
+    result = convert_bundle(json.loads(json.dumps(exported)), KEY)
+    (record,) = result.records
+    shown = json.dumps([record.model_dump(mode="json"), [i.resource_id for i in result.report.issues]])
+    assert raw not in shown
+    assert record.patient.id != raw and len(record.measurements) == 1
