@@ -11,7 +11,7 @@ import numpy as np
 
 from interop.schema import LOINC, Coding, Covariate, CovariateSource, Occasion, RandomEffects
 from registry.formats.pharmml.flatmodel import Correlation, Eta
-from registry.formats.pharmml.maths import Expr, Sym, Unsupported, evaluate
+from registry.formats.pharmml.maths import Expr, Sym, Unsupported, evaluate, evaluate_variance
 
 __all__ = ["build_covariates", "build_random_effects", "covariate_source"]
 
@@ -134,13 +134,7 @@ def build_random_effects(
 
 
 def _variance(eta: Eta, env: dict[str, float]) -> float:
-    try:
-        v = evaluate(eta.variance, env)
-    except KeyError as exc:
-        raise Unsupported(eta.element, f"variance of {eta.name!r} uses {exc} which has no value") from None
-    if not math.isfinite(v) or v < 0:
-        raise Unsupported(eta.element, f"variance of {eta.name!r} is {v}")
-    return v
+    return evaluate_variance(eta.variance, env, eta.element, f"variance of {eta.name!r}")
 
 
 def output_symbol(expr: Expr) -> str | None:

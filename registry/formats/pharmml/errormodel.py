@@ -25,6 +25,7 @@ from registry.formats.pharmml.maths import (
     Sym,
     Unsupported,
     evaluate,
+    evaluate_variance,
     substitute,
     symbols,
     uses_time,
@@ -43,13 +44,7 @@ def build_residual_error(
     if not isinstance(obs.output, Sym):
         raise Unsupported(obs.element, "the observation output must be a model symbol")
     y = obs.output.name
-    try:
-        variance = evaluate(obs.epsilon_variance, env)
-    except KeyError as exc:
-        raise Unsupported(obs.element, f"residual variance uses {exc} which has no value") from None
-    if not math.isfinite(variance) or variance < 0:
-        raise Unsupported(obs.element, f"the residual variance is {variance}")
-    sd_eps = math.sqrt(variance)
+    sd_eps = math.sqrt(evaluate_variance(obs.epsilon_variance, env, obs.element, "residual variance"))
     if sd_eps == 0:
         warnings.append(f"{obs.id}: residual error is 0")
         return None

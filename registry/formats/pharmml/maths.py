@@ -29,6 +29,7 @@ __all__ = [
     "Time",
     "Unsupported",
     "evaluate",
+    "evaluate_variance",
     "parse_expr",
     "substitute",
     "symbols",
@@ -350,6 +351,18 @@ _EVAL2: dict[str, Callable[[float, float], float]] = {
     "eq": lambda a, b: float(a == b), "neq": lambda a, b: float(a != b),
     "xor": lambda a, b: float(bool(a) != bool(b)),
 }  # fmt: skip
+
+
+def evaluate_variance(expr: Expr, env: Mapping[str, float], element: etree._Element, what: str) -> float:
+    """A variance's value in ``env``, finite and not negative; else :class:`Unsupported` at
+    ``element`` naming ``what`` (a random effect's or the residual error's variance)."""
+    try:
+        value = evaluate(expr, env)
+    except KeyError as exc:
+        raise Unsupported(element, f"{what} uses {exc} which has no value") from None
+    if not math.isfinite(value) or value < 0:
+        raise Unsupported(element, f"{what} is {value}")
+    return value
 
 
 def evaluate(expr: Expr, env: Mapping[str, float], time: float = 0.0) -> float:
