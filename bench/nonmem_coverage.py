@@ -36,14 +36,13 @@ sys.path.insert(0, str(ROOT))  # the checkout, when not installed
 
 import numpy as np  # noqa: E402
 
+from bench.pharmml_coverage import print_reasons, reason_class  # noqa: E402
 from interop.schema import ReferenceDose  # noqa: E402
 from interop.twin import bind_regimen, load_model, simulate  # noqa: E402
 from registry.formats.nonmem import NonmemError, convert  # noqa: E402
 from registry.formats.nonmem.stream import record_lines  # noqa: E402
 
 TIMES = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 24.0])
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
 _STREAM = re.compile(r"\.(mod|ctl)$", re.I)
 LIMIT_S = 240  # per file, for conversion and again for simulation
 
@@ -67,12 +66,6 @@ def classify(text: str) -> str:
     if re.search(r"\bF_FLAG\s*=\s*1\b", code, re.I) and not re.search(r"\bF_FLAG\s*=\s*0\b", code, re.I):
         return "non-continuous"
     return "continuous"
-
-
-def reason_class(message: str) -> str:
-    """A refusal message with its names and numbers blanked, so like reasons count together."""
-    text = _QUOTED.sub("'…'", message)
-    return _NUMBER.sub("N", text)[:110]
 
 
 class _Timeout(BaseException):  # sympy catches Exception in places
@@ -186,12 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {r.kind[:5]} {r.status:15} {r.seconds:6.2f}s {where[:58]:58} {first[:120]}", flush=True)
     kinds = Counter(r.kind for r in results)
     print("\nfiles by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
-    primary = Counter(r.reasons[0] for r in results if r.reasons)
-    anywhere = Counter(c for r in results for c in set(r.reasons))
-    if anywhere:
-        print(f"\n{'files (primary)':>16} {'files (any)':>11}  reason")
-        for reason, n in anywhere.most_common():
-            print(f"{primary.get(reason, 0):16d} {n:11d}  {reason}")
+    print_reasons([r.reasons for r in results])
     crashed = [r for r in results if r.status == "crashed"]
     print(f"\ncrashed (uncaught exceptions): {len(crashed)}")
     other = [r for r in results if r.kind == "non-continuous"]

@@ -147,6 +147,16 @@ def dataset_covariates(
     return found
 
 
+def print_reasons(reasons: list[tuple[str, ...]]) -> None:
+    """The refusal table: per reason, the files it stops first (primary) and at all (any)."""
+    primary = Counter(r[0] for r in reasons if r)
+    anywhere = Counter(c for r in reasons for c in set(r))
+    if anywhere:
+        print(f"\n{'files (primary)':>16} {'files (any)':>11}  reason")
+        for reason, n in anywhere.most_common():
+            print(f"{primary.get(reason, 0):16d} {n:11d}  {reason}")
+
+
 def _timeout(signum, frame):  # type: ignore[no-untyped-def]
     raise TimeoutError("simulation took over 60 s")
 
@@ -214,12 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in tried:
             first = r.reasons[0] if r.reasons else r.note
             print(f"  {r.status:16} {r.seconds:6.2f}s {r.path.name:50} {first}")
-    primary = Counter(r.reasons[0] for r in tried if r.reasons)
-    anywhere = Counter(c for r in tried for c in set(r.reasons))
-    if anywhere:
-        print(f"\n{'files (primary)':>16} {'files (any)':>11}  reason")
-        for reason, n in anywhere.most_common():
-            print(f"{primary.get(reason, 0):16d} {n:11d}  {reason}")
+    print_reasons([r.reasons for r in tried])
     folders = sorted({r.path.parent for r in tried})
     if len(folders) > 1:
         print(f"\n{'folder':60} {'ok':>4} {'tried':>6}")
